@@ -1,0 +1,2 @@
+// Public API of the cdktf-nixos construct library and deploy engine.
+export {};

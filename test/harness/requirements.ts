@@ -1,0 +1,41 @@
+import { execFileSync } from "node:child_process";
+import { existsSync } from "node:fs";
+
+/** What a world test can need from the machine. */
+export type Requirement = "root" | "nix" | "sshd" | "netns" | "terraform" | "aws-provider-mirror";
+
+const checks: Record<Requirement, () => string | undefined> = {
+  root: () => (process.getuid?.() === 0 ? undefined : "must run as root (namespaces, mounts, target stores)"),
+  nix: () => (onPath("nix-store") ? undefined : "nix-store not on PATH (apt-get install nix-bin nix-setup-systemd)"),
+  sshd: () => (existsSync("/usr/sbin/sshd") ? undefined : "/usr/sbin/sshd missing (apt-get install openssh-server)"),
+  netns: () => (onPath("ip") && onPath("unshare") ? undefined : "ip/unshare missing (apt-get install iproute2 util-linux)"),
+  terraform: () => (onPath("terraform") ? undefined : "terraform not on PATH"),
+  "aws-provider-mirror": () =>
+    existsSync("/opt/tf-plugins/registry.terraform.io/hashicorp/aws")
+      ? undefined
+      : "no hashicorp/aws filesystem mirror under /opt/tf-plugins",
+};
+
+function onPath(tool: string): boolean {
+  try {
+    execFileSync("sh", ["-c", `command -v ${tool}`], { stdio: "ignore" });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Returns the reason a test cannot run here, or undefined when it can. Under CI=true a missing tool is an error,
+ * never a skip: use `describe.skipIf(missing(...))` only through this function.
+ */
+export function missing(...requirements: Requirement[]): string | undefined {
+  const reasons = requirements.map((r) => checks[r]()).filter((r): r is string => r !== undefined);
+  if (reasons.length === 0) return undefined;
+  const reason = reasons.join("; ");
+  if (process.env.CI === "true") {
+    throw new Error(`CI=true and this test cannot run: ${reason}. The test command (test/run-all.sh) installs it.`);
+  }
+  console.warn(`skipping: ${reason}`);
+  return reason;
+}

@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# The whole test suite on a fresh Debian/Ubuntu machine, as root: installs what it needs (idempotent),
+# then lint, typecheck, build, the unit suite and the world suite (real Nix, namespaced sshd targets, terraform).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+say() { printf '[test] %s\n' "$*" >&2; }
+
+if [ "$(id -u)" != 0 ]; then
+  say "run as root: the world suite creates network/mount namespaces and target Nix stores (sudo $0)"
+  exit 2
+fi
+if ! command -v apt-get >/dev/null; then
+  say "this script installs its tools with apt-get (Debian/Ubuntu); elsewhere install nix, openssh-server,"
+  say "iproute2 and util-linux by hand, then run: npm ci && npx vitest run"
+  exit 2
+fi
+
+missing=()
+command -v nix-store >/dev/null || missing+=(nix-bin)
+{ [ -f /etc/nix/nix.conf ] && getent group nixbld >/dev/null; } || missing+=(nix-setup-systemd)
+[ -x /usr/sbin/sshd ] || missing+=(openssh-server)
+command -v ssh-keygen >/dev/null || missing+=(openssh-client)
+command -v ip >/dev/null || missing+=(iproute2)
+command -v unshare >/dev/null || missing+=(util-linux)
+command -v sudo >/dev/null || missing+=(sudo)
+if [ ${#missing[@]} -gt 0 ]; then
+  say "apt-get install ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+command -v terraform >/dev/null || { say "terraform (>= 1.5) must be on PATH; it is not a Debian package"; exit 2; }
+
+export CHECKPOINT_DISABLE=1
+# Without this every Nix build spends seconds retrying a binary cache that is not reachable.
+export NIX_CONFIG="substituters =${NIX_CONFIG:+
+$NIX_CONFIG}"
+
+say "npm ci"
+npm ci --no-audit --no-fund --loglevel=error
+say "lint + typecheck + build"
+npx eslint .
+npx tsc -p tsconfig.json --noEmit
+npm run --silent build
+
+results=$(mktemp -d)
+status=0
+for project in unit world; do
+  say "vitest: $project"
+  npx vitest run --project "$project" --reporter=default --reporter=json \
+    --outputFile.json="$results/$project.json" || status=1
+done
+node -e '
+  let passed = 0, failed = 0, skipped = 0;
+  for (const f of process.argv.slice(1)) {
+    try {
+      const r = JSON.parse(require("fs").readFileSync(f, "utf8"));
+      passed += r.numPassedTests; failed += r.numFailedTests; skipped += r.numPendingTests + r.numTodoTests;
+    } catch { failed += 1; console.error("no results in " + f); }
+  }
+  console.log(`vitest: ${passed} passed, ${failed} failed, ${skipped} skipped`);
+' "$results/unit.json" "$results/world.json"
+rm -rf "$results"
+exit $status
