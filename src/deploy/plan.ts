@@ -1,5 +1,3 @@
-import type { Action } from "./host";
-
 /** Where the NixOS system to deploy comes from. A closed union: the CLI accepts exactly one. */
 export type SystemSource =
   | { readonly kind: "toplevel"; readonly path: string }
@@ -32,8 +30,4 @@ export function parseTargetHost(value: string): { user?: string; host: string } 
     throw new Error(`--target-host '${value}' is not [user@]host (for example root@203.0.113.10)`);
   }
   return user === undefined ? { host } : { user, host };
-}
-
-export function isAction(value: string): value is Action {
-  return value === "switch" || value === "boot" || value === "test" || value === "dry-activate";
 }
