@@ -1,0 +1,101 @@
+import net from "node:net";
+
+/**
+ * A TCP proxy on loopback that holds every chunk for delayMs in each direction, so a round trip costs at least
+ * 2 × delayMs: a high-latency link for benchmarks, since this kernel has no netem. Order is kept; a direction stops
+ * reading while more than MAX_IN_FLIGHT bytes wait or the receiver is not draining.
+ */
+export interface LatencyProxy {
+  readonly host: "127.0.0.1";
+  readonly port: number;
+  close(): Promise<void>;
+}
+
+export interface LatencyProxyOptions {
+  target: { host: string; port: number };
+  /** Added to every chunk, each way. */
+  delayMs: number;
+}
+
+const MAX_IN_FLIGHT = 4 * 1024 * 1024;
+
+export async function startLatencyProxy(options: LatencyProxyOptions): Promise<LatencyProxy> {
+  const { target, delayMs } = options;
+  if (!Number.isFinite(delayMs) || delayMs < 0) throw new Error(`startLatencyProxy: delayMs must be >= 0, got ${delayMs}`);
+  const sockets = new Set<net.Socket>();
+  // half-open, so a client's FIN does not cut off the reply that is still being delayed
+  const server = net.createServer({ allowHalfOpen: true }, (client) => {
+    const upstream = net.connect({ host: target.host, port: target.port, allowHalfOpen: true });
+    for (const s of [client, upstream]) {
+      s.setNoDelay(true);
+      sockets.add(s);
+      s.on("close", () => sockets.delete(s));
+      s.on("error", () => {
+        client.destroy();
+        upstream.destroy();
+      });
+    }
+    delayed(client, upstream, delayMs);
+    delayed(upstream, client, delayMs);
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => resolve());
+  });
+  const port = (server.address() as net.AddressInfo).port;
+  let closed: Promise<void> | undefined;
+  return {
+    host: "127.0.0.1",
+    port,
+    close() {
+      closed ??= new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        for (const s of sockets) s.destroy();
+      });
+      return closed;
+    },
+  };
+}
+
+/** Forwards from → to, each chunk (and the end of the stream) delivered delayMs after it arrived. */
+function delayed(from: net.Socket, to: net.Socket, delayMs: number): void {
+  const queue: { due: number; chunk: Buffer | null }[] = [];
+  let inFlight = 0;
+  let timer: NodeJS.Timeout | undefined;
+
+  const flush = () => {
+    timer = undefined;
+    const now = Date.now();
+    while (queue.length > 0 && queue[0]!.due <= now) {
+      const { chunk } = queue.shift()!;
+      if (chunk === null) {
+        to.end();
+        return;
+      }
+      inFlight -= chunk.length;
+      if (!to.destroyed && !to.write(chunk)) from.pause();
+    }
+    if (inFlight < MAX_IN_FLIGHT && to.writableNeedDrain === false) from.resume();
+    if (queue.length > 0) timer = setTimeout(flush, queue[0]!.due - now);
+  };
+  const enqueue = (chunk: Buffer | null) => {
+    queue.push({ due: Date.now() + delayMs, chunk });
+    if (chunk) {
+      inFlight += chunk.length;
+      if (inFlight >= MAX_IN_FLIGHT) from.pause();
+    }
+    timer ??= setTimeout(flush, delayMs);
+  };
+
+  from.on("data", (chunk: Buffer) => enqueue(chunk));
+  from.on("end", () => enqueue(null));
+  to.on("drain", () => {
+    if (inFlight < MAX_IN_FLIGHT) from.resume();
+  });
+  from.on("close", () => {
+    if (timer && from.destroyed && !from.readableEnded) {
+      clearTimeout(timer);
+      to.destroy();
+    }
+  });
+}
