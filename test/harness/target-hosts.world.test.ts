@@ -1,0 +1,136 @@
+import { readFile, rm } from "node:fs/promises";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { buildSystem } from "./fixture";
+import { missing } from "./requirements";
+import { leftoverTargets, run, startTargets, type TargetWorld } from "./target-hosts";
+
+const ssh = (world: TargetWorld, destination: string, command: string, extra: string[] = []) =>
+  run("ssh", ["-F", world.sshConfigFile, ...extra, destination, command], { check: false });
+
+const copyClosure = (world: TargetWorld, destination: string, path: string) =>
+  run("nix-copy-closure", ["--to", destination, path], { env: { NIX_SSHOPTS: `-F ${world.sshConfigFile}` }, check: false });
+
+describe.skipIf(missing("root", "nix", "sshd", "netns"))("target hosts", () => {
+  let toplevel: string;
+
+  beforeAll(async () => {
+    ({ toplevel } = await buildSystem({ config: { networking: { hostName: "stores" } } }));
+  });
+
+  describe("two hosts", () => {
+    let world: TargetWorld;
+    beforeAll(async () => {
+      world = await startTargets(2);
+    });
+    afterAll(async () => {
+      await world?.stop();
+    });
+
+    it("have separate stores", async () => {
+      const [t1, t2] = world.hosts as [typeof world.hosts[0], typeof world.hosts[0]];
+      expect(t1.storeDir).not.toBe(t2.storeDir);
+      expect((await copyClosure(world, `root@${t1.name}`, toplevel)).exitCode).toBe(0);
+      expect((await t1.exec(`nix-store --check-validity ${toplevel}`)).exitCode).toBe(0);
+      expect((await t2.exec(`nix-store --check-validity ${toplevel}`)).exitCode).not.toBe(0);
+      await expect(readFile(`${t1.storeDir}/store/${toplevel.slice("/nix/store/".length)}/nixos-version`, "utf8")).resolves.toMatch(/lite/);
+    });
+
+    it("serve the host keys they report, under their names and addresses", async () => {
+      for (const host of world.hosts) {
+        const scan = await run("ssh-keyscan", ["-t", "ed25519", host.address]);
+        expect(scan.stdout.trim()).toBe(`${host.address} ${host.hostKey}`);
+        const byName = await ssh(world, host.name, "hostname");
+        expect(byName).toMatchObject({ exitCode: 0, stdout: `${host.name}\n` });
+        const byAddress = await ssh(world, `root@${host.address}`, "true");
+        expect(byAddress.exitCode).toBe(0);
+      }
+      const knownHosts = await readFile(world.knownHostsFile, "utf8");
+      expect(knownHosts).toBe(world.hosts.map((h) => `${h.name},${h.address} ${h.hostKey}\n`).join(""));
+      expect(world.hosts.map((h) => h.address)).toEqual([...new Set(world.hosts.map((h) => h.address))]);
+    });
+
+    it("refuse a connection whose known_hosts entry does not match", async () => {
+      const [t1, t2] = world.hosts as [typeof world.hosts[0], typeof world.hosts[0]];
+      const wrong = await ssh(world, t1.name, "true", ["-o", `HostKeyAlias=${t2.name}`]);
+      expect(wrong.exitCode).toBe(255);
+      expect(wrong.stderr).toContain("REMOTE HOST IDENTIFICATION HAS CHANGED");
+    });
+
+    it("restart with a fresh /run and the same store", async () => {
+      const t1 = world.hosts[0]!;
+      await t1.exec("touch /run/marker && echo x > /nix/var/kept");
+      const initBefore = (await t1.exec("cat /proc/1/stat")).stdout.split(" ")[21];
+      await t1.restart();
+      const after = await t1.exec(`test -e /run/marker; echo $?; cat /nix/var/kept; nix-store --check-validity ${toplevel} && echo valid; cat /proc/1/stat`);
+      const [markerMissing, kept, valid, stat] = after.stdout.trim().split("\n");
+      expect(markerMissing).toBe("1");
+      expect(kept).toBe("x");
+      expect(valid).toBe("valid");
+      expect(stat!.split(" ")[21]).not.toBe(initBefore);
+      expect((await ssh(world, t1.name, "true")).exitCode).toBe(0);
+    });
+
+    it("show a swapped host key after restart, which the old known_hosts rejects", async () => {
+      const t2 = world.hosts[1]!;
+      const oldKey = t2.hostKey;
+      await rm(t2.hostPrivateKeyFile);
+      await rm(`${t2.hostPrivateKeyFile}.pub`);
+      await run("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", t2.hostPrivateKeyFile]);
+      await t2.restart();
+      expect(t2.hostKey).not.toBe(oldKey);
+      const scan = await run("ssh-keyscan", ["-t", "ed25519", t2.address]);
+      expect(scan.stdout.trim()).toBe(`${t2.address} ${t2.hostKey}`);
+      const refused = await ssh(world, t2.name, "true");
+      expect(refused.exitCode).toBe(255);
+      expect(refused.stderr).toContain("REMOTE HOST IDENTIFICATION HAS CHANGED");
+    });
+  });
+
+  describe("users and nix-daemon", () => {
+    let world: TargetWorld;
+    beforeAll(async () => {
+      world = await startTargets(1, {
+        users: [{ name: "alice", sudo: true }, { name: "bob" }],
+        nixDaemon: true,
+        trustedUsers: ["alice"],
+      });
+    });
+    afterAll(async () => {
+      await world?.stop();
+    });
+
+    it("log in by key; only the sudo user gets root; the machine's passwd is untouched", async () => {
+      const alice = await ssh(world, "alice@target1", "id -un; sudo -n id -u");
+      expect(alice).toMatchObject({ exitCode: 0, stdout: "alice\n0\n" });
+      const bob = await ssh(world, "bob@target1", "id -un; sudo -n true");
+      expect(bob.stdout).toBe("bob\n");
+      expect(bob.exitCode).not.toBe(0);
+      expect(await readFile("/etc/passwd", "utf8")).not.toMatch(/^alice:/m);
+    });
+
+    it("let a trusted user import paths through the daemon and reject an untrusted one", async () => {
+      const untrusted = await copyClosure(world, "bob@target1", toplevel);
+      expect(untrusted.exitCode).not.toBe(0);
+      expect(untrusted.stderr).toContain("lacks a valid signature");
+      const trusted = await copyClosure(world, "alice@target1", toplevel);
+      expect(trusted.exitCode, trusted.stderr).toBe(0);
+      const valid = await ssh(world, "alice@target1", `nix-store --check-validity ${toplevel} && echo ok`);
+      expect(valid.stdout).toBe("ok\n");
+    });
+  });
+
+  it("start concurrent worlds on distinct slots, and stop() leaves nothing behind", async () => {
+    const [a, b] = await Promise.all([startTargets(1), startTargets(2)]);
+    try {
+      const addresses = [...a.hosts, ...b.hosts].map((h) => h.address);
+      expect(new Set(addresses).size).toBe(3);
+      expect((await ssh(b, "target2", "hostname")).stdout).toBe("target2\n");
+    } finally {
+      await Promise.all([a.stop(), b.stop()]);
+      await a.stop();
+    }
+    expect(await leftoverTargets([process.pid])).toEqual([]);
+    const netns = await run("ip", ["netns", "list"]);
+    expect(netns.stdout).not.toContain("cdktfnx-");
+  });
+});
