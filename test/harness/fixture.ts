@@ -107,6 +107,22 @@ export async function buildSystem(source: FlakeSource & { flake?: boolean; dir?:
   }
 }
 
+/** Evaluates `<nixpkgs/nixos>` attribute `attr` (e.g. "config.networking.hostName") strictly, as JSON. */
+export async function evalSystem(source: SystemSource, attr: string): Promise<unknown> {
+  const dir = await mkdtemp(join(tmpdir(), "cdktf-nixos-eval-"));
+  try {
+    const config = await writeConfiguration(dir, source);
+    const { stdout } = await nixCommand(
+      ["nix-instantiate", "--eval", "--strict", "--json", "<nixpkgs/nixos>", "-A", attr, "-I", `nixpkgs=${NIXPKGS_LITE}`,
+        "-I", `nixos-config=${config}`],
+      dir,
+    );
+    return JSON.parse(stdout);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
 /** The store paths of a closure, via the machine's nix-store. */
 export async function closureOf(storePath: string): Promise<string[]> {
   return (await run("nix-store", ["--query", "--requisites", storePath])).stdout.split("\n").filter(Boolean);
