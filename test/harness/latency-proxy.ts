@@ -65,7 +65,7 @@ function delayed(from: net.Socket, to: net.Socket, delayMs: number): void {
 
   const flush = () => {
     timer = undefined;
-    const now = Date.now();
+    const now = performance.now();
     while (queue.length > 0 && queue[0]!.due <= now) {
       const { chunk } = queue.shift()!;
       if (chunk === null) {
@@ -79,7 +79,7 @@ function delayed(from: net.Socket, to: net.Socket, delayMs: number): void {
     if (queue.length > 0) timer = setTimeout(flush, queue[0]!.due - now);
   };
   const enqueue = (chunk: Buffer | null) => {
-    queue.push({ due: Date.now() + delayMs, chunk });
+    queue.push({ due: performance.now() + delayMs, chunk });
     if (chunk) {
       inFlight += chunk.length;
       if (inFlight >= MAX_IN_FLIGHT) from.pause();
