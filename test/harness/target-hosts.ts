@@ -358,7 +358,8 @@ class Target implements TargetHost {
 
   async destroy(): Promise<void> {
     await this.halt();
-    await removeSlot(this.slot);
+    // a slot reclaimed by cleanupStaleTargets may already belong to someone else
+    if (readFileOr(`${this.dir}/owner`, "") === ownerStamp()) await removeSlot(this.slot);
   }
 }
 

@@ -1,8 +1,8 @@
-import { readFile, rm } from "node:fs/promises";
+import { readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { buildSystem } from "./fixture";
 import { missing } from "./requirements";
-import { leftoverTargets, run, startTargets, type TargetWorld } from "./target-hosts";
+import { cleanupStaleTargets, leftoverTargets, run, startTargets, STATE_DIR, type TargetWorld } from "./target-hosts";
 
 const ssh = (world: TargetWorld, destination: string, command: string, extra: string[] = []) =>
   run("ssh", ["-F", world.sshConfigFile, ...extra, destination, command], { check: false });
@@ -132,5 +132,27 @@ describe.skipIf(missing("root", "nix", "sshd", "netns"))("target hosts", () => {
     expect(await leftoverTargets([process.pid])).toEqual([]);
     const netns = await run("ip", ["netns", "list"]);
     expect(netns.stdout).not.toContain("cdktfnx-");
+  });
+
+  it("cleanupStaleTargets removes a crashed run's world and leaves live ones alone", async () => {
+    const live = await startTargets(1);
+    const crashed = await startTargets(1);
+    try {
+      // what a killed test process leaves: its owner stamp no longer matches a live process
+      const slot = crashed.hosts[0]!.storeDir.split("/").at(-2)!;
+      await writeFile(`${STATE_DIR}/slots/${slot}/owner`, "999999999 0\n");
+      for (const w of await readdir(`${STATE_DIR}/worlds`)) {
+        if (crashed.sshConfigFile.includes(`/${w}/`)) await writeFile(`${STATE_DIR}/worlds/${w}/owner`, "999999999 0\n");
+      }
+      const cleaned = await cleanupStaleTargets();
+      expect(cleaned).toEqual(expect.arrayContaining([`slot ${slot}`]));
+      expect(cleaned.some((c) => c.startsWith("world "))).toBe(true);
+      expect((await ssh(live, "target1", "true")).exitCode).toBe(0);
+      expect((await run("ip", ["netns", "list"])).stdout).not.toContain(`cdktfnx-s${slot}`);
+    } finally {
+      await crashed.stop();
+      await live.stop();
+    }
+    expect(await leftoverTargets([process.pid])).toEqual([]);
   });
 });
