@@ -254,6 +254,8 @@ class Target implements TargetHost {
     const d = this.dir;
     const passwd = await readFile("/etc/passwd", "utf8");
     const group = await readFile("/etc/group", "utf8");
+    const existing = users.find((u) => passwd.split("\n").some((l) => l.split(":")[0] === u.name));
+    if (existing) throw new Error(`startTargets: user ${existing.name} already exists on this machine; pick another name`);
     const taken = new Set([...passwd.split("\n"), ...group.split("\n")].map((l) => l.split(":")[2]));
     let id = FIRST_USER_ID;
     const extra = { passwd: "", group: "", shadow: "", sudoers: "" };
