@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from "node:child_process";
-import { closeSync, openSync, readFileSync, readdirSync } from "node:fs";
+import { closeSync, openSync, readFileSync, readdirSync, statSync } from "node:fs";
 import { chmod, chown, copyFile, mkdir, mkdtemp, readFile, readdir, rm, writeFile } from "node:fs/promises";
 import net from "node:net";
 import { constants } from "node:os";
@@ -239,6 +239,7 @@ class Target implements TargetHost {
     );
     const ns = netnsName(this.slot);
     const veth = hostVethName(this.slot);
+    await removeNetwork(this.slot); // the slot directory is ours now, so anything named for it is a stale leftover
     await run("ip", ["netns", "add", ns]);
     await run("ip", ["link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", ns]);
     await run("ip", ["addr", "add", `${hostSideAddress(this.slot)}/30`, "dev", veth]);
@@ -415,8 +416,13 @@ function tryKill(pid: number, signal: NodeJS.Signals): void {
   }
 }
 
-/** Removes netns (which takes the veth pair with it), the host-side veth if it survived, and the slot directory. */
 async function removeSlot(slot: number): Promise<void> {
+  await removeNetwork(slot);
+  await rm(`${SLOTS_DIR}/${slot}`, { recursive: true, force: true });
+}
+
+/** Removes the slot's netns (which takes the veth pair with it) and the host-side veth if it survived. */
+async function removeNetwork(slot: number): Promise<void> {
   const ns = netnsName(slot);
   const nsPids = await run("ip", ["netns", "pids", ns], { check: false });
   if (nsPids.exitCode === 0) {
@@ -425,7 +431,6 @@ async function removeSlot(slot: number): Promise<void> {
     await run("ip", ["netns", "del", ns]);
   }
   await run("ip", ["link", "del", hostVethName(slot)], { check: false });
-  await rm(`${SLOTS_DIR}/${slot}`, { recursive: true, force: true });
 }
 
 function ownerStamp(): string {
@@ -445,7 +450,12 @@ function ownerAlive(dir: string): boolean {
     const [pid, start] = readFileSync(`${dir}/owner`, "utf8").trim().split(" ");
     return processStartTime(Number(pid)) === start;
   } catch {
-    return false;
+    // no owner stamp yet: a directory claimed a moment ago, its stamp is being written
+    try {
+      return Date.now() - statSync(dir).mtimeMs < 10_000;
+    } catch {
+      return false;
+    }
   }
 }
 
@@ -470,7 +480,8 @@ export async function cleanupStaleTargets(): Promise<string[]> {
   const live = new Set(listDir(SLOTS_DIR).map(Number));
   for (const slot of await ourNamespaces()) {
     if (live.has(slot)) continue;
-    await removeSlot(slot);
+    if (listDir(SLOTS_DIR).includes(String(slot))) continue; // claimed meanwhile
+    await removeNetwork(slot);
     cleaned.push(`netns ${netnsName(slot)}`);
   }
   for (const slot of await ourVeths()) {
