@@ -33,6 +33,9 @@ describe.skipIf(missing("root", "nix", "sshd", "netns"))("target hosts", () => {
       expect((await t1.exec(`nix-store --check-validity ${toplevel}`)).exitCode).toBe(0);
       expect((await t2.exec(`nix-store --check-validity ${toplevel}`)).exitCode).not.toBe(0);
       await expect(readFile(`${t1.storeDir}/store/${toplevel.slice("/nix/store/".length)}/nixos-version`, "utf8")).resolves.toMatch(/lite/);
+      // the targets' bind mounts live only in their own mount namespaces
+      expect(await readFile("/proc/self/mountinfo", "utf8")).not.toContain(STATE_DIR);
+      expect(await t1.exec("grep -c ' /nix ' /proc/self/mountinfo")).toMatchObject({ stdout: "1\n" });
     });
 
     it("serve the host keys they report, under their names and addresses", async () => {
