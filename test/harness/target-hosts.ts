@@ -433,8 +433,11 @@ async function removeNetwork(slot: number): Promise<void> {
   await run("ip", ["link", "del", hostVethName(slot)], { check: false });
 }
 
+/** Set by global-setup for the world suite, so its teardown can tell its own leftovers from other live runs'. */
+export const RUN_ID_ENV = "CDKTF_NIXOS_WORLD_RUN";
+
 function ownerStamp(): string {
-  return `${process.pid} ${processStartTime(process.pid)}\n`;
+  return `${process.pid} ${processStartTime(process.pid)} ${process.env[RUN_ID_ENV] ?? "-"}\n`;
 }
 
 function processStartTime(pid: number): string | undefined {
@@ -443,6 +446,10 @@ function processStartTime(pid: number): string | undefined {
   } catch {
     return undefined;
   }
+}
+
+function ownerRun(dir: string): string | undefined {
+  return readFileOr(`${dir}/owner`, "").trim().split(" ")[2];
 }
 
 function ownerAlive(dir: string): boolean {
@@ -460,15 +467,17 @@ function ownerAlive(dir: string): boolean {
 }
 
 /**
- * Stops and removes targets and worlds whose owning process is dead (a crashed or killed run), plus namespaces
- * and veths with our prefix that have no slot directory. Live worlds of other processes are left alone.
+ * Stops and removes targets and worlds whose owning process is dead (a crashed or killed run) or that belong to the
+ * world-suite run `runId`, plus namespaces and veths with our prefix that have no slot directory. Other live worlds
+ * are left alone.
  * Returns what was cleaned.
  */
-export async function cleanupStaleTargets(): Promise<string[]> {
+export async function cleanupStaleTargets(runId?: string): Promise<string[]> {
+  const stale = (dir: string) => !ownerAlive(dir) || (runId !== undefined && ownerRun(dir) === runId);
   const cleaned: string[] = [];
   for (const entry of listDir(SLOTS_DIR)) {
     const dir = `${SLOTS_DIR}/${entry}`;
-    if (ownerAlive(dir)) continue;
+    if (!stale(dir)) continue;
     const pid = Number(readFileOr(`${dir}/launcher.pid`, "0"));
     if (pid > 0 && stopLauncher(pid, dir)) {
       for (let i = 0; i < 250 && isOurLauncher(pid, dir); i++) await sleep(20);
@@ -490,7 +499,7 @@ export async function cleanupStaleTargets(): Promise<string[]> {
     cleaned.push(`veth ${hostVethName(slot)}`);
   }
   for (const entry of listDir(WORLDS_DIR)) {
-    if (ownerAlive(`${WORLDS_DIR}/${entry}`)) continue;
+    if (!stale(`${WORLDS_DIR}/${entry}`)) continue;
     await rm(`${WORLDS_DIR}/${entry}`, { recursive: true, force: true });
     cleaned.push(`world ${entry}`);
   }
@@ -498,13 +507,13 @@ export async function cleanupStaleTargets(): Promise<string[]> {
 }
 
 /**
- * What this harness left behind, ignoring worlds owned by live processes that are not `ownPids` (a benchmark running
- * alongside): slot and world directories, netns, veths, launcher/target processes, mounts of STATE_DIR.
+ * What this harness left behind: slot and world directories, netns, veths, target processes, mounts. Counts worlds
+ * of dead owners, of `ownPids` and of the world-suite run `runId`; ignores other live worlds (a benchmark alongside).
  */
-export async function leftoverTargets(ownPids: number[] = []): Promise<string[]> {
+export async function leftoverTargets(ownPids: number[] = [], runId?: string): Promise<string[]> {
   const ours = (dir: string) => {
-    const pid = Number(readFileOr(`${dir}/owner`, "0 ").split(" ")[0]);
-    return !ownerAlive(dir) || ownPids.includes(pid);
+    const pid = Number(readFileOr(`${dir}/owner`, "0").split(" ")[0]);
+    return !ownerAlive(dir) || ownPids.includes(pid) || (runId !== undefined && ownerRun(dir) === runId);
   };
   const left: string[] = [];
   const slots = listDir(SLOTS_DIR).filter((s) => ours(`${SLOTS_DIR}/${s}`));
@@ -521,7 +530,8 @@ export async function leftoverTargets(ownPids: number[] = []): Promise<string[]>
     }
   }
   for (const line of readFileOr("/proc/self/mountinfo", "").split("\n")) {
-    if (line.includes(STATE_DIR) || line.includes(`/run/netns/${NAME_PREFIX}-`)) left.push(`mount: ${line}`);
+    const netns = new RegExp(`/run/netns/${NAME_PREFIX}-s(\\d+) `).exec(line);
+    if (line.includes(STATE_DIR) || (netns && !liveOthers.has(Number(netns[1])))) left.push(`mount: ${line}`);
   }
   return left;
 }
