@@ -1,0 +1,74 @@
+import type { PathInfo, StoreSource } from "../../nix/store-source";
+import type { CopyProgress, CopyReport } from "../host";
+import type { ServeSession } from "./session";
+
+export interface CopyPlan {
+  /** Paths to send, dependencies first. */
+  readonly send: readonly PathInfo[];
+  readonly pathsInClosure: number;
+  readonly pathsAlreadyValid: number;
+  readonly bytesToSend: number;
+}
+
+/** Which paths of the closure the target lacks, in the order they must arrive. */
+export function planCopy(closure: readonly PathInfo[], validOnTarget: ReadonlySet<string>): CopyPlan {
+  const send = closure.filter((info) => !validOnTarget.has(info.path));
+  return {
+    send,
+    pathsInClosure: closure.length,
+    pathsAlreadyValid: closure.length - send.length,
+    bytesToSend: send.reduce((sum, info) => sum + info.narSize, 0),
+  };
+}
+
+export interface CopyClosureOptions {
+  readonly source: StoreSource;
+  readonly target: ServeSession;
+  readonly paths: readonly string[];
+  readonly useSubstitutes?: boolean;
+  readonly onProgress?: (progress: CopyProgress) => void;
+}
+
+/**
+ * nix-copy-closure semantics over one serve session: the closure from the source, one QueryValidPaths for all of it,
+ * then AddToStoreNar for each missing path, dependencies first, without waiting a round trip per path.
+ */
+export async function copyClosure(options: CopyClosureOptions): Promise<CopyReport> {
+  const started = Date.now();
+  const closure = await options.source.closure(options.paths);
+  const valid = await options.target.queryValidPaths(closure.map((i) => i.path), { substitute: options.useSubstitutes });
+  const plan = planCopy(closure, valid);
+  let bytesSent = 0;
+  let pathsDone = 0;
+  const progress = (currentPath?: string) =>
+    options.onProgress?.({
+      pathsDone,
+      pathsTotal: plan.send.length,
+      bytesSent,
+      bytesTotal: plan.bytesToSend,
+      currentPath,
+    });
+  progress();
+  await options.target.addToStoreNars(
+    plan.send.map((info) => ({
+      info,
+      nar: (sink) =>
+        options.source.dumpPath(info, (chunk) => {
+          bytesSent += chunk.length;
+          progress(info.path);
+          return sink(chunk);
+        }),
+    })),
+    () => {
+      pathsDone++;
+      progress();
+    },
+  );
+  return {
+    pathsInClosure: plan.pathsInClosure,
+    pathsAlreadyValid: plan.pathsAlreadyValid,
+    pathsCopied: plan.send.length,
+    bytesSent,
+    durationMs: Date.now() - started,
+  };
+}

@@ -1,0 +1,223 @@
+import type { Readable, Writable } from "node:stream";
+import type { NarSink, PathInfo } from "../../nix/store-source";
+import {
+  ProtocolMismatchError,
+  ServeReader,
+  UnexpectedEndError,
+  readHello,
+  readPathInfos,
+  writeAddToStoreNarHeader,
+  writeDumpStorePath,
+  writeHello,
+  writeQueryClosure,
+  writeQueryPathInfos,
+  writeQueryValidPaths,
+} from "./codec";
+
+/** A running `nix-store --serve` on the other end of some byte stream (an SSH exec channel, a child process). */
+export interface ServeChannel {
+  /** The server's stdin. */
+  readonly input: Writable;
+  /** The server's stdout: the protocol. */
+  readonly output: Readable;
+  /** The server's stderr: Nix's error messages. */
+  readonly errors: Readable;
+  /** Resolves with the exit code (null when killed) once the server process has ended. */
+  readonly exited: Promise<number | null>;
+  /** The command as a user could run it, for messages. */
+  readonly command: string;
+  /** Ends the server: closes its stdin (it exits at EOF) and releases the transport. */
+  close(): void;
+}
+
+/** The server failed; carries what it printed on stderr. */
+export class ServeError extends Error {
+  constructor(message: string, readonly command: string, readonly stderr: string, readonly exitCode?: number | null) {
+    super(message);
+    this.name = "ServeError";
+  }
+}
+
+export interface SessionStats {
+  queryValidPaths: number;
+  queryPathInfos: number;
+  queryClosure: number;
+  dumpStorePath: number;
+  addToStoreNar: number;
+  narBytesSent: number;
+}
+
+/** One item for addToStoreNars: the path's info and a producer of exactly `info.narSize` NAR bytes. */
+export interface NarUpload {
+  readonly info: PathInfo;
+  readonly nar: (sink: NarSink) => Promise<void>;
+}
+
+const STDERR_LIMIT = 64 * 1024;
+
+/**
+ * A client of one `nix-store --serve` process. Commands are answered in order, so several may be in flight at once;
+ * addToStoreNars uses that to send NARs back to back instead of waiting a round trip per path.
+ */
+export class ServeSession {
+  readonly stats: SessionStats = {
+    queryValidPaths: 0, queryPathInfos: 0, queryClosure: 0, dumpStorePath: 0, addToStoreNar: 0, narBytesSent: 0,
+  };
+  private stderrText = "";
+  private readonly reader: ServeReader;
+  private writeFailure?: Error;
+
+  private constructor(private readonly channel: ServeChannel, readonly version: number) {
+    this.reader = new ServeReader(channel.output);
+  }
+
+  /** Starts the session: sends the greeting and checks the server's. */
+  static async open(channel: ServeChannel): Promise<ServeSession> {
+    const session = new ServeSession(channel, 0);
+    channel.errors.on("data", (chunk: Buffer) => {
+      session.stderrText = (session.stderrText + chunk.toString("utf8")).slice(-STDERR_LIMIT);
+    });
+    channel.input.on("error", (err: Error) => (session.writeFailure = err));
+    session.send((write) => writeHello(write));
+    try {
+      (session as { version: number }).version = await readHello(session.reader);
+    } catch (err) {
+      throw await session.explain(err, "starting the serve protocol");
+    }
+    return session;
+  }
+
+  get stderr(): string {
+    return this.stderrText;
+  }
+
+  async queryValidPaths(paths: readonly string[], options: { substitute?: boolean } = {}): Promise<Set<string>> {
+    this.stats.queryValidPaths++;
+    this.send((write) => writeQueryValidPaths(write, paths, { lock: false, substitute: options.substitute === true }));
+    return new Set(await this.reply(() => this.reader.readStrings("the valid paths"), "querying valid paths"));
+  }
+
+  async queryPathInfos(paths: readonly string[]): Promise<PathInfo[]> {
+    this.stats.queryPathInfos++;
+    this.send((write) => writeQueryPathInfos(write, paths));
+    return this.reply(() => readPathInfos(this.reader), "querying path infos");
+  }
+
+  async queryClosure(paths: readonly string[]): Promise<string[]> {
+    this.stats.queryClosure++;
+    this.send((write) => writeQueryClosure(write, paths, false));
+    return this.reply(() => this.reader.readStrings("the closure"), "querying the closure");
+  }
+
+  /** Streams one path's NAR; `narSize` says where it ends (the protocol does not frame it). */
+  async dumpStorePath(path: string, narSize: number, sink: NarSink): Promise<void> {
+    this.stats.dumpStorePath++;
+    this.send((write) => writeDumpStorePath(write, path));
+    await this.reply(() => this.reader.pipeExactly(narSize, sink, `the NAR of ${path}`), `dumping ${path}`);
+  }
+
+  /**
+   * Adds paths in the given order (dependencies first), sending each NAR right after the previous one and reading
+   * the server's acknowledgements as they come.
+   */
+  async addToStoreNars(uploads: readonly NarUpload[], onAdded?: (info: PathInfo) => void): Promise<void> {
+    const acknowledgements = (async () => {
+      for (const upload of uploads) {
+        const ok = await this.reply(() => this.reader.readU64("the acknowledgement"), `adding ${upload.info.path}`);
+        if (ok !== 1) throw new ServeError(`unexpected reply ${ok} to adding ${upload.info.path}`, this.channel.command, this.stderr);
+        onAdded?.(upload.info);
+      }
+    })();
+    // Surface the server's error (read side) rather than the EPIPE the write side sees when the server gives up.
+    acknowledgements.catch(() => undefined);
+    try {
+      for (const upload of uploads) {
+        this.stats.addToStoreNar++;
+        this.send((write) => writeAddToStoreNarHeader(write, upload.info));
+        let sent = 0;
+        await upload.nar(async (chunk) => {
+          sent += chunk.length;
+          this.stats.narBytesSent += chunk.length;
+          await this.writeWithBackpressure(chunk);
+        });
+        if (sent !== upload.info.narSize) {
+          throw new Error(`the NAR of ${upload.info.path} was ${sent} bytes, its info says ${upload.info.narSize}`);
+        }
+      }
+    } catch (err) {
+      await acknowledgements;
+      throw err;
+    }
+    await acknowledgements;
+  }
+
+  /** Closes stdin so the server exits, and waits for it. */
+  async close(): Promise<void> {
+    this.channel.close();
+    await Promise.race([this.channel.exited, new Promise((resolve) => setTimeout(resolve, 5000).unref())]);
+  }
+
+  private send(encode: (write: (bytes: Buffer) => void) => void): void {
+    if (this.writeFailure) throw this.writeFailure;
+    encode((bytes) => this.channel.input.write(bytes));
+  }
+
+  private async writeWithBackpressure(chunk: Buffer): Promise<void> {
+    if (this.writeFailure) throw this.writeFailure;
+    if (!this.channel.input.write(chunk)) {
+      await new Promise<void>((resolve, reject) => {
+        const onDrain = () => {
+          this.channel.input.off("close", onClose);
+          resolve();
+        };
+        const onClose = () => {
+          this.channel.input.off("drain", onDrain);
+          reject(this.writeFailure ?? new Error("the server closed its input"));
+        };
+        this.channel.input.once("drain", onDrain);
+        this.channel.input.once("close", onClose);
+      });
+    }
+  }
+
+  private async reply<T>(read: () => Promise<T>, doing: string): Promise<T> {
+    try {
+      return await read();
+    } catch (err) {
+      throw await this.explain(err, doing);
+    }
+  }
+
+  /** Turns a broken stream into an error that says what the server printed. */
+  private async explain(err: unknown, doing: string): Promise<Error> {
+    if (err instanceof ServeError) return err;
+    if (err instanceof ProtocolMismatchError) {
+      const printed = err.received.toString("utf8").replace(/[^\x20-\x7e\n\t]/g, "").trim();
+      return new ServeError(
+        printed === ""
+          ? "the target did not answer with the nix-store --serve greeting"
+          : `the remote shell printed '${printed.slice(0, 200)}' before nix-store answered`,
+        this.channel.command,
+        this.stderr,
+      );
+    }
+    if (err instanceof UnexpectedEndError || (err as NodeJS.ErrnoException).code === "EPIPE") {
+      const exitCode = await Promise.race([
+        this.channel.exited,
+        new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), 2000).unref()),
+      ]);
+      // stderr may still be arriving after stdout closed
+      await new Promise((resolve) => setImmediate(resolve));
+      const message = lastErrorLine(this.stderr) ?? `the server exited${exitCode === undefined ? "" : ` with code ${exitCode}`}`;
+      return new ServeError(`${doing} failed: ${message}`, this.channel.command, this.stderr, exitCode);
+    }
+    return err instanceof Error ? err : new Error(String(err));
+  }
+}
+
+/** Nix prints "error: ..." lines; the last one is the reason. */
+function lastErrorLine(stderr: string): string | undefined {
+  const lines = stderr.split("\n").map((l) => l.replace(/\x1b\[[0-9;]*m/g, "").trim()).filter((l) => l !== "");
+  const errors = lines.filter((l) => l.startsWith("error:"));
+  return (errors.at(-1) ?? lines.at(-1))?.replace(/^error:\s*/, "");
+}

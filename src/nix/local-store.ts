@@ -1,0 +1,70 @@
+import { spawn } from "node:child_process";
+import { ServeSession, type ServeChannel } from "../deploy/nix-serve/session";
+import type { NarSink, PathInfo, StoreSource } from "./store-source";
+
+/**
+ * The local Nix store, read through a local `nix-store --serve`: closures, path infos and NARs come from Nix itself,
+ * over the same protocol the target speaks.
+ */
+export class LocalStore implements StoreSource {
+  private constructor(private readonly session: ServeSession) {}
+
+  static async open(options: { nixStore?: string; storeUri?: string } = {}): Promise<LocalStore> {
+    const args = [...(options.storeUri ? ["--store", options.storeUri] : []), "--serve"];
+    return new LocalStore(await ServeSession.open(spawnServe(options.nixStore ?? "nix-store", args)));
+  }
+
+  async closure(paths: readonly string[]): Promise<PathInfo[]> {
+    const closure = await this.session.queryClosure(paths);
+    const infos = await this.session.queryPathInfos(closure);
+    const missing = closure.filter((p) => !infos.some((i) => i.path === p));
+    if (missing.length > 0) throw new Error(`the local store has no info for ${missing.join(", ")}`);
+    return dependencyOrder(infos);
+  }
+
+  dumpPath(info: PathInfo, sink: NarSink): Promise<void> {
+    return this.session.dumpStorePath(info.path, info.narSize, sink);
+  }
+
+  close(): Promise<void> {
+    return this.session.close();
+  }
+}
+
+/** Runs `nix-store ARGS` (a serve process) as a child; also what tests use to stand in for a target's store. */
+export function spawnServe(nixStore: string, args: readonly string[]): ServeChannel {
+  const child = spawn(nixStore, args, { stdio: ["pipe", "pipe", "pipe"] });
+  const exited = new Promise<number | null>((resolve) => {
+    child.once("exit", (code) => resolve(code));
+    child.once("error", () => resolve(null));
+  });
+  return {
+    input: child.stdin,
+    output: child.stdout,
+    errors: child.stderr,
+    exited,
+    command: [nixStore, ...args].join(" "),
+    close: () => child.stdin.end(),
+  };
+}
+
+/** Orders infos so that every path comes after the paths it references (self-references aside). */
+export function dependencyOrder(infos: readonly PathInfo[]): PathInfo[] {
+  const byPath = new Map(infos.map((i) => [i.path, i]));
+  const done = new Set<string>();
+  const ordered: PathInfo[] = [];
+  const visit = (info: PathInfo, trail: Set<string>) => {
+    if (done.has(info.path)) return;
+    if (trail.has(info.path)) throw new Error(`reference cycle through ${info.path}`);
+    trail.add(info.path);
+    for (const ref of [...info.references].sort()) {
+      const dep = byPath.get(ref);
+      if (dep !== undefined && ref !== info.path) visit(dep, trail);
+    }
+    trail.delete(info.path);
+    done.add(info.path);
+    ordered.push(info);
+  };
+  for (const info of [...infos].sort((a, b) => a.path.localeCompare(b.path))) visit(info, new Set());
+  return ordered;
+}
