@@ -217,6 +217,8 @@ export class ServeSession {
 
 /** Nix prints "error: ..." lines; the last one is the reason. */
 function lastErrorLine(stderr: string): string | undefined {
+  // Nix colours "error:" when it thinks stderr is a terminal.
+  // eslint-disable-next-line no-control-regex
   const lines = stderr.split("\n").map((l) => l.replace(/\x1b\[[0-9;]*m/g, "").trim()).filter((l) => l !== "");
   const errors = lines.filter((l) => l.startsWith("error:"));
   return (errors.at(-1) ?? lines.at(-1))?.replace(/^error:\s*/, "");
