@@ -164,7 +164,9 @@ class Target implements TargetHost {
 
   async create(clientPublicKey: string, options: TargetHostOptions): Promise<void> {
     const d = this.dir;
-    for (const sub of ["nix", "etc-nix", "etc", "home", "root/.ssh"]) await mkdir(`${d}/${sub}`, { recursive: true });
+    for (const sub of ["nix", "etc-nix", "etc", "etc-upper", "etc-work", "home", "root/.ssh"]) {
+      await mkdir(`${d}/${sub}`, { recursive: true });
+    }
     await chmod(`${d}/root`, 0o700);
     await chmod(`${d}/root/.ssh`, 0o700);
     await writeFile(`${d}/root/.ssh/authorized_keys`, `${clientPublicKey}\n`, { mode: 0o600 });
@@ -227,6 +229,10 @@ class Target implements TargetHost {
         "# PID 1 of the target's PID namespace until it execs sshd",
         "set -e",
         `hostname ${this.name}`,
+        // A private, writable /etc over the machine's (what the target writes stays in etc-upper), marked like a
+        // NixOS image so deploys see a NixOS host; the per-target binds go on top of it.
+        `mount -t overlay overlay -o lowerdir=/etc,upperdir=${d}/etc-upper,workdir=${d}/etc-work /etc`,
+        "touch /etc/NIXOS",
         ...binds.map(([from, to]) => `mount --bind ${from} ${to}`),
         "mount -t tmpfs -o mode=0755 tmpfs /run",
         "mkdir -p /run/sshd",
