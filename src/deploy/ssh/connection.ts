@@ -1,0 +1,275 @@
+import { readFile } from "node:fs/promises";
+import type { Readable, Writable } from "node:stream";
+import { Client, type ClientChannel, type ConnectConfig, type ServerHostKeyAlgorithm } from "ssh2";
+import { ConnectError } from "../errors";
+import { KnownHostsFile, checkHostKey, fingerprint, keyTypeOf, knownHostsName, knownKeyTypes } from "./known-hosts";
+
+export interface SshEndpoint {
+  readonly host: string;
+  readonly port: number;
+  readonly user: string;
+}
+
+export interface SshOptions extends SshEndpoint {
+  /** Private key file; without it, the ssh-agent at SSH_AUTH_SOCK. */
+  readonly privateKeyFile?: string;
+  readonly knownHostsFile: string;
+  /** Record the key of a host known_hosts does not list (OpenSSH's StrictHostKeyChecking=accept-new). */
+  readonly acceptNewHostKey?: boolean;
+  /**
+   * SHA256 fingerprints the host key must have when known_hosts does not list the host yet (read from a trusted
+   * channel such as the EC2 console); a matching key is recorded in known_hosts.
+   */
+  readonly expectedFingerprints?: readonly string[];
+  readonly jumpHost?: SshEndpoint;
+  readonly compress?: boolean;
+  /**
+   * How long to keep retrying while the host is unreachable (booting), in milliseconds.
+   * @default 0 - one attempt
+   */
+  readonly retryForMs?: number;
+  /** @default 15000 */
+  readonly keepaliveIntervalMs?: number;
+}
+
+/** Exponential backoff from 0.5 s doubling to 8 s: what to wait after failed attempt `n` (0-based). */
+export function backoffDelayMs(attempt: number): number {
+  return Math.min(500 * 2 ** attempt, 8000);
+}
+
+/** An authenticated SSH connection to a host whose key was verified. */
+export class SshConnection {
+  private constructor(private readonly client: Client, private readonly jump: Client | undefined, readonly name: string) {}
+
+  /** Connects, retrying while the host is unreachable; never retries a refused host key or authentication. */
+  static async open(options: SshOptions): Promise<SshConnection> {
+    const deadline = Date.now() + (options.retryForMs ?? 0);
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await SshConnection.openOnce(options);
+      } catch (err) {
+        if (!(err instanceof RetryableConnectError) || Date.now() + backoffDelayMs(attempt) > deadline) {
+          throw err instanceof RetryableConnectError ? err.final(attempt + 1) : err;
+        }
+        await new Promise((resolve) => setTimeout(resolve, backoffDelayMs(attempt)));
+      }
+    }
+  }
+
+  private static async openOnce(options: SshOptions): Promise<SshConnection> {
+    const knownHosts = await KnownHostsFile.load(options.knownHostsFile);
+    const privateKey = options.privateKeyFile ? await readPrivateKey(options.privateKeyFile) : undefined;
+    let jump: Client | undefined;
+    let sock: ClientChannel | undefined;
+    if (options.jumpHost) {
+      jump = await connectClient(options.jumpHost, knownHosts, options, privateKey);
+      sock = await new Promise<ClientChannel>((resolve, reject) =>
+        jump!.forwardOut("127.0.0.1", 0, options.host, options.port, (err, channel) => (err ? reject(
+          new RetryableConnectError(`${describe(options)} via ${describe(options.jumpHost!)}: ${err.message}`),
+        ) : resolve(channel))),
+      );
+    }
+    try {
+      const client = await connectClient(options, knownHosts, options, privateKey, sock);
+      return new SshConnection(client, jump, describe(options));
+    } catch (err) {
+      jump?.end();
+      throw err;
+    }
+  }
+
+  /** Runs a command without a PTY and collects its output. */
+  async exec(command: string): Promise<{ exitCode: number; stdout: string; stderr: string }> {
+    const channel = await this.openChannel(command);
+    const stdout: Buffer[] = [];
+    const stderr: Buffer[] = [];
+    channel.stdout.on("data", (c: Buffer) => stdout.push(c));
+    channel.stderr.on("data", (c: Buffer) => stderr.push(c));
+    channel.stdin.end();
+    const exitCode = await channel.exited;
+    return {
+      exitCode: exitCode ?? 255,
+      stdout: Buffer.concat(stdout).toString("utf8"),
+      stderr: Buffer.concat(stderr).toString("utf8"),
+    };
+  }
+
+  /** Starts a command and hands over its streams (for the serve protocol). */
+  openChannel(command: string): Promise<RemoteProcess> {
+    return new Promise((resolve, reject) => {
+      this.client.exec(command, (err, channel) => {
+        if (err) {
+          reject(new ConnectError(`could not start '${command}' on ${this.name}: ${err.message}`, { command }));
+          return;
+        }
+        let exitCode: number | null = null;
+        channel.on("exit", (code: number | null) => (exitCode = typeof code === "number" ? code : null));
+        const exited = new Promise<number | null>((done) => channel.on("close", () => done(exitCode)));
+        resolve({ stdin: channel, stdout: channel, stderr: channel.stderr, exited, close: () => channel.end() });
+      });
+    });
+  }
+
+  close(): void {
+    this.client.end();
+    this.jump?.end();
+  }
+}
+
+export interface RemoteProcess {
+  readonly stdin: Writable;
+  readonly stdout: Readable;
+  readonly stderr: Readable;
+  readonly exited: Promise<number | null>;
+  close(): void;
+}
+
+class RetryableConnectError extends ConnectError {
+  final(attempts: number): ConnectError {
+    return new ConnectError(attempts > 1 ? `${this.message} (gave up after ${attempts} attempts)` : this.message, {
+      hint: this.hint ?? "check that the host is up and reachable on that port; --connect-timeout waits longer for a booting host",
+    });
+  }
+}
+
+function describe(endpoint: SshEndpoint): string {
+  return `${endpoint.user}@${endpoint.host}:${endpoint.port}`;
+}
+
+async function readPrivateKey(file: string): Promise<Buffer> {
+  try {
+    return await readFile(file);
+  } catch (err) {
+    throw new ConnectError(`cannot read the SSH private key ${file}: ${(err as Error).message}`, {
+      hint: "pass --ssh-key with a readable private key file, or leave it out to use ssh-agent (SSH_AUTH_SOCK)",
+    });
+  }
+}
+
+const RETRYABLE = new Set(["ECONNREFUSED", "EHOSTUNREACH", "ENETUNREACH", "ETIMEDOUT", "ECONNRESET", "EAI_AGAIN"]);
+
+function connectClient(
+  endpoint: SshEndpoint,
+  knownHosts: KnownHostsFile,
+  options: SshOptions,
+  privateKey: Buffer | undefined,
+  sock?: ClientChannel,
+): Promise<Client> {
+  const names = [knownHostsName(endpoint.host, endpoint.port)];
+  const preferredTypes = knownKeyTypes(knownHosts.entries, names);
+  let hostKeyProblem: ConnectError | undefined;
+  let recordKey: Buffer | undefined;
+
+  const config: ConnectConfig = {
+    host: endpoint.host,
+    port: endpoint.port,
+    username: endpoint.user,
+    sock,
+    privateKey,
+    agent: privateKey ? undefined : process.env.SSH_AUTH_SOCK,
+    readyTimeout: 20_000,
+    keepaliveInterval: options.keepaliveIntervalMs ?? 15_000,
+    algorithms: {
+      // native AES-GCM first: the copy is CPU-bound and ssh2 does these through node's OpenSSL
+      cipher: ["aes128-gcm@openssh.com", "aes256-gcm@openssh.com", "aes128-ctr", "aes256-ctr", "chacha20-poly1305@openssh.com"],
+      ...(preferredTypes.length > 0 ? { serverHostKey: hostKeyAlgorithms(preferredTypes) } : {}),
+      ...(options.compress ? { compress: ["zlib@openssh.com", "zlib", "none"] } : {}),
+    },
+    hostVerifier: (key: Buffer) => {
+      const verdict = checkHostKey(knownHosts.entries, names, key);
+      switch (verdict.kind) {
+        case "known":
+          return true;
+        case "revoked":
+          hostKeyProblem = new ConnectError(
+            `the host key of ${describe(endpoint)} (${fingerprint(key)}) is marked @revoked in ${knownHosts.path} line ${verdict.entry.line}`,
+          );
+          return false;
+        case "mismatch":
+          hostKeyProblem = new ConnectError(
+            `HOST KEY MISMATCH for ${describe(endpoint)}: it offered ${keyTypeOf(key)} ${fingerprint(key)}, ` +
+              `but ${knownHosts.path} expects ${verdict.expected.map((e) => `${e.keyType} ${fingerprint(e.key)} (line ${e.line})`).join(", ")}`,
+            {
+              hint: "someone may be impersonating the host, or it was rebuilt. If you know it was rebuilt, remove the " +
+                `old entry (ssh-keygen -R ${names[0]} -f ${knownHosts.path}) and verify the new key out of band. Nothing was run on it.`,
+            },
+          );
+          return false;
+        case "unknown":
+          if (options.expectedFingerprints !== undefined) {
+            if (options.expectedFingerprints.includes(fingerprint(key))) {
+              recordKey = key;
+              return true;
+            }
+            hostKeyProblem = new ConnectError(
+              `the host key of ${describe(endpoint)} (${fingerprint(key)}) is not one of the fingerprints the instance ` +
+                `reported (${options.expectedFingerprints.join(", ")})`,
+              { hint: "someone may be intercepting the connection; nothing was run on the host" },
+            );
+            return false;
+          }
+          if (options.acceptNewHostKey) {
+            recordKey = key;
+            return true;
+          }
+          hostKeyProblem = new ConnectError(
+            `${describe(endpoint)} is not in ${knownHosts.path} (it offered ${keyTypeOf(key)} ${fingerprint(key)})`,
+            {
+              hint: "add its key to the known_hosts file (ssh-keyscan output verified out of band), or pass " +
+                "--accept-new-host-key to trust and record it on first use",
+            },
+          );
+          return false;
+      }
+    },
+  };
+
+  return new Promise((resolve, reject) => {
+    const client = new Client();
+    let settled = false;
+    client.once("ready", async () => {
+      settled = true;
+      try {
+        if (recordKey) await knownHosts.add(names[0], recordKey);
+        resolve(client);
+      } catch (err) {
+        client.end();
+        reject(new ConnectError(`could not record the host key in ${knownHosts.path}: ${(err as Error).message}`));
+      }
+    });
+    client.once("error", (err: Error & { level?: string; code?: string }) => {
+      if (settled) return;
+      settled = true;
+      client.end();
+      if (hostKeyProblem) reject(hostKeyProblem);
+      else if (err.level === "client-authentication") {
+        reject(new ConnectError(`${describe(endpoint)} refused authentication as ${endpoint.user}`, {
+          hint: privateKey
+            ? `check that the public key of ${options.privateKeyFile} is in ${endpoint.user}'s authorized_keys on the host`
+            : "no --ssh-key given and ssh-agent offered no accepted key (is SSH_AUTH_SOCK set?)",
+        }));
+      } else if (err.message.includes("Cannot parse privateKey") || err.message.includes("Encrypted")) {
+        reject(new ConnectError(`cannot use the private key ${options.privateKeyFile}: ${err.message}`, {
+          hint: "for a passphrase-protected key, load it into ssh-agent and leave out --ssh-key",
+        }));
+      } else if ((err.code && RETRYABLE.has(err.code)) || err.level === "client-timeout" || err.level === "client-socket") {
+        reject(new RetryableConnectError(`cannot reach ${describe(endpoint)}: ${err.message}`));
+      } else {
+        reject(new ConnectError(`SSH connection to ${describe(endpoint)} failed: ${err.message}`));
+      }
+    });
+    try {
+      client.connect(config);
+    } catch (err) {
+      settled = true;
+      reject(new ConnectError(`cannot connect to ${describe(endpoint)}: ${(err as Error).message}`, {
+        hint: privateKey ? `is ${options.privateKeyFile} an unencrypted OpenSSH private key?` : undefined,
+      }));
+    }
+  });
+}
+
+/** Host key algorithms for the recorded key types, so the host offers the key we know. */
+function hostKeyAlgorithms(types: readonly string[]): ServerHostKeyAlgorithm[] {
+  return types.flatMap((type) => (type === "ssh-rsa" ? ["rsa-sha2-512", "rsa-sha2-256", "ssh-rsa"] : [type])) as ServerHostKeyAlgorithm[];
+}

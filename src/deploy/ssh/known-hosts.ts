@@ -1,0 +1,133 @@
+import { createHash, createHmac, randomBytes } from "node:crypto";
+import { appendFile, mkdir, readFile } from "node:fs/promises";
+import { dirname } from "node:path";
+
+/** One key line of an OpenSSH known_hosts file (sshd(8), SSH_KNOWN_HOSTS FILE FORMAT). */
+export interface KnownHostEntry {
+  readonly line: number;
+  readonly marker?: "@cert-authority" | "@revoked";
+  /** Comma-separated patterns, or a single hashed `|1|salt|hash` name. */
+  readonly hosts: string;
+  readonly keyType: string;
+  readonly key: Buffer;
+}
+
+export function parseKnownHosts(text: string): KnownHostEntry[] {
+  const entries: KnownHostEntry[] = [];
+  text.split("\n").forEach((raw, index) => {
+    const line = raw.trim();
+    if (line === "" || line.startsWith("#")) return;
+    const fields = line.split(/\s+/);
+    let marker: KnownHostEntry["marker"];
+    if (fields[0] === "@cert-authority" || fields[0] === "@revoked") marker = fields.shift() as KnownHostEntry["marker"];
+    if (fields.length < 3) return;
+    const [hosts, keyType, key] = fields;
+    entries.push({ line: index + 1, marker, hosts, keyType, key: Buffer.from(key, "base64") });
+  });
+  return entries;
+}
+
+/** The name OpenSSH looks a host up by: `host`, or `[host]:port` for other ports. */
+export function knownHostsName(host: string, port: number): string {
+  return port === 22 ? host : `[${host}]:${port}`;
+}
+
+/** Whether a host field of a known_hosts line covers `name` (hashed names, patterns with * and ?, negation). */
+export function hostFieldMatches(field: string, name: string): boolean {
+  if (field.startsWith("|1|")) {
+    const [, , salt, hash] = field.split("|");
+    if (salt === undefined || hash === undefined) return false;
+    const digest = createHmac("sha1", Buffer.from(salt, "base64")).update(name).digest("base64");
+    return digest === hash;
+  }
+  let matched = false;
+  for (const pattern of field.split(",")) {
+    const negated = pattern.startsWith("!");
+    if (globMatches(negated ? pattern.slice(1) : pattern, name.toLowerCase())) {
+      if (negated) return false;
+      matched = true;
+    }
+  }
+  return matched;
+}
+
+function globMatches(pattern: string, name: string): boolean {
+  const regex = pattern
+    .toLowerCase()
+    .replace(/[.+^${}()|[\]\\]/g, "\\$&")
+    .replace(/\*/g, ".*")
+    .replace(/\?/g, ".");
+  return new RegExp(`^${regex}$`).test(name);
+}
+
+/** The key type named inside an SSH public key blob (its first string). */
+export function keyTypeOf(blob: Buffer): string {
+  if (blob.length < 4) return "unknown";
+  const length = blob.readUInt32BE(0);
+  return blob.subarray(4, 4 + length).toString("ascii");
+}
+
+/** OpenSSH's SHA256 fingerprint of a key blob, as `ssh-keygen -l` prints it. */
+export function fingerprint(blob: Buffer): string {
+  return `SHA256:${createHash("sha256").update(blob).digest("base64").replace(/=+$/, "")}`;
+}
+
+export type HostKeyVerdict =
+  | { readonly kind: "known"; readonly entry: KnownHostEntry }
+  | { readonly kind: "unknown" }
+  | { readonly kind: "mismatch"; readonly expected: readonly KnownHostEntry[] }
+  | { readonly kind: "revoked"; readonly entry: KnownHostEntry };
+
+/**
+ * What the known_hosts entries say about the key a host offered. Any entry for the host with another key means
+ * mismatch, whatever its type: we ask the server for the key types we know (see knownKeyTypes), so a host that
+ * still has its recorded key offers it.
+ */
+export function checkHostKey(entries: readonly KnownHostEntry[], names: readonly string[], offered: Buffer): HostKeyVerdict {
+  const forHost = entries.filter((e) => e.marker !== "@cert-authority" && names.some((n) => hostFieldMatches(e.hosts, n)));
+  const revoked = entries.find((e) => e.marker === "@revoked" && e.key.equals(offered));
+  if (revoked) return { kind: "revoked", entry: revoked };
+  const known = forHost.find((e) => e.marker === undefined && e.key.equals(offered));
+  if (known) return { kind: "known", entry: known };
+  const others = forHost.filter((e) => e.marker === undefined);
+  return others.length > 0 ? { kind: "mismatch", expected: others } : { kind: "unknown" };
+}
+
+/** The key types recorded for a host, so the SSH negotiation can prefer them (as OpenSSH does). */
+export function knownKeyTypes(entries: readonly KnownHostEntry[], names: readonly string[]): string[] {
+  return [...new Set(entries
+    .filter((e) => e.marker === undefined && names.some((n) => hostFieldMatches(e.hosts, n)))
+    .map((e) => e.keyType))];
+}
+
+export class KnownHostsFile {
+  private constructor(readonly path: string, readonly entries: readonly KnownHostEntry[]) {}
+
+  static async load(path: string): Promise<KnownHostsFile> {
+    let text = "";
+    try {
+      text = await readFile(path, "utf8");
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+    }
+    return new KnownHostsFile(path, parseKnownHosts(text));
+  }
+
+  /** Records a host's key, hashed like OpenSSH's HashKnownHosts so the file does not list the fleet in clear text. */
+  async add(name: string, blob: Buffer): Promise<void> {
+    await mkdir(dirname(this.path), { recursive: true, mode: 0o700 });
+    let prefix = "";
+    try {
+      const existing = await readFile(this.path, "utf8");
+      if (existing !== "" && !existing.endsWith("\n")) prefix = "\n";
+    } catch {
+      // a new file
+    }
+    await appendFile(this.path, `${prefix}${hashHostName(name)} ${keyTypeOf(blob)} ${blob.toString("base64")}\n`, { mode: 0o600 });
+  }
+}
+
+export function hashHostName(name: string, salt: Buffer = randomBytes(20)): string {
+  const hash = createHmac("sha1", salt).update(name).digest("base64");
+  return `|1|${salt.toString("base64")}|${hash}`;
+}
