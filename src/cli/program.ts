@@ -2,6 +2,7 @@ import { Command, CommanderError } from "commander";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { DeployError, type DeployPhase } from "../deploy/errors";
+import { registerDeployCommand } from "./commands/deploy";
 import type { Output } from "./progress";
 import { UsageError } from "./usage-error";
 
@@ -35,6 +36,7 @@ export function buildProgram(output: Output): Command {
       writeErr: (s) => output.stderr.write(s),
     })
     .showHelpAfterError();
+  registerDeployCommand(program, output);
   for (const sub of program.commands) sub.exitOverride().configureOutput(program.configureOutput());
   return program;
 }

@@ -1,0 +1,176 @@
+import { Command, Option } from "commander";
+import { readFile } from "node:fs/promises";
+import { homedir } from "node:os";
+import { join } from "node:path";
+import { ACTIONS, type Action } from "../../deploy/host";
+import { deploy, type DeployRequest, type DeployResult } from "../../deploy/deploy";
+import { defaultDependencies } from "../../deploy/default-dependencies";
+import { parseTargetHost, type SystemSource } from "../../deploy/plan";
+import { createReporter, type Output } from "../progress";
+import { UsageError } from "../usage-error";
+
+interface DeployFlags {
+  targetHost?: string;
+  targetPort: string;
+  sshKey?: string;
+  knownHosts: string;
+  acceptNewHostKey?: boolean;
+  jumpHost?: string;
+  action: Action;
+  useSubstitutes?: boolean;
+  compress?: boolean;
+  buildOnTarget?: boolean;
+  installBootloader?: boolean;
+  rollback: boolean;
+  allowNonNixos?: boolean;
+  toplevel?: string;
+  config?: string;
+  include: string[];
+  flake?: string;
+  nixosArgsFile?: string;
+  connectTimeout: string;
+  json?: boolean;
+}
+
+export function registerDeployCommand(program: Command, output: Output): void {
+  program
+    .command("deploy")
+    .description(
+      "build a NixOS system locally, copy its closure to the target over SSH and activate it (like nixos-rebuild --target-host)",
+    )
+    .addOption(new Option("--target-host <[user@]host>", "host to deploy to").env("CDKTF_NIXOS_TARGET_HOST"))
+    .option("--target-port <port>", "SSH port of the target", "22")
+    .option("--ssh-key <file>", "private key to log in with (default: ssh-agent via SSH_AUTH_SOCK)")
+    .option("--known-hosts <file>", "OpenSSH known_hosts file the host key must be in", join(homedir(), ".ssh", "known_hosts"))
+    .option("--accept-new-host-key", "record the key of a host the known_hosts file does not know yet (never a changed key)")
+    .option("--jump-host <[user@]host[:port]>", "connect through this bastion (like ssh -J)")
+    .addOption(new Option("--action <action>", "what switch-to-configuration does").choices(ACTIONS).default("switch"))
+    .option("--use-substitutes", "let the target download paths from its binary caches instead of copying them")
+    .option("--compress", "compress the SSH connection (helps on slow links, costs CPU on fast ones)")
+    .option("--build-on-target", "copy the derivations and build on the target (for a target of another architecture)")
+    .option("--install-bootloader", "reinstall the boot loader (NIXOS_INSTALL_BOOTLOADER=1)")
+    .option("--no-rollback", "leave the target as it is when activation fails")
+    .option("--allow-non-nixos", "deploy onto a host that does not look like NixOS yet")
+    .option("--toplevel <store-path>", "deploy this already built system")
+    .option("--config <file>", "build <nixpkgs/nixos> with this configuration.nix")
+    .option("-I, --include <name=path>", "add a NIX_PATH entry for --config (repeatable)", collect, [])
+    .option("--flake <ref#name>", "build nixosConfigurations.<name> of this flake")
+    .addOption(
+      new Option("--nixos-args-file <file.json>", "JSON object whose keys become NixOS module arguments")
+        .conflicts(["toplevel"]),
+    )
+    .option("--connect-timeout <seconds>", "keep retrying an unreachable host this long (it may be booting)", "10")
+    .option("--json", "print one JSON object with the result as the last line of stdout")
+    .action(async (flags: DeployFlags) => {
+      const request = deployRequest(flags);
+      const reporter = createReporter(output, { json: flags.json === true });
+      let result: DeployResult;
+      try {
+        result = await deploy({ ...request, onEvent: reporter.onEvent }, defaultDependencies({
+          moduleArgsJson: await moduleArgs(flags),
+          connectRetryMs: Number(flags.connectTimeout) * 1000,
+        }));
+      } finally {
+        reporter.stop();
+      }
+      reporter.done(result);
+    });
+}
+
+/** Turns the flags into a deploy request, or explains which flag is wrong. */
+export function deployRequest(flags: DeployFlags): Omit<DeployRequest, "onEvent"> {
+  if (flags.targetHost === undefined) {
+    throw new UsageError("--target-host is required (or set CDKTF_NIXOS_TARGET_HOST), e.g. --target-host root@203.0.113.10");
+  }
+  let target;
+  try {
+    target = parseTargetHost(flags.targetHost);
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+  const port = Number(flags.targetPort);
+  if (!Number.isInteger(port) || port < 1 || port > 65535) {
+    throw new UsageError(`--target-port '${flags.targetPort}' is not a port number (1-65535)`);
+  }
+  const connectTimeout = Number(flags.connectTimeout);
+  if (!Number.isFinite(connectTimeout) || connectTimeout < 0) {
+    throw new UsageError(`--connect-timeout '${flags.connectTimeout}' is not a number of seconds`);
+  }
+  return {
+    source: systemSource(flags),
+    target: {
+      host: target.host,
+      user: target.user ?? "root",
+      port,
+      privateKeyFile: flags.sshKey,
+      knownHostsFile: flags.knownHosts,
+      acceptNewHostKey: flags.acceptNewHostKey === true,
+      jumpHost: flags.jumpHost,
+      compress: flags.compress === true,
+    },
+    action: flags.action,
+    useSubstitutes: flags.useSubstitutes === true,
+    buildOnTarget: flags.buildOnTarget === true,
+    installBootloader: flags.installBootloader === true,
+    rollback: flags.rollback,
+    allowNonNixos: flags.allowNonNixos === true,
+  };
+}
+
+function systemSource(flags: DeployFlags): SystemSource {
+  const given = [
+    flags.toplevel !== undefined && "--toplevel",
+    flags.config !== undefined && "--config",
+    flags.flake !== undefined && "--flake",
+  ].filter((f): f is string => f !== false);
+  if (given.length !== 1) {
+    throw new UsageError(
+      given.length === 0
+        ? "say what to deploy: --toplevel STORE_PATH, --config configuration.nix [-I nixpkgs=PATH], or --flake REF#NAME"
+        : `give only one of --toplevel, --config and --flake (got ${given.join(" and ")})`,
+    );
+  }
+  if (flags.include.length > 0 && flags.config === undefined) {
+    throw new UsageError("-I only applies to --config; a flake pins its inputs in flake.lock");
+  }
+  for (const entry of flags.include) {
+    if (!/^[^=]+=.+$/.test(entry)) throw new UsageError(`-I '${entry}' is not name=path (e.g. -I nixpkgs=/path/to/nixpkgs)`);
+  }
+  if (flags.toplevel !== undefined) {
+    if (!flags.toplevel.startsWith("/nix/store/")) {
+      throw new UsageError(`--toplevel '${flags.toplevel}' is not a store path (/nix/store/...-nixos-system-...)`);
+    }
+    return { kind: "toplevel", path: flags.toplevel };
+  }
+  if (flags.flake !== undefined) {
+    if (!/^[^#]+#[^#]+$/.test(flags.flake)) {
+      throw new UsageError(`--flake '${flags.flake}' is not REF#NAME (e.g. --flake .#web)`);
+    }
+    return { kind: "flake", ref: flags.flake };
+  }
+  return { kind: "config", configuration: flags.config as string, includes: flags.include };
+}
+
+/** Module arguments from --nixos-args-file or CDKTF_NIXOS_ARGS_JSON (how Terraform passes apply-time values). */
+async function moduleArgs(flags: DeployFlags): Promise<string | undefined> {
+  const text = flags.nixosArgsFile !== undefined
+    ? await readFile(flags.nixosArgsFile, "utf8").catch((err: Error) => {
+      throw new UsageError(`cannot read --nixos-args-file: ${err.message}`);
+    })
+    : process.env.CDKTF_NIXOS_ARGS_JSON;
+  if (text === undefined || text.trim() === "") return undefined;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (err) {
+    throw new UsageError(`module arguments are not JSON: ${(err as Error).message}`);
+  }
+  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) {
+    throw new UsageError("module arguments must be a JSON object, e.g. {\"peers\": [\"10.0.0.5\"]}");
+  }
+  return JSON.stringify(parsed);
+}
+
+function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
+}
