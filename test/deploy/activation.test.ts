@@ -1,0 +1,86 @@
+import { describe, expect, it } from "vitest";
+import {
+  activationCommands,
+  parseGeneration,
+  parseInspection,
+  rollbackCommands,
+  shellQuote,
+  switchCommand,
+} from "../../src/deploy/activation";
+
+const top = "/nix/store/abc-nixos-system-web-25.05";
+const root = { sudo: false, systemd: false };
+
+describe("activation commands", () => {
+  it("sets the profile then switches, for switch and boot", () => {
+    expect(activationCommands(top, "switch", root)).toEqual([
+      `nix-env -p /nix/var/nix/profiles/system --set ${top}`,
+      `env -i PATH=/run/current-system/sw/bin:/usr/bin:/bin NIXOS_INSTALL_BOOTLOADER=0 ${top}/bin/switch-to-configuration switch`,
+    ]);
+    expect(activationCommands(top, "boot", root)[0]).toBe(`nix-env -p /nix/var/nix/profiles/system --set ${top}`);
+  });
+
+  it("leaves the profile alone for test and dry-activate", () => {
+    expect(activationCommands(top, "test", root)).toEqual([
+      `env -i PATH=/run/current-system/sw/bin:/usr/bin:/bin NIXOS_INSTALL_BOOTLOADER=0 ${top}/bin/switch-to-configuration test`,
+    ]);
+    expect(activationCommands(top, "dry-activate", root)).toHaveLength(1);
+  });
+
+  it("runs in a transient unit like nixos-rebuild where systemd runs, through sudo for other users", () => {
+    expect(switchCommand(top, "switch", { sudo: true, systemd: true, installBootloader: true })).toBe(
+      "sudo -n -- systemd-run -E LOCALE_ARCHIVE -E NIXOS_INSTALL_BOOTLOADER=1 --collect --no-ask-password --pipe " +
+        "--quiet --same-dir --service-type=exec --unit=nixos-rebuild-switch-to-configuration --wait " +
+        `${top}/bin/switch-to-configuration switch`,
+    );
+  });
+
+  it("quotes what the shell would split", () => {
+    expect(shellQuote("/nix/store/x y")).toBe("'/nix/store/x y'");
+    expect(shellQuote("it's")).toBe(`'it'\\''s'`);
+    expect(switchCommand("/nix/store/a b", "test", root)).toContain("'/nix/store/a b/bin/switch-to-configuration'");
+  });
+});
+
+describe("rollback commands", () => {
+  const before = {
+    system: "x86_64-linux", nixos: true, systemd: false,
+    currentSystem: "/nix/store/old", profileGeneration: 4, profileSystem: "/nix/store/old",
+  };
+
+  it("puts the profile back on the previous generation and reactivates the running system", () => {
+    expect(rollbackCommands("switch", before, root)).toEqual([
+      "nix-env -p /nix/var/nix/profiles/system --switch-generation 4",
+      "env -i PATH=/run/current-system/sw/bin:/usr/bin:/bin NIXOS_INSTALL_BOOTLOADER=0 /nix/store/old/bin/switch-to-configuration switch",
+    ]);
+  });
+
+  it("reactivates the running system for test, and has nothing to do on a fresh host", () => {
+    expect(rollbackCommands("test", before, root)).toEqual([
+      "env -i PATH=/run/current-system/sw/bin:/usr/bin:/bin NIXOS_INSTALL_BOOTLOADER=0 /nix/store/old/bin/switch-to-configuration test",
+    ]);
+    expect(rollbackCommands("switch", { system: "x86_64-linux", nixos: true, systemd: false }, root)).toEqual([]);
+    expect(rollbackCommands("dry-activate", before, root)).toEqual([]);
+  });
+});
+
+describe("target inspection", () => {
+  it("reads generations from profile links", () => {
+    expect(parseGeneration("system-12-link")).toBe(12);
+    expect(parseGeneration("/nix/var/nix/profiles/system-3-link")).toBe(3);
+    expect(parseGeneration("")).toBeUndefined();
+  });
+
+  it("parses what the inspect command prints", () => {
+    expect(parseInspection(
+      "machine=aarch64\nnix=1\nnixos=1\nsystemd=1\ncurrent=/nix/store/cur\nprofile=system-7-link profileSystem=/nix/store/prof\n",
+    )).toEqual({
+      system: "aarch64-linux", nix: true, nixos: true, systemd: true,
+      currentSystem: "/nix/store/cur", profileGeneration: 7, profileSystem: "/nix/store/prof",
+    });
+    expect(parseInspection("machine=x86_64\nnix=1\nnixos=0\nsystemd=0\n")).toEqual({
+      system: "x86_64-linux", nix: true, nixos: false, systemd: false,
+      currentSystem: undefined, profileGeneration: undefined, profileSystem: undefined,
+    });
+  });
+});

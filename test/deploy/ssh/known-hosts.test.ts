@@ -1,0 +1,83 @@
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import {
+  KnownHostsFile,
+  checkHostKey,
+  fingerprint,
+  hostFieldMatches,
+  keyTypeOf,
+  knownHostsName,
+  knownKeyTypes,
+  parseKnownHosts,
+} from "../../../src/deploy/ssh/known-hosts";
+import { missing } from "../../harness/requirements";
+
+function newKey(dir: string, name: string): { line: string; blob: Buffer; fingerprint: string } {
+  const file = join(dir, name);
+  execFileSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", file]);
+  const [type, b64] = readFileSync(`${file}.pub`, "utf8").trim().split(" ");
+  const fp = execFileSync("ssh-keygen", ["-l", "-f", `${file}.pub`], { encoding: "utf8" }).split(" ")[1];
+  return { line: `${type} ${b64}`, blob: Buffer.from(b64, "base64"), fingerprint: fp };
+}
+
+describe("known_hosts names", () => {
+  it("uses [host]:port for ports other than 22", () => {
+    expect(knownHostsName("10.0.0.1", 22)).toBe("10.0.0.1");
+    expect(knownHostsName("10.0.0.1", 2222)).toBe("[10.0.0.1]:2222");
+  });
+
+  it("matches comma lists, wildcards and negations", () => {
+    expect(hostFieldMatches("web,10.0.0.1", "10.0.0.1")).toBe(true);
+    expect(hostFieldMatches("*.example.com", "a.example.com")).toBe(true);
+    expect(hostFieldMatches("web?", "web1")).toBe(true);
+    expect(hostFieldMatches("*.example.com,!bad.example.com", "bad.example.com")).toBe(false);
+    expect(hostFieldMatches("WEB", "web")).toBe(true);
+    expect(hostFieldMatches("web", "web2")).toBe(false);
+  });
+});
+
+describe.skipIf(missing("sshd"))("host keys (keys and hashes from ssh-keygen)", () => {
+  const dir = mkdtempSync(join(tmpdir(), "kh-"));
+  const a = newKey(dir, "a");
+  const b = newKey(dir, "b");
+
+  it("computes OpenSSH's fingerprint and key type", () => {
+    expect(fingerprint(a.blob)).toBe(a.fingerprint);
+    expect(keyTypeOf(a.blob)).toBe("ssh-ed25519");
+  });
+
+  it("matches hashed entries written by ssh-keygen -H", () => {
+    const file = join(dir, "hashed");
+    writeFileSync(file, `web.example.com ${a.line}\n[10.0.0.9]:2222 ${b.line}\n`);
+    execFileSync("ssh-keygen", ["-H", "-f", file], { stdio: "ignore" });
+    const entries = parseKnownHosts(readFileSync(file, "utf8"));
+    expect(entries.every((e) => e.hosts.startsWith("|1|"))).toBe(true);
+    expect(checkHostKey(entries, ["web.example.com"], a.blob).kind).toBe("known");
+    expect(checkHostKey(entries, ["[10.0.0.9]:2222"], b.blob).kind).toBe("known");
+    expect(checkHostKey(entries, ["10.0.0.9"], b.blob).kind).toBe("unknown");
+  });
+
+  it("tells a changed key from an unknown host, and honours @revoked", () => {
+    const entries = parseKnownHosts(`# fleet\nweb ${a.line}\n@revoked * ${b.line}\n`);
+    expect(checkHostKey(entries, ["web"], a.blob)).toMatchObject({ kind: "known", entry: { line: 2 } });
+    expect(checkHostKey(entries, ["db"], a.blob)).toEqual({ kind: "unknown" });
+    const revoked = newKey(dir, "c");
+    const mismatch = checkHostKey(entries, ["web"], revoked.blob);
+    expect(mismatch.kind).toBe("mismatch");
+    expect(checkHostKey(entries, ["web"], b.blob).kind).toBe("revoked");
+    expect(knownKeyTypes(entries, ["web"])).toEqual(["ssh-ed25519"]);
+  });
+
+  it("records a new host hashed, in a file ssh-keygen -F can find it in", async () => {
+    const file = join(dir, "sub", "known_hosts");
+    const known = await KnownHostsFile.load(file);
+    expect(known.entries).toEqual([]);
+    await known.add("[10.1.2.3]:2200", a.blob);
+    const found = execFileSync("ssh-keygen", ["-F", "[10.1.2.3]:2200", "-f", file], { encoding: "utf8" });
+    expect(found).toContain(a.line);
+    expect(checkHostKey((await KnownHostsFile.load(file)).entries, ["[10.1.2.3]:2200"], a.blob).kind).toBe("known");
+  });
+});
