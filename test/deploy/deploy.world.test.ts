@@ -1,0 +1,245 @@
+import { execFileSync, spawn } from "node:child_process";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { EXIT_CODES } from "../../src/cli/program";
+import { NIXPKGS_LITE, buildSystem, closureOf, writeConfiguration, writeFlake, type NixValue } from "../harness/fixture";
+import { missing } from "../harness/requirements";
+import { startTargets, type TargetHost, type TargetWorld } from "../harness/target-hosts";
+
+const BIN = join(__dirname, "..", "..", "lib", "cli", "bin.js");
+
+interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+  json?: Record<string, unknown>;
+}
+
+/** Runs the built CLI the way a user or Terraform's local-exec does. */
+function cli(args: string[]): Promise<CliResult> {
+  return new Promise((resolve) => {
+    // no binary cache is reachable here; every build would spend seconds retrying one
+    const child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, NIX_CONFIG: "substituters =" } });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (c) => (stdout += c));
+    child.stderr.on("data", (c) => (stderr += c));
+    child.on("close", (code) => {
+      const last = stdout.trim().split("\n").at(-1);
+      let json: Record<string, unknown> | undefined;
+      try {
+        json = last ? JSON.parse(last) : undefined;
+      } catch {
+        json = undefined;
+      }
+      resolve({ code: code ?? -1, stdout, stderr, json });
+    });
+  });
+}
+
+function webConfig(extra: Record<string, NixValue> = {}): Record<string, NixValue> {
+  return { networking: { hostName: "web" }, environment: { etc: { motd: { text: "v1" } } }, ...extra };
+}
+
+describe.skipIf(missing("root", "nix", "sshd", "netns"))("cdktf-nixos deploy against namespaced targets", () => {
+  let world: TargetWorld;
+  let target: TargetHost;
+  let work: string;
+  const sshArgs = () => ["--target-host", `root@${target.address}`, "--ssh-key", world.clientKeyFile, "--known-hosts", world.knownHostsFile];
+  const valid = async (path: string) => (await target.exec(`nix-store --check-validity ${path}`)).exitCode === 0;
+
+  beforeAll(async () => {
+    execFileSync("npm", ["run", "--silent", "build"], { cwd: join(__dirname, "..", ".."), stdio: "inherit" });
+    world = await startTargets(1, {
+      users: [{ name: "deployer", sudo: true }, { name: "stranger" }],
+      nixDaemon: true,
+      trustedUsers: ["deployer"],
+    });
+    target = world.hosts[0];
+    work = await mkdtemp(join(tmpdir(), "deploy-world-"));
+  });
+  afterAll(async () => {
+    await world?.stop();
+    if (work) await rm(work, { recursive: true, force: true });
+  });
+
+  it("switches a fresh target, then a redeploy copies nothing", async () => {
+    const system = await buildSystem({ config: webConfig({ lite: { payload: { paths: 5, sizeKiB: 256 } } }) });
+    const closure = await closureOf(system.toplevel);
+    expect(await valid(system.toplevel)).toBe(false);
+
+    const first = await cli(["deploy", ...sshArgs(), "--toplevel", system.toplevel, "--json"]);
+    expect(first.stderr).toContain("activate: switch");
+    expect(first.code).toBe(0);
+    expect(first.json).toMatchObject({
+      host: `root@${target.address}:22`, action: "switch", pathsCopied: closure.length, pathsInClosure: closure.length,
+      newSystem: system.toplevel, newGeneration: 1,
+    });
+    expect(first.json!.bytesSent as number).toBeGreaterThan(5 * 256 * 1024);
+    expect(await valid(system.toplevel)).toBe(true);
+    const verify = await target.exec("nix-store --verify --check-contents 2>&1");
+    expect(verify.exitCode).toBe(0);
+    expect(verify.stdout).not.toMatch(/error|modified|corrupt/i);
+    expect((await target.exec("readlink /run/current-system")).stdout.trim()).toBe(system.toplevel);
+    expect((await target.exec("cat /nix/var/nixos-lite/etc/motd")).stdout).toBe("v1");
+
+    const again = await cli(["deploy", ...sshArgs(), "--toplevel", system.toplevel, "--json"]);
+    expect(again.code).toBe(0);
+    expect(again.json).toMatchObject({ pathsCopied: 0, bytesSent: 0, previousSystem: system.toplevel, newSystem: system.toplevel });
+  });
+
+  it("copies only the changed paths of an incremental change, built from --config", async () => {
+    const dir = join(work, "incremental");
+    const config = await writeConfiguration(dir, { config: webConfig({ lite: { payload: { paths: 5, sizeKiB: 256, touch: "1" } } }) });
+    const first = await cli(["deploy", ...sshArgs(), "--config", config, "-I", `nixpkgs=${NIXPKGS_LITE}`, "--json"]);
+    expect(first.code, first.stderr).toBe(0);
+    await writeConfiguration(dir, { config: webConfig({ lite: { payload: { paths: 5, sizeKiB: 256, touch: "2" } } }) });
+    const second = await cli(["deploy", ...sshArgs(), "--config", config, "-I", `nixpkgs=${NIXPKGS_LITE}`, "--json"]);
+    expect(second.code, second.stderr).toBe(0);
+    // the touched payload path, and everything that refers to it up to the toplevel; not the 4 other payloads
+    expect(second.json!.pathsCopied as number).toBeGreaterThan(0);
+    expect(second.json!.pathsCopied as number).toBeLessThan((second.json!.pathsInClosure as number) - 4);
+    expect(second.json!.bytesSent as number).toBeLessThan(2 * 256 * 1024);
+    expect(second.json!.newGeneration).toBe((first.json!.newGeneration as number) + 1);
+  });
+
+  it("gives boot, test and dry-activate nixos-rebuild's meaning", async () => {
+    const running = (await target.exec("readlink /run/current-system")).stdout.trim();
+    const generation = () => target.exec("readlink /nix/var/nix/profiles/system").then((r) => r.stdout.trim());
+    const before = await generation();
+
+    const dry = await buildSystem({ config: webConfig({ environment: { etc: { motd: { text: "dry" } } } }) });
+    expect((await cli(["deploy", ...sshArgs(), "--toplevel", dry.toplevel, "--action", "dry-activate"])).code).toBe(0);
+    expect((await target.exec("readlink /run/current-system")).stdout.trim()).toBe(running);
+    expect(await generation()).toBe(before);
+
+    const boot = await buildSystem({ config: webConfig({ environment: { etc: { motd: { text: "boot" } } } }) });
+    expect((await cli(["deploy", ...sshArgs(), "--toplevel", boot.toplevel, "--action", "boot"])).code).toBe(0);
+    expect((await target.exec("readlink /run/current-system")).stdout.trim()).toBe(running);
+    expect((await target.exec("readlink -f /nix/var/nix/profiles/system")).stdout.trim()).toBe(boot.toplevel);
+    expect((await target.exec("cat /nix/var/nixos-lite/boot-default")).stdout.trim()).toBe(boot.toplevel);
+
+    const test = await buildSystem({ config: webConfig({ environment: { etc: { motd: { text: "test" } } } }) });
+    const bootGeneration = await generation();
+    expect((await cli(["deploy", ...sshArgs(), "--toplevel", test.toplevel, "--action", "test"])).code).toBe(0);
+    expect((await target.exec("readlink /run/current-system")).stdout.trim()).toBe(test.toplevel);
+    expect(await generation()).toBe(bootGeneration);
+  });
+
+  it("rolls back to the running system when activation fails", async () => {
+    const good = await buildSystem({ config: webConfig({ environment: { etc: { motd: { text: "good" } } } }) });
+    expect((await cli(["deploy", ...sshArgs(), "--toplevel", good.toplevel])).code).toBe(0);
+    const goodGeneration = (await target.exec("readlink /nix/var/nix/profiles/system")).stdout.trim();
+
+    const bad = await buildSystem({ config: webConfig({ lite: { failActivation: true } }) });
+    const result = await cli(["deploy", ...sshArgs(), "--toplevel", bad.toplevel]);
+    expect(result.code).toBe(EXIT_CODES.activate);
+    expect(result.stderr).toContain(`was rolled back to ${good.toplevel}`);
+    expect((await target.exec("readlink /run/current-system")).stdout.trim()).toBe(good.toplevel);
+    expect((await target.exec("readlink /nix/var/nix/profiles/system")).stdout.trim()).toBe(goodGeneration);
+    expect((await target.exec("cat /nix/var/nixos-lite/etc/motd")).stdout).toBe("good");
+  });
+
+  it("refuses a host whose key is not the one in known_hosts, before running anything", async () => {
+    const system = await buildSystem({ config: webConfig({ environment: { etc: { motd: { text: "impostor" } } } }) });
+    const otherKey = join(work, "other-host-key");
+    execFileSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", otherKey]);
+    const forged = join(work, "forged_known_hosts");
+    const [type, key] = (await readFile(`${otherKey}.pub`, "utf8")).split(" ");
+    await writeFile(forged, `${target.address} ${type} ${key}\n`);
+    const result = await cli(["deploy", "--target-host", `root@${target.address}`, "--ssh-key", world.clientKeyFile,
+      "--known-hosts", forged, "--toplevel", system.toplevel]);
+    expect(result.code).toBe(EXIT_CODES.connect);
+    expect(result.stderr).toContain("HOST KEY MISMATCH");
+    expect(result.stderr).toContain("Nothing was run on it");
+    expect(await valid(system.toplevel)).toBe(false);
+  });
+
+  it("refuses an unknown host unless --accept-new-host-key, which records it", async () => {
+    const system = await buildSystem({ config: webConfig() });
+    const empty = join(work, "empty_known_hosts");
+    const args = ["deploy", "--target-host", `root@${target.address}`, "--ssh-key", world.clientKeyFile, "--known-hosts", empty,
+      "--toplevel", system.toplevel, "--action", "dry-activate"];
+    const refused = await cli(args);
+    expect(refused.code).toBe(EXIT_CODES.connect);
+    expect(refused.stderr).toContain(`is not in ${empty}`);
+    expect(refused.stderr).toContain("--accept-new-host-key");
+
+    expect((await cli([...args, "--accept-new-host-key"])).code).toBe(0);
+    const recorded = execFileSync("ssh-keygen", ["-F", target.address, "-f", empty], { encoding: "utf8" });
+    expect(recorded).toContain(target.hostKey);
+    expect((await cli(args)).code).toBe(0);
+  });
+
+  it("deploys as a trusted non-root user through sudo", async () => {
+    const system = await buildSystem({ config: webConfig({ environment: { etc: { motd: { text: "sudo" } } } }) });
+    const result = await cli(["deploy", "--target-host", `deployer@${target.address}`, "--ssh-key", world.clientKeyFile,
+      "--known-hosts", world.knownHostsFile, "--toplevel", system.toplevel, "--json"]);
+    expect(result.code, result.stderr).toBe(0);
+    expect((await target.exec("readlink /run/current-system")).stdout.trim()).toBe(system.toplevel);
+  });
+
+  it("explains the signature error for a user the target's Nix does not trust, and changes nothing", async () => {
+    const system = await buildSystem({ config: webConfig({ environment: { etc: { motd: { text: "untrusted" } } } }) });
+    const result = await cli(["deploy", "--target-host", `stranger@${target.address}`, "--ssh-key", world.clientKeyFile,
+      "--known-hosts", world.knownHostsFile, "--toplevel", system.toplevel]);
+    expect(result.code).toBe(EXIT_CODES.copy);
+    expect(result.stderr).toContain("lacks a valid signature");
+    expect(result.stderr).toContain("trusted-users");
+    expect(await valid(system.toplevel)).toBe(false);
+  });
+
+  it("says so when the login shell prints text before nix-store answers", async () => {
+    const system = await buildSystem({ config: webConfig({ environment: { etc: { motd: { text: "chatty" } } } }) });
+    await target.exec("echo 'echo Welcome to target1' > /root/.bashrc");
+    try {
+      const result = await cli(["deploy", ...sshArgs(), "--toplevel", system.toplevel]);
+      expect(result.code).toBe(EXIT_CODES.copy);
+      expect(result.stderr).toContain("the remote shell printed 'Welcome to target1' before nix-store answered");
+    } finally {
+      await target.exec("rm -f /root/.bashrc");
+    }
+  });
+
+  it("builds on the target with --build-on-target, and deploys a flake", async () => {
+    const dir = join(work, "flake");
+    await writeFlake(dir, { config: webConfig({ environment: { etc: { motd: { text: "flake" } } } }), name: "web" });
+    const flake = await cli(["deploy", ...sshArgs(), "--flake", `path:${dir}#web`, "--json"]);
+    expect(flake.code, flake.stderr).toBe(0);
+    expect((await target.exec("cat /nix/var/nixos-lite/etc/motd")).stdout).toBe("flake");
+
+    const config = await writeConfiguration(join(work, "remote-build"), {
+      config: webConfig({ environment: { etc: { motd: { text: "built there" } } } }),
+    });
+    const remote = await cli(["deploy", ...sshArgs(), "--config", config, "-I", `nixpkgs=${NIXPKGS_LITE}`, "--build-on-target", "--json"]);
+    expect(remote.code, remote.stderr).toBe(0);
+    const top = remote.json!.newSystem as string;
+    // built there: the local store never had the output
+    expect(execFileSyncStatus("nix-store", ["--check-validity", top])).not.toBe(0);
+    expect((await target.exec("cat /nix/var/nixos-lite/etc/motd")).stdout).toBe("built there");
+  });
+
+  it("rejects bad input with one clear message and exit code 2", async () => {
+    const r1 = await cli(["deploy", ...sshArgs()]);
+    expect(r1.code).toBe(EXIT_CODES.usage);
+    expect(r1.stderr).toContain("say what to deploy: --toplevel STORE_PATH, --config configuration.nix");
+    const r2 = await cli(["deploy", ...sshArgs(), "--toplevel", "/tmp/not-a-store-path"]);
+    expect(r2.stderr).toContain("--toplevel '/tmp/not-a-store-path' is not a store path");
+    const r3 = await cli(["deploy", ...sshArgs(), "--flake", "nohash"]);
+    expect(r3.stderr).toContain("--flake 'nohash' is not REF#NAME");
+    const r4 = await cli(["deploy", ...sshArgs(), "--toplevel", "/nix/store/x", "--action", "reboot"]);
+    expect(r4.code).toBe(EXIT_CODES.usage);
+    expect(r4.stderr).toContain("Allowed choices are switch, boot, test, dry-activate");
+  });
+});
+
+function execFileSyncStatus(command: string, args: string[]): number {
+  try {
+    execFileSync(command, args, { stdio: "ignore" });
+    return 0;
+  } catch (err) {
+    return (err as { status: number }).status;
+  }
+}
