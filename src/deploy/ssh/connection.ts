@@ -237,7 +237,7 @@ function connectClient(
         reject(new ConnectError(`could not record the host key in ${knownHosts.path}: ${(err as Error).message}`));
       }
     });
-    client.once("error", (err: Error & { level?: string; code?: string }) => {
+    client.on("error", (err: Error & { level?: string; code?: string }) => {
       if (settled) return;
       settled = true;
       client.end();
