@@ -2,6 +2,7 @@ import { Command, CommanderError } from "commander";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { DeployError, type DeployPhase } from "../deploy/errors";
+import { registerAmiCommand } from "./commands/ami";
 import { registerDeployCommand } from "./commands/deploy";
 import type { Output } from "./progress";
 import { UsageError } from "./usage-error";
@@ -37,6 +38,7 @@ export function buildProgram(output: Output): Command {
     })
     .showHelpAfterError();
   registerDeployCommand(program, output);
+  registerAmiCommand(program, output);
   for (const sub of program.commands) sub.exitOverride().configureOutput(program.configureOutput());
   return program;
 }

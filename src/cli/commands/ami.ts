@@ -1,0 +1,27 @@
+import { Command } from "commander";
+import { findLatestNixosAmi } from "../../aws/ami-lookup";
+import { DEFAULT_NIXOS_RELEASE, parseArchitecture, validateRelease } from "../../aws/nixos-ami-names";
+import type { Output } from "../progress";
+import { UsageError } from "../usage-error";
+
+export function registerAmiCommand(program: Command, output: Output): void {
+  program
+    .command("ami")
+    .description("print the newest official NixOS AMI of a release (DescribeImages, default AWS credentials)")
+    .option("--release <release>", "NixOS release", DEFAULT_NIXOS_RELEASE)
+    .option("--arch <architecture>", "x86_64 or aarch64", "x86_64")
+    .option("--region <region>", "AWS region (default: AWS_REGION / the profile's)")
+    .option("--endpoint <url>", "EC2 endpoint (default: AWS, or AWS_ENDPOINT_URL_EC2)")
+    .option("--json", "print the image as JSON")
+    .action(async (flags: { release: string; arch: string; region?: string; endpoint?: string; json?: boolean }) => {
+      let architecture;
+      try {
+        validateRelease(flags.release);
+        architecture = parseArchitecture(flags.arch);
+      } catch (err) {
+        throw new UsageError((err as Error).message);
+      }
+      const ami = await findLatestNixosAmi({ release: flags.release, architecture, region: flags.region, endpoint: flags.endpoint });
+      output.stdout.write(flags.json ? `${JSON.stringify(ami)}\n` : `${ami.imageId}\t${ami.name}\t${ami.creationDate}\n`);
+    });
+}

@@ -1,0 +1,4 @@
+export * from "./nixos-image";
+export * from "./nixos-instance";
+export * from "./nixos-key-pair";
+export * from "./nixos-security-group";

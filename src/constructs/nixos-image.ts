@@ -1,0 +1,87 @@
+import { DataAwsAmi } from "@cdktf/provider-aws/lib/data-aws-ami";
+import { Construct } from "constructs";
+import {
+  DEFAULT_NIXOS_RELEASE,
+  NIXOS_AMI_OWNER,
+  NixosArchitecture,
+  ec2Architecture,
+  nixosAmiNamePattern,
+  validateRelease,
+} from "../aws/nixos-ami-names";
+
+export { NixosArchitecture };
+
+/** What an image resolves to inside a stack. */
+export interface NixosImageConfig {
+  /** The AMI ID (a token for looked-up images). */
+  readonly imageId: string;
+  /** The image's architecture, when known at synth time. */
+  readonly architecture?: NixosArchitecture;
+}
+
+/** A NixOS machine image. Bound lazily to the scope that uses it, like aws-cdk-lib's IMachineImage. */
+export interface INixosImage {
+  bind(scope: Construct): NixosImageConfig;
+}
+
+export interface LatestNixosImageProps {
+  /**
+   * NixOS release, as in the AMI name.
+   * @default - "25.05", the newest stable release this library knows
+   */
+  readonly release?: string;
+  /**
+   * @default NixosArchitecture.X86_64
+   */
+  readonly architecture?: NixosArchitecture;
+  /**
+   * Account that publishes the images.
+   * @default "427812963091" - the NixOS project's official AMIs
+   */
+  readonly owner?: string;
+}
+
+/** NixOS AMIs: looked up at plan time (never a hard-coded table: official AMIs are deleted after 90 days) or pinned. */
+export abstract class NixosImage {
+  /**
+   * The newest official AMI of a release and architecture: an `aws_ami` data source with the owner, a name filter
+   * `nixos/<release>.*-<arch>-linux`, an architecture filter, and `most_recent`.
+   */
+  static latest(props: LatestNixosImageProps = {}): INixosImage {
+    const release = props.release ?? DEFAULT_NIXOS_RELEASE;
+    validateRelease(release);
+    return new LatestNixosImage(release, props.architecture ?? NixosArchitecture.X86_64, props.owner ?? NIXOS_AMI_OWNER);
+  }
+
+  /** A pinned AMI, e.g. one you built with nixos-generators or copied into your account. */
+  static fromAmiId(amiId: string, architecture?: NixosArchitecture): INixosImage {
+    if (!/^ami-[0-9a-f]{8,17}$/.test(amiId) && !amiId.includes("${")) {
+      throw new Error(`"${amiId}" is not an AMI ID (ami- followed by 8 or 17 hex digits)`);
+    }
+    return { bind: () => ({ imageId: amiId, architecture }) };
+  }
+}
+
+class LatestNixosImage implements INixosImage {
+  private readonly bound = new WeakMap<Construct, NixosImageConfig>();
+
+  constructor(private readonly release: string, private readonly architecture: NixosArchitecture, private readonly owner: string) {}
+
+  bind(scope: Construct): NixosImageConfig {
+    let config = this.bound.get(scope);
+    if (config === undefined) {
+      const ami = new DataAwsAmi(scope, `NixosImage-${this.release.replace(".", "")}-${this.architecture}`, {
+        owners: [this.owner],
+        mostRecent: true,
+        filter: [
+          { name: "name", values: [nixosAmiNamePattern(this.release, this.architecture)] },
+          { name: "architecture", values: [ec2Architecture(this.architecture)] },
+          { name: "state", values: ["available"] },
+        ],
+      });
+      config = { imageId: ami.id, architecture: this.architecture };
+      this.bound.set(scope, config);
+    }
+    return config;
+  }
+}

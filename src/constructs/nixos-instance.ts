@@ -1,0 +1,128 @@
+import { Instance } from "@cdktf/provider-aws/lib/instance";
+import { Token } from "cdktf";
+import { Construct } from "constructs";
+import { DEFAULT_NIXOS_RELEASE, NixosArchitecture, validateRelease } from "../aws/nixos-ami-names";
+import { NixosImage, type INixosImage, type NixosImageConfig } from "./nixos-image";
+import { NixosKeyPair, type IKeyPair } from "./nixos-key-pair";
+import { NixosSecurityGroup } from "./nixos-security-group";
+
+export interface NixosInstanceProps {
+  /**
+   * NixOS release of the image, when `image` is not given.
+   * @default "25.05"
+   */
+  readonly release?: string;
+  /**
+   * @default - the latest official NixOS AMI of `release` for the instance type's architecture
+   */
+  readonly image?: INixosImage;
+  /**
+   * Graviton families (t4g, m7g, c8g…) get aarch64 images.
+   * @default "t3.micro"
+   */
+  readonly instanceType?: string;
+  /**
+   * Size of the gp3, encrypted root volume, in GiB.
+   * @default 20
+   */
+  readonly rootVolumeSize?: number;
+  /**
+   * @default - a key pair generated on this machine into `.cdktf-nixos/keys/<construct id>` (see NixosKeyPair.generate)
+   */
+  readonly keyPair?: IKeyPair;
+  /**
+   * CIDR blocks allowed to reach SSH, for the security group created when `securityGroupIds` is not given.
+   * @default - none: the instance gets no SSH ingress (a warning says so)
+   */
+  readonly sshAllowedCidrs?: string[];
+  /**
+   * Existing security groups to use instead of creating one.
+   * @default - a NixosSecurityGroup with `sshAllowedCidrs`
+   */
+  readonly securityGroupIds?: string[];
+  /** @default - the default subnet of the default VPC */
+  readonly subnetId?: string;
+  /** VPC of the created security group. @default - the default VPC */
+  readonly vpcId?: string;
+  /** @default - the subnet's setting */
+  readonly associatePublicIpAddress?: boolean;
+  /** @default - no user data */
+  readonly userData?: string;
+  /** Tags of the instance and what it creates. @default - Name = the construct id */
+  readonly tags?: { [key: string]: string };
+}
+
+const DEFAULT_INSTANCE_TYPE = "t3.micro";
+const DEFAULT_ROOT_VOLUME_GIB = 20;
+
+/** Families with AWS Graviton (arm64) processors: a1, and any family with a "g" after its generation (t4g, c7gn…). */
+export function architectureOfInstanceType(instanceType: string): NixosArchitecture {
+  const family = instanceType.split(".")[0];
+  return family === "a1" || /^[a-z]+\d+g[a-z]*$/.test(family) ? NixosArchitecture.AARCH64 : NixosArchitecture.X86_64;
+}
+
+/** An EC2 instance running NixOS, with secure defaults: IMDSv2 only, encrypted gp3 root, no SSH unless allowed. */
+export class NixosInstance extends Construct {
+  readonly instance: Instance;
+  readonly image: NixosImageConfig;
+  readonly architecture: NixosArchitecture;
+  readonly keyPair: IKeyPair;
+  /** The created security group, when `securityGroupIds` was not given. */
+  readonly securityGroup?: NixosSecurityGroup;
+  readonly instanceType: string;
+  readonly rootVolumeSize: number;
+  readonly instanceId: string;
+  readonly publicIp: string;
+  readonly privateIp: string;
+  readonly publicDns: string;
+
+  constructor(scope: Construct, id: string, props: NixosInstanceProps = {}) {
+    super(scope, id);
+    this.instanceType = props.instanceType ?? DEFAULT_INSTANCE_TYPE;
+    if (!Token.isUnresolved(this.instanceType) && !/^[a-z][a-z0-9-]*\.[a-z0-9]+$/.test(this.instanceType)) {
+      throw new Error(`instanceType "${this.instanceType}" is not an EC2 instance type (e.g. "t3.micro", "m7g.large")`);
+    }
+    this.rootVolumeSize = props.rootVolumeSize ?? DEFAULT_ROOT_VOLUME_GIB;
+    if (!Number.isInteger(this.rootVolumeSize) || this.rootVolumeSize < 1 || this.rootVolumeSize > 16384) {
+      throw new Error(`rootVolumeSize ${this.rootVolumeSize} is out of range: a whole number of GiB from 1 to 16384 (gp3)`);
+    }
+    if (props.image !== undefined && props.release !== undefined) {
+      throw new Error(`give either image or release, not both (release "${props.release}" would be ignored)`);
+    }
+    if (props.securityGroupIds !== undefined && props.sshAllowedCidrs !== undefined) {
+      throw new Error("sshAllowedCidrs only applies to the security group created when securityGroupIds is not given");
+    }
+    const release = props.release ?? DEFAULT_NIXOS_RELEASE;
+    validateRelease(release);
+
+    this.architecture = architectureOfInstanceType(this.instanceType);
+    this.image = (props.image ?? NixosImage.latest({ release, architecture: this.architecture })).bind(this);
+    if (this.image.architecture !== undefined && this.image.architecture !== this.architecture) {
+      throw new Error(`image is ${this.image.architecture} but instanceType "${this.instanceType}" is ${this.architecture}`);
+    }
+    this.keyPair = props.keyPair ?? NixosKeyPair.generate(this, "KeyPair", { privateKeyFile: `.cdktf-nixos/keys/${id}` });
+    if (props.securityGroupIds === undefined) {
+      this.securityGroup = new NixosSecurityGroup(this, "SecurityGroup", {
+        sshAllowedCidrs: props.sshAllowedCidrs,
+        vpcId: props.vpcId,
+        tags: props.tags,
+      });
+    }
+    this.instance = new Instance(this, "Resource", {
+      ami: this.image.imageId,
+      instanceType: this.instanceType,
+      keyName: this.keyPair.keyName,
+      vpcSecurityGroupIds: props.securityGroupIds ?? [this.securityGroup!.securityGroupId],
+      subnetId: props.subnetId,
+      associatePublicIpAddress: props.associatePublicIpAddress,
+      userData: props.userData,
+      rootBlockDevice: { volumeType: "gp3", volumeSize: this.rootVolumeSize, encrypted: true, deleteOnTermination: true },
+      metadataOptions: { httpEndpoint: "enabled", httpTokens: "required", httpPutResponseHopLimit: 1 },
+      tags: { Name: id, ...props.tags },
+    });
+    this.instanceId = this.instance.id;
+    this.publicIp = this.instance.publicIp;
+    this.privateIp = this.instance.privateIp;
+    this.publicDns = this.instance.publicDns;
+  }
+}
