@@ -1,0 +1,9 @@
+import { App } from "cdktf";
+import { FleetStack } from "./fleet/main";
+import { SingleHostStack } from "./single-host/main";
+
+// `cdktf synth` at the repository root (see cdktf.json) synthesizes every example stack.
+const app = new App();
+new SingleHostStack(app, "single-host");
+new FleetStack(app, "fleet");
+app.synth();

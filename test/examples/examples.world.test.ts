@@ -1,0 +1,71 @@
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { NEWEST_2505_AARCH64, NEWEST_2505_X86_64, NIXOS_IMAGES } from "../harness/ec2-double/nixos-images";
+import { startEc2Double, type Ec2Double } from "../harness/ec2-double/server";
+import { missing } from "../harness/requirements";
+import { run } from "../harness/target-hosts";
+import { terraform, useEc2Endpoint } from "../harness/terraform";
+
+const ROOT = join(__dirname, "..", "..");
+
+interface PlanJson {
+  resource_changes: { address: string; type: string; change: { actions: string[]; after: Record<string, unknown> } }[];
+  prior_state?: { values?: { root_module?: { resources?: { address: string; values: Record<string, unknown> }[] } } };
+}
+
+describe.skipIf(missing("terraform", "aws-provider-mirror"))("example stacks: cdktf synth, terraform init/validate/plan offline", () => {
+  let out: string;
+  let ec2: Ec2Double;
+
+  beforeAll(async () => {
+    out = await mkdtemp(join(tmpdir(), "examples-synth-"));
+    const synth = await run("npx", ["cdktf", "synth", "--output", out], { cwd: ROOT, env: { ...process.env, CHECKPOINT_DISABLE: "1" } as Record<string, string>, check: false });
+    if (synth.exitCode !== 0) throw new Error(`cdktf synth failed:\n${synth.stdout}\n${synth.stderr}`);
+    ec2 = await startEc2Double({ images: NIXOS_IMAGES });
+  });
+  afterAll(async () => {
+    await ec2?.close();
+    if (out) await rm(out, { recursive: true, force: true });
+  });
+
+  async function plan(stack: string): Promise<PlanJson> {
+    const dir = join(out, "stacks", stack);
+    await terraform(dir, ["init", "-input=false", "-no-color"]);
+    await terraform(dir, ["validate", "-no-color"]);
+    await useEc2Endpoint(dir, ec2.endpoint);
+    await terraform(dir, ["plan", "-input=false", "-no-color", "-lock=false", "-out", "plan.bin"]);
+    return JSON.parse((await terraform(dir, ["show", "-json", "plan.bin"])).stdout) as PlanJson;
+  }
+
+  const amiOf = (planned: PlanJson, instance: string) =>
+    planned.resource_changes.find((r) => r.address.startsWith(`aws_instance.${instance}`))?.change.after.ami;
+
+  it("single-host plans one NixOS instance on the newest 25.05 AMI, with its key pair and security group", async () => {
+    const planned = await plan("single-host");
+    const created = planned.resource_changes.filter((r) => r.change.actions.includes("create")).map((r) => r.type).sort();
+    expect(created).toEqual(["aws_instance", "aws_key_pair", "aws_security_group"]);
+    const instance = planned.resource_changes.find((r) => r.type === "aws_instance")!.change.after;
+    expect(instance).toMatchObject({
+      ami: NEWEST_2505_X86_64,
+      instance_type: "t3.micro",
+      root_block_device: [expect.objectContaining({ volume_size: 50, volume_type: "gp3", encrypted: true })],
+      metadata_options: [expect.objectContaining({ http_tokens: "required" })],
+    });
+    const group = planned.resource_changes.find((r) => r.type === "aws_security_group")!.change.after;
+    expect(group.ingress).toEqual([expect.objectContaining({ from_port: 22, to_port: 22, cidr_blocks: ["203.0.113.0/24"] })]);
+    expect(ec2.model.calls).toContain("DescribeImages");
+  });
+
+  it("fleet plans three hosts, the Graviton one on the aarch64 image", async () => {
+    const planned = await plan("fleet");
+    const instances = planned.resource_changes.filter((r) => r.type === "aws_instance");
+    expect(instances).toHaveLength(3);
+    expect(amiOf(planned, "web")).toBe(NEWEST_2505_X86_64);
+    expect(amiOf(planned, "app")).toBe(NEWEST_2505_X86_64);
+    expect(amiOf(planned, "db")).toBe(NEWEST_2505_AARCH64);
+    const synthesized = await readFile(join(out, "stacks", "fleet", "cdk.tf.json"), "utf8");
+    expect(synthesized).not.toContain("PRIVATE KEY");
+  });
+});
