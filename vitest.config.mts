@@ -10,6 +10,7 @@ export default defineConfig({
           name: "unit",
           include: ["test/**/*.test.ts"],
           exclude: ["test/**/*.world.test.ts", "node_modules/**"],
+          setupFiles: ["test/harness/cdktf-matchers.ts"],
           testTimeout: 30_000,
         },
       },
