@@ -1,0 +1,81 @@
+import { execFileSync } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { missing } from "./harness/requirements";
+import { terraform } from "./harness/terraform";
+
+const ROOT = join(__dirname, "..");
+const pkg = JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")) as {
+  peerDependencies: Record<string, string>;
+  devDependencies: Record<string, string>;
+};
+
+/** What a user gets: the packed tarball installed into a fresh cdktf app. */
+describe.skipIf(missing("terraform", "aws-provider-mirror"))("the npm package in a user's cdktf app", () => {
+  let dir: string;
+  let home: string;
+  const env = () => ({ ...process.env, HOME: home, CHECKPOINT_DISABLE: "1" });
+
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), "user-app-"));
+    home = join(dir, "home");
+    await mkdir(join(home, ".ssh"), { recursive: true });
+    execFileSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", join(home, ".ssh", "id_ed25519")]);
+    execFileSync("npm", ["pack", "--silent", "--pack-destination", dir], { cwd: ROOT, stdio: ["ignore", "ignore", "inherit"] });
+    const tarball = (await readdir(dir)).find((f) => f.endsWith(".tgz"))!;
+    await writeFile(join(dir, "package.json"), JSON.stringify({
+      name: "user-app",
+      private: true,
+      dependencies: {
+        "cdktf-nixos": `file:./${tarball}`,
+        cdktf: pkg.devDependencies.cdktf,
+        constructs: pkg.devDependencies.constructs,
+        "@cdktf/provider-aws": pkg.devDependencies["@cdktf/provider-aws"],
+        typescript: pkg.devDependencies.typescript,
+      },
+    }, null, 2));
+    execFileSync("npm", ["install", "--no-audit", "--no-fund", "--loglevel=error"], { cwd: dir, env: env(), stdio: ["ignore", "ignore", "inherit"] });
+    await writeFile(join(dir, "main.ts"), `import { App, TerraformOutput, TerraformStack } from "cdktf";
+import { AwsProvider } from "@cdktf/provider-aws/lib/provider";
+import { NixosInstance, NixosKeyPair } from "cdktf-nixos";
+
+const app = new App({ outdir: "cdktf.out" });
+const stack = new TerraformStack(app, "web");
+new AwsProvider(stack, "aws", { region: "eu-central-1" });
+const web = new NixosInstance(stack, "web", {
+  release: "25.05",                 // NixOS release of the AMI
+  instanceType: "t3.micro",
+  rootVolumeSize: 50,               // GiB
+  sshAllowedCidrs: ["203.0.113.0/24"],
+  keyPair: NixosKeyPair.fromPublicKeyFile(stack, "ops", "~/.ssh/id_ed25519.pub"),
+});
+new TerraformOutput(stack, "public_dns", { value: web.publicDns });
+app.synth();
+`);
+  }, 600_000);
+  afterAll(async () => {
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  it("ships the CLI", () => {
+    const help = execFileSync("npx", ["cdktf-nixos", "--help"], { cwd: dir, env: env(), encoding: "utf8" });
+    expect(help).toContain("Usage: cdktf-nixos");
+    expect(help).toMatch(/deploy .*\n/);
+    expect(help).toMatch(/ami .*\n/);
+    expect(execFileSync("npx", ["cdktf-nixos", "--version"], { cwd: dir, env: env(), encoding: "utf8" }).trim()).toBe("0.1.0");
+  });
+
+  it("typechecks, synthesizes and validates the README snippet", async () => {
+    execFileSync("npx", ["tsc", "--strict", "--module", "commonjs", "--target", "es2022", "--esModuleInterop", "--skipLibCheck", "main.ts"], { cwd: dir, env: env(), stdio: "inherit" });
+    execFileSync("node", ["main.js"], { cwd: dir, env: env(), stdio: "inherit" });
+    const stackDir = join(dir, "cdktf.out", "stacks", "web");
+    const synthesized = await readFile(join(stackDir, "cdk.tf.json"), "utf8");
+    expect(synthesized).toContain(await readFile(join(home, ".ssh", "id_ed25519.pub"), "utf8").then((k) => k.trim()));
+    await terraform(stackDir, ["init", "-input=false", "-no-color"]);
+    const validate = await terraform(stackDir, ["validate", "-no-color"]);
+    expect(validate.stdout).toContain("Success! The configuration is valid.");
+  });
+});
