@@ -4,4 +4,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export CHECKPOINT_DISABLE=1 NIX_CONFIG="substituters ="
 npm run --silent build
+npx tsx bench/synth.ts
 npx tsx bench/copy.ts
