@@ -1,10 +1,13 @@
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { EXIT_CODES } from "../src/cli/program";
+import { buildSystem } from "./harness/fixture";
 import { missing } from "./harness/requirements";
+import { startTargets } from "./harness/target-hosts";
 import { terraform } from "./harness/terraform";
 
 const ROOT = join(__dirname, "..");
@@ -77,5 +80,32 @@ app.synth();
     await terraform(stackDir, ["init", "-input=false", "-no-color"]);
     const validate = await terraform(stackDir, ["validate", "-no-color"]);
     expect(validate.stdout).toContain("Success! The configuration is valid.");
+  });
+
+  it.skipIf(missing("root", "nix", "sshd", "netns"))("deploys with the installed CLI: switches, then copies nothing, and refuses another host key", async () => {
+    const world = await startTargets(1);
+    try {
+      const target = world.hosts[0];
+      const system = await buildSystem({ config: { networking: { hostName: "packaged" } } });
+      const deploy = (knownHosts: string) => spawnSync("npx", ["cdktf-nixos", "deploy", "--target-host", `root@${target.address}`,
+        "--ssh-key", world.clientKeyFile, "--known-hosts", knownHosts, "--toplevel", system.toplevel, "--json"],
+      { cwd: dir, env: env(), encoding: "utf8" });
+      const first = deploy(world.knownHostsFile);
+      expect(first.status, first.stderr).toBe(0);
+      expect(JSON.parse(first.stdout.trim().split("\n").at(-1)!)).toMatchObject({ newSystem: system.toplevel, newGeneration: 1 });
+      expect((await target.exec("readlink /run/current-system")).stdout.trim()).toBe(system.toplevel);
+      const second = deploy(world.knownHostsFile);
+      expect(JSON.parse(second.stdout.trim().split("\n").at(-1)!)).toMatchObject({ pathsCopied: 0, bytesSent: 0 });
+
+      const forged = join(dir, "forged_known_hosts");
+      await writeFile(forged, `${target.address} ${(await readFile(`${join(home, ".ssh", "id_ed25519")}.pub`, "utf8")).split(" ").slice(0, 2).join(" ")}\n`);
+      const before = await target.exec("readlink /nix/var/nix/profiles/system; ls /nix/store | wc -l");
+      const refused = deploy(forged);
+      expect(refused.status).toBe(EXIT_CODES.connect);
+      expect(refused.stderr).toContain("HOST KEY MISMATCH");
+      expect(await target.exec("readlink /nix/var/nix/profiles/system; ls /nix/store | wc -l")).toEqual(before);
+    } finally {
+      await world.stop();
+    }
   });
 });
