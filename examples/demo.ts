@@ -28,7 +28,7 @@ async function main(): Promise<number> {
       "-I", `nixpkgs=${NIXPKGS_LITE}`,
     ];
     for (const run of ["first deploy", "second deploy (nothing to copy)"]) {
-      console.log(`$ cdktf-nixos ${deploy.slice(2).join(" ")}   # ${run}`);
+      console.log(`$ cdktf-nixos ${deploy.slice(1).join(" ")}   # ${run}`);
       const result = spawnSync(process.execPath, deploy, { stdio: "inherit", env: { ...process.env, NIX_CONFIG: "substituters =" } });
       if (result.status !== 0) return result.status ?? 1;
       console.log();
