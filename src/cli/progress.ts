@@ -47,6 +47,7 @@ export function createReporter(output: Output, options: { json: boolean }): Repo
             clearOnComplete: true,
           });
           bar.start(Math.max(event.progress.bytesTotal, 1), 0, { paths: "", mib: "", rate: "" });
+          copyStarted = Date.now();
         }
         bar.update(event.progress.bytesSent,
           progressPayload(event.progress.pathsDone, event.progress.pathsTotal, event.progress.bytesSent));
@@ -67,9 +68,9 @@ export function createReporter(output: Output, options: { json: boolean }): Repo
     }
   };
 
-  const started = Date.now();
+  let copyStarted = Date.now();
   function progressPayload(done: number, total: number, bytes: number) {
-    const elapsed = Math.max((Date.now() - started) / 1000, 0.001);
+    const elapsed = Math.max((Date.now() - copyStarted) / 1000, 0.001);
     return { paths: `${done}/${total}`, mib: mib(bytes), rate: (bytes / 1048576 / elapsed).toFixed(1) };
   }
 
