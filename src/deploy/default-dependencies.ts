@@ -1,6 +1,8 @@
+import { waitForConsoleHostKeys } from "../aws/console-host-keys";
 import { buildSystem, instantiateSystem, type NixOptions } from "../nix/build";
 import { LocalStore } from "../nix/local-store";
 import type { DeployDependencies } from "./deploy";
+import { ConnectError } from "./errors";
 import type { TargetSpec } from "./plan";
 import { SshHost } from "./ssh/ssh-host";
 
@@ -10,6 +12,11 @@ export interface DefaultDependencyOptions extends NixOptions {
    * @default 10000
    */
   readonly connectRetryMs?: number;
+  /**
+   * How long to wait for an instance's console output to show its host key fingerprints.
+   * @default 600000
+   */
+  readonly consoleTimeoutMs?: number;
 }
 
 /** The real world: the local Nix for building and reading the store, ssh2 for the target. */
@@ -18,8 +25,11 @@ export function defaultDependencies(options: DefaultDependencyOptions = {}): Dep
     build: (source) => buildSystem(source, options),
     instantiate: (source) => instantiateSystem(source, options),
     openStore: () => LocalStore.open(),
-    connect: (target: TargetSpec) =>
+    connect: async (target: TargetSpec) =>
       SshHost.connect({
+        expectedFingerprints: target.hostKeyFromEc2Console === undefined
+          ? undefined
+          : await consoleFingerprints(target.hostKeyFromEc2Console, options.consoleTimeoutMs),
         host: target.host,
         port: target.port ?? 22,
         user: target.user ?? "root",
@@ -31,6 +41,19 @@ export function defaultDependencies(options: DefaultDependencyOptions = {}): Dep
         retryForMs: options.connectRetryMs ?? 10_000,
       }),
   };
+}
+
+async function consoleFingerprints(
+  source: NonNullable<TargetSpec["hostKeyFromEc2Console"]>,
+  timeoutMs: number | undefined,
+): Promise<string[]> {
+  try {
+    return await waitForConsoleHostKeys({ ...source, timeoutMs });
+  } catch (err) {
+    throw new ConnectError(`cannot read the host key fingerprints of ${source.instanceId}: ${(err as Error).message}`, {
+      hint: "the deploy needs ec2:GetConsoleOutput on the instance; without the fingerprints no host key is trusted",
+    });
+  }
 }
 
 /** `[user@]host[:port]`, like ssh -J. */

@@ -19,6 +19,11 @@ export interface TargetSpec {
   /** `[user@]host[:port]` of a bastion to connect through. */
   readonly jumpHost?: string;
   readonly compress?: boolean;
+  /**
+   * Verify the host key of a host known_hosts does not list yet against the fingerprints this EC2 instance printed
+   * on its console, instead of trusting it on first use; a matching key is recorded.
+   */
+  readonly hostKeyFromEc2Console?: { readonly instanceId: string; readonly region?: string; readonly endpoint?: string };
 }
 
 /** Parses `[user@]host`, the form of nixos-rebuild's --target-host. */

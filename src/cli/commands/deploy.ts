@@ -28,6 +28,10 @@ interface DeployFlags {
   include: string[];
   flake?: string;
   nixosArgsFile?: string;
+  hostKeyFromEc2Console?: string;
+  region?: string;
+  endpoint?: string;
+  consoleTimeout: string;
   connectTimeout: string;
   json?: boolean;
 }
@@ -59,6 +63,10 @@ export function registerDeployCommand(program: Command, output: Output): void {
       new Option("--nixos-args-file <file.json>", "JSON object whose keys become NixOS module arguments")
         .conflicts(["toplevel"]),
     )
+    .option("--host-key-from-ec2-console <instance-id>", "trust only the host key whose fingerprint this EC2 instance printed on its console")
+    .option("--region <region>", "AWS region of --host-key-from-ec2-console (default: AWS_REGION / the profile's)")
+    .option("--endpoint <url>", "EC2 endpoint for --host-key-from-ec2-console (default: AWS, or AWS_ENDPOINT_URL_EC2)")
+    .option("--console-timeout <seconds>", "how long to wait for the console to show the fingerprints", "600")
     .option("--connect-timeout <seconds>", "keep retrying an unreachable host this long (it may be booting)", "10")
     .option("--json", "print one JSON object with the result as the last line of stdout")
     .action(async (flags: DeployFlags) => {
@@ -69,6 +77,7 @@ export function registerDeployCommand(program: Command, output: Output): void {
         result = await deploy({ ...request, onEvent: reporter.onEvent }, defaultDependencies({
           moduleArgsJson: await moduleArgs(flags),
           connectRetryMs: Number(flags.connectTimeout) * 1000,
+          consoleTimeoutMs: Number(flags.consoleTimeout) * 1000,
         }));
       } finally {
         reporter.stop();
@@ -92,9 +101,11 @@ export function deployRequest(flags: DeployFlags): Omit<DeployRequest, "onEvent"
   if (!Number.isInteger(port) || port < 1 || port > 65535) {
     throw new UsageError(`--target-port '${flags.targetPort}' is not a port number (1-65535)`);
   }
-  const connectTimeout = Number(flags.connectTimeout);
-  if (!Number.isFinite(connectTimeout) || connectTimeout < 0) {
-    throw new UsageError(`--connect-timeout '${flags.connectTimeout}' is not a number of seconds`);
+  for (const [flag, value] of [["--connect-timeout", flags.connectTimeout], ["--console-timeout", flags.consoleTimeout]]) {
+    if (!Number.isFinite(Number(value)) || Number(value) < 0) throw new UsageError(`${flag} '${value}' is not a number of seconds`);
+  }
+  if (flags.hostKeyFromEc2Console !== undefined && !/^i-[0-9a-f]{8,17}$/.test(flags.hostKeyFromEc2Console)) {
+    throw new UsageError(`--host-key-from-ec2-console '${flags.hostKeyFromEc2Console}' is not an instance ID (i-0123456789abcdef0)`);
   }
   return {
     source: systemSource(flags),
@@ -107,6 +118,9 @@ export function deployRequest(flags: DeployFlags): Omit<DeployRequest, "onEvent"
       acceptNewHostKey: flags.acceptNewHostKey === true,
       jumpHost: flags.jumpHost,
       compress: flags.compress === true,
+      hostKeyFromEc2Console: flags.hostKeyFromEc2Console === undefined
+        ? undefined
+        : { instanceId: flags.hostKeyFromEc2Console, region: flags.region, endpoint: flags.endpoint },
     },
     action: flags.action,
     useSubstitutes: flags.useSubstitutes === true,

@@ -16,6 +16,8 @@ export interface Image {
 /** The double's whole state: plain data that tests set up and inspect. */
 export interface Ec2Model {
   images: Image[];
+  /** What each instance printed on its serial console, by instance ID. */
+  consoleOutputs: Record<string, string>;
   /** Every action called, in order: what the provider and the SDK asked for. */
   calls: string[];
 }
@@ -70,6 +72,12 @@ const handlers: Record<string, Handler> = {
       })),
     };
   },
+  GetConsoleOutput(params, model) {
+    const instanceId = params.get("InstanceId") ?? "";
+    const output = model.consoleOutputs[instanceId];
+    if (output === undefined) throw new Ec2Error("InvalidInstanceID.NotFound", `The instance ID '${instanceId}' does not exist`);
+    return { instanceId, timestamp: new Date().toISOString(), output: Buffer.from(output).toString("base64") };
+  },
   GetInstanceUefiData(params) {
     return { instanceId: params.get("InstanceId"), uefiData: "" };
   },
@@ -83,7 +91,7 @@ export interface Ec2Double {
 
 /** Starts the double on 127.0.0.1 at a free port. */
 export async function startEc2Double(model: Partial<Ec2Model> = {}): Promise<Ec2Double> {
-  const state: Ec2Model = { images: [], calls: [], ...model };
+  const state: Ec2Model = { images: [], consoleOutputs: {}, calls: [], ...model };
   const server: Server = createServer((req, res) => {
     let body = "";
     req.on("data", (c) => (body += c));
