@@ -1,3 +1,4 @@
+export * from "./nixos-deployment";
 export * from "./nixos-image";
 export * from "./nixos-instance";
 export * from "./nixos-key-pair";

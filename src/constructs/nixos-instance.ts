@@ -2,6 +2,8 @@ import { Instance } from "@cdktf/provider-aws/lib/instance";
 import { Token } from "cdktf";
 import { Construct } from "constructs";
 import { DEFAULT_NIXOS_RELEASE, NixosArchitecture, validateRelease } from "../aws/nixos-ami-names";
+import { DataAwsRegion } from "@cdktf/provider-aws/lib/data-aws-region";
+import { NixosDeployment, type NixosDeploymentOptions } from "./nixos-deployment";
 import { NixosImage, type INixosImage, type NixosImageConfig } from "./nixos-image";
 import { NixosKeyPair, type IKeyPair } from "./nixos-key-pair";
 import { NixosSecurityGroup } from "./nixos-security-group";
@@ -50,6 +52,20 @@ export interface NixosInstanceProps {
   readonly userData?: string;
   /** Tags of the instance and what it creates. @default - Name = the construct id */
   readonly tags?: { [key: string]: string };
+  /**
+   * A NixOS configuration to put on the instance once it runs (a NixosDeployment to its public IP, logging in with
+   * the key pair's private key when known, the host key verified against the instance's console output).
+   * @default - none: the instance runs the image's configuration
+   */
+  readonly nixos?: NixosInstanceDeployment;
+}
+
+export interface NixosInstanceDeployment extends NixosDeploymentOptions {
+  /**
+   * Deploy to the private IP instead of the public one (from inside the VPC, or through a bastion).
+   * @default false
+   */
+  readonly usePrivateIp?: boolean;
 }
 
 const DEFAULT_INSTANCE_TYPE = "t3.micro";
@@ -75,6 +91,8 @@ export class NixosInstance extends Construct {
   readonly publicIp: string;
   readonly privateIp: string;
   readonly publicDns: string;
+  /** The deployment of `nixos`, when given. */
+  readonly deployment?: NixosDeployment;
 
   constructor(scope: Construct, id: string, props: NixosInstanceProps = {}) {
     super(scope, id);
@@ -124,5 +142,16 @@ export class NixosInstance extends Construct {
     this.publicIp = this.instance.publicIp;
     this.privateIp = this.instance.privateIp;
     this.publicDns = this.instance.publicDns;
+
+    if (props.nixos !== undefined) {
+      const { usePrivateIp, ...options } = props.nixos;
+      this.deployment = new NixosDeployment(this, "Deployment", {
+        sshPrivateKeyFile: this.keyPair.privateKeyFile,
+        ...options,
+        host: usePrivateIp ? this.privateIp : this.publicIp,
+        instanceId: this.instanceId,
+        region: new DataAwsRegion(this, "Region").name,
+      });
+    }
   }
 }

@@ -1,0 +1,251 @@
+import { existsSync, readFileSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import { Annotations, DataResource, Lazy, TerraformStack, Token } from "cdktf";
+import { Construct } from "constructs";
+import { evaluateFleet, type EvaluatedSystem, type FleetMember } from "../nix/fleet-evaluation";
+
+/** What switch-to-configuration does, in nixos-rebuild's words. */
+export enum NixosAction {
+  SWITCH = "switch",
+  BOOT = "boot",
+  TEST = "test",
+  DRY_ACTIVATE = "dry-activate",
+}
+
+/** How a deployment finds its system and reaches its host; shared by NixosDeployment and NixosInstance's `nixos`. */
+export interface NixosDeploymentOptions {
+  /**
+   * configuration.nix of the host (relative paths resolve from the directory `cdktf synth` runs in).
+   * @default - none; give this or `flake`
+   */
+  readonly configuration?: string;
+  /**
+   * Pinned NIX_PATH entries for `configuration`, e.g. `{ nixpkgs: "/path/to/nixpkgs" }`.
+   * @default - none (the evaluation then fails unless NIX_PATH is set in the environment)
+   */
+  readonly nixPath?: { [name: string]: string };
+  /**
+   * A flake configuration, `path:/abs/dir#name` or `./dir#name` (nixosConfigurations.name).
+   * @default - none; give this or `configuration`
+   */
+  readonly flake?: string;
+  /**
+   * Values that become NixOS module arguments (`{ config, peers, ... }:`); may be Terraform values known only after
+   * apply, such as another instance's private IP. Changing one redeploys exactly the hosts that use it.
+   * @default - none
+   */
+  // jsii has no union type for "string, number, list or map": `any` is how such a map is spelled for every language.
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  readonly nixosArgs?: { [name: string]: any };
+  /** @default NixosAction.SWITCH */
+  readonly action?: NixosAction;
+  /** @default "root" */
+  readonly user?: string;
+  /** @default 22 */
+  readonly port?: number;
+  /**
+   * Private key to log in with (never read at synth, never put into Terraform state).
+   * @default - ssh-agent (SSH_AUTH_SOCK)
+   */
+  readonly sshPrivateKeyFile?: string;
+  /**
+   * The OpenSSH known_hosts file host keys are checked against and recorded in.
+   * @default ".cdktf-nixos/known_hosts" in the directory `cdktf synth` runs in
+   */
+  readonly knownHostsFile?: string;
+  /**
+   * Trust a host key the known_hosts file does not have yet without any other check (trust on first use). Without
+   * `instanceId`, a new host is refused unless this is set.
+   * @default false
+   */
+  readonly acceptNewHostKey?: boolean;
+  /** @default false */
+  readonly useSubstitutes?: boolean;
+  /** Build on the host instead of this machine (for a host of another architecture). @default false */
+  readonly buildOnTarget?: boolean;
+  /**
+   * How long to retry SSH while the host boots, in seconds.
+   * @default 300
+   */
+  readonly connectTimeout?: number;
+}
+
+export interface NixosDeploymentProps extends NixosDeploymentOptions {
+  /** Address of the host; may be a Terraform value known only after apply. */
+  readonly host: string;
+  /**
+   * EC2 instance whose console output lists the host key fingerprints: the host key is verified against them on
+   * first contact instead of being trusted.
+   * @default - none
+   */
+  readonly instanceId?: string;
+  /**
+   * Region of `instanceId`.
+   * @default - AWS_REGION of the environment Terraform runs in
+   */
+  readonly region?: string;
+}
+
+/**
+ * Puts a NixOS configuration on a host from `terraform apply`: a `terraform_data` resource whose trigger is the
+ * system's derivation (evaluated at synth, one Nix evaluation for every deployment of the stack), the injected
+ * values and the deploy settings, and whose local-exec provisioner runs `cdktf-nixos deploy`.
+ */
+export class NixosDeployment extends Construct {
+  /** The system's derivation path at synth (with placeholders for apply-time nixosArgs). */
+  readonly drvPath: string;
+  readonly resource: DataResource;
+
+  constructor(scope: Construct, id: string, props: NixosDeploymentProps) {
+    super(scope, id);
+    if ((props.configuration === undefined) === (props.flake === undefined)) {
+      throw new Error(`${id}: give exactly one of configuration and flake`);
+    }
+    if (props.flake !== undefined && props.nixosArgs !== undefined) {
+      throw new Error(`${id}: nixosArgs works with configuration; a flake takes values through specialArgs in flake.nix`);
+    }
+    if (props.flake !== undefined && !/^[^#]+#[^#]+$/.test(props.flake)) {
+      throw new Error(`${id}: flake "${props.flake}" is not REF#NAME (e.g. "./infra#web")`);
+    }
+    const port = props.port ?? 22;
+    if (!Number.isInteger(port) || port < 1 || port > 65535) throw new Error(`${id}: port ${port} is not a port number`);
+    if (props.instanceId === undefined && props.acceptNewHostKey !== true) {
+      Annotations.of(this).addInfo("no instanceId: the host key must already be in the known_hosts file");
+    }
+    if (props.acceptNewHostKey === true) {
+      Annotations.of(this).addWarning(`${id}: acceptNewHostKey trusts a new host's key on first use, unverified`);
+    }
+
+    const configuration = props.configuration === undefined ? undefined : resolve(props.configuration);
+    if (configuration !== undefined && !existsSync(configuration)) {
+      throw new Error(`${id}: configuration "${props.configuration}" does not exist (looked at ${configuration})`);
+    }
+    const nixPath = Object.fromEntries(Object.entries(props.nixPath ?? {}).map(([name, path]) => [name, resolvePathEntry(path)]));
+    const flake = props.flake === undefined ? undefined : resolveFlake(props.flake);
+    const args = props.nixosArgs ?? {};
+    const stack = TerraformStack.of(this);
+    const name = this.node.path;
+    const evaluated = FleetEvaluation.of(stack).add({
+      name,
+      configuration,
+      flake,
+      nixPath,
+      moduleArgs: withPlaceholders(args),
+    });
+    this.drvPath = Lazy.stringValue({ produce: () => evaluated().drvPath });
+
+    const action = props.action ?? NixosAction.SWITCH;
+    const user = props.user ?? "root";
+    const knownHosts = resolve(props.knownHostsFile ?? ".cdktf-nixos/known_hosts");
+    const command = [
+      process.execPath, cliPath(), "deploy",
+      "--target-port", String(port),
+      "--known-hosts", knownHosts,
+      "--action", action,
+      "--connect-timeout", String(props.connectTimeout ?? 300),
+      "--json",
+      ...(props.sshPrivateKeyFile ? ["--ssh-key", resolve(props.sshPrivateKeyFile)] : []),
+      ...(props.acceptNewHostKey ? ["--accept-new-host-key"] : []),
+      ...(props.useSubstitutes ? ["--use-substitutes"] : []),
+      ...(props.buildOnTarget ? ["--build-on-target"] : []),
+      ...(configuration !== undefined ? ["--config", configuration, ...Object.entries(nixPath).flatMap(([k, v]) => ["-I", `${k}=${v}`])] : []),
+      ...(flake !== undefined ? ["--flake", flake] : []),
+    ].map(shellWord).join(" ");
+    const consoleFlags = props.instanceId === undefined
+      ? ""
+      : ` --host-key-from-ec2-console "$CDKTF_NIXOS_INSTANCE_ID"${props.region !== undefined ? ` --region "$CDKTF_NIXOS_REGION"` : ""}`;
+
+    this.resource = new DataResource(this, "Resource", {
+      input: {
+        target: `${user}@${props.host}`,
+        nixos_args: args,
+        instance_id: props.instanceId ?? "",
+        region: props.region ?? "",
+      },
+      triggersReplace: {
+        drv_path: this.drvPath,
+        nixos_args: args,
+        settings: { target: `${user}@${props.host}`, port, action, instance_id: props.instanceId ?? "", build_on_target: props.buildOnTarget === true },
+      },
+    });
+    this.resource.addOverride("provisioner", [{
+      "local-exec": {
+        command: `${command}${consoleFlags}`,
+        environment: {
+          CDKTF_NIXOS_TARGET_HOST: "${self.input.target}",
+          CDKTF_NIXOS_ARGS_JSON: "${jsonencode(self.input.nixos_args)}",
+          CDKTF_NIXOS_INSTANCE_ID: "${self.input.instance_id}",
+          CDKTF_NIXOS_REGION: "${self.input.region}",
+        },
+      },
+    }]);
+  }
+}
+
+/** One evaluation for all deployments of a stack, run the first time any of their derivations is needed. */
+class FleetEvaluation {
+  private static readonly byStack = new WeakMap<TerraformStack, FleetEvaluation>();
+  private readonly members: FleetMember[] = [];
+  private results?: Map<string, EvaluatedSystem>;
+
+  static of(stack: TerraformStack): FleetEvaluation {
+    let evaluation = FleetEvaluation.byStack.get(stack);
+    if (evaluation === undefined) {
+      evaluation = new FleetEvaluation();
+      FleetEvaluation.byStack.set(stack, evaluation);
+    }
+    return evaluation;
+  }
+
+  add(member: FleetMember): () => EvaluatedSystem {
+    this.members.push(member);
+    this.results = undefined;
+    return () => {
+      this.results ??= evaluateFleet(this.members);
+      return this.results.get(member.name)!;
+    };
+  }
+}
+
+/** Apply-time values become stable placeholder strings for the synth-time evaluation. */
+export function withPlaceholders(args: { [name: string]: unknown }): Record<string, unknown> {
+  const replace = (value: unknown, path: string): unknown => {
+    if (typeof value === "string") return Token.isUnresolved(value) ? `@cdktf-nixos:${path}@` : value;
+    if (Array.isArray(value)) {
+      return Token.isUnresolved(value) ? [`@cdktf-nixos:${path}@`] : value.map((v, i) => replace(v, `${path}.${i}`));
+    }
+    if (typeof value === "number" && Token.isUnresolved(value)) return `@cdktf-nixos:${path}@`;
+    if (value !== null && typeof value === "object") {
+      return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, replace(v, `${path}.${k}`)]));
+    }
+    return value;
+  };
+  return Object.fromEntries(Object.entries(args).map(([k, v]) => [k, replace(v, k)]));
+}
+
+/** The CLI of this installation, by absolute path, so Terraform finds it from cdktf.out/stacks/<stack>. */
+function cliPath(): string {
+  for (let dir = __dirname; dir !== dirname(dir); dir = dirname(dir)) {
+    const manifest = join(dir, "package.json");
+    if (existsSync(manifest) && (JSON.parse(readFileSync(manifest, "utf8")) as { name?: string }).name === "cdktf-nixos") {
+      const bin = join(dir, "lib", "cli", "bin.js");
+      if (!existsSync(bin)) throw new Error(`${bin} is missing: build cdktf-nixos first (npm run build)`);
+      return bin;
+    }
+  }
+  throw new Error(`cannot find the cdktf-nixos package above ${__dirname}`);
+}
+
+function resolvePathEntry(path: string): string {
+  return /^[a-z]+:/.test(path) ? path : resolve(path);
+}
+
+function resolveFlake(flake: string): string {
+  const hash = flake.lastIndexOf("#");
+  const ref = flake.slice(0, hash);
+  return /^[a-z]+:/.test(ref) ? flake : `path:${resolve(ref)}${flake.slice(hash)}`;
+}
+
+function shellWord(word: string): string {
+  return /^[A-Za-z0-9_\-./=:@+,]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`;
+}

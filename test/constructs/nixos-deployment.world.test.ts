@@ -1,0 +1,133 @@
+import { mkdtempSync, readFileSync, rmSync, writeFileSync, chmodSync, mkdirSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Testing, TerraformStack, TerraformVariable } from "cdktf";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { NixosAction, NixosDeployment } from "../../src";
+import { instantiateSystem } from "../../src/nix/build";
+import { NIXPKGS_LITE } from "../harness/fixture";
+import { missing } from "../harness/requirements";
+
+interface Synthesized {
+  resource: { terraform_data: Record<string, {
+    triggers_replace: { drv_path: string; nixos_args: Record<string, unknown>; settings: Record<string, unknown> };
+    input: Record<string, unknown>;
+    provisioner: { "local-exec": { command: string; environment: Record<string, string> } }[];
+  }> };
+}
+
+/** Synthesizes deployments of the given configurations and counts the nix-instantiate processes it took. */
+describe.skipIf(missing("nix"))("NixosDeployment at synth: one evaluation for the whole stack", () => {
+  let dir: string;
+  let log: string;
+  let savedPath: string | undefined;
+
+  beforeAll(() => {
+    execFileSync("npm", ["run", "--silent", "build"], { cwd: join(__dirname, "..", ".."), stdio: "inherit" });
+    dir = mkdtempSync(join(tmpdir(), "deployment-synth-"));
+    log = join(dir, "nix-instantiate.log");
+    mkdirSync(join(dir, "bin"));
+    const real = execFileSync("sh", ["-c", "command -v nix-instantiate"], { encoding: "utf8" }).trim();
+    writeFileSync(join(dir, "bin", "nix-instantiate"), `#!/bin/sh\necho call >> ${log}\nexec ${real} "$@"\n`);
+    chmodSync(join(dir, "bin", "nix-instantiate"), 0o755);
+    savedPath = process.env.PATH;
+    process.env.PATH = `${join(dir, "bin")}:${process.env.PATH}`;
+  });
+  afterAll(() => {
+    process.env.PATH = savedPath;
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const config = (name: string, body: string, formals = "") => {
+    const file = join(dir, `${name}.nix`);
+    writeFileSync(file, `{ config, pkgs, ${formals}... }: { networking.hostName = "${name}"; ${body} }\n`);
+    return file;
+  };
+  const calls = () => {
+    try {
+      return readFileSync(log, "utf8").split("\n").filter(Boolean).length;
+    } catch {
+      return 0;
+    }
+  };
+
+  function synth(motd: string, peer: string): Synthesized {
+    const stack = new TerraformStack(Testing.app(), "fleet");
+    const peers = new TerraformVariable(stack, "peers", { type: "list(string)" });
+    const nixPath = { nixpkgs: NIXPKGS_LITE };
+    new NixosDeployment(stack, "web", { host: "10.0.0.1", configuration: config("web", `environment.etc.motd.text = "${motd}";`), nixPath, instanceId: "i-0000000000000000a", region: "eu-central-1" });
+    new NixosDeployment(stack, "app", { host: "10.0.0.2", configuration: config("app", ""), nixPath, sshPrivateKeyFile: "/keys/ops", action: NixosAction.TEST });
+    new NixosDeployment(stack, "db", {
+      host: "10.0.0.3",
+      configuration: config("db", `environment.etc.peers.text = builtins.concatStringsSep "," (peers ++ [ primary ]);`, "peers, primary, "),
+      nixPath,
+      nixosArgs: { peers: peers.listValue, primary: peer },
+    });
+    return JSON.parse(Testing.synth(stack)) as Synthesized;
+  }
+
+  const data = (s: Synthesized, name: string) =>
+    Object.entries(s.resource.terraform_data).find(([key]) => key.startsWith(`${name}_`))![1];
+
+  it("evaluates three deployments in one Nix process, to the derivations the deploy step builds", async () => {
+    const before = calls();
+    const synthesized = synth("v1", "10.0.0.9");
+    expect(calls() - before).toBe(1);
+
+    const web = data(synthesized, "web");
+    const alone = await instantiateSystem({ kind: "config", configuration: join(dir, "web.nix"), includes: [`nixpkgs=${NIXPKGS_LITE}`] });
+    expect(web.triggers_replace.drv_path).toBe(alone.drvPath);
+    const db = data(synthesized, "db");
+    const dbAlone = await instantiateSystem(
+      { kind: "config", configuration: join(dir, "db.nix"), includes: [`nixpkgs=${NIXPKGS_LITE}`] },
+      { moduleArgsJson: JSON.stringify({ peers: ["@cdktf-nixos:peers@"], primary: "10.0.0.9" }) },
+    );
+    expect(db.triggers_replace.drv_path).toBe(dbAlone.drvPath);
+    expect(db.triggers_replace.nixos_args).toEqual({ peers: "${var.peers}", primary: "10.0.0.9" });
+  });
+
+  it("changes exactly the triggers of what changed", () => {
+    const base = synth("v1", "10.0.0.9");
+    const motd = synth("v2", "10.0.0.9");
+    const peer = synth("v1", "10.0.0.10");
+    const drv = (s: Synthesized, name: string) => data(s, name).triggers_replace.drv_path;
+    expect([drv(motd, "web"), drv(motd, "app"), drv(motd, "db")]).toEqual([expect.not.stringMatching(drv(base, "web")), drv(base, "app"), drv(base, "db")]);
+    expect(drv(peer, "db")).not.toBe(drv(base, "db"));
+    expect([drv(peer, "web"), drv(peer, "app")]).toEqual([drv(base, "web"), drv(base, "app")]);
+  });
+
+  it("runs the CLI by absolute path with apply-time values from self.input, and no secrets", () => {
+    const synthesized = synth("v1", "10.0.0.9");
+    const web = data(synthesized, "web");
+    const exec = web.provisioner[0]["local-exec"];
+    const bin = join(__dirname, "..", "..", "lib", "cli", "bin.js");
+    expect(exec.command.startsWith(`${process.execPath} ${bin} deploy --target-port 22 --known-hosts ${join(process.cwd(), ".cdktf-nixos", "known_hosts")} --action switch --connect-timeout 300 --json`)).toBe(true);
+    expect(exec.command).toContain(`--config ${join(dir, "web.nix")} -I nixpkgs=${NIXPKGS_LITE}`);
+    expect(exec.command).toContain(`--host-key-from-ec2-console "$CDKTF_NIXOS_INSTANCE_ID" --region "$CDKTF_NIXOS_REGION"`);
+    expect(exec.environment).toEqual({
+      CDKTF_NIXOS_TARGET_HOST: "${self.input.target}",
+      CDKTF_NIXOS_ARGS_JSON: "${jsonencode(self.input.nixos_args)}",
+      CDKTF_NIXOS_INSTANCE_ID: "${self.input.instance_id}",
+      CDKTF_NIXOS_REGION: "${self.input.region}",
+    });
+    expect(data(synthesized, "app").provisioner[0]["local-exec"].command).toContain("--action test --connect-timeout 300 --json --ssh-key /keys/ops");
+    expect(JSON.stringify(synthesized)).not.toMatch(/PRIVATE KEY/);
+  });
+
+  it("names the configuration and shows Nix's message when evaluation fails", () => {
+    const stack = new TerraformStack(Testing.app(), "broken");
+    const file = join(dir, "broken.nix");
+    writeFileSync(file, "{ config, ... }: { networking.hostName = 42; }\n");
+    new NixosDeployment(stack, "broken", { host: "10.0.0.4", configuration: file, nixPath: { nixpkgs: NIXPKGS_LITE } });
+    expect(() => Testing.synth(stack)).toThrow(/evaluating broken\/broken failed: .*hostName/);
+  });
+
+  it("rejects props that cannot work, with the bad value", () => {
+    const stack = new TerraformStack(Testing.app(), "bad");
+    expect(() => new NixosDeployment(stack, "a", { host: "h" })).toThrow("a: give exactly one of configuration and flake");
+    expect(() => new NixosDeployment(stack, "b", { host: "h", flake: "./x" })).toThrow(`b: flake "./x" is not REF#NAME (e.g. "./infra#web")`);
+    expect(() => new NixosDeployment(stack, "c", { host: "h", configuration: "/nonexistent.nix" })).toThrow(`c: configuration "/nonexistent.nix" does not exist`);
+    expect(() => new NixosDeployment(stack, "d", { host: "h", flake: "./x#web", nixosArgs: { a: "b" } })).toThrow("d: nixosArgs works with configuration");
+  });
+});
