@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { NEWEST_2505_AARCH64, NEWEST_2505_X86_64, NIXOS_IMAGES } from "../harness/ec2-double/nixos-images";
 import { startEc2Double, type Ec2Double } from "../harness/ec2-double/server";
+import { NIXPKGS_LITE } from "../harness/fixture";
 import { missing } from "../harness/requirements";
 import { run } from "../harness/target-hosts";
 import { terraform, useEc2Endpoint } from "../harness/terraform";
@@ -15,13 +16,15 @@ interface PlanJson {
   prior_state?: { values?: { root_module?: { resources?: { address: string; values: Record<string, unknown> }[] } } };
 }
 
-describe.skipIf(missing("terraform", "aws-provider-mirror"))("example stacks: cdktf synth, terraform init/validate/plan offline", () => {
+describe.skipIf(missing("terraform", "aws-provider-mirror", "nix"))("example stacks: cdktf synth, terraform init/validate/plan offline", () => {
   let out: string;
   let ec2: Ec2Double;
 
   beforeAll(async () => {
     out = await mkdtemp(join(tmpdir(), "examples-synth-"));
-    const synth = await run("npx", ["cdktf", "synth", "--output", out], { cwd: ROOT, env: { ...process.env, CHECKPOINT_DISABLE: "1" } as Record<string, string>, check: false });
+    // examples/fleet deploys NixOS configurations: they are evaluated at synth, here against the fixture
+    const env = { ...process.env, CHECKPOINT_DISABLE: "1", NIXPKGS: NIXPKGS_LITE, NIX_CONFIG: "substituters =" };
+    const synth = await run("npx", ["cdktf", "synth", "--output", out], { cwd: ROOT, env: env as Record<string, string>, check: false });
     if (synth.exitCode !== 0) throw new Error(`cdktf synth failed:\n${synth.stdout}\n${synth.stderr}`);
     ec2 = await startEc2Double({ images: NIXOS_IMAGES });
   });
@@ -62,6 +65,7 @@ describe.skipIf(missing("terraform", "aws-provider-mirror"))("example stacks: cd
     const planned = await plan("fleet");
     const instances = planned.resource_changes.filter((r) => r.type === "aws_instance");
     expect(instances).toHaveLength(3);
+    expect(planned.resource_changes.filter((r) => r.type === "terraform_data")).toHaveLength(3);
     expect(amiOf(planned, "web")).toBe(NEWEST_2505_X86_64);
     expect(amiOf(planned, "app")).toBe(NEWEST_2505_X86_64);
     expect(amiOf(planned, "db")).toBe(NEWEST_2505_AARCH64);

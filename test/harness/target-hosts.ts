@@ -19,6 +19,8 @@ export interface TargetHostOptions {
   nixDaemon?: boolean;
   /** Added to `trusted-users` in every target's nix.conf (root is always trusted). */
   trustedUsers?: string[];
+  /** More public keys root accepts, like the key pair an EC2 instance is launched with. */
+  authorizedKeys?: string[];
 }
 
 export interface ExecResult {
@@ -169,7 +171,7 @@ class Target implements TargetHost {
     }
     await chmod(`${d}/root`, 0o700);
     await chmod(`${d}/root/.ssh`, 0o700);
-    await writeFile(`${d}/root/.ssh/authorized_keys`, `${clientPublicKey}\n`, { mode: 0o600 });
+    await writeFile(`${d}/root/.ssh/authorized_keys`, [clientPublicKey, ...(options.authorizedKeys ?? [])].join("\n") + "\n", { mode: 0o600 });
     await run("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", this.name, "-f", this.hostPrivateKeyFile]);
     await writeFile(
       `${d}/etc-nix/nix.conf`,
