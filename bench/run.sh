@@ -3,6 +3,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CHECKPOINT_DISABLE=1 NIX_CONFIG="substituters ="
+command -v /usr/bin/time >/dev/null || { apt-get install -y -qq time >/dev/null; }  # peak RSS of Nix processes
 npm run --silent build
 npx tsx bench/synth.ts
+npx tsx bench/fleet-eval.ts
 npx tsx bench/copy.ts
