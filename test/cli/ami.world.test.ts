@@ -1,11 +1,10 @@
-import { spawn, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { EXIT_CODES } from "../../src/cli/program";
+import { cdktfNixos } from "../harness/cli";
 import { NEWEST_2505_AARCH64, NEWEST_2505_X86_64, NIXOS_IMAGES } from "../harness/ec2-double/nixos-images";
 import { startEc2Double, type Ec2Double } from "../harness/ec2-double/server";
-
-const BIN = join(__dirname, "..", "..", "lib", "cli", "bin.js");
 
 /** `cdktf-nixos ami` through @aws-sdk/client-ec2 against the EC2 double. */
 describe("cdktf-nixos ami", () => {
@@ -16,18 +15,8 @@ describe("cdktf-nixos ami", () => {
   });
   afterAll(() => ec2?.close());
 
-  // Asynchronous: the double answers from this process's event loop.
   const ami = (args: string[], env: Record<string, string> = {}) =>
-    new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
-      const child = spawn(process.execPath, [BIN, "ami", ...args], {
-        env: { ...process.env, AWS_ACCESS_KEY_ID: "test", AWS_SECRET_ACCESS_KEY: "test", ...env },
-      });
-      let stdout = "";
-      let stderr = "";
-      child.stdout.on("data", (c: Buffer) => (stdout += c));
-      child.stderr.on("data", (c: Buffer) => (stderr += c));
-      child.on("close", (code: number) => resolve({ code, stdout, stderr }));
-    });
+    cdktfNixos(["ami", ...args], { AWS_ACCESS_KEY_ID: "test", AWS_SECRET_ACCESS_KEY: "test", ...env });
 
   it("prints the newest image of the release and architecture", async () => {
     const x86 = await ami(["--release", "25.05", "--region", "eu-central-1", "--endpoint", ec2.endpoint, "--json"]);

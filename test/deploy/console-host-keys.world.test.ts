@@ -1,15 +1,14 @@
-import { execFileSync, spawn } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { EXIT_CODES } from "../../src/cli/program";
+import { cdktfNixos } from "../harness/cli";
 import { startEc2Double, type Ec2Double } from "../harness/ec2-double/server";
 import { buildSystem } from "../harness/fixture";
 import { missing } from "../harness/requirements";
 import { startTargets, type TargetWorld } from "../harness/target-hosts";
-
-const BIN = join(__dirname, "..", "..", "lib", "cli", "bin.js");
 
 /** A NixOS EC2 boot log around the block ec2-data.nix prints. */
 function bootLog(fingerprintLines: string[]): string {
@@ -47,15 +46,9 @@ describe.skipIf(missing("root", "nix", "sshd", "netns"))("host keys from the EC2
   });
 
   function deploy(instanceId: string, knownHosts: string, extra: string[] = [], system = toplevel) {
-    return new Promise<{ code: number; stderr: string }>((resolve) => {
-      const child = spawn(process.execPath, [BIN, "deploy", "--target-host", `root@${world.hosts[0].address}`,
-        "--ssh-key", world.clientKeyFile, "--known-hosts", knownHosts, "--toplevel", system, "--action", "test",
-        "--host-key-from-ec2-console", instanceId, "--region", "eu-central-1", "--endpoint", ec2.endpoint, ...extra],
-      { env: { ...process.env, AWS_ACCESS_KEY_ID: "test", AWS_SECRET_ACCESS_KEY: "test" } });
-      let stderr = "";
-      child.stderr.on("data", (c) => (stderr += c));
-      child.on("close", (code) => resolve({ code: code ?? -1, stderr }));
-    });
+    return cdktfNixos(["deploy", "--target-host", `root@${world.hosts[0].address}`, "--ssh-key", world.clientKeyFile,
+      "--known-hosts", knownHosts, "--toplevel", system, "--action", "test", "--host-key-from-ec2-console", instanceId,
+      "--region", "eu-central-1", "--endpoint", ec2.endpoint, ...extra], { AWS_ACCESS_KEY_ID: "test", AWS_SECRET_ACCESS_KEY: "test" });
   }
 
   it("accepts the key whose fingerprint the console shows, and records it", async () => {

@@ -1,43 +1,13 @@
-import { execFileSync, spawn } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { EXIT_CODES } from "../../src/cli/program";
+import { cdktfNixos as cli } from "../harness/cli";
 import { NIXPKGS_LITE, buildSystem, closureOf, writeConfiguration, writeFlake, type NixValue } from "../harness/fixture";
 import { missing } from "../harness/requirements";
 import { startTargets, type TargetHost, type TargetWorld } from "../harness/target-hosts";
-
-const BIN = join(__dirname, "..", "..", "lib", "cli", "bin.js");
-
-interface CliResult {
-  code: number;
-  stdout: string;
-  stderr: string;
-  json?: Record<string, unknown>;
-}
-
-/** Runs the built CLI the way a user or Terraform's local-exec does. */
-function cli(args: string[]): Promise<CliResult> {
-  return new Promise((resolve) => {
-    // no binary cache is reachable here; every build would spend seconds retrying one
-    const child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, NIX_CONFIG: "substituters =" } });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (c) => (stdout += c));
-    child.stderr.on("data", (c) => (stderr += c));
-    child.on("close", (code) => {
-      const last = stdout.trim().split("\n").at(-1);
-      let json: Record<string, unknown> | undefined;
-      try {
-        json = last ? JSON.parse(last) : undefined;
-      } catch {
-        json = undefined;
-      }
-      resolve({ code: code ?? -1, stdout, stderr, json });
-    });
-  });
-}
 
 function webConfig(extra: Record<string, NixValue> = {}): Record<string, NixValue> {
   return { networking: { hostName: "web" }, environment: { etc: { motd: { text: "v1" } } }, ...extra };
