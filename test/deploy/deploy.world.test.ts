@@ -213,3 +213,50 @@ function execFileSyncStatus(command: string, args: string[]): number {
     return (err as { status: number }).status;
   }
 }
+
+describe.skipIf(missing("root", "nix", "sshd", "netns"))("cdktf-nixos deploy through a jump host, and compressed", () => {
+  let world: TargetWorld;
+  let work: string;
+
+  beforeAll(async () => {
+    world = await startTargets(1);
+    work = await mkdtemp(join(tmpdir(), "deploy-jump-"));
+  });
+  afterAll(async () => {
+    await world?.stop();
+    if (work) await rm(work, { recursive: true, force: true });
+  });
+
+  it("reaches the host through the bastion's forwarding, checking both host keys", async () => {
+    const bastion = world.hosts[0];
+    // The bastion forwards to its own loopback: the second SSH handshake is to 127.0.0.1 as the bastion sees it.
+    const knownHosts = join(work, "known_hosts");
+    await writeFile(knownHosts, `${bastion.address} ${bastion.hostKey}\n127.0.0.1 ${bastion.hostKey}\n`);
+    // A second sshd on the bastion's loopback stands in for a host only the bastion can reach.
+    const inner = ["ListenAddress 127.0.0.1:22", `HostKey ${bastion.hostPrivateKeyFile}`, "PidFile none", "PermitRootLogin prohibit-password",
+      "AuthorizedKeysFile .ssh/authorized_keys", "PasswordAuthentication no", "UsePAM no"].join("\n");
+    const started = await bastion.exec(`printf '%s\\n' '${inner}' > /run/inner_sshd_config && /usr/sbin/sshd -f /run/inner_sshd_config`);
+    expect(started.exitCode, started.stderr).toBe(0);
+    const system = await buildSystem({ config: webConfig({ environment: { etc: { motd: { text: "via bastion" } } } }) });
+    const result = await cli(["deploy", "--target-host", "root@127.0.0.1", "--jump-host", `root@${bastion.address}`,
+      "--ssh-key", world.clientKeyFile, "--known-hosts", knownHosts, "--compress", "--toplevel", system.toplevel, "--json"]);
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.json).toMatchObject({ host: "root@127.0.0.1:22", newSystem: system.toplevel });
+    expect((await bastion.exec("cat /nix/var/nixos-lite/etc/motd")).stdout).toBe("via bastion");
+
+    await writeFile(knownHosts, `127.0.0.1 ${bastion.hostKey}\n`);
+    const unknownBastion = await cli(["deploy", "--target-host", "root@127.0.0.1", "--jump-host", `root@${bastion.address}`,
+      "--ssh-key", world.clientKeyFile, "--known-hosts", knownHosts, "--toplevel", system.toplevel]);
+    expect(unknownBastion.code).toBe(EXIT_CODES.connect);
+    expect(unknownBastion.stderr).toContain(`root@${bastion.address}:22 is not in ${knownHosts}`);
+  });
+
+  it("copies over a compressed connection", async () => {
+    const target = world.hosts[0];
+    const system = await buildSystem({ config: webConfig({ environment: { etc: { motd: { text: "compressed" } } }, lite: { payload: { paths: 3, sizeKiB: 512 } } }) });
+    const result = await cli(["deploy", "--target-host", `root@${target.address}`, "--ssh-key", world.clientKeyFile,
+      "--known-hosts", world.knownHostsFile, "--compress", "--toplevel", system.toplevel, "--json"]);
+    expect(result.code, result.stderr).toBe(0);
+    expect((await target.exec("cat /nix/var/nixos-lite/etc/motd")).stdout).toBe("compressed");
+  });
+});

@@ -62,7 +62,9 @@ export class SshConnection {
     let jump: Client | undefined;
     let sock: ClientChannel | undefined;
     if (options.jumpHost) {
-      jump = await connectClient(options.jumpHost, knownHosts, options, privateKey);
+      // The bastion only forwards the inner connection's bytes; compressing there too gains nothing, and ssh2 then
+      // fails on teardown ("Invalid Zlib instance").
+      jump = await connectClient(options.jumpHost, knownHosts, { ...options, compress: false }, privateKey);
       sock = await new Promise<ClientChannel>((resolve, reject) =>
         jump!.forwardOut("127.0.0.1", 0, options.host, options.port, (err, channel) => (err ? reject(
           new RetryableConnectError(`${describe(options)} via ${describe(options.jumpHost!)}: ${err.message}`),
