@@ -66,21 +66,27 @@ export class ServeSession {
   private stderrText = "";
   private readonly reader: ServeReader;
   private writeFailure?: Error;
+  private negotiatedVersion = 0;
 
-  private constructor(private readonly channel: ServeChannel, readonly version: number) {
+  private constructor(private readonly channel: ServeChannel) {
     this.reader = new ServeReader(channel.output);
+  }
+
+  /** The protocol version both sides speak. */
+  get version(): number {
+    return this.negotiatedVersion;
   }
 
   /** Starts the session: sends the greeting and checks the server's. */
   static async open(channel: ServeChannel): Promise<ServeSession> {
-    const session = new ServeSession(channel, 0);
+    const session = new ServeSession(channel);
     channel.errors.on("data", (chunk: Buffer) => {
       session.stderrText = (session.stderrText + chunk.toString("utf8")).slice(-STDERR_LIMIT);
     });
     channel.input.on("error", (err: Error) => (session.writeFailure = err));
     session.send((write) => writeHello(write));
     try {
-      (session as { version: number }).version = await readHello(session.reader);
+      session.negotiatedVersion = await readHello(session.reader);
     } catch (err) {
       throw await session.explain(err, "starting the serve protocol");
     }
