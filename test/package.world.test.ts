@@ -1,11 +1,11 @@
 import { execFileSync, spawnSync } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { EXIT_CODES } from "../src/cli/program";
-import { buildSystem } from "./harness/fixture";
+import { NIXPKGS_LITE, buildSystem } from "./harness/fixture";
 import { missing } from "./harness/requirements";
 import { startTargets } from "./harness/target-hosts";
 import { terraform } from "./harness/terraform";
@@ -80,6 +80,22 @@ app.synth();
     await terraform(stackDir, ["init", "-input=false", "-no-color"]);
     const validate = await terraform(stackDir, ["validate", "-no-color"]);
     expect(validate.stdout).toContain("Success! The configuration is valid.");
+  });
+
+  it.skipIf(missing("nix"))("points NixosDeployment's provisioner at the installed CLI", () => {
+    writeFileSync(join(dir, "web.nix"), `{ config, ... }: { networking.hostName = "web"; }\n`);
+    writeFileSync(join(dir, "deployment.ts"), `import { App, TerraformStack } from "cdktf";
+import { NixosDeployment } from "cdktf-nixos";
+const app = new App({ outdir: "cdktf.out" });
+const stack = new TerraformStack(app, "deployment");
+new NixosDeployment(stack, "web", { host: "203.0.113.10", configuration: "web.nix", nixPath: { nixpkgs: ${JSON.stringify(NIXPKGS_LITE)} }, acceptNewHostKey: true });
+app.synth();
+`);
+    execFileSync("npx", ["tsc", "--strict", "--module", "commonjs", "--target", "es2022", "--esModuleInterop", "--skipLibCheck", "deployment.ts"], { cwd: dir, env: env(), stdio: "inherit" });
+    execFileSync("node", ["deployment.js"], { cwd: dir, env: env(), stdio: "inherit" });
+    const synthesized = readFileSync(join(dir, "cdktf.out", "stacks", "deployment", "cdk.tf.json"), "utf8");
+    expect(synthesized).toContain(`${process.execPath} ${join(dir, "node_modules", "cdktf-nixos", "lib", "cli", "bin.js")} deploy `);
+    expect(synthesized).toMatch(/"drv_path": "\/nix\/store\/[a-z0-9]{32}-nixos-system-web-[^"]*\.drv"/);
   });
 
   it.skipIf(missing("root", "nix", "sshd", "netns"))("deploys with the installed CLI: switches, then copies nothing, and refuses another host key", async () => {
