@@ -3,6 +3,7 @@ import { dirname, join, resolve } from "node:path";
 import { Annotations, DataResource, Lazy, TerraformStack, Token } from "cdktf";
 import { Construct } from "constructs";
 import { evaluateFleet, type EvaluatedSystem, type FleetMember } from "../nix/fleet-evaluation";
+import { shellQuote } from "../shell";
 
 /** What switch-to-configuration does, in nixos-rebuild's words. */
 export enum NixosAction {
@@ -150,7 +151,7 @@ export class NixosDeployment extends Construct {
       ...(props.buildOnTarget ? ["--build-on-target"] : []),
       ...(configuration !== undefined ? ["--config", configuration, ...Object.entries(nixPath).flatMap(([k, v]) => ["-I", `${k}=${v}`])] : []),
       ...(flake !== undefined ? ["--flake", flake] : []),
-    ].map(shellWord).join(" ");
+    ].map(shellQuote).join(" ");
     const consoleFlags = props.instanceId === undefined
       ? ""
       : ` --host-key-from-ec2-console "$CDKTF_NIXOS_INSTANCE_ID"${props.region !== undefined ? ` --region "$CDKTF_NIXOS_REGION"` : ""}`;
@@ -244,8 +245,4 @@ function resolveFlake(flake: string): string {
   const hash = flake.lastIndexOf("#");
   const ref = flake.slice(0, hash);
   return /^[a-z]+:/.test(ref) ? flake : `path:${resolve(ref)}${flake.slice(hash)}`;
-}
-
-function shellWord(word: string): string {
-  return /^[A-Za-z0-9_\-./=:@+,]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`;
 }

@@ -1,3 +1,4 @@
+import { shellQuote } from "../shell";
 import type { Action, TargetSystem } from "./host";
 
 /** The system profile nixos-rebuild manages. */
@@ -9,11 +10,6 @@ export interface ActivationContext {
   /** systemd is PID 1 on the target: run switch-to-configuration in its own unit. */
   readonly systemd: boolean;
   readonly installBootloader?: boolean;
-}
-
-/** POSIX single-quote quoting; plain words stay as they are so commands read like the ones users type. */
-export function shellQuote(value: string): string {
-  return /^[A-Za-z0-9_\-./=:@+,]+$/.test(value) ? value : `'${value.replace(/'/g, `'\\''`)}'`;
 }
 
 function privileged(context: ActivationContext, words: readonly string[]): string {

@@ -1,5 +1,6 @@
 import type { StoreSource } from "../nix/store-source";
-import { rollbackCommands, shellQuote } from "./activation";
+import { shellQuote } from "../shell";
+import { rollbackCommands } from "./activation";
 import { ActivateError, DeployError, RollbackError } from "./errors";
 import type { Action, ActivationReport, CopyProgress, CopyReport, Host, TargetSystem } from "./host";
 import type { SystemSource, TargetSpec } from "./plan";

@@ -5,6 +5,7 @@ import { join, resolve } from "node:path";
 import { BuildError, EvaluateError } from "../deploy/errors";
 import type { LocalSystem } from "../deploy/deploy";
 import type { SystemSource } from "../deploy/plan";
+import { shellQuote } from "../shell";
 
 const FLAKES = ["--extra-experimental-features", "nix-command flakes"];
 
@@ -138,7 +139,7 @@ function lastLine(output: string): string {
 }
 
 function render(program: string, args: readonly string[]): string {
-  return [program, ...args].map((a) => (/^[A-Za-z0-9_\-./=:@+<>#]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`)).join(" ");
+  return [program, ...args].map(shellQuote).join(" ");
 }
 
 /** Runs a Nix command; its stderr streams to ours (build logs) and comes back verbatim in the error. */

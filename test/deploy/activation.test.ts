@@ -4,9 +4,9 @@ import {
   parseGeneration,
   parseInspection,
   rollbackCommands,
-  shellQuote,
   switchCommand,
 } from "../../src/deploy/activation";
+import { shellQuote } from "../../src/shell";
 
 const top = "/nix/store/abc-nixos-system-web-25.05";
 const root = { sudo: false, systemd: false };
