@@ -109,3 +109,39 @@ export function parseInspection(output: string): TargetSystem & { readonly nix: 
     profileSystem,
   };
 }
+
+/** Where confirmed activations keep their state on the target: /run, so a reboot forgets it. */
+export const CONFIRM_DIR = "/run/cdktf-nixos";
+
+/**
+ * The script a confirmed activation runs on the target, detached from the SSH session (deploy-rs's "magic
+ * rollback"): it activates, records the exit status, then waits `timeoutSeconds` for the deployer to confirm over a
+ * new connection and rolls back by itself when no confirmation comes, e.g. because the new system cut the network.
+ */
+export function confirmedActivationScript(
+  id: string,
+  toplevel: string,
+  action: Action,
+  before: TargetSystem,
+  context: ActivationContext,
+  timeoutSeconds: number,
+): string {
+  const root = { ...context, sudo: false };
+  const state = `${CONFIRM_DIR}/${id}`;
+  const rollback = rollbackCommands(action, before, root);
+  return [
+    `mkdir -p ${CONFIRM_DIR}`,
+    `exec >${state}.log 2>&1 </dev/null`,
+    `{ ${activationCommands(toplevel, action, root).join(" && ")}; }; echo $? >${state}.status`,
+    `[ "$(cat ${state}.status)" = 0 ] || exit 0`,
+    `i=0; while [ $i -lt ${timeoutSeconds} ] && [ ! -e ${state}.confirmed ]; do sleep 1; i=$((i+1)); done`,
+    `[ -e ${state}.confirmed ] && exit 0`,
+    `echo "no confirmation within ${timeoutSeconds} s: rolling back"`,
+    `{ ${rollback.length > 0 ? rollback.join(" && ") : "true"}; }; echo $? >${state}.rolled-back`,
+  ].join("\n");
+}
+
+/** Starts the confirmed activation in the background, as root, so it outlives the SSH session. */
+export function startConfirmedActivationCommand(script: string, context: ActivationContext): string {
+  return `${[...(context.sudo ? ["sudo", "-n", "--"] : []), "setsid", "sh", "-c", script].map(shellQuote).join(" ")} </dev/null >/dev/null 2>&1 &`;
+}

@@ -52,6 +52,11 @@ export interface DeployRequest {
    * @default true
    */
   readonly rollback?: boolean;
+  /**
+   * Confirm switch/test over a new connection within this many seconds, or the host rolls itself back.
+   * @default - no confirmation
+   */
+  readonly confirmTimeoutSeconds?: number;
   readonly onEvent?: (event: DeployEvent) => void;
 }
 
@@ -174,7 +179,10 @@ async function activateWithRollback(
   emit: (event: DeployEvent) => void,
 ): Promise<ActivationReport> {
   try {
-    return await host.activate(toplevel, action, { installBootloader: request.installBootloader });
+    return await host.activate(toplevel, action, {
+      installBootloader: request.installBootloader,
+      confirmTimeoutSeconds: request.confirmTimeoutSeconds,
+    });
   } catch (err) {
     if (!(err instanceof ActivateError) || request.rollback === false) throw err;
     const commands = rollbackCommands(action, before, {

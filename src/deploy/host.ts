@@ -54,6 +54,11 @@ export interface CopyReport {
 export interface ActivateOptions {
   /** NIXOS_INSTALL_BOOTLOADER=1 for switch-to-configuration. */
   readonly installBootloader?: boolean;
+  /**
+   * For switch and test: activate detached from the session and require a confirmation over a new SSH connection
+   * within this many seconds, or the host rolls itself back (deploy-rs's magic rollback).
+   */
+  readonly confirmTimeoutSeconds?: number;
 }
 
 export interface ActivationReport {

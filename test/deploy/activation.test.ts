@@ -1,6 +1,8 @@
 import { describe, expect, it } from "vitest";
 import {
   activationCommands,
+  confirmedActivationScript,
+  startConfirmedActivationCommand,
   parseGeneration,
   parseInspection,
   rollbackCommands,
@@ -82,5 +84,31 @@ describe("target inspection", () => {
       system: "x86_64-linux", nix: true, nixos: false, systemd: false,
       currentSystem: undefined, profileGeneration: undefined, profileSystem: undefined,
     });
+  });
+});
+
+describe("confirmed activation", () => {
+  const before = {
+    system: "x86_64-linux", nixos: true, systemd: false,
+    currentSystem: "/nix/store/old", profileGeneration: 4, profileSystem: "/nix/store/old",
+  };
+
+  it("activates, waits for the confirmation, and rolls back without it", () => {
+    expect(confirmedActivationScript("abc", top, "switch", before, { sudo: true, systemd: false }, 30)).toBe([
+      "mkdir -p /run/cdktf-nixos",
+      "exec >/run/cdktf-nixos/abc.log 2>&1 </dev/null",
+      `{ nix-env -p /nix/var/nix/profiles/system --set ${top} && env -i PATH=/run/current-system/sw/bin:/usr/bin:/bin NIXOS_INSTALL_BOOTLOADER=0 ${top}/bin/switch-to-configuration switch; }; echo $? >/run/cdktf-nixos/abc.status`,
+      `[ "$(cat /run/cdktf-nixos/abc.status)" = 0 ] || exit 0`,
+      "i=0; while [ $i -lt 30 ] && [ ! -e /run/cdktf-nixos/abc.confirmed ]; do sleep 1; i=$((i+1)); done",
+      "[ -e /run/cdktf-nixos/abc.confirmed ] && exit 0",
+      `echo "no confirmation within 30 s: rolling back"`,
+      "{ nix-env -p /nix/var/nix/profiles/system --switch-generation 4 && env -i PATH=/run/current-system/sw/bin:/usr/bin:/bin NIXOS_INSTALL_BOOTLOADER=0 /nix/store/old/bin/switch-to-configuration switch; }; echo $? >/run/cdktf-nixos/abc.rolled-back",
+    ].join("\n"));
+  });
+
+  it("is started detached, through sudo for other users", () => {
+    expect(startConfirmedActivationCommand("echo hi", { sudo: true, systemd: false })).toBe(
+      "sudo -n -- setsid sh -c 'echo hi' </dev/null >/dev/null 2>&1 &",
+    );
   });
 });

@@ -260,3 +260,38 @@ describe.skipIf(missing("root", "nix", "sshd", "netns"))("cdktf-nixos deploy thr
     expect((await target.exec("cat /nix/var/nixos-lite/etc/motd")).stdout).toBe("compressed");
   });
 });
+
+describe.skipIf(missing("root", "nix", "sshd", "netns"))("cdktf-nixos deploy --confirm-timeout (magic rollback)", () => {
+  let world: TargetWorld;
+  const args = () => ["--target-host", `root@${world.hosts[0].address}`, "--ssh-key", world.clientKeyFile, "--known-hosts", world.knownHostsFile];
+  const running = async () => (await world.hosts[0].exec("readlink /run/current-system")).stdout.trim();
+
+  beforeAll(async () => {
+    world = await startTargets(1);
+  });
+  afterAll(() => world?.stop());
+
+  it("confirms a system that keeps SSH working", async () => {
+    const system = await buildSystem({ config: webConfig({ environment: { etc: { motd: { text: "confirmed" } } } }) });
+    const result = await cli(["deploy", ...args(), "--toplevel", system.toplevel, "--confirm-timeout", "10", "--json"]);
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.json).toMatchObject({ newSystem: system.toplevel, newGeneration: 1 });
+    expect(await running()).toBe(system.toplevel);
+  });
+
+  it("lets the host roll itself back when the new system cuts the network", async () => {
+    const good = await running();
+    const goodGeneration = (await world.hosts[0].exec("readlink /nix/var/nix/profiles/system")).stdout.trim();
+    const cutting = await buildSystem({ config: webConfig({ lite: { breakNetwork: { seconds: 8 } } }) });
+    const result = await cli(["deploy", ...args(), "--toplevel", cutting.toplevel, "--confirm-timeout", "3"]);
+    expect(result.code).toBe(EXIT_CODES.confirm);
+    expect(result.stderr).toContain(`did not take a new SSH connection after 'switch'; it rolls itself back to ${good}`);
+    // the target rolled back on its own, while nobody could reach it
+    for (let i = 0; i < 50 && (await world.hosts[0].exec("ls /run/cdktf-nixos/*.rolled-back 2>/dev/null")).stdout === ""; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+    expect(await running()).toBe(good);
+    expect((await world.hosts[0].exec("readlink /nix/var/nix/profiles/system")).stdout.trim()).toBe(goodGeneration);
+    expect((await world.hosts[0].exec("cat /run/cdktf-nixos/*.log")).stdout).toContain("no confirmation within 3 s: rolling back");
+  });
+});

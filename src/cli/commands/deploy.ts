@@ -22,6 +22,7 @@ interface DeployFlags {
   buildOnTarget?: boolean;
   installBootloader?: boolean;
   rollback: boolean;
+  confirmTimeout?: string;
   allowNonNixos?: boolean;
   toplevel?: string;
   config?: string;
@@ -54,6 +55,7 @@ export function registerDeployCommand(program: Command, output: Output): void {
     .option("--build-on-target", "copy the derivations and build on the target (for a target of another architecture)")
     .option("--install-bootloader", "reinstall the boot loader (NIXOS_INSTALL_BOOTLOADER=1)")
     .option("--no-rollback", "leave the target as it is when activation fails")
+    .option("--confirm-timeout <seconds>", "switch/test: confirm over a new SSH connection within this time, or the target rolls itself back (magic rollback)")
     .option("--allow-non-nixos", "deploy onto a host that does not look like NixOS yet")
     .option("--toplevel <store-path>", "deploy this already built system")
     .option("--config <file>", "build <nixpkgs/nixos> with this configuration.nix")
@@ -104,6 +106,9 @@ export function deployRequest(flags: DeployFlags): Omit<DeployRequest, "onEvent"
   for (const [flag, value] of [["--connect-timeout", flags.connectTimeout], ["--console-timeout", flags.consoleTimeout]]) {
     if (!Number.isFinite(Number(value)) || Number(value) < 0) throw new UsageError(`${flag} '${value}' is not a number of seconds`);
   }
+  if (flags.confirmTimeout !== undefined && !(Number.isInteger(Number(flags.confirmTimeout)) && Number(flags.confirmTimeout) > 0)) {
+    throw new UsageError(`--confirm-timeout '${flags.confirmTimeout}' is not a whole number of seconds above 0`);
+  }
   if (flags.hostKeyFromEc2Console !== undefined && !/^i-[0-9a-f]{8,17}$/.test(flags.hostKeyFromEc2Console)) {
     throw new UsageError(`--host-key-from-ec2-console '${flags.hostKeyFromEc2Console}' is not an instance ID (i-0123456789abcdef0)`);
   }
@@ -127,6 +132,7 @@ export function deployRequest(flags: DeployFlags): Omit<DeployRequest, "onEvent"
     buildOnTarget: flags.buildOnTarget === true,
     installBootloader: flags.installBootloader === true,
     rollback: flags.rollback,
+    confirmTimeoutSeconds: flags.confirmTimeout === undefined ? undefined : Number(flags.confirmTimeout),
     allowNonNixos: flags.allowNonNixos === true,
   };
 }

@@ -1,6 +1,16 @@
 import type { StoreSource } from "../../nix/store-source";
-import { activationCommands, INSPECT_COMMAND, parseInspection, type ActivationContext } from "../activation";
-import { ActivateError, ConnectError, CopyError } from "../errors";
+import { randomBytes } from "node:crypto";
+import { shellQuote } from "../../shell";
+import {
+  activationCommands,
+  CONFIRM_DIR,
+  confirmedActivationScript,
+  INSPECT_COMMAND,
+  parseInspection,
+  startConfirmedActivationCommand,
+  type ActivationContext,
+} from "../activation";
+import { ActivateError, ConfirmError, ConnectError, CopyError } from "../errors";
 import type { Action, ActivateOptions, ActivationReport, CopyOptions, CopyReport, Host, RunResult, TargetSystem } from "../host";
 import { copyClosure } from "../nix-serve/copy";
 import { ServeError, ServeSession } from "../nix-serve/session";
@@ -71,6 +81,9 @@ export class SshHost implements Host {
   async activate(toplevel: string, action: Action, options: ActivateOptions = {}): Promise<ActivationReport> {
     const before = this.inspected ?? (await this.currentSystem());
     const context: ActivationContext = { sudo: this.sudo, systemd: before.systemd, installBootloader: options.installBootloader };
+    if (options.confirmTimeoutSeconds !== undefined && (action === "switch" || action === "test")) {
+      return this.activateConfirmed(toplevel, action, before, context, options.confirmTimeoutSeconds);
+    }
     const output: string[] = [];
     for (const command of activationCommands(toplevel, action, context)) {
       const result = await this.run(command);
@@ -99,6 +112,81 @@ export class SshHost implements Host {
 
   async close(): Promise<void> {
     this.connection.close();
+  }
+
+  /**
+   * Activates in the background on the target, then confirms over a new connection: a system that locks us out
+   * (sshd, firewall, network) is rolled back by the target itself when the confirmation does not come.
+   */
+  private async activateConfirmed(
+    toplevel: string,
+    action: Action,
+    before: TargetSystem,
+    context: ActivationContext,
+    timeoutSeconds: number,
+  ): Promise<ActivationReport> {
+    const state = `${CONFIRM_DIR}/${randomBytes(6).toString("hex")}`;
+    const id = state.slice(CONFIRM_DIR.length + 1);
+    const start = startConfirmedActivationCommand(confirmedActivationScript(id, toplevel, action, before, context, timeoutSeconds), context);
+    const started = await this.run(start);
+    if (started.exitCode !== 0) {
+      throw new ActivateError(`could not start '${action}' of ${toplevel} on ${this.name}`, { command: start, stderr: started.stderr, exitCode: started.exitCode });
+    }
+    const status = await this.waitForStatus(`${state}.status`, timeoutSeconds);
+    if (status !== undefined && status !== "0") {
+      const log = await this.run(`cat ${state}.log`);
+      throw new ActivateError(`'${action}' of ${toplevel} on ${this.name} exited with code ${status}`, {
+        command: `${toplevel}/bin/switch-to-configuration ${action}`,
+        stderr: log.stdout,
+        exitCode: Number(status),
+      });
+    }
+    const previous = before.currentSystem ?? before.profileSystem ?? "its previous system";
+    let confirmation: SshConnection;
+    try {
+      confirmation = await SshConnection.open({ ...this.options, acceptNewHostKey: false, retryForMs: timeoutSeconds * 800 });
+    } catch (err) {
+      throw new ConfirmError(
+        `${this.name} did not take a new SSH connection after '${action}'; it rolls itself back to ${previous} ` +
+          `${timeoutSeconds} s after activating`,
+        { cause: err, stderr: (err as Error).message, hint: "check what the new configuration does to sshd, the firewall and the network" },
+      );
+    }
+    try {
+      const confirm = [...(context.sudo ? ["sudo", "-n", "--"] : []), "touch", `${state}.confirmed`].map(shellQuote).join(" ");
+      const confirmed = await confirmation.exec(`${confirm} && ! test -e ${state}.rolled-back && cat ${state}.status`);
+      if (confirmed.exitCode !== 0 || confirmed.stdout.trim() !== "0") {
+        throw new ConfirmError(`the confirmation reached ${this.name} too late: it rolled back to ${previous}`, {
+          command: confirm,
+          stderr: confirmed.stderr,
+          hint: `raise the confirmation timeout (${timeoutSeconds} s) if activation is slow`,
+        });
+      }
+      const after = parseInspection((await confirmation.exec(INSPECT_COMMAND)).stdout);
+      return {
+        action,
+        previousGeneration: before.profileGeneration,
+        newGeneration: after.profileGeneration,
+        previousSystem: before.currentSystem,
+        newSystem: toplevel,
+        output: (await confirmation.exec(`cat ${state}.log`)).stdout,
+      };
+    } finally {
+      confirmation.close();
+    }
+  }
+
+  /** Polls for the activation's exit status; undefined when the connection stops answering (the new system may have cut it). */
+  private async waitForStatus(file: string, timeoutSeconds: number): Promise<string | undefined> {
+    for (;;) {
+      const read = await Promise.race([
+        this.run(`cat ${file} 2>/dev/null`).catch(() => undefined),
+        new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), timeoutSeconds * 1000).unref()),
+      ]);
+      if (read === undefined) return undefined;
+      if (read.stdout.trim() !== "") return read.stdout.trim();
+      await new Promise((resolve) => setTimeout(resolve, 300));
+    }
   }
 }
 
