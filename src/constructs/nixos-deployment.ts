@@ -69,6 +69,12 @@ export interface NixosDeploymentOptions {
    * @default 300
    */
   readonly connectTimeout?: number;
+  /**
+   * Magic rollback for switch and test: the host must accept a new SSH connection within this many seconds after
+   * activating, or it rolls itself back to the system it ran before. 0 turns it off.
+   * @default 30
+   */
+  readonly confirmTimeout?: number;
 }
 
 export interface NixosDeploymentProps extends NixosDeploymentOptions {
@@ -107,6 +113,10 @@ export class NixosDeployment extends Construct {
     }
     if (props.flake !== undefined && !/^[^#]+#[^#]+$/.test(props.flake)) {
       throw new Error(`${id}: flake "${props.flake}" is not REF#NAME (e.g. "./infra#web")`);
+    }
+    const confirmTimeout = props.confirmTimeout ?? 30;
+    if (!Number.isInteger(confirmTimeout) || confirmTimeout < 0) {
+      throw new Error(`${id}: confirmTimeout ${confirmTimeout} is not a whole number of seconds (0 turns it off)`);
     }
     const port = props.port ?? 22;
     if (!Number.isInteger(port) || port < 1 || port > 65535) throw new Error(`${id}: port ${port} is not a port number`);
@@ -149,6 +159,7 @@ export class NixosDeployment extends Construct {
       ...(props.acceptNewHostKey ? ["--accept-new-host-key"] : []),
       ...(props.useSubstitutes ? ["--use-substitutes"] : []),
       ...(props.buildOnTarget ? ["--build-on-target"] : []),
+      ...(confirmTimeout > 0 ? ["--confirm-timeout", String(confirmTimeout)] : []),
       ...(configuration !== undefined ? ["--config", configuration, ...Object.entries(nixPath).flatMap(([k, v]) => ["-I", `${k}=${v}`])] : []),
       ...(flake !== undefined ? ["--flake", flake] : []),
     ].map(shellQuote).join(" ");

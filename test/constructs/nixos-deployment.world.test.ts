@@ -103,7 +103,7 @@ describe.skipIf(missing("nix"))("NixosDeployment at synth: one evaluation for th
     const exec = web.provisioner[0]["local-exec"];
     const bin = join(__dirname, "..", "..", "lib", "cli", "bin.js");
     expect(exec.command.startsWith(`${process.execPath} ${bin} deploy --target-port 22 --known-hosts ${join(process.cwd(), ".cdktf-nixos", "known_hosts")} --action switch --connect-timeout 300 --json`)).toBe(true);
-    expect(exec.command).toContain(`--config ${join(dir, "web.nix")} -I nixpkgs=${NIXPKGS_LITE}`);
+    expect(exec.command).toContain(`--confirm-timeout 30 --config ${join(dir, "web.nix")} -I nixpkgs=${NIXPKGS_LITE}`);
     expect(exec.command).toContain(`--host-key-from-ec2-console "$CDKTF_NIXOS_INSTANCE_ID" --region "$CDKTF_NIXOS_REGION"`);
     expect(exec.environment).toEqual({
       CDKTF_NIXOS_TARGET_HOST: "${self.input.target}",
@@ -129,5 +129,6 @@ describe.skipIf(missing("nix"))("NixosDeployment at synth: one evaluation for th
     expect(() => new NixosDeployment(stack, "b", { host: "h", flake: "./x" })).toThrow(`b: flake "./x" is not REF#NAME (e.g. "./infra#web")`);
     expect(() => new NixosDeployment(stack, "c", { host: "h", configuration: "/nonexistent.nix" })).toThrow(`c: configuration "/nonexistent.nix" does not exist`);
     expect(() => new NixosDeployment(stack, "d", { host: "h", flake: "./x#web", nixosArgs: { a: "b" } })).toThrow("d: nixosArgs works with configuration");
+    expect(() => new NixosDeployment(stack, "e", { host: "h", flake: "./x#web", confirmTimeout: -1 })).toThrow("e: confirmTimeout -1 is not a whole number of seconds (0 turns it off)");
   });
 });
