@@ -44,7 +44,13 @@ export function spawnServe(nixStore: string, args: readonly string[]): ServeChan
     errors: child.stderr,
     exited,
     command: [nixStore, ...args].join(" "),
-    close: () => child.stdin.end(),
+    close: () => {
+      child.stdin.end();
+      // A serve process stopped in the middle of a NAR blocks writing it and never reads our EOF: end it.
+      setTimeout(() => {
+        if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM");
+      }, 2000).unref();
+    },
   };
 }
 

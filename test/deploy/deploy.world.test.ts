@@ -152,7 +152,8 @@ describe.skipIf(missing("root", "nix", "sshd", "netns"))("cdktf-nixos deploy aga
   });
 
   it("explains the signature error for a user the target's Nix does not trust, and changes nothing", async () => {
-    const system = await buildSystem({ config: webConfig({ environment: { etc: { motd: { text: "untrusted" } } } }) });
+    // NARs larger than the SSH window: the server gives up while we are still sending, and the CLI must still end
+    const system = await buildSystem({ config: webConfig({ environment: { etc: { motd: { text: "untrusted" } } }, lite: { payload: { paths: 3, sizeKiB: 4096 } } }) });
     const result = await cli(["deploy", "--target-host", `stranger@${target.address}`, "--ssh-key", world.clientKeyFile,
       "--known-hosts", world.knownHostsFile, "--toplevel", system.toplevel]);
     expect(result.code).toBe(EXIT_CODES.copy);

@@ -66,6 +66,8 @@ export class ServeSession {
   private stderrText = "";
   private readonly reader: ServeReader;
   private writeFailure?: Error;
+  /** Wakes a writer waiting for 'drain' when the transfer has failed on the read side or the channel closed. */
+  private abortWrite?: (err: Error) => void;
   private negotiatedVersion = 0;
 
   private constructor(private readonly channel: ServeChannel) {
@@ -83,7 +85,8 @@ export class ServeSession {
     channel.errors.on("data", (chunk: Buffer) => {
       session.stderrText = (session.stderrText + chunk.toString("utf8")).slice(-STDERR_LIMIT);
     });
-    channel.input.on("error", (err: Error) => (session.writeFailure = err));
+    channel.input.on("error", (err: Error) => session.failWrites(err));
+    channel.input.on("close", () => session.failWrites(new Error("the server closed its input")));
     session.send((write) => writeHello(write));
     try {
       session.negotiatedVersion = await readHello(session.reader);
@@ -134,8 +137,9 @@ export class ServeSession {
         onAdded?.(upload.info);
       }
     })();
-    // Surface the server's error (read side) rather than the EPIPE the write side sees when the server gives up.
-    acknowledgements.catch(() => undefined);
+    // Surface the server's error (read side) rather than the EPIPE the write side sees when the server gives up,
+    // and stop a writer that waits for room the server will never make.
+    acknowledgements.catch((err: Error) => this.failWrites(err));
     try {
       for (const upload of uploads) {
         this.stats.addToStoreNar++;
@@ -170,20 +174,24 @@ export class ServeSession {
 
   private async writeWithBackpressure(chunk: Buffer): Promise<void> {
     if (this.writeFailure) throw this.writeFailure;
-    if (!this.channel.input.write(chunk)) {
-      await new Promise<void>((resolve, reject) => {
-        const onDrain = () => {
-          this.channel.input.off("close", onClose);
-          resolve();
-        };
-        const onClose = () => {
-          this.channel.input.off("drain", onDrain);
-          reject(this.writeFailure ?? new Error("the server closed its input"));
-        };
-        this.channel.input.once("drain", onDrain);
-        this.channel.input.once("close", onClose);
-      });
-    }
+    if (this.channel.input.write(chunk)) return;
+    await new Promise<void>((resolve, reject) => {
+      const onDrain = () => {
+        this.abortWrite = undefined;
+        resolve();
+      };
+      this.abortWrite = (err) => {
+        this.channel.input.off("drain", onDrain);
+        this.abortWrite = undefined;
+        reject(err);
+      };
+      this.channel.input.once("drain", onDrain);
+    });
+  }
+
+  private failWrites(err: Error): void {
+    this.writeFailure ??= err;
+    this.abortWrite?.(this.writeFailure);
   }
 
   private async reply<T>(read: () => Promise<T>, doing: string): Promise<T> {

@@ -99,15 +99,7 @@ export class SshHost implements Host {
         });
       }
     }
-    const after = await this.currentSystem();
-    return {
-      action,
-      previousGeneration: before.profileGeneration,
-      newGeneration: after.profileGeneration,
-      previousSystem: before.currentSystem,
-      newSystem: toplevel,
-      output: output.join(""),
-    };
+    return activationReport(action, toplevel, before, await this.currentSystem(), output.join(""));
   }
 
   async close(): Promise<void> {
@@ -163,14 +155,7 @@ export class SshHost implements Host {
         });
       }
       const after = parseInspection((await confirmation.exec(INSPECT_COMMAND)).stdout);
-      return {
-        action,
-        previousGeneration: before.profileGeneration,
-        newGeneration: after.profileGeneration,
-        previousSystem: before.currentSystem,
-        newSystem: toplevel,
-        output: (await confirmation.exec(`cat ${state}.log`)).stdout,
-      };
+      return activationReport(action, toplevel, before, after, (await confirmation.exec(`cat ${state}.log`)).stdout);
     } finally {
       confirmation.close();
     }
@@ -188,6 +173,17 @@ export class SshHost implements Host {
       await new Promise((resolve) => setTimeout(resolve, 300));
     }
   }
+}
+
+function activationReport(action: Action, toplevel: string, before: TargetSystem, after: TargetSystem, output: string): ActivationReport {
+  return {
+    action,
+    previousGeneration: before.profileGeneration,
+    newGeneration: after.profileGeneration,
+    previousSystem: before.currentSystem,
+    newSystem: toplevel,
+    output,
+  };
 }
 
 function copyHint(stderr: string, user: string): string | undefined {
