@@ -71,6 +71,21 @@ app.synth();
     expect(execFileSync("npx", ["cdktf-nixos", "--version"], { cwd: dir, env: env(), encoding: "utf8" }).trim()).toBe("0.1.0");
   });
 
+  it("loads the constructs without ssh2 or the AWS SDK, and the deploy engine from cdktf-nixos/deploy", async () => {
+    const loads = (entry: string) => JSON.parse(execFileSync("node", ["-e", `require(${JSON.stringify(entry)});
+      console.log(JSON.stringify(Object.keys(require.cache).filter((f) => /node_modules\\/(ssh2|@aws-sdk)\\//.test(f))))`],
+    { cwd: dir, env: env(), encoding: "utf8" })) as string[];
+    expect(loads("cdktf-nixos")).toEqual([]);
+    // the same check sees them where they belong
+    expect(loads("cdktf-nixos/deploy").some((f) => f.includes("/ssh2/"))).toBe(true);
+    await writeFile(join(dir, "engine.ts"), `import { deploy, planActivation, EXIT_CODES, type DeployRequest } from "cdktf-nixos/deploy";
+const request: Omit<DeployRequest, "source"> = { target: { host: "203.0.113.10", knownHostsFile: "known_hosts" } };
+console.log(typeof deploy, typeof planActivation, EXIT_CODES.rollback, request.target.host);
+`);
+    execFileSync("npx", ["tsc", "--strict", "--module", "commonjs", "--target", "es2022", "--esModuleInterop", "--skipLibCheck", "engine.ts"], { cwd: dir, env: env(), stdio: "inherit" });
+    expect(execFileSync("node", ["engine.js"], { cwd: dir, env: env(), encoding: "utf8" })).toBe("function function 8 203.0.113.10\n");
+  });
+
   it("typechecks, synthesizes and validates the README snippet", async () => {
     execFileSync("npx", ["tsc", "--strict", "--module", "commonjs", "--target", "es2022", "--esModuleInterop", "--skipLibCheck", "main.ts"], { cwd: dir, env: env(), stdio: "inherit" });
     execFileSync("node", ["main.js"], { cwd: dir, env: env(), stdio: "inherit" });
@@ -96,6 +111,8 @@ app.synth();
     const synthesized = readFileSync(join(dir, "cdktf.out", "stacks", "deployment", "cdk.tf.json"), "utf8");
     expect(synthesized).toContain(`${process.execPath} ${join(dir, "node_modules", "cdktf-nixos", "lib", "cli", "bin.js")} deploy `);
     expect(synthesized).toMatch(/"drv_path": "\/nix\/store\/[a-z0-9]{32}-nixos-system-web-[^"]*\.drv"/);
+    const manifest = JSON.parse(readFileSync(join(dir, "cdktf.out", "stacks", "deployment", "cdktf-nixos.manifest.json"), "utf8"));
+    expect(manifest).toMatchObject({ version: 1, stack: "deployment", deployments: [{ id: "deployment/web", host: "203.0.113.10", user: "root" }] });
   });
 
   it.skipIf(missing("root", "nix", "sshd", "netns"))("deploys with the installed CLI: switches, then copies nothing, and refuses another host key", async () => {

@@ -1,25 +1,14 @@
 import { Command, CommanderError } from "commander";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { DeployError, type DeployPhase } from "../deploy/errors";
+import { defaultDependencies } from "../deploy/default-dependencies";
+import { DeployError, EXIT_CODES, exitCodeOf } from "../errors";
 import { registerAmiCommand } from "./commands/ami";
-import { registerDeployCommand } from "./commands/deploy";
+import { registerDeployCommand, type DependencyFactory } from "./commands/deploy";
 import type { Output } from "./progress";
 import { UsageError } from "./usage-error";
 
-/** Exit codes, documented in the README: scripts and Terraform can tell what failed. */
-export const EXIT_CODES = {
-  ok: 0,
-  failure: 1,
-  usage: 2,
-  connect: 3,
-  evaluate: 4,
-  build: 4,
-  copy: 5,
-  activate: 6,
-  confirm: 7,
-  rollback: 8,
-} as const satisfies Record<DeployPhase | "ok" | "failure" | "usage", number>;
+export { EXIT_CODES };
 
 function packageVersion(): string {
   const pkg = JSON.parse(readFileSync(join(__dirname, "..", "..", "package.json"), "utf8")) as { version: string };
@@ -27,7 +16,7 @@ function packageVersion(): string {
 }
 
 /** Builds the command tree. Each subcommand parses its options and calls the library; none calls process.exit. */
-export function buildProgram(output: Output): Command {
+export function buildProgram(output: Output, dependencies: DependencyFactory = defaultDependencies): Command {
   const program = new Command("cdktf-nixos")
     .description("Deploy NixOS to AWS: look up NixOS AMIs and push NixOS configurations to hosts over SSH")
     .version(packageVersion())
@@ -37,7 +26,7 @@ export function buildProgram(output: Output): Command {
       writeErr: (s) => output.stderr.write(s),
     })
     .showHelpAfterError();
-  registerDeployCommand(program, output);
+  registerDeployCommand(program, output, dependencies);
   registerAmiCommand(program, output);
   for (const sub of program.commands) sub.exitOverride().configureOutput(program.configureOutput());
   return program;
@@ -49,9 +38,16 @@ const processOutput: Output = {
   interactive: process.stderr.isTTY === true,
 };
 
+export interface CliEnvironment {
+  readonly output: Output;
+  /** The deploy engine's dependencies; tests pass fakes of the seams. */
+  readonly dependencies?: DependencyFactory;
+}
+
 /** Runs the CLI and resolves to the exit code; failures are printed, never thrown. */
-export async function main(argv: string[], output: Output = processOutput): Promise<number> {
-  const program = buildProgram(output);
+export async function main(argv: string[], environment: CliEnvironment = { output: processOutput }): Promise<number> {
+  const output = environment.output;
+  const program = buildProgram(output, environment.dependencies);
   try {
     await program.parseAsync(argv);
     return EXIT_CODES.ok;
@@ -63,7 +59,7 @@ export async function main(argv: string[], output: Output = processOutput): Prom
     }
     if (err instanceof DeployError) {
       output.stderr.write(`cdktf-nixos: ${err.describe()}\n`);
-      return EXIT_CODES[err.phase];
+      return exitCodeOf(err);
     }
     output.stderr.write(`cdktf-nixos: ${err instanceof Error ? err.message : String(err)}\n`);
     return EXIT_CODES.failure;

@@ -1,9 +1,20 @@
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
-import { Annotations, DataResource, Lazy, TerraformStack, Token } from "cdktf";
+import { Annotations, DataResource, DefaultTokenResolver, Lazy, StringConcat, TerraformStack, Token, Tokenization } from "cdktf";
+import type { ISynthesisSession } from "cdktf/lib/synthesize/types";
 import { Construct } from "constructs";
+import { isPort } from "../deploy/target-spec";
+import {
+  DEPLOY_ENV,
+  MANIFEST_FILE,
+  deployArguments,
+  deploymentManifest,
+  renderCommand,
+  type DeploymentSpec,
+} from "../deploy/manifest";
 import { evaluateFleet, type EvaluatedSystem, type FleetMember } from "../nix/fleet-evaluation";
-import { shellQuote } from "../shell";
+import { parseFlakeRef } from "../nix/system";
+import { withPlaceholders } from "./placeholders";
 
 /** What switch-to-configuration does, in nixos-rebuild's words. */
 export enum NixosAction {
@@ -65,6 +76,11 @@ export interface NixosDeploymentOptions {
   /** Build on the host instead of this machine (for a host of another architecture). @default false */
   readonly buildOnTarget?: boolean;
   /**
+   * Tags for selecting hosts of the stack (written to the deployment manifest).
+   * @default - none (a NixosInstance passes its own tags)
+   */
+  readonly tags?: { [key: string]: string };
+  /**
    * How long to retry SSH while the host boots, in seconds.
    * @default 300
    */
@@ -111,7 +127,7 @@ export class NixosDeployment extends Construct {
     if (props.flake !== undefined && props.nixosArgs !== undefined) {
       throw new Error(`${id}: nixosArgs works with configuration; a flake takes values through specialArgs in flake.nix`);
     }
-    if (props.flake !== undefined && !/^[^#]+#[^#]+$/.test(props.flake)) {
+    if (props.flake !== undefined && parseFlakeRef(props.flake) === undefined) {
       throw new Error(`${id}: flake "${props.flake}" is not REF#NAME (e.g. "./infra#web")`);
     }
     const confirmTimeout = props.confirmTimeout ?? 30;
@@ -119,7 +135,7 @@ export class NixosDeployment extends Construct {
       throw new Error(`${id}: confirmTimeout ${confirmTimeout} is not a whole number of seconds (0 turns it off)`);
     }
     const port = props.port ?? 22;
-    if (!Number.isInteger(port) || port < 1 || port > 65535) throw new Error(`${id}: port ${port} is not a port number`);
+    if (!Token.isUnresolved(port) && !isPort(port)) throw new Error(`${id}: port ${port} is not a port number (1-65535)`);
     if (props.instanceId === undefined && props.acceptNewHostKey !== true) {
       Annotations.of(this).addInfo("no instanceId: the host key must already be in the known_hosts file");
     }
@@ -135,37 +151,34 @@ export class NixosDeployment extends Construct {
     const flake = props.flake === undefined ? undefined : resolveFlake(props.flake);
     const args = props.nixosArgs ?? {};
     const stack = TerraformStack.of(this);
-    const name = this.node.path;
-    const evaluated = FleetEvaluation.of(stack).add({
-      name,
-      configuration,
-      flake,
-      nixPath,
-      moduleArgs: withPlaceholders(args),
-    });
+    const fleet = StackDeployments.of(stack);
+    const synthArgs = withPlaceholders(args);
+    const evaluated = fleet.evaluation({ name: this.node.path, configuration, flake, nixPath, moduleArgs: synthArgs });
     this.drvPath = Lazy.stringValue({ produce: () => evaluated().drvPath });
 
     const action = props.action ?? NixosAction.SWITCH;
     const user = props.user ?? "root";
-    const knownHosts = resolve(props.knownHostsFile ?? ".cdktf-nixos/known_hosts");
-    const command = [
-      process.execPath, cliPath(), "deploy",
-      "--target-port", String(port),
-      "--known-hosts", knownHosts,
-      "--action", action,
-      "--connect-timeout", String(props.connectTimeout ?? 300),
-      "--json",
-      ...(props.sshPrivateKeyFile ? ["--ssh-key", resolve(props.sshPrivateKeyFile)] : []),
-      ...(props.acceptNewHostKey ? ["--accept-new-host-key"] : []),
-      ...(props.useSubstitutes ? ["--use-substitutes"] : []),
-      ...(props.buildOnTarget ? ["--build-on-target"] : []),
-      ...(confirmTimeout > 0 ? ["--confirm-timeout", String(confirmTimeout)] : []),
-      ...(configuration !== undefined ? ["--config", configuration, ...Object.entries(nixPath).flatMap(([k, v]) => ["-I", `${k}=${v}`])] : []),
-      ...(flake !== undefined ? ["--flake", flake] : []),
-    ].map(shellQuote).join(" ");
-    const consoleFlags = props.instanceId === undefined
-      ? ""
-      : ` --host-key-from-ec2-console "$CDKTF_NIXOS_INSTANCE_ID"${props.region !== undefined ? ` --region "$CDKTF_NIXOS_REGION"` : ""}`;
+    const spec = (): Omit<DeploymentSpec, "resource" | "drvPath" | "system"> => ({
+      id: this.node.path,
+      host: props.host,
+      user,
+      port,
+      source: configuration !== undefined ? { configuration, nixPath } : { flake },
+      nixosArgs: args,
+      nixosArgsAtSynth: synthArgs,
+      action,
+      sshPrivateKeyFile: props.sshPrivateKeyFile === undefined ? undefined : resolve(props.sshPrivateKeyFile),
+      knownHostsFile: resolve(props.knownHostsFile ?? ".cdktf-nixos/known_hosts"),
+      acceptNewHostKey: props.acceptNewHostKey === true,
+      instanceId: props.instanceId,
+      region: props.region,
+      useSubstitutes: props.useSubstitutes === true,
+      buildOnTarget: props.buildOnTarget === true,
+      connectTimeoutSeconds: props.connectTimeout ?? 300,
+      confirmTimeoutSeconds: confirmTimeout,
+      tags: props.tags ?? {},
+    });
+    const command = renderCommand([process.execPath, cliPath(), ...deployArguments({ ...spec(), resource: "", drvPath: "", system: "" })]);
 
     this.resource = new DataResource(this, "Resource", {
       input: {
@@ -182,34 +195,63 @@ export class NixosDeployment extends Construct {
     });
     this.resource.addOverride("provisioner", [{
       "local-exec": {
-        command: `${command}${consoleFlags}`,
+        command,
         environment: {
-          CDKTF_NIXOS_TARGET_HOST: "${self.input.target}",
-          CDKTF_NIXOS_ARGS_JSON: "${jsonencode(self.input.nixos_args)}",
-          CDKTF_NIXOS_INSTANCE_ID: "${self.input.instance_id}",
-          CDKTF_NIXOS_REGION: "${self.input.region}",
+          [DEPLOY_ENV.targetHost]: "${self.input.target}",
+          [DEPLOY_ENV.moduleArgsJson]: "${jsonencode(self.input.nixos_args)}",
+          [DEPLOY_ENV.instanceId]: "${self.input.instance_id}",
+          [DEPLOY_ENV.region]: "${self.input.region}",
         },
       },
     }]);
+    fleet.addSpec(() => {
+      const system = evaluated();
+      // Tokens become the Terraform expressions they stand for, e.g. ${aws_instance.web_Instance_1A2B.public_ip}.
+      const resolved = Tokenization.resolve({
+        ...spec(),
+        resource: `${this.resource.terraformResourceType}.${this.resource.friendlyUniqueId}`,
+        drvPath: system.drvPath,
+        system: system.system,
+      }, { scope: stack, resolver: new DefaultTokenResolver(new StringConcat()) }) as DeploymentSpec;
+      // resolving drops empty maps; the manifest keeps every field
+      return { ...resolved, nixosArgs: resolved.nixosArgs ?? {}, nixosArgsAtSynth: resolved.nixosArgsAtSynth ?? {}, tags: resolved.tags ?? {} };
+    });
   }
 }
 
-/** One evaluation for all deployments of a stack, run the first time any of their derivations is needed. */
-class FleetEvaluation {
-  private static readonly byStack = new WeakMap<TerraformStack, FleetEvaluation>();
+/**
+ * The deployments of one stack: one Nix evaluation for all of them, run the first time any derivation is needed,
+ * and the deployment manifest, written next to the stack's cdk.tf.json when it is synthesized.
+ */
+class StackDeployments {
+  private static readonly byStack = new WeakMap<TerraformStack, StackDeployments>();
   private readonly members: FleetMember[] = [];
+  private readonly specs: Array<() => DeploymentSpec> = [];
   private results?: Map<string, EvaluatedSystem>;
 
-  static of(stack: TerraformStack): FleetEvaluation {
-    let evaluation = FleetEvaluation.byStack.get(stack);
-    if (evaluation === undefined) {
-      evaluation = new FleetEvaluation();
-      FleetEvaluation.byStack.set(stack, evaluation);
-    }
-    return evaluation;
+  private constructor(stack: TerraformStack) {
+    const synthesizer = stack.synthesizer;
+    stack.synthesizer = {
+      synthesize: (session: ISynthesisSession) => {
+        synthesizer.synthesize(session);
+        const manifest = session.manifest.forStack(stack);
+        const file = join(session.outdir, manifest.workingDirectory, MANIFEST_FILE);
+        const content = deploymentManifest(manifest.name, this.specs.map((spec) => spec()));
+        writeFileSync(file, `${JSON.stringify(content, null, 2)}\n`);
+      },
+    };
   }
 
-  add(member: FleetMember): () => EvaluatedSystem {
+  static of(stack: TerraformStack): StackDeployments {
+    let deployments = StackDeployments.byStack.get(stack);
+    if (deployments === undefined) {
+      deployments = new StackDeployments(stack);
+      StackDeployments.byStack.set(stack, deployments);
+    }
+    return deployments;
+  }
+
+  evaluation(member: FleetMember): () => EvaluatedSystem {
     this.members.push(member);
     this.results = undefined;
     return () => {
@@ -217,22 +259,10 @@ class FleetEvaluation {
       return this.results.get(member.name)!;
     };
   }
-}
 
-/** Apply-time values become stable placeholder strings for the synth-time evaluation. */
-export function withPlaceholders(args: { [name: string]: unknown }): Record<string, unknown> {
-  const replace = (value: unknown, path: string): unknown => {
-    if (typeof value === "string") return Token.isUnresolved(value) ? `@cdktf-nixos:${path}@` : value;
-    if (Array.isArray(value)) {
-      return Token.isUnresolved(value) ? [`@cdktf-nixos:${path}@`] : value.map((v, i) => replace(v, `${path}.${i}`));
-    }
-    if (typeof value === "number" && Token.isUnresolved(value)) return `@cdktf-nixos:${path}@`;
-    if (value !== null && typeof value === "object") {
-      return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, replace(v, `${path}.${k}`)]));
-    }
-    return value;
-  };
-  return Object.fromEntries(Object.entries(args).map(([k, v]) => [k, replace(v, k)]));
+  addSpec(spec: () => DeploymentSpec): void {
+    this.specs.push(spec);
+  }
 }
 
 /** The CLI of this installation, by absolute path, so Terraform finds it from cdktf.out/stacks/<stack>. */
@@ -252,8 +282,8 @@ function resolvePathEntry(path: string): string {
   return /^[a-z]+:/.test(path) ? path : resolve(path);
 }
 
+/** A relative flake becomes `path:/abs#name`: builtins.getFlake at synth needs an absolute reference. */
 function resolveFlake(flake: string): string {
-  const hash = flake.lastIndexOf("#");
-  const ref = flake.slice(0, hash);
-  return /^[a-z]+:/.test(ref) ? flake : `path:${resolve(ref)}${flake.slice(hash)}`;
+  const { ref, name } = parseFlakeRef(flake)!;
+  return /^[a-z]+:/.test(ref) ? flake : `path:${resolve(ref)}#${name}`;
 }

@@ -3,6 +3,7 @@ import { Token } from "cdktf";
 import { Construct } from "constructs";
 import { DEFAULT_NIXOS_RELEASE, NixosArchitecture, validateRelease } from "../aws/nixos-ami-names";
 import { DataAwsRegion } from "@cdktf/provider-aws/lib/data-aws-region";
+import { architectureOfInstanceType } from "./instance-architecture";
 import { NixosDeployment, type NixosDeploymentOptions } from "./nixos-deployment";
 import { NixosImage, type INixosImage, type NixosImageConfig } from "./nixos-image";
 import { NixosKeyPair, type IKeyPair } from "./nixos-key-pair";
@@ -70,12 +71,6 @@ export interface NixosInstanceDeployment extends NixosDeploymentOptions {
 
 const DEFAULT_INSTANCE_TYPE = "t3.micro";
 const DEFAULT_ROOT_VOLUME_GIB = 20;
-
-/** Families with AWS Graviton (arm64) processors: a1, and any family with a "g" after its generation (t4g, c7gn…). */
-export function architectureOfInstanceType(instanceType: string): NixosArchitecture {
-  const family = instanceType.split(".")[0];
-  return family === "a1" || /^[a-z]+\d+g[a-z]*$/.test(family) ? NixosArchitecture.AARCH64 : NixosArchitecture.X86_64;
-}
 
 /** An EC2 instance running NixOS, with secure defaults: IMDSv2 only, encrypted gp3 root, no SSH unless allowed. */
 export class NixosInstance extends Construct {
@@ -147,6 +142,7 @@ export class NixosInstance extends Construct {
       const { usePrivateIp, ...options } = props.nixos;
       this.deployment = new NixosDeployment(this, "Deployment", {
         sshPrivateKeyFile: this.keyPair.privateKeyFile,
+        tags: props.tags,
         ...options,
         host: usePrivateIp ? this.privateIp : this.publicIp,
         instanceId: this.instanceId,

@@ -1,5 +1,6 @@
 import { isIPv4, isIPv6 } from "node:net";
 import { Token } from "cdktf";
+import { isPort } from "../deploy/target-spec";
 
 /** Throws unless `cidr` is an IPv4 or IPv6 CIDR block; tokens (values known at apply) pass. */
 export function validateCidr(cidr: string, what: string): "ipv4" | "ipv6" | "token" {
@@ -14,7 +15,7 @@ export function validateCidr(cidr: string, what: string): "ipv4" | "ipv6" | "tok
 }
 
 export function validatePort(port: number, what: string): void {
-  if (!Number.isInteger(port) || port < 1 || port > 65535) {
+  if (!isPort(port)) {
     throw new Error(`${what}: ${port} is not a port number (1-65535)`);
   }
 }

@@ -1,8 +1,6 @@
 import { shellQuote } from "../shell";
-import type { Action, TargetSystem } from "./host";
-
-/** The system profile nixos-rebuild manages. */
-export const SYSTEM_PROFILE = "/nix/var/nix/profiles/system";
+import { mayConfirm, mayRollBack, setsProfile, type Action } from "./goal";
+import { SYSTEM_PROFILE, type TargetSystem } from "./inspection";
 
 export interface ActivationContext {
   /** Prefix privileged commands with `sudo -n` (the login user is not root). */
@@ -44,8 +42,13 @@ export function switchCommand(toplevel: string, action: Action, context: Activat
 
 /** The commands of one activation, in order. */
 export function activationCommands(toplevel: string, action: Action, context: ActivationContext): string[] {
-  const setProfile = action === "switch" || action === "boot";
-  return [...(setProfile ? [setProfileCommand(toplevel, context)] : []), switchCommand(toplevel, action, context)];
+  return [...(setsProfile(action) ? [setProfileCommand(toplevel, context)] : []), switchCommand(toplevel, action, context)];
+}
+
+/** The system a failed activation goes back to: the boot default for boot, the running system otherwise. */
+export function rollbackTarget(action: Action, before: TargetSystem): string | undefined {
+  if (!mayRollBack(action)) return undefined;
+  return action === "boot" ? before.profileSystem : before.currentSystem ?? before.profileSystem;
 }
 
 /**
@@ -53,61 +56,13 @@ export function activationCommands(toplevel: string, action: Action, context: Ac
  * before activated again with the same action. Empty when the target had nothing to go back to.
  */
 export function rollbackCommands(action: Action, before: TargetSystem, context: ActivationContext): string[] {
-  if (action === "dry-activate") return [];
+  const previous = rollbackTarget(action, before);
   const commands: string[] = [];
-  if ((action === "switch" || action === "boot") && before.profileGeneration !== undefined) {
+  if (mayRollBack(action) && setsProfile(action) && before.profileGeneration !== undefined) {
     commands.push(switchGenerationCommand(before.profileGeneration, context));
   }
-  const previous = action === "boot" ? before.profileSystem : before.currentSystem ?? before.profileSystem;
   if (previous !== undefined) commands.push(switchCommand(previous, action, context));
   return commands;
-}
-
-/** Generation number of a profile link target such as `system-42-link`. */
-export function parseGeneration(linkTarget: string): number | undefined {
-  const match = /(?:^|\/)system-(\d+)-link$/.exec(linkTarget.trim());
-  return match ? Number(match[1]) : undefined;
-}
-
-/** One remote command that reports what currentSystem needs as `key=value` words (store paths have no spaces). */
-export const INSPECT_COMMAND = [
-  "echo machine=$(uname -m)",
-  "command -v nix-store >/dev/null 2>&1 && echo nix=1 || echo nix=0",
-  "test -e /etc/NIXOS && echo nixos=1 || echo nixos=0",
-  "test -d /run/systemd/system && echo systemd=1 || echo systemd=0",
-  "test -e /run/current-system && echo current=$(readlink -f /run/current-system)",
-  `test -e ${SYSTEM_PROFILE} && echo profile=$(readlink ${SYSTEM_PROFILE}) profileSystem=$(readlink -f ${SYSTEM_PROFILE})`,
-  "true",
-].join("; ");
-
-const MACHINE_TO_SYSTEM: Record<string, string> = {
-  x86_64: "x86_64-linux",
-  aarch64: "aarch64-linux",
-  arm64: "aarch64-linux",
-  i686: "i686-linux",
-  armv7l: "armv7l-linux",
-  riscv64: "riscv64-linux",
-};
-
-/** Reads INSPECT_COMMAND's output. */
-export function parseInspection(output: string): TargetSystem & { readonly nix: boolean } {
-  const values = new Map<string, string>();
-  for (const word of output.split(/\s+/)) {
-    const eq = word.indexOf("=");
-    if (eq > 0) values.set(word.slice(0, eq), word.slice(eq + 1));
-  }
-  const machine = values.get("machine") ?? "";
-  const current = values.get("current") || undefined;
-  const profileSystem = values.get("profileSystem") || undefined;
-  return {
-    system: MACHINE_TO_SYSTEM[machine] ?? `${machine}-linux`,
-    nix: values.get("nix") === "1",
-    nixos: values.get("nixos") === "1" || current !== undefined,
-    systemd: values.get("systemd") === "1",
-    currentSystem: current,
-    profileGeneration: parseGeneration(values.get("profile") ?? ""),
-    profileSystem,
-  };
 }
 
 /** Where confirmed activations keep their state on the target: /run, so a reboot forgets it. */
@@ -144,4 +99,75 @@ export function confirmedActivationScript(
 /** Starts the confirmed activation in the background, as root, so it outlives the SSH session. */
 export function startConfirmedActivationCommand(script: string, context: ActivationContext): string {
   return `${[...(context.sudo ? ["sudo", "-n", "--"] : []), "setsid", "sh", "-c", script].map(shellQuote).join(" ")} </dev/null >/dev/null 2>&1 &`;
+}
+
+export interface ActivationInput {
+  /** The target as inspected before the deployment touched it. */
+  readonly before: TargetSystem;
+  readonly toplevel: string;
+  readonly action: Action;
+  /** The login user; any other than root activates through `sudo -n`. */
+  readonly user: string;
+  /** NIXOS_INSTALL_BOOTLOADER=1 for switch-to-configuration. */
+  readonly installBootloader?: boolean;
+  /** For switch and test: the host rolls itself back unless confirmed within this many seconds. */
+  readonly confirmTimeoutSeconds?: number;
+  /** Names this activation's state files on the target; random per deployment, passed in to keep the plan pure. */
+  readonly id: string;
+}
+
+/** How a confirmed activation is started, observed and confirmed. */
+export interface ConfirmProtocol {
+  readonly timeoutSeconds: number;
+  /** Starts the detached activation script; returns at once. */
+  readonly start: string;
+  /** Prints the activation's exit status once it has one, nothing before. */
+  readonly readStatus: string;
+  /** Prints what the activation wrote. */
+  readonly readLog: string;
+  /** Over a new connection: confirms, and prints the status only if the host has not rolled back yet. */
+  readonly confirm: string;
+}
+
+/** Everything one activation does on the target, decided before anything runs. */
+export interface ActivationPlan {
+  readonly action: Action;
+  readonly toplevel: string;
+  /** Commands run one after the other over the session (empty when `confirm` is set: the script runs them). */
+  readonly steps: readonly string[];
+  /** The system a failed activation goes back to; undefined when there is none. */
+  readonly rollbackTo?: string;
+  /** The commands that go back; empty when there is nothing to go back to. */
+  readonly rollback: readonly string[];
+  /** Set for a confirmed (magic rollback) activation. */
+  readonly confirm?: ConfirmProtocol;
+}
+
+/** The pure activation planner: the target's state and the request in, the exact commands out. */
+export function planActivation(input: ActivationInput): ActivationPlan {
+  const context: ActivationContext = {
+    sudo: input.user !== "root",
+    systemd: input.before.systemd,
+    installBootloader: input.installBootloader,
+  };
+  const rollback = rollbackCommands(input.action, input.before, context);
+  const base = { action: input.action, toplevel: input.toplevel, rollbackTo: rollbackTarget(input.action, input.before), rollback };
+  const timeout = input.confirmTimeoutSeconds;
+  if (timeout === undefined || timeout <= 0 || !mayConfirm(input.action)) {
+    return { ...base, steps: activationCommands(input.toplevel, input.action, context) };
+  }
+  const state = `${CONFIRM_DIR}/${input.id}`;
+  const script = confirmedActivationScript(input.id, input.toplevel, input.action, input.before, context, timeout);
+  const touch = privileged(context, ["touch", `${state}.confirmed`]);
+  return {
+    ...base,
+    steps: [],
+    confirm: {
+      timeoutSeconds: timeout,
+      start: startConfirmedActivationCommand(script, context),
+      readStatus: `cat ${state}.status 2>/dev/null || true`,
+      readLog: `cat ${state}.log`,
+      confirm: `${touch} && ! test -e ${state}.rolled-back && cat ${state}.status`,
+    },
+  };
 }

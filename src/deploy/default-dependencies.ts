@@ -1,9 +1,9 @@
 import { waitForConsoleHostKeys } from "../aws/console-host-keys";
 import { buildSystem, instantiateSystem, type NixOptions } from "../nix/build";
 import { LocalStore } from "../nix/local-store";
+import { ConnectError } from "../errors";
 import type { DeployDependencies } from "./deploy";
-import { ConnectError } from "./errors";
-import type { TargetSpec } from "./plan";
+import type { TargetSpec } from "./target-spec";
 import { SshHost } from "./ssh/ssh-host";
 
 export interface DefaultDependencyOptions extends NixOptions {
@@ -36,7 +36,9 @@ export function defaultDependencies(options: DefaultDependencyOptions = {}): Dep
         privateKeyFile: target.privateKeyFile,
         knownHostsFile: target.knownHostsFile,
         acceptNewHostKey: target.acceptNewHostKey,
-        jumpHost: target.jumpHost === undefined ? undefined : parseJumpHost(target.jumpHost, target.user ?? "root"),
+        jumpHost: target.jumpHost === undefined
+          ? undefined
+          : { host: target.jumpHost.host, port: target.jumpHost.port, user: target.jumpHost.user ?? target.user ?? "root" },
         compress: target.compress,
         retryForMs: options.connectRetryMs ?? 10_000,
       }),
@@ -54,11 +56,4 @@ async function consoleFingerprints(
       hint: "the deploy needs ec2:GetConsoleOutput on the instance; without the fingerprints no host key is trusted",
     });
   }
-}
-
-/** `[user@]host[:port]`, like ssh -J. */
-export function parseJumpHost(value: string, defaultUser: string): { host: string; port: number; user: string } {
-  const match = /^(?:([^@]+)@)?([^:@]+)(?::(\d+))?$/.exec(value);
-  if (!match) throw new Error(`--jump-host '${value}' is not [user@]host[:port]`);
-  return { user: match[1] ?? defaultUser, host: match[2], port: match[3] ? Number(match[3]) : 22 };
 }

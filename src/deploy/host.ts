@@ -1,8 +1,5 @@
+import type { CopyProgress, CopyReport } from "../nix/serve/copy";
 import type { StoreSource } from "../nix/store-source";
-
-/** What switch-to-configuration is asked to do; nixos-rebuild's vocabulary. */
-export type Action = "switch" | "boot" | "test" | "dry-activate";
-export const ACTIONS: readonly Action[] = ["switch", "boot", "test", "dry-activate"];
 
 export interface RunResult {
   readonly exitCode: number;
@@ -10,20 +7,9 @@ export interface RunResult {
   readonly stderr: string;
 }
 
-/** What the target is, read before anything is copied. */
-export interface TargetSystem {
-  /** Nix system double of the target, e.g. "x86_64-linux". */
-  readonly system: string;
-  /** Whether the target looks like NixOS (/etc/NIXOS or a /run/current-system with switch-to-configuration). */
-  readonly nixos: boolean;
-  /** Whether systemd is PID 1 (/run/systemd/system exists), as nixos-rebuild checks. */
-  readonly systemd: boolean;
-  /** Store path /run/current-system points at, if any. */
-  readonly currentSystem?: string;
-  /** Generation number /nix/var/nix/profiles/system points at, if any. */
-  readonly profileGeneration?: number;
-  /** Store path of that generation, if any. */
-  readonly profileSystem?: string;
+export interface RunOptions {
+  /** Bytes streamed into the remote process's stdin (never its argv), then end of input. */
+  readonly stdin?: Buffer;
 }
 
 export interface CopyOptions {
@@ -32,53 +18,25 @@ export interface CopyOptions {
   readonly onProgress?: (progress: CopyProgress) => void;
 }
 
-export interface CopyProgress {
-  readonly pathsDone: number;
-  readonly pathsTotal: number;
-  readonly bytesSent: number;
-  readonly bytesTotal: number;
-  readonly currentPath?: string;
-}
-
-export interface CopyReport {
-  /** Closure size of what was asked for. */
-  readonly pathsInClosure: number;
-  /** Paths the target already had. */
-  readonly pathsAlreadyValid: number;
-  readonly pathsCopied: number;
-  /** NAR bytes sent to the target. */
-  readonly bytesSent: number;
-  readonly durationMs: number;
-}
-
-export interface ActivateOptions {
-  /** NIXOS_INSTALL_BOOTLOADER=1 for switch-to-configuration. */
-  readonly installBootloader?: boolean;
-  /**
-   * For switch and test: activate detached from the session and require a confirmation over a new SSH connection
-   * within this many seconds, or the host rolls itself back (deploy-rs's magic rollback).
-   */
-  readonly confirmTimeoutSeconds?: number;
-}
-
-export interface ActivationReport {
-  readonly action: Action;
-  readonly previousGeneration?: number;
-  readonly newGeneration?: number;
-  readonly previousSystem?: string;
-  readonly newSystem: string;
-  readonly output: string;
+export interface ReconnectOptions {
+  /** Keep retrying an unreachable host this long, in milliseconds. */
+  readonly retryForMs: number;
 }
 
 /**
- * Everything orchestration needs from a target. Orchestration only sees this seam; ssh2 lives behind it.
+ * A target as orchestration sees it: transport only (colmena's `Host`). It runs what it is given and knows nothing
+ * of activation, rollback or confirmation; ssh2 lives behind it.
+ *
+ * Failures: `run` resolves with the exit code of a command that ran; it rejects with a TransportError when the
+ * connection fails. `copyClosure` rejects with the serve session's ServeError or a TransportError.
  */
 export interface Host {
   /** How the host is named in messages, e.g. "root@10.0.0.5:22". */
   readonly name: string;
-  run(command: string): Promise<RunResult>;
-  currentSystem(): Promise<TargetSystem>;
+  run(command: string, options?: RunOptions): Promise<RunResult>;
+  /** Copies the closure of `paths` from `source` (nix-copy-closure semantics: only what the host lacks). */
   copyClosure(source: StoreSource, paths: readonly string[], options?: CopyOptions): Promise<CopyReport>;
-  activate(toplevel: string, action: Action, options?: ActivateOptions): Promise<ActivationReport>;
+  /** A second, fresh connection to the same host with the same checks (the host key must now be known). */
+  reconnect(options: ReconnectOptions): Promise<Host>;
   close(): Promise<void>;
 }

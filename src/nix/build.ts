@@ -2,10 +2,16 @@ import { spawn } from "node:child_process";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { BuildError, EvaluateError } from "../deploy/errors";
-import type { LocalSystem } from "../deploy/deploy";
-import type { SystemSource } from "../deploy/plan";
+import { BuildError, EvaluateError } from "../errors";
 import { shellQuote } from "../shell";
+import {
+  configurationSystemExpression,
+  moduleArgsFromFile,
+  nixAttrName,
+  parseFlakeRef,
+  type LocalSystem,
+  type SystemSource,
+} from "./system";
 
 const FLAKES = ["--extra-experimental-features", "nix-command flakes"];
 
@@ -32,27 +38,25 @@ export function instantiateCommand(source: SystemSource, options: NixOptions & {
     case "config": {
       const includes = source.includes.flatMap((entry) => ["-I", entry]);
       const configuration = resolve(source.configuration);
-      if (options.argsFile === undefined) {
-        return {
-          program: "nix-instantiate",
-          args: ["<nixpkgs/nixos>", "-A", "system", ...includes, "-I", `nixos-config=${configuration}`, ...extra],
-        };
-      }
-      // The configuration plus one module that sets _module.args from the JSON file.
-      const expression =
-        `import <nixpkgs/nixos> { configuration = { imports = [ ${nixString(configuration)} ]; ` +
-        `_module.args = builtins.fromJSON (builtins.readFile ${nixString(options.argsFile)}); }; }`;
-      return { program: "nix-instantiate", args: ["-E", expression, "-A", "system", ...includes, ...extra] };
+      // <nixos-config> still names the configuration, as nixos-rebuild sets it.
+      return {
+        program: "nix-instantiate",
+        args: [
+          "-E", configurationSystemExpression(configuration, options.argsFile === undefined ? "{ }" : moduleArgsFromFile(options.argsFile)),
+          ...includes, "-I", `nixos-config=${configuration}`, ...extra,
+        ],
+      };
     }
     case "flake": {
-      const [ref, name] = splitFlakeRef(source.ref);
+      const flake = parseFlakeRef(source.ref);
+      if (flake === undefined) throw new EvaluateError(`flake '${source.ref}' is not REF#NAME`);
       return {
         program: "nix",
-        args: [...FLAKES, "eval", "--raw", `${ref}#nixosConfigurations.${quoteAttr(name)}.config.system.build.toplevel.drvPath`, ...extra],
+        args: [...FLAKES, "eval", "--raw", `${flake.ref}#nixosConfigurations.${nixAttrName(flake.name)}.config.system.build.toplevel.drvPath`, ...extra],
       };
     }
     case "toplevel":
-      throw new Error("a ready toplevel needs no evaluation");
+      throw new EvaluateError("a ready toplevel needs no evaluation");
   }
 }
 
@@ -118,20 +122,6 @@ async function toplevelSystem(toplevel: string): Promise<string> {
       hint: "pass the toplevel: config.system.build.toplevel, the result of nix-build '<nixpkgs/nixos>' -A system",
     });
   }
-}
-
-function splitFlakeRef(ref: string): [string, string] {
-  const hash = ref.lastIndexOf("#");
-  return [ref.slice(0, hash), ref.slice(hash + 1)];
-}
-
-function quoteAttr(name: string): string {
-  return /^[A-Za-z_][A-Za-z0-9_'-]*$/.test(name) ? name : JSON.stringify(name);
-}
-
-/** A Nix string literal. */
-export function nixString(value: string): string {
-  return `"${value.replace(/\\/g, "\\\\").replace(/"/g, '\\"').replace(/\$\{/g, "\\${")}"`;
 }
 
 function lastLine(output: string): string {

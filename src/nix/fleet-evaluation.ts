@@ -1,6 +1,6 @@
 import { execFileSync } from "node:child_process";
-import { EvaluateError } from "../deploy/errors";
-import { nixString } from "./build";
+import { EvaluateError } from "../errors";
+import { configurationSystemExpression, flakeSystemExpression, moduleArgsFromJson, nixString } from "./system";
 
 /** One system to evaluate at synth. */
 export interface FleetMember {
@@ -24,16 +24,9 @@ export interface EvaluatedSystem {
 /** The Nix expression that evaluates several systems at once, as an attribute set name → { drvPath, system }. */
 export function fleetExpression(members: readonly FleetMember[]): string {
   const entries = members.map((member) => {
-    let toplevel: string;
-    if (member.flake !== undefined) {
-      const hash = member.flake.lastIndexOf("#");
-      const [ref, name] = [member.flake.slice(0, hash), member.flake.slice(hash + 1)];
-      toplevel = `(builtins.getFlake ${nixString(ref)}).nixosConfigurations.${nixString(name)}.config.system.build.toplevel`;
-    } else {
-      const args = `builtins.fromJSON ${nixString(JSON.stringify(member.moduleArgs))}`;
-      toplevel = `(import <nixpkgs/nixos> { configuration = { imports = [ ${nixString(member.configuration as string)} ]; ` +
-        `_module.args = ${args}; }; }).system`;
-    }
+    const toplevel = member.flake !== undefined
+      ? flakeSystemExpression(member.flake)
+      : configurationSystemExpression(member.configuration as string, moduleArgsFromJson(JSON.stringify(member.moduleArgs)));
     return `  ${nixString(member.name)} = let t = ${toplevel}; in { drvPath = t.drvPath; system = t.system; };`;
   });
   return `{\n${entries.join("\n")}\n}`;

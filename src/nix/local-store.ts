@@ -1,5 +1,5 @@
 import { spawn } from "node:child_process";
-import { ServeSession, type ServeChannel } from "../deploy/nix-serve/session";
+import { ServeSession, type ServeChannel } from "./serve/session";
 import type { NarSink, PathInfo, StoreSource } from "./store-source";
 
 /**

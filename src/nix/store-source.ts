@@ -1,4 +1,4 @@
-import type { ServePathInfo } from "../deploy/nix-serve/codec";
+import type { ServePathInfo } from "./serve/codec";
 
 /** Store metadata of one path, as Nix reports it (never computed by us). */
 export type PathInfo = ServePathInfo;

@@ -4,7 +4,8 @@ import { KeyPair } from "@cdktf/provider-aws/lib/key-pair";
 import { SecurityGroup } from "@cdktf/provider-aws/lib/security-group";
 import { Testing, TerraformStack } from "cdktf";
 import { describe, expect, it } from "vitest";
-import { NixosImage, NixosInstance, NixosKeyPair, architectureOfInstanceType } from "../../src";
+import { NixosImage, NixosInstance, NixosKeyPair } from "../../src";
+import { architectureOfInstanceType } from "../../src/constructs/instance-architecture";
 import { NixosArchitecture } from "../../src/aws/nixos-ami-names";
 
 const KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIB0Gk5m5ZpVz8c3fY4Ok7Rr8m0Yq0k7d0p2n6Qv5m4c3 ops@laptop";

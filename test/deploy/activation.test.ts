@@ -2,12 +2,12 @@ import { describe, expect, it } from "vitest";
 import {
   activationCommands,
   confirmedActivationScript,
+  planActivation,
   startConfirmedActivationCommand,
-  parseGeneration,
-  parseInspection,
   rollbackCommands,
   switchCommand,
 } from "../../src/deploy/activation";
+import { parseGeneration, parseInspection } from "../../src/deploy/inspection";
 import { shellQuote } from "../../src/shell";
 
 const top = "/nix/store/abc-nixos-system-web-25.05";
@@ -46,7 +46,7 @@ describe("activation commands", () => {
 
 describe("rollback commands", () => {
   const before = {
-    system: "x86_64-linux", nixos: true, systemd: false,
+    system: "x86_64-linux", nix: true, nixos: true, systemd: false,
     currentSystem: "/nix/store/old", profileGeneration: 4, profileSystem: "/nix/store/old",
   };
 
@@ -61,7 +61,7 @@ describe("rollback commands", () => {
     expect(rollbackCommands("test", before, root)).toEqual([
       "env -i PATH=/run/current-system/sw/bin:/usr/bin:/bin NIXOS_INSTALL_BOOTLOADER=0 /nix/store/old/bin/switch-to-configuration test",
     ]);
-    expect(rollbackCommands("switch", { system: "x86_64-linux", nixos: true, systemd: false }, root)).toEqual([]);
+    expect(rollbackCommands("switch", { system: "x86_64-linux", nix: true, nixos: true, systemd: false }, root)).toEqual([]);
     expect(rollbackCommands("dry-activate", before, root)).toEqual([]);
   });
 });
@@ -89,7 +89,7 @@ describe("target inspection", () => {
 
 describe("confirmed activation", () => {
   const before = {
-    system: "x86_64-linux", nixos: true, systemd: false,
+    system: "x86_64-linux", nix: true, nixos: true, systemd: false,
     currentSystem: "/nix/store/old", profileGeneration: 4, profileSystem: "/nix/store/old",
   };
 
@@ -109,6 +109,77 @@ describe("confirmed activation", () => {
   it("is started detached, through sudo for other users", () => {
     expect(startConfirmedActivationCommand("echo hi", { sudo: true, systemd: false })).toBe(
       "sudo -n -- setsid sh -c 'echo hi' </dev/null >/dev/null 2>&1 &",
+    );
+  });
+});
+
+describe("planActivation", () => {
+  const before = {
+    system: "x86_64-linux", nix: true, nixos: true, systemd: false,
+    currentSystem: "/nix/store/old", profileGeneration: 4, profileSystem: "/nix/store/old-boot",
+  };
+  const plain = (action: "switch" | "boot" | "test" | "dry-activate", user = "root") =>
+    planActivation({ before, toplevel: top, action, user, id: "abc" });
+
+  it("plans switch as profile then switch-to-configuration, and a rollback to the running system", () => {
+    expect(plain("switch")).toEqual({
+      action: "switch",
+      toplevel: top,
+      steps: [
+        `nix-env -p /nix/var/nix/profiles/system --set ${top}`,
+        `env -i PATH=/run/current-system/sw/bin:/usr/bin:/bin NIXOS_INSTALL_BOOTLOADER=0 ${top}/bin/switch-to-configuration switch`,
+      ],
+      rollbackTo: "/nix/store/old",
+      rollback: [
+        "nix-env -p /nix/var/nix/profiles/system --switch-generation 4",
+        "env -i PATH=/run/current-system/sw/bin:/usr/bin:/bin NIXOS_INSTALL_BOOTLOADER=0 /nix/store/old/bin/switch-to-configuration switch",
+      ],
+    });
+  });
+
+  it("rolls boot back to the boot default, not the running system", () => {
+    expect(plain("boot").rollbackTo).toBe("/nix/store/old-boot");
+    expect(plain("boot").rollback.at(-1)).toBe(
+      "env -i PATH=/run/current-system/sw/bin:/usr/bin:/bin NIXOS_INSTALL_BOOTLOADER=0 /nix/store/old-boot/bin/switch-to-configuration boot",
+    );
+  });
+
+  it("has nothing to roll back for dry-activate", () => {
+    expect(plain("dry-activate")).toMatchObject({ rollback: [], rollbackTo: undefined });
+  });
+
+  it("uses sudo for any user but root, in steps and rollback alike", () => {
+    const plan = plain("test", "deploy");
+    expect(plan.steps).toEqual([
+      `sudo -n -- env -i PATH=/run/current-system/sw/bin:/usr/bin:/bin NIXOS_INSTALL_BOOTLOADER=0 ${top}/bin/switch-to-configuration test`,
+    ]);
+    expect(plan.rollback.every((c) => c.startsWith("sudo -n -- "))).toBe(true);
+  });
+
+  it("plans the confirm protocol for switch and test only", () => {
+    const plan = planActivation({ before, toplevel: top, action: "switch", user: "deploy", confirmTimeoutSeconds: 30, id: "abc" });
+    expect(plan.steps).toEqual([]);
+    expect(plan.confirm).toEqual({
+      timeoutSeconds: 30,
+      start: startConfirmedActivationCommand(
+        confirmedActivationScript("abc", top, "switch", before, { sudo: true, systemd: false }, 30),
+        { sudo: true, systemd: false },
+      ),
+      readStatus: "cat /run/cdktf-nixos/abc.status 2>/dev/null || true",
+      readLog: "cat /run/cdktf-nixos/abc.log",
+      confirm: "sudo -n -- touch /run/cdktf-nixos/abc.confirmed && ! test -e /run/cdktf-nixos/abc.rolled-back && cat /run/cdktf-nixos/abc.status",
+    });
+    expect(planActivation({ before, toplevel: top, action: "boot", user: "root", confirmTimeoutSeconds: 30, id: "abc" }).confirm)
+      .toBeUndefined();
+    expect(planActivation({ before, toplevel: top, action: "switch", user: "root", confirmTimeoutSeconds: 0, id: "abc" }).confirm)
+      .toBeUndefined();
+  });
+
+  it("runs switch-to-configuration in systemd's transient unit where systemd is PID 1", () => {
+    const plan = planActivation({ before: { ...before, systemd: true }, toplevel: top, action: "switch", user: "root", installBootloader: true, id: "abc" });
+    expect(plan.steps[1]).toBe(
+      "systemd-run -E LOCALE_ARCHIVE -E NIXOS_INSTALL_BOOTLOADER=1 --collect --no-ask-password --pipe --quiet --same-dir " +
+        `--service-type=exec --unit=nixos-rebuild-switch-to-configuration --wait ${top}/bin/switch-to-configuration switch`,
     );
   });
 });

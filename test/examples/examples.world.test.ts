@@ -7,6 +7,7 @@ import { startEc2Double, type Ec2Double } from "../harness/ec2-double/server";
 import { NIXPKGS_LITE } from "../harness/fixture";
 import { missing } from "../harness/requirements";
 import { run } from "../harness/target-hosts";
+import type { DeploymentManifest } from "../../src/deploy/manifest";
 import { terraform, useEc2Endpoint } from "../harness/terraform";
 
 const ROOT = join(__dirname, "..", "..");
@@ -71,5 +72,41 @@ describe.skipIf(missing("terraform", "aws-provider-mirror", "nix"))("example sta
     expect(amiOf(planned, "db")).toBe(NEWEST_2505_AARCH64);
     const synthesized = await readFile(join(out, "stacks", "fleet", "cdk.tf.json"), "utf8");
     expect(synthesized).not.toContain("PRIVATE KEY");
+  });
+
+  it("fleet's synth writes the deployment manifest: every host, its source, its apply-time values as Terraform expressions", async () => {
+    const stackDir = join(out, "stacks", "fleet");
+    const manifest = JSON.parse(await readFile(join(stackDir, "cdktf-nixos.manifest.json"), "utf8")) as DeploymentManifest;
+    const stack = JSON.parse(await readFile(join(stackDir, "cdk.tf.json"), "utf8")) as {
+      resource: { terraform_data: Record<string, { triggers_replace: { drv_path: string } }>; aws_instance: Record<string, unknown> };
+    };
+    expect(manifest.version).toBe(1);
+    expect(manifest.stack).toBe("fleet");
+    expect(manifest.deployments.map((d) => d.id)).toEqual(["fleet/app/Deployment", "fleet/web/Deployment", "fleet/db/Deployment"]);
+    const web = manifest.deployments.find((d) => d.id === "fleet/web/Deployment")!;
+    const webInstance = Object.keys(stack.resource.aws_instance).find((k) => k.startsWith("web_"))!;
+    const appInstance = Object.keys(stack.resource.aws_instance).find((k) => k.startsWith("app_"))!;
+    expect(web).toMatchObject({
+      host: `\${aws_instance.${webInstance}.public_ip}`,
+      instanceId: `\${aws_instance.${webInstance}.id}`,
+      user: "root",
+      port: 22,
+      action: "switch",
+      source: { configuration: join(ROOT, "examples", "fleet", "nixos", "web.nix"), nixPath: { nixpkgs: NIXPKGS_LITE } },
+      nixosArgs: { appAddress: `\${aws_instance.${appInstance}.private_ip}`, greeting: "${var.greeting}" },
+      nixosArgsAtSynth: { appAddress: "@cdktf-nixos:appAddress@", greeting: "@cdktf-nixos:greeting@" },
+      system: "x86_64-linux",
+      confirmTimeoutSeconds: 30,
+      tags: { role: "web" },
+    });
+    for (const deployment of manifest.deployments) {
+      const [type, name] = deployment.resource.split(".");
+      expect(type).toBe("terraform_data");
+      // the manifest's derivation is the trigger Terraform compares
+      expect(stack.resource.terraform_data[name].triggers_replace.drv_path).toBe(deployment.drvPath);
+    }
+    expect(manifest.deployments.find((d) => d.id === "fleet/db/Deployment")).toMatchObject({ buildOnTarget: true, tags: { role: "db" } });
+    // a stack without deployments has no manifest
+    await expect(readFile(join(out, "stacks", "single-host", "cdktf-nixos.manifest.json"))).rejects.toThrow("ENOENT");
   });
 });

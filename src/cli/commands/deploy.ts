@@ -2,10 +2,12 @@ import { Command, Option } from "commander";
 import { readFile } from "node:fs/promises";
 import { homedir } from "node:os";
 import { join } from "node:path";
-import { ACTIONS, type Action } from "../../deploy/host";
-import { deploy, type DeployRequest, type DeployResult } from "../../deploy/deploy";
-import { defaultDependencies } from "../../deploy/default-dependencies";
-import { parseTargetHost, type SystemSource } from "../../deploy/plan";
+import { DEFAULT_ACTIVATION_TIMEOUT_SECONDS, deploy, type DeployDependencies, type DeployRequest, type DeployResult } from "../../deploy/deploy";
+import type { DefaultDependencyOptions } from "../../deploy/default-dependencies";
+import { ACTIONS, type Action } from "../../deploy/goal";
+import { DEPLOY_ENV } from "../../deploy/manifest";
+import { isPort, parseJumpHost, parseTargetHost, type JumpHost } from "../../deploy/target-spec";
+import { parseFlakeRef, type SystemSource } from "../../nix/system";
 import { createReporter, type Output } from "../progress";
 import { UsageError } from "../usage-error";
 
@@ -34,16 +36,24 @@ interface DeployFlags {
   endpoint?: string;
   consoleTimeout: string;
   connectTimeout: string;
+  activationTimeout: string;
   json?: boolean;
 }
 
-export function registerDeployCommand(program: Command, output: Output): void {
-  program
-    .command("deploy")
-    .description(
-      "build a NixOS system locally, copy its closure to the target over SSH and activate it (like nixos-rebuild --target-host)",
-    )
-    .addOption(new Option("--target-host <[user@]host>", "host to deploy to").env("CDKTF_NIXOS_TARGET_HOST"))
+/** A parsed and checked `deploy` command line: everything is known before anything is built or contacted. */
+export interface DeployInvocation {
+  readonly request: Omit<DeployRequest, "onEvent">;
+  readonly dependencyOptions: DefaultDependencyOptions;
+  readonly json: boolean;
+}
+
+/** Builds the deploy engine's dependencies; tests pass fakes of the seams. */
+export type DependencyFactory = (options: DefaultDependencyOptions) => DeployDependencies;
+
+/** The `deploy` subcommand's options; the command line NixosDeployment writes is parsed by exactly these. */
+export function addDeployOptions(command: Command): Command {
+  return command
+    .addOption(new Option("--target-host <[user@]host>", "host to deploy to").env(DEPLOY_ENV.targetHost))
     .option("--target-port <port>", "SSH port of the target", "22")
     .option("--ssh-key <file>", "private key to log in with (default: ssh-agent via SSH_AUTH_SOCK)")
     .option("--known-hosts <file>", "OpenSSH known_hosts file the host key must be in", join(homedir(), ".ssh", "known_hosts"))
@@ -56,13 +66,14 @@ export function registerDeployCommand(program: Command, output: Output): void {
     .option("--install-bootloader", "reinstall the boot loader (NIXOS_INSTALL_BOOTLOADER=1)")
     .option("--no-rollback", "leave the target as it is when activation fails")
     .option("--confirm-timeout <seconds>", "switch/test: confirm over a new SSH connection within this time, or the target rolls itself back (magic rollback)")
+    .option("--activation-timeout <seconds>", "give up waiting for activation after this long", String(DEFAULT_ACTIVATION_TIMEOUT_SECONDS))
     .option("--allow-non-nixos", "deploy onto a host that does not look like NixOS yet")
     .option("--toplevel <store-path>", "deploy this already built system")
     .option("--config <file>", "build <nixpkgs/nixos> with this configuration.nix")
     .option("-I, --include <name=path>", "add a NIX_PATH entry for --config (repeatable)", collect, [])
     .option("--flake <ref#name>", "build nixosConfigurations.<name> of this flake")
     .addOption(
-      new Option("--nixos-args-file <file.json>", "JSON object whose keys become NixOS module arguments")
+      new Option("--nixos-args-file <file.json>", `JSON object whose keys become NixOS module arguments (default: $${DEPLOY_ENV.moduleArgsJson})`)
         .conflicts(["toplevel"]),
     )
     .option("--host-key-from-ec2-console <instance-id>", "trust only the host key whose fingerprint this EC2 instance printed on its console")
@@ -70,17 +81,20 @@ export function registerDeployCommand(program: Command, output: Output): void {
     .option("--endpoint <url>", "EC2 endpoint for --host-key-from-ec2-console (default: AWS, or AWS_ENDPOINT_URL_EC2)")
     .option("--console-timeout <seconds>", "how long to wait for the console to show the fingerprints", "600")
     .option("--connect-timeout <seconds>", "keep retrying an unreachable host this long (it may be booting)", "10")
-    .option("--json", "print one JSON object with the result as the last line of stdout")
+    .option("--json", "print one JSON object with the result as the last line of stdout");
+}
+
+export function registerDeployCommand(program: Command, output: Output, dependencies: DependencyFactory): void {
+  addDeployOptions(program.command("deploy"))
+    .description(
+      "build a NixOS system locally, copy its closure to the target over SSH and activate it (like nixos-rebuild --target-host)",
+    )
     .action(async (flags: DeployFlags) => {
-      const request = deployRequest(flags);
-      const reporter = createReporter(output, { json: flags.json === true });
+      const invocation = await deployInvocation(flags);
+      const reporter = createReporter(output, { json: invocation.json });
       let result: DeployResult;
       try {
-        result = await deploy({ ...request, onEvent: reporter.onEvent }, defaultDependencies({
-          moduleArgsJson: await moduleArgs(flags),
-          connectRetryMs: Number(flags.connectTimeout) * 1000,
-          consoleTimeoutMs: Number(flags.consoleTimeout) * 1000,
-        }));
+        result = await deploy({ ...invocation.request, onEvent: reporter.onEvent }, dependencies(invocation.dependencyOptions));
       } finally {
         reporter.stop();
       }
@@ -88,8 +102,40 @@ export function registerDeployCommand(program: Command, output: Output): void {
     });
 }
 
+/** Parses `deploy` arguments (after the word "deploy") into an invocation without running it. */
+export async function parseDeployArguments(args: readonly string[]): Promise<DeployInvocation> {
+  let parsed: DeployInvocation | undefined;
+  const command = addDeployOptions(new Command("deploy"))
+    .exitOverride()
+    .configureOutput({ writeOut: () => undefined, writeErr: () => undefined })
+    .action(async (flags: DeployFlags) => {
+      parsed = await deployInvocation(flags);
+    });
+  await command.parseAsync([...args], { from: "user" });
+  return parsed!;
+}
+
+/** Checks every flag and reads the module arguments: all usage errors surface here, before any build or connection. */
+export async function deployInvocation(flags: DeployFlags): Promise<DeployInvocation> {
+  const request = deployRequest(flags);
+  const moduleArgsJson = await moduleArgs(flags);
+  if (moduleArgsJson !== undefined && request.source.kind === "flake") {
+    throw new UsageError("module arguments (--nixos-args-file, $" + DEPLOY_ENV.moduleArgsJson + ") work with --config only; " +
+      "a flake takes such values through specialArgs in its flake.nix");
+  }
+  return {
+    request,
+    dependencyOptions: {
+      moduleArgsJson,
+      connectRetryMs: Number(flags.connectTimeout) * 1000,
+      consoleTimeoutMs: Number(flags.consoleTimeout) * 1000,
+    },
+    json: flags.json === true,
+  };
+}
+
 /** Turns the flags into a deploy request, or explains which flag is wrong. */
-export function deployRequest(flags: DeployFlags): Omit<DeployRequest, "onEvent"> {
+function deployRequest(flags: DeployFlags): Omit<DeployRequest, "onEvent"> {
   if (flags.targetHost === undefined) {
     throw new UsageError("--target-host is required (or set CDKTF_NIXOS_TARGET_HOST), e.g. --target-host root@203.0.113.10");
   }
@@ -100,11 +146,20 @@ export function deployRequest(flags: DeployFlags): Omit<DeployRequest, "onEvent"
     throw new UsageError((err as Error).message);
   }
   const port = Number(flags.targetPort);
-  if (!Number.isInteger(port) || port < 1 || port > 65535) {
+  if (!isPort(port)) {
     throw new UsageError(`--target-port '${flags.targetPort}' is not a port number (1-65535)`);
   }
   for (const [flag, value] of [["--connect-timeout", flags.connectTimeout], ["--console-timeout", flags.consoleTimeout]]) {
     if (!Number.isFinite(Number(value)) || Number(value) < 0) throw new UsageError(`${flag} '${value}' is not a number of seconds`);
+  }
+  if (!(Number.isFinite(Number(flags.activationTimeout)) && Number(flags.activationTimeout) > 0)) {
+    throw new UsageError(`--activation-timeout '${flags.activationTimeout}' is not a number of seconds above 0`);
+  }
+  let jumpHost: JumpHost | undefined;
+  try {
+    jumpHost = flags.jumpHost === undefined ? undefined : parseJumpHost(flags.jumpHost);
+  } catch (err) {
+    throw new UsageError((err as Error).message);
   }
   if (flags.confirmTimeout !== undefined && !(Number.isInteger(Number(flags.confirmTimeout)) && Number(flags.confirmTimeout) > 0)) {
     throw new UsageError(`--confirm-timeout '${flags.confirmTimeout}' is not a whole number of seconds above 0`);
@@ -121,7 +176,7 @@ export function deployRequest(flags: DeployFlags): Omit<DeployRequest, "onEvent"
       privateKeyFile: flags.sshKey,
       knownHostsFile: flags.knownHosts,
       acceptNewHostKey: flags.acceptNewHostKey === true,
-      jumpHost: flags.jumpHost,
+      jumpHost,
       compress: flags.compress === true,
       hostKeyFromEc2Console: flags.hostKeyFromEc2Console === undefined
         ? undefined
@@ -133,6 +188,7 @@ export function deployRequest(flags: DeployFlags): Omit<DeployRequest, "onEvent"
     installBootloader: flags.installBootloader === true,
     rollback: flags.rollback,
     confirmTimeoutSeconds: flags.confirmTimeout === undefined ? undefined : Number(flags.confirmTimeout),
+    activationTimeoutSeconds: Number(flags.activationTimeout),
     allowNonNixos: flags.allowNonNixos === true,
   };
 }
@@ -163,7 +219,7 @@ function systemSource(flags: DeployFlags): SystemSource {
     return { kind: "toplevel", path: flags.toplevel };
   }
   if (flags.flake !== undefined) {
-    if (!/^[^#]+#[^#]+$/.test(flags.flake)) {
+    if (parseFlakeRef(flags.flake) === undefined) {
       throw new UsageError(`--flake '${flags.flake}' is not REF#NAME (e.g. --flake .#web)`);
     }
     return { kind: "flake", ref: flags.flake };
@@ -177,7 +233,7 @@ async function moduleArgs(flags: DeployFlags): Promise<string | undefined> {
     ? await readFile(flags.nixosArgsFile, "utf8").catch((err: Error) => {
       throw new UsageError(`cannot read --nixos-args-file: ${err.message}`);
     })
-    : process.env.CDKTF_NIXOS_ARGS_JSON;
+    : process.env[DEPLOY_ENV.moduleArgsJson];
   if (text === undefined || text.trim() === "") return undefined;
   let parsed: unknown;
   try {

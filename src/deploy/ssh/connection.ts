@@ -1,7 +1,7 @@
 import { readFile } from "node:fs/promises";
 import type { Readable, Writable } from "node:stream";
 import { Client, type ClientChannel, type ConnectConfig, type ServerHostKeyAlgorithm } from "ssh2";
-import { ConnectError } from "../errors";
+import { ConnectError, TransportError } from "../../errors";
 import { KnownHostsFile, checkHostKey, fingerprint, keyTypeOf, knownHostsName, knownKeyTypes } from "./known-hosts";
 
 export interface SshEndpoint {
@@ -80,17 +80,24 @@ export class SshConnection {
     }
   }
 
-  /** Runs a command without a PTY and collects its output. */
-  async exec(command: string): Promise<{ exitCode: number; stdout: string; stderr: string }> {
+  /**
+   * Runs a command without a PTY and collects its output; `stdin` is streamed into it. Resolves with the exit code of
+   * a command that ran (128 + n when a signal ended it); rejects with a TransportError when the connection failed
+   * before the command reported an exit status.
+   */
+  async exec(command: string, stdin?: Buffer): Promise<{ exitCode: number; stdout: string; stderr: string }> {
     const channel = await this.openChannel(command);
     const stdout: Buffer[] = [];
     const stderr: Buffer[] = [];
     channel.stdout.on("data", (c: Buffer) => stdout.push(c));
     channel.stderr.on("data", (c: Buffer) => stderr.push(c));
-    channel.stdin.end();
+    channel.stdin.end(stdin);
     const exitCode = await channel.exited;
+    if (exitCode === null) {
+      throw new TransportError(`the connection to ${this.name} was lost before '${command}' reported an exit status`);
+    }
     return {
-      exitCode: exitCode ?? 255,
+      exitCode,
       stdout: Buffer.concat(stdout).toString("utf8"),
       stderr: Buffer.concat(stderr).toString("utf8"),
     };
@@ -99,16 +106,26 @@ export class SshConnection {
   /** Starts a command and hands over its streams (for the serve protocol). */
   openChannel(command: string): Promise<RemoteProcess> {
     return new Promise((resolve, reject) => {
-      this.client.exec(command, (err, channel) => {
+      const started = (err: Error | undefined, channel: ClientChannel) => {
         if (err) {
-          reject(new ConnectError(`could not start '${command}' on ${this.name}: ${err.message}`, { command }));
+          reject(new TransportError(`could not start '${command}' on ${this.name}: ${err.message}`, { cause: err }));
           return;
         }
         let exitCode: number | null = null;
-        channel.on("exit", (code: number | null) => (exitCode = typeof code === "number" ? code : null));
+        channel.on("exit", (code: number | null, signal?: string) => {
+          exitCode = typeof code === "number" ? code : signal !== undefined ? 128 + (SIGNALS[signal] ?? 0) : null;
+        });
+        // A dropped connection ends the channel with an error first; its 'close' then resolves with no status.
+        channel.on("error", () => undefined);
         const exited = new Promise<number | null>((done) => channel.on("close", () => done(exitCode)));
         resolve({ stdin: channel, stdout: channel, stderr: channel.stderr, exited, close: () => channel.end() });
-      });
+      };
+      try {
+        this.client.exec(command, started);
+      } catch (err) {
+        // ssh2 throws synchronously once the connection is gone ("Not connected").
+        reject(new TransportError(`could not start '${command}' on ${this.name}: ${(err as Error).message}`, { cause: err }));
+      }
     });
   }
 
@@ -125,6 +142,9 @@ export interface RemoteProcess {
   readonly exited: Promise<number | null>;
   close(): void;
 }
+
+/** Numbers of the signals a remote command commonly dies of, for 128 + n exit codes as shells report them. */
+const SIGNALS: Record<string, number> = { HUP: 1, INT: 2, KILL: 9, PIPE: 13, TERM: 15 };
 
 class RetryableConnectError extends ConnectError {
   final(attempts: number): ConnectError {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { planCopy } from "../../../src/deploy/nix-serve/copy";
+import { planCopy } from "../../../src/nix/serve/copy";
 import { dependencyOrder } from "../../../src/nix/local-store";
 import type { PathInfo } from "../../../src/nix/store-source";
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { parseTargetHost } from "../../src/deploy/plan";
+import { parseTargetHost } from "../../src/deploy/target-spec";
 
 describe("parseTargetHost", () => {
   it("reads user@host like nixos-rebuild --target-host", () => {

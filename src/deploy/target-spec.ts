@@ -1,10 +1,4 @@
-/** Where the NixOS system to deploy comes from. A closed union: the CLI accepts exactly one. */
-export type SystemSource =
-  | { readonly kind: "toplevel"; readonly path: string }
-  | { readonly kind: "config"; readonly configuration: string; readonly includes: readonly string[] }
-  | { readonly kind: "flake"; readonly ref: string };
-
-/** How to reach the target. */
+/** How to reach a target. */
 export interface TargetSpec {
   readonly host: string;
   /** @default 22 */
@@ -16,14 +10,21 @@ export interface TargetSpec {
   readonly knownHostsFile: string;
   /** Accept and record a host key the known_hosts file does not have yet (OpenSSH's accept-new). */
   readonly acceptNewHostKey?: boolean;
-  /** `[user@]host[:port]` of a bastion to connect through. */
-  readonly jumpHost?: string;
+  /** A bastion to connect through (ssh -J). */
+  readonly jumpHost?: JumpHost;
   readonly compress?: boolean;
   /**
    * Verify the host key of a host known_hosts does not list yet against the fingerprints this EC2 instance printed
    * on its console, instead of trusting it on first use; a matching key is recorded.
    */
   readonly hostKeyFromEc2Console?: { readonly instanceId: string; readonly region?: string; readonly endpoint?: string };
+}
+
+export interface JumpHost {
+  readonly host: string;
+  readonly port: number;
+  /** @default - the target's user */
+  readonly user?: string;
 }
 
 /** Parses `[user@]host`, the form of nixos-rebuild's --target-host. */
@@ -35,4 +36,17 @@ export function parseTargetHost(value: string): { user?: string; host: string } 
     throw new Error(`--target-host '${value}' is not [user@]host (for example root@203.0.113.10)`);
   }
   return user === undefined ? { host } : { user, host };
+}
+
+/** Parses `[user@]host[:port]`, like ssh -J. */
+export function parseJumpHost(value: string): JumpHost {
+  const match = /^(?:([^@]+)@)?([^:@\s/]+)(?::(\d+))?$/.exec(value);
+  const port = match?.[3] === undefined ? 22 : Number(match[3]);
+  if (!match || !isPort(port)) throw new Error(`--jump-host '${value}' is not [user@]host[:port] (for example admin@bastion.example.com:22)`);
+  return match[1] === undefined ? { host: match[2], port } : { user: match[1], host: match[2], port };
+}
+
+/** A TCP port number. */
+export function isPort(value: number): boolean {
+  return Number.isInteger(value) && value >= 1 && value <= 65535;
 }

@@ -1,6 +1,24 @@
-import type { PathInfo, StoreSource } from "../../nix/store-source";
-import type { CopyProgress, CopyReport } from "../host";
+import type { PathInfo, StoreSource } from "../store-source";
 import type { ServeSession } from "./session";
+
+export interface CopyProgress {
+  readonly pathsDone: number;
+  readonly pathsTotal: number;
+  readonly bytesSent: number;
+  readonly bytesTotal: number;
+  readonly currentPath?: string;
+}
+
+export interface CopyReport {
+  /** Closure size of what was asked for. */
+  readonly pathsInClosure: number;
+  /** Paths the target already had. */
+  readonly pathsAlreadyValid: number;
+  readonly pathsCopied: number;
+  /** NAR bytes sent to the target. */
+  readonly bytesSent: number;
+  readonly durationMs: number;
+}
 
 export interface CopyPlan {
   /** Paths to send, dependencies first. */

@@ -13,7 +13,7 @@ import {
   writeQueryClosure,
   writeQueryPathInfos,
   writeQueryValidPaths,
-} from "../../../src/deploy/nix-serve/codec";
+} from "../../../src/nix/serve/codec";
 
 const hex = (b: Buffer) => b.toString("hex");
 const collect = (encode: (write: (b: Buffer) => void) => void) => {

@@ -1,5 +1,5 @@
 import type { Readable, Writable } from "node:stream";
-import type { NarSink, PathInfo } from "../../nix/store-source";
+import type { NarSink, PathInfo } from "../store-source";
 import {
   ProtocolMismatchError,
   ServeReader,
@@ -151,7 +151,7 @@ export class ServeSession {
           await this.writeWithBackpressure(chunk);
         });
         if (sent !== upload.info.narSize) {
-          throw new Error(`the NAR of ${upload.info.path} was ${sent} bytes, its info says ${upload.info.narSize}`);
+          throw new ServeError(`the NAR of ${upload.info.path} was ${sent} bytes, its info says ${upload.info.narSize}`, this.channel.command, this.stderr);
         }
       }
     } catch (err) {
@@ -225,7 +225,8 @@ export class ServeSession {
       const message = lastErrorLine(this.stderr) ?? `the server exited${exitCode === undefined ? "" : ` with code ${exitCode}`}`;
       return new ServeError(`${doing} failed: ${message}`, this.channel.command, this.stderr, exitCode);
     }
-    return err instanceof Error ? err : new Error(String(err));
+    // Anything else (a server too old, a malformed reply) is still this server's failure, named as such.
+    return new ServeError(`${doing} failed: ${err instanceof Error ? err.message : String(err)}`, this.channel.command, this.stderr);
   }
 }
 

@@ -1,0 +1,26 @@
+/**
+ * What a deployment asks of switch-to-configuration, in nixos-rebuild's words, and every decision that follows from
+ * it. The predicates live here and nowhere else (colmena's goal.rs).
+ */
+export type Action = "switch" | "boot" | "test" | "dry-activate";
+export const ACTIONS: readonly Action[] = ["switch", "boot", "test", "dry-activate"];
+
+/** switch and boot make a new generation of the system profile; test and dry-activate leave the profile alone. */
+export function setsProfile(action: Action): boolean {
+  return action === "switch" || action === "boot";
+}
+
+/** switch and test change the running system; boot only the next boot; dry-activate nothing. */
+export function changesRunningSystem(action: Action): boolean {
+  return action === "switch" || action === "test";
+}
+
+/** Only a change to the running system can lock us out, so only those are confirmed over a new connection. */
+export function mayConfirm(action: Action): boolean {
+  return changesRunningSystem(action);
+}
+
+/** dry-activate changes nothing, so there is nothing to roll back. */
+export function mayRollBack(action: Action): boolean {
+  return action !== "dry-activate";
+}

@@ -1,0 +1,102 @@
+/**
+ * The phases of a deployment: one vocabulary for progress events, errors and exit codes. A leaf module, so `nix/`,
+ * `deploy/` and `cli/` can all name phases without depending on each other.
+ */
+export const PHASES = ["evaluate", "build", "connect", "inspect", "copy", "activate", "confirm", "rollback"] as const;
+export type DeployPhase = (typeof PHASES)[number];
+
+/**
+ * Exit codes, documented in the README: scripts and Terraform can tell what failed. Evaluation and build share 4
+ * (the system could not be produced); connect and inspect share 3 (the host cannot be reached or used).
+ */
+export const EXIT_CODES = {
+  ok: 0,
+  failure: 1,
+  usage: 2,
+  connect: 3,
+  inspect: 3,
+  evaluate: 4,
+  build: 4,
+  copy: 5,
+  activate: 6,
+  confirm: 7,
+  rollback: 8,
+} as const satisfies Record<DeployPhase | "ok" | "failure" | "usage", number>;
+
+export interface DeployErrorDetails {
+  /** The command that failed, as the user could run it (never containing secrets). */
+  readonly command?: string;
+  /** What the failed command wrote to stderr, verbatim. */
+  readonly stderr?: string;
+  /** The exit code of the failed command, when there was one. */
+  readonly exitCode?: number;
+  /** What the user can do about it. */
+  readonly hint?: string;
+  readonly cause?: unknown;
+}
+
+/** A failure of one deployment phase, carrying the failed command and its stderr. */
+export class DeployError extends Error {
+  readonly phase: DeployPhase;
+  readonly command?: string;
+  readonly stderr?: string;
+  readonly exitCode?: number;
+  readonly hint?: string;
+
+  constructor(phase: DeployPhase, message: string, details: DeployErrorDetails = {}) {
+    super(message, details.cause === undefined ? undefined : { cause: details.cause });
+    this.name = new.target.name;
+    this.phase = phase;
+    this.command = details.command;
+    this.stderr = details.stderr;
+    this.exitCode = details.exitCode;
+    this.hint = details.hint;
+  }
+
+  /** The message with command, stderr and hint, as the CLI prints it. */
+  describe(): string {
+    const lines = [`${this.phase} failed: ${this.message}`];
+    if (this.command !== undefined) lines.push(`  command: ${this.command}`);
+    if (this.exitCode !== undefined) lines.push(`  exit code: ${this.exitCode}`);
+    if (this.stderr !== undefined && this.stderr.trim() !== "") {
+      lines.push("  stderr:", ...this.stderr.trimEnd().split("\n").map((l) => `    ${l}`));
+    }
+    if (this.hint !== undefined) lines.push(`  hint: ${this.hint}`);
+    return lines.join("\n");
+  }
+}
+
+/** The error class of one phase: `new ActivateError(message, details)`. */
+function phaseError(phase: DeployPhase) {
+  return class extends DeployError {
+    constructor(message: string, details?: DeployErrorDetails) {
+      super(phase, message, details);
+    }
+  };
+}
+
+export class EvaluateError extends phaseError("evaluate") {}
+export class BuildError extends phaseError("build") {}
+export class ConnectError extends phaseError("connect") {}
+/** The host was reached but cannot take this system (architecture, not NixOS, no Nix). */
+export class InspectError extends phaseError("inspect") {}
+export class CopyError extends phaseError("copy") {}
+export class ActivateError extends phaseError("activate") {}
+export class ConfirmError extends phaseError("confirm") {}
+export class RollbackError extends phaseError("rollback") {}
+
+/**
+ * The transport failed (the connection dropped, a channel could not be opened). Orchestration turns it into the
+ * error of the phase it happened in, saying what is known about the host.
+ */
+export class TransportError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = "TransportError";
+  }
+}
+
+/** The exit code for any failure: a phase's code for typed errors, 1 for anything unforeseen. */
+export function exitCodeOf(err: unknown): number {
+  return err instanceof DeployError ? EXIT_CODES[err.phase] : EXIT_CODES.failure;
+}

@@ -1,0 +1,57 @@
+/** Where the NixOS system to deploy comes from. A closed union: the CLI accepts exactly one. */
+export type SystemSource =
+  | { readonly kind: "toplevel"; readonly path: string }
+  | { readonly kind: "config"; readonly configuration: string; readonly includes: readonly string[] }
+  | { readonly kind: "flake"; readonly ref: string };
+
+/** A system built (or, with buildOnTarget, only instantiated) on this machine. */
+export interface LocalSystem {
+  readonly drvPath?: string;
+  /** The toplevel store path; for buildOnTarget it is the output the target will build. */
+  readonly outPath: string;
+  /** Nix system double the toplevel is for, e.g. "x86_64-linux". */
+  readonly system: string;
+}
+
+/** `REF#NAME` of a NixOS flake configuration, split; undefined when it is not of that form. */
+export function parseFlakeRef(value: string): { readonly ref: string; readonly name: string } | undefined {
+  const match = /^([^#]+)#([^#]+)$/.exec(value);
+  return match ? { ref: match[1], name: match[2] } : undefined;
+}
+
+/** A Nix string literal. */
+export function nixString(value: string): string {
+  return `"${value.replace(/\\/g, "\\\\").replace(/"/g, '\\"').replace(/\$\{/g, "\\${")}"`;
+}
+
+/** A Nix attribute name, quoted only when it must be. */
+export function nixAttrName(name: string): string {
+  return /^[A-Za-z_][A-Za-z0-9_'-]*$/.test(name) ? name : nixString(name);
+}
+
+/** Module arguments given inline, as JSON text inside the expression (synth time: placeholders, no secrets). */
+export function moduleArgsFromJson(json: string): string {
+  return `builtins.fromJSON ${nixString(json)}`;
+}
+
+/** Module arguments read from a JSON file (deploy time: real values never appear on a command line). */
+export function moduleArgsFromFile(file: string): string {
+  return `builtins.fromJSON (builtins.readFile ${nixString(file)})`;
+}
+
+/**
+ * The NixOS system of `configuration` with module arguments, evaluated through `<nixpkgs/nixos>`. The one expression
+ * both the synth-time fleet evaluation and the deploy-time build use: if they differed, the trigger Terraform
+ * compares would not be the system that gets deployed.
+ */
+export function configurationSystemExpression(configuration: string, moduleArgs: string): string {
+  return `(import <nixpkgs/nixos> { configuration = { imports = [ ${nixString(configuration)} ]; ` +
+    `_module.args = ${moduleArgs}; }; }).system`;
+}
+
+/** The toplevel of a flake's nixosConfigurations.NAME. */
+export function flakeSystemExpression(flake: string): string {
+  const parsed = parseFlakeRef(flake);
+  if (parsed === undefined) throw new Error(`flake '${flake}' is not REF#NAME`);
+  return `(builtins.getFlake ${nixString(parsed.ref)}).nixosConfigurations.${nixAttrName(parsed.name)}.config.system.build.toplevel`;
+}

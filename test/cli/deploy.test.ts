@@ -1,0 +1,148 @@
+import { PassThrough } from "node:stream";
+import { afterEach, describe, expect, it } from "vitest";
+import { main } from "../../src/cli/program";
+import type { DeployDependencies } from "../../src/deploy/deploy";
+import { DEPLOY_ENV } from "../../src/deploy/manifest";
+import { ConnectError, EXIT_CODES } from "../../src/errors";
+import { FakeHost, NEW, fakeDependencies, healthyHost } from "../deploy/fake-host";
+
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+  /** What the deploy engine was asked to do: empty when the command line was refused before any work. */
+  calls: string[];
+}
+
+/** Runs the CLI in-process against fake seams (no Nix, no sshd, no root). */
+async function cli(args: string[], host: FakeHost = healthyHost(), overrides: Partial<DeployDependencies> = {}): Promise<Run> {
+  const stdout = new PassThrough();
+  const stderr = new PassThrough();
+  let out = "";
+  let err = "";
+  stdout.on("data", (c: Buffer) => (out += c));
+  stderr.on("data", (c: Buffer) => (err += c));
+  const world = fakeDependencies(host, overrides);
+  const code = await main(["node", "cdktf-nixos", ...args], {
+    output: { stdout, stderr, interactive: false },
+    dependencies: () => world.deps,
+  });
+  return { code, stdout: out, stderr: err, calls: world.calls };
+}
+
+const target = ["--target-host", "root@198.51.100.7", "--known-hosts", "/dev/null"];
+const SWITCH = `env -i PATH=/run/current-system/sw/bin:/usr/bin:/bin NIXOS_INSTALL_BOOTLOADER=0 ${NEW}/bin/switch-to-configuration switch`;
+
+describe("cdktf-nixos deploy: usage errors, found before any build or connection (exit 2)", () => {
+  afterEach(() => {
+    delete process.env[DEPLOY_ENV.moduleArgsJson];
+  });
+
+  it.each([
+    [[...target], "say what to deploy: --toplevel STORE_PATH, --config configuration.nix [-I nixpkgs=PATH], or --flake REF#NAME"],
+    [[...target, "--toplevel", "/tmp/not-a-store-path"], "--toplevel '/tmp/not-a-store-path' is not a store path (/nix/store/...-nixos-system-...)"],
+    [[...target, "--flake", "nohash"], "--flake 'nohash' is not REF#NAME (e.g. --flake .#web)"],
+    [[...target, "--toplevel", NEW, "--config", "c.nix"], "give only one of --toplevel, --config and --flake (got --toplevel and --config)"],
+    [[...target, "--toplevel", NEW, "-I", "nixpkgs=/x"], "-I only applies to --config; a flake pins its inputs in flake.lock"],
+    [[...target, "--config", "c.nix", "-I", "nixpkgs"], "-I 'nixpkgs' is not name=path (e.g. -I nixpkgs=/path/to/nixpkgs)"],
+    [["--known-hosts", "/dev/null", "--toplevel", NEW], "--target-host is required (or set CDKTF_NIXOS_TARGET_HOST), e.g. --target-host root@203.0.113.10"],
+    [["--target-host", "root@", "--toplevel", NEW], "--target-host 'root@' is not [user@]host (for example root@203.0.113.10)"],
+    [[...target, "--toplevel", NEW, "--target-port", "70000"], "--target-port '70000' is not a port number (1-65535)"],
+    [[...target, "--toplevel", NEW, "--jump-host", "admin@bastion:ssh"], "--jump-host 'admin@bastion:ssh' is not [user@]host[:port] (for example admin@bastion.example.com:22)"],
+    [[...target, "--toplevel", NEW, "--confirm-timeout", "0"], "--confirm-timeout '0' is not a whole number of seconds above 0"],
+    [[...target, "--toplevel", NEW, "--activation-timeout", "soon"], "--activation-timeout 'soon' is not a number of seconds above 0"],
+    [[...target, "--toplevel", NEW, "--connect-timeout", "-1"], "--connect-timeout '-1' is not a number of seconds"],
+    [[...target, "--toplevel", NEW, "--host-key-from-ec2-console", "web"], "--host-key-from-ec2-console 'web' is not an instance ID (i-0123456789abcdef0)"],
+    [[...target, "--config", "c.nix", "--nixos-args-file", "/nonexistent/args.json"], "cannot read --nixos-args-file: ENOENT: no such file or directory, open '/nonexistent/args.json'"],
+  ])("%j", async (args, message) => {
+    const run = await cli(["deploy", ...args]);
+    expect(run.stderr).toBe(`cdktf-nixos: ${message}\n`);
+    expect(run.code).toBe(EXIT_CODES.usage);
+    expect(run.calls).toEqual([]);
+  });
+
+  it("refuses an action switch-to-configuration does not have, with commander's list", async () => {
+    const run = await cli(["deploy", ...target, "--toplevel", NEW, "--action", "reboot"]);
+    expect(run.code).toBe(EXIT_CODES.usage);
+    expect(run.stderr).toContain("Allowed choices are switch, boot, test, dry-activate");
+    expect(run.calls).toEqual([]);
+  });
+
+  it("refuses module arguments for a flake before evaluating anything", async () => {
+    process.env[DEPLOY_ENV.moduleArgsJson] = '{"region":"eu-central-1"}';
+    const run = await cli(["deploy", ...target, "--flake", ".#web"]);
+    expect(run.stderr).toBe("cdktf-nixos: module arguments (--nixos-args-file, $CDKTF_NIXOS_ARGS_JSON) work with --config only; " +
+      "a flake takes such values through specialArgs in its flake.nix\n");
+    expect([run.code, run.calls]).toEqual([2, []]);
+  });
+
+  it("refuses module arguments that are not a JSON object", async () => {
+    process.env[DEPLOY_ENV.moduleArgsJson] = "[1]";
+    const run = await cli(["deploy", ...target, "--config", "c.nix"]);
+    expect(run.stderr).toBe('cdktf-nixos: module arguments must be a JSON object, e.g. {"peers": ["10.0.0.5"]}\n');
+    expect([run.code, run.calls]).toEqual([2, []]);
+  });
+});
+
+describe("cdktf-nixos deploy: every phase's failure has its exit code", () => {
+  it("0: deployed, with the result as JSON on stdout and progress on stderr", async () => {
+    const run = await cli(["deploy", ...target, "--toplevel", NEW, "--json"]);
+    expect(run.code, run.stderr).toBe(0);
+    expect(JSON.parse(run.stdout)).toMatchObject({ host: "root@198.51.100.7:22", newSystem: NEW, newGeneration: 5, previousGeneration: 4 });
+    expect(run.stderr).toContain(`switch: ${NEW} is generation 5 (was 4)`);
+  });
+
+  it("3: the host cannot be reached", async () => {
+    const run = await cli(["deploy", ...target, "--toplevel", NEW], healthyHost(), {
+      connect: async () => {
+        throw new ConnectError("cannot reach root@198.51.100.7:22: connect ECONNREFUSED", { hint: "check that the host is up" });
+      },
+    });
+    expect(run.code).toBe(3);
+    expect(run.stderr).toContain("cdktf-nixos: connect failed: cannot reach root@198.51.100.7:22: connect ECONNREFUSED\n  hint: check that the host is up");
+  });
+
+  it("4: the build fails", async () => {
+    const run = await cli(["deploy", ...target, "--toplevel", NEW], healthyHost(), {
+      build: async () => {
+        const { BuildError } = await import("../../src/errors");
+        throw new BuildError("nix-store failed: build of '/nix/store/x.drv' failed", { command: `nix-store --realise ${NEW}` });
+      },
+    });
+    expect(run.code).toBe(4);
+    expect(run.stderr).toContain(`build failed: nix-store failed: build of '/nix/store/x.drv' failed\n  command: nix-store --realise ${NEW}`);
+  });
+
+  it("5: the copy fails", async () => {
+    const host = healthyHost();
+    const { ServeError } = await import("../../src/nix/serve/session");
+    host.copyFailure = new ServeError("adding /nix/store/x failed: disk full", "ssh root@198.51.100.7:22 nix-store --serve --write", "error: disk full\n");
+    const run = await cli(["deploy", ...target, "--toplevel", NEW], host);
+    expect(run.code).toBe(5);
+    expect(run.stderr).toContain("copy failed: adding /nix/store/x failed: disk full");
+  });
+
+  it("6: activation fails and is rolled back; --no-rollback leaves the host", async () => {
+    const rolled = await cli(["deploy", ...target, "--toplevel", NEW], healthyHost([[SWITCH, { exitCode: 1 }]]));
+    expect(rolled.code).toBe(6);
+    expect(rolled.stderr).toContain("was rolled back to");
+    const left = await cli(["deploy", ...target, "--toplevel", NEW, "--no-rollback"], healthyHost([[SWITCH, { exitCode: 1 }]]));
+    expect(left.code).toBe(6);
+    expect(left.stderr).toContain("was left as it is (--no-rollback)");
+  });
+
+  it("7: the confirmation does not get through", async () => {
+    const host = healthyHost([[/\.status/, { stdout: "0\n" }]]);
+    host.reconnectFailure = new ConnectError("cannot reach root@198.51.100.7:22");
+    const run = await cli(["deploy", ...target, "--toplevel", NEW, "--confirm-timeout", "5"], host);
+    expect(run.code).toBe(7);
+    expect(run.stderr).toContain("did not take a new SSH connection after 'switch'");
+  });
+
+  it("8: the rollback fails too", async () => {
+    const host = healthyHost([[SWITCH, { exitCode: 1 }], [/nixos-system-old\/bin\/switch-to-configuration switch$/, { exitCode: 1 }]]);
+    const run = await cli(["deploy", ...target, "--toplevel", NEW], host);
+    expect(run.code).toBe(8);
+    expect(run.stderr).toContain("rollback failed: activation failed and rolling back to");
+  });
+});

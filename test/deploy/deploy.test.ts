@@ -1,0 +1,252 @@
+import { describe, expect, it } from "vitest";
+import { deploy, type DeployRequest } from "../../src/deploy/deploy";
+import { INSPECT_COMMAND } from "../../src/deploy/inspection";
+import { BuildError, ConnectError, DeployError, exitCodeOf, TransportError } from "../../src/errors";
+import { ServeError } from "../../src/nix/serve/session";
+import { FakeHost, NEW, OLD, fakeDependencies, healthyHost, inspection } from "./fake-host";
+
+const request: DeployRequest = {
+  source: { kind: "toplevel", path: NEW },
+  target: { host: "198.51.100.7", user: "root", knownHostsFile: "/dev/null" },
+};
+
+const SET_PROFILE = `nix-env -p /nix/var/nix/profiles/system --set ${NEW}`;
+const SWITCH = `env -i PATH=/run/current-system/sw/bin:/usr/bin:/bin NIXOS_INSTALL_BOOTLOADER=0 ${NEW}/bin/switch-to-configuration switch`;
+const BACK_TO_4 = "nix-env -p /nix/var/nix/profiles/system --switch-generation 4";
+const SWITCH_OLD = `env -i PATH=/run/current-system/sw/bin:/usr/bin:/bin NIXOS_INSTALL_BOOTLOADER=0 ${OLD}/bin/switch-to-configuration switch`;
+
+/** Runs a deployment that must fail, returning its typed error. */
+async function failure(run: Promise<unknown>): Promise<DeployError> {
+  const err = await run.then(() => undefined, (e: unknown) => e);
+  expect(err, "the deployment should have failed").toBeInstanceOf(DeployError);
+  return err as DeployError;
+}
+
+describe("deploy orchestration over the Host seam", () => {
+  it("inspects, copies, sets the profile, switches and reports the host's new state", async () => {
+    const world = fakeDependencies(healthyHost());
+    const result = await deploy(request, world.deps);
+    expect(world.host.log).toEqual([INSPECT_COMMAND, `copy ${NEW}`, SET_PROFILE, SWITCH, INSPECT_COMMAND]);
+    expect(result).toMatchObject({
+      host: "root@198.51.100.7:22", action: "switch", newSystem: NEW, previousSystem: OLD,
+      previousGeneration: 4, newGeneration: 5, pathsCopied: 2, pathsInClosure: 3, bytesSent: 2048,
+    });
+    expect(world.host.closed).toBe(1);
+  });
+
+  it("builds on the target: copies the derivation, realises it there, then activates the output", async () => {
+    const world = fakeDependencies(healthyHost([[/^nix-store --realise /, { stdout: `${NEW}\n` }]]));
+    await deploy({ ...request, buildOnTarget: true, action: "test" }, world.deps);
+    expect(world.calls).toEqual(["instantiate toplevel", "connect root@198.51.100.7"]);
+    expect(world.host.log.slice(1, 3)).toEqual([
+      "copy /nix/store/0000000000000000000000000000000c-nixos-system-new.drv",
+      "nix-store --realise /nix/store/0000000000000000000000000000000c-nixos-system-new.drv",
+    ]);
+  });
+
+  it("exit 3: a host that cannot be reached; nothing is copied", async () => {
+    const world = fakeDependencies(healthyHost(), {
+      connect: async () => {
+        throw new ConnectError("cannot reach root@198.51.100.7:22: connect ECONNREFUSED");
+      },
+    });
+    const err = await failure(deploy(request, world.deps));
+    expect([err.phase, exitCodeOf(err)]).toEqual(["connect", 3]);
+  });
+
+  it("exit 3: a connection that drops during inspection is a connect-class failure, not a crash", async () => {
+    const host = new FakeHost([[INSPECT_COMMAND, new TransportError("the connection to root@198.51.100.7:22 was lost")]]);
+    const err = await failure(deploy(request, fakeDependencies(host).deps));
+    expect([err.phase, exitCodeOf(err)]).toEqual(["inspect", 3]);
+    expect(err.message).toBe("inspecting root@198.51.100.7:22 failed: the connection to root@198.51.100.7:22 was lost");
+  });
+
+  it("exit 3: an aarch64 target for an x86_64 system, refused before anything is copied", async () => {
+    const host = new FakeHost([[INSPECT_COMMAND, { stdout: inspection({ system: "aarch64-linux" }) }]]);
+    const err = await failure(deploy(request, fakeDependencies(host).deps));
+    expect(exitCodeOf(err)).toBe(3);
+    expect(err.message).toBe("root@198.51.100.7:22 is aarch64-linux but the system was built for x86_64-linux");
+    expect(err.hint).toBe("set the configuration's system to aarch64-linux, or pass --build-on-target to build it there");
+    expect(host.log).toEqual([INSPECT_COMMAND]);
+  });
+
+  it("exit 3: a target that is not NixOS, unless --allow-non-nixos", async () => {
+    const notNixos = () => new FakeHost([[INSPECT_COMMAND, { stdout: inspection({ nixos: false, currentSystem: undefined, profileGeneration: undefined }) }]]);
+    const host = notNixos();
+    const err = await failure(deploy(request, fakeDependencies(host).deps));
+    expect(exitCodeOf(err)).toBe(3);
+    expect(err.message).toBe("root@198.51.100.7:22 does not look like NixOS (no /etc/NIXOS, no /run/current-system)");
+    expect(host.log).toEqual([INSPECT_COMMAND]);
+
+    const allowed = notNixos();
+    await deploy({ ...request, allowNonNixos: true }, fakeDependencies(allowed).deps);
+    expect(allowed.log).toContain(SWITCH);
+  });
+
+  it("exit 3: a host without nix-store", async () => {
+    const host = new FakeHost([[INSPECT_COMMAND, { stdout: inspection({ nix: false }) }]]);
+    const err = await failure(deploy(request, fakeDependencies(host).deps));
+    expect([err.phase, err.message]).toEqual(["inspect", "root@198.51.100.7:22 has no nix-store on its PATH"]);
+  });
+
+  it("exit 4: a failed local build never connects", async () => {
+    const world = fakeDependencies(healthyHost(), {
+      build: async () => {
+        throw new BuildError("nix-store failed: builder for '/nix/store/x.drv' failed with exit code 1");
+      },
+    });
+    const err = await failure(deploy(request, world.deps));
+    expect(exitCodeOf(err)).toBe(4);
+    expect(world.calls).toEqual([]);
+  });
+
+  it("exit 4: a target build that realises another output than evaluated", async () => {
+    const host = healthyHost([[/^nix-store --realise /, { stdout: "/nix/store/0000000000000000000000000000000d-other\n" }]]);
+    const err = await failure(deploy({ ...request, buildOnTarget: true }, fakeDependencies(host).deps));
+    expect(exitCodeOf(err)).toBe(4);
+    expect(err.message).toContain(`produced /nix/store/0000000000000000000000000000000d-other, expected ${NEW}`);
+    expect(host.log).not.toContain(SET_PROFILE);
+  });
+
+  it("exit 5: the target's Nix refuses unsigned paths from an untrusted user, with the trusted-users hint", async () => {
+    const host = healthyHost();
+    host.copyFailure = new ServeError("adding /nix/store/x failed: cannot add path '/nix/store/x' because it lacks a valid signature",
+      "ssh deploy@198.51.100.7:22 nix-store --serve --write", "error: cannot add path '/nix/store/x' because it lacks a valid signature\n", 1);
+    const err = await failure(deploy({ ...request, target: { ...request.target, user: "deploy" } }, fakeDependencies(host).deps));
+    expect([err.phase, exitCodeOf(err)]).toEqual(["copy", 5]);
+    expect(err.hint).toContain("add it to nix.settings.trusted-users");
+    expect(host.log).toEqual([INSPECT_COMMAND, `copy ${NEW}`]);
+  });
+
+  it("exit 5: a connection lost mid-copy says the copied paths stay valid", async () => {
+    const host = healthyHost();
+    host.copyFailure = new TransportError("the connection to root@198.51.100.7:22 was lost");
+    const err = await failure(deploy(request, fakeDependencies(host).deps));
+    expect(exitCodeOf(err)).toBe(5);
+    expect(err.hint).toBe("paths already copied stay valid on the target; run the deploy again to copy the rest");
+  });
+
+  it("exit 6: a failed switch is rolled back to the generation and system that ran before", async () => {
+    const host = healthyHost([[SWITCH, { exitCode: 4, stderr: "warning: the following units failed: app.service\n" }]]);
+    const events: string[] = [];
+    const err = await failure(deploy({ ...request, onEvent: (e) => e.type === "phase" && events.push(e.phase) }, fakeDependencies(host).deps));
+    expect([err.phase, exitCodeOf(err)]).toEqual(["activate", 6]);
+    expect(err.message).toBe(`'switch' of ${NEW} on root@198.51.100.7:22 exited with code 4; root@198.51.100.7:22 was rolled back to ${OLD}`);
+    expect(err.stderr).toContain("app.service");
+    expect(host.log).toEqual([INSPECT_COMMAND, `copy ${NEW}`, SET_PROFILE, SWITCH, BACK_TO_4, SWITCH_OLD]);
+    expect(events).toEqual(["build", "connect", "inspect", "copy", "activate", "rollback"]);
+  });
+
+  it("exit 6 with --no-rollback: the host is left as it is, and the message says so", async () => {
+    const host = healthyHost([[SWITCH, { exitCode: 4 }]]);
+    const err = await failure(deploy({ ...request, rollback: false }, fakeDependencies(host).deps));
+    expect(exitCodeOf(err)).toBe(6);
+    expect(err.message).toBe(`'switch' of ${NEW} on root@198.51.100.7:22 exited with code 4; root@198.51.100.7:22 was left as it is (--no-rollback)`);
+    expect(host.log).toEqual([INSPECT_COMMAND, `copy ${NEW}`, SET_PROFILE, SWITCH]);
+  });
+
+  it("exit 6: a connection lost during switch-to-configuration reports an unknown outcome and does not roll back blindly", async () => {
+    const host = healthyHost([[SWITCH, new TransportError("the connection to root@198.51.100.7:22 was lost")]]);
+    const err = await failure(deploy(request, fakeDependencies(host).deps));
+    expect(exitCodeOf(err)).toBe(6);
+    expect(err.message).toContain("did not finish: the connection to root@198.51.100.7:22 was lost");
+    expect(err.hint).toContain("whether root@198.51.100.7:22 switched is unknown");
+    expect(host.log).not.toContain(BACK_TO_4);
+  });
+
+  it("exit 6: an activation that hangs past --activation-timeout is given up on, without a rollback", async () => {
+    const host = healthyHost([[SWITCH, "hang"]]);
+    const err = await failure(deploy({ ...request, activationTimeoutSeconds: 0.2 }, fakeDependencies(host).deps));
+    expect(exitCodeOf(err)).toBe(6);
+    expect(err.message).toContain("did not finish: no answer within 0.2 s");
+    expect(host.log.at(-1)).toBe(SWITCH);
+  });
+
+  it("exit 8: a rollback that fails too tells the user to recover by hand", async () => {
+    const host = healthyHost([[SWITCH, { exitCode: 4 }], [SWITCH_OLD, { exitCode: 1, stderr: "boom\n" }]]);
+    const err = await failure(deploy(request, fakeDependencies(host).deps));
+    expect([err.phase, exitCodeOf(err)]).toEqual(["rollback", 8]);
+    expect(err.message).toBe(`activation failed and rolling back to ${OLD} failed too`);
+    expect(err.command).toBe(SWITCH_OLD);
+    expect(err.hint).toContain("nixos-rebuild switch --rollback");
+  });
+
+  it("exit 6 without rollback commands on a host that had no system before", async () => {
+    const host = new FakeHost([
+      [INSPECT_COMMAND, { stdout: inspection({ currentSystem: undefined, profileGeneration: undefined }) }],
+      [SWITCH, { exitCode: 1 }],
+    ]);
+    const err = await failure(deploy(request, fakeDependencies(host).deps));
+    expect(exitCodeOf(err)).toBe(6);
+    expect(err.message).toContain("had no earlier system to roll back to");
+  });
+});
+
+describe("confirmed activation (magic rollback) over the Host seam", () => {
+  const confirmed: DeployRequest = { ...request, confirmTimeoutSeconds: 5 };
+  const status = /^cat \/run\/cdktf-nixos\/[0-9a-f]+\.status/;
+  const confirm = /touch \/run\/cdktf-nixos\/[0-9a-f]+\.confirmed/;
+
+  it("starts the detached script, waits for its status, confirms over a second connection", async () => {
+    const host = healthyHost([[status, { stdout: "0\n" }], [confirm, { stdout: "0\n" }]]);
+    const result = await deploy(confirmed, fakeDependencies(host).deps);
+    expect(host.reconnects).toBe(1);
+    expect(host.log[2]).toMatch(/^setsid sh -c /);
+    expect(host.log.slice(3).map((c) => c.replace(/[0-9a-f]{12}/g, "ID"))).toEqual([
+      "cat /run/cdktf-nixos/ID.status 2>/dev/null || true",
+      "reconnect",
+      "touch /run/cdktf-nixos/ID.confirmed && ! test -e /run/cdktf-nixos/ID.rolled-back && cat /run/cdktf-nixos/ID.status",
+      INSPECT_COMMAND,
+      "cat /run/cdktf-nixos/ID.log",
+    ]);
+    expect(result).toMatchObject({ newSystem: NEW, newGeneration: 5, previousGeneration: 4 });
+  });
+
+  it("exit 6: an activation that fails on the target is rolled back by the deployer", async () => {
+    const host = healthyHost([[status, { stdout: "3\n" }], [/\.log$/, { stdout: "unit failed\n" }]]);
+    const err = await failure(deploy(confirmed, fakeDependencies(host).deps));
+    expect(exitCodeOf(err)).toBe(6);
+    expect(err.message).toBe(`'switch' of ${NEW} on root@198.51.100.7:22 exited with code 3; root@198.51.100.7:22 was rolled back to ${OLD}`);
+    expect(err.stderr).toBe("unit failed\n");
+    expect(host.log.slice(-2)).toEqual([BACK_TO_4, SWITCH_OLD]);
+    expect(host.reconnects).toBe(0);
+  });
+
+  it("exit 7: no new connection after activating; the host rolls itself back", async () => {
+    const host = healthyHost([[status, new TransportError("the connection was lost")]]);
+    host.reconnectFailure = new ConnectError("cannot reach root@198.51.100.7:22: connect ETIMEDOUT");
+    const err = await failure(deploy(confirmed, fakeDependencies(host).deps));
+    expect([err.phase, exitCodeOf(err)]).toEqual(["confirm", 7]);
+    expect(err.message).toBe(`root@198.51.100.7:22 did not take a new SSH connection after 'switch'; it rolls itself back to ${OLD} 5 s after activating`);
+    expect(host.log.filter((c) => c === BACK_TO_4)).toEqual([]);
+  });
+
+  it("exit 7: a session that stops answering after activation starts is not waited on past the confirmation window", async () => {
+    const host = healthyHost([[status, "hang"]]);
+    host.reconnectFailure = new ConnectError("cannot reach root@198.51.100.7:22: connect ETIMEDOUT");
+    const started = Date.now();
+    const err = await failure(deploy({ ...confirmed, confirmTimeoutSeconds: 1 }, fakeDependencies(host).deps));
+    expect(exitCodeOf(err)).toBe(7);
+    expect(err.message).toContain("did not take a new SSH connection after 'switch'");
+    expect(host.reconnects).toBe(1);
+    // bounded by the 1 s window, not by the 600 s activation timeout (a loose bound: this is no benchmark)
+    expect(Date.now() - started).toBeLessThan(60_000);
+  });
+
+  it("exit 7: a confirmation that arrives after the host rolled back", async () => {
+    const host = healthyHost([[status, { stdout: "0\n" }], [confirm, { exitCode: 1 }]]);
+    const err = await failure(deploy(confirmed, fakeDependencies(host).deps));
+    expect(exitCodeOf(err)).toBe(7);
+    expect(err.message).toBe(`the confirmation reached root@198.51.100.7:22 too late: it rolled back to ${OLD}`);
+  });
+
+  it("exit 7: an activation with no status by the deadline is not confirmed, and the message says the host will roll back", async () => {
+    const host = healthyHost([[status, { stdout: "" }]]);
+    const err = await failure(deploy({ ...confirmed, activationTimeoutSeconds: 1 }, fakeDependencies(host).deps));
+    expect(exitCodeOf(err)).toBe(7);
+    expect(err.message).toBe(`'switch' of ${NEW} on root@198.51.100.7:22 did not finish within 1 s; it was not confirmed, ` +
+      `so once it finishes the host rolls itself back to ${OLD}`);
+    expect(host.reconnects).toBe(0);
+    expect(host.log.some((c) => confirm.test(c))).toBe(false);
+  });
+});

@@ -1,0 +1,121 @@
+import type { DeployDependencies } from "../../src/deploy/deploy";
+import type { Host, RunResult } from "../../src/deploy/host";
+import type { TargetSystem } from "../../src/deploy/inspection";
+import { INSPECT_COMMAND } from "../../src/deploy/inspection";
+import type { CopyReport } from "../../src/nix/serve/copy";
+import type { StoreSource } from "../../src/nix/store-source";
+import type { LocalSystem } from "../../src/nix/system";
+
+/** What a fake host answers to a command: a result, an error (the transport failed), or never (a hang). */
+export type Answer = Partial<RunResult> | Error | "hang";
+
+export const OLD = "/nix/store/0000000000000000000000000000000a-nixos-system-old";
+export const NEW = "/nix/store/0000000000000000000000000000000b-nixos-system-new";
+
+/** A NixOS host on generation 4 running OLD, as the inspect command reports it. */
+export function inspection(target: Partial<TargetSystem> = {}): string {
+  const t = { system: "x86_64-linux", nix: true, nixos: true, systemd: false, currentSystem: OLD, profileGeneration: 4, profileSystem: OLD, ...target };
+  return [
+    `machine=${t.system.split("-")[0]}`,
+    `nix=${t.nix ? 1 : 0}`,
+    `nixos=${t.nixos ? 1 : 0}`,
+    `systemd=${t.systemd ? 1 : 0}`,
+    ...(t.currentSystem ? [`current=${t.currentSystem}`] : []),
+    ...(t.profileGeneration !== undefined ? [`profile=system-${t.profileGeneration}-link profileSystem=${t.profileSystem}`] : []),
+  ].join("\n");
+}
+
+/**
+ * A recording fake of the Host seam: every command run (on this connection or a reconnection) is logged in order,
+ * and answered by the first responder whose pattern matches. Unmatched commands succeed with no output.
+ */
+export class FakeHost implements Host {
+  readonly name: string;
+  readonly log: string[];
+  closed = 0;
+  copies = 0;
+  reconnects = 0;
+  copyFailure?: Error;
+  reconnectFailure?: Error;
+
+  constructor(
+    private readonly responders: Array<[RegExp | string, Answer | ((command: string) => Answer)]>,
+    shared?: { log: string[]; name: string },
+  ) {
+    this.log = shared?.log ?? [];
+    this.name = shared?.name ?? "root@198.51.100.7:22";
+  }
+
+  async run(command: string): Promise<RunResult> {
+    this.log.push(command);
+    const found = this.responders.find(([pattern]) => (typeof pattern === "string" ? command === pattern : pattern.test(command)));
+    const answer = found === undefined ? {} : typeof found[1] === "function" ? found[1](command) : found[1];
+    if (answer === "hang") return new Promise(() => undefined);
+    if (answer instanceof Error) throw answer;
+    return { exitCode: 0, stdout: "", stderr: "", ...answer };
+  }
+
+  async copyClosure(_source: StoreSource, paths: readonly string[]): Promise<CopyReport> {
+    this.copies++;
+    this.log.push(`copy ${paths.join(" ")}`);
+    if (this.copyFailure) throw this.copyFailure;
+    return { pathsInClosure: 3, pathsAlreadyValid: 1, pathsCopied: 2, bytesSent: 2048, durationMs: 1 };
+  }
+
+  async reconnect(): Promise<Host> {
+    this.reconnects++;
+    this.log.push("reconnect");
+    if (this.reconnectFailure) throw this.reconnectFailure;
+    return new FakeHost(this.responders, { log: this.log, name: this.name });
+  }
+
+  async close(): Promise<void> {
+    this.closed++;
+  }
+}
+
+/** Responders for a healthy host: inspected before (OLD, generation 4) and after (NEW, generation 5). */
+export function healthyHost(extra: Array<[RegExp | string, Answer | ((command: string) => Answer)]> = []): FakeHost {
+  let inspections = 0;
+  return new FakeHost([
+    ...extra,
+    [INSPECT_COMMAND, () => ({ stdout: inspections++ === 0 ? inspection() : inspection({ currentSystem: NEW, profileGeneration: 5, profileSystem: NEW }) })],
+  ]);
+}
+
+export interface FakeWorld {
+  readonly deps: DeployDependencies;
+  readonly host: FakeHost;
+  readonly calls: string[];
+}
+
+/** Dependencies that build NEW for x86_64-linux and connect to `host`. */
+export function fakeDependencies(host: FakeHost, overrides: Partial<DeployDependencies> = {}): FakeWorld {
+  const calls: string[] = [];
+  const system: LocalSystem = { drvPath: "/nix/store/0000000000000000000000000000000c-nixos-system-new.drv", outPath: NEW, system: "x86_64-linux" };
+  const store: StoreSource = {
+    closure: async () => [],
+    dumpPath: async () => undefined,
+    close: async () => undefined,
+  };
+  return {
+    host,
+    calls,
+    deps: {
+      build: async (source) => {
+        calls.push(`build ${source.kind}`);
+        return system;
+      },
+      instantiate: async (source) => {
+        calls.push(`instantiate ${source.kind}`);
+        return { ...system, drvPath: system.drvPath! };
+      },
+      openStore: async () => store,
+      connect: async (target) => {
+        calls.push(`connect ${target.user ?? "root"}@${target.host}`);
+        return host;
+      },
+      ...overrides,
+    },
+  };
+}
