@@ -401,8 +401,8 @@ async function activateConfirmed(host: Host, plan: ActivationPlan, before: Targe
       });
     }
     // Confirmed: what follows only reports. The host runs the new system whatever these reads return.
-    const after = await confirmation.run(INSPECT_COMMAND).catch(() => undefined);
-    const log = await confirmation.run(protocol.readLog).catch(() => undefined);
+    const after = await withDeadline(confirmation.run(INSPECT_COMMAND), deadlineMs).catch(() => undefined);
+    const log = await withDeadline(confirmation.run(protocol.readLog), deadlineMs).catch(() => undefined);
     return activationReport(plan, before, after === undefined ? undefined : parseInspection(after.stdout), log?.stdout ?? "");
   } finally {
     await confirmation.close();

@@ -1,4 +1,5 @@
 import { readFile } from "node:fs/promises";
+import { constants } from "node:os";
 import type { Readable, Writable } from "node:stream";
 import { Client, type ClientChannel, type ConnectConfig, type ServerHostKeyAlgorithm } from "ssh2";
 import { ConnectError, TransportError } from "../../errors";
@@ -38,6 +39,8 @@ export function backoffDelayMs(attempt: number): number {
 }
 
 /** An authenticated SSH connection to a host whose key was verified. */
+const signals = constants.signals;
+
 export class SshConnection {
   private constructor(private readonly client: Client, private readonly jump: Client | undefined, readonly name: string) {}
 
@@ -113,7 +116,8 @@ export class SshConnection {
         }
         let exitCode: number | null = null;
         channel.on("exit", (code: number | null, signal?: string) => {
-          exitCode = typeof code === "number" ? code : signal !== undefined ? 128 + (SIGNALS[signal] ?? 0) : null;
+          // ssh2 names the signal "SIGTERM"; shells report such a death as 128 + its number
+          exitCode = typeof code === "number" ? code : signal !== undefined ? 128 + (signals[signal as NodeJS.Signals] ?? 0) : null;
         });
         // A dropped connection ends the channel with an error first; its 'close' then resolves with no status.
         channel.on("error", () => undefined);
@@ -142,9 +146,6 @@ export interface RemoteProcess {
   readonly exited: Promise<number | null>;
   close(): void;
 }
-
-/** Numbers of the signals a remote command commonly dies of, for 128 + n exit codes as shells report them. */
-const SIGNALS: Record<string, number> = { HUP: 1, INT: 2, KILL: 9, PIPE: 13, TERM: 15 };
 
 class RetryableConnectError extends ConnectError {
   final(attempts: number): ConnectError {

@@ -1,5 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { SshConnection } from "../../../src/deploy/ssh/connection";
+import { SshHost } from "../../../src/deploy/ssh/ssh-host";
+import { TransportError } from "../../../src/errors";
 import { missing } from "../../harness/requirements";
 import { startTargets, type TargetWorld } from "../../harness/target-hosts";
 
@@ -42,5 +44,61 @@ describe.skipIf(missing("root", "sshd", "netns"))("SSH connection retries while 
       message: expect.stringMatching(new RegExp(`^cannot reach root@${world.hosts[0].address.replace(/\./g, "\\.")}:22: `)),
       hint: expect.stringContaining("--connect-timeout"),
     });
+  });
+});
+
+describe.skipIf(missing("root", "sshd", "netns"))("SshHost: the transport seam over a real sshd", () => {
+  let world: TargetWorld;
+  const options = () => ({
+    host: world.hosts[0].address,
+    port: 22,
+    user: "root",
+    privateKeyFile: world.clientKeyFile,
+    knownHostsFile: world.knownHostsFile,
+  });
+
+  beforeAll(async () => {
+    world = await startTargets(1);
+  });
+  afterAll(() => world?.stop());
+
+  it("streams stdin into the remote process, never onto its command line", async () => {
+    const host = await SshHost.connect(options());
+    try {
+      const secret = "canary-4f1d\nsecond line\n";
+      const result = await host.run("umask 077; cat > /run/stdin-test; cat /proc/$$/cmdline | tr '\\0' ' '", { stdin: Buffer.from(secret) });
+      expect(result.exitCode, result.stderr).toBe(0);
+      expect(result.stdout).not.toContain("canary");
+      expect((await world.hosts[0].exec("cat /run/stdin-test; rm /run/stdin-test")).stdout).toBe(secret);
+    } finally {
+      await host.close();
+    }
+  });
+
+  it("reports a command's exit code, 128 + n for one killed by a signal", async () => {
+    const host = await SshHost.connect(options());
+    try {
+      expect((await host.run("exit 3")).exitCode).toBe(3);
+      expect((await host.run("kill -TERM $$")).exitCode).toBe(128 + 15);
+    } finally {
+      await host.close();
+    }
+  });
+
+  it("rejects with a TransportError when the connection dies under a command, and a reconnection works", async () => {
+    const host = await SshHost.connect(options());
+    try {
+      // the shell's parent is the sshd process serving this connection
+      await expect(host.run("kill -KILL $PPID; sleep 10")).rejects.toBeInstanceOf(TransportError);
+      await expect(host.run("true")).rejects.toBeInstanceOf(TransportError);
+      const again = await host.reconnect({ retryForMs: 5_000 });
+      try {
+        expect((await again.run("echo back")).stdout).toBe("back\n");
+      } finally {
+        await again.close();
+      }
+    } finally {
+      await host.close();
+    }
   });
 });
