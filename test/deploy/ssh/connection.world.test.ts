@@ -5,15 +5,20 @@ import { TransportError } from "../../../src/errors";
 import { missing } from "../../harness/requirements";
 import { startTargets, type TargetWorld } from "../../harness/target-hosts";
 
-describe.skipIf(missing("root", "sshd", "netns"))("SSH connection retries while a host is unreachable", () => {
-  let world: TargetWorld;
-  const options = () => ({
+/** Root login to the world's first target with the world's key and known_hosts. */
+function sshOptions(world: TargetWorld) {
+  return {
     host: world.hosts[0].address,
     port: 22,
     user: "root",
     privateKeyFile: world.clientKeyFile,
     knownHostsFile: world.knownHostsFile,
-  });
+  };
+}
+
+describe.skipIf(missing("root", "sshd", "netns"))("SSH connection retries while a host is unreachable", () => {
+  let world: TargetWorld;
+  const options = () => sshOptions(world);
 
   beforeAll(async () => {
     world = await startTargets(1);
@@ -49,13 +54,7 @@ describe.skipIf(missing("root", "sshd", "netns"))("SSH connection retries while 
 
 describe.skipIf(missing("root", "sshd", "netns"))("SshHost: the transport seam over a real sshd", () => {
   let world: TargetWorld;
-  const options = () => ({
-    host: world.hosts[0].address,
-    port: 22,
-    user: "root",
-    privateKeyFile: world.clientKeyFile,
-    knownHostsFile: world.knownHostsFile,
-  });
+  const options = () => sshOptions(world);
 
   beforeAll(async () => {
     world = await startTargets(1);
