@@ -10,6 +10,7 @@ import {
   deployArguments,
   deploymentManifest,
   renderCommand,
+  type DeploymentSettings,
   type DeploymentSpec,
 } from "../deploy/manifest";
 import { evaluateFleet, type EvaluatedSystem, type FleetMember } from "../nix/fleet-evaluation";
@@ -158,7 +159,7 @@ export class NixosDeployment extends Construct {
 
     const action = props.action ?? NixosAction.SWITCH;
     const user = props.user ?? "root";
-    const spec = (): Omit<DeploymentSpec, "resource" | "drvPath" | "system"> => ({
+    const settings: DeploymentSettings = {
       id: this.node.path,
       host: props.host,
       user,
@@ -177,8 +178,8 @@ export class NixosDeployment extends Construct {
       connectTimeoutSeconds: props.connectTimeout ?? 300,
       confirmTimeoutSeconds: confirmTimeout,
       tags: props.tags ?? {},
-    });
-    const command = renderCommand([process.execPath, cliPath(), ...deployArguments({ ...spec(), resource: "", drvPath: "", system: "" })]);
+    };
+    const command = renderCommand([process.execPath, cliPath(), ...deployArguments(settings)]);
 
     this.resource = new DataResource(this, "Resource", {
       input: {
@@ -208,7 +209,7 @@ export class NixosDeployment extends Construct {
       const system = evaluated();
       // Tokens become the Terraform expressions they stand for, e.g. ${aws_instance.web_Instance_1A2B.public_ip}.
       const resolved = Tokenization.resolve({
-        ...spec(),
+        ...settings,
         resource: `${this.resource.terraformResourceType}.${this.resource.friendlyUniqueId}`,
         drvPath: system.drvPath,
         system: system.system,

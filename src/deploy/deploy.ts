@@ -164,7 +164,7 @@ export async function deploy(request: DeployRequest, deps: DeployDependencies): 
 }
 
 /** Refuses, before anything is copied, a target that cannot run what was built. */
-export function checkTarget(host: Host, target: TargetSystem, local: LocalSystem, request: DeployRequest): void {
+function checkTarget(host: Host, target: TargetSystem, local: LocalSystem, request: DeployRequest): void {
   if (!target.nix) {
     throw new InspectError(`${host.name} has no nix-store on its PATH`, {
       hint: "the target must be a NixOS host (or have Nix installed) for the closure to be copied to it",

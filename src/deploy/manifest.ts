@@ -63,6 +63,9 @@ export interface DeploymentSpec {
   readonly tags: { readonly [key: string]: string };
 }
 
+/** What a deployment is configured with, before synthesis adds its resource address and evaluated system. */
+export type DeploymentSettings = Omit<DeploymentSpec, "resource" | "drvPath" | "system">;
+
 /** Everything a synthesized stack deploys, written next to its cdk.tf.json. */
 export interface DeploymentManifest {
   readonly version: typeof MANIFEST_VERSION;
@@ -81,7 +84,7 @@ export type CommandWord = string | { readonly env: string };
  * The `cdktf-nixos deploy` arguments of a deployment. Apply-time values (host, module arguments, instance id,
  * region) are not on the command line: Terraform passes them in the environment (DEPLOY_ENV).
  */
-export function deployArguments(spec: DeploymentSpec): CommandWord[] {
+export function deployArguments(spec: DeploymentSettings): CommandWord[] {
   const source = spec.source;
   return [
     "deploy",
