@@ -2,7 +2,7 @@
  * The phases of a deployment: one vocabulary for progress events, errors and exit codes. A leaf module, so `nix/`,
  * `deploy/` and `cli/` can all name phases without depending on each other.
  */
-export const PHASES = ["evaluate", "build", "connect", "inspect", "copy", "activate", "confirm", "rollback"] as const;
+export const PHASES = ["evaluate", "build", "connect", "inspect", "copy", "lock", "activate", "confirm", "rollback"] as const;
 export type DeployPhase = (typeof PHASES)[number];
 
 /**
@@ -21,7 +21,20 @@ export const EXIT_CODES = {
   activate: 6,
   confirm: 7,
   rollback: 8,
-} as const satisfies Record<DeployPhase | "ok" | "failure" | "usage", number>;
+  /** Another deployment held the host's lock past --lock-timeout; nothing was changed. */
+  lock: 9,
+  /** The host could not be reached again after the connection was lost mid-activation: its state is unknown. */
+  unknown: 10,
+  /** Interrupted (Ctrl-C, SIGTERM), as shells report SIGINT. */
+  interrupted: 130,
+} as const satisfies Record<DeployPhase | "ok" | "failure" | "usage" | "unknown" | "interrupted", number>;
+
+/** What a host was found running, for reports of failures as well as successes. */
+export interface HostState {
+  readonly currentSystem?: string;
+  readonly profileGeneration?: number;
+  readonly profileSystem?: string;
+}
 
 export interface DeployErrorDetails {
   /** The command that failed, as the user could run it (never containing secrets). */
@@ -33,6 +46,8 @@ export interface DeployErrorDetails {
   /** What the user can do about it. */
   readonly hint?: string;
   readonly cause?: unknown;
+  /** What the host runs after the failure, when it could be read. */
+  readonly hostState?: HostState;
 }
 
 /** A failure of one deployment phase, carrying the failed command and its stderr. */
@@ -42,6 +57,7 @@ export class DeployError extends Error {
   readonly stderr?: string;
   readonly exitCode?: number;
   readonly hint?: string;
+  readonly hostState?: HostState;
 
   constructor(phase: DeployPhase, message: string, details: DeployErrorDetails = {}) {
     super(message, details.cause === undefined ? undefined : { cause: details.cause });
@@ -51,6 +67,12 @@ export class DeployError extends Error {
     this.stderr = details.stderr;
     this.exitCode = details.exitCode;
     this.hint = details.hint;
+    this.hostState = details.hostState;
+  }
+
+  /** The process exit code this failure ends a deployment with. */
+  get exitCodeOfDeployment(): number {
+    return EXIT_CODES[this.phase];
   }
 
   /** The message with command, stderr and hint, as the CLI prints it. */
@@ -61,9 +83,17 @@ export class DeployError extends Error {
     if (this.stderr !== undefined && this.stderr.trim() !== "") {
       lines.push("  stderr:", ...this.stderr.trimEnd().split("\n").map((l) => `    ${l}`));
     }
+    if (this.hostState !== undefined) lines.push(`  the host now runs: ${describeHostState(this.hostState)}`);
     if (this.hint !== undefined) lines.push(`  hint: ${this.hint}`);
     return lines.join("\n");
   }
+}
+
+export function describeHostState(state: HostState): string {
+  const running = state.currentSystem ?? "no system (/run/current-system is missing)";
+  const profile = state.profileGeneration === undefined ? "no system profile" : `profile generation ${state.profileGeneration}` +
+    (state.profileSystem !== undefined && state.profileSystem !== state.currentSystem ? ` (boot default ${state.profileSystem})` : "");
+  return `${running}, ${profile}`;
 }
 
 /** The error class of one phase: `new ActivateError(message, details)`. */
@@ -84,6 +114,21 @@ export class CopyError extends phaseError("copy") {}
 export class ActivateError extends phaseError("activate") {}
 export class ConfirmError extends phaseError("confirm") {}
 export class RollbackError extends phaseError("rollback") {}
+export class LockError extends phaseError("lock") {}
+
+/**
+ * The connection was lost mid-activation and the host could not be reached again in time: nobody can say what it
+ * runs. The activation goes on (and rolls back on failure) on the host by itself.
+ */
+export class HostStateUnknownError extends DeployError {
+  constructor(message: string, details?: DeployErrorDetails) {
+    super("activate", message, details);
+  }
+
+  override get exitCodeOfDeployment(): number {
+    return EXIT_CODES.unknown;
+  }
+}
 
 /**
  * The transport failed (the connection dropped, a channel could not be opened). Orchestration turns it into the
@@ -98,5 +143,5 @@ export class TransportError extends Error {
 
 /** The exit code for any failure: a phase's code for typed errors, 1 for anything unforeseen. */
 export function exitCodeOf(err: unknown): number {
-  return err instanceof DeployError ? EXIT_CODES[err.phase] : EXIT_CODES.failure;
+  return err instanceof DeployError ? err.exitCodeOfDeployment : EXIT_CODES.failure;
 }

@@ -1,4 +1,5 @@
-import { DescribeImagesCommand, EC2Client } from "@aws-sdk/client-ec2";
+import { DescribeImagesCommand } from "@aws-sdk/client-ec2";
+import { ec2Client, withinDeadline } from "./ec2-client";
 import { NIXOS_AMI_OWNER, NixosArchitecture, ec2Architecture, nixosAmiNamePattern, validateRelease } from "./nixos-ami-names";
 
 export interface AmiQuery {
@@ -8,6 +9,11 @@ export interface AmiQuery {
   readonly region?: string;
   /** EC2 endpoint URL, e.g. a local test double. @default - AWS (or AWS_ENDPOINT_URL_EC2) */
   readonly endpoint?: string;
+  /**
+   * How long the lookup may take in all (retries included).
+   * @default 60000
+   */
+  readonly timeoutMs?: number;
 }
 
 export interface NixosAmi {
@@ -21,17 +27,17 @@ export interface NixosAmi {
 /** The newest official NixOS AMI of a release, as DescribeImages lists it (what the NixosImage data source picks). */
 export async function findLatestNixosAmi(query: AmiQuery): Promise<NixosAmi> {
   validateRelease(query.release);
-  const client = new EC2Client({ region: query.region, endpoint: query.endpoint });
+  const client = ec2Client(query);
   try {
     const region = await client.config.region();
-    const { Images = [] } = await client.send(new DescribeImagesCommand({
+    const { Images = [] } = await withinDeadline("DescribeImages", query, query.timeoutMs ?? 60_000, (abortSignal) => client.send(new DescribeImagesCommand({
       Owners: [NIXOS_AMI_OWNER],
       Filters: [
         { Name: "name", Values: [nixosAmiNamePattern(query.release, query.architecture)] },
         { Name: "architecture", Values: [ec2Architecture(query.architecture)] },
         { Name: "state", Values: ["available"] },
       ],
-    }));
+    }), { abortSignal }));
     const newest = Images.filter((i) => i.ImageId && i.CreationDate)
       .sort((a, b) => (b.CreationDate as string).localeCompare(a.CreationDate as string))[0];
     if (newest === undefined) {

@@ -1,4 +1,5 @@
-import { EC2Client, GetConsoleOutputCommand } from "@aws-sdk/client-ec2";
+import { GetConsoleOutputCommand } from "@aws-sdk/client-ec2";
+import { ec2Client, withinDeadline } from "./ec2-client";
 
 /** One line of the block NixOS prints on the EC2 console at boot (`ssh-keygen -l` of each host key). */
 export interface ConsoleHostKey {
@@ -47,11 +48,13 @@ export interface ConsoleHostKeyQuery {
 
 /** Polls GetConsoleOutput with backoff until the fingerprint block appears, and returns its fingerprints. */
 export async function waitForConsoleHostKeys(query: ConsoleHostKeyQuery): Promise<string[]> {
-  const client = new EC2Client({ region: query.region, endpoint: query.endpoint });
+  const client = ec2Client(query);
   const deadline = Date.now() + (query.timeoutMs ?? 600_000);
   try {
     for (let attempt = 0; ; attempt++) {
-      const { Output } = await client.send(new GetConsoleOutputCommand({ InstanceId: query.instanceId, Latest: true }));
+      // a call that hangs is bounded by what is left of the wait
+      const { Output } = await withinDeadline("GetConsoleOutput", query, deadline - Date.now(), (abortSignal) =>
+        client.send(new GetConsoleOutputCommand({ InstanceId: query.instanceId, Latest: true }), { abortSignal }));
       const keys = parseConsoleHostKeys(Buffer.from(Output ?? "", "base64").toString("utf8"));
       if (keys !== undefined && keys.length > 0) return keys.map((k) => k.fingerprint);
       const delay = Math.min(1000 * 2 ** attempt, 15_000);

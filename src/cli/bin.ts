@@ -4,4 +4,7 @@ import { main } from "./program";
 // The only place that turns an outcome into the process's exit code.
 main(process.argv).then((code) => {
   process.exitCode = code;
+  // Everything has been reported: nothing left behind (a socket draining towards a host that stopped answering)
+  // may keep the process, and a Terraform run waiting for it, alive.
+  setTimeout(() => process.exit(code), 2000).unref();
 });

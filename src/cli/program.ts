@@ -5,6 +5,7 @@ import { defaultDependencies } from "../deploy/default-dependencies";
 import { DeployError, EXIT_CODES, exitCodeOf } from "../errors";
 import { registerAmiCommand } from "./commands/ami";
 import { registerDeployCommand, type DependencyFactory } from "./commands/deploy";
+import { registerForgetHostKeysCommand } from "./commands/forget-host-keys";
 import type { Output } from "./progress";
 import { UsageError } from "./usage-error";
 
@@ -28,6 +29,7 @@ export function buildProgram(output: Output, dependencies: DependencyFactory = d
     .showHelpAfterError();
   registerDeployCommand(program, output, dependencies);
   registerAmiCommand(program, output);
+  registerForgetHostKeysCommand(program, output);
   for (const sub of program.commands) sub.exitOverride().configureOutput(program.configureOutput());
   return program;
 }

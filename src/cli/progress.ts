@@ -1,6 +1,7 @@
 import { SingleBar } from "cli-progress";
 import type { Writable } from "node:stream";
 import type { DeployEvent, DeployResult } from "../deploy/deploy";
+import { DeployError, EXIT_CODES, exitCodeOf, type DeployPhase } from "../errors";
 
 /** Where the CLI writes; a terminal gets live progress, anything else gets one line per step. */
 export interface Output {
@@ -13,6 +14,10 @@ export interface Reporter {
   readonly onEvent: (event: DeployEvent) => void;
   stop(): void;
   done(result: DeployResult): void;
+  /** With --json, the failure as one JSON object on stdout (the CLI prints the message on stderr either way). */
+  failed(err: unknown): void;
+  /** Restores the terminal and says what an interruption leaves the host in. */
+  interrupted(signal: string): void;
 }
 
 /** Progress and results go to stderr; stdout carries only the result (the JSON line with --json). */
@@ -24,9 +29,25 @@ export function createReporter(output: Output, options: { json: boolean }): Repo
     bar = undefined;
   };
 
+  let phase: DeployPhase | undefined;
+  let activation: { id: string; logFile: string } | undefined;
   const onEvent = (event: DeployEvent) => {
     switch (event.type) {
+      case "activation-started":
+        activation = { id: event.id, logFile: event.logFile };
+        break;
+      case "notice":
+        log(event.message);
+        break;
+      case "lock-wait":
+        log(`waiting for the deployment lock, held by ${event.holder}`);
+        break;
+      case "reconnecting":
+        stopBar();
+        log(`connection lost (${event.reason}); reconnecting`);
+        break;
       case "phase":
+        phase = event.phase;
         stopBar();
         log(`${event.phase}${event.detail ? `: ${event.detail}` : ""}`);
         break;
@@ -78,8 +99,31 @@ export function createReporter(output: Output, options: { json: boolean }): Repo
     onEvent,
     stop: stopBar,
     done(result) {
-      if (options.json) output.stdout.write(`${JSON.stringify(result)}\n`);
-      else log(`deployed ${result.newSystem} to ${result.host} in ${seconds(result.durationMs)}`);
+      if (options.json) output.stdout.write(`${JSON.stringify({ ok: true, ...result })}\n`);
+      else log(`${result.action === "dry-activate" ? "dry-activated" : "deployed"} ${result.newSystem} to ${result.host} in ${seconds(result.durationMs)}`);
+    },
+    failed(err) {
+      if (!options.json) return;
+      const error = err instanceof DeployError
+        ? { phase: err.phase, message: err.message, exitCode: exitCodeOf(err), hint: err.hint, command: err.command }
+        : { message: err instanceof Error ? err.message : String(err), exitCode: exitCodeOf(err) };
+      const host = err instanceof DeployError ? err.hostState : undefined;
+      output.stdout.write(`${JSON.stringify({ ok: false, error, ...(host ? { hostState: host } : {}) })}\n`);
+    },
+    interrupted(signal) {
+      stopBar();
+      const state = phase === "activate" || phase === "confirm" || phase === "rollback"
+        ? activation === undefined
+          ? "the host's state is unknown: activation may have started"
+          : `the activation goes on on the host by itself (and rolls back if it fails${phase === "confirm" ? " or is not confirmed" : ""}); ` +
+            `its log is ${activation.logFile}`
+        : phase === "copy"
+          ? "the host is unchanged (paths copied so far stay valid in its store)"
+          : "nothing was changed on the host";
+      log(`interrupted (${signal}) during ${phase ?? "start-up"}: ${state}`);
+      if (options.json) {
+        output.stdout.write(`${JSON.stringify({ ok: false, error: { phase, message: `interrupted (${signal}): ${state}`, exitCode: EXIT_CODES.interrupted } })}\n`);
+      }
     },
   };
 }

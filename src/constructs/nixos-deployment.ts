@@ -205,6 +205,22 @@ export class NixosDeployment extends Construct {
         },
       },
     }]);
+    if (props.instanceId !== undefined) {
+      // Lives as long as the instance (replaced only with it): when Terraform destroys or replaces the instance, the
+      // host key recorded for it goes, so whatever answers at its address next is checked afresh.
+      const hostKeys = new DataResource(this, "HostKeyRecord", {
+        input: { instance_id: props.instanceId, known_hosts: settings.knownHostsFile },
+        triggersReplace: { instance_id: props.instanceId },
+      });
+      hostKeys.addOverride("provisioner", [{
+        "local-exec": {
+          when: "destroy",
+          command: renderCommand([process.execPath, cliPath(), "forget-host-keys", "--known-hosts", settings.knownHostsFile,
+            "--instance-id", { env: DEPLOY_ENV.instanceId }]),
+          environment: { [DEPLOY_ENV.instanceId]: "${self.input.instance_id}" },
+        },
+      }]);
+    }
     fleet.addSpec(() => {
       const system = evaluated();
       // Tokens become the Terraform expressions they stand for, e.g. ${aws_instance.web_Instance_1A2B.public_ip}.

@@ -1,11 +1,20 @@
 import { shellQuote } from "../shell";
 import { mayConfirm, mayRollBack, setsProfile, type Action } from "./goal";
-import { SYSTEM_PROFILE, type TargetSystem } from "./inspection";
+import { SYSTEM_PROFILE, parseInspection, type TargetSystem } from "./inspection";
+
+/**
+ * Where activations keep their state on the target: /run, so a reboot forgets it (and releases the lock with it).
+ * Every activation writes `<id>.log`, `<id>.started`, `<id>.status`, … there; `lock` serializes deployments.
+ */
+export const ACTIVATION_DIR = "/run/cdktf-nixos";
+export const LOCK_FILE = `${ACTIVATION_DIR}/lock`;
+/** Who holds the lock: written by the holder once it has it, read by whoever waits. */
+export const LOCK_HOLDER_FILE = `${ACTIVATION_DIR}/lock.holder`;
 
 export interface ActivationContext {
   /** Prefix privileged commands with `sudo -n` (the login user is not root). */
   readonly sudo: boolean;
-  /** systemd is PID 1 on the target: run switch-to-configuration in its own unit. */
+  /** systemd is PID 1 on the target: the activation runs in its own transient unit. */
   readonly systemd: boolean;
   readonly installBootloader?: boolean;
 }
@@ -15,90 +24,168 @@ function privileged(context: ActivationContext, words: readonly string[]): strin
 }
 
 /** Points the system profile at the new toplevel (a new generation), as `nixos-rebuild switch|boot` does. */
-export function setProfileCommand(toplevel: string, context: ActivationContext): string {
-  return privileged(context, ["nix-env", "-p", SYSTEM_PROFILE, "--set", toplevel]);
+export function setProfileCommand(toplevel: string): string {
+  return ["nix-env", "-p", SYSTEM_PROFILE, "--set", toplevel].map(shellQuote).join(" ");
 }
 
-/** Points the system profile back at an earlier generation without creating a new one. */
-export function switchGenerationCommand(generation: number, context: ActivationContext): string {
-  return privileged(context, ["nix-env", "-p", SYSTEM_PROFILE, "--switch-generation", String(generation)]);
-}
-
-/**
- * Runs switch-to-configuration like nixos-rebuild: in a transient systemd unit where systemd runs (so the switch
- * survives the SSH session being cut by a restarted sshd or network), with a clean environment otherwise.
- */
-export function switchCommand(toplevel: string, action: Action, context: ActivationContext): string {
+/** Runs switch-to-configuration with a clean environment, as root (the activation script's own user). */
+export function switchCommand(toplevel: string, action: Action, context: Pick<ActivationContext, "installBootloader">): string {
   const bootloader = context.installBootloader ? "1" : "0";
-  const runner = context.systemd
-    ? [
-        "systemd-run", "-E", "LOCALE_ARCHIVE", "-E", `NIXOS_INSTALL_BOOTLOADER=${bootloader}`, "--collect",
-        "--no-ask-password", "--pipe", "--quiet", "--same-dir", "--service-type=exec",
-        "--unit=nixos-rebuild-switch-to-configuration", "--wait",
-      ]
-    : ["env", "-i", "PATH=/run/current-system/sw/bin:/usr/bin:/bin", `NIXOS_INSTALL_BOOTLOADER=${bootloader}`];
-  return privileged(context, [...runner, `${toplevel}/bin/switch-to-configuration`, action]);
+  return ["env", "-i", "PATH=/run/current-system/sw/bin:/usr/bin:/bin", `NIXOS_INSTALL_BOOTLOADER=${bootloader}`,
+    `${toplevel}/bin/switch-to-configuration`, action].map(shellQuote).join(" ");
 }
 
-/** The commands of one activation, in order. */
-export function activationCommands(toplevel: string, action: Action, context: ActivationContext): string[] {
-  return [...(setsProfile(action) ? [setProfileCommand(toplevel, context)] : []), switchCommand(toplevel, action, context)];
-}
-
-/** The system a failed activation goes back to: the boot default for boot, the running system otherwise. */
+/** The system a failed activation goes back to, as inspected: the boot default for boot, the running system otherwise. */
 export function rollbackTarget(action: Action, before: TargetSystem): string | undefined {
   if (!mayRollBack(action)) return undefined;
   return action === "boot" ? before.profileSystem : before.currentSystem ?? before.profileSystem;
 }
 
-/**
- * The commands that undo a failed activation: the profile back on the generation it had, and the system that ran
- * before activated again with the same action. Empty when the target had nothing to go back to.
- */
-export function rollbackCommands(action: Action, before: TargetSystem, context: ActivationContext): string[] {
-  const previous = rollbackTarget(action, before);
-  const commands: string[] = [];
-  if (mayRollBack(action) && setsProfile(action) && before.profileGeneration !== undefined) {
-    commands.push(switchGenerationCommand(before.profileGeneration, context));
-  }
-  if (previous !== undefined) commands.push(switchCommand(previous, action, context));
-  return commands;
+export interface ActivationScriptInput {
+  readonly id: string;
+  readonly toplevel: string;
+  readonly action: Action;
+  readonly installBootloader?: boolean;
+  /** Roll back by itself when switch-to-configuration fails. */
+  readonly rollback: boolean;
+  /** For switch and test: roll back unless `<id>.decided` is created within this many seconds of activating. */
+  readonly confirmTimeoutSeconds?: number;
+  /** How long to wait for another deployment's lock before giving up. */
+  readonly lockTimeoutSeconds: number;
+  /** Who deploys, for the lock holder record (e.g. "laptop pid 4242"). */
+  readonly holder: string;
 }
 
-/** Where confirmed activations keep their state on the target: /run, so a reboot forgets it. */
-export const CONFIRM_DIR = "/run/cdktf-nixos";
-
 /**
- * The script a confirmed activation runs on the target, detached from the SSH session (deploy-rs's "magic
- * rollback"): it activates, records the exit status, then waits `timeoutSeconds` for the deployer to confirm over a
- * new connection and rolls back by itself when no confirmation comes, e.g. because the new system cut the network.
+ * The one script every activation runs on the target, as root and detached from the SSH session, so neither a cut
+ * connection nor a killed deployer can leave the profile and the running system out of step:
+ *
+ * 1. takes the host's deployment lock (waiting a bounded time, recording who waits for whom);
+ * 2. records the state it starts from, read under the lock, so a rollback goes back to what really ran before;
+ * 3. sets the profile and runs switch-to-configuration, writing everything to `<id>.log` (never the session, whose
+ *    loss would kill it with SIGPIPE) and the exit status to `<id>.status`;
+ * 4. on failure rolls back (unless told not to); for a confirmed activation waits for the deployer to create
+ *    `<id>.decided` over a new connection, and otherwise creates it itself and rolls back (deploy-rs's magic
+ *    rollback). `mkdir` is atomic: exactly one side decides;
+ * 5. writes `<id>.done` and releases the lock by exiting.
  */
-export function confirmedActivationScript(
-  id: string,
-  toplevel: string,
-  action: Action,
-  before: TargetSystem,
-  context: ActivationContext,
-  timeoutSeconds: number,
-): string {
-  const root = { ...context, sudo: false };
-  const state = `${CONFIRM_DIR}/${id}`;
-  const rollback = rollbackCommands(action, before, root);
-  return [
-    `mkdir -p ${CONFIRM_DIR}`,
+export function activationScript(input: ActivationScriptInput): string {
+  const state = `${ACTIVATION_DIR}/${input.id}`;
+  const q = shellQuote;
+  const profile = setsProfile(input.action);
+  const previous = input.action === "boot" ? `"$profile_system"` : `"\${current:-$profile_system}"`;
+  const rollbackSteps = [
+    ...(profile ? [`{ [ -z "$gen" ] || nix-env -p ${SYSTEM_PROFILE} --switch-generation "$gen"; }`] : []),
+    `{ [ -z "$prev" ] || env -i PATH=/run/current-system/sw/bin:/usr/bin:/bin NIXOS_INSTALL_BOOTLOADER=${input.installBootloader ? "1" : "0"} "$prev/bin/switch-to-configuration" ${input.action}; }`,
+  ];
+  const activate = [...(profile ? [setProfileCommand(input.toplevel)] : []), switchCommand(input.toplevel, input.action, input)];
+  const lines = [
+    "set -u",
+    `mkdir -p ${ACTIVATION_DIR}`,
     `exec >${state}.log 2>&1 </dev/null`,
-    `{ ${activationCommands(toplevel, action, root).join(" && ")}; }; echo $? >${state}.status`,
-    `[ "$(cat ${state}.status)" = 0 ] || exit 0`,
-    `i=0; while [ $i -lt ${timeoutSeconds} ] && [ ! -e ${state}.confirmed ]; do sleep 1; i=$((i+1)); done`,
-    `[ -e ${state}.confirmed ] && exit 0`,
-    `echo "no confirmation within ${timeoutSeconds} s: rolling back"`,
-    `{ ${rollback.length > 0 ? rollback.join(" && ") : "true"}; }; echo $? >${state}.rolled-back`,
-  ].join("\n");
+    `exec 9>>${LOCK_FILE}`,
+    "if ! flock -n 9; then",
+    `  { cat ${LOCK_HOLDER_FILE} 2>/dev/null || echo "another deployment"; } | head -n 1 >${state}.lock-wait`,
+    `  echo "waiting up to ${input.lockTimeoutSeconds} s for the deployment lock, held by $(cat ${state}.lock-wait)"`,
+    `  if ! flock -w ${input.lockTimeoutSeconds} 9; then echo locked >${state}.status; touch ${state}.done; exit 0; fi`,
+    "fi",
+    `echo ${q(`${input.holder}, activation ${input.id}`)}" since $(date -u +%Y-%m-%dT%H:%M:%SZ)" >${LOCK_HOLDER_FILE}`,
+    `gen=$(readlink ${SYSTEM_PROFILE} 2>/dev/null | sed -n 's/^system-\\([0-9]*\\)-link$/\\1/p')`,
+    `current=; [ -e /run/current-system ] && current=$(readlink -f /run/current-system)`,
+    `profile_system=; [ -e ${SYSTEM_PROFILE} ] && profile_system=$(readlink -f ${SYSTEM_PROFILE})`,
+    `echo "profile=system-$gen-link current=$current profileSystem=$profile_system" >${state}.started`,
+    `prev=${previous}`,
+    "rollback() {",
+    `  if [ -z "$gen$prev" ]; then echo nothing >${state}.rolled-back; return; fi`,
+    `  echo "rolling back to \${prev:-generation $gen}"`,
+    `  { ${rollbackSteps.join(" && ")}; } 9>&-`,
+    `  echo $? >${state}.rolled-back`,
+    "}",
+    `echo ${q(`${input.action} of ${input.toplevel}`)}`,
+    // 9>&-: whatever activation starts (services, background jobs) must not inherit, and so hold, the lock
+    `{ ${activate.join(" && ")}; } 9>&-`,
+    "rc=$?",
+    `echo $rc >${state}.status`,
+  ];
+  if (mayRollBack(input.action)) {
+    lines.push(`if [ $rc != 0 ]; then ${input.rollback ? "rollback" : `echo "left as it is (no rollback)"`}; touch ${state}.done; exit 0; fi`);
+  }
+  const timeout = input.confirmTimeoutSeconds;
+  if (timeout !== undefined && timeout > 0 && mayConfirm(input.action)) {
+    lines.push(
+      `i=0; while [ $i -lt ${timeout} ] && [ ! -d ${state}.decided ]; do sleep 1; i=$((i+1)); done`,
+      `if mkdir ${state}.decided 2>/dev/null; then echo "no confirmation within ${timeout} s: rolling back"; rollback; fi`,
+    );
+  }
+  lines.push(`touch ${state}.done`);
+  return lines.join("\n");
 }
 
-/** Starts the confirmed activation in the background, as root, so it outlives the SSH session. */
-export function startConfirmedActivationCommand(script: string, context: ActivationContext): string {
-  return `${[...(context.sudo ? ["sudo", "-n", "--"] : []), "setsid", "sh", "-c", script].map(shellQuote).join(" ")} </dev/null >/dev/null 2>&1 &`;
+/**
+ * Starts the activation script as root, detached: in a transient systemd unit where systemd runs (so stopping the
+ * SSH session's scope cannot take it down, as nixos-rebuild-ng does for switch-to-configuration), otherwise in its
+ * own session (setsid). Returns once it runs; a sudo that wants a password fails here, visibly.
+ */
+export function startActivationCommand(id: string, script: string, context: ActivationContext): string {
+  const runner = context.systemd
+    ? ["systemd-run", `--unit=cdktf-nixos-activation-${id}`, "--description=cdktf-nixos activation", "--collect",
+      "--no-ask-password", "--quiet", "--service-type=exec", "-E", "LOCALE_ARCHIVE", "--"]
+    : ["setsid", "-f"];
+  return `${privileged(context, [...runner, "sh", "-c", script])} </dev/null >/dev/null`;
+}
+
+/** What an activation has got to, as its state files on the target tell. */
+export interface ActivationState {
+  /** The script ran (its log exists). */
+  readonly running: boolean;
+  /** The lock holder it waits for, while it waits. */
+  readonly waitingFor?: string;
+  /** The state it started from, read under the lock. */
+  readonly before?: Pick<TargetSystem, "currentSystem" | "profileGeneration" | "profileSystem">;
+  /** switch-to-configuration's exit code, or "locked" when the lock never came. */
+  readonly status?: string;
+  /** The rollback's exit code, or "nothing" when there was nothing to go back to. */
+  readonly rolledBack?: string;
+  /** The activation decided its confirmation (confirmed or rolling back). */
+  readonly decided: boolean;
+  /** The script finished and released the lock. */
+  readonly done: boolean;
+}
+
+const STATE_FILES = ["lock-wait", "started", "status", "rolled-back"] as const;
+
+/** Prints one `name content` line per state file that exists. Read-only, so it is safe to repeat after a reconnect. */
+export function readStateCommand(id: string): string {
+  const state = `${ACTIVATION_DIR}/${id}`;
+  return [
+    `for f in ${STATE_FILES.join(" ")}; do [ -s ${state}.$f ] && echo "$f $(head -n 1 ${state}.$f)"; done`,
+    `[ -e ${state}.log ] && echo running`,
+    `[ -d ${state}.decided ] && echo decided`,
+    `[ -e ${state}.done ] && echo done`,
+    "true",
+  ].join("; ");
+}
+
+export function parseActivationState(output: string): ActivationState {
+  const values = new Map<string, string>();
+  for (const line of output.split("\n")) {
+    const space = line.indexOf(" ");
+    const name = space < 0 ? line.trim() : line.slice(0, space);
+    if (name !== "") values.set(name, space < 0 ? "" : line.slice(space + 1).trim());
+  }
+  const started = values.get("started");
+  const before = started === undefined ? undefined : parseInspection(started);
+  return {
+    running: values.has("running"),
+    waitingFor: values.get("lock-wait"),
+    before: before === undefined
+      ? undefined
+      : { currentSystem: before.currentSystem, profileGeneration: before.profileGeneration, profileSystem: before.profileSystem },
+    status: values.get("status") || undefined,
+    rolledBack: values.get("rolled-back") || undefined,
+    decided: values.has("decided"),
+    done: values.has("done"),
+  };
 }
 
 export interface ActivationInput {
@@ -112,35 +199,34 @@ export interface ActivationInput {
   readonly installBootloader?: boolean;
   /** For switch and test: the host rolls itself back unless confirmed within this many seconds. */
   readonly confirmTimeoutSeconds?: number;
+  /** @default true */
+  readonly rollback?: boolean;
+  readonly lockTimeoutSeconds: number;
+  /** Who deploys, as the lock holder record names it. */
+  readonly holder: string;
   /** Names this activation's state files on the target; random per deployment, passed in to keep the plan pure. */
   readonly id: string;
 }
 
-/** How a confirmed activation is started, observed and confirmed. */
-export interface ConfirmProtocol {
-  readonly timeoutSeconds: number;
-  /** Starts the detached activation script; returns at once. */
-  readonly start: string;
-  /** Prints the activation's exit status once it has one, nothing before. */
-  readonly readStatus: string;
-  /** Prints what the activation wrote. */
-  readonly readLog: string;
-  /** Over a new connection: confirms, and prints the status only if the host has not rolled back yet. */
-  readonly confirm: string;
-}
-
 /** Everything one activation does on the target, decided before anything runs. */
 export interface ActivationPlan {
+  readonly id: string;
   readonly action: Action;
   readonly toplevel: string;
-  /** Commands run one after the other over the session (empty when `confirm` is set: the script runs them). */
-  readonly steps: readonly string[];
-  /** The system a failed activation goes back to; undefined when there is none. */
+  /** The system a failed activation goes back to as inspected (the script re-reads it under the lock). */
   readonly rollbackTo?: string;
-  /** The commands that go back; empty when there is nothing to go back to. */
-  readonly rollback: readonly string[];
-  /** Set for a confirmed (magic rollback) activation. */
-  readonly confirm?: ConfirmProtocol;
+  readonly rollback: boolean;
+  readonly lockTimeoutSeconds: number;
+  /** Starts the detached activation script; returns at once. */
+  readonly start: string;
+  /** Prints the activation's state files (see `parseActivationState`). */
+  readonly readState: string;
+  /** Prints what the activation wrote. */
+  readonly readLog: string;
+  /** Set for a confirmed (magic rollback) activation: run over a new connection, exit 0 = confirmed in time. */
+  readonly confirm?: { readonly timeoutSeconds: number; readonly command: string };
+  /** Where the activation's log is on the target, for messages. */
+  readonly logFile: string;
 }
 
 /** The pure activation planner: the target's state and the request in, the exact commands out. */
@@ -150,24 +236,31 @@ export function planActivation(input: ActivationInput): ActivationPlan {
     systemd: input.before.systemd,
     installBootloader: input.installBootloader,
   };
-  const rollback = rollbackCommands(input.action, input.before, context);
-  const base = { action: input.action, toplevel: input.toplevel, rollbackTo: rollbackTarget(input.action, input.before), rollback };
   const timeout = input.confirmTimeoutSeconds;
-  if (timeout === undefined || timeout <= 0 || !mayConfirm(input.action)) {
-    return { ...base, steps: activationCommands(input.toplevel, input.action, context) };
-  }
-  const state = `${CONFIRM_DIR}/${input.id}`;
-  const script = confirmedActivationScript(input.id, input.toplevel, input.action, input.before, context, timeout);
-  const touch = privileged(context, ["touch", `${state}.confirmed`]);
+  const confirmed = timeout !== undefined && timeout > 0 && mayConfirm(input.action);
+  const rollback = input.rollback ?? true;
+  const script = activationScript({
+    id: input.id,
+    toplevel: input.toplevel,
+    action: input.action,
+    installBootloader: input.installBootloader,
+    rollback,
+    confirmTimeoutSeconds: confirmed ? timeout : undefined,
+    lockTimeoutSeconds: input.lockTimeoutSeconds,
+    holder: input.holder,
+  });
+  const state = `${ACTIVATION_DIR}/${input.id}`;
   return {
-    ...base,
-    steps: [],
-    confirm: {
-      timeoutSeconds: timeout,
-      start: startConfirmedActivationCommand(script, context),
-      readStatus: `cat ${state}.status 2>/dev/null || true`,
-      readLog: `cat ${state}.log`,
-      confirm: `${touch} && ! test -e ${state}.rolled-back && cat ${state}.status`,
-    },
+    id: input.id,
+    action: input.action,
+    toplevel: input.toplevel,
+    rollbackTo: rollbackTarget(input.action, input.before),
+    rollback: rollback && mayRollBack(input.action),
+    lockTimeoutSeconds: input.lockTimeoutSeconds,
+    start: startActivationCommand(input.id, script, context),
+    readState: readStateCommand(input.id),
+    readLog: `cat ${state}.log`,
+    logFile: `${state}.log`,
+    ...(confirmed ? { confirm: { timeoutSeconds: timeout, command: privileged(context, ["mkdir", `${state}.decided`]) } } : {}),
   };
 }

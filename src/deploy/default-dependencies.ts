@@ -4,6 +4,8 @@ import { LocalStore } from "../nix/local-store";
 import { ConnectError } from "../errors";
 import type { DeployDependencies } from "./deploy";
 import type { TargetSpec } from "./target-spec";
+import { HostKeyMismatchError, type SshOptions } from "./ssh/connection";
+import { KnownHostsFile, fingerprint, instanceComment, instanceOf, knownHostsName, knownKeyTypes } from "./ssh/known-hosts";
 import { SshHost } from "./ssh/ssh-host";
 
 export interface DefaultDependencyOptions extends NixOptions {
@@ -25,26 +27,68 @@ export function defaultDependencies(options: DefaultDependencyOptions = {}): Dep
     build: (source) => buildSystem(source, options),
     instantiate: (source) => instantiateSystem(source, options),
     openStore: () => LocalStore.open(),
-    connect: async (target: TargetSpec) =>
-      SshHost.connect({
-        expectedFingerprints: target.hostKeyFromEc2Console === undefined
-          ? undefined
-          : await consoleFingerprints(target.hostKeyFromEc2Console, options.consoleTimeoutMs),
-        host: target.host,
-        port: target.port ?? 22,
-        user: target.user ?? "root",
-        privateKeyFile: target.privateKeyFile,
-        knownHostsFile: target.knownHostsFile,
-        acceptNewHostKey: target.acceptNewHostKey,
-        jumpHost: target.jumpHost === undefined
-          ? undefined
-          : { host: target.jumpHost.host, port: target.jumpHost.port, user: target.jumpHost.user ?? target.user ?? "root" },
-        compress: target.compress,
-        retryForMs: options.connectRetryMs ?? 10_000,
-      }),
+    connect: (target, onNotice) => connectChecked(target, options, onNotice ?? (() => undefined)),
   };
 }
 
+/**
+ * Connects with the host key checks of `target`. With an EC2 instance id:
+ * - a host known_hosts already pins is checked against that entry alone: the console is not read (on a
+ *   long-running instance the boot-time fingerprint block may be gone from it);
+ * - a host it does not know is trusted only with a key its console vouches for, recorded with the instance id;
+ * - a pinned key that mismatches is replaced only when every mismatching entry was recorded for another instance
+ *   (this one replaced it at the same address) and this instance's console vouches for the new key. Never otherwise.
+ */
+async function connectChecked(target: TargetSpec, options: DefaultDependencyOptions, onNotice: (message: string) => void): Promise<SshHost> {
+  const port = target.port ?? 22;
+  const ssh: SshOptions = {
+    host: target.host,
+    port,
+    user: target.user ?? "root",
+    privateKeyFile: target.privateKeyFile,
+    knownHostsFile: target.knownHostsFile,
+    acceptNewHostKey: target.acceptNewHostKey,
+    jumpHost: target.jumpHost === undefined
+      ? undefined
+      : { host: target.jumpHost.host, port: target.jumpHost.port, user: target.jumpHost.user ?? target.user ?? "root" },
+    compress: target.compress,
+    retryForMs: options.connectRetryMs ?? 10_000,
+  };
+  const ec2Console = target.hostKeyFromEc2Console;
+  if (ec2Console === undefined) return SshHost.connect(ssh);
+
+  const name = knownHostsName(target.host, port);
+  const knownHosts = await KnownHostsFile.load(target.knownHostsFile);
+  if (knownKeyTypes(knownHosts.entries, [name]).length === 0) {
+    return SshHost.connect({
+      ...ssh,
+      expectedFingerprints: await consoleFingerprints(ec2Console, options.consoleTimeoutMs),
+      recordComment: instanceComment(ec2Console.instanceId),
+    });
+  }
+  try {
+    return await SshHost.connect(ssh);
+  } catch (err) {
+    if (!(err instanceof HostKeyMismatchError)) throw err;
+    const owners = err.expected.map(instanceOf);
+    if (owners.some((owner) => owner === undefined || owner === ec2Console.instanceId)) throw err;
+    const vouched = await consoleFingerprints(ec2Console, options.consoleTimeoutMs);
+    const offered = fingerprint(err.offered);
+    if (!vouched.includes(offered)) {
+      throw new ConnectError(`${err.message}; the console of ${ec2Console.instanceId} does not vouch for it either (it lists ${vouched.join(", ")})`, {
+        hint: "someone may be intercepting the connection; nothing was run on the host",
+      });
+    }
+    await knownHosts.rewrite(new Set(err.expected.map((e) => e.line)), {
+      name: err.knownHostsName, key: err.offered, comment: instanceComment(ec2Console.instanceId),
+    });
+    onNotice(
+      `${name} now answers with ${offered}, which the console of ${ec2Console.instanceId} vouches for; replaced the key ` +
+        `recorded for ${[...new Set(owners)].join(", ")} (an instance no longer at that address) in ${target.knownHostsFile}`,
+    );
+    return SshHost.connect(ssh);
+  }
+}
 async function consoleFingerprints(
   source: NonNullable<TargetSpec["hostKeyFromEc2Console"]>,
   timeoutMs: number | undefined,

@@ -1,4 +1,5 @@
 import { randomBytes } from "node:crypto";
+import { hostname } from "node:os";
 import {
   ActivateError,
   BuildError,
@@ -6,20 +7,23 @@ import {
   ConnectError,
   CopyError,
   DeployError,
+  HostStateUnknownError,
   InspectError,
+  LockError,
   RollbackError,
   TransportError,
   type DeployPhase,
+  type HostState,
 } from "../errors";
 import type { CopyProgress, CopyReport } from "../nix/serve/copy";
 import { ServeError } from "../nix/serve/session";
 import type { StoreSource } from "../nix/store-source";
 import type { LocalSystem, SystemSource } from "../nix/system";
 import { shellQuote } from "../shell";
-import { planActivation, type ActivationPlan } from "./activation";
+import { ACTIVATION_DIR, parseActivationState, planActivation, type ActivationPlan, type ActivationState } from "./activation";
 import type { Action } from "./goal";
-import type { Host } from "./host";
-import { INSPECT_COMMAND, parseInspection, SYSTEM_PROFILE, type TargetSystem } from "./inspection";
+import type { Host, RunResult } from "./host";
+import { INSPECT_COMMAND, parseInspection, type TargetSystem } from "./inspection";
 import type { TargetSpec } from "./target-spec";
 
 /** What orchestration needs from the world; the defaults wire in local Nix and ssh2. */
@@ -29,7 +33,8 @@ export interface DeployDependencies {
   /** Evaluate only, for building on the target. */
   instantiate(source: SystemSource): Promise<LocalSystem & { readonly drvPath: string }>;
   openStore(): Promise<StoreSource>;
-  connect(target: TargetSpec): Promise<Host>;
+  /** `onNotice` hears what the connection did that the user should know (e.g. a replaced host key). */
+  connect(target: TargetSpec, onNotice?: (message: string) => void): Promise<Host>;
 }
 
 export type DeployEvent =
@@ -39,7 +44,12 @@ export type DeployEvent =
   | { readonly type: "copy-progress"; readonly progress: CopyProgress }
   | { readonly type: "copied"; readonly report: CopyReport }
   | { readonly type: "activated"; readonly report: ActivationReport }
-  | { readonly type: "rolled-back"; readonly toSystem?: string };
+  | { readonly type: "rolled-back"; readonly toSystem?: string }
+  /** The detached activation runs on the target; from here on it finishes without us. */
+  | { readonly type: "activation-started"; readonly id: string; readonly logFile: string }
+  | { readonly type: "lock-wait"; readonly holder: string }
+  | { readonly type: "reconnecting"; readonly reason: string }
+  | { readonly type: "notice"; readonly message: string };
 
 export interface ActivationReport {
   readonly action: Action;
@@ -81,6 +91,11 @@ export interface DeployRequest {
    * @default 600
    */
   readonly activationTimeoutSeconds?: number;
+  /**
+   * How long to wait for another deployment to the same host to finish (deployments to one host take turns).
+   * @default 300
+   */
+  readonly lockTimeoutSeconds?: number;
   readonly onEvent?: (event: DeployEvent) => void;
 }
 
@@ -99,6 +114,8 @@ export interface DeployResult {
 }
 
 export const DEFAULT_ACTIVATION_TIMEOUT_SECONDS = 600;
+/** How long a deployment waits for another one's lock on the same host. */
+export const DEFAULT_LOCK_TIMEOUT_SECONDS = 300;
 /** How often a confirmed activation's exit status is read. */
 const STATUS_POLL_MS = 300;
 
@@ -116,7 +133,7 @@ export async function deploy(request: DeployRequest, deps: DeployDependencies): 
   emit({ type: "built", system: local });
 
   emit({ type: "phase", phase: "connect", detail: request.target.host });
-  const host = await during("connect", `connecting to ${request.target.host}`, () => deps.connect(request.target));
+  let host = await during("connect", `connecting to ${request.target.host}`, () => deps.connect(request.target, (message) => emit({ type: "notice", message })));
   try {
     emit({ type: "phase", phase: "inspect" });
     const before = await inspect(host);
@@ -139,10 +156,16 @@ export async function deploy(request: DeployRequest, deps: DeployDependencies): 
       user: request.target.user ?? "root",
       installBootloader: request.installBootloader,
       confirmTimeoutSeconds: request.confirmTimeoutSeconds,
+      rollback: request.rollback,
+      lockTimeoutSeconds: request.lockTimeoutSeconds ?? DEFAULT_LOCK_TIMEOUT_SECONDS,
+      holder: `${hostname()} pid ${process.pid}`,
       id: randomBytes(6).toString("hex"),
     });
     emit({ type: "phase", phase: "activate", detail: action });
-    const activation = await activateWithRollback(host, plan, before, request, emit);
+    const activated = await activate(host, plan, before, request, emit);
+    // activation may have replaced the connection; the finally below closes whichever is current
+    host = activated.host;
+    const activation = activated.report;
     emit({ type: "activated", report: activation });
 
     return {
@@ -249,198 +272,288 @@ async function realiseOnTarget(host: Host, drvPath: string, outPath: string): Pr
   }
 }
 
-async function activateWithRollback(
-  host: Host,
-  plan: ActivationPlan,
-  before: TargetSystem,
-  request: DeployRequest,
-  emit: (event: DeployEvent) => void,
-): Promise<ActivationReport> {
-  const deadlineMs = (request.activationTimeoutSeconds ?? DEFAULT_ACTIVATION_TIMEOUT_SECONDS) * 1000;
-  let failure: ActivationFailed;
-  try {
-    return plan.confirm ? await activateConfirmed(host, plan, before, deadlineMs) : await activatePlain(host, plan, before, deadlineMs);
-  } catch (err) {
-    if (!(err instanceof ActivationFailed)) throw err;
-    failure = err;
+/**
+ * The connection to the target during activation: reads are bounded, and a lost or silent connection is replaced by
+ * a new one (same host key checks) for as long as the caller allows. Only read-only commands go through `read`, so
+ * repeating one after a reconnect is harmless.
+ */
+class TargetSession {
+  constructor(public host: Host, private readonly emit: (event: DeployEvent) => void) {}
+
+  /**
+   * Runs `command`, reconnecting while the host cannot be reached, until `reconnectUntil()` (epoch ms, asked when
+   * the connection fails).
+   */
+  async read(command: string, options: { readBoundMs: number; reconnectUntil: () => number }): Promise<RunResult> {
+    for (;;) {
+      let failure: Error;
+      try {
+        return await withDeadline(this.host.run(command), options.readBoundMs);
+      } catch (err) {
+        failure = err as Error;
+      }
+      await this.replace(failure, options.reconnectUntil());
+    }
   }
-  const error = failure.error;
-  if (request.rollback === false) {
-    throw new ActivateError(`${error.message}; ${host.name} was left as it is (--no-rollback)`, errorDetails(error));
-  }
-  if (plan.rollback.length === 0) {
-    throw new ActivateError(`${error.message}; ${host.name} had no earlier system to roll back to`, errorDetails(error));
-  }
-  emit({ type: "phase", phase: "rollback", detail: plan.rollbackTo });
-  for (const command of plan.rollback) {
-    let result;
+
+  /** A new connection instead of the current one, which failed with `failure`. */
+  async replace(failure: Error, until: number): Promise<void> {
+    const retryForMs = until - Date.now();
+    if (retryForMs <= 0) throw new Unreachable(failure.message);
+    this.emit({ type: "reconnecting", reason: failure.message });
+    let next: Host;
     try {
-      result = await withDeadline(host.run(command), deadlineMs);
+      next = await this.host.reconnect({ retryForMs });
     } catch (err) {
-      throw new RollbackError(`activation failed and rolling back to ${plan.rollbackTo} did not finish: ${(err as Error).message}`, {
-        command,
-        cause: err,
-        hint: rollbackHint(error, host),
-      });
+      throw new Unreachable(`${failure.message}; reconnecting failed: ${(err as Error).message}`);
     }
-    if (result.exitCode !== 0) {
-      throw new RollbackError(`activation failed and rolling back to ${plan.rollbackTo} failed too`, {
-        command,
-        stderr: result.stderr,
-        exitCode: result.exitCode,
-        hint: rollbackHint(error, host),
-      });
-    }
+    const old = this.host;
+    this.host = next;
+    await old.close().catch(() => undefined);
   }
-  emit({ type: "rolled-back", toSystem: plan.rollbackTo });
-  throw new ActivateError(`${error.message}; ${host.name} was rolled back to ${plan.rollbackTo}`, errorDetails(error));
-}
 
-function errorDetails(error: DeployError) {
-  return { command: error.command, stderr: error.stderr, exitCode: error.exitCode, hint: error.hint, cause: error };
-}
-
-function rollbackHint(error: DeployError, host: Host): string {
-  return `the activation error was: ${error.message}. Log in to ${host.name} and activate a known-good ` +
-    "generation (nixos-rebuild switch --rollback)";
-}
-
-/** An activation that ran and failed on the target, so rolling back is meaningful (unlike a lost connection). */
-class ActivationFailed extends Error {
-  constructor(readonly error: ActivateError) {
-    super(error.message);
+  close(): Promise<void> {
+    return this.host.close();
   }
 }
 
-async function activatePlain(host: Host, plan: ActivationPlan, before: TargetSystem, deadlineMs: number): Promise<ActivationReport> {
-  const output: string[] = [];
-  for (const command of plan.steps) {
-    const result = await activationStep(host, command, plan, deadlineMs);
-    output.push(result.stdout, result.stderr);
-    if (result.exitCode !== 0) {
-      throw new ActivationFailed(new ActivateError(`'${plan.action}' of ${plan.toplevel} on ${host.name} exited with code ${result.exitCode}`, {
-        command,
-        stderr: result.stderr,
-        exitCode: result.exitCode,
-        hint: /sudo: .*password/.test(result.stderr)
-          ? "the login user needs passwordless sudo for nix-env and switch-to-configuration on the target"
-          : undefined,
-      }));
-    }
-  }
-  // Activated: what follows only reports. The host runs the new system whatever this read returns.
-  const after = await withDeadline(host.run(INSPECT_COMMAND), deadlineMs).catch(() => undefined);
-  return activationReport(plan, before, after === undefined ? undefined : parseInspection(after.stdout), output.join(""));
-}
+/** The host could not be reached again within the allowed time. */
+class Unreachable extends Error {}
 
-/** One command of an activation, bounded; a lost connection or a timeout leaves the outcome unknown, and says so. */
-async function activationStep(host: Host, command: string, plan: ActivationPlan, deadlineMs: number) {
-  try {
-    return await withDeadline(host.run(command), deadlineMs);
-  } catch (err) {
-    throw new ActivateError(`'${plan.action}' of ${plan.toplevel} on ${host.name} did not finish: ${(err as Error).message}`, {
-      command,
-      cause: err,
-      hint: `whether ${host.name} switched is unknown: check /run/current-system and ${SYSTEM_PROFILE} on it before ` +
-        "deploying again",
-    });
-  }
-}
+/** How long one read of the activation's state may take before the connection counts as lost. */
+const READ_BOUND_MS = 15_000;
+/** Starting the detached script is one quick command. */
+const START_BOUND_MS = 30_000;
+/** Beyond the lock timeout, for the script to notice and say it gave up. */
+const LOCK_SLACK_MS = 15_000;
 
 /**
- * Activates in the background on the target, then confirms over a new connection: a system that locks us out
- * (sshd, firewall, network) is rolled back by the target itself when the confirmation does not come.
+ * Runs the plan's detached activation script and follows it to the end through its state files: the lock, the
+ * start state, the exit status, the script's own rollback and, for a confirmed activation, the confirmation over a
+ * new connection. Every report is read from the host; nothing is assumed.
  */
-async function activateConfirmed(host: Host, plan: ActivationPlan, before: TargetSystem, deadlineMs: number): Promise<ActivationReport> {
-  const protocol = plan.confirm!;
-  const started = await activationStep(host, protocol.start, plan, deadlineMs);
-  if (started.exitCode !== 0) {
-    throw new ActivationFailed(new ActivateError(`could not start '${plan.action}' of ${plan.toplevel} on ${host.name}`, {
-      command: protocol.start, stderr: started.stderr, exitCode: started.exitCode,
-    }));
+async function activate(
+  host: Host,
+  plan: ActivationPlan,
+  inspected: TargetSystem,
+  request: DeployRequest,
+  emit: (event: DeployEvent) => void,
+): Promise<{ report: ActivationReport; host: Host }> {
+  const session = new TargetSession(host, emit);
+  const activationMs = (request.activationTimeoutSeconds ?? DEFAULT_ACTIVATION_TIMEOUT_SECONDS) * 1000;
+  const confirmMs = plan.confirm === undefined ? undefined : plan.confirm.timeoutSeconds * 1000;
+  // A confirmed activation's host counts down once activation ends: a connection lost then is only worth
+  // reconnecting for most of that window (a confirmation still needs a round trip). Otherwise the activation
+  // deadline bounds it.
+  const reconnectWindow = (phaseDeadline: number) => () =>
+    confirmMs === undefined ? phaseDeadline : Math.min(phaseDeadline, Date.now() + confirmMs * 0.8);
+  const readBoundMs = Math.min(READ_BOUND_MS, confirmMs ?? READ_BOUND_MS);
+  const name = host.name;
+  const what = `'${plan.action}' of ${plan.toplevel} on ${name}`;
+  let previous = plan.rollbackTo ?? "its previous system";
+  const switchCommand = `${plan.toplevel}/bin/switch-to-configuration ${plan.action}`;
+
+  const readState = async (reconnectUntil: () => number) =>
+    parseActivationState((await session.read(plan.readState, { readBoundMs, reconnectUntil })).stdout);
+  let lockReported = false;
+  /** Polls the state files until `until` holds; undefined when `deadline` passes first. */
+  const waitFor = async (until: (state: ActivationState) => boolean, deadline: number): Promise<ActivationState | undefined> => {
+    for (;;) {
+      const state = await readState(reconnectWindow(deadline));
+      if (state.waitingFor !== undefined && state.before === undefined && !lockReported) {
+        lockReported = true;
+        emit({ type: "lock-wait", holder: state.waitingFor });
+      }
+      if (until(state)) return state;
+      if (Date.now() >= deadline) return undefined;
+      await sleep(Math.min(STATUS_POLL_MS, Math.max(deadline - Date.now(), 0)));
+    }
+  };
+  /** Best effort: what the host runs now, for the report. */
+  const hostState = async (): Promise<TargetSystem | undefined> => {
+    const result = await session.read(INSPECT_COMMAND, { readBoundMs, reconnectUntil: () => Date.now() + readBoundMs }).catch(() => undefined);
+    return result === undefined || result.exitCode !== 0 ? undefined : parseInspection(result.stdout);
+  };
+  const readLog = async () => (await session.read(plan.readLog, { readBoundMs, reconnectUntil: () => Date.now() }).catch(() => undefined))?.stdout ?? "";
+  const unknown = (doing: string, err: Error) => new HostStateUnknownError(
+    `lost the connection to ${name} ${doing} and could not reconnect: ${err.message}`,
+    {
+      cause: err,
+      hint: `whether ${name} switched is unknown. The activation runs on by itself there (and rolls back if it fails): ` +
+        `read ${plan.logFile} on it, or deploy again once it is reachable (the next deploy waits for it to finish)`,
+    },
+  );
+
+  try {
+    // 1. Start the script. A connection lost before the answer leaves it open whether it started: look.
+    let started: RunResult | undefined;
+    try {
+      started = await withDeadline(session.host.run(plan.start), START_BOUND_MS);
+    } catch (err) {
+      const state = await readState(reconnectWindow(Date.now() + activationMs)).catch((e: Error) => {
+        throw unknown("while starting the activation", e);
+      });
+      if (!state.running) {
+        throw new ActivateError(`could not start ${what}: ${(err as Error).message}; nothing was changed`, { cause: err });
+      }
+    }
+    if (started !== undefined && started.exitCode !== 0) {
+      throw new ActivateError(`could not start ${what}`, {
+        command: switchCommand,
+        stderr: started.stderr,
+        exitCode: started.exitCode,
+        hint: /sudo: .*password/.test(started.stderr)
+          ? "the login user needs passwordless sudo on the target (nix-env, switch-to-configuration)"
+          : undefined,
+      });
+    }
+    emit({ type: "activation-started", id: plan.id, logFile: plan.logFile });
+
+    // 2. The lock, and the state the script starts from.
+    const lockDeadline = Date.now() + plan.lockTimeoutSeconds * 1000 + LOCK_SLACK_MS;
+    let state = await waitFor((s) => s.before !== undefined || s.status !== undefined, lockDeadline);
+    if (state === undefined) {
+      throw new HostStateUnknownError(`${what} did not start within ${lockDeadline / 1000} s`, {
+        hint: `read ${plan.logFile} on ${name}`,
+      });
+    }
+    if (state.status === "locked") {
+      throw new LockError(
+        `${name} is locked by another deployment (${state.waitingFor ?? "unknown holder"}) for more than ` +
+          `${plan.lockTimeoutSeconds} s; nothing was changed`,
+        {
+          hint: "deploy again once it has finished, or wait longer with --lock-timeout. The lock lives in " +
+            `${ACTIVATION_DIR}/lock and is released when its holder's activation ends (or the host reboots)`,
+          hostState: await hostState(),
+        },
+      );
+    }
+    const before: HostState = state.before ?? inspected;
+    previous = (plan.action === "boot" ? before.profileSystem : before.currentSystem ?? before.profileSystem) ??
+      "its previous system";
+
+    // 3. The exit status of the activation.
+    if (state.status === undefined) state = await waitFor((s) => s.status !== undefined, Date.now() + activationMs);
+    if (state === undefined) {
+      if (plan.confirm !== undefined) {
+        throw new ConfirmError(
+          `${what} did not finish within ${activationMs / 1000} s; it was not confirmed, so once it finishes the host ` +
+            `rolls itself back to ${previous}`,
+          { command: switchCommand, hint: "raise --activation-timeout if activation is this slow" },
+        );
+      }
+      throw new HostStateUnknownError(`${what} did not finish within ${activationMs / 1000} s`, {
+        command: switchCommand,
+        hint: `it goes on on the host (and rolls back by itself if it fails): read ${plan.logFile} there, or raise ` +
+          "--activation-timeout if activation is this slow",
+      });
+    }
+
+    // 4. A failed activation: the script rolls back (or not); report what it did.
+    if (state.status !== "0") {
+      const failed = `${what} exited with code ${state.status}`;
+      if (plan.rollback) emit({ type: "phase", phase: "rollback", detail: previous });
+      const finished = await waitFor((s) => s.done, Date.now() + activationMs);
+      const details = { command: switchCommand, stderr: await readLog(), exitCode: Number(state.status), hostState: await hostState() };
+      if (!plan.rollback) {
+        throw new ActivateError(request.rollback === false ? `${failed}; ${name} was left as it is (--no-rollback)` : failed, details);
+      }
+      if (finished === undefined) {
+        throw new HostStateUnknownError(`${failed}, and rolling back to ${previous} did not finish within ${activationMs / 1000} s`, details);
+      }
+      if (finished.rolledBack === "nothing") {
+        throw new ActivateError(`${failed}; ${name} had no earlier system to roll back to`, details);
+      }
+      if (finished.rolledBack !== "0") {
+        throw new RollbackError(`${failed}, and rolling back to ${previous} failed too (exit ${finished.rolledBack})`, {
+          ...details,
+          hint: `log in to ${name} and activate a known-good generation (nixos-rebuild switch --rollback)`,
+        });
+      }
+      emit({ type: "rolled-back", toSystem: previous });
+      throw new ActivateError(`${failed}; ${name} was rolled back to ${previous}`, details);
+    }
+
+    // 5. Confirm over a new connection: proof that the new system still lets us in.
+    if (plan.confirm !== undefined) await confirm(session, plan, what, previous, activationMs, emit);
+
+    // Activated (and confirmed): what follows only reports.
+    const after = await hostState();
+    return {
+      host: session.host,
+      report: {
+        action: plan.action,
+        previousGeneration: before.profileGeneration,
+        newGeneration: after?.profileGeneration,
+        previousSystem: before.currentSystem,
+        newSystem: plan.toplevel,
+        output: await readLog(),
+      },
+    };
+  } catch (err) {
+    await session.close().catch(() => undefined);
+    if (!(err instanceof Unreachable)) throw err;
+    if (plan.confirm !== undefined) {
+      throw new ConfirmError(
+        `${name} did not take a new SSH connection after '${plan.action}' started (${err.message}); it rolls itself ` +
+          `back to ${previous} ${plan.confirm.timeoutSeconds} s after activating unless confirmed`,
+        { cause: err, hint: "check what the new configuration does to sshd, the firewall and the network" },
+      );
+    }
+    throw unknown(`during '${plan.action}'`, err);
   }
-  const previous = plan.rollbackTo ?? "its previous system";
-  const status = await waitForStatus(host, protocol.readStatus, Date.now() + deadlineMs, protocol.timeoutSeconds * 1000);
-  if (status.kind === "timeout") {
-    throw new ConfirmError(
-      `'${plan.action}' of ${plan.toplevel} on ${host.name} did not finish within ${deadlineMs / 1000} s; it was not confirmed, ` +
-        `so once it finishes the host rolls itself back to ${previous}`,
-      { command: `${plan.toplevel}/bin/switch-to-configuration ${plan.action}`, hint: "raise --activation-timeout if activation is this slow" },
-    );
-  }
-  if (status.kind === "exited" && status.code !== "0") {
-    const log = await withDeadline(host.run(protocol.readLog), deadlineMs).catch(() => undefined);
-    throw new ActivationFailed(new ActivateError(`'${plan.action}' of ${plan.toplevel} on ${host.name} exited with code ${status.code}`, {
-      command: `${plan.toplevel}/bin/switch-to-configuration ${plan.action}`,
-      stderr: log?.stdout,
-      exitCode: Number(status.code),
-    }));
-  }
-  const timeout = protocol.timeoutSeconds;
+}
+
+async function confirm(
+  session: TargetSession,
+  plan: ActivationPlan,
+  what: string,
+  previous: string,
+  activationMs: number,
+  emit: (event: DeployEvent) => void,
+): Promise<void> {
+  const { timeoutSeconds, command } = plan.confirm!;
+  emit({ type: "phase", phase: "confirm", detail: `within ${timeoutSeconds} s` });
   let confirmation: Host;
   try {
-    // The target's countdown starts when activation ends, no later than now; confirming still needs a round trip
+    // The target's countdown started when activation ended, no later than now; confirming still needs a round trip
     // after connecting, so stop retrying with a fifth of the countdown left.
-    confirmation = await host.reconnect({ retryForMs: timeout * 800 });
+    confirmation = await session.host.reconnect({ retryForMs: timeoutSeconds * 800 });
   } catch (err) {
     throw new ConfirmError(
-      `${host.name} did not take a new SSH connection after '${plan.action}'; it rolls itself back to ${previous} ` +
-        `${timeout} s after activating`,
+      `${session.host.name} did not take a new SSH connection after '${plan.action}'; it rolls itself back to ${previous} ` +
+        `${timeoutSeconds} s after activating`,
       { cause: err, stderr: (err as Error).message, hint: "check what the new configuration does to sshd, the firewall and the network" },
     );
   }
+  const old = session.host;
+  session.host = confirmation;
+  await old.close().catch(() => undefined);
+  let confirmed: RunResult;
   try {
-    const confirmed = await withDeadline(confirmation.run(protocol.confirm), timeout * 1000).catch((err: Error) => {
-      throw new ConfirmError(`confirming on ${host.name} failed: ${err.message}; it rolls itself back to ${previous}`, { cause: err });
-    });
-    if (confirmed.exitCode !== 0 || confirmed.stdout.trim() !== "0") {
-      throw new ConfirmError(`the confirmation reached ${host.name} too late: it rolled back to ${previous}`, {
-        command: protocol.confirm,
-        stderr: confirmed.stderr,
-        hint: `raise the confirmation timeout (${timeout} s) if activation is slow`,
-      });
-    }
-    // Confirmed: what follows only reports. The host runs the new system whatever these reads return.
-    const after = await withDeadline(confirmation.run(INSPECT_COMMAND), deadlineMs).catch(() => undefined);
-    const log = await withDeadline(confirmation.run(protocol.readLog), deadlineMs).catch(() => undefined);
-    return activationReport(plan, before, after === undefined ? undefined : parseInspection(after.stdout), log?.stdout ?? "");
-  } finally {
-    await confirmation.close();
+    confirmed = await withDeadline(confirmation.run(command), timeoutSeconds * 1000);
+  } catch (err) {
+    throw new ConfirmError(`confirming ${what} failed: ${(err as Error).message}; unless it got through, the host ` +
+      `rolls itself back to ${previous}`, { cause: err, command });
   }
-}
-
-type ActivationStatus = { readonly kind: "exited"; readonly code: string } | { readonly kind: "lost" } | { readonly kind: "timeout" };
-
-/**
- * Polls for a confirmed activation's exit status until the deadline. A read that gets no answer within `readTimeoutMs`
- * (the confirmation window) counts as a cut session: the new system may have broken it, and waiting longer would only
- * let the host's own countdown run out.
- */
-async function waitForStatus(host: Host, readStatus: string, deadline: number, readTimeoutMs: number): Promise<ActivationStatus> {
-  while (Date.now() < deadline) {
-    let read;
-    try {
-      read = await withDeadline(host.run(readStatus), Math.max(Math.min(deadline - Date.now(), readTimeoutMs), 1));
-    } catch {
-      // Only a new connection can tell what happened.
-      return { kind: "lost" };
-    }
-    const code = read.stdout.trim();
-    if (code !== "") return { kind: "exited", code };
-    await sleep(Math.min(STATUS_POLL_MS, Math.max(deadline - Date.now(), 0)));
+  if (confirmed.exitCode === 0) return;
+  // The host decided first: it is rolling back. Report what it did, not what it should do.
+  const readBoundMs = timeoutSeconds * 1000;
+  let state: ActivationState | undefined;
+  for (const deadline = Date.now() + activationMs; Date.now() < deadline; await sleep(STATUS_POLL_MS)) {
+    const read = await withDeadline(confirmation.run(plan.readState), readBoundMs).catch(() => undefined);
+    state = read === undefined ? undefined : parseActivationState(read.stdout);
+    if (state === undefined || state.done) break;
   }
-  return { kind: "timeout" };
-}
-
-function activationReport(plan: ActivationPlan, before: TargetSystem, after: TargetSystem | undefined, output: string): ActivationReport {
-  return {
-    action: plan.action,
-    previousGeneration: before.profileGeneration,
-    newGeneration: after?.profileGeneration,
-    previousSystem: before.currentSystem,
-    newSystem: plan.toplevel,
-    output,
-  };
+  const outcome = state?.rolledBack === "0" ? `it rolled back to ${previous}` : state?.done
+    ? `rolling back to ${previous} failed (exit ${state.rolledBack})`
+    : `it is rolling back to ${previous}`;
+  if (state?.rolledBack === "0") emit({ type: "rolled-back", toSystem: previous });
+  throw new ConfirmError(`the confirmation of ${what} came too late: ${outcome}`, {
+    command,
+    stderr: confirmed.stderr,
+    hint: `raise the confirmation timeout (${timeoutSeconds} s) if activation is slow`,
+  });
 }
 
 /** Runs `step`, turning a transport failure into the error of the phase it happened in. */

@@ -1,9 +1,9 @@
 // The deploy engine's entry point, `cdktf-nixos/deploy`: kept apart from the constructs so that `cdktf synth` never
 // loads ssh2 or the AWS SDK.
-export { deploy, DEFAULT_ACTIVATION_TIMEOUT_SECONDS } from "./deploy";
+export { deploy, DEFAULT_ACTIVATION_TIMEOUT_SECONDS, DEFAULT_LOCK_TIMEOUT_SECONDS } from "./deploy";
 export type { ActivationReport, DeployDependencies, DeployEvent, DeployRequest, DeployResult } from "./deploy";
 export { defaultDependencies, type DefaultDependencyOptions } from "./default-dependencies";
-export { planActivation, type ActivationInput, type ActivationPlan, type ConfirmProtocol } from "./activation";
+export { planActivation, parseActivationState, type ActivationInput, type ActivationPlan, type ActivationState } from "./activation";
 export { ACTIONS, type Action } from "./goal";
 export type { CopyOptions, Host, ReconnectOptions, RunOptions, RunResult } from "./host";
 export type { TargetSystem } from "./inspection";

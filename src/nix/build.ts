@@ -1,6 +1,7 @@
 import { spawn } from "node:child_process";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
+import { trackTempDir, untrackTempDir } from "../temp-files";
 import { join, resolve } from "node:path";
 import { BuildError, EvaluateError } from "../errors";
 import { shellQuote } from "../shell";
@@ -77,6 +78,7 @@ export async function instantiateSystem(source: SystemSource, options: NixOption
     });
   }
   const argsDir = options.moduleArgsJson === undefined ? undefined : await mkdtemp(join(tmpdir(), "cdktf-nixos-args-"));
+  if (argsDir !== undefined) trackTempDir(argsDir);
   try {
     let argsFile: string | undefined;
     if (argsDir !== undefined) {
@@ -91,7 +93,10 @@ export async function instantiateSystem(source: SystemSource, options: NixOption
     const outPath = lastLine(await runNix("nix-store", ["--query", "--outputs", drvPath], "evaluate"));
     return { drvPath, outPath, system: await drvSystem(drvPath) };
   } finally {
-    if (argsDir !== undefined) await rm(argsDir, { recursive: true, force: true });
+    if (argsDir !== undefined) {
+      await rm(argsDir, { recursive: true, force: true });
+      untrackTempDir(argsDir);
+    }
   }
 }
 

@@ -3,8 +3,9 @@ import { afterEach, describe, expect, it } from "vitest";
 import { main } from "../../src/cli/program";
 import type { DeployDependencies } from "../../src/deploy/deploy";
 import { DEPLOY_ENV } from "../../src/deploy/manifest";
-import { ConnectError, EXIT_CODES } from "../../src/errors";
-import { FakeHost, NEW, fakeDependencies, healthyHost } from "../deploy/fake-host";
+import { INSPECT_COMMAND } from "../../src/deploy/inspection";
+import { ConnectError, EXIT_CODES, TransportError } from "../../src/errors";
+import { FakeHost, NEW, OLD, READ_STATE, activationState, fakeDependencies, healthyHost, inspection, states } from "../deploy/fake-host";
 
 interface Run {
   code: number;
@@ -31,7 +32,6 @@ async function cli(args: string[], host: FakeHost = healthyHost(), overrides: Pa
 }
 
 const target = ["--target-host", "root@198.51.100.7", "--known-hosts", "/dev/null"];
-const SWITCH = `env -i PATH=/run/current-system/sw/bin:/usr/bin:/bin NIXOS_INSTALL_BOOTLOADER=0 ${NEW}/bin/switch-to-configuration switch`;
 
 describe("cdktf-nixos deploy: usage errors, found before any build or connection (exit 2)", () => {
   afterEach(() => {
@@ -123,16 +123,18 @@ describe("cdktf-nixos deploy: every phase's failure has its exit code", () => {
   });
 
   it("6: activation fails and is rolled back; --no-rollback leaves the host", async () => {
-    const rolled = await cli(["deploy", ...target, "--toplevel", NEW], healthyHost([[SWITCH, { exitCode: 1 }]]));
+    const failedAndRolledBack = () => healthyHost([[READ_STATE, { stdout: activationState({ status: "1", rolledBack: "0", done: true }) }]]);
+    const rolled = await cli(["deploy", ...target, "--toplevel", NEW], failedAndRolledBack());
     expect(rolled.code).toBe(6);
     expect(rolled.stderr).toContain("was rolled back to");
-    const left = await cli(["deploy", ...target, "--toplevel", NEW, "--no-rollback"], healthyHost([[SWITCH, { exitCode: 1 }]]));
+    const left = await cli(["deploy", ...target, "--toplevel", NEW, "--no-rollback"],
+      healthyHost([[READ_STATE, { stdout: activationState({ status: "1", done: true }) }]]));
     expect(left.code).toBe(6);
     expect(left.stderr).toContain("was left as it is (--no-rollback)");
   });
 
   it("7: the confirmation does not get through", async () => {
-    const host = healthyHost([[/\.status/, { stdout: "0\n" }]]);
+    const host = healthyHost([[READ_STATE, { stdout: activationState({ status: "0" }) }]]);
     host.reconnectFailure = new ConnectError("cannot reach root@198.51.100.7:22");
     const run = await cli(["deploy", ...target, "--toplevel", NEW, "--confirm-timeout", "5"], host);
     expect(run.code).toBe(7);
@@ -140,9 +142,44 @@ describe("cdktf-nixos deploy: every phase's failure has its exit code", () => {
   });
 
   it("8: the rollback fails too", async () => {
-    const host = healthyHost([[SWITCH, { exitCode: 1 }], [/nixos-system-old\/bin\/switch-to-configuration switch$/, { exitCode: 1 }]]);
+    const host = healthyHost([[READ_STATE, { stdout: activationState({ status: "1", rolledBack: "1", done: true }) }]]);
     const run = await cli(["deploy", ...target, "--toplevel", NEW], host);
     expect(run.code).toBe(8);
-    expect(run.stderr).toContain("rollback failed: activation failed and rolling back to");
+    expect(run.stderr).toContain("rollback failed: 'switch' of");
+  });
+
+  it("9: another deployment holds the host's lock", async () => {
+    const host = healthyHost([[READ_STATE, { stdout: activationState({ started: false, lockWait: "ci pid 7", status: "locked", done: true }) }]]);
+    const run = await cli(["deploy", ...target, "--toplevel", NEW, "--lock-timeout", "0"], host);
+    expect(run.code).toBe(9);
+    expect(run.stderr).toContain("lock failed: root@198.51.100.7:22 is locked by another deployment (ci pid 7)");
+  });
+
+  it("10: the host cannot be reached again during activation", async () => {
+    const host = healthyHost([[READ_STATE, new TransportError("the connection was lost")]]);
+    host.reconnectFailure = new ConnectError("cannot reach root@198.51.100.7:22");
+    const run = await cli(["deploy", ...target, "--toplevel", NEW, "--json"], host);
+    expect(run.code).toBe(10);
+    expect(JSON.parse(run.stdout.trim().split("\n").at(-1)!)).toMatchObject({
+      ok: false, error: { phase: "activate", exitCode: 10 },
+    });
+  });
+
+  it("--json prints the failure with the host's state too", async () => {
+    const host = healthyHost([
+      [READ_STATE, { stdout: activationState({ status: "1", rolledBack: "0", done: true }) }],
+      [INSPECT_COMMAND, states({ stdout: inspection() })],
+    ]);
+    const run = await cli(["deploy", ...target, "--toplevel", NEW, "--json"], host);
+    expect(run.code).toBe(6);
+    expect(JSON.parse(run.stdout)).toEqual({
+      ok: false,
+      error: {
+        phase: "activate", exitCode: 6, command: `${NEW}/bin/switch-to-configuration switch`,
+        message: `'switch' of ${NEW} on root@198.51.100.7:22 exited with code 1; root@198.51.100.7:22 was rolled back to ${OLD}`,
+      },
+      hostState: { system: "x86_64-linux", nix: true, nixos: true, systemd: false, currentSystem: OLD, profileGeneration: 4, profileSystem: OLD },
+    });
   });
 });
+

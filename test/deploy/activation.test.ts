@@ -1,68 +1,126 @@
 import { describe, expect, it } from "vitest";
 import {
-  activationCommands,
-  confirmedActivationScript,
+  activationScript,
+  parseActivationState,
   planActivation,
-  startConfirmedActivationCommand,
-  rollbackCommands,
+  readStateCommand,
+  setProfileCommand,
+  startActivationCommand,
   switchCommand,
 } from "../../src/deploy/activation";
 import { parseGeneration, parseInspection } from "../../src/deploy/inspection";
 import { shellQuote } from "../../src/shell";
 
 const top = "/nix/store/abc-nixos-system-web-25.05";
-const root = { sudo: false, systemd: false };
+const env = "env -i PATH=/run/current-system/sw/bin:/usr/bin:/bin";
 
 describe("activation commands", () => {
-  it("sets the profile then switches, for switch and boot", () => {
-    expect(activationCommands(top, "switch", root)).toEqual([
-      `nix-env -p /nix/var/nix/profiles/system --set ${top}`,
-      `env -i PATH=/run/current-system/sw/bin:/usr/bin:/bin NIXOS_INSTALL_BOOTLOADER=0 ${top}/bin/switch-to-configuration switch`,
-    ]);
-    expect(activationCommands(top, "boot", root)[0]).toBe(`nix-env -p /nix/var/nix/profiles/system --set ${top}`);
-  });
-
-  it("leaves the profile alone for test and dry-activate", () => {
-    expect(activationCommands(top, "test", root)).toEqual([
-      `env -i PATH=/run/current-system/sw/bin:/usr/bin:/bin NIXOS_INSTALL_BOOTLOADER=0 ${top}/bin/switch-to-configuration test`,
-    ]);
-    expect(activationCommands(top, "dry-activate", root)).toHaveLength(1);
-  });
-
-  it("runs in a transient unit like nixos-rebuild where systemd runs, through sudo for other users", () => {
-    expect(switchCommand(top, "switch", { sudo: true, systemd: true, installBootloader: true })).toBe(
-      "sudo -n -- systemd-run -E LOCALE_ARCHIVE -E NIXOS_INSTALL_BOOTLOADER=1 --collect --no-ask-password --pipe " +
-        "--quiet --same-dir --service-type=exec --unit=nixos-rebuild-switch-to-configuration --wait " +
-        `${top}/bin/switch-to-configuration switch`,
+  it("sets the profile and switches like nixos-rebuild, with a clean environment", () => {
+    expect(setProfileCommand(top)).toBe(`nix-env -p /nix/var/nix/profiles/system --set ${top}`);
+    expect(switchCommand(top, "boot", { installBootloader: true })).toBe(
+      `${env} NIXOS_INSTALL_BOOTLOADER=1 ${top}/bin/switch-to-configuration boot`,
     );
   });
 
   it("quotes what the shell would split", () => {
     expect(shellQuote("/nix/store/x y")).toBe("'/nix/store/x y'");
     expect(shellQuote("it's")).toBe(`'it'\\''s'`);
-    expect(switchCommand("/nix/store/a b", "test", root)).toContain("'/nix/store/a b/bin/switch-to-configuration'");
+    expect(switchCommand("/nix/store/a b", "test", {})).toContain("'/nix/store/a b/bin/switch-to-configuration'");
   });
 });
 
-describe("rollback commands", () => {
-  const before = {
-    system: "x86_64-linux", nix: true, nixos: true, systemd: false,
-    currentSystem: "/nix/store/old", profileGeneration: 4, profileSystem: "/nix/store/old",
-  };
+describe("the activation script", () => {
+  const base = { id: "abc", toplevel: top, lockTimeoutSeconds: 300, holder: "laptop pid 42", rollback: true } as const;
+  const lockAndState = [
+    "set -u",
+    "mkdir -p /run/cdktf-nixos",
+    "exec >/run/cdktf-nixos/abc.log 2>&1 </dev/null",
+    "exec 9>>/run/cdktf-nixos/lock",
+    "if ! flock -n 9; then",
+    `  { cat /run/cdktf-nixos/lock.holder 2>/dev/null || echo "another deployment"; } | head -n 1 >/run/cdktf-nixos/abc.lock-wait`,
+    `  echo "waiting up to 300 s for the deployment lock, held by $(cat /run/cdktf-nixos/abc.lock-wait)"`,
+    "  if ! flock -w 300 9; then echo locked >/run/cdktf-nixos/abc.status; touch /run/cdktf-nixos/abc.done; exit 0; fi",
+    "fi",
+    `echo 'laptop pid 42, activation abc'" since $(date -u +%Y-%m-%dT%H:%M:%SZ)" >/run/cdktf-nixos/lock.holder`,
+    "gen=$(readlink /nix/var/nix/profiles/system 2>/dev/null | sed -n 's/^system-\\([0-9]*\\)-link$/\\1/p')",
+    "current=; [ -e /run/current-system ] && current=$(readlink -f /run/current-system)",
+    "profile_system=; [ -e /nix/var/nix/profiles/system ] && profile_system=$(readlink -f /nix/var/nix/profiles/system)",
+    `echo "profile=system-$gen-link current=$current profileSystem=$profile_system" >/run/cdktf-nixos/abc.started`,
+  ];
 
-  it("puts the profile back on the previous generation and reactivates the running system", () => {
-    expect(rollbackCommands("switch", before, root)).toEqual([
-      "nix-env -p /nix/var/nix/profiles/system --switch-generation 4",
-      "env -i PATH=/run/current-system/sw/bin:/usr/bin:/bin NIXOS_INSTALL_BOOTLOADER=0 /nix/store/old/bin/switch-to-configuration switch",
+  it("locks, records the state it starts from, activates, rolls back on failure, and waits for the confirmation", () => {
+    expect(activationScript({ ...base, action: "switch", confirmTimeoutSeconds: 30 })).toBe([
+      ...lockAndState,
+      `prev="\${current:-$profile_system}"`,
+      "rollback() {",
+      `  if [ -z "$gen$prev" ]; then echo nothing >/run/cdktf-nixos/abc.rolled-back; return; fi`,
+      `  echo "rolling back to \${prev:-generation $gen}"`,
+      `  { { [ -z "$gen" ] || nix-env -p /nix/var/nix/profiles/system --switch-generation "$gen"; } && { [ -z "$prev" ] || ${env} NIXOS_INSTALL_BOOTLOADER=0 "$prev/bin/switch-to-configuration" switch; }; } 9>&-`,
+      "  echo $? >/run/cdktf-nixos/abc.rolled-back",
+      "}",
+      `echo 'switch of ${top}'`,
+      `{ nix-env -p /nix/var/nix/profiles/system --set ${top} && ${env} NIXOS_INSTALL_BOOTLOADER=0 ${top}/bin/switch-to-configuration switch; } 9>&-`,
+      "rc=$?",
+      "echo $rc >/run/cdktf-nixos/abc.status",
+      "if [ $rc != 0 ]; then rollback; touch /run/cdktf-nixos/abc.done; exit 0; fi",
+      "i=0; while [ $i -lt 30 ] && [ ! -d /run/cdktf-nixos/abc.decided ]; do sleep 1; i=$((i+1)); done",
+      `if mkdir /run/cdktf-nixos/abc.decided 2>/dev/null; then echo "no confirmation within 30 s: rolling back"; rollback; fi`,
+      "touch /run/cdktf-nixos/abc.done",
+    ].join("\n"));
+  });
+
+  it("rolls boot back to the boot default, and test without touching the profile", () => {
+    const boot = activationScript({ ...base, action: "boot" });
+    expect(boot).toContain(`prev="$profile_system"`);
+    expect(boot).toContain(`"$prev/bin/switch-to-configuration" boot`);
+    expect(boot).not.toContain("decided");
+    const test = activationScript({ ...base, action: "test" }).split("\n");
+    expect(test).toContain(`{ ${env} NIXOS_INSTALL_BOOTLOADER=0 ${top}/bin/switch-to-configuration test; } 9>&-`);
+    expect(test).toContain(`  { { [ -z "$prev" ] || ${env} NIXOS_INSTALL_BOOTLOADER=0 "$prev/bin/switch-to-configuration" test; }; } 9>&-`);
+  });
+
+  it("leaves a failed host as it is without rollback, and never rolls back a dry-activate", () => {
+    expect(activationScript({ ...base, action: "switch", rollback: false })).toContain(
+      `if [ $rc != 0 ]; then echo "left as it is (no rollback)"; touch /run/cdktf-nixos/abc.done; exit 0; fi`,
+    );
+    const dry = activationScript({ ...base, action: "dry-activate" }).split("\n");
+    expect(dry.slice(-4)).toEqual([
+      `{ ${env} NIXOS_INSTALL_BOOTLOADER=0 ${top}/bin/switch-to-configuration dry-activate; } 9>&-`,
+      "rc=$?",
+      "echo $rc >/run/cdktf-nixos/abc.status",
+      "touch /run/cdktf-nixos/abc.done",
     ]);
   });
 
-  it("reactivates the running system for test, and has nothing to do on a fresh host", () => {
-    expect(rollbackCommands("test", before, root)).toEqual([
-      "env -i PATH=/run/current-system/sw/bin:/usr/bin:/bin NIXOS_INSTALL_BOOTLOADER=0 /nix/store/old/bin/switch-to-configuration test",
-    ]);
-    expect(rollbackCommands("switch", { system: "x86_64-linux", nix: true, nixos: true, systemd: false }, root)).toEqual([]);
-    expect(rollbackCommands("dry-activate", before, root)).toEqual([]);
+  it("is started detached: in its own session, or in a transient unit where systemd runs; through sudo for other users", () => {
+    expect(startActivationCommand("abc", "echo hi", { sudo: false, systemd: false })).toBe("setsid -f sh -c 'echo hi' </dev/null >/dev/null");
+    expect(startActivationCommand("abc", "echo hi", { sudo: true, systemd: true })).toBe(
+      "sudo -n -- systemd-run --unit=cdktf-nixos-activation-abc '--description=cdktf-nixos activation' --collect " +
+        "--no-ask-password --quiet --service-type=exec -E LOCALE_ARCHIVE -- sh -c 'echo hi' </dev/null >/dev/null",
+    );
+  });
+});
+
+describe("activation state", () => {
+  it("is read from the state files, and parsed whatever has been written so far", () => {
+    expect(readStateCommand("abc")).toBe(
+      `for f in lock-wait started status rolled-back; do [ -s /run/cdktf-nixos/abc.$f ] && echo "$f $(head -n 1 /run/cdktf-nixos/abc.$f)"; done; ` +
+        "[ -e /run/cdktf-nixos/abc.log ] && echo running; [ -d /run/cdktf-nixos/abc.decided ] && echo decided; " +
+        "[ -e /run/cdktf-nixos/abc.done ] && echo done; true",
+    );
+    expect(parseActivationState("")).toEqual({ running: false, decided: false, done: false });
+    expect(parseActivationState("lock-wait laptop pid 42, activation f00 since 2026-11-25T16:00:00Z\nrunning\n")).toMatchObject({
+      running: true, waitingFor: "laptop pid 42, activation f00 since 2026-11-25T16:00:00Z", before: undefined,
+    });
+    expect(parseActivationState(
+      "lock-wait x\nstarted profile=system-4-link current=/nix/store/old profileSystem=/nix/store/old\nstatus 2\nrolled-back 0\nrunning\ndone\n",
+    )).toEqual({
+      running: true, waitingFor: "x", status: "2", rolledBack: "0", decided: false, done: true,
+      before: { currentSystem: "/nix/store/old", profileGeneration: 4, profileSystem: "/nix/store/old" },
+    });
+    expect(parseActivationState("started profile=system--link current= profileSystem=\n").before).toEqual({
+      currentSystem: undefined, profileGeneration: undefined, profileSystem: undefined,
+    });
   });
 });
 
@@ -87,99 +145,44 @@ describe("target inspection", () => {
   });
 });
 
-describe("confirmed activation", () => {
-  const before = {
-    system: "x86_64-linux", nix: true, nixos: true, systemd: false,
-    currentSystem: "/nix/store/old", profileGeneration: 4, profileSystem: "/nix/store/old",
-  };
-
-  it("activates, waits for the confirmation, and rolls back without it", () => {
-    expect(confirmedActivationScript("abc", top, "switch", before, { sudo: true, systemd: false }, 30)).toBe([
-      "mkdir -p /run/cdktf-nixos",
-      "exec >/run/cdktf-nixos/abc.log 2>&1 </dev/null",
-      `{ nix-env -p /nix/var/nix/profiles/system --set ${top} && env -i PATH=/run/current-system/sw/bin:/usr/bin:/bin NIXOS_INSTALL_BOOTLOADER=0 ${top}/bin/switch-to-configuration switch; }; echo $? >/run/cdktf-nixos/abc.status`,
-      `[ "$(cat /run/cdktf-nixos/abc.status)" = 0 ] || exit 0`,
-      "i=0; while [ $i -lt 30 ] && [ ! -e /run/cdktf-nixos/abc.confirmed ]; do sleep 1; i=$((i+1)); done",
-      "[ -e /run/cdktf-nixos/abc.confirmed ] && exit 0",
-      `echo "no confirmation within 30 s: rolling back"`,
-      "{ nix-env -p /nix/var/nix/profiles/system --switch-generation 4 && env -i PATH=/run/current-system/sw/bin:/usr/bin:/bin NIXOS_INSTALL_BOOTLOADER=0 /nix/store/old/bin/switch-to-configuration switch; }; echo $? >/run/cdktf-nixos/abc.rolled-back",
-    ].join("\n"));
-  });
-
-  it("is started detached, through sudo for other users", () => {
-    expect(startConfirmedActivationCommand("echo hi", { sudo: true, systemd: false })).toBe(
-      "sudo -n -- setsid sh -c 'echo hi' </dev/null >/dev/null 2>&1 &",
-    );
-  });
-});
-
 describe("planActivation", () => {
   const before = {
     system: "x86_64-linux", nix: true, nixos: true, systemd: false,
     currentSystem: "/nix/store/old", profileGeneration: 4, profileSystem: "/nix/store/old-boot",
   };
-  const plain = (action: "switch" | "boot" | "test" | "dry-activate", user = "root") =>
-    planActivation({ before, toplevel: top, action, user, id: "abc" });
+  const input = { before, toplevel: top, user: "root", id: "abc", lockTimeoutSeconds: 300, holder: "laptop pid 42" };
 
-  it("plans switch as profile then switch-to-configuration, and a rollback to the running system", () => {
-    expect(plain("switch")).toEqual({
+  it("plans the detached script, the reads and the rollback target as inspected", () => {
+    const plan = planActivation({ ...input, action: "switch" });
+    expect(plan).toEqual({
+      id: "abc",
       action: "switch",
       toplevel: top,
-      steps: [
-        `nix-env -p /nix/var/nix/profiles/system --set ${top}`,
-        `env -i PATH=/run/current-system/sw/bin:/usr/bin:/bin NIXOS_INSTALL_BOOTLOADER=0 ${top}/bin/switch-to-configuration switch`,
-      ],
       rollbackTo: "/nix/store/old",
-      rollback: [
-        "nix-env -p /nix/var/nix/profiles/system --switch-generation 4",
-        "env -i PATH=/run/current-system/sw/bin:/usr/bin:/bin NIXOS_INSTALL_BOOTLOADER=0 /nix/store/old/bin/switch-to-configuration switch",
-      ],
-    });
-  });
-
-  it("rolls boot back to the boot default, not the running system", () => {
-    expect(plain("boot").rollbackTo).toBe("/nix/store/old-boot");
-    expect(plain("boot").rollback.at(-1)).toBe(
-      "env -i PATH=/run/current-system/sw/bin:/usr/bin:/bin NIXOS_INSTALL_BOOTLOADER=0 /nix/store/old-boot/bin/switch-to-configuration boot",
-    );
-  });
-
-  it("has nothing to roll back for dry-activate", () => {
-    expect(plain("dry-activate")).toMatchObject({ rollback: [], rollbackTo: undefined });
-  });
-
-  it("uses sudo for any user but root, in steps and rollback alike", () => {
-    const plan = plain("test", "deploy");
-    expect(plan.steps).toEqual([
-      `sudo -n -- env -i PATH=/run/current-system/sw/bin:/usr/bin:/bin NIXOS_INSTALL_BOOTLOADER=0 ${top}/bin/switch-to-configuration test`,
-    ]);
-    expect(plan.rollback.every((c) => c.startsWith("sudo -n -- "))).toBe(true);
-  });
-
-  it("plans the confirm protocol for switch and test only", () => {
-    const plan = planActivation({ before, toplevel: top, action: "switch", user: "deploy", confirmTimeoutSeconds: 30, id: "abc" });
-    expect(plan.steps).toEqual([]);
-    expect(plan.confirm).toEqual({
-      timeoutSeconds: 30,
-      start: startConfirmedActivationCommand(
-        confirmedActivationScript("abc", top, "switch", before, { sudo: true, systemd: false }, 30),
-        { sudo: true, systemd: false },
-      ),
-      readStatus: "cat /run/cdktf-nixos/abc.status 2>/dev/null || true",
+      rollback: true,
+      lockTimeoutSeconds: 300,
+      start: startActivationCommand("abc", activationScript({ ...input, action: "switch", rollback: true }), { sudo: false, systemd: false }),
+      readState: readStateCommand("abc"),
       readLog: "cat /run/cdktf-nixos/abc.log",
-      confirm: "sudo -n -- touch /run/cdktf-nixos/abc.confirmed && ! test -e /run/cdktf-nixos/abc.rolled-back && cat /run/cdktf-nixos/abc.status",
+      logFile: "/run/cdktf-nixos/abc.log",
     });
-    expect(planActivation({ before, toplevel: top, action: "boot", user: "root", confirmTimeoutSeconds: 30, id: "abc" }).confirm)
-      .toBeUndefined();
-    expect(planActivation({ before, toplevel: top, action: "switch", user: "root", confirmTimeoutSeconds: 0, id: "abc" }).confirm)
-      .toBeUndefined();
+    expect(planActivation({ ...input, action: "boot" }).rollbackTo).toBe("/nix/store/old-boot");
+    expect(planActivation({ ...input, action: "dry-activate" })).toMatchObject({ rollback: false, rollbackTo: undefined });
+    expect(planActivation({ ...input, action: "switch", rollback: false }).rollback).toBe(false);
   });
 
-  it("runs switch-to-configuration in systemd's transient unit where systemd is PID 1", () => {
-    const plan = planActivation({ before: { ...before, systemd: true }, toplevel: top, action: "switch", user: "root", installBootloader: true, id: "abc" });
-    expect(plan.steps[1]).toBe(
-      "systemd-run -E LOCALE_ARCHIVE -E NIXOS_INSTALL_BOOTLOADER=1 --collect --no-ask-password --pipe --quiet --same-dir " +
-        `--service-type=exec --unit=nixos-rebuild-switch-to-configuration --wait ${top}/bin/switch-to-configuration switch`,
-    );
+  it("confirms switch and test only, through sudo for other users", () => {
+    const plan = planActivation({ ...input, action: "test", user: "deploy", confirmTimeoutSeconds: 30 });
+    expect(plan.confirm).toEqual({ timeoutSeconds: 30, command: "sudo -n -- mkdir /run/cdktf-nixos/abc.decided" });
+    expect(plan.start.startsWith("sudo -n -- setsid -f sh -c ")).toBe(true);
+    expect(plan.start).toContain("abc.decided");
+    expect(planActivation({ ...input, action: "boot", confirmTimeoutSeconds: 30 }).confirm).toBeUndefined();
+    expect(planActivation({ ...input, action: "switch", confirmTimeoutSeconds: 0 }).confirm).toBeUndefined();
+  });
+
+  it("runs the activation in a transient systemd unit where systemd is PID 1", () => {
+    const plan = planActivation({ ...input, before: { ...before, systemd: true }, action: "switch", installBootloader: true });
+    expect(plan.start.startsWith("systemd-run --unit=cdktf-nixos-activation-abc ")).toBe(true);
+    expect(plan.start).toContain("NIXOS_INSTALL_BOOTLOADER=1");
   });
 });

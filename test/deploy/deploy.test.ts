@@ -3,7 +3,9 @@ import { deploy, type DeployRequest } from "../../src/deploy/deploy";
 import { INSPECT_COMMAND } from "../../src/deploy/inspection";
 import { BuildError, ConnectError, DeployError, exitCodeOf, TransportError } from "../../src/errors";
 import { ServeError } from "../../src/nix/serve/session";
-import { FakeHost, NEW, OLD, fakeDependencies, healthyHost, inspection } from "./fake-host";
+import {
+  CONFIRM, FakeHost, NEW, OLD, READ_LOG, READ_STATE, START, activationState, fakeDependencies, healthyHost, inspection, states,
+} from "./fake-host";
 
 const request: DeployRequest = {
   source: { kind: "toplevel", path: NEW },
@@ -12,8 +14,6 @@ const request: DeployRequest = {
 
 const SET_PROFILE = `nix-env -p /nix/var/nix/profiles/system --set ${NEW}`;
 const SWITCH = `env -i PATH=/run/current-system/sw/bin:/usr/bin:/bin NIXOS_INSTALL_BOOTLOADER=0 ${NEW}/bin/switch-to-configuration switch`;
-const BACK_TO_4 = "nix-env -p /nix/var/nix/profiles/system --switch-generation 4";
-const SWITCH_OLD = `env -i PATH=/run/current-system/sw/bin:/usr/bin:/bin NIXOS_INSTALL_BOOTLOADER=0 ${OLD}/bin/switch-to-configuration switch`;
 
 /** Runs a deployment that must fail, returning its typed error. */
 async function failure(run: Promise<unknown>): Promise<DeployError> {
@@ -26,7 +26,11 @@ describe("deploy orchestration over the Host seam", () => {
   it("inspects, copies, sets the profile, switches and reports the host's new state", async () => {
     const world = fakeDependencies(healthyHost());
     const result = await deploy(request, world.deps);
-    expect(world.host.log).toEqual([INSPECT_COMMAND, `copy ${NEW}`, SET_PROFILE, SWITCH, INSPECT_COMMAND]);
+    expect(world.host.log.map((c) => (START.test(c) ? "START" : READ_STATE.test(c) ? "READ_STATE" : c))).toEqual([
+      INSPECT_COMMAND, `copy ${NEW}`, "START", "READ_STATE", INSPECT_COMMAND, world.host.log.at(-1),
+    ]);
+    expect(world.host.log[2]).toContain(`{ ${SET_PROFILE} && ${SWITCH}; } 9>&-`);
+    expect(world.host.log.at(-1)).toMatch(READ_LOG);
     expect(result).toMatchObject({
       host: "root@198.51.100.7:22", action: "switch", newSystem: NEW, previousSystem: OLD,
       previousGeneration: 4, newGeneration: 5, pathsCopied: 2, pathsInClosure: 3, bytesSent: 2048,
@@ -71,7 +75,10 @@ describe("deploy orchestration over the Host seam", () => {
   });
 
   it("exit 3: a target that is not NixOS, unless --allow-non-nixos", async () => {
-    const notNixos = () => new FakeHost([[INSPECT_COMMAND, { stdout: inspection({ nixos: false, currentSystem: undefined, profileGeneration: undefined }) }]]);
+    const notNixos = () => new FakeHost([
+      [INSPECT_COMMAND, { stdout: inspection({ nixos: false, currentSystem: undefined, profileGeneration: undefined }) }],
+      [READ_STATE, { stdout: activationState({ started: "profile=system--link current= profileSystem=", status: "0", done: true }) }],
+    ]);
     const host = notNixos();
     const err = await failure(deploy(request, fakeDependencies(host).deps));
     expect(exitCodeOf(err)).toBe(3);
@@ -80,7 +87,7 @@ describe("deploy orchestration over the Host seam", () => {
 
     const allowed = notNixos();
     await deploy({ ...request, allowNonNixos: true }, fakeDependencies(allowed).deps);
-    expect(allowed.log).toContain(SWITCH);
+    expect(allowed.log[2]).toContain(SWITCH);
   });
 
   it("exit 3: a host without nix-store", async () => {
@@ -126,127 +133,170 @@ describe("deploy orchestration over the Host seam", () => {
     expect(err.hint).toBe("paths already copied stay valid on the target; run the deploy again to copy the rest");
   });
 
-  it("exit 6: a failed switch is rolled back to the generation and system that ran before", async () => {
-    const host = healthyHost([[SWITCH, { exitCode: 4, stderr: "warning: the following units failed: app.service\n" }]]);
+  it("exit 6: a switch that fails on the target is rolled back by the activation script; the report says what the host runs", async () => {
+    const host = healthyHost([
+      [READ_STATE, states({ stdout: activationState() }, { stdout: activationState({ status: "4" }) }, { stdout: activationState({ status: "4", rolledBack: "0", done: true }) })],
+      [READ_LOG, { stdout: "warning: the following units failed: app.service\n" }],
+      [INSPECT_COMMAND, states({ stdout: inspection() })],
+    ]);
     const events: string[] = [];
     const err = await failure(deploy({ ...request, onEvent: (e) => e.type === "phase" && events.push(e.phase) }, fakeDependencies(host).deps));
     expect([err.phase, exitCodeOf(err)]).toEqual(["activate", 6]);
     expect(err.message).toBe(`'switch' of ${NEW} on root@198.51.100.7:22 exited with code 4; root@198.51.100.7:22 was rolled back to ${OLD}`);
     expect(err.stderr).toContain("app.service");
-    expect(host.log).toEqual([INSPECT_COMMAND, `copy ${NEW}`, SET_PROFILE, SWITCH, BACK_TO_4, SWITCH_OLD]);
+    expect(err.hostState).toMatchObject({ currentSystem: OLD, profileGeneration: 4 });
     expect(events).toEqual(["build", "connect", "inspect", "copy", "activate", "rollback"]);
   });
 
   it("exit 6 with --no-rollback: the host is left as it is, and the message says so", async () => {
-    const host = healthyHost([[SWITCH, { exitCode: 4 }]]);
+    const host = healthyHost([[READ_STATE, { stdout: activationState({ status: "4", done: true }) }]]);
     const err = await failure(deploy({ ...request, rollback: false }, fakeDependencies(host).deps));
     expect(exitCodeOf(err)).toBe(6);
     expect(err.message).toBe(`'switch' of ${NEW} on root@198.51.100.7:22 exited with code 4; root@198.51.100.7:22 was left as it is (--no-rollback)`);
-    expect(host.log).toEqual([INSPECT_COMMAND, `copy ${NEW}`, SET_PROFILE, SWITCH]);
+    expect(host.log[2]).toContain(`echo "left as it is (no rollback)"`);
   });
 
-  it("exit 6: a connection lost during switch-to-configuration reports an unknown outcome and does not roll back blindly", async () => {
-    const host = healthyHost([[SWITCH, new TransportError("the connection to root@198.51.100.7:22 was lost")]]);
-    const err = await failure(deploy(request, fakeDependencies(host).deps));
-    expect(exitCodeOf(err)).toBe(6);
-    expect(err.message).toContain("did not finish: the connection to root@198.51.100.7:22 was lost");
+  it("reconnects when the connection is lost during activation, and reports what the host really did", async () => {
+    const host = healthyHost([[READ_STATE, states(new TransportError("the connection was lost"), { stdout: activationState({ status: "0", done: true }) })]]);
+    const events: string[] = [];
+    const result = await deploy({ ...request, onEvent: (e) => events.push(e.type) }, fakeDependencies(host).deps);
+    expect(result).toMatchObject({ newSystem: NEW, newGeneration: 5, previousGeneration: 4 });
+    expect(host.reconnects).toBe(1);
+    expect(events).toContain("reconnecting");
+    expect(host.closed).toBe(1);
+  });
+
+  it("exit 10: a host that cannot be reached again during activation is reported as unknown, never as rolled back", async () => {
+    const host = healthyHost([[READ_STATE, new TransportError("the connection was lost")]]);
+    host.reconnectFailure = new ConnectError("cannot reach root@198.51.100.7:22: connect ETIMEDOUT");
+    const events: string[] = [];
+    const err = await failure(deploy({ ...request, onEvent: (e) => events.push(e.type) }, fakeDependencies(host).deps));
+    expect([err.phase, exitCodeOf(err)]).toEqual(["activate", 10]);
+    expect(err.message).toContain("lost the connection to root@198.51.100.7:22 during 'switch' and could not reconnect");
     expect(err.hint).toContain("whether root@198.51.100.7:22 switched is unknown");
-    expect(host.log).not.toContain(BACK_TO_4);
+    expect(events).not.toContain("rolled-back");
   });
 
-  it("exit 6: an activation that hangs past --activation-timeout is given up on, without a rollback", async () => {
-    const host = healthyHost([[SWITCH, "hang"]]);
+  it("exit 10: an activation still running at --activation-timeout is given up on, saying it goes on by itself", async () => {
+    const host = healthyHost([[READ_STATE, { stdout: activationState() }]]);
     const err = await failure(deploy({ ...request, activationTimeoutSeconds: 0.2 }, fakeDependencies(host).deps));
-    expect(exitCodeOf(err)).toBe(6);
-    expect(err.message).toContain("did not finish: no answer within 0.2 s");
-    expect(host.log.at(-1)).toBe(SWITCH);
+    expect(exitCodeOf(err)).toBe(10);
+    expect(err.message).toBe(`'switch' of ${NEW} on root@198.51.100.7:22 did not finish within 0.2 s`);
+    expect(err.hint).toContain("it goes on on the host (and rolls back by itself if it fails)");
   });
 
   it("exit 8: a rollback that fails too tells the user to recover by hand", async () => {
-    const host = healthyHost([[SWITCH, { exitCode: 4 }], [SWITCH_OLD, { exitCode: 1, stderr: "boom\n" }]]);
+    const host = healthyHost([[READ_STATE, { stdout: activationState({ status: "4", rolledBack: "1", done: true }) }]]);
     const err = await failure(deploy(request, fakeDependencies(host).deps));
     expect([err.phase, exitCodeOf(err)]).toEqual(["rollback", 8]);
-    expect(err.message).toBe(`activation failed and rolling back to ${OLD} failed too`);
-    expect(err.command).toBe(SWITCH_OLD);
+    expect(err.message).toBe(`'switch' of ${NEW} on root@198.51.100.7:22 exited with code 4, and rolling back to ${OLD} failed too (exit 1)`);
     expect(err.hint).toContain("nixos-rebuild switch --rollback");
   });
 
-  it("exit 6 without rollback commands on a host that had no system before", async () => {
-    const host = new FakeHost([
-      [INSPECT_COMMAND, { stdout: inspection({ currentSystem: undefined, profileGeneration: undefined }) }],
-      [SWITCH, { exitCode: 1 }],
-    ]);
+  it("exit 6 on a host that had no system before: nothing to roll back to", async () => {
+    const host = healthyHost([[READ_STATE, { stdout: activationState({ started: "profile=system--link current= profileSystem=", status: "1", rolledBack: "nothing", done: true }) }]]);
     const err = await failure(deploy(request, fakeDependencies(host).deps));
     expect(exitCodeOf(err)).toBe(6);
     expect(err.message).toContain("had no earlier system to roll back to");
+  });
+
+  it("exit 9: another deployment holds the lock past --lock-timeout; it is named and nothing was changed", async () => {
+    const host = healthyHost([[READ_STATE, states(
+      { stdout: activationState({ started: false, lockWait: "laptop pid 42, activation f00 since 2026-11-25T16:00:00Z" }) },
+      { stdout: activationState({ started: false, lockWait: "laptop pid 42, activation f00 since 2026-11-25T16:00:00Z", status: "locked", done: true }) },
+    )]]);
+    const holders: string[] = [];
+    const err = await failure(deploy({ ...request, lockTimeoutSeconds: 1, onEvent: (e) => e.type === "lock-wait" && holders.push(e.holder) }, fakeDependencies(host).deps));
+    expect([err.phase, exitCodeOf(err)]).toEqual(["lock", 9]);
+    expect(err.message).toBe("root@198.51.100.7:22 is locked by another deployment (laptop pid 42, activation f00 since " +
+      "2026-11-25T16:00:00Z) for more than 1 s; nothing was changed");
+    expect(holders).toEqual(["laptop pid 42, activation f00 since 2026-11-25T16:00:00Z"]);
+    expect(host.log[2]).toContain("flock -w 1 9");
+  });
+
+  it("reports the generations the script found under the lock, not the ones inspected before waiting for it", async () => {
+    const host = healthyHost([[READ_STATE, { stdout: activationState({ started: `profile=system-7-link current=${OLD} profileSystem=${OLD}`, status: "0", done: true }) }]]);
+    const result = await deploy(request, fakeDependencies(host).deps);
+    expect(result.previousGeneration).toBe(7);
+  });
+
+  it("says why a start through sudo failed", async () => {
+    const host = healthyHost([[/^sudo -n -- setsid/, { exitCode: 1, stderr: "sudo: a password is required\n" }]]);
+    const err = await failure(deploy({ ...request, target: { ...request.target, user: "deploy" } }, fakeDependencies(host).deps));
+    expect(exitCodeOf(err)).toBe(6);
+    expect(err.message).toBe(`could not start 'switch' of ${NEW} on root@198.51.100.7:22`);
+    expect(err.hint).toContain("passwordless sudo");
   });
 });
 
 describe("confirmed activation (magic rollback) over the Host seam", () => {
   const confirmed: DeployRequest = { ...request, confirmTimeoutSeconds: 5 };
-  const status = /^cat \/run\/cdktf-nixos\/[0-9a-f]+\.status/;
-  const confirm = /touch \/run\/cdktf-nixos\/[0-9a-f]+\.confirmed/;
 
   it("starts the detached script, waits for its status, confirms over a second connection", async () => {
-    const host = healthyHost([[status, { stdout: "0\n" }], [confirm, { stdout: "0\n" }]]);
+    const host = healthyHost([[READ_STATE, states({ stdout: activationState() }, { stdout: activationState({ status: "0" }) })]]);
     const result = await deploy(confirmed, fakeDependencies(host).deps);
     expect(host.reconnects).toBe(1);
-    expect(host.log[2]).toMatch(/^setsid sh -c /);
-    expect(host.log.slice(3).map((c) => c.replace(/[0-9a-f]{12}/g, "ID"))).toEqual([
-      "cat /run/cdktf-nixos/ID.status 2>/dev/null || true",
+    expect(host.log[2]).toMatch(START);
+    expect(host.log.slice(3).map((c) => c.replace(/[0-9a-f]{12}/g, "ID").replace(/^for f in .*/, "READ_STATE"))).toEqual([
+      "READ_STATE",
+      "READ_STATE",
       "reconnect",
-      "touch /run/cdktf-nixos/ID.confirmed && ! test -e /run/cdktf-nixos/ID.rolled-back && cat /run/cdktf-nixos/ID.status",
+      "mkdir /run/cdktf-nixos/ID.decided",
       INSPECT_COMMAND,
       "cat /run/cdktf-nixos/ID.log",
     ]);
     expect(result).toMatchObject({ newSystem: NEW, newGeneration: 5, previousGeneration: 4 });
+    // the first connection was closed when the confirmation's replaced it
+    expect(host.closed).toBe(1);
   });
 
-  it("exit 6: an activation that fails on the target is rolled back by the deployer", async () => {
-    const host = healthyHost([[status, { stdout: "3\n" }], [/\.log$/, { stdout: "unit failed\n" }]]);
+  it("exit 6: an activation that fails on the target is rolled back by the script, and nothing is confirmed", async () => {
+    const host = healthyHost([[READ_STATE, { stdout: activationState({ status: "3", rolledBack: "0", done: true }) }], [READ_LOG, { stdout: "unit failed\n" }]]);
     const err = await failure(deploy(confirmed, fakeDependencies(host).deps));
     expect(exitCodeOf(err)).toBe(6);
     expect(err.message).toBe(`'switch' of ${NEW} on root@198.51.100.7:22 exited with code 3; root@198.51.100.7:22 was rolled back to ${OLD}`);
     expect(err.stderr).toBe("unit failed\n");
-    expect(host.log.slice(-2)).toEqual([BACK_TO_4, SWITCH_OLD]);
     expect(host.reconnects).toBe(0);
   });
 
   it("exit 7: no new connection after activating; the host rolls itself back", async () => {
-    const host = healthyHost([[status, new TransportError("the connection was lost")]]);
+    const host = healthyHost([[READ_STATE, { stdout: activationState({ status: "0" }) }]]);
     host.reconnectFailure = new ConnectError("cannot reach root@198.51.100.7:22: connect ETIMEDOUT");
     const err = await failure(deploy(confirmed, fakeDependencies(host).deps));
     expect([err.phase, exitCodeOf(err)]).toEqual(["confirm", 7]);
     expect(err.message).toBe(`root@198.51.100.7:22 did not take a new SSH connection after 'switch'; it rolls itself back to ${OLD} 5 s after activating`);
-    expect(host.log.filter((c) => c === BACK_TO_4)).toEqual([]);
   });
 
   it("exit 7: a session that stops answering after activation starts is not waited on past the confirmation window", async () => {
-    const host = healthyHost([[status, "hang"]]);
+    const host = healthyHost([[READ_STATE, "hang"]]);
     host.reconnectFailure = new ConnectError("cannot reach root@198.51.100.7:22: connect ETIMEDOUT");
     const started = Date.now();
     const err = await failure(deploy({ ...confirmed, confirmTimeoutSeconds: 1 }, fakeDependencies(host).deps));
     expect(exitCodeOf(err)).toBe(7);
-    expect(err.message).toContain("did not take a new SSH connection after 'switch'");
+    expect(err.message).toContain(`did not take a new SSH connection after 'switch' started`);
+    expect(err.message).toContain(`it rolls itself back to ${OLD} 1 s after activating unless confirmed`);
     expect(host.reconnects).toBe(1);
     // bounded by the 1 s window, not by the 600 s activation timeout (a loose bound: this is no benchmark)
     expect(Date.now() - started).toBeLessThan(60_000);
   });
 
-  it("exit 7: a confirmation that arrives after the host rolled back", async () => {
-    const host = healthyHost([[status, { stdout: "0\n" }], [confirm, { exitCode: 1 }]]);
+  it("exit 7: a confirmation that arrives after the host decided to roll back reports the rollback it did", async () => {
+    const host = healthyHost([
+      [READ_STATE, states({ stdout: activationState({ status: "0" }) }, { stdout: activationState({ status: "0", decided: true, rolledBack: "0", done: true }) })],
+      [CONFIRM, { exitCode: 1, stderr: "mkdir: cannot create directory: File exists\n" }],
+    ]);
     const err = await failure(deploy(confirmed, fakeDependencies(host).deps));
     expect(exitCodeOf(err)).toBe(7);
-    expect(err.message).toBe(`the confirmation reached root@198.51.100.7:22 too late: it rolled back to ${OLD}`);
+    expect(err.message).toBe(`the confirmation of 'switch' of ${NEW} on root@198.51.100.7:22 came too late: it rolled back to ${OLD}`);
   });
 
   it("exit 7: an activation with no status by the deadline is not confirmed, and the message says the host will roll back", async () => {
-    const host = healthyHost([[status, { stdout: "" }]]);
+    const host = healthyHost([[READ_STATE, { stdout: activationState() }]]);
     const err = await failure(deploy({ ...confirmed, activationTimeoutSeconds: 1 }, fakeDependencies(host).deps));
     expect(exitCodeOf(err)).toBe(7);
     expect(err.message).toBe(`'switch' of ${NEW} on root@198.51.100.7:22 did not finish within 1 s; it was not confirmed, ` +
       `so once it finishes the host rolls itself back to ${OLD}`);
     expect(host.reconnects).toBe(0);
-    expect(host.log.some((c) => confirm.test(c))).toBe(false);
+    expect(host.log.some((c) => CONFIRM.test(c))).toBe(false);
   });
 });

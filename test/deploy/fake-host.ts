@@ -74,12 +74,47 @@ export class FakeHost implements Host {
   }
 }
 
+/** The commands of the detached activation protocol, as root runs them (see activation.ts). */
+export const START = /^setsid -f sh -c /;
+export const READ_STATE = /^for f in lock-wait started status rolled-back; /;
+export const READ_LOG = /^cat \/run\/cdktf-nixos\/[0-9a-f]+\.log$/;
+export const CONFIRM = /^mkdir \/run\/cdktf-nixos\/[0-9a-f]+\.decided$/;
+
+/** What readState prints for an activation that got this far; `started` defaults to OLD on generation 4. */
+export function activationState(state: {
+  lockWait?: string;
+  started?: string | false;
+  status?: string;
+  rolledBack?: string;
+  decided?: boolean;
+  done?: boolean;
+} = {}): string {
+  const started = state.started ?? `profile=system-4-link current=${OLD} profileSystem=${OLD}`;
+  return [
+    ...(state.lockWait !== undefined ? [`lock-wait ${state.lockWait}`] : []),
+    ...(started !== false ? [`started ${started}`] : []),
+    ...(state.status !== undefined ? [`status ${state.status}`] : []),
+    ...(state.rolledBack !== undefined ? [`rolled-back ${state.rolledBack}`] : []),
+    "running",
+    ...(state.decided ? ["decided"] : []),
+    ...(state.done ? ["done"] : []),
+  ].join("\n");
+}
+
+/** Answers successive state reads with these states; the last one repeats. */
+export function states(...answers: Answer[]): () => Answer {
+  let read = 0;
+  return () => answers[Math.min(read++, answers.length - 1)];
+}
+
 /** Responders for a healthy host: inspected before (OLD, generation 4) and after (NEW, generation 5). */
 export function healthyHost(extra: Array<[RegExp | string, Answer | ((command: string) => Answer)]> = []): FakeHost {
   let inspections = 0;
   return new FakeHost([
     ...extra,
     [INSPECT_COMMAND, () => ({ stdout: inspections++ === 0 ? inspection() : inspection({ currentSystem: NEW, profileGeneration: 5, profileSystem: NEW }) })],
+    [READ_STATE, { stdout: activationState({ status: "0", done: true }) }],
+    [READ_LOG, { stdout: "activating the configuration...\n" }],
   ]);
 }
 

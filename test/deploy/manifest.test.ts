@@ -76,6 +76,7 @@ describe("the deploy command of a deployment", () => {
       rollback: true,
       confirmTimeoutSeconds: 30,
       activationTimeoutSeconds: 600,
+      lockTimeoutSeconds: 300,
       allowNonNixos: false,
     });
     expect(invocation.dependencyOptions).toEqual({

@@ -12,8 +12,9 @@ export function registerAmiCommand(program: Command, output: Output): void {
     .option("--arch <architecture>", "x86_64 or aarch64", "x86_64")
     .option("--region <region>", "AWS region (default: AWS_REGION / the profile's)")
     .option("--endpoint <url>", "EC2 endpoint (default: AWS, or AWS_ENDPOINT_URL_EC2)")
+    .option("--timeout <seconds>", "give up when EC2 has not answered within this time", "60")
     .option("--json", "print the image as JSON")
-    .action(async (flags: { release: string; arch: string; region?: string; endpoint?: string; json?: boolean }) => {
+    .action(async (flags: { release: string; arch: string; region?: string; endpoint?: string; timeout: string; json?: boolean }) => {
       let architecture;
       try {
         validateRelease(flags.release);
@@ -21,7 +22,11 @@ export function registerAmiCommand(program: Command, output: Output): void {
       } catch (err) {
         throw new UsageError((err as Error).message);
       }
-      const ami = await findLatestNixosAmi({ release: flags.release, architecture, region: flags.region, endpoint: flags.endpoint });
+      const timeout = Number(flags.timeout);
+      if (!(Number.isFinite(timeout) && timeout > 0)) throw new UsageError(`--timeout '${flags.timeout}' is not a number of seconds above 0`);
+      const ami = await findLatestNixosAmi({
+        release: flags.release, architecture, region: flags.region, endpoint: flags.endpoint, timeoutMs: timeout * 1000,
+      });
       output.stdout.write(flags.json ? `${JSON.stringify(ami)}\n` : `${ami.imageId}\t${ami.name}\t${ami.creationDate}\n`);
     });
 }

@@ -1,13 +1,14 @@
 import { Command, Option } from "commander";
 import { readFile } from "node:fs/promises";
-import { homedir } from "node:os";
+import { constants, homedir } from "node:os";
 import { join } from "node:path";
-import { DEFAULT_ACTIVATION_TIMEOUT_SECONDS, deploy, type DeployDependencies, type DeployRequest, type DeployResult } from "../../deploy/deploy";
+import { DEFAULT_ACTIVATION_TIMEOUT_SECONDS, DEFAULT_LOCK_TIMEOUT_SECONDS, deploy, type DeployDependencies, type DeployRequest, type DeployResult } from "../../deploy/deploy";
 import type { DefaultDependencyOptions } from "../../deploy/default-dependencies";
 import { ACTIONS, type Action } from "../../deploy/goal";
 import { DEPLOY_ENV } from "../../deploy/manifest";
 import { isPort, parseJumpHost, parseTargetHost, type JumpHost } from "../../deploy/target-spec";
 import { parseFlakeRef, type SystemSource } from "../../nix/system";
+import { removeTrackedTempDirs } from "../../temp-files";
 import { createReporter, type Output } from "../progress";
 import { UsageError } from "../usage-error";
 
@@ -37,6 +38,7 @@ interface DeployFlags {
   consoleTimeout: string;
   connectTimeout: string;
   activationTimeout: string;
+  lockTimeout: string;
   json?: boolean;
 }
 
@@ -67,6 +69,7 @@ export function addDeployOptions(command: Command): Command {
     .option("--no-rollback", "leave the target as it is when activation fails")
     .option("--confirm-timeout <seconds>", "switch/test: confirm over a new SSH connection within this time, or the target rolls itself back (magic rollback)")
     .option("--activation-timeout <seconds>", "give up waiting for activation after this long", String(DEFAULT_ACTIVATION_TIMEOUT_SECONDS))
+    .option("--lock-timeout <seconds>", "wait this long for another deployment to the same host to finish", String(DEFAULT_LOCK_TIMEOUT_SECONDS))
     .option("--allow-non-nixos", "deploy onto a host that does not look like NixOS yet")
     .option("--toplevel <store-path>", "deploy this already built system")
     .option("--config <file>", "build <nixpkgs/nixos> with this configuration.nix")
@@ -81,7 +84,7 @@ export function addDeployOptions(command: Command): Command {
     .option("--endpoint <url>", "EC2 endpoint for --host-key-from-ec2-console (default: AWS, or AWS_ENDPOINT_URL_EC2)")
     .option("--console-timeout <seconds>", "how long to wait for the console to show the fingerprints", "600")
     .option("--connect-timeout <seconds>", "keep retrying an unreachable host this long (it may be booting)", "10")
-    .option("--json", "print one JSON object with the result as the last line of stdout");
+    .option("--json", "print one JSON object with the result (or the failure) as the last line of stdout");
 }
 
 export function registerDeployCommand(program: Command, output: Output, dependencies: DependencyFactory): void {
@@ -92,11 +95,23 @@ export function registerDeployCommand(program: Command, output: Output, dependen
     .action(async (flags: DeployFlags) => {
       const invocation = await deployInvocation(flags);
       const reporter = createReporter(output, { json: invocation.json });
+      // Ctrl-C / TERM: the terminal back as it was, the host's state said, temp files gone, then 128 + signal
+      const onSignal = (signal: NodeJS.Signals) => {
+        reporter.interrupted(signal);
+        removeTrackedTempDirs();
+        process.exit(128 + (constants.signals[signal] ?? 0));
+      };
+      process.once("SIGINT", onSignal).once("SIGTERM", onSignal);
       let result: DeployResult;
       try {
         result = await deploy({ ...invocation.request, onEvent: reporter.onEvent }, dependencies(invocation.dependencyOptions));
+      } catch (err) {
+        reporter.stop();
+        reporter.failed(err);
+        throw err;
       } finally {
         reporter.stop();
+        process.off("SIGINT", onSignal).off("SIGTERM", onSignal);
       }
       reporter.done(result);
     });
@@ -155,6 +170,9 @@ function deployRequest(flags: DeployFlags): Omit<DeployRequest, "onEvent"> {
   if (!(Number.isFinite(Number(flags.activationTimeout)) && Number(flags.activationTimeout) > 0)) {
     throw new UsageError(`--activation-timeout '${flags.activationTimeout}' is not a number of seconds above 0`);
   }
+  if (!(Number.isInteger(Number(flags.lockTimeout)) && Number(flags.lockTimeout) >= 0)) {
+    throw new UsageError(`--lock-timeout '${flags.lockTimeout}' is not a whole number of seconds`);
+  }
   let jumpHost: JumpHost | undefined;
   try {
     jumpHost = flags.jumpHost === undefined ? undefined : parseJumpHost(flags.jumpHost);
@@ -189,6 +207,7 @@ function deployRequest(flags: DeployFlags): Omit<DeployRequest, "onEvent"> {
     rollback: flags.rollback,
     confirmTimeoutSeconds: flags.confirmTimeout === undefined ? undefined : Number(flags.confirmTimeout),
     activationTimeoutSeconds: Number(flags.activationTimeout),
+    lockTimeoutSeconds: Number(flags.lockTimeout),
     allowNonNixos: flags.allowNonNixos === true,
   };
 }

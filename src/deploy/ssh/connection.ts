@@ -3,7 +3,7 @@ import { constants } from "node:os";
 import type { Readable, Writable } from "node:stream";
 import { Client, type ClientChannel, type ConnectConfig, type ServerHostKeyAlgorithm } from "ssh2";
 import { ConnectError, TransportError } from "../../errors";
-import { KnownHostsFile, checkHostKey, fingerprint, keyTypeOf, knownHostsName, knownKeyTypes } from "./known-hosts";
+import { KnownHostsFile, checkHostKey, fingerprint, keyTypeOf, knownHostsName, knownKeyTypes, type KnownHostEntry } from "./known-hosts";
 
 export interface SshEndpoint {
   readonly host: string;
@@ -22,6 +22,8 @@ export interface SshOptions extends SshEndpoint {
    * channel such as the EC2 console); a matching key is recorded in known_hosts.
    */
   readonly expectedFingerprints?: readonly string[];
+  /** Written after a key recorded in known_hosts (e.g. which EC2 instance's console vouched for it). */
+  readonly recordComment?: string;
   readonly jumpHost?: SshEndpoint;
   readonly compress?: boolean;
   /**
@@ -38,8 +40,10 @@ export function backoffDelayMs(attempt: number): number {
   return Math.min(500 * 2 ** attempt, 8000);
 }
 
-/** An authenticated SSH connection to a host whose key was verified. */
 const signals = constants.signals;
+const CLOSE_GRACE_MS = 1000;
+
+/** An authenticated SSH connection to a host whose key was verified. */
 
 export class SshConnection {
   private constructor(private readonly client: Client, private readonly jump: Client | undefined, readonly name: string) {}
@@ -133,9 +137,17 @@ export class SshConnection {
     });
   }
 
+  /**
+   * Ends the connection politely, and destroys the socket if that has not happened within a second: a host that
+   * stopped answering leaves unsent data in the socket, which would keep the process alive for minutes of TCP
+   * retransmissions after the deployment has reported.
+   */
   close(): void {
-    this.client.end();
-    this.jump?.end();
+    for (const client of [this.client, this.jump]) {
+      if (client === undefined) continue;
+      client.end();
+      setTimeout(() => client.destroy(), CLOSE_GRACE_MS).unref();
+    }
   }
 }
 
@@ -145,6 +157,20 @@ export interface RemoteProcess {
   readonly stderr: Readable;
   readonly exited: Promise<number | null>;
   close(): void;
+}
+
+/** The host offered another key than known_hosts records for it; nothing was sent to it. */
+export class HostKeyMismatchError extends ConnectError {
+  constructor(
+    /** The name the host is recorded under (`host` or `[host]:port`). */
+    readonly knownHostsName: string,
+    readonly offered: Buffer,
+    readonly expected: readonly KnownHostEntry[],
+    message: string,
+    details: ConstructorParameters<typeof ConnectError>[1],
+  ) {
+    super(message, details);
+  }
 }
 
 class RetryableConnectError extends ConnectError {
@@ -209,7 +235,10 @@ function connectClient(
           );
           return false;
         case "mismatch":
-          hostKeyProblem = new ConnectError(
+          hostKeyProblem = new HostKeyMismatchError(
+            names[0],
+            key,
+            verdict.expected,
             `HOST KEY MISMATCH for ${describe(endpoint)}: it offered ${keyTypeOf(key)} ${fingerprint(key)}, ` +
               `but ${knownHosts.path} expects ${verdict.expected.map((e) => `${e.keyType} ${fingerprint(e.key)} (line ${e.line})`).join(", ")}`,
             {
@@ -253,7 +282,7 @@ function connectClient(
     client.once("ready", async () => {
       settled = true;
       try {
-        if (recordKey) await knownHosts.add(names[0], recordKey);
+        if (recordKey) await knownHosts.add(names[0], recordKey, options.recordComment);
         resolve(client);
       } catch (err) {
         client.end();
@@ -275,11 +304,19 @@ function connectClient(
         reject(new ConnectError(`cannot use the private key ${options.privateKeyFile}: ${err.message}`, {
           hint: "for a passphrase-protected key, load it into ssh-agent and leave out --ssh-key",
         }));
-      } else if ((err.code && RETRYABLE.has(err.code)) || err.level === "client-timeout" || err.level === "client-socket") {
+      } else if ((err.code && RETRYABLE.has(err.code)) || err.level === "client-timeout" || err.level === "client-socket" ||
+        err.message.includes("Connection lost before handshake")) {
+        // a host still booting (or an sshd restarting) may accept and drop connections before it speaks SSH
         reject(new RetryableConnectError(`cannot reach ${describe(endpoint)}: ${err.message}`));
       } else {
         reject(new ConnectError(`SSH connection to ${describe(endpoint)} failed: ${err.message}`));
       }
+    });
+    // ssh2 reports a connection the host closes after its banner with 'close' alone, no 'error'
+    client.on("close", () => {
+      if (settled) return;
+      settled = true;
+      reject(hostKeyProblem ?? new RetryableConnectError(`${describe(endpoint)} closed the connection during the SSH handshake`));
     });
     try {
       client.connect(config);

@@ -1,5 +1,5 @@
 import { createHash, createHmac, randomBytes } from "node:crypto";
-import { appendFile, mkdir, readFile } from "node:fs/promises";
+import { appendFile, mkdir, readFile, rename, writeFile } from "node:fs/promises";
 import { dirname } from "node:path";
 
 /** One key line of an OpenSSH known_hosts file (sshd(8), SSH_KNOWN_HOSTS FILE FORMAT). */
@@ -10,6 +10,21 @@ export interface KnownHostEntry {
   readonly hosts: string;
   readonly keyType: string;
   readonly key: Buffer;
+  /** What follows the key; we record `cdktf-nixos-instance=i-…` there for keys an EC2 console vouched for. */
+  readonly comment?: string;
+}
+
+const INSTANCE_COMMENT = "cdktf-nixos-instance=";
+
+/** The comment that ties a known_hosts entry to the EC2 instance whose console vouched for its key. */
+export function instanceComment(instanceId: string): string {
+  return `${INSTANCE_COMMENT}${instanceId}`;
+}
+
+/** The instance an entry was recorded for, if it was recorded that way. */
+export function instanceOf(entry: KnownHostEntry): string | undefined {
+  const word = entry.comment?.split(/\s+/).find((w) => w.startsWith(INSTANCE_COMMENT));
+  return word?.slice(INSTANCE_COMMENT.length);
 }
 
 export function parseKnownHosts(text: string): KnownHostEntry[] {
@@ -21,8 +36,11 @@ export function parseKnownHosts(text: string): KnownHostEntry[] {
     let marker: KnownHostEntry["marker"];
     if (fields[0] === "@cert-authority" || fields[0] === "@revoked") marker = fields.shift() as KnownHostEntry["marker"];
     if (fields.length < 3) return;
-    const [hosts, keyType, key] = fields;
-    entries.push({ line: index + 1, marker, hosts, keyType, key: Buffer.from(key, "base64") });
+    const [hosts, keyType, key, ...comment] = fields;
+    entries.push({
+      line: index + 1, marker, hosts, keyType, key: Buffer.from(key, "base64"),
+      ...(comment.length > 0 ? { comment: comment.join(" ") } : {}),
+    });
   });
   return entries;
 }
@@ -114,7 +132,7 @@ export class KnownHostsFile {
   }
 
   /** Records a host's key, hashed like OpenSSH's HashKnownHosts so the file does not list the fleet in clear text. */
-  async add(name: string, blob: Buffer): Promise<void> {
+  async add(name: string, blob: Buffer, comment?: string): Promise<void> {
     await mkdir(dirname(this.path), { recursive: true, mode: 0o700 });
     let prefix = "";
     try {
@@ -123,8 +141,42 @@ export class KnownHostsFile {
     } catch {
       // a new file
     }
-    await appendFile(this.path, `${prefix}${hashHostName(name)} ${keyTypeOf(blob)} ${blob.toString("base64")}\n`, { mode: 0o600 });
+    await appendFile(this.path, `${prefix}${entryLine(name, blob, comment)}\n`, { mode: 0o600 });
   }
+
+  /**
+   * Rewrites the file without the given lines (1-based) and, when `add` is given, with that entry appended; through a
+   * temporary file and a rename, so a crash leaves the old file or the new one. Returns how many lines went.
+   */
+  async rewrite(removeLines: ReadonlySet<number>, add?: { name: string; key: Buffer; comment?: string }): Promise<number> {
+    let text = "";
+    try {
+      text = await readFile(this.path, "utf8");
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+    }
+    const lines = text.split("\n");
+    if (lines.at(-1) === "") lines.pop();
+    const kept = lines.filter((_, index) => !removeLines.has(index + 1));
+    const removed = lines.length - kept.length;
+    if (add !== undefined) kept.push(entryLine(add.name, add.key, add.comment));
+    await mkdir(dirname(this.path), { recursive: true, mode: 0o700 });
+    const temporary = `${this.path}.${process.pid}.tmp`;
+    await writeFile(temporary, kept.length > 0 ? `${kept.join("\n")}\n` : "", { mode: 0o600 });
+    await rename(temporary, this.path);
+    return removed;
+  }
+
+  /** Removes every entry recorded for an EC2 instance (it was destroyed). Returns how many went. */
+  async removeInstance(instanceId: string): Promise<number> {
+    const lines = new Set(this.entries.filter((e) => instanceOf(e) === instanceId).map((e) => e.line));
+    if (lines.size === 0) return 0;
+    return this.rewrite(lines);
+  }
+}
+
+function entryLine(name: string, blob: Buffer, comment?: string): string {
+  return `${hashHostName(name)} ${keyTypeOf(blob)} ${blob.toString("base64")}${comment === undefined ? "" : ` ${comment}`}`;
 }
 
 export function hashHostName(name: string, salt: Buffer = randomBytes(20)): string {

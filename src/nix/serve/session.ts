@@ -222,7 +222,10 @@ export class ServeSession {
       ]);
       // stderr may still be arriving after stdout closed
       await new Promise((resolve) => setImmediate(resolve));
-      const message = lastErrorLine(this.stderr) ?? `the server exited${exitCode === undefined ? "" : ` with code ${exitCode}`}`;
+      // null: the channel closed without an exit status, i.e. the connection itself was lost
+      const message = lastErrorLine(this.stderr) ?? (exitCode === null
+        ? "the connection to the target was lost"
+        : `the server exited${exitCode === undefined ? "" : ` with code ${exitCode}`}`);
       return new ServeError(`${doing} failed: ${message}`, this.channel.command, this.stderr, exitCode);
     }
     // Anything else (a server too old, a malformed reply) is still this server's failure, named as such.
