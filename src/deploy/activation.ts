@@ -90,10 +90,13 @@ export function activationScript(input: ActivationScriptInput): string {
     `  if ! flock -w ${input.lockTimeoutSeconds} 9; then echo locked >${state}.status; touch ${state}.done; exit 0; fi`,
     "fi",
     `echo ${q(`${input.holder}, activation ${input.id}`)}" since $(date -u +%Y-%m-%dT%H:%M:%SZ)" >${LOCK_HOLDER_FILE}`,
-    `gen=$(readlink ${SYSTEM_PROFILE} 2>/dev/null | sed -n 's/^system-\\([0-9]*\\)-link$/\\1/p')`,
-    `current=; [ -e /run/current-system ] && current=$(readlink -f /run/current-system)`,
-    `profile_system=; [ -e ${SYSTEM_PROFILE} ] && profile_system=$(readlink -f ${SYSTEM_PROFILE})`,
-    `echo "profile=system-$gen-link current=$current profileSystem=$profile_system" >${state}.started`,
+    "record() {",
+    `  gen=$(readlink ${SYSTEM_PROFILE} 2>/dev/null | sed -n 's/^system-\\([0-9]*\\)-link$/\\1/p')`,
+    "  current=; [ -e /run/current-system ] && current=$(readlink -f /run/current-system)",
+    `  profile_system=; [ -e ${SYSTEM_PROFILE} ] && profile_system=$(readlink -f ${SYSTEM_PROFILE})`,
+    `  echo "profile=system-$gen-link current=$current profileSystem=$profile_system" >${state}.$1`,
+    "}",
+    "record started",
     `prev=${previous}`,
     "rollback() {",
     `  if [ -z "$gen$prev" ]; then echo nothing >${state}.rolled-back; return; fi`,
@@ -105,6 +108,8 @@ export function activationScript(input: ActivationScriptInput): string {
     // 9>&-: whatever activation starts (services, background jobs) must not inherit, and so hold, the lock
     `{ ${activate.join(" && ")}; } 9>&-`,
     "rc=$?",
+    // what this activation made, recorded under the lock: a deployment waiting for it may change the host right after
+    `(record after)`,
     `echo $rc >${state}.status`,
   ];
   if (mayRollBack(input.action)) {
@@ -134,6 +139,14 @@ export function startActivationCommand(id: string, script: string, context: Acti
   return `${privileged(context, [...runner, "sh", "-c", script])} </dev/null >/dev/null`;
 }
 
+export type RecordedState = Pick<TargetSystem, "currentSystem" | "profileGeneration" | "profileSystem">;
+
+function recordedState(line: string | undefined): RecordedState | undefined {
+  if (line === undefined) return undefined;
+  const state = parseInspection(line);
+  return { currentSystem: state.currentSystem, profileGeneration: state.profileGeneration, profileSystem: state.profileSystem };
+}
+
 /** What an activation has got to, as its state files on the target tell. */
 export interface ActivationState {
   /** The script ran (its log exists). */
@@ -141,7 +154,9 @@ export interface ActivationState {
   /** The lock holder it waits for, while it waits. */
   readonly waitingFor?: string;
   /** The state it started from, read under the lock. */
-  readonly before?: Pick<TargetSystem, "currentSystem" | "profileGeneration" | "profileSystem">;
+  readonly before?: RecordedState;
+  /** The state activation left (before any rollback), read under the lock. */
+  readonly after?: RecordedState;
   /** switch-to-configuration's exit code, or "locked" when the lock never came. */
   readonly status?: string;
   /** The rollback's exit code, or "nothing" when there was nothing to go back to. */
@@ -152,7 +167,7 @@ export interface ActivationState {
   readonly done: boolean;
 }
 
-const STATE_FILES = ["lock-wait", "started", "status", "rolled-back"] as const;
+const STATE_FILES = ["lock-wait", "started", "after", "status", "rolled-back"] as const;
 
 /** Prints one `name content` line per state file that exists. Read-only, so it is safe to repeat after a reconnect. */
 export function readStateCommand(id: string): string {
@@ -173,14 +188,11 @@ export function parseActivationState(output: string): ActivationState {
     const name = space < 0 ? line.trim() : line.slice(0, space);
     if (name !== "") values.set(name, space < 0 ? "" : line.slice(space + 1).trim());
   }
-  const started = values.get("started");
-  const before = started === undefined ? undefined : parseInspection(started);
   return {
     running: values.has("running"),
     waitingFor: values.get("lock-wait"),
-    before: before === undefined
-      ? undefined
-      : { currentSystem: before.currentSystem, profileGeneration: before.profileGeneration, profileSystem: before.profileSystem },
+    before: recordedState(values.get("started")),
+    after: recordedState(values.get("after")),
     status: values.get("status") || undefined,
     rolledBack: values.get("rolled-back") || undefined,
     decided: values.has("decided"),

@@ -477,8 +477,8 @@ async function activate(
     // 5. Confirm over a new connection: proof that the new system still lets us in.
     if (plan.confirm !== undefined) await confirm(session, plan, what, previous, activationMs, emit);
 
-    // Activated (and confirmed): what follows only reports.
-    const after = await hostState();
+    // Activated (and confirmed): what follows only reports, from what the script recorded under the lock.
+    const after = state.after ?? await hostState();
     return {
       host: session.host,
       report: {

@@ -42,10 +42,13 @@ describe("the activation script", () => {
     "  if ! flock -w 300 9; then echo locked >/run/cdktf-nixos/abc.status; touch /run/cdktf-nixos/abc.done; exit 0; fi",
     "fi",
     `echo 'laptop pid 42, activation abc'" since $(date -u +%Y-%m-%dT%H:%M:%SZ)" >/run/cdktf-nixos/lock.holder`,
-    "gen=$(readlink /nix/var/nix/profiles/system 2>/dev/null | sed -n 's/^system-\\([0-9]*\\)-link$/\\1/p')",
-    "current=; [ -e /run/current-system ] && current=$(readlink -f /run/current-system)",
-    "profile_system=; [ -e /nix/var/nix/profiles/system ] && profile_system=$(readlink -f /nix/var/nix/profiles/system)",
-    `echo "profile=system-$gen-link current=$current profileSystem=$profile_system" >/run/cdktf-nixos/abc.started`,
+    "record() {",
+    "  gen=$(readlink /nix/var/nix/profiles/system 2>/dev/null | sed -n 's/^system-\\([0-9]*\\)-link$/\\1/p')",
+    "  current=; [ -e /run/current-system ] && current=$(readlink -f /run/current-system)",
+    "  profile_system=; [ -e /nix/var/nix/profiles/system ] && profile_system=$(readlink -f /nix/var/nix/profiles/system)",
+    `  echo "profile=system-$gen-link current=$current profileSystem=$profile_system" >/run/cdktf-nixos/abc.$1`,
+    "}",
+    "record started",
   ];
 
   it("locks, records the state it starts from, activates, rolls back on failure, and waits for the confirmation", () => {
@@ -61,6 +64,7 @@ describe("the activation script", () => {
       `echo 'switch of ${top}'`,
       `{ nix-env -p /nix/var/nix/profiles/system --set ${top} && ${env} NIXOS_INSTALL_BOOTLOADER=0 ${top}/bin/switch-to-configuration switch; } 9>&-`,
       "rc=$?",
+      "(record after)",
       "echo $rc >/run/cdktf-nixos/abc.status",
       "if [ $rc != 0 ]; then rollback; touch /run/cdktf-nixos/abc.done; exit 0; fi",
       "i=0; while [ $i -lt 30 ] && [ ! -d /run/cdktf-nixos/abc.decided ]; do sleep 1; i=$((i+1)); done",
@@ -84,9 +88,10 @@ describe("the activation script", () => {
       `if [ $rc != 0 ]; then echo "left as it is (no rollback)"; touch /run/cdktf-nixos/abc.done; exit 0; fi`,
     );
     const dry = activationScript({ ...base, action: "dry-activate" }).split("\n");
-    expect(dry.slice(-4)).toEqual([
+    expect(dry.slice(-5)).toEqual([
       `{ ${env} NIXOS_INSTALL_BOOTLOADER=0 ${top}/bin/switch-to-configuration dry-activate; } 9>&-`,
       "rc=$?",
+      "(record after)",
       "echo $rc >/run/cdktf-nixos/abc.status",
       "touch /run/cdktf-nixos/abc.done",
     ]);
@@ -104,19 +109,21 @@ describe("the activation script", () => {
 describe("activation state", () => {
   it("is read from the state files, and parsed whatever has been written so far", () => {
     expect(readStateCommand("abc")).toBe(
-      `for f in lock-wait started status rolled-back; do [ -s /run/cdktf-nixos/abc.$f ] && echo "$f $(head -n 1 /run/cdktf-nixos/abc.$f)"; done; ` +
+      `for f in lock-wait started after status rolled-back; do [ -s /run/cdktf-nixos/abc.$f ] && echo "$f $(head -n 1 /run/cdktf-nixos/abc.$f)"; done; ` +
         "[ -e /run/cdktf-nixos/abc.log ] && echo running; [ -d /run/cdktf-nixos/abc.decided ] && echo decided; " +
         "[ -e /run/cdktf-nixos/abc.done ] && echo done; true",
     );
-    expect(parseActivationState("")).toEqual({ running: false, decided: false, done: false });
+    expect(parseActivationState("")).toEqual({ running: false, decided: false, done: false, before: undefined, after: undefined });
     expect(parseActivationState("lock-wait laptop pid 42, activation f00 since 2026-11-25T16:00:00Z\nrunning\n")).toMatchObject({
       running: true, waitingFor: "laptop pid 42, activation f00 since 2026-11-25T16:00:00Z", before: undefined,
     });
     expect(parseActivationState(
-      "lock-wait x\nstarted profile=system-4-link current=/nix/store/old profileSystem=/nix/store/old\nstatus 2\nrolled-back 0\nrunning\ndone\n",
+      "lock-wait x\nstarted profile=system-4-link current=/nix/store/old profileSystem=/nix/store/old\n" +
+        "after profile=system-5-link current=/nix/store/new profileSystem=/nix/store/new\nstatus 2\nrolled-back 0\nrunning\ndone\n",
     )).toEqual({
       running: true, waitingFor: "x", status: "2", rolledBack: "0", decided: false, done: true,
       before: { currentSystem: "/nix/store/old", profileGeneration: 4, profileSystem: "/nix/store/old" },
+      after: { currentSystem: "/nix/store/new", profileGeneration: 5, profileSystem: "/nix/store/new" },
     });
     expect(parseActivationState("started profile=system--link current= profileSystem=\n").before).toEqual({
       currentSystem: undefined, profileGeneration: undefined, profileSystem: undefined,

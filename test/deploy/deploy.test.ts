@@ -214,10 +214,15 @@ describe("deploy orchestration over the Host seam", () => {
     expect(host.log[2]).toContain("flock -w 1 9");
   });
 
-  it("reports the generations the script found under the lock, not the ones inspected before waiting for it", async () => {
-    const host = healthyHost([[READ_STATE, { stdout: activationState({ started: `profile=system-7-link current=${OLD} profileSystem=${OLD}`, status: "0", done: true }) }]]);
+  it("reports the generations the script recorded under the lock, not what another deployment made of the host since", async () => {
+    const host = healthyHost([[READ_STATE, { stdout: activationState({
+      started: `profile=system-7-link current=${OLD} profileSystem=${OLD}`,
+      after: `profile=system-8-link current=${NEW} profileSystem=${NEW}`,
+      status: "0", done: true,
+    }) }]]);
     const result = await deploy(request, fakeDependencies(host).deps);
-    expect(result.previousGeneration).toBe(7);
+    // the inspection after would say generation 5
+    expect(result).toMatchObject({ previousGeneration: 7, newGeneration: 8 });
   });
 
   it("says why a start through sudo failed", async () => {

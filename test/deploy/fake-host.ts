@@ -76,7 +76,7 @@ export class FakeHost implements Host {
 
 /** The commands of the detached activation protocol, as root runs them (see activation.ts). */
 export const START = /^setsid -f sh -c /;
-export const READ_STATE = /^for f in lock-wait started status rolled-back; /;
+export const READ_STATE = /^for f in lock-wait started after status rolled-back; /;
 export const READ_LOG = /^cat \/run\/cdktf-nixos\/[0-9a-f]+\.log$/;
 export const CONFIRM = /^mkdir \/run\/cdktf-nixos\/[0-9a-f]+\.decided$/;
 
@@ -84,6 +84,7 @@ export const CONFIRM = /^mkdir \/run\/cdktf-nixos\/[0-9a-f]+\.decided$/;
 export function activationState(state: {
   lockWait?: string;
   started?: string | false;
+  after?: string;
   status?: string;
   rolledBack?: string;
   decided?: boolean;
@@ -93,6 +94,7 @@ export function activationState(state: {
   return [
     ...(state.lockWait !== undefined ? [`lock-wait ${state.lockWait}`] : []),
     ...(started !== false ? [`started ${started}`] : []),
+    ...(state.after !== undefined ? [`after ${state.after}`] : []),
     ...(state.status !== undefined ? [`status ${state.status}`] : []),
     ...(state.rolledBack !== undefined ? [`rolled-back ${state.rolledBack}`] : []),
     "running",

@@ -1,4 +1,4 @@
-import { spawn } from "node:child_process";
+import { spawn, type ChildProcess } from "node:child_process";
 import { join } from "node:path";
 
 /** The built CLI, as Terraform's local-exec and users run it (tests build first: `npm run build`). */
@@ -12,26 +12,62 @@ export interface CliResult {
   json?: Record<string, unknown>;
 }
 
+/** A CLI run in progress: its process, its stderr so far, and its result once it ends. */
+export interface RunningCli {
+  readonly child: ChildProcess;
+  readonly result: Promise<CliResult>;
+  stderr(): string;
+  /** Resolves once stderr matches `pattern` (rejects if the process ends first). */
+  waitForStderr(pattern: RegExp): Promise<void>;
+}
+
 /**
- * Runs `cdktf-nixos ARGS` in a child process. Asynchronous, so servers living in the test's own event loop (the EC2
+ * Starts `cdktf-nixos ARGS` in a child process. Asynchronous, so servers living in the test's own event loop (the EC2
  * double, a latency proxy) keep answering while it runs.
  */
-export function cdktfNixos(args: string[], env: Record<string, string> = {}): Promise<CliResult> {
-  return new Promise((resolve) => {
-    // no binary cache is reachable here; every build would spend seconds retrying one
-    const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, NIX_CONFIG: "substituters =", ...env } });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (c: Buffer) => (stdout += c));
-    child.stderr.on("data", (c: Buffer) => (stderr += c));
-    child.on("close", (code) => {
+export function startCdktfNixos(args: string[], env: Record<string, string> = {}): RunningCli {
+  // no binary cache is reachable here; every build would spend seconds retrying one
+  const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, NIX_CONFIG: "substituters =", ...env } });
+  let stdout = "";
+  let stderr = "";
+  const waiters: Array<{ pattern: RegExp; resolve: () => void; reject: (err: Error) => void }> = [];
+  const check = () => {
+    for (const waiter of [...waiters]) {
+      if (waiter.pattern.test(stderr)) {
+        waiters.splice(waiters.indexOf(waiter), 1);
+        waiter.resolve();
+      }
+    }
+  };
+  child.stdout!.on("data", (c: Buffer) => (stdout += c));
+  child.stderr!.on("data", (c: Buffer) => {
+    stderr += c;
+    check();
+  });
+  const result = new Promise<CliResult>((resolve) => {
+    child.on("close", (code, signal) => {
+      for (const waiter of waiters.splice(0)) waiter.reject(new Error(`cdktf-nixos ended (${code ?? signal}) before stderr matched ${waiter.pattern}:\n${stderr}`));
       let json: Record<string, unknown> | undefined;
       try {
         json = JSON.parse(stdout.trim().split("\n").at(-1) ?? "") as Record<string, unknown>;
       } catch {
         json = undefined;
       }
-      resolve({ code: code ?? -1, stdout, stderr, json });
+      resolve({ code: code ?? (signal === "SIGKILL" ? 137 : -1), stdout, stderr, json });
     });
   });
+  return {
+    child,
+    result,
+    stderr: () => stderr,
+    waitForStderr: (pattern) => new Promise((resolve, reject) => {
+      waiters.push({ pattern, resolve, reject });
+      check();
+    }),
+  };
+}
+
+/** Runs `cdktf-nixos ARGS` to the end. */
+export function cdktfNixos(args: string[], env: Record<string, string> = {}): Promise<CliResult> {
+  return startCdktfNixos(args, env).result;
 }

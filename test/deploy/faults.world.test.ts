@@ -1,0 +1,270 @@
+import { execFileSync } from "node:child_process";
+import { hostname } from "node:os";
+import { createServer, connect, type Server, type Socket } from "node:net";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { EXIT_CODES } from "../../src/cli/program";
+import { cdktfNixos, startCdktfNixos } from "../harness/cli";
+import { buildSystem, closureOf, type NixValue } from "../harness/fixture";
+import { missing } from "../harness/requirements";
+import { startTargets, type TargetHost, type TargetWorld } from "../harness/target-hosts";
+
+/** What a target runs, from the target itself (not from what the tool said). */
+interface HostTruth {
+  current: string;
+  profileSystem: string;
+  generation: number | undefined;
+  bootDefault: string;
+}
+
+async function truth(target: TargetHost): Promise<HostTruth> {
+  const read = async (command: string) => (await target.exec(command)).stdout.trim();
+  const link = await read("readlink /nix/var/nix/profiles/system || true");
+  const generation = /^system-(\d+)-link$/.exec(link)?.[1];
+  return {
+    current: await read("readlink -f /run/current-system || true"),
+    profileSystem: await read("readlink -f /nix/var/nix/profiles/system || true"),
+    generation: generation === undefined ? undefined : Number(generation),
+    bootDefault: await read("cat /nix/var/nixos-lite/boot-default || true"),
+  };
+}
+
+/** Waits until every activation started on the target has finished (its detached script wrote `.done`). */
+async function activationsFinished(target: TargetHost): Promise<void> {
+  const check = "for f in /run/cdktf-nixos/*.log; do [ -e \"$f\" ] || continue; [ -e \"${f%.log}.done\" ] || exit 1; done";
+  for (let i = 0; i < 300; i++) {
+    if ((await target.exec(check)).exitCode === 0) return;
+    await sleep(100);
+  }
+  throw new Error("an activation on the target did not finish within 30 s");
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+const randomMs = (max: number) => Math.floor(Math.random() * max);
+
+function config(motd: string, lite: Record<string, NixValue> = {}): Record<string, NixValue> {
+  return { networking: { hostName: "faults" }, environment: { etc: { motd: { text: motd } } }, lite };
+}
+
+describe.skipIf(missing("root", "nix", "sshd", "netns"))("deployments under faults: what the host ends in, what the tool says", () => {
+  let world: TargetWorld;
+  let target: TargetHost;
+  const args = () => ["--target-host", `root@${target.address}`, "--ssh-key", world.clientKeyFile, "--known-hosts", world.knownHostsFile];
+
+  beforeAll(async () => {
+    execFileSync("npm", ["run", "--silent", "build"], { cwd: join(__dirname, "..", ".."), stdio: "inherit" });
+    world = await startTargets(1);
+    target = world.hosts[0];
+  });
+  afterAll(() => world?.stop());
+
+  async function deployed(motd: string): Promise<string> {
+    const system = await buildSystem({ config: config(motd) });
+    const result = await cdktfNixos(["deploy", ...args(), "--toplevel", system.toplevel]);
+    expect(result.code, result.stderr).toBe(0);
+    return system.toplevel;
+  }
+
+  it("two deploys to one host at once take turns, and both reports are true (x2)", async () => {
+    for (const round of [1, 2]) {
+      await deployed(`base ${round}`);
+      const first = (await buildSystem({ config: config(`first ${round}`, { switchSleep: 2 }) })).toplevel;
+      // round 1: the second fails and rolls back to the first; round 2: both succeed
+      const second = (await buildSystem({ config: config(`second ${round}`, round === 1 ? { failActivation: true } : {}) })).toplevel;
+
+      const a = startCdktfNixos(["deploy", ...args(), "--toplevel", first, "--json"]);
+      // the second starts once the first holds the target's lock
+      for (let i = 0; i < 200 && !(await target.exec("cat /run/cdktf-nixos/lock.holder")).stdout.includes(`pid ${a.child.pid}`); i++) await sleep(50);
+      const b = startCdktfNixos(["deploy", ...args(), "--toplevel", second, "--json"]);
+      const [ra, rb] = await Promise.all([a.result, b.result]);
+
+      expect(ra.code, ra.stderr).toBe(0);
+      expect(rb.stderr).toContain(`waiting for the deployment lock, held by ${hostname()} pid ${a.child.pid}`);
+      const host = await truth(target);
+      expect(host.current).toBe(host.profileSystem);
+      expect(host.bootDefault).toBe(host.profileSystem);
+      if (round === 1) {
+        expect(rb.code).toBe(EXIT_CODES.activate);
+        expect(rb.stderr).toContain(`was rolled back to ${first}`);
+        expect(host.current).toBe(first);
+        expect(host.generation).toBe(ra.json!.newGeneration);
+        expect(rb.json).toMatchObject({ ok: false, hostState: { currentSystem: first, profileGeneration: ra.json!.newGeneration } });
+      } else {
+        expect(rb.code, rb.stderr).toBe(0);
+        expect(host.current).toBe(second);
+        // the second reports the state it found under the lock: the first's generation, not the one inspected earlier
+        expect(rb.json).toMatchObject({ previousSystem: first, previousGeneration: ra.json!.newGeneration, newGeneration: host.generation });
+      }
+    }
+  });
+
+  it("a deploy that cannot get the lock in --lock-timeout changes nothing and names the holder", async () => {
+    const base = await deployed("lock base");
+    const slow = (await buildSystem({ config: config("lock slow", { switchSleep: 4 }) })).toplevel;
+    const other = (await buildSystem({ config: config("lock other") })).toplevel;
+    const a = startCdktfNixos(["deploy", ...args(), "--toplevel", slow]);
+    for (let i = 0; i < 200 && !(await target.exec("cat /run/cdktf-nixos/lock.holder")).stdout.includes(`pid ${a.child.pid}`); i++) await sleep(50);
+    const b = await cdktfNixos(["deploy", ...args(), "--toplevel", other, "--lock-timeout", "1"]);
+    expect(b.code).toBe(EXIT_CODES.lock);
+    expect(b.stderr).toContain(`is locked by another deployment (${hostname()} pid ${a.child.pid}, activation `);
+    expect(b.stderr).toContain("nothing was changed");
+    expect((await a.result).code).toBe(0);
+    expect((await target.exec("cat /nix/var/nixos-lite/actions.log")).stdout).not.toContain(other);
+    expect(base).not.toBe(slow);
+  });
+
+  it("killed at random points of the copy: no valid path with an invalid reference, the store verifies, a rerun completes (x3)", async () => {
+    for (const round of [1, 2, 3]) {
+      const system = await buildSystem({ config: config(`copy ${round}`, { payload: { paths: 40, sizeKiB: 512, seed: `copy-${round}` } }) });
+      const run = startCdktfNixos(["deploy", ...args(), "--toplevel", system.toplevel]);
+      await run.waitForStderr(/^copy$/m);
+      await sleep(randomMs(400));
+      run.child.kill("SIGKILL");
+      await run.result;
+
+      const closure = await closureOf(system.toplevel);
+      for (const path of closure) {
+        if ((await target.exec(`nix-store --check-validity ${path}`)).exitCode !== 0) continue;
+        const refs = (await target.exec(`nix-store --query --references ${path}`)).stdout.trim().split("\n").filter(Boolean);
+        for (const ref of refs) expect((await target.exec(`nix-store --check-validity ${ref}`)).exitCode, `${path} -> ${ref}`).toBe(0);
+      }
+      const verify = await target.exec("nix-store --verify --check-contents 2>&1");
+      expect(verify.exitCode, verify.stdout).toBe(0);
+
+      const rerun = await cdktfNixos(["deploy", ...args(), "--toplevel", system.toplevel]);
+      expect(rerun.code, rerun.stderr).toBe(0);
+      expect((await truth(target)).current).toBe(system.toplevel);
+    }
+  });
+
+  it("killed at random points of the activation: the host ends fully old or fully new, and the next deploy says which (x3)", async () => {
+    for (const round of [1, 2, 3]) {
+      const old = await deployed(`activation base ${round}`);
+      const next = (await buildSystem({ config: config(`activation next ${round}`, { switchSleep: 1 }) })).toplevel;
+      const run = startCdktfNixos(["deploy", ...args(), "--toplevel", next]);
+      await run.waitForStderr(/^activate: switch$/m);
+      await sleep(randomMs(1500));
+      run.child.kill("SIGKILL");
+      await run.result;
+      await activationsFinished(target);
+
+      const host = await truth(target);
+      expect([old, next]).toContain(host.current);
+      expect(host.profileSystem).toBe(host.current);
+      expect(host.bootDefault).toBe(host.current);
+
+      const again = await cdktfNixos(["deploy", ...args(), "--toplevel", next, "--json"]);
+      expect(again.code, again.stderr).toBe(0);
+      expect(again.stderr).toContain(`target runs ${host.current} (generation ${host.generation})`);
+      expect(again.json).toMatchObject({ previousSystem: host.current, previousGeneration: host.generation });
+    }
+  });
+
+  it("a connection cut during activation: the tool reconnects and reports what the host did (switched, or rolled back)", async () => {
+    for (const fails of [false, true]) {
+      const old = await deployed(`cut base ${fails}`);
+      const next = (await buildSystem({ config: config(`cut next ${fails}`, { switchSleep: 2, failActivation: fails }) })).toplevel;
+      const run = startCdktfNixos(["deploy", ...args(), "--toplevel", next, "--json"]);
+      await run.waitForStderr(/^activate: switch$/m);
+      await sleep(300 + randomMs(1000));
+      // the session's sshd dies: the client's connection drops at once (no systemd here to keep anything alive)
+      await target.exec("pkill -KILL -f 'sshd: root@notty' || true");
+      const result = await run.result;
+      expect(result.stderr).toContain("connection lost");
+      const host = await truth(target);
+      if (fails) {
+        expect(result.code).toBe(EXIT_CODES.activate);
+        expect(result.stderr).toContain(`was rolled back to ${old}`);
+        expect(host.current).toBe(old);
+      } else {
+        expect(result.code, result.stderr).toBe(0);
+        expect(result.json).toMatchObject({ ok: true, newSystem: next, newGeneration: host.generation });
+        expect(host.current).toBe(next);
+      }
+      expect(host.profileSystem).toBe(host.current);
+    }
+  });
+
+  it("the network gone for seconds during activation: the true outcome once it is back", async () => {
+    await deployed("net base");
+    const next = (await buildSystem({ config: config("net next", { breakNetwork: { seconds: 4 } }) })).toplevel;
+    const result = await cdktfNixos(["deploy", ...args(), "--toplevel", next, "--json"]);
+    const host = await truth(target);
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.json).toMatchObject({ ok: true, newSystem: next, newGeneration: host.generation });
+    expect(host.current).toBe(next);
+  });
+
+  it("retries a host that drops connections during the SSH handshake, within --connect-timeout", async () => {
+    let accepted = 0;
+    const sockets: Socket[] = [];
+    const flaky: Server = createServer((socket) => {
+      sockets.push(socket);
+      if (++accepted <= 2) {
+        socket.end("SSH-2.0-OpenSSH_9.2\r\n");
+        return;
+      }
+      const upstream = connect(22, target.address);
+      sockets.push(upstream);
+      socket.pipe(upstream).pipe(socket);
+      socket.on("error", () => upstream.destroy());
+      upstream.on("error", () => socket.destroy());
+    });
+    await new Promise<void>((resolve) => flaky.listen(0, "127.0.0.1", resolve));
+    const work = await mkdtemp(join(tmpdir(), "flaky-"));
+    try {
+      const system = await deployed("flaky");
+      const result = await cdktfNixos(["deploy", "--target-host", "root@127.0.0.1", "--target-port", String((flaky.address() as { port: number }).port),
+        "--ssh-key", world.clientKeyFile, "--known-hosts", join(work, "known_hosts"), "--accept-new-host-key", "--connect-timeout", "20",
+        "--toplevel", system]);
+      expect(result.code, result.stderr).toBe(0);
+      expect(accepted).toBeGreaterThanOrEqual(3);
+    } finally {
+      for (const socket of sockets) socket.destroy();
+      flaky.close();
+      await rm(work, { recursive: true, force: true });
+    }
+  });
+
+  it("Ctrl-C says what the host is left in, and exits 130", async () => {
+    const during = async (phase: RegExp, lite: Record<string, NixValue>) => {
+      const system = (await buildSystem({ config: config(`interrupted ${phase.source}`, lite) })).toplevel;
+      const run = startCdktfNixos(["deploy", ...args(), "--toplevel", system]);
+      await run.waitForStderr(phase);
+      run.child.kill("SIGINT");
+      return run.result;
+    };
+    const copying = await during(/^copy$/m, { payload: { paths: 40, sizeKiB: 512, seed: "interrupt" } });
+    expect(copying.code).toBe(EXIT_CODES.interrupted);
+    expect(copying.stderr).toMatch(/interrupted \(SIGINT\) during copy: the host is unchanged|interrupted \(SIGINT\) during activate/);
+
+    const activating = await during(/^activate: switch$/m, { switchSleep: 2 });
+    expect(activating.code).toBe(EXIT_CODES.interrupted);
+    expect(activating.stderr).toMatch(/interrupted \(SIGINT\) during activate: (the activation goes on on the host by itself|the host's state is unknown)/);
+    await activationsFinished(target);
+    const host = await truth(target);
+    expect(host.profileSystem).toBe(host.current);
+  });
+
+  // last: the target stays unreachable for a while afterwards
+  it("magic rollback with a host that stays unreachable: the process exits within a stated bound, the host rolls itself back", async () => {
+    const good = await deployed("confirm base");
+    const cutting = (await buildSystem({ config: config("confirm cut", { breakNetwork: { seconds: 45 } }) })).toplevel;
+    const run = startCdktfNixos(["deploy", ...args(), "--toplevel", cutting, "--confirm-timeout", "3"]);
+    await run.waitForStderr(/^activate: switch$/m);
+    const activating = Date.now();
+    const result = await run.result;
+    const exitedAfterMs = Date.now() - activating;
+    expect(result.code).toBe(EXIT_CODES.confirm);
+    expect(result.stderr).toContain(`it rolls itself back to ${good}`);
+    // the README's bound: confirm timeout + one read bounded by it + reconnecting for 80 % of it + 1 s socket grace,
+    // here 3 + 3 + 2.4 + 1 = 9.4 s, plus slack for a loaded machine; the host stays unreachable for 45 s
+    expect(exitedAfterMs).toBeLessThan(20_000);
+    await activationsFinished(target);
+    const host = await truth(target);
+    expect(host.current).toBe(good);
+    expect(host.profileSystem).toBe(good);
+  });
+});
