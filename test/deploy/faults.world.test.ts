@@ -248,6 +248,34 @@ describe.skipIf(missing("root", "nix", "sshd", "netns"))("deployments under faul
     expect(host.profileSystem).toBe(host.current);
   });
 
+  it("--no-rollback leaves a failed activation in place and says so, never 'rolled back'", async () => {
+    await deployed("no rollback base");
+    const failing = (await buildSystem({ config: config("no rollback failing", { failActivation: true }) })).toplevel;
+    const result = await cdktfNixos(["deploy", ...args(), "--toplevel", failing, "--no-rollback", "--json"]);
+    expect(result.code).toBe(EXIT_CODES.activate);
+    expect(result.stderr).toContain("was left as it is (--no-rollback)");
+    expect(result.stderr).not.toContain("rolled back");
+    const host = await truth(target);
+    // lite.failActivation: activation completes, then switch-to-configuration exits 2, so the host runs it
+    expect([host.current, host.profileSystem, host.bootDefault]).toEqual([failing, failing, failing]);
+    expect(result.json).toMatchObject({ ok: false, hostState: { currentSystem: failing, profileGeneration: host.generation } });
+  });
+
+  it("a connection cut during the copy is a copy failure that says so, and a rerun completes", async () => {
+    const system = await buildSystem({ config: config("copy cut", { payload: { paths: 80, sizeKiB: 1024, seed: "copy-cut" } }) });
+    const run = startCdktfNixos(["deploy", ...args(), "--toplevel", system.toplevel]);
+    await run.waitForStderr(/^copy$/m);
+    // 80 MiB take a second or more here; the cut comes well within it
+    await sleep(100 + randomMs(200));
+    await target.exec("pkill -KILL -f 'sshd: root@notty' || true");
+    const result = await run.result;
+    expect(result.code, result.stderr).toBe(EXIT_CODES.copy);
+    expect(result.stderr).toMatch(/the connection to (the target|root@\S+) was lost/);
+    expect(result.stderr).not.toContain("code null");
+    const rerun = await cdktfNixos(["deploy", ...args(), "--toplevel", system.toplevel]);
+    expect(rerun.code, rerun.stderr).toBe(0);
+  });
+
   // last: the target stays unreachable for a while afterwards
   it("magic rollback with a host that stays unreachable: the process exits within a stated bound, the host rolls itself back", async () => {
     const good = await deployed("confirm base");

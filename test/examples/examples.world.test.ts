@@ -66,7 +66,9 @@ describe.skipIf(missing("terraform", "aws-provider-mirror", "nix"))("example sta
     const planned = await plan("fleet");
     const instances = planned.resource_changes.filter((r) => r.type === "aws_instance");
     expect(instances).toHaveLength(3);
-    expect(planned.resource_changes.filter((r) => r.type === "terraform_data")).toHaveLength(3);
+    // per host: the deployment, and the record of its host key that lives as long as the instance
+    const data = planned.resource_changes.filter((r) => r.type === "terraform_data").map((r) => r.address.replace(/_[0-9A-F]{8}$/, ""));
+    expect(data.sort()).toEqual(["app", "db", "web"].flatMap((h) => [`terraform_data.${h}_Deployment`, `terraform_data.${h}_Deployment_HostKeyRecord`]).sort());
     expect(amiOf(planned, "web")).toBe(NEWEST_2505_X86_64);
     expect(amiOf(planned, "app")).toBe(NEWEST_2505_X86_64);
     expect(amiOf(planned, "db")).toBe(NEWEST_2505_AARCH64);

@@ -114,7 +114,11 @@ app.synth();
     writeFileSync(join(work, "nixos", "db.nix"), readFileSync(join(work, "nixos", "db.nix"), "utf8").replace(`"database\\n"`, `"database v2\\n"`));
     await synth();
     expect(await planned()).toEqual([expect.stringMatching(/^terraform_data\.db_Deployment_[0-9A-F]+ delete\+create$/)]);
+    const consoleReads = ec2.model.calls.filter((c) => c === "GetConsoleOutput").length;
     await apply();
+    // the host is pinned in known_hosts now: its console is not read again, and its entry outlives the redeploy
+    expect(ec2.model.calls.filter((c) => c === "GetConsoleOutput").length).toBe(consoleReads);
+    expect(readFileSync(join(work, ".cdktf-nixos", "known_hosts"), "utf8").trim().split("\n")).toHaveLength(3);
     expect((await target("db").exec("cat /nix/var/nixos-lite/etc/motd")).stdout).toBe("database v2\n");
     expect([await generation("db"), await generation("web"), await generation("app")]).toEqual(["system-2-link", "system-1-link", "system-1-link"]);
   });
@@ -136,5 +140,7 @@ app.synth();
     expect(ec2.model.instances.every((i) => i.state === "terminated" && i.machine === undefined)).toBe(true);
     expect(ec2.model.securityGroups).toEqual([]);
     expect(ec2.model.keyPairs).toEqual([]);
+    // the destroyed instances' host keys went with them (their addresses may come back with other keys)
+    expect(readFileSync(join(work, ".cdktf-nixos", "known_hosts"), "utf8")).toBe("");
   });
 });
