@@ -410,10 +410,10 @@ async function activate(
     emit({ type: "activation-started", id: plan.id, logFile: plan.logFile });
 
     // 2. The lock, and the state the script starts from.
-    const lockDeadline = Date.now() + plan.lockTimeoutSeconds * 1000 + LOCK_SLACK_MS;
-    let state = await waitFor((s) => s.before !== undefined || s.status !== undefined, lockDeadline);
+    const lockWaitMs = plan.lockTimeoutSeconds * 1000 + LOCK_SLACK_MS;
+    let state = await waitFor((s) => s.before !== undefined || s.status !== undefined, Date.now() + lockWaitMs);
     if (state === undefined) {
-      throw new HostStateUnknownError(`${what} did not start within ${lockDeadline / 1000} s`, {
+      throw new HostStateUnknownError(`${what} did not start within ${lockWaitMs / 1000} s`, {
         hint: `read ${plan.logFile} on ${name}`,
       });
     }

@@ -1,4 +1,4 @@
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { hostname } from "node:os";
 import { createServer, connect, type Server, type Socket } from "node:net";
 import { mkdtemp, rm } from "node:fs/promises";
@@ -6,9 +6,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { EXIT_CODES } from "../../src/cli/program";
-import { cdktfNixos, startCdktfNixos } from "../harness/cli";
+import { CLI, cdktfNixos, startCdktfNixos } from "../harness/cli";
 import { buildSystem, closureOf, type NixValue } from "../harness/fixture";
 import { missing } from "../harness/requirements";
+import { installSystemdRunStandIn } from "../harness/systemd-run";
 import { startTargets, type TargetHost, type TargetWorld } from "../harness/target-hosts";
 
 /** What a target runs, from the target itself (not from what the tool said). */
@@ -246,6 +247,53 @@ describe.skipIf(missing("root", "nix", "sshd", "netns"))("deployments under faul
     await activationsFinished(target);
     const host = await truth(target);
     expect(host.profileSystem).toBe(host.current);
+  });
+
+  it("Ctrl-C on a terminal during the live copy bar gives the cursor back", async () => {
+    const system = (await buildSystem({ config: config("tty", { payload: { paths: 80, sizeKiB: 1024, seed: "tty" } }) })).toplevel;
+    // script(1) runs the CLI on a pseudo-terminal; ^C written to it is turned into SIGINT by the terminal, as a key press is
+    const command = [process.execPath, CLI, "deploy", ...args(), "--toplevel", system].map((w) => `'${w}'`).join(" ");
+    const terminal = spawn("script", ["-qfec", `exec ${command}`, "/dev/null"], { env: { ...process.env, NIX_CONFIG: "substituters =" } });
+    let screen = "";
+    terminal.stdout.on("data", (c: Buffer) => (screen += c.toString("utf8")));
+    const ended = new Promise<number | null>((resolve) => terminal.on("close", resolve));
+    for (let i = 0; i < 600 && !screen.includes("\x1b[?25l"); i++) await sleep(50);
+    expect(screen, "the live bar hides the cursor").toContain("\x1b[?25l");
+    terminal.stdin.write("\x03");
+    expect(await ended).toBe(EXIT_CODES.interrupted);
+    const afterHiding = screen.slice(screen.lastIndexOf("\x1b[?25l"));
+    expect(afterHiding).toContain("\x1b[?25h");
+    expect(afterHiding).toContain("interrupted (SIGINT) during copy: the host is unchanged");
+  });
+
+  it("on a systemd host the activation runs in a transient unit: switch, a confirmed switch, and a failure rolled back", async () => {
+    const old = await deployed("systemd base");
+    const remove = await installSystemdRunStandIn(target);
+    try {
+      const units = async () => (await target.exec("ls /run/systemd/transient 2>/dev/null || true")).stdout.split("\n").filter(Boolean);
+      const next = (await buildSystem({ config: config("systemd next") })).toplevel;
+      const plain = await cdktfNixos(["deploy", ...args(), "--toplevel", next, "--json"]);
+      expect(plain.code, plain.stderr).toBe(0);
+      expect((await truth(target)).current).toBe(next);
+      const confirmed = (await buildSystem({ config: config("systemd confirmed") })).toplevel;
+      const withConfirm = await cdktfNixos(["deploy", ...args(), "--toplevel", confirmed, "--confirm-timeout", "5"]);
+      expect(withConfirm.code, withConfirm.stderr).toBe(0);
+      expect((await truth(target)).current).toBe(confirmed);
+      const failing = (await buildSystem({ config: config("systemd failing", { failActivation: true }) })).toplevel;
+      const failed = await cdktfNixos(["deploy", ...args(), "--toplevel", failing]);
+      expect(failed.code).toBe(EXIT_CODES.activate);
+      expect(failed.stderr).toContain(`was rolled back to ${confirmed}`);
+      const started = await units();
+      expect(started).toHaveLength(3);
+      for (const unit of started) {
+        expect(unit).toMatch(/^cdktf-nixos-activation-[0-9a-f]{12}\.service$/);
+        expect((await target.exec(`head -n 2 /run/systemd/transient/${unit}`)).stdout).toBe("sh\n-c\n");
+      }
+      expect(old).not.toBe(next);
+    } finally {
+      await remove();
+    }
+    expect((await target.exec("test -e /run/systemd/system")).exitCode).not.toBe(0);
   });
 
   it("--no-rollback leaves a failed activation in place and says so, never 'rolled back'", async () => {
