@@ -81,6 +81,8 @@ export function activationScript(input: ActivationScriptInput): string {
   const activate = [...(profile ? [setProfileCommand(input.toplevel)] : []), switchCommand(input.toplevel, input.action, input)];
   const lines = [
     "set -u",
+    // a transient unit's PATH may be systemd's minimal default; NixOS keeps flock, nix-env & co. in the system path
+    `export PATH="$PATH:/run/current-system/sw/bin"`,
     `mkdir -p ${ACTIVATION_DIR}`,
     `exec >${state}.log 2>&1 </dev/null`,
     `exec 9>>${LOCK_FILE}`,

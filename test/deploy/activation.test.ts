@@ -33,6 +33,7 @@ describe("the activation script", () => {
   const base = { id: "abc", toplevel: top, lockTimeoutSeconds: 300, holder: "laptop pid 42", rollback: true } as const;
   const lockAndState = [
     "set -u",
+    `export PATH="$PATH:/run/current-system/sw/bin"`,
     "mkdir -p /run/cdktf-nixos",
     "exec >/run/cdktf-nixos/abc.log 2>&1 </dev/null",
     "exec 9>>/run/cdktf-nixos/lock",
