@@ -92,6 +92,8 @@ export function activationScript(input: ActivationScriptInput): string {
     `  if ! flock -w ${input.lockTimeoutSeconds} 9; then echo locked >${state}.status; touch ${state}.done; exit 0; fi`,
     "fi",
     `echo ${q(`${input.holder}, activation ${input.id}`)}" since $(date -u +%Y-%m-%dT%H:%M:%SZ)" >${LOCK_HOLDER_FILE}`,
+    // under the lock no other activation runs, so week-old state files are of finished ones (a reboot clears all)
+    `find ${ACTIVATION_DIR} -mindepth 1 -maxdepth 1 -name '*.*' ! -name 'lock*' -mtime +7 -exec rm -rf {} + 2>/dev/null`,
     "record() {",
     `  gen=$(readlink ${SYSTEM_PROFILE} 2>/dev/null | sed -n 's/^system-\\([0-9]*\\)-link$/\\1/p')`,
     "  current=; [ -e /run/current-system ] && current=$(readlink -f /run/current-system)",

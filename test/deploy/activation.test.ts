@@ -43,6 +43,7 @@ describe("the activation script", () => {
     "  if ! flock -w 300 9; then echo locked >/run/cdktf-nixos/abc.status; touch /run/cdktf-nixos/abc.done; exit 0; fi",
     "fi",
     `echo 'laptop pid 42, activation abc'" since $(date -u +%Y-%m-%dT%H:%M:%SZ)" >/run/cdktf-nixos/lock.holder`,
+    "find /run/cdktf-nixos -mindepth 1 -maxdepth 1 -name '*.*' ! -name 'lock*' -mtime +7 -exec rm -rf {} + 2>/dev/null",
     "record() {",
     "  gen=$(readlink /nix/var/nix/profiles/system 2>/dev/null | sed -n 's/^system-\\([0-9]*\\)-link$/\\1/p')",
     "  current=; [ -e /run/current-system ] && current=$(readlink -f /run/current-system)",

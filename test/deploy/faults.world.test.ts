@@ -296,6 +296,16 @@ describe.skipIf(missing("root", "nix", "sshd", "netns"))("deployments under faul
     expect((await target.exec("test -e /run/systemd/system")).exitCode).not.toBe(0);
   });
 
+  it("prunes the state files of activations finished over a week ago, and keeps the rest", async () => {
+    await target.exec("mkdir -p /run/cdktf-nixos && cd /run/cdktf-nixos && touch 0ld0ld0ld0ld.log 0ld0ld0ld0ld.done recent00000.log && " +
+      "mkdir 0ld0ld0ld0ld.decided && touch -d '10 days ago' 0ld0ld0ld0ld.log 0ld0ld0ld0ld.done 0ld0ld0ld0ld.decided");
+    await deployed("prune");
+    const left = (await target.exec("ls /run/cdktf-nixos")).stdout.split("\n");
+    expect(left.filter((f) => f.startsWith("0ld0ld0ld0ld"))).toEqual([]);
+    expect(left).toContain("recent00000.log");
+    expect(left).toContain("lock");
+  });
+
   it("--no-rollback leaves a failed activation in place and says so, never 'rolled back'", async () => {
     await deployed("no rollback base");
     const failing = (await buildSystem({ config: config("no rollback failing", { failActivation: true }) })).toplevel;
