@@ -35,8 +35,8 @@ export function switchCommand(toplevel: string, action: Action, context: Pick<Ac
     `${toplevel}/bin/switch-to-configuration`, action].map(shellQuote).join(" ");
 }
 
-/** The system a failed activation goes back to, as inspected: the boot default for boot, the running system otherwise. */
-export function rollbackTarget(action: Action, before: TargetSystem): string | undefined {
+/** The system a failed activation goes back to: the boot default for boot, the running system otherwise. */
+export function rollbackTarget(action: Action, before: Pick<TargetSystem, "currentSystem" | "profileSystem">): string | undefined {
   if (!mayRollBack(action)) return undefined;
   return action === "boot" ? before.profileSystem : before.currentSystem ?? before.profileSystem;
 }

@@ -20,7 +20,9 @@ import { ServeError } from "../nix/serve/session";
 import type { StoreSource } from "../nix/store-source";
 import type { LocalSystem, SystemSource } from "../nix/system";
 import { shellQuote } from "../shell";
-import { ACTIVATION_DIR, parseActivationState, planActivation, type ActivationPlan, type ActivationState } from "./activation";
+import {
+  ACTIVATION_DIR, parseActivationState, planActivation, rollbackTarget, type ActivationPlan, type ActivationState,
+} from "./activation";
 import type { Action } from "./goal";
 import type { Host, RunResult } from "./host";
 import { INSPECT_COMMAND, parseInspection, type TargetSystem } from "./inspection";
@@ -307,6 +309,11 @@ class TargetSession {
     } catch (err) {
       throw new Unreachable(`${failure.message}; reconnecting failed: ${(err as Error).message}`);
     }
+    await this.adopt(next);
+  }
+
+  /** Continues on `next` (a newer connection to the same host) and closes the current one. */
+  async adopt(next: Host): Promise<void> {
     const old = this.host;
     this.host = next;
     await old.close().catch(() => undefined);
@@ -429,8 +436,7 @@ async function activate(
       );
     }
     const before: HostState = state.before ?? inspected;
-    previous = (plan.action === "boot" ? before.profileSystem : before.currentSystem ?? before.profileSystem) ??
-      "its previous system";
+    previous = rollbackTarget(plan.action, before) ?? "its previous system";
 
     // 3. The exit status of the activation.
     if (state.status === undefined) state = await waitFor((s) => s.status !== undefined, Date.now() + activationMs);
@@ -526,9 +532,7 @@ async function confirm(
       { cause: err, stderr: (err as Error).message, hint: "check what the new configuration does to sshd, the firewall and the network" },
     );
   }
-  const old = session.host;
-  session.host = confirmation;
-  await old.close().catch(() => undefined);
+  await session.adopt(confirmation);
   let confirmed: RunResult;
   try {
     confirmed = await withDeadline(confirmation.run(command), timeoutSeconds * 1000);
