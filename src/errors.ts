@@ -145,3 +145,21 @@ export class TransportError extends Error {
 export function exitCodeOf(err: unknown): number {
   return err instanceof DeployError ? err.exitCodeOfDeployment : EXIT_CODES.failure;
 }
+
+/**
+ * Exit codes from worst to least bad, for a command over several hosts: a host whose state is unknown outranks a
+ * failed rollback, which outranks a refused confirmation, a rolled-back activation, a lock, a failed copy, a failed
+ * build and an unreachable host; then anything else.
+ */
+export const EXIT_CODE_SEVERITY: readonly number[] = [
+  EXIT_CODES.unknown, EXIT_CODES.rollback, EXIT_CODES.confirm, EXIT_CODES.activate, EXIT_CODES.lock,
+  EXIT_CODES.copy, EXIT_CODES.build, EXIT_CODES.connect, EXIT_CODES.usage, EXIT_CODES.failure,
+];
+
+/** The exit code of several hosts' results: 0 when all are 0, else the worst by EXIT_CODE_SEVERITY. */
+export function worstExitCode(codes: readonly number[]): number {
+  const failed = codes.filter((code) => code !== EXIT_CODES.ok);
+  if (failed.length === 0) return EXIT_CODES.ok;
+  const rank = (code: number) => (EXIT_CODE_SEVERITY.includes(code) ? EXIT_CODE_SEVERITY.indexOf(code) : EXIT_CODE_SEVERITY.length);
+  return failed.reduce((worst, code) => (rank(code) < rank(worst) ? code : worst));
+}

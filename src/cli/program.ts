@@ -6,6 +6,8 @@ import { DeployError, EXIT_CODES, exitCodeOf } from "../errors";
 import { registerAmiCommand } from "./commands/ami";
 import { registerDeployCommand, type DependencyFactory } from "./commands/deploy";
 import { registerForgetHostKeysCommand } from "./commands/forget-host-keys";
+import { PushFailed, registerPushCommand, type PushDependencyFactory } from "./commands/push";
+import { buildFleet } from "../nix/fleet-build";
 import type { Output } from "./progress";
 import { UsageError } from "./usage-error";
 
@@ -17,7 +19,14 @@ function packageVersion(): string {
 }
 
 /** Builds the command tree. Each subcommand parses its options and calls the library; none calls process.exit. */
-export function buildProgram(output: Output, dependencies: DependencyFactory = defaultDependencies): Command {
+/** push: the deploy dependencies plus one evaluation and build for the whole fleet. */
+const defaultPushDependencies: PushDependencyFactory = (options) => ({ ...defaultDependencies(options), buildFleet: (members) => buildFleet(members) });
+
+export function buildProgram(
+  output: Output,
+  dependencies: DependencyFactory = defaultDependencies,
+  pushDependencies: PushDependencyFactory = defaultPushDependencies,
+): Command {
   const program = new Command("cdktf-nixos")
     .description("Deploy NixOS to AWS: look up NixOS AMIs and push NixOS configurations to hosts over SSH")
     .version(packageVersion())
@@ -28,6 +37,7 @@ export function buildProgram(output: Output, dependencies: DependencyFactory = d
     })
     .showHelpAfterError();
   registerDeployCommand(program, output, dependencies);
+  registerPushCommand(program, output, pushDependencies);
   registerAmiCommand(program, output);
   registerForgetHostKeysCommand(program, output);
   for (const sub of program.commands) sub.exitOverride().configureOutput(program.configureOutput());
@@ -44,17 +54,20 @@ export interface CliEnvironment {
   readonly output: Output;
   /** The deploy engine's dependencies; tests pass fakes of the seams. */
   readonly dependencies?: DependencyFactory;
+  readonly pushDependencies?: PushDependencyFactory;
 }
 
 /** Runs the CLI and resolves to the exit code; failures are printed, never thrown. */
 export async function main(argv: string[], environment: CliEnvironment = { output: processOutput }): Promise<number> {
   const output = environment.output;
-  const program = buildProgram(output, environment.dependencies);
+  const program = buildProgram(output, environment.dependencies, environment.pushDependencies);
   try {
     await program.parseAsync(argv);
     return EXIT_CODES.ok;
   } catch (err) {
     if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : EXIT_CODES.usage;
+    // the push report already said what failed on which host
+    if (err instanceof PushFailed) return err.exitCode;
     if (err instanceof UsageError) {
       output.stderr.write(`cdktf-nixos: ${err.message}\n`);
       return EXIT_CODES.usage;

@@ -51,6 +51,10 @@ export function createReporter(output: Output, options: { json: boolean }): Repo
         stopBar();
         log(`${event.phase}${event.detail ? `: ${event.detail}` : ""}`);
         break;
+      case "up-to-date":
+        log(`up to date: ${event.target.currentSystem ?? event.target.profileSystem} is already ` +
+          `${event.target.profileGeneration !== undefined ? `generation ${event.target.profileGeneration}` : "in place"}; nothing copied or activated`);
+        break;
       case "built":
         log(`system ${event.system.outPath} (${event.system.system})`);
         break;
@@ -100,6 +104,7 @@ export function createReporter(output: Output, options: { json: boolean }): Repo
     stop: stopBar,
     done(result) {
       if (options.json) output.stdout.write(`${JSON.stringify({ ok: true, ...result })}\n`);
+      else if (result.upToDate) log(`${result.host} already runs ${result.newSystem} (${seconds(result.durationMs)})`);
       else log(`${result.action === "dry-activate" ? "dry-activated" : "deployed"} ${result.newSystem} to ${result.host} in ${seconds(result.durationMs)}`);
     },
     failed(err) {

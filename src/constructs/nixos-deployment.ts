@@ -92,6 +92,12 @@ export interface NixosDeploymentOptions {
    * @default 30
    */
   readonly confirmTimeout?: number;
+  /**
+   * After a switch or boot, delete all but the newest this many system generations (`nix-env --delete-generations
+   * +N`), so the host's store can be garbage-collected.
+   * @default - keep every generation
+   */
+  readonly keepGenerations?: number;
 }
 
 export interface NixosDeploymentProps extends NixosDeploymentOptions {
@@ -135,6 +141,9 @@ export class NixosDeployment extends Construct {
     if (!Number.isInteger(confirmTimeout) || confirmTimeout < 0) {
       throw new Error(`${id}: confirmTimeout ${confirmTimeout} is not a whole number of seconds (0 turns it off)`);
     }
+    if (props.keepGenerations !== undefined && !(Number.isInteger(props.keepGenerations) && props.keepGenerations >= 1)) {
+      throw new Error(`${id}: keepGenerations ${props.keepGenerations} is not a whole number of at least 1 (the new generation always stays)`);
+    }
     const port = props.port ?? 22;
     if (!Token.isUnresolved(port) && !isPort(port)) throw new Error(`${id}: port ${port} is not a port number (1-65535)`);
     if (props.instanceId === undefined && props.acceptNewHostKey !== true) {
@@ -177,6 +186,7 @@ export class NixosDeployment extends Construct {
       buildOnTarget: props.buildOnTarget === true,
       connectTimeoutSeconds: props.connectTimeout ?? 300,
       confirmTimeoutSeconds: confirmTimeout,
+      keepGenerations: props.keepGenerations,
       tags: props.tags ?? {},
     };
     const command = renderCommand([process.execPath, cliPath(), ...deployArguments(settings)]);

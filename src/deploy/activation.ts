@@ -1,5 +1,5 @@
 import { shellQuote } from "../shell";
-import { mayConfirm, mayRollBack, setsProfile, type Action } from "./goal";
+import { mayConfirm, mayPruneGenerations, mayRollBack, setsProfile, type Action } from "./goal";
 import { SYSTEM_PROFILE, parseInspection, type TargetSystem } from "./inspection";
 
 /**
@@ -54,6 +54,8 @@ export interface ActivationScriptInput {
   readonly lockTimeoutSeconds: number;
   /** Who deploys, for the lock holder record (e.g. "laptop pid 4242"). */
   readonly holder: string;
+  /** After a kept switch or boot, delete all but the newest this many system generations (nix-env +N). */
+  readonly keepGenerations?: number;
 }
 
 /**
@@ -67,7 +69,9 @@ export interface ActivationScriptInput {
  * 4. on failure rolls back (unless told not to); for a confirmed activation waits for the deployer to create
  *    `<id>.decided` over a new connection, and otherwise creates it itself and rolls back (deploy-rs's magic
  *    rollback). `mkdir` is atomic: exactly one side decides;
- * 5. writes `<id>.done` and releases the lock by exiting.
+ * 5. once the new generation stays (activated, and confirmed if asked), deletes all but the newest `keepGenerations`
+ *    system generations, still under the lock;
+ * 6. writes `<id>.done` and releases the lock by exiting.
  */
 export function activationScript(input: ActivationScriptInput): string {
   const state = `${ACTIVATION_DIR}/${input.id}`;
@@ -125,6 +129,10 @@ export function activationScript(input: ActivationScriptInput): string {
       `i=0; while [ $i -lt ${timeout} ] && [ ! -d ${state}.decided ]; do sleep 1; i=$((i+1)); done`,
       `if mkdir ${state}.decided 2>/dev/null; then echo "no confirmation within ${timeout} s: rolling back"; rollback; fi`,
     );
+  }
+  if (input.keepGenerations !== undefined && mayPruneGenerations(input.action)) {
+    // a rolled-back activation keeps everything: the generations it would prune are what the host fell back on
+    lines.push(`[ -e ${state}.rolled-back ] || { nix-env -p ${SYSTEM_PROFILE} --delete-generations +${input.keepGenerations}; } 9>&-`);
   }
   lines.push(`touch ${state}.done`);
   return lines.join("\n");
@@ -222,6 +230,8 @@ export interface ActivationInput {
   readonly holder: string;
   /** Names this activation's state files on the target; random per deployment, passed in to keep the plan pure. */
   readonly id: string;
+  /** Keep only the newest this many system generations once the new one stays. */
+  readonly keepGenerations?: number;
 }
 
 /** Everything one activation does on the target, decided before anything runs. */
@@ -264,6 +274,7 @@ export function planActivation(input: ActivationInput): ActivationPlan {
     confirmTimeoutSeconds: confirmed ? timeout : undefined,
     lockTimeoutSeconds: input.lockTimeoutSeconds,
     holder: input.holder,
+    keepGenerations: input.keepGenerations,
   });
   const state = `${ACTIVATION_DIR}/${input.id}`;
   return {

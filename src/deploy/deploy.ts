@@ -17,13 +17,14 @@ import {
 } from "../errors";
 import type { CopyProgress, CopyReport } from "../nix/serve/copy";
 import { ServeError } from "../nix/serve/session";
+import { diffClosures, type ClosureChange } from "../nix/closure-diff";
 import type { StoreSource } from "../nix/store-source";
 import type { LocalSystem, SystemSource } from "../nix/system";
 import { shellQuote } from "../shell";
 import {
   ACTIVATION_DIR, parseActivationState, planActivation, rollbackTarget, type ActivationPlan, type ActivationState,
 } from "./activation";
-import type { Action } from "./goal";
+import { isUpToDate, type Action } from "./goal";
 import type { Host, RunResult } from "./host";
 import { INSPECT_COMMAND, parseInspection, type TargetSystem } from "./inspection";
 import type { TargetSpec } from "./target-spec";
@@ -43,6 +44,8 @@ export type DeployEvent =
   | { readonly type: "phase"; readonly phase: DeployPhase; readonly detail?: string }
   | { readonly type: "built"; readonly system: LocalSystem }
   | { readonly type: "target"; readonly target: TargetSystem }
+  /** The host already is what the action would make it: nothing is copied or activated. */
+  | { readonly type: "up-to-date"; readonly target: TargetSystem }
   | { readonly type: "copy-progress"; readonly progress: CopyProgress }
   | { readonly type: "copied"; readonly report: CopyReport }
   | { readonly type: "activated"; readonly report: ActivationReport }
@@ -98,6 +101,16 @@ export interface DeployRequest {
    * @default 300
    */
   readonly lockTimeoutSeconds?: number;
+  /**
+   * After a switch or boot that stays, delete all but the newest this many system generations.
+   * @default - keep every generation
+   */
+  readonly keepGenerations?: number;
+  /**
+   * Activate even when the host already is what the action would make it (re-runs switch-to-configuration).
+   * @default false - such a host is reported up to date and left alone
+   */
+  readonly reactivate?: boolean;
   readonly onEvent?: (event: DeployEvent) => void;
 }
 
@@ -105,6 +118,8 @@ export interface DeployResult {
   readonly host: string;
   readonly action: Action;
   readonly system: string;
+  /** The host already ran the system: nothing was copied or activated (pathsInClosure is then not counted: 0). */
+  readonly upToDate: boolean;
   readonly pathsCopied: number;
   readonly pathsInClosure: number;
   readonly bytesSent: number;
@@ -127,12 +142,31 @@ const STATUS_POLL_MS = 300;
  */
 export async function deploy(request: DeployRequest, deps: DeployDependencies): Promise<DeployResult> {
   const started = Date.now();
-  const action = request.action ?? "switch";
   const emit = request.onEvent ?? (() => undefined);
-
   emit({ type: "phase", phase: request.buildOnTarget ? "evaluate" : "build" });
   const local = request.buildOnTarget ? await deps.instantiate(request.source) : await deps.build(request.source);
   emit({ type: "built", system: local });
+  return deployBuilt(local, request, deps, started);
+}
+
+/** A deployment of a system that is already built (or, with buildOnTarget, instantiated). */
+export type BuiltDeployRequest = Omit<DeployRequest, "source">;
+/** What deploying a built system needs from the world. */
+export type HostDependencies = Pick<DeployDependencies, "openStore" | "connect">;
+
+/**
+ * Deploys `local` to the request's target: connect, inspect, skip when the host already is what the action would
+ * make it (unless `reactivate`), copy, activate. `deploy` after its build, and `push` once per host after one build
+ * for the whole fleet.
+ */
+export async function deployBuilt(
+  local: LocalSystem,
+  request: BuiltDeployRequest,
+  deps: HostDependencies,
+  started = Date.now(),
+): Promise<DeployResult> {
+  const action = request.action ?? "switch";
+  const emit = request.onEvent ?? (() => undefined);
 
   emit({ type: "phase", phase: "connect", detail: request.target.host });
   let host = await during("connect", `connecting to ${request.target.host}`, () => deps.connect(request.target, (message) => emit({ type: "notice", message })));
@@ -141,6 +175,23 @@ export async function deploy(request: DeployRequest, deps: DeployDependencies): 
     const before = await inspect(host);
     emit({ type: "target", target: before });
     checkTarget(host, before, local, request);
+    if (!request.reactivate && isUpToDate(action, before, local.outPath)) {
+      emit({ type: "up-to-date", target: before });
+      return {
+        host: host.name,
+        action,
+        system: local.system,
+        upToDate: true,
+        pathsCopied: 0,
+        pathsInClosure: 0,
+        bytesSent: 0,
+        previousSystem: before.currentSystem,
+        newSystem: local.outPath,
+        previousGeneration: before.profileGeneration,
+        newGeneration: before.profileGeneration,
+        durationMs: Date.now() - started,
+      };
+    }
 
     emit({ type: "phase", phase: "copy" });
     const copy = await copyTo(host, local, request, deps, emit);
@@ -162,6 +213,7 @@ export async function deploy(request: DeployRequest, deps: DeployDependencies): 
       lockTimeoutSeconds: request.lockTimeoutSeconds ?? DEFAULT_LOCK_TIMEOUT_SECONDS,
       holder: `${hostname()} pid ${process.pid}`,
       id: randomBytes(6).toString("hex"),
+      keepGenerations: request.keepGenerations,
     });
     emit({ type: "phase", phase: "activate", detail: action });
     const activated = await activate(host, plan, before, request, emit);
@@ -174,6 +226,7 @@ export async function deploy(request: DeployRequest, deps: DeployDependencies): 
       host: host.name,
       action,
       system: local.system,
+      upToDate: false,
       pathsCopied: copy.pathsCopied,
       pathsInClosure: copy.pathsInClosure,
       bytesSent: copy.bytesSent,
@@ -188,8 +241,78 @@ export async function deploy(request: DeployRequest, deps: DeployDependencies): 
   }
 }
 
+/** What a deployment would do to its host, found without changing anything there. */
+export interface DeployPreview {
+  readonly host: string;
+  readonly action: Action;
+  /** The toplevel that would be deployed. */
+  readonly newSystem: string;
+  /** The host already is what the action would make it. */
+  readonly upToDate: boolean;
+  /** The system the new one is compared with: what the host boots for boot, what it runs otherwise. */
+  readonly previousSystem?: string;
+  readonly previousGeneration?: number;
+  readonly pathsInClosure: number;
+  /** Paths of the closure the host lacks, and their NAR size: what a deployment would send. */
+  readonly pathsToSend: number;
+  readonly bytesToSend: number;
+  /** Packages added, removed and changed in version between the previous system's closure and the new one. */
+  readonly changes: readonly ClosureChange[];
+}
+
+/**
+ * `--dry-run`: connects and inspects like a deployment, then asks the host's store which paths it lacks and lists the
+ * host's current closure, but writes nothing on the host (the serve session runs without --write).
+ */
+export async function previewDeploy(local: LocalSystem, request: BuiltDeployRequest, deps: HostDependencies): Promise<DeployPreview> {
+  const action = request.action ?? "switch";
+  const emit = request.onEvent ?? (() => undefined);
+  emit({ type: "phase", phase: "connect", detail: request.target.host });
+  const host = await during("connect", `connecting to ${request.target.host}`, () => deps.connect(request.target, (message) => emit({ type: "notice", message })));
+  try {
+    emit({ type: "phase", phase: "inspect" });
+    const before = await inspect(host);
+    emit({ type: "target", target: before });
+    checkTarget(host, before, local, request);
+    const previousSystem = action === "boot" ? before.profileSystem : before.currentSystem ?? before.profileSystem;
+    const upToDate = isUpToDate(action, before, local.outPath);
+    const roots = request.buildOnTarget && local.drvPath !== undefined ? [local.drvPath] : [local.outPath];
+    const store = await deps.openStore();
+    let plan;
+    try {
+      plan = await during("inspect", `querying the store of ${host.name}`, () => host.planCopy(store, roots));
+    } finally {
+      await store.close();
+    }
+    let previousClosure: string[] = [];
+    if (previousSystem !== undefined) {
+      const command = `nix-store --query --requisites ${shellQuote(previousSystem)}`;
+      const listed = await during("inspect", `listing the closure of ${previousSystem} on ${host.name}`, () => host.run(command));
+      if (listed.exitCode !== 0) {
+        throw new InspectError(`could not list the closure of ${previousSystem} on ${host.name}`, { command, stderr: listed.stderr, exitCode: listed.exitCode });
+      }
+      previousClosure = listed.stdout.split("\n").filter((line) => line.startsWith("/"));
+    }
+    const newClosure = request.buildOnTarget ? [] : plan.closure.map((info) => info.path);
+    return {
+      host: host.name,
+      action,
+      newSystem: local.outPath,
+      upToDate,
+      previousSystem,
+      previousGeneration: before.profileGeneration,
+      pathsInClosure: plan.pathsInClosure,
+      pathsToSend: plan.send.length,
+      bytesToSend: plan.bytesToSend,
+      changes: upToDate || request.buildOnTarget ? [] : diffClosures(previousClosure, newClosure),
+    };
+  } finally {
+    await host.close();
+  }
+}
+
 /** Refuses, before anything is copied, a target that cannot run what was built. */
-function checkTarget(host: Host, target: TargetSystem, local: LocalSystem, request: DeployRequest): void {
+function checkTarget(host: Host, target: TargetSystem, local: LocalSystem, request: BuiltDeployRequest): void {
   if (!target.nix) {
     throw new InspectError(`${host.name} has no nix-store on its PATH`, {
       hint: "the target must be a NixOS host (or have Nix installed) for the closure to be copied to it",
@@ -220,8 +343,8 @@ async function inspect(host: Host): Promise<TargetSystem> {
 async function copyTo(
   host: Host,
   local: LocalSystem,
-  request: DeployRequest,
-  deps: DeployDependencies,
+  request: BuiltDeployRequest,
+  deps: HostDependencies,
   emit: (event: DeployEvent) => void,
 ): Promise<CopyReport> {
   const roots = request.buildOnTarget && local.drvPath !== undefined ? [local.drvPath] : [local.outPath];
@@ -343,7 +466,7 @@ async function activate(
   host: Host,
   plan: ActivationPlan,
   inspected: TargetSystem,
-  request: DeployRequest,
+  request: BuiltDeployRequest,
   emit: (event: DeployEvent) => void,
 ): Promise<{ report: ActivationReport; host: Host }> {
   const session = new TargetSession(host, emit);

@@ -24,3 +24,29 @@ export function mayConfirm(action: Action): boolean {
 export function mayRollBack(action: Action): boolean {
   return action !== "dry-activate";
 }
+
+/**
+ * The host already is what the action would make it: switch — running and booting `toplevel`; boot — booting it;
+ * test — running it. dry-activate is never "up to date": it only reports, so it always runs.
+ */
+export function isUpToDate(
+  action: Action,
+  host: { readonly currentSystem?: string; readonly profileSystem?: string },
+  toplevel: string,
+): boolean {
+  switch (action) {
+    case "switch":
+      return host.currentSystem === toplevel && host.profileSystem === toplevel;
+    case "boot":
+      return host.profileSystem === toplevel;
+    case "test":
+      return host.currentSystem === toplevel;
+    case "dry-activate":
+      return false;
+  }
+}
+
+/** Only switch and boot make generations, so only they prune old ones. */
+export function mayPruneGenerations(action: Action): boolean {
+  return setsProfile(action);
+}

@@ -1,4 +1,4 @@
-import type { CopyProgress, CopyReport } from "../nix/serve/copy";
+import type { CopyPlan, CopyProgress, CopyReport } from "../nix/serve/copy";
 import type { StoreSource } from "../nix/store-source";
 
 export interface RunResult {
@@ -36,6 +36,8 @@ export interface Host {
   run(command: string, options?: RunOptions): Promise<RunResult>;
   /** Copies the closure of `paths` from `source` (nix-copy-closure semantics: only what the host lacks). */
   copyClosure(source: StoreSource, paths: readonly string[], options?: CopyOptions): Promise<CopyReport>;
+  /** What `copyClosure` would send, read from the host's store without writing to it. */
+  planCopy(source: StoreSource, paths: readonly string[]): Promise<CopyPlan>;
   /** A second, fresh connection to the same host with the same checks (the host key must now be known). */
   reconnect(options: ReconnectOptions): Promise<Host>;
   close(): Promise<void>;

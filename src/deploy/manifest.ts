@@ -59,6 +59,8 @@ export interface DeploymentSpec {
   readonly connectTimeoutSeconds: number;
   /** Magic rollback for switch/test; 0 is off. */
   readonly confirmTimeoutSeconds: number;
+  /** Keep only the newest this many system generations after a deployment; undefined keeps all. */
+  readonly keepGenerations?: number;
   /** Tags of the deployment (a NixosInstance's tags), for selecting hosts. */
   readonly tags: { readonly [key: string]: string };
 }
@@ -97,6 +99,7 @@ export function deployArguments(spec: DeploymentSettings): CommandWord[] {
     ...(spec.acceptNewHostKey ? ["--accept-new-host-key"] : []),
     ...(spec.useSubstitutes ? ["--use-substitutes"] : []),
     ...(spec.buildOnTarget ? ["--build-on-target"] : []),
+    ...(spec.keepGenerations !== undefined ? ["--keep-generations", String(spec.keepGenerations)] : []),
     ...(spec.confirmTimeoutSeconds > 0 ? ["--confirm-timeout", String(spec.confirmTimeoutSeconds)] : []),
     ...(source.configuration !== undefined
       ? ["--config", source.configuration, ...Object.entries(source.nixPath ?? {}).flatMap(([k, v]) => ["-I", `${k}=${v}`])]

@@ -133,12 +133,12 @@ function lastLine(output: string): string {
   return output.trim().split("\n").at(-1) ?? "";
 }
 
-function render(program: string, args: readonly string[]): string {
+export function render(program: string, args: readonly string[]): string {
   return [program, ...args].map(shellQuote).join(" ");
 }
 
 /** Runs a Nix command; its stderr streams to ours (build logs) and comes back verbatim in the error. */
-function runNix(program: string, args: readonly string[], phase: "evaluate" | "build"): Promise<string> {
+export function runNix(program: string, args: readonly string[], phase: "evaluate" | "build"): Promise<string> {
   return new Promise((resolvePromise, reject) => {
     const child = spawn(program, args, { stdio: ["ignore", "pipe", "pipe"] });
     const stdout: Buffer[] = [];

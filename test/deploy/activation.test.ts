@@ -85,6 +85,17 @@ describe("the activation script", () => {
     expect(test).toContain(`  { { [ -z "$prev" ] || ${env} NIXOS_INSTALL_BOOTLOADER=0 "$prev/bin/switch-to-configuration" test; }; } 9>&-`);
   });
 
+  it("prunes old generations after a switch or boot that stays, under the lock; never after test or a rollback", () => {
+    const lines = activationScript({ ...base, action: "switch", confirmTimeoutSeconds: 30, keepGenerations: 3 }).split("\n");
+    expect(lines.slice(-3)).toEqual([
+      `if mkdir /run/cdktf-nixos/abc.decided 2>/dev/null; then echo "no confirmation within 30 s: rolling back"; rollback; fi`,
+      "[ -e /run/cdktf-nixos/abc.rolled-back ] || { nix-env -p /nix/var/nix/profiles/system --delete-generations +3; } 9>&-",
+      "touch /run/cdktf-nixos/abc.done",
+    ]);
+    expect(activationScript({ ...base, action: "boot", keepGenerations: 1 })).toContain("--delete-generations +1");
+    expect(activationScript({ ...base, action: "test", keepGenerations: 1 })).not.toContain("delete-generations");
+  });
+
   it("leaves a failed host as it is without rollback, and never rolls back a dry-activate", () => {
     expect(activationScript({ ...base, action: "switch", rollback: false })).toContain(
       `if [ $rc != 0 ]; then echo "left as it is (no rollback)"; touch /run/cdktf-nixos/abc.done; exit 0; fi`,

@@ -38,6 +38,22 @@ describe("deploy orchestration over the Host seam", () => {
     expect(world.host.closed).toBe(1);
   });
 
+  it("leaves a host that already runs the system alone: nothing copied or activated, unless --reactivate", async () => {
+    const current = () => new FakeHost([[INSPECT_COMMAND, { stdout: inspection({ currentSystem: NEW, profileSystem: NEW, profileGeneration: 9 }) }]]);
+    const world = fakeDependencies(current());
+    const result = await deploy(request, world.deps);
+    expect(world.host.log).toEqual([INSPECT_COMMAND]);
+    expect(result).toMatchObject({ upToDate: true, pathsCopied: 0, previousGeneration: 9, newGeneration: 9, newSystem: NEW });
+    // boot only needs the boot default; test only the running system
+    const bootOnly = fakeDependencies(new FakeHost([[INSPECT_COMMAND, { stdout: inspection({ profileSystem: NEW }) }]]));
+    expect((await deploy({ ...request, action: "boot" }, bootOnly.deps)).upToDate).toBe(true);
+    const stale = fakeDependencies(healthyHost([[INSPECT_COMMAND, { stdout: inspection({ profileSystem: NEW }) }]]));
+    expect((await deploy(request, stale.deps)).upToDate).toBe(false);
+    const again = fakeDependencies(healthyHost([[INSPECT_COMMAND, { stdout: inspection({ currentSystem: NEW, profileSystem: NEW }) }]]));
+    expect((await deploy({ ...request, reactivate: true }, again.deps)).upToDate).toBe(false);
+    expect(again.host.log.some((c) => START.test(c))).toBe(true);
+  });
+
   it("builds on the target: copies the derivation, realises it there, then activates the output", async () => {
     const world = fakeDependencies(healthyHost([[/^nix-store --realise /, { stdout: `${NEW}\n` }]]));
     await deploy({ ...request, buildOnTarget: true, action: "test" }, world.deps);

@@ -2,7 +2,7 @@ import type { DeployDependencies } from "../../src/deploy/deploy";
 import type { Host, RunResult } from "../../src/deploy/host";
 import type { TargetSystem } from "../../src/deploy/inspection";
 import { INSPECT_COMMAND } from "../../src/deploy/inspection";
-import type { CopyReport } from "../../src/nix/serve/copy";
+import { planCopy, type CopyPlan, type CopyReport } from "../../src/nix/serve/copy";
 import type { StoreSource } from "../../src/nix/store-source";
 import type { LocalSystem } from "../../src/nix/system";
 
@@ -60,6 +60,14 @@ export class FakeHost implements Host {
     this.log.push(`copy ${paths.join(" ")}`);
     if (this.copyFailure) throw this.copyFailure;
     return { pathsInClosure: 3, pathsAlreadyValid: 1, pathsCopied: 2, bytesSent: 2048, durationMs: 1 };
+  }
+
+  /** Paths the fake host's store has, for planCopy (dry runs). */
+  validPaths = new Set<string>();
+
+  async planCopy(source: StoreSource, paths: readonly string[]): Promise<CopyPlan> {
+    this.log.push(`plan-copy ${paths.join(" ")}`);
+    return planCopy(await source.closure(paths), this.validPaths);
   }
 
   async reconnect(): Promise<Host> {

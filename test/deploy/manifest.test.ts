@@ -24,6 +24,7 @@ const spec: DeploymentSpec = {
   buildOnTarget: false,
   connectTimeoutSeconds: 300,
   confirmTimeoutSeconds: 30,
+  keepGenerations: 5,
   tags: { role: "web" },
 };
 
@@ -36,7 +37,7 @@ describe("the deploy command of a deployment", () => {
     expect(renderCommand(["/usr/bin/node", "/opt/cdktf-nixos/lib/cli/bin.js", ...deployArguments(spec)])).toBe(
       "/usr/bin/node /opt/cdktf-nixos/lib/cli/bin.js deploy --target-port 2222 --known-hosts /work/app/.cdktf-nixos/known_hosts " +
         "--action switch --connect-timeout 300 --json --ssh-key /work/app/.cdktf-nixos/keys/fleet --use-substitutes " +
-        "--confirm-timeout 30 --config /work/app/nixos/web.nix -I 'nixpkgs=/work/nixpkgs with space' " +
+        "--keep-generations 5 --confirm-timeout 30 --config /work/app/nixos/web.nix -I 'nixpkgs=/work/nixpkgs with space' " +
         '--host-key-from-ec2-console "$CDKTF_NIXOS_INSTANCE_ID" --region "$CDKTF_NIXOS_REGION"',
     );
   });
@@ -78,6 +79,8 @@ describe("the deploy command of a deployment", () => {
       activationTimeoutSeconds: 600,
       lockTimeoutSeconds: 300,
       allowNonNixos: false,
+      keepGenerations: 5,
+      reactivate: false,
     });
     expect(invocation.dependencyOptions).toEqual({
       moduleArgsJson: '{"appAddress":"10.0.1.5"}',
@@ -89,7 +92,7 @@ describe("the deploy command of a deployment", () => {
 
   it("names a flake, and leaves out what is off", () => {
     const words = deployArguments({ ...spec, source: { flake: "path:/work/app#web" }, confirmTimeoutSeconds: 0, useSubstitutes: false,
-      sshPrivateKeyFile: undefined, instanceId: undefined, acceptNewHostKey: true, buildOnTarget: true });
+      sshPrivateKeyFile: undefined, instanceId: undefined, acceptNewHostKey: true, buildOnTarget: true, keepGenerations: undefined });
     expect(renderCommand(words)).toBe(
       "deploy --target-port 2222 --known-hosts /work/app/.cdktf-nixos/known_hosts --action switch --connect-timeout 300 --json " +
         "--accept-new-host-key --build-on-target --flake 'path:/work/app#web'",

@@ -39,6 +39,8 @@ interface DeployFlags {
   connectTimeout: string;
   activationTimeout: string;
   lockTimeout: string;
+  keepGenerations?: string;
+  reactivate?: boolean;
   json?: boolean;
 }
 
@@ -70,6 +72,8 @@ export function addDeployOptions(command: Command): Command {
     .option("--confirm-timeout <seconds>", "switch/test: confirm over a new SSH connection within this time, or the target rolls itself back (magic rollback)")
     .option("--activation-timeout <seconds>", "give up waiting for activation after this long", String(DEFAULT_ACTIVATION_TIMEOUT_SECONDS))
     .option("--lock-timeout <seconds>", "wait this long for another deployment to the same host to finish", String(DEFAULT_LOCK_TIMEOUT_SECONDS))
+    .option("--keep-generations <n>", "after a switch or boot, delete all but the newest N system generations (nix-env --delete-generations +N)")
+    .option("--reactivate", "activate even when the host already runs this system (default: report it up to date and leave it)")
     .option("--allow-non-nixos", "deploy onto a host that does not look like NixOS yet")
     .option("--toplevel <store-path>", "deploy this already built system")
     .option("--config <file>", "build <nixpkgs/nixos> with this configuration.nix")
@@ -173,6 +177,7 @@ function deployRequest(flags: DeployFlags): Omit<DeployRequest, "onEvent"> {
   if (!(Number.isInteger(Number(flags.lockTimeout)) && Number(flags.lockTimeout) >= 0)) {
     throw new UsageError(`--lock-timeout '${flags.lockTimeout}' is not a whole number of seconds`);
   }
+  const keepGenerations = parseKeepGenerations(flags.keepGenerations);
   let jumpHost: JumpHost | undefined;
   try {
     jumpHost = flags.jumpHost === undefined ? undefined : parseJumpHost(flags.jumpHost);
@@ -209,7 +214,18 @@ function deployRequest(flags: DeployFlags): Omit<DeployRequest, "onEvent"> {
     activationTimeoutSeconds: Number(flags.activationTimeout),
     lockTimeoutSeconds: Number(flags.lockTimeout),
     allowNonNixos: flags.allowNonNixos === true,
+    keepGenerations,
+    reactivate: flags.reactivate === true,
   };
+}
+
+/** `--keep-generations N`: a whole number of at least 1 (the generation just made always stays). */
+export function parseKeepGenerations(value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  if (!(/^\d+$/.test(value) && Number(value) >= 1)) {
+    throw new UsageError(`--keep-generations '${value}' is not a whole number of at least 1 (the new generation always stays)`);
+  }
+  return Number(value);
 }
 
 function systemSource(flags: DeployFlags): SystemSource {

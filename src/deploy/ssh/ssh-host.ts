@@ -1,5 +1,4 @@
-import type { CopyReport } from "../../nix/serve/copy";
-import { copyClosure } from "../../nix/serve/copy";
+import { copyClosure, planClosureCopy, type CopyPlan, type CopyReport } from "../../nix/serve/copy";
 import { ServeSession } from "../../nix/serve/session";
 import type { StoreSource } from "../../nix/store-source";
 import type { CopyOptions, Host, ReconnectOptions, RunOptions, RunResult } from "../host";
@@ -21,9 +20,18 @@ export class SshHost implements Host {
     return this.connection.exec(command, options.stdin);
   }
 
-  async copyClosure(source: StoreSource, paths: readonly string[], options: CopyOptions = {}): Promise<CopyReport> {
+  copyClosure(source: StoreSource, paths: readonly string[], options: CopyOptions = {}): Promise<CopyReport> {
     // The login user's own Nix: through the daemon for non-root users, which then needs them in trusted-users.
-    const command = "nix-store --serve --write";
+    return this.withServeSession("nix-store --serve --write", (session) =>
+      copyClosure({ source, target: session, paths, useSubstitutes: options.useSubstitutes, onProgress: options.onProgress }));
+  }
+
+  planCopy(source: StoreSource, paths: readonly string[]): Promise<CopyPlan> {
+    // without --write: the remote store refuses anything but queries
+    return this.withServeSession("nix-store --serve", (session) => planClosureCopy(source, session, paths));
+  }
+
+  private async withServeSession<T>(command: string, use: (session: ServeSession) => Promise<T>): Promise<T> {
     const remote = await this.connection.openChannel(command);
     let session: ServeSession | undefined;
     try {
@@ -35,7 +43,7 @@ export class SshHost implements Host {
         command: `ssh ${this.name} ${command}`,
         close: () => remote.close(),
       });
-      return await copyClosure({ source, target: session, paths, useSubstitutes: options.useSubstitutes, onProgress: options.onProgress });
+      return await use(session);
     } finally {
       if (session) await session.close();
       else remote.close();

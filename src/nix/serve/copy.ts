@@ -21,6 +21,8 @@ export interface CopyReport {
 }
 
 export interface CopyPlan {
+  /** The whole closure asked for, dependencies first. */
+  readonly closure: readonly PathInfo[];
   /** Paths to send, dependencies first. */
   readonly send: readonly PathInfo[];
   readonly pathsInClosure: number;
@@ -32,6 +34,7 @@ export interface CopyPlan {
 export function planCopy(closure: readonly PathInfo[], validOnTarget: ReadonlySet<string>): CopyPlan {
   const send = closure.filter((info) => !validOnTarget.has(info.path));
   return {
+    closure,
     send,
     pathsInClosure: closure.length,
     pathsAlreadyValid: closure.length - send.length,
@@ -45,6 +48,12 @@ export interface CopyClosureOptions {
   readonly paths: readonly string[];
   readonly useSubstitutes?: boolean;
   readonly onProgress?: (progress: CopyProgress) => void;
+}
+
+/** What copyClosure would send, found with one QueryValidPaths and nothing written (never substitutes). */
+export async function planClosureCopy(source: StoreSource, target: ServeSession, paths: readonly string[]): Promise<CopyPlan> {
+  const closure = await source.closure(paths);
+  return planCopy(closure, await target.queryValidPaths(closure.map((i) => i.path)));
 }
 
 /**

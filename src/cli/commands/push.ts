@@ -1,0 +1,122 @@
+import { Command } from "commander";
+import { constants } from "node:os";
+import { resolve } from "node:path";
+import { DEFAULT_ACTIVATION_TIMEOUT_SECONDS, DEFAULT_LOCK_TIMEOUT_SECONDS } from "../../deploy/deploy";
+import type { DefaultDependencyOptions } from "../../deploy/default-dependencies";
+import { resolveInventory } from "../../fleet/inventory";
+import { ProjectError, loadStack, readTerraformState, type SynthMode } from "../../fleet/project";
+import { planPush, push, type PushDependencies, type PushSettings } from "../../fleet/push";
+import { SelectionError, selectHosts } from "../../fleet/selection";
+import { removeTrackedTempDirs } from "../../temp-files";
+import { createFleetReporter } from "../fleet-progress";
+import type { Output } from "../progress";
+import { UsageError } from "../usage-error";
+import { parseKeepGenerations } from "./deploy";
+
+interface PushFlags {
+  on: string[];
+  parallel: string;
+  dryRun?: boolean;
+  json?: boolean;
+  keepGenerations?: string;
+  failFast?: boolean;
+  reactivate?: boolean;
+  synth?: boolean;
+  project: string;
+  connectTimeout: string;
+  lockTimeout: string;
+  activationTimeout: string;
+  endpoint?: string;
+}
+
+/** Builds push's dependencies; tests pass fakes of the seams. */
+export type PushDependencyFactory = (options: DefaultDependencyOptions) => PushDependencies;
+
+export function registerPushCommand(program: Command, output: Output, dependencies: PushDependencyFactory): void {
+  program.command("push")
+    .description("deploy a stack's NixOS hosts from this machine without a Terraform run: one evaluation and build, " +
+      "then every selected host in parallel (skipping those already up to date)")
+    .argument("[stack]", "the stack (may be left out when one stack has NixOS deployments)")
+    .option("--on <selector>", "only these hosts: a name, a glob ('web-*') or a tag (@role=web, @web); repeatable", collect, [])
+    .option("--parallel <n>", "deploy at most this many hosts at once", "10")
+    .option("--dry-run", "change nothing: per host, say whether it would be deployed, the package changes and the bytes to send")
+    .option("--keep-generations <n>", "after a switch or boot, delete all but the newest N system generations (default: the deployment's setting)")
+    .option("--fail-fast", "start no further host once one has failed (hosts already running finish)")
+    .option("--reactivate", "activate even hosts that already run their system")
+    .option("--synth", "synthesize first even when cdktf.out looks up to date")
+    .option("--no-synth", "never synthesize; use cdktf.out as it is")
+    .option("--project <dir>", "the cdktf project (the directory with cdktf.json)", ".")
+    .option("--connect-timeout <seconds>", "keep retrying an unreachable host this long", "10")
+    .option("--lock-timeout <seconds>", "wait this long for another deployment to the same host to finish", String(DEFAULT_LOCK_TIMEOUT_SECONDS))
+    .option("--activation-timeout <seconds>", "give up waiting for a host's activation after this long", String(DEFAULT_ACTIVATION_TIMEOUT_SECONDS))
+    .option("--endpoint <url>", "EC2 endpoint for host keys from instance consoles (default: AWS, or AWS_ENDPOINT_URL_EC2)")
+    .option("--json", "print one JSON object with every host's result as the last line of stdout")
+    .action(async (stack: string | undefined, flags: PushFlags) => {
+      const settings = pushSettings(flags);
+      const synthMode: SynthMode = flags.synth === true ? "always" : flags.synth === false ? "never" : "auto";
+      const projectDir = resolve(flags.project);
+      let loaded;
+      let selected;
+      try {
+        loaded = await loadStack(projectDir, stack, synthMode);
+        const inventory = resolveInventory(loaded.manifest, await readTerraformState(loaded.stackDir));
+        selected = selectHosts(inventory, flags.on);
+      } catch (err) {
+        if (err instanceof ProjectError || err instanceof SelectionError) throw new UsageError(err.message);
+        throw err;
+      }
+      const plan = planPush(selected, settings);
+      const reporter = createFleetReporter(output, plan.map((h) => h.name), { json: flags.json === true });
+      reporter.note(`stack ${loaded.stack}: ${loaded.synth}`);
+      const onSignal = (signal: NodeJS.Signals) => {
+        reporter.interrupted(signal);
+        removeTrackedTempDirs();
+        process.exit(128 + (constants.signals[signal] ?? 0));
+      };
+      process.once("SIGINT", onSignal).once("SIGTERM", onSignal);
+      let report;
+      try {
+        report = await push(plan, settings, dependencies({ connectRetryMs: Number(flags.connectTimeout) * 1000 }), reporter.onEvent);
+      } finally {
+        process.off("SIGINT", onSignal).off("SIGTERM", onSignal);
+      }
+      reporter.done(report, { stack: loaded.stack, synth: loaded.synth });
+      if (report.exitCode !== 0) throw new PushFailed(report.exitCode);
+    });
+}
+
+/** Some hosts failed; the report said which and why. Carries the exit code of the worst. */
+export class PushFailed extends Error {
+  constructor(readonly exitCode: number) {
+    super(`push failed (exit ${exitCode})`);
+  }
+}
+
+function pushSettings(flags: PushFlags): PushSettings {
+  if (!/^\d+$/.test(flags.parallel) || Number(flags.parallel) < 1) {
+    throw new UsageError(`--parallel '${flags.parallel}' is not a whole number of at least 1`);
+  }
+  if (!Number.isFinite(Number(flags.connectTimeout)) || Number(flags.connectTimeout) < 0) {
+    throw new UsageError(`--connect-timeout '${flags.connectTimeout}' is not a number of seconds`);
+  }
+  if (!(Number.isInteger(Number(flags.lockTimeout)) && Number(flags.lockTimeout) >= 0)) {
+    throw new UsageError(`--lock-timeout '${flags.lockTimeout}' is not a whole number of seconds`);
+  }
+  if (!(Number.isFinite(Number(flags.activationTimeout)) && Number(flags.activationTimeout) > 0)) {
+    throw new UsageError(`--activation-timeout '${flags.activationTimeout}' is not a number of seconds above 0`);
+  }
+  return {
+    parallel: Number(flags.parallel),
+    dryRun: flags.dryRun === true,
+    failFast: flags.failFast === true,
+    keepGenerations: parseKeepGenerations(flags.keepGenerations),
+    reactivate: flags.reactivate === true,
+    lockTimeoutSeconds: Number(flags.lockTimeout),
+    activationTimeoutSeconds: Number(flags.activationTimeout),
+    ec2Endpoint: flags.endpoint,
+  };
+}
+
+function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
+}

@@ -1,0 +1,340 @@
+import { MultiBar, Presets, type SingleBar } from "cli-progress";
+import Table from "cli-table3";
+import type { DeployEvent } from "../deploy/deploy";
+import { DeployError, EXIT_CODES, exitCodeOf, type DeployPhase } from "../errors";
+import type { HostOutcome, PushEvent, PushReport } from "../fleet/push";
+import { describeChange } from "../nix/closure-diff";
+import type { Output } from "./progress";
+
+/** Renders a push: live lines on a terminal, prefixed lines on a pipe, then a summary table or one JSON object. */
+export interface FleetReporter {
+  readonly onEvent: (event: PushEvent) => void;
+  /** Says something about the whole push (synthesis, inventory). */
+  note(message: string): void;
+  done(report: PushReport, context: { stack: string; synth: string }): void;
+  /** Restores the terminal and says what an interruption leaves each host in. */
+  interrupted(signal: string): void;
+}
+
+interface HostLine {
+  phase: DeployPhase | "waiting" | "up to date" | "deployed" | "would deploy" | "failed" | "not created" | "skipped";
+  detail: string;
+  started?: number;
+  copy?: { pathsDone: number; pathsTotal: number; bytesSent: number; bytesTotal: number; since: number };
+  activationLog?: string;
+}
+
+const mib = (bytes: number) => (bytes / 1048576).toFixed(1);
+/** Bytes for people: KiB below a MiB, so small pushes do not read "0.0 MiB". */
+const size = (bytes: number) => (bytes < 1048576 ? `${(bytes / 1024).toFixed(1)} KiB` : `${mib(bytes)} MiB`);
+const seconds = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
+
+const FINAL: Record<HostOutcome["status"], HostLine["phase"]> = {
+  deployed: "deployed",
+  "up-to-date": "up to date",
+  "would-deploy": "would deploy",
+  failed: "failed",
+  "not-created": "not created",
+  skipped: "skipped",
+};
+
+export function createFleetReporter(output: Output, hostNames: readonly string[], options: { json: boolean }): FleetReporter {
+  const lines = new Map<string, HostLine>(hostNames.map((name) => [name, { phase: "waiting", detail: "" }]));
+  const width = Math.max(...hostNames.map((n) => n.length), 4);
+  const log = (line: string) => output.stderr.write(`${line}\n`);
+
+  let multibar: MultiBar | undefined;
+  const bars = new Map<string, SingleBar>();
+  if (output.interactive) {
+    multibar = new MultiBar({
+      stream: output.stderr as NodeJS.WriteStream,
+      format: "{name} {phase} [{bar}] {detail}",
+      barsize: 16,
+      hideCursor: true,
+      clearOnComplete: false,
+      stopOnComplete: false,
+      forceRedraw: true,
+      fps: 10,
+    }, Presets.shades_classic);
+    for (const name of hostNames) bars.set(name, multibar.create(1, 0, payload(name)));
+  }
+  const stopBars = () => {
+    if (multibar === undefined) return;
+    redrawAll();
+    multibar.stop();
+    multibar = undefined;
+  };
+
+  function payload(name: string) {
+    const line = lines.get(name)!;
+    const final = ["deployed", "up to date", "would deploy", "failed", "not created", "skipped"].includes(line.phase);
+    const elapsed = line.started === undefined || final ? "" : ` ${seconds(Date.now() - line.started)}`;
+    let detail = line.detail;
+    if (line.phase === "copy" && line.copy !== undefined) {
+      const rate = line.copy.bytesSent / 1048576 / Math.max((Date.now() - line.copy.since) / 1000, 0.001);
+      detail = `${line.copy.pathsDone}/${line.copy.pathsTotal} paths ${mib(line.copy.bytesSent)}/${mib(line.copy.bytesTotal)} MiB ${rate.toFixed(1)} MiB/s`;
+    }
+    return { name: name.padEnd(width), phase: line.phase.padEnd(12), detail: `${detail}${elapsed}` };
+  }
+  function redraw(name: string) {
+    const bar = bars.get(name);
+    if (bar === undefined) return;
+    const line = lines.get(name)!;
+    const done = ["deployed", "up to date", "would deploy", "failed", "not created", "skipped"].includes(line.phase);
+    const fraction = done ? 1 : line.copy !== undefined && line.copy.bytesTotal > 0 ? line.copy.bytesSent / line.copy.bytesTotal : 0;
+    bar.update(fraction, payload(name));
+  }
+  function redrawAll() {
+    for (const name of hostNames) redraw(name);
+  }
+
+  /** On a pipe: one prefixed line per host per phase. */
+  const say = (name: string, text: string) => {
+    if (!output.interactive) log(`[${name}] ${text}`);
+  };
+
+  const onHostEvent = (name: string, event: DeployEvent) => {
+    const line = lines.get(name)!;
+    line.started ??= Date.now();
+    switch (event.type) {
+      case "phase":
+        line.phase = event.phase;
+        line.detail = event.detail ?? "";
+        if (event.phase !== "copy") line.copy = undefined;
+        say(name, `${event.phase}${event.detail ? `: ${event.detail}` : ""}`);
+        break;
+      case "target":
+        line.detail = event.target.profileGeneration !== undefined ? `generation ${event.target.profileGeneration}` : "no system profile yet";
+        say(name, `runs ${event.target.currentSystem ?? "no NixOS system yet"}` +
+          (event.target.profileGeneration !== undefined ? ` (generation ${event.target.profileGeneration})` : ""));
+        break;
+      case "up-to-date":
+        say(name, "up to date: nothing to copy or activate");
+        break;
+      case "copy-progress":
+        line.copy = { ...event.progress, since: line.copy?.since ?? Date.now() };
+        break;
+      case "copied":
+        say(name, `copied ${event.report.pathsCopied} of ${event.report.pathsInClosure} paths (${size(event.report.bytesSent)}) in ${seconds(event.report.durationMs)}`);
+        break;
+      case "activation-started":
+        line.activationLog = event.logFile;
+        break;
+      case "lock-wait":
+        line.detail = `waiting for the lock (${event.holder})`;
+        say(name, `waiting for the deployment lock, held by ${event.holder}`);
+        break;
+      case "reconnecting":
+        line.detail = "reconnecting";
+        say(name, `connection lost (${event.reason}); reconnecting`);
+        break;
+      case "notice":
+        say(name, event.message);
+        break;
+      case "activated":
+        say(name, `${event.report.action}: generation ${event.report.previousGeneration ?? "-"} → ${event.report.newGeneration ?? "-"}`);
+        break;
+      case "rolled-back":
+        say(name, `rolled back to ${event.toSystem ?? "the previous generation"}`);
+        break;
+      case "built":
+        break;
+    }
+    redraw(name);
+  };
+
+  const onEvent = (event: PushEvent) => {
+    switch (event.type) {
+      case "fleet":
+        for (const name of event.hosts) {
+          const line = lines.get(name)!;
+          line.phase = "build";
+          line.detail = "evaluating and building";
+          redraw(name);
+        }
+        if (!output.interactive) log(`evaluating and building ${event.hosts.length} system${event.hosts.length === 1 ? "" : "s"}: ${event.hosts.join(", ")}`);
+        break;
+      case "built":
+        if (event.result.ok) {
+          lines.get(event.host)!.detail = "built";
+          say(event.host, `system ${event.result.system.outPath}`);
+        }
+        redraw(event.host);
+        break;
+      case "host":
+        onHostEvent(event.host, event.event);
+        break;
+      case "host-done": {
+        const line = lines.get(event.outcome.name)!;
+        line.phase = FINAL[event.outcome.status];
+        line.copy = undefined;
+        line.detail = outcomeDetail(event.outcome);
+        say(event.outcome.name, `${line.phase}${line.detail ? `: ${line.detail}` : ""}`);
+        redraw(event.outcome.name);
+        break;
+      }
+    }
+  };
+
+  return {
+    onEvent,
+    note(message) {
+      if (multibar !== undefined) multibar.log(`${message}\n`);
+      else log(message);
+    },
+    done(report, context) {
+      stopBars();
+      if (options.json) {
+        output.stdout.write(`${JSON.stringify(pushJson(report, context))}\n`);
+        return;
+      }
+      output.stdout.write(`${summaryTable(report)}\n`);
+      const counts = Object.values(FINAL)
+        .map((status) => [status, report.hosts.filter((h) => FINAL[h.status] === status).length] as const)
+        .filter(([, n]) => n > 0);
+      output.stdout.write(`${counts.map(([status, n]) => `${n} ${status}`).join(", ")} in ${seconds(report.durationMs)}\n`);
+      for (const host of report.hosts.filter((h) => h.status === "failed")) {
+        output.stderr.write(`${host.name}: ${host.error instanceof DeployError ? host.error.describe() : String(host.error)}\n`);
+      }
+    },
+    interrupted(signal) {
+      stopBars();
+      for (const [name, line] of lines) {
+        const state = ["activate", "confirm", "rollback"].includes(line.phase)
+          ? line.activationLog === undefined
+            ? "its state is unknown: activation may have started"
+            : `its activation goes on by itself (and rolls back if it fails); log: ${line.activationLog}`
+          : line.phase === "copy"
+            ? "unchanged (paths copied so far stay valid in its store)"
+            : ["deployed", "up to date", "would deploy", "failed", "not created", "skipped"].includes(line.phase)
+              ? line.phase
+              : "unchanged";
+        log(`[${name}] interrupted during ${line.phase}: ${state}`);
+      }
+      if (options.json) {
+        output.stdout.write(`${JSON.stringify({ ok: false, error: { message: `interrupted (${signal})`, exitCode: EXIT_CODES.interrupted } })}\n`);
+      }
+    },
+  };
+}
+
+function outcomeDetail(outcome: HostOutcome): string {
+  switch (outcome.status) {
+    case "deployed": {
+      const r = outcome.result!;
+      return `generation ${r.previousGeneration ?? "-"} → ${r.newGeneration ?? "-"}, ${r.pathsCopied} paths, ${size(r.bytesSent)}, ${seconds(outcome.durationMs)}`;
+    }
+    case "up-to-date":
+      return outcome.result !== undefined ? `generation ${outcome.result.newGeneration ?? "-"}` : "";
+    case "would-deploy": {
+      const p = outcome.preview!;
+      return `${p.pathsToSend} paths, ${size(p.bytesToSend)} to send, ${p.changes.length} package change${p.changes.length === 1 ? "" : "s"}`;
+    }
+    case "failed":
+      return errorSummary(outcome.error);
+    case "not-created":
+    case "skipped":
+      return outcome.reason ?? "";
+  }
+}
+
+function errorSummary(error: unknown): string {
+  return error instanceof DeployError ? `${error.phase}: ${error.message}` : error instanceof Error ? error.message : String(error);
+}
+
+function generations(outcome: HostOutcome): string {
+  const r = outcome.result;
+  if (r !== undefined) return r.upToDate ? `${r.newGeneration ?? "-"}` : `${r.previousGeneration ?? "-"} → ${r.newGeneration ?? "-"}`;
+  const p = outcome.preview;
+  if (p !== undefined) return `${p.previousGeneration ?? "-"}`;
+  const state = outcome.error instanceof DeployError ? outcome.error.hostState : undefined;
+  return state?.profileGeneration !== undefined ? `${state.profileGeneration}` : "";
+}
+
+/** The end-of-push table: host, result, generation before → after, paths and MiB copied, time (or what a dry run found). */
+export function summaryTable(report: PushReport): string {
+  const style = { head: [], border: [] };
+  if (report.dryRun) {
+    const table = new Table({ head: ["host", "result", "generation", "to send", "package changes"], style });
+    for (const host of report.hosts) {
+      const p = host.preview;
+      table.push([
+        host.name,
+        FINAL[host.status] + (host.status === "failed" || host.status === "not-created" ? `: ${wrap(outcomeDetail(host))}` : ""),
+        generations(host),
+        p === undefined ? "" : `${p.pathsToSend} paths, ${size(p.bytesToSend)}`,
+        p === undefined ? "" : p.changes.length === 0 ? "none" : p.changes.map(describeChange).join("\n"),
+      ]);
+    }
+    return table.toString();
+  }
+  const table = new Table({ head: ["host", "result", "generation", "copied", "time"], style });
+  for (const host of report.hosts) {
+    const r = host.result;
+    table.push([
+      host.name,
+      FINAL[host.status] + (host.status === "failed" || host.status === "not-created" || host.status === "skipped" ? `: ${wrap(outcomeDetail(host))}` : ""),
+      generations(host),
+      r === undefined || r.upToDate ? "" : `${r.pathsCopied} paths, ${size(r.bytesSent)}`,
+      host.status === "not-created" || host.status === "skipped" ? "" : seconds(host.durationMs),
+    ]);
+  }
+  return table.toString();
+}
+
+/** Long reasons wrapped at words, so the table stays readable. */
+function wrap(text: string, width = 60): string {
+  const out: string[] = [];
+  let line = "";
+  for (const word of text.split(/\s+/)) {
+    if (line !== "" && line.length + word.length + 1 > width) {
+      out.push(line);
+      line = word;
+    } else line = line === "" ? word : `${line} ${word}`;
+  }
+  if (line !== "") out.push(line);
+  return out.join("\n");
+}
+
+/** `--json`: one object with every host's outcome. */
+export function pushJson(report: PushReport, context: { stack: string; synth: string }): Record<string, unknown> {
+  return {
+    ok: report.exitCode === 0,
+    stack: context.stack,
+    synth: context.synth,
+    dryRun: report.dryRun,
+    exitCode: report.exitCode,
+    durationMs: report.durationMs,
+    hosts: report.hosts.map((host) => ({
+      name: host.name,
+      status: host.status,
+      durationMs: host.durationMs,
+      exitCode: host.exitCode,
+      ...(host.reason !== undefined ? { reason: host.reason } : {}),
+      ...(host.result !== undefined ? {
+        host: host.result.host,
+        previousGeneration: host.result.previousGeneration,
+        newGeneration: host.result.newGeneration,
+        previousSystem: host.result.previousSystem,
+        newSystem: host.result.newSystem,
+        pathsCopied: host.result.pathsCopied,
+        pathsInClosure: host.result.pathsInClosure,
+        bytesSent: host.result.bytesSent,
+      } : {}),
+      ...(host.preview !== undefined ? {
+        host: host.preview.host,
+        previousGeneration: host.preview.previousGeneration,
+        previousSystem: host.preview.previousSystem,
+        newSystem: host.preview.newSystem,
+        pathsToSend: host.preview.pathsToSend,
+        bytesToSend: host.preview.bytesToSend,
+        changes: host.preview.changes,
+      } : {}),
+      ...(host.error !== undefined ? {
+        error: host.error instanceof DeployError
+          ? { phase: host.error.phase, message: host.error.message, exitCode: exitCodeOf(host.error), hint: host.error.hint, hostState: host.error.hostState }
+          : { message: host.error instanceof Error ? host.error.message : String(host.error), exitCode: exitCodeOf(host.error) },
+      } : {}),
+    })),
+  };
+}

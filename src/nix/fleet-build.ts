@@ -1,0 +1,119 @@
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { BuildError, EvaluateError } from "../errors";
+import { trackTempDir, untrackTempDir } from "../temp-files";
+import { render, runNix } from "./build";
+import { configurationSystemExpression, flakeSystemExpression, nixAttrName, nixString, type LocalSystem } from "./system";
+
+/** One host's system, for the evaluation and build of a whole fleet. */
+export interface FleetBuildMember {
+  /** Unique within the fleet; names the result. */
+  readonly name: string;
+  /** Absolute path of configuration.nix (with `nixPath`), or undefined for a flake. */
+  readonly configuration?: string;
+  readonly nixPath: Readonly<Record<string, string>>;
+  /** `path:/abs#name` for a flake configuration. */
+  readonly flake?: string;
+  /** The real module arguments; they reach Nix through a private file, never the command line. */
+  readonly moduleArgs: Readonly<Record<string, unknown>>;
+  /** Only instantiate: the host builds it (a system of another architecture). */
+  readonly buildOnTarget: boolean;
+}
+
+/** A member's outcome: its system (built, or instantiated for buildOnTarget), or why it has none. */
+export type FleetBuildResult =
+  | { readonly ok: true; readonly system: LocalSystem & { readonly drvPath: string } }
+  | { readonly ok: false; readonly error: EvaluateError | BuildError };
+
+/** The evaluation of one group (same NIX_PATH): an attribute set name → { drv, out, system }. */
+export function fleetBuildExpression(members: readonly FleetBuildMember[], argsFile: string): string {
+  const entries = members.map((member) => {
+    const args = `args.${nixAttrName(member.name)}`;
+    const toplevel = member.flake !== undefined ? flakeSystemExpression(member.flake) : configurationSystemExpression(member.configuration!, args);
+    // not `outPath`: builtins.toJSON turns a set with an outPath into that string
+    return `  ${nixAttrName(member.name)} = let t = ${toplevel}; in { drv = t.drvPath; out = t.outPath; inherit (t) system; };`;
+  });
+  return `let args = builtins.fromJSON (builtins.readFile ${nixString(argsFile)}); in {\n${entries.join("\n")}\n}`;
+}
+
+export interface FleetBuildOptions {
+  /** Extra arguments for every Nix command, e.g. ["--show-trace"]. */
+  readonly extraArgs?: readonly string[];
+}
+
+/**
+ * Evaluates every member with one `nix-instantiate` per NIX_PATH (writing the derivations), then realises all the
+ * toplevels to build here with one `nix-store --realise --keep-going`, so Nix builds them in parallel and shares
+ * what they have in common. A build that fails fails only its member; an evaluation that fails fails its group
+ * (one Nix process cannot say which member broke it).
+ */
+export async function buildFleet(members: readonly FleetBuildMember[], options: FleetBuildOptions = {}): Promise<Map<string, FleetBuildResult>> {
+  const extra = options.extraArgs ?? [];
+  const results = new Map<string, FleetBuildResult>();
+  const groups = new Map<string, FleetBuildMember[]>();
+  for (const member of members) {
+    const key = JSON.stringify(Object.entries(member.nixPath).sort());
+    groups.set(key, [...(groups.get(key) ?? []), member]);
+  }
+  const dir = await mkdtemp(join(tmpdir(), "cdktf-nixos-args-"));
+  trackTempDir(dir);
+  try {
+    for (const [index, group] of [...groups.values()].entries()) {
+      const argsFile = join(dir, `args-${index}.json`);
+      await writeFile(argsFile, JSON.stringify(Object.fromEntries(group.map((m) => [m.name, m.moduleArgs]))), { mode: 0o600 });
+      const includes = Object.entries(group[0].nixPath).flatMap(([name, path]) => ["-I", `${name}=${path}`]);
+      const flakes = group.some((m) => m.flake !== undefined) ? ["--extra-experimental-features", "nix-command flakes"] : [];
+      // --read-write-mode: evaluating drvPath writes the derivations, which the build (here or on a host) needs
+      const args = ["--eval", "--strict", "--json", "--read-write-mode", ...flakes, ...includes, ...extra, "-E", fleetBuildExpression(group, argsFile)];
+      let evaluated: Record<string, { drv: string; out: string; system: string }>;
+      try {
+        evaluated = JSON.parse(await runNix("nix-instantiate", args, "evaluate")) as typeof evaluated;
+      } catch (err) {
+        const error = err instanceof EvaluateError
+          ? new EvaluateError(`evaluating ${group.map((m) => m.name).join(", ")} failed: ${err.message.replace(/^nix-instantiate failed: /, "")}`, {
+            command: render("nix-instantiate", [...args.slice(0, -1), "<fleet expression>"]),
+            stderr: err.stderr,
+            exitCode: err.exitCode,
+          })
+          : err as EvaluateError;
+        for (const member of group) results.set(member.name, { ok: false, error });
+        continue;
+      }
+      for (const member of group) {
+        const { drv, out, system } = evaluated[member.name];
+        results.set(member.name, { ok: true, system: { drvPath: drv, outPath: out, system } });
+      }
+    }
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+    untrackTempDir(dir);
+  }
+
+  const toBuild = members.filter((m) => !m.buildOnTarget && results.get(m.name)?.ok === true);
+  const drvs = [...new Set(toBuild.map((m) => (results.get(m.name) as { system: { drvPath: string } }).system.drvPath))];
+  if (drvs.length === 0) return results;
+  const args = ["--realise", "--keep-going", ...drvs, ...extra];
+  try {
+    await runNix("nix-store", args, "build");
+  } catch (err) {
+    if (!(err instanceof BuildError)) throw err;
+    // --keep-going built what it could: find whose toplevel is missing
+    const outs = toBuild.map((m) => (results.get(m.name) as { system: LocalSystem }).system.outPath);
+    const invalid = new Set((await runNix("nix-store", ["--check-validity", "--print-invalid", ...outs], "build")).trim().split("\n").filter(Boolean));
+    for (const member of toBuild) {
+      const system = (results.get(member.name) as { system: LocalSystem & { drvPath: string } }).system;
+      if (invalid.has(system.outPath)) {
+        results.set(member.name, {
+          ok: false,
+          error: new BuildError(`building ${system.drvPath} failed: ${err.message.replace(/^nix-store failed: /, "")}`, {
+            command: render("nix-store", ["--realise", system.drvPath]),
+            stderr: err.stderr,
+            exitCode: err.exitCode,
+          }),
+        });
+      }
+    }
+  }
+  return results;
+}

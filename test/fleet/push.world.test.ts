@@ -1,0 +1,254 @@
+import { execFileSync, spawn } from "node:child_process";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Terminal } from "@xterm/headless";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { EXIT_CODES } from "../../src/errors";
+import { CLI, cdktfNixos, type CliResult } from "../harness/cli";
+import { NIXOS_IMAGES } from "../harness/ec2-double/nixos-images";
+import { startEc2Double, type Ec2Double, type Instance } from "../harness/ec2-double/server";
+import { NIXPKGS_LITE } from "../harness/fixture";
+import { missing } from "../harness/requirements";
+import { run, startTargets, type TargetHost, type TargetWorld } from "../harness/target-hosts";
+import { terraform, terraformEnv, useEc2Endpoint } from "../harness/terraform";
+
+const ROOT = join(__dirname, "..", "..");
+const HOSTS = ["app", "web1", "web2", "db"] as const;
+type HostName = (typeof HOSTS)[number];
+
+/** A NixOS EC2 boot log with the host key fingerprint block, as nixos/modules/virtualisation/ec2-data.nix prints it. */
+function bootLog(host: TargetHost): string {
+  const fingerprint = execFileSync("ssh-keygen", ["-l", "-f", host.hostPrivateKeyFile], { encoding: "utf8" }).trim();
+  return ["-----BEGIN SSH HOST KEY FINGERPRINTS-----", `[   11.2] ${fingerprint}`, "-----END SSH HOST KEY FINGERPRINTS-----"].join("\r\n");
+}
+
+/** One host's configuration: a motd and a versioned `tool` package, so closure diffs have a version to show. */
+function configuration(name: HostName, motd: string, toolVersion = "1.0"): string {
+  const args = name.startsWith("web") ? "appAddress, greeting, " : "";
+  return `{ config, pkgs, ${args}... }:
+let tool = pkgs.writeTextFile { name = "tool-${toolVersion}"; destination = "/bin/tool"; executable = true; text = "#!/bin/sh\\necho tool ${toolVersion}\\n"; };
+in {
+  networking.hostName = "${name}";
+  environment.etc."motd".text = ${name.startsWith("web") ? `"\${greeting}: ${motd}\\n"` : `"${motd}\\n"`};
+  ${name.startsWith("web") ? `environment.etc."upstream".text = "http://\${appAddress}:8080\\n";` : ""}
+  environment.systemPackages = [ tool ];
+  system.stateVersion = "25.05";
+}
+`;
+}
+
+/**
+ * `cdktf-nixos push` against a four-host stack applied with real terraform and the real AWS provider against the EC2
+ * double, whose instances are namespaced target hosts.
+ */
+describe.skipIf(missing("root", "nix", "sshd", "netns", "terraform", "aws-provider-mirror"))("cdktf-nixos push", () => {
+  let work: string;
+  let ec2: Ec2Double;
+  const worlds = new Map<string, TargetWorld>();
+  /** Stops a host once, however often Terraform, the test and the clean-up ask. */
+  const stops = new Map<string, () => Promise<void>>();
+  const stackDir = () => join(work, "cdktf.out", "stacks", "fleet");
+  const env = () => ({
+    AWS_ACCESS_KEY_ID: "test",
+    AWS_SECRET_ACCESS_KEY: "test",
+    AWS_REGION: "eu-central-1",
+    AWS_ENDPOINT_URL_EC2: ec2.endpoint,
+    NIX_CONFIG: "substituters =",
+    // cdktf synth, run by push, comes from this repository's cdktf-cli
+    PATH: `${join(ROOT, "node_modules", ".bin")}:${process.env.PATH}`,
+  });
+  const pushEnv = async () => ({ ...env(), ...(await terraformEnv()) });
+  const push = async (...args: string[]): Promise<CliResult> => cdktfNixos(["push", "--project", work, ...args], await pushEnv());
+
+  const instance = (name: HostName): Instance =>
+    ec2.model.instances.find((i) => i.state !== "terminated" && ec2.model.tags[i.instanceId]?.some((t) => t.key === "Name" && t.value === name))!;
+  const target = (name: HostName) => worlds.get(instance(name).publicIp)!.hosts[0];
+  const generation = async (name: HostName) => (await target(name).exec("readlink /nix/var/nix/profiles/system")).stdout.trim();
+  const motd = async (name: HostName) => (await target(name).exec("cat /nix/var/nixos-lite/etc/motd")).stdout;
+  const writeConfig = (name: HostName, motdText: string, toolVersion?: string) =>
+    writeFileSync(join(work, "nixos", `${name}.nix`), configuration(name, motdText, toolVersion));
+  type JsonHost = { name: string; status: string; newSystem?: string; previousGeneration?: number; newGeneration?: number; pathsCopied?: number; bytesToSend?: number; pathsToSend?: number; changes?: unknown[]; error?: { phase: string; message: string; exitCode: number } };
+  const jsonHosts = (result: CliResult) => new Map(((result.json?.hosts ?? []) as JsonHost[]).map((h) => [h.name, h]));
+
+  async function synth(): Promise<void> {
+    const result = await run(join(ROOT, "node_modules", ".bin", "cdktf"), ["synth"], { cwd: work, env: { ...process.env, ...env(), CHECKPOINT_DISABLE: "1" } as Record<string, string>, check: false });
+    if (result.exitCode !== 0) throw new Error(`synth failed:\n${result.stdout}\n${result.stderr}`);
+    await useEc2Endpoint(stackDir(), ec2.endpoint);
+  }
+  const apply = (...args: string[]) => terraform(stackDir(), ["apply", "-auto-approve", "-input=false", "-no-color", ...args], env());
+
+  beforeAll(async () => {
+    execFileSync("npm", ["run", "--silent", "build"], { cwd: ROOT, stdio: "inherit" });
+    work = mkdtempSync(join(tmpdir(), "push-"));
+    mkdirSync(join(work, "nixos"));
+    for (const name of HOSTS) writeConfig(name, `${name} v1`);
+    writeFileSync(join(work, "main.ts"), `import { App } from ${JSON.stringify(join(ROOT, "node_modules", "cdktf"))};
+import { FourHostsStack } from ${JSON.stringify(join(__dirname, "four-hosts-stack"))};
+const app = new App();
+new FourHostsStack(app, "fleet", { nixosDir: ${JSON.stringify(join(work, "nixos"))}, nixpkgs: ${JSON.stringify(NIXPKGS_LITE)} });
+app.synth();
+`);
+    writeFileSync(join(work, "cdktf.json"), JSON.stringify({ language: "typescript", app: `${join(ROOT, "node_modules", ".bin", "tsx")} main.ts`, projectId: "push-test", sendCrashReports: "false" }));
+    ec2 = await startEc2Double({
+      images: NIXOS_IMAGES,
+      launch: async (publicKey) => {
+        const world = await startTargets(1, { authorizedKeys: publicKey ? [publicKey] : [] });
+        const host = world.hosts[0];
+        worlds.set(host.address, world);
+        let stopped: Promise<void> | undefined;
+        const stop = () => (stopped ??= world.stop());
+        stops.set(host.address, stop);
+        return { privateIp: host.address, publicIp: host.address, consoleOutput: bootLog(host), stop };
+      },
+    });
+    await synth();
+    await terraform(stackDir(), ["init", "-input=false", "-no-color"], env());
+    await apply();
+    for (const name of HOSTS) expect(await generation(name)).toBe("system-1-link");
+  });
+  afterAll(async () => {
+    if (ec2 !== undefined && work !== undefined) {
+      await terraform(stackDir(), ["destroy", "-auto-approve", "-input=false", "-no-color"], env()).catch(() => undefined);
+    }
+    await ec2?.close();
+    for (const stop of stops.values()) await stop().catch(() => undefined);
+    if (work) rmSync(work, { recursive: true, force: true });
+  });
+
+  it("a push right after cdktf deploy finds every host up to date, and touches none", async () => {
+    const result = await push("--json");
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.json).toMatchObject({ ok: true, stack: "fleet", dryRun: false, exitCode: 0 });
+    expect([...jsonHosts(result).values()].map((h) => [h.name, h.status])).toEqual(HOSTS.map((n) => [n, "up-to-date"]));
+    expect(result.stderr).toContain("stack fleet: using cdktf.out (up to date with the sources)");
+    for (const name of HOSTS) expect(await generation(name)).toBe("system-1-link");
+  });
+
+  it("deploys exactly the two changed hosts in parallel, reports the others up to date; the next terraform apply activates nothing", async () => {
+    writeConfig("web1", "web1 v2");
+    writeConfig("db", "db v2");
+    const result = await push("--json");
+    expect(result.code, result.stderr).toBe(0);
+    const hosts = jsonHosts(result);
+    expect(hosts.get("web1")).toMatchObject({ status: "deployed", previousGeneration: 1, newGeneration: 2 });
+    expect(hosts.get("db")).toMatchObject({ status: "deployed", previousGeneration: 1, newGeneration: 2 });
+    expect(hosts.get("web1")!.pathsCopied).toBeGreaterThan(0);
+    expect(hosts.get("web2")).toMatchObject({ status: "up-to-date", newGeneration: 1 });
+    expect(hosts.get("app")).toMatchObject({ status: "up-to-date", newGeneration: 1 });
+    // the injected Terraform values (app's private IP, the variable) came from the state
+    expect(await motd("web1")).toBe("hello: web1 v2\n");
+    expect((await target("web1").exec("cat /nix/var/nixos-lite/etc/upstream")).stdout).toBe(`http://${instance("app").privateIp}:8080\n`);
+    expect(await motd("db")).toBe("db v2\n");
+    // pipe output: one prefixed line per host per phase
+    expect(result.stderr).toMatch(/^\[web1\] copy$/m);
+    expect(result.stderr).toMatch(/^\[web2\] up to date: nothing to copy or activate$/m);
+
+    // Terraform's trigger changed for the two hosts: their deployment resources are replaced, and find them up to date
+    await synth();
+    const applied = await apply();
+    expect(applied.stdout).toMatch(/web1_Deployment_[0-9A-F]+: Destruction complete/);
+    expect(applied.stdout).toMatch(/db_Deployment_[0-9A-F]+: Destruction complete/);
+    expect(applied.stdout).not.toMatch(/web2_Deployment_[0-9A-F]+: Destruction/);
+    expect(applied.stdout.match(/"upToDate":true/g)).toHaveLength(2);
+    expect(applied.stdout).not.toMatch(/"upToDate":false/);
+    expect(await Promise.all(HOSTS.map(generation))).toEqual(["system-1-link", "system-2-link", "system-1-link", "system-2-link"]);
+  });
+
+  it("--dry-run lists changed packages and the bytes to send, and changes nothing on any host", async () => {
+    writeConfig("web2", "web2 v2", "2.0");
+    const storeBefore = (await target("web2").exec("ls /nix/store | sort; readlink /nix/var/nix/profiles/system /run/current-system")).stdout;
+    const result = await push("--dry-run", "--json");
+    expect(result.code, result.stderr).toBe(0);
+    const hosts = jsonHosts(result);
+    const web2 = hosts.get("web2")!;
+    expect(web2.status).toBe("would-deploy");
+    expect(web2.changes).toContainEqual({ name: "tool", before: ["1.0"], after: ["2.0"] });
+    // the bytes to send are the NAR sizes of exactly the paths the host lacks, as Nix reports them
+    const closure = execFileSync("nix-store", ["-qR", web2.newSystem!], { encoding: "utf8" }).trim().split("\n");
+    const lacking = (await target("web2").exec(`nix-store --check-validity --print-invalid ${closure.join(" ")}`)).stdout.trim().split("\n").filter(Boolean);
+    const narBytes = lacking.reduce((sum, p) => sum + Number(execFileSync("nix-store", ["-q", "--size", p], { encoding: "utf8" })), 0);
+    expect(web2.pathsToSend).toBe(lacking.length);
+    expect(web2.bytesToSend).toBe(narBytes);
+    for (const name of ["app", "web1", "db"]) expect(hosts.get(name)!.status).toBe("up-to-date");
+    expect((await target("web2").exec("ls /nix/store | sort; readlink /nix/var/nix/profiles/system /run/current-system")).stdout).toBe(storeBefore);
+
+    const table = await push("--dry-run", "--on", "web2");
+    expect(table.code, table.stderr).toBe(0);
+    expect(table.stdout).toContain("tool: 1.0 → 2.0");
+    expect(table.stdout).toMatch(/web2\s+│ would deploy/);
+    writeConfig("web2", "web2 v1");
+  });
+
+  it("--on selects by name, glob and tag; an unknown selector is refused with the known hosts", async () => {
+    const selected = async (...on: string[]) => {
+      const result = await push("--dry-run", "--json", ...on.flatMap((s) => ["--on", s]));
+      expect(result.code, result.stderr).toBe(0);
+      return [...jsonHosts(result).keys()];
+    };
+    expect(await selected("web1")).toEqual(["web1"]);
+    expect(await selected("web*")).toEqual(["web1", "web2"]);
+    expect(await selected("@role=db", "app")).toEqual(["app", "db"]);
+    expect(await selected("@web")).toEqual(["web1", "web2"]);
+    const unknown = await push("--on", "cache", "--json");
+    expect(unknown.code).toBe(EXIT_CODES.usage);
+    expect(unknown.stderr).toContain("--on 'cache' matches no host. Hosts: app, web1, web2, db; tags: @role=app, @role=db, @role=web");
+  });
+
+  it("re-synthesizes when the app changed, says so, and keeps only the newest generations where keepGenerations says", async () => {
+    writeConfig("app", "app v2");
+    const main = join(work, "main.ts");
+    writeFileSync(main, `${readFileSync(main, "utf8")}// touched\n`);
+    const later = new Date(Date.now() + 2000);
+    utimesSync(main, later, later);
+    const first = await push("--on", "app", "--json");
+    expect(first.code, first.stderr).toBe(0);
+    expect(first.json).toMatchObject({ synth: "synthesized: main.ts changed since the last synth" });
+    writeConfig("app", "app v3");
+    const second = await push("--on", "app", "--json");
+    expect(second.code, second.stderr).toBe(0);
+    expect(jsonHosts(second).get("app")).toMatchObject({ status: "deployed", previousGeneration: 2, newGeneration: 3 });
+    // keepGenerations: 2 in the stack — generation 1 went, under the lock, once the activation finished
+    for (let i = 0; i < 50 && (await target("app").exec("ls /nix/var/nix/profiles")).stdout.includes("system-1-link"); i++) await new Promise((r) => setTimeout(r, 100));
+    expect((await target("app").exec("ls /nix/var/nix/profiles")).stdout.split("\n").filter((l) => l.startsWith("system-")).sort())
+      .toEqual(["system-2-link", "system-3-link"]);
+    expect(await motd("app")).toBe("app v3\n");
+  });
+
+  it("on a terminal: one live line per host, then the summary table", async () => {
+    writeConfig("web1", "web1 v3");
+    const command = [process.execPath, CLI, "push", "--project", work].map((w) => `'${w}'`).join(" ");
+    const terminal = spawn("script", ["-qfec", `stty cols 120 rows 40; exec ${command}`, "/dev/null"], { env: { ...process.env, ...(await pushEnv()) } });
+    let raw = "";
+    terminal.stdout.on("data", (c: Buffer) => (raw += c.toString("utf8")));
+    const code = await new Promise<number | null>((resolve) => terminal.on("close", resolve));
+    expect(code, raw).toBe(0);
+    const screen = new Terminal({ cols: 120, rows: 40, allowProposedApi: true });
+    await new Promise<void>((resolve) => screen.write(raw.replace(/\r?\n/g, "\r\n"), resolve));
+    const buffer = screen.buffer.active;
+    const lines = Array.from({ length: buffer.length }, (_, i) => buffer.getLine(i)?.translateToString(true) ?? "").filter((l) => l.trim() !== "");
+    expect(raw, "the live lines hide the cursor while they draw").toContain("\x1b[?25l");
+    for (const name of ["app", "web2", "db"]) expect(lines).toContainEqual(expect.stringMatching(new RegExp(`^${name}\\s+up to date\\s+\\[`)));
+    expect(lines).toContainEqual(expect.stringMatching(/^web1\s+deployed\s+\[█+\] generation 2 → 3, 3 paths, [\d.]+ [KM]iB, [\d.]+ s$/));
+    expect(lines).toContainEqual(expect.stringMatching(/│ web1\s+│ deployed\s+│ 2 → 3\s+│ \d+ paths, [\d.]+ [KM]iB\s*│/));
+    expect(lines).toContainEqual(expect.stringMatching(/^1 deployed, 3 up to date in [\d.]+ s$/));
+  });
+
+  it("one unreachable host: the others deploy, the summary says why it failed, the exit code is connect's", async () => {
+    writeConfig("web2", "web2 v3");
+    writeConfig("app", "app v4");
+    const unreachable = instance("db").publicIp;
+    await stops.get(unreachable)!();
+    writeConfig("db", "db v3");
+    const result = await push("--json", "--connect-timeout", "2");
+    expect(result.code).toBe(EXIT_CODES.connect);
+    const hosts = jsonHosts(result);
+    expect(hosts.get("db")).toMatchObject({ status: "failed", error: { phase: "connect", exitCode: EXIT_CODES.connect } });
+    expect(hosts.get("web2")).toMatchObject({ status: "deployed" });
+    expect(hosts.get("app")).toMatchObject({ status: "deployed" });
+    expect(hosts.get("web1")).toMatchObject({ status: "up-to-date" });
+    const table = await push("--on", "db", "--connect-timeout", "1");
+    expect(table.code).toBe(EXIT_CODES.connect);
+    expect(table.stdout).toMatch(/│ db\s+│ failed: connect: cannot reach root@10\.233\.0\.\d+:22/);
+  });
+});
