@@ -79,7 +79,7 @@ async function connectChecked(target: TargetSpec, options: DefaultDependencyOpti
         hint: "someone may be intercepting the connection; nothing was run on the host",
       });
     }
-    await knownHosts.rewrite(new Set(err.expected.map((e) => e.line)), {
+    await knownHosts.rewrite((entry) => err.expected.some((e) => e.hosts === entry.hosts && e.key.equals(entry.key)), {
       name: err.knownHostsName, key: err.offered, comment: instanceComment(ec2Console.instanceId),
     });
     onNotice(

@@ -1,6 +1,7 @@
 import { createHash, createHmac, randomBytes } from "node:crypto";
 import { appendFile, mkdir, readFile, rename, writeFile } from "node:fs/promises";
 import { dirname } from "node:path";
+import { lock } from "proper-lockfile";
 
 /** One key line of an OpenSSH known_hosts file (sshd(8), SSH_KNOWN_HOSTS FILE FORMAT). */
 export interface KnownHostEntry {
@@ -133,45 +134,59 @@ export class KnownHostsFile {
 
   /** Records a host's key, hashed like OpenSSH's HashKnownHosts so the file does not list the fleet in clear text. */
   async add(name: string, blob: Buffer, comment?: string): Promise<void> {
-    await mkdir(dirname(this.path), { recursive: true, mode: 0o700 });
-    let prefix = "";
-    try {
-      const existing = await readFile(this.path, "utf8");
-      if (existing !== "" && !existing.endsWith("\n")) prefix = "\n";
-    } catch {
-      // a new file
-    }
-    await appendFile(this.path, `${prefix}${entryLine(name, blob, comment)}\n`, { mode: 0o600 });
+    await this.locked(async () => {
+      let prefix = "";
+      try {
+        const existing = await readFile(this.path, "utf8");
+        if (existing !== "" && !existing.endsWith("\n")) prefix = "\n";
+      } catch {
+        // a new file
+      }
+      await appendFile(this.path, `${prefix}${entryLine(name, blob, comment)}\n`, { mode: 0o600 });
+    });
   }
 
   /**
-   * Rewrites the file without the given lines (1-based) and, when `add` is given, with that entry appended; through a
-   * temporary file and a rename, so a crash leaves the old file or the new one. Returns how many lines went.
+   * Rewrites the file without the entries `remove` picks and, when `add` is given, with that entry appended; through a
+   * temporary file and a rename, so a crash leaves the old file or the new one. The file is read again under the
+   * lock, so concurrent deployments (parallel pushes, Terraform's parallel destroy provisioners) lose no entry.
+   * Returns how many entries went.
    */
-  async rewrite(removeLines: ReadonlySet<number>, add?: { name: string; key: Buffer; comment?: string }): Promise<number> {
-    let text = "";
-    try {
-      text = await readFile(this.path, "utf8");
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
-    }
-    const lines = text.split("\n");
-    if (lines.at(-1) === "") lines.pop();
-    const kept = lines.filter((_, index) => !removeLines.has(index + 1));
-    const removed = lines.length - kept.length;
-    if (add !== undefined) kept.push(entryLine(add.name, add.key, add.comment));
-    await mkdir(dirname(this.path), { recursive: true, mode: 0o700 });
-    const temporary = `${this.path}.${process.pid}.tmp`;
-    await writeFile(temporary, kept.length > 0 ? `${kept.join("\n")}\n` : "", { mode: 0o600 });
-    await rename(temporary, this.path);
-    return removed;
+  async rewrite(remove: (entry: KnownHostEntry) => boolean, add?: { name: string; key: Buffer; comment?: string }): Promise<number> {
+    return this.locked(async () => {
+      let text = "";
+      try {
+        text = await readFile(this.path, "utf8");
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+      }
+      const removeLines = new Set(parseKnownHosts(text).filter(remove).map((e) => e.line));
+      if (removeLines.size === 0 && add === undefined) return 0;
+      const lines = text.split("\n");
+      if (lines.at(-1) === "") lines.pop();
+      const kept = lines.filter((_, index) => !removeLines.has(index + 1));
+      if (add !== undefined) kept.push(entryLine(add.name, add.key, add.comment));
+      const temporary = `${this.path}.${process.pid}.tmp`;
+      await writeFile(temporary, kept.length > 0 ? `${kept.join("\n")}\n` : "", { mode: 0o600 });
+      await rename(temporary, this.path);
+      return removeLines.size;
+    });
   }
 
   /** Removes every entry recorded for an EC2 instance (it was destroyed). Returns how many went. */
-  async removeInstance(instanceId: string): Promise<number> {
-    const lines = new Set(this.entries.filter((e) => instanceOf(e) === instanceId).map((e) => e.line));
-    if (lines.size === 0) return 0;
-    return this.rewrite(lines);
+  removeInstance(instanceId: string): Promise<number> {
+    return this.rewrite((entry) => instanceOf(entry) === instanceId);
+  }
+
+  /** Runs `change` holding the file's lock (`<file>.lock`, a directory: atomic across processes, stale after 10 s). */
+  private async locked<T>(change: () => Promise<T>): Promise<T> {
+    await mkdir(dirname(this.path), { recursive: true, mode: 0o700 });
+    const release = await lock(this.path, { realpath: false, stale: 10_000, retries: { retries: 100, minTimeout: 10, maxTimeout: 200 } });
+    try {
+      return await change();
+    } finally {
+      await release();
+    }
   }
 }
 

@@ -8,6 +8,8 @@ import {
   checkHostKey,
   fingerprint,
   hostFieldMatches,
+  instanceComment,
+  instanceOf,
   keyTypeOf,
   knownHostsName,
   knownKeyTypes,
@@ -79,5 +81,22 @@ describe.skipIf(missing("sshd"))("host keys (keys and hashes from ssh-keygen)", 
     const found = execFileSync("ssh-keygen", ["-F", "[10.1.2.3]:2200", "-f", file], { encoding: "utf8" });
     expect(found).toContain(a.line);
     expect(checkHostKey((await KnownHostsFile.load(file)).entries, ["[10.1.2.3]:2200"], a.blob).kind).toBe("known");
+  });
+
+  it("loses no entry when deployments and destroy provisioners change the file at the same time", async () => {
+    const file = join(dir, "concurrent", "known_hosts");
+    const keys = ["k1", "k2", "k3", "k4", "k5", "k6"].map((n) => newKey(dir, n));
+    const seed = await KnownHostsFile.load(file);
+    for (const [i, key] of keys.slice(0, 4).entries()) await seed.add(`10.0.0.${i}`, key.blob, i < 3 ? instanceComment(`i-0000000${i}aaaaaaaa`) : undefined);
+    // three instances destroyed (Terraform runs their provisioners in parallel) while two new hosts are recorded
+    const removed = await Promise.all([
+      ...[0, 1, 2].map(async (i) => (await KnownHostsFile.load(file)).removeInstance(`i-0000000${i}aaaaaaaa`)),
+      ...[4, 5].map(async (i) => (await KnownHostsFile.load(file)).add(`10.0.0.${i}`, keys[i].blob).then(() => 0)),
+    ]);
+    expect(removed).toEqual([1, 1, 1, 0, 0]);
+    const left = (await KnownHostsFile.load(file)).entries;
+    expect(left.map((e) => e.key.toString("base64")).sort()).toEqual([keys[3], keys[4], keys[5]].map((k) => k.blob.toString("base64")).sort());
+    expect(left.every((e) => instanceOf(e) === undefined)).toBe(true);
+    expect(readFileSync(file, "utf8").endsWith("\n")).toBe(true);
   });
 });
