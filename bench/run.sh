@@ -8,3 +8,4 @@ npm run --silent build
 npx tsx bench/synth.ts
 npx tsx bench/fleet-eval.ts
 npx tsx bench/copy.ts
+npx tsx bench/push.ts

@@ -1,0 +1,82 @@
+import { PassThrough } from "node:stream";
+import { describe, expect, it } from "vitest";
+import { createFleetReporter } from "../../src/cli/fleet-progress";
+import { ConnectError, EXIT_CODES } from "../../src/errors";
+import type { PushReport } from "../../src/fleet/push";
+
+function capture() {
+  const stdout = new PassThrough();
+  const stderr = new PassThrough();
+  let out = "";
+  let err = "";
+  stdout.on("data", (c: Buffer) => (out += c));
+  stderr.on("data", (c: Buffer) => (err += c));
+  return { output: { stdout, stderr, interactive: false }, out: () => out, err: () => err };
+}
+
+const NEW = "/nix/store/0000000000000000000000000000000b-nixos-system-web-25.05";
+const deployed = {
+  host: "root@198.51.100.1:22", action: "switch" as const, system: "x86_64-linux", upToDate: false, pathsCopied: 12,
+  pathsInClosure: 200, bytesSent: 3 * 1048576, previousSystem: undefined, newSystem: NEW, previousGeneration: 4, newGeneration: 5, durationMs: 2100,
+};
+const report: PushReport = {
+  dryRun: false,
+  durationMs: 2500,
+  exitCode: EXIT_CODES.connect,
+  hosts: [
+    { name: "web", status: "deployed", durationMs: 2100, exitCode: 0, result: deployed },
+    { name: "app", status: "up-to-date", durationMs: 300, exitCode: 0, result: { ...deployed, upToDate: true, pathsCopied: 0, bytesSent: 0, previousGeneration: 7, newGeneration: 7 } },
+    { name: "db", status: "failed", durationMs: 2000, exitCode: EXIT_CODES.connect, error: new ConnectError("cannot reach root@198.51.100.3:22: connect ECONNREFUSED") },
+    { name: "cache", status: "not-created", durationMs: 0, exitCode: EXIT_CODES.connect, reason: "not created — run cdktf deploy" },
+  ],
+};
+
+describe("the push reporter on a pipe", () => {
+  it("prints one prefixed line per host per phase, then the summary table and the counts", () => {
+    const io = capture();
+    const reporter = createFleetReporter(io.output, ["web", "app", "db", "cache"], { json: false });
+    reporter.onEvent({ type: "fleet", phase: "evaluate-and-build", hosts: ["web", "app", "db"] });
+    reporter.onEvent({ type: "host", host: "web", event: { type: "phase", phase: "connect", detail: "198.51.100.1" } });
+    reporter.onEvent({ type: "host", host: "web", event: { type: "phase", phase: "copy" } });
+    reporter.onEvent({ type: "host", host: "web", event: { type: "copied", report: { pathsInClosure: 200, pathsAlreadyValid: 188, pathsCopied: 12, bytesSent: 3 * 1048576, durationMs: 900 } } });
+    reporter.onEvent({ type: "host-done", outcome: report.hosts[0] });
+    reporter.onEvent({ type: "host-done", outcome: report.hosts[3] });
+    reporter.done(report, { stack: "fleet", synth: "using cdktf.out" });
+    expect(io.err().split("\n").slice(0, 6)).toEqual([
+      "evaluating and building 3 systems: web, app, db",
+      "[web] connect: 198.51.100.1",
+      "[web] copy",
+      "[web] copied 12 of 200 paths (3.0 MiB) in 0.9 s",
+      "[web] deployed: generation 4 → 5, 12 paths, 3.0 MiB, 2.1 s",
+      "[cache] not created: not created — run cdktf deploy",
+    ]);
+    expect(io.err()).toContain("db: connect failed: cannot reach root@198.51.100.3:22: connect ECONNREFUSED");
+    expect(io.out()).toBe([
+      "┌───────┬─────────────────────────────────────────────────────────────┬────────────┬───────────────────┬───────┐",
+      "│ host  │ result                                                      │ generation │ copied            │ time  │",
+      "├───────┼─────────────────────────────────────────────────────────────┼────────────┼───────────────────┼───────┤",
+      "│ web   │ deployed                                                    │ 4 → 5      │ 12 paths, 3.0 MiB │ 2.1 s │",
+      "├───────┼─────────────────────────────────────────────────────────────┼────────────┼───────────────────┼───────┤",
+      "│ app   │ up to date                                                  │ 7          │                   │ 0.3 s │",
+      "├───────┼─────────────────────────────────────────────────────────────┼────────────┼───────────────────┼───────┤",
+      "│ db    │ failed: connect: cannot reach root@198.51.100.3:22: connect │            │                   │ 2.0 s │",
+      "│       │ ECONNREFUSED                                                │            │                   │       │",
+      "├───────┼─────────────────────────────────────────────────────────────┼────────────┼───────────────────┼───────┤",
+      "│ cache │ not created: not created — run cdktf deploy                 │            │                   │       │",
+      "└───────┴─────────────────────────────────────────────────────────────┴────────────┴───────────────────┴───────┘",
+      "1 deployed, 1 up to date, 1 failed, 1 not created in 2.5 s",
+      "",
+    ].join("\n"));
+  });
+
+  it("with --json prints one object with every host", () => {
+    const io = capture();
+    createFleetReporter(io.output, ["web", "app", "db", "cache"], { json: true }).done(report, { stack: "fleet", synth: "using cdktf.out" });
+    const json = JSON.parse(io.out()) as { ok: boolean; exitCode: number; hosts: Array<Record<string, unknown>> };
+    expect(json).toMatchObject({ ok: false, stack: "fleet", exitCode: EXIT_CODES.connect, dryRun: false });
+    expect(json.hosts.map((h) => h.status)).toEqual(["deployed", "up-to-date", "failed", "not-created"]);
+    expect(json.hosts[0]).toMatchObject({ name: "web", previousGeneration: 4, newGeneration: 5, pathsCopied: 12, bytesSent: 3 * 1048576 });
+    expect(json.hosts[2]).toMatchObject({ error: { phase: "connect", exitCode: EXIT_CODES.connect } });
+    expect(json.hosts[3]).toMatchObject({ reason: "not created — run cdktf deploy" });
+  });
+});
