@@ -1,7 +1,7 @@
 // One `push` by cdktf-nixos in a process of its own (the fleet core, as the CLI runs it after reading the
 // inventory), so its time and peak memory are its alone.
 // usage: node bench/push-once.cjs HOSTS.json   (a JSON array of FleetHost)
-// prints one JSON line: { ms, statuses, bytesSent, peakRssMiB }
+// prints one JSON line: { ms, statuses, bytesSent, peakRssMiB, deployerCpuSeconds }
 const { readFileSync } = require("node:fs");
 const { join } = require("node:path");
 
@@ -18,11 +18,16 @@ async function main() {
   const ms = Number(process.hrtime.bigint() - started) / 1e6;
   if (report.exitCode !== 0) throw new Error(JSON.stringify(report.hosts.map((h) => [h.name, h.status, h.error && h.error.message])));
   const peak = /VmHWM:\s+(\d+) kB/.exec(readFileSync("/proc/self/status", "utf8"));
+  // utime, stime, cutime, cstime (fields 14-17 of /proc/self/stat, clock ticks): this process and the children it
+  // waited for (the local nix-instantiate, nix-store --realise and nix-store --serve processes)
+  const stat = readFileSync("/proc/self/stat", "utf8");
+  const ticks = stat.slice(stat.lastIndexOf(")") + 2).split(" ").slice(11, 15).map(Number);
   process.stdout.write(`${JSON.stringify({
     ms,
     statuses: report.hosts.map((h) => h.status),
     bytesSent: report.hosts.reduce((sum, h) => sum + (h.result ? h.result.bytesSent : 0), 0),
     peakRssMiB: peak ? Number(peak[1]) / 1024 : null,
+    deployerCpuSeconds: ticks.reduce((a, b) => a + b, 0) / 100,
   })}\n`);
 }
 

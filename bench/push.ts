@@ -79,7 +79,7 @@ function machineCpuSeconds(): number {
 }
 
 /** Async, because the latency proxies live in this process's event loop. */
-function ours(hostsFile: string): Promise<{ ms: number; peakRssMiB: number; statuses: string[]; cpuSeconds: number }> {
+function ours(hostsFile: string): Promise<{ ms: number; peakRssMiB: number; statuses: string[]; cpuSeconds: number; deployerCpuSeconds: number }> {
   const cpuBefore = machineCpuSeconds();
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [ONCE, hostsFile], { env: { ...process.env, NIX_CONFIG: "substituters =" } });
@@ -134,7 +134,7 @@ async function main() {
     const single: number[] = [];
     const loop: number[] = [];
     const peaks: number[] = [];
-    const cpu: { fleet: number[]; single: number[] } = { fleet: [], single: [] };
+    const cpu: { fleet: number[]; single: number[]; fleetDeployer: number[]; singleDeployer: number[] } = { fleet: [], single: [], fleetDeployer: [], singleDeployer: [] };
     for (let round = 0; round < ROUNDS; round++) {
       const all = await withFleet(HOSTS, async (world, proxies, knownHosts) => {
         writeFileSync(join(dir, "hosts.json"), JSON.stringify(fleetHosts(dir, world, proxies, knownHosts)));
@@ -144,12 +144,14 @@ async function main() {
       fleet.push(all.ms);
       peaks.push(all.peakRssMiB);
       cpu.fleet.push(all.cpuSeconds);
+      cpu.fleetDeployer.push(all.deployerCpuSeconds);
       const one = await withFleet(1, async (world, proxies, knownHosts) => {
         writeFileSync(join(dir, "hosts.json"), JSON.stringify(fleetHosts(dir, world, proxies, knownHosts)));
         return ours(join(dir, "hosts.json"));
       });
       single.push(one.ms);
       cpu.single.push(one.cpuSeconds);
+      cpu.singleDeployer.push(one.deployerCpuSeconds);
       loop.push(await withFleet(HOSTS, (world, proxies) => reference(world, proxies, toplevels)));
       console.log(`round ${round + 1}/${ROUNDS}: push ${HOSTS} ${fmt(fleet.at(-1)!)}, push 1 ${fmt(single.at(-1)!)}, loop ${fmt(loop.at(-1)!)}`);
     }
@@ -161,6 +163,7 @@ async function main() {
       `| P4 ${HOSTS} hosts vs 1 host | ${fmt(f)} | push to 1 host ${fmt(s)} | **${(f / s).toFixed(2)}×** | ≤ 1.5× |`,
       `| P4 ${HOSTS} hosts vs a sequential loop | ${fmt(f)} | nix-copy-closure + ssh switch, host after host ${fmt(l)} | **${(f / l).toFixed(2)}×** | ≤ 0.15× |`,
       `| peak RSS of the push process (${HOSTS} hosts) | ${median(peaks).toFixed(0)} MiB | closure ${(narBytes / 1048576).toFixed(0)} MiB per host | | |`,
+      `| CPU time of the deployer (push process and its Nix children) | ${HOSTS} hosts ${median(cpu.fleetDeployer).toFixed(1)} CPU-s | 1 host ${median(cpu.singleDeployer).toFixed(1)} CPU-s | ${(median(cpu.fleetDeployer) / median(cpu.singleDeployer)).toFixed(1)}× | |`,
       `| machine CPU time (deployer + every target's sshd and Nix, all on these cores) | ${HOSTS} hosts ${median(cpu.fleet).toFixed(1)} CPU-s | 1 host ${median(cpu.single).toFixed(1)} CPU-s | ${(median(cpu.fleet) / median(cpu.single)).toFixed(1)}× | |`,
     ].join("\n"));
   } finally {

@@ -109,7 +109,7 @@ export function createFleetReporter(output: Output, hostNames: readonly string[]
           (event.target.profileGeneration !== undefined ? ` (generation ${event.target.profileGeneration})` : ""));
         break;
       case "up-to-date":
-        say(name, "up to date: nothing to copy or activate");
+        // the outcome line says it ("up to date: generation N")
         break;
       case "copy-progress":
         line.copy = { ...event.progress, since: line.copy?.since ?? Date.now() };
@@ -225,7 +225,7 @@ function outcomeDetail(outcome: HostOutcome): string {
       return `generation ${r.previousGeneration ?? "-"} → ${r.newGeneration ?? "-"}, ${r.pathsCopied} paths, ${size(r.bytesSent)}, ${seconds(outcome.durationMs)}`;
     }
     case "up-to-date":
-      return outcome.result !== undefined ? `generation ${outcome.result.newGeneration ?? "-"}` : "";
+      return `generation ${outcome.result?.newGeneration ?? outcome.preview?.previousGeneration ?? "-"}: nothing to copy or activate`;
     case "would-deploy": {
       const p = outcome.preview!;
       return `${p.pathsToSend} paths, ${size(p.bytesToSend)} to send, ${p.changes.length} package change${p.changes.length === 1 ? "" : "s"}`;
@@ -262,7 +262,7 @@ export function summaryTable(report: PushReport): string {
         host.name,
         FINAL[host.status] + (host.status === "failed" || host.status === "not-created" ? `: ${wrap(outcomeDetail(host))}` : ""),
         generations(host),
-        p === undefined ? "" : `${p.pathsToSend} paths, ${size(p.bytesToSend)}`,
+        p === undefined || p.upToDate ? "" : `${p.pathsToSend} paths, ${size(p.bytesToSend)}`,
         p === undefined ? "" : p.changes.length === 0 ? "none" : p.changes.map(describeChange).join("\n"),
       ]);
     }

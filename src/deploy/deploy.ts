@@ -278,12 +278,7 @@ export async function previewDeploy(local: LocalSystem, request: BuiltDeployRequ
     const upToDate = isUpToDate(action, before, local.outPath);
     const roots = request.buildOnTarget && local.drvPath !== undefined ? [local.drvPath] : [local.outPath];
     const store = await deps.openStore();
-    let plan;
-    try {
-      plan = await during("inspect", `querying the store of ${host.name}`, () => host.planCopy(store, roots));
-    } finally {
-      await store.close();
-    }
+    const plan = await during("inspect", `querying the store of ${host.name}`, () => host.planCopy(store, roots)).finally(() => store.close());
     let previousClosure: string[] = [];
     if (previousSystem !== undefined) {
       const command = `nix-store --query --requisites ${shellQuote(previousSystem)}`;

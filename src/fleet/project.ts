@@ -70,7 +70,12 @@ function synthesize(projectDir: string): Promise<void> {
  * Finds the stack's deployment manifest in the project's cdktf.out, synthesizing first when it is missing or older
  * than the app's sources (`auto`), always, or never.
  */
-export async function loadStack(projectDir: string, stack: string | undefined, mode: SynthMode): Promise<LoadedStack> {
+export async function loadStack(
+  projectDir: string,
+  stack: string | undefined,
+  mode: SynthMode,
+  onSynthesizing: (why: string) => void = () => undefined,
+): Promise<LoadedStack> {
   const cdktfJsonFile = join(projectDir, "cdktf.json");
   let cdktfJson: CdktfJson;
   try {
@@ -90,6 +95,7 @@ export async function loadStack(projectDir: string, stack: string | undefined, m
     synth = mode === "always" ? "synthesized (--synth)"
       : synthesizedAt === undefined ? `synthesized: ${relative(projectDir, output)} was missing`
       : `synthesized: ${changed} changed since the last synth`;
+    onSynthesizing(synth.replace(/^synthesized/, "synthesizing (cdktf synth)"));
     await synthesize(projectDir);
   } else {
     synth = `using ${relative(projectDir, output)} (up to date with the sources)`;

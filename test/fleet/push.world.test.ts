@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { Terminal } from "@xterm/headless";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { EXIT_CODES } from "../../src/errors";
-import { CLI, cdktfNixos, type CliResult } from "../harness/cli";
+import { CLI, cdktfNixos, startCdktfNixos, type CliResult } from "../harness/cli";
 import { NIXOS_IMAGES } from "../harness/ec2-double/nixos-images";
 import { startEc2Double, type Ec2Double, type Instance } from "../harness/ec2-double/server";
 import { NIXPKGS_LITE } from "../harness/fixture";
@@ -142,7 +142,7 @@ app.synth();
     expect(await motd("db")).toBe("db v2\n");
     // pipe output: one prefixed line per host per phase
     expect(result.stderr).toMatch(/^\[web1\] copy$/m);
-    expect(result.stderr).toMatch(/^\[web2\] up to date: nothing to copy or activate$/m);
+    expect(result.stderr).toMatch(/^\[web2\] up to date: generation 1: nothing to copy or activate$/m);
 
     // Terraform's trigger changed for the two hosts: their deployment resources are replaced, and find them up to date
     await synth();
@@ -232,6 +232,21 @@ app.synth();
     expect(lines).toContainEqual(expect.stringMatching(/^web1\s+deployed\s+\[█+\] generation 2 → 3, 3 paths, [\d.]+ [KM]iB, [\d.]+ s$/));
     expect(lines).toContainEqual(expect.stringMatching(/│ web1\s+│ deployed\s+│ 2 → 3\s+│ \d+ paths, [\d.]+ [KM]iB\s*│/));
     expect(lines).toContainEqual(expect.stringMatching(/^1 deployed, 3 up to date in [\d.]+ s$/));
+  });
+
+  it("Ctrl-C mid-push: exit 130, every host's state said, the interrupted host unchanged", async () => {
+    const before = readFileSync(join(work, "nixos", "web1.nix"), "utf8");
+    const profile = await generation("web1");
+    writeFileSync(join(work, "nixos", "web1.nix"), before.replace("system.stateVersion", `lite.payload = { paths = 40; sizeKiB = 2048; seed = "interrupt"; };\n  system.stateVersion`));
+    const running = startCdktfNixos(["push", "--project", work, "--on", "web1", "--on", "app"], await pushEnv());
+    await running.waitForStderr(/^\[web1\] copy$/m);
+    running.child.kill("SIGINT");
+    const result = await running.result;
+    expect(result.code).toBe(EXIT_CODES.interrupted);
+    expect(result.stderr).toMatch(/^\[web1\] interrupted during copy: unchanged \(paths copied so far stay valid in its store\)$/m);
+    expect(result.stderr).toMatch(/^\[app\] interrupted during \w[\w ]*: /m);
+    expect(await generation("web1")).toBe(profile);
+    writeFileSync(join(work, "nixos", "web1.nix"), before);
   });
 
   it("one unreachable host: the others deploy, the summary says why it failed, the exit code is connect's", async () => {

@@ -58,7 +58,8 @@ export function registerPushCommand(program: Command, output: Output, dependenci
       let loaded;
       let selected;
       try {
-        loaded = await loadStack(projectDir, stack, synthMode);
+        // synthesis takes seconds: say so before it starts (the reporter and its live lines come after)
+        loaded = await loadStack(projectDir, stack, synthMode, (why) => output.stderr.write(`${why}\n`));
         const inventory = resolveInventory(loaded.manifest, await readTerraformState(loaded.stackDir));
         selected = selectHosts(inventory, flags.on);
       } catch (err) {
