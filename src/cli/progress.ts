@@ -52,8 +52,8 @@ export function createReporter(output: Output, options: { json: boolean }): Repo
         log(`${event.phase}${event.detail ? `: ${event.detail}` : ""}`);
         break;
       case "up-to-date":
-        log(`up to date: ${event.target.currentSystem ?? event.target.profileSystem} is already ` +
-          `${event.target.profileGeneration !== undefined ? `generation ${event.target.profileGeneration}` : "in place"}; nothing copied or activated`);
+        log("up to date: the host already has this system" +
+          `${event.state.profileGeneration !== undefined ? ` (generation ${event.state.profileGeneration})` : ""}; nothing activated`);
         break;
       case "built":
         log(`system ${event.system.outPath} (${event.system.system})`);

@@ -1,5 +1,5 @@
 import { shellQuote } from "../shell";
-import { mayConfirm, mayPruneGenerations, mayRollBack, setsProfile, type Action } from "./goal";
+import { mayConfirm, mayPruneGenerations, mayRollBack, setsProfile, upToDateRequires, type Action } from "./goal";
 import { SYSTEM_PROFILE, parseInspection, type TargetSystem } from "./inspection";
 
 /**
@@ -56,6 +56,8 @@ export interface ActivationScriptInput {
   readonly holder: string;
   /** After a kept switch or boot, delete all but the newest this many system generations (nix-env +N). */
   readonly keepGenerations?: number;
+  /** Activate even when the host already is what the action would make it. */
+  readonly reactivate?: boolean;
 }
 
 /**
@@ -105,6 +107,7 @@ export function activationScript(input: ActivationScriptInput): string {
     `  echo "profile=system-$gen-link current=$current profileSystem=$profile_system" >${state}.$1`,
     "}",
     "record started",
+    ...upToDateCheck(input, state),
     `prev=${previous}`,
     "rollback() {",
     `  if [ -z "$gen$prev" ]; then echo nothing >${state}.rolled-back; return; fi`,
@@ -139,6 +142,18 @@ export function activationScript(input: ActivationScriptInput): string {
 }
 
 /**
+ * Under the lock: a deployment that waited for another one may find the host already is what it would make it (two
+ * pushes of one system at once). It then changes nothing, and says so in its status.
+ */
+function upToDateCheck(input: ActivationScriptInput, state: string): string[] {
+  const requires = upToDateRequires(input.action);
+  if (input.reactivate || requires === undefined) return [];
+  const variable = { currentSystem: "$current", profileSystem: "$profile_system" } as const;
+  const test = requires.map((what) => `[ "${variable[what]}" = ${shellQuote(input.toplevel)} ]`).join(" && ");
+  return [`if ${test}; then echo "already up to date: nothing to do"; echo up-to-date >${state}.status; touch ${state}.done; exit 0; fi`];
+}
+
+/**
  * Starts the activation script as root, detached: in a transient systemd unit where systemd runs (so stopping the
  * SSH session's scope cannot take it down, as nixos-rebuild-ng does for switch-to-configuration), otherwise in its
  * own session (setsid). Returns once it runs; a sudo that wants a password fails here, visibly.
@@ -169,7 +184,10 @@ export interface ActivationState {
   readonly before?: RecordedState;
   /** The state activation left (before any rollback), read under the lock. */
   readonly after?: RecordedState;
-  /** switch-to-configuration's exit code, or "locked" when the lock never came. */
+  /**
+   * switch-to-configuration's exit code, "locked" when the lock never came, or "up-to-date" when the host already was
+   * what the action would make it once the lock came.
+   */
   readonly status?: string;
   /** The rollback's exit code, or "nothing" when there was nothing to go back to. */
   readonly rolledBack?: string;
@@ -232,6 +250,8 @@ export interface ActivationInput {
   readonly id: string;
   /** Keep only the newest this many system generations once the new one stays. */
   readonly keepGenerations?: number;
+  /** Activate even when the host already is what the action would make it. */
+  readonly reactivate?: boolean;
 }
 
 /** Everything one activation does on the target, decided before anything runs. */
@@ -275,6 +295,7 @@ export function planActivation(input: ActivationInput): ActivationPlan {
     lockTimeoutSeconds: input.lockTimeoutSeconds,
     holder: input.holder,
     keepGenerations: input.keepGenerations,
+    reactivate: input.reactivate,
   });
   const state = `${ACTIVATION_DIR}/${input.id}`;
   return {

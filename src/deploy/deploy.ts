@@ -44,8 +44,8 @@ export type DeployEvent =
   | { readonly type: "phase"; readonly phase: DeployPhase; readonly detail?: string }
   | { readonly type: "built"; readonly system: LocalSystem }
   | { readonly type: "target"; readonly target: TargetSystem }
-  /** The host already is what the action would make it: nothing is copied or activated. */
-  | { readonly type: "up-to-date"; readonly target: TargetSystem }
+  /** The host already is what the action would make it: nothing (more) is copied or activated. */
+  | { readonly type: "up-to-date"; readonly state: HostState }
   | { readonly type: "copy-progress"; readonly progress: CopyProgress }
   | { readonly type: "copied"; readonly report: CopyReport }
   | { readonly type: "activated"; readonly report: ActivationReport }
@@ -64,6 +64,11 @@ export interface ActivationReport {
   readonly newSystem: string;
   /** What switch-to-configuration printed (for dry-activate: what it would do). */
   readonly output: string;
+  /**
+   * The host already was what the action would make it when the activation got the lock (another deployment of the
+   * same system finished first): nothing was activated.
+   */
+  readonly upToDate?: boolean;
 }
 
 export interface DeployRequest {
@@ -176,7 +181,7 @@ export async function deployBuilt(
     emit({ type: "target", target: before });
     checkTarget(host, before, local, request);
     if (!request.reactivate && isUpToDate(action, before, local.outPath)) {
-      emit({ type: "up-to-date", target: before });
+      emit({ type: "up-to-date", state: before });
       return {
         host: host.name,
         action,
@@ -214,19 +219,24 @@ export async function deployBuilt(
       holder: `${hostname()} pid ${process.pid}`,
       id: randomBytes(6).toString("hex"),
       keepGenerations: request.keepGenerations,
+      reactivate: request.reactivate,
     });
     emit({ type: "phase", phase: "activate", detail: action });
     const activated = await activate(host, plan, before, request, emit);
     // activation may have replaced the connection; the finally below closes whichever is current
     host = activated.host;
     const activation = activated.report;
-    emit({ type: "activated", report: activation });
+    if (activation.upToDate) {
+      emit({ type: "up-to-date", state: { currentSystem: activation.previousSystem, profileGeneration: activation.newGeneration } });
+    } else {
+      emit({ type: "activated", report: activation });
+    }
 
     return {
       host: host.name,
       action,
       system: local.system,
-      upToDate: false,
+      upToDate: activation.upToDate === true,
       pathsCopied: copy.pathsCopied,
       pathsInClosure: copy.pathsInClosure,
       bytesSent: copy.bytesSent,
@@ -571,6 +581,22 @@ async function activate(
         hint: `it goes on on the host (and rolls back by itself if it fails): read ${plan.logFile} there, or raise ` +
           "--activation-timeout if activation is this slow",
       });
+    }
+
+    // Another deployment made the host what this one would, while this one waited for the lock: nothing to do.
+    if (state.status === "up-to-date") {
+      return {
+        host: session.host,
+        report: {
+          action: plan.action,
+          previousGeneration: before.profileGeneration,
+          newGeneration: before.profileGeneration,
+          previousSystem: before.currentSystem,
+          newSystem: plan.toplevel,
+          output: await readLog(),
+          upToDate: true,
+        },
+      };
     }
 
     // 4. A failed activation: the script rolls back (or not); report what it did.

@@ -26,24 +26,30 @@ export function mayRollBack(action: Action): boolean {
 }
 
 /**
- * The host already is what the action would make it: switch — running and booting `toplevel`; boot — booting it;
- * test — running it. dry-activate is never "up to date": it only reports, so it always runs.
+ * What must already point at the new system for the host to be up to date: switch — the running system and the boot
+ * default; boot — the boot default; test — the running system. dry-activate only reports, so it is never up to date.
  */
+export function upToDateRequires(action: Action): ReadonlyArray<"currentSystem" | "profileSystem"> | undefined {
+  switch (action) {
+    case "switch":
+      return ["currentSystem", "profileSystem"];
+    case "boot":
+      return ["profileSystem"];
+    case "test":
+      return ["currentSystem"];
+    case "dry-activate":
+      return undefined;
+  }
+}
+
+/** The host already is what the action would make it. */
 export function isUpToDate(
   action: Action,
   host: { readonly currentSystem?: string; readonly profileSystem?: string },
   toplevel: string,
 ): boolean {
-  switch (action) {
-    case "switch":
-      return host.currentSystem === toplevel && host.profileSystem === toplevel;
-    case "boot":
-      return host.profileSystem === toplevel;
-    case "test":
-      return host.currentSystem === toplevel;
-    case "dry-activate":
-      return false;
-  }
+  const requires = upToDateRequires(action);
+  return requires !== undefined && requires.every((what) => host[what] === toplevel);
 }
 
 /** Only switch and boot make generations, so only they prune old ones. */

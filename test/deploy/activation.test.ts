@@ -56,6 +56,8 @@ describe("the activation script", () => {
   it("locks, records the state it starts from, activates, rolls back on failure, and waits for the confirmation", () => {
     expect(activationScript({ ...base, action: "switch", confirmTimeoutSeconds: 30 })).toBe([
       ...lockAndState,
+      `if [ "$current" = ${top} ] && [ "$profile_system" = ${top} ]; then echo "already up to date: nothing to do"; ` +
+        "echo up-to-date >/run/cdktf-nixos/abc.status; touch /run/cdktf-nixos/abc.done; exit 0; fi",
       `prev="\${current:-$profile_system}"`,
       "rollback() {",
       `  if [ -z "$gen$prev" ]; then echo nothing >/run/cdktf-nixos/abc.rolled-back; return; fi`,
@@ -83,6 +85,15 @@ describe("the activation script", () => {
     const test = activationScript({ ...base, action: "test" }).split("\n");
     expect(test).toContain(`{ ${env} NIXOS_INSTALL_BOOTLOADER=0 ${top}/bin/switch-to-configuration test; } 9>&-`);
     expect(test).toContain(`  { { [ -z "$prev" ] || ${env} NIXOS_INSTALL_BOOTLOADER=0 "$prev/bin/switch-to-configuration" test; }; } 9>&-`);
+  });
+
+  it("under the lock, changes nothing on a host another deployment already made what this one would, unless reactivating", () => {
+    const check = (action: "boot" | "test" | "dry-activate", reactivate = false) =>
+      activationScript({ ...base, action, reactivate }).split("\n").find((l) => l.includes("already up to date"));
+    expect(check("boot")).toMatch(new RegExp(`^if \\[ "\\$profile_system" = ${top} \\]; then`));
+    expect(check("test")).toMatch(new RegExp(`^if \\[ "\\$current" = ${top} \\]; then`));
+    expect(check("dry-activate")).toBeUndefined();
+    expect(check("boot", true)).toBeUndefined();
   });
 
   it("prunes old generations after a switch or boot that stays, under the lock; never after test or a rollback", () => {

@@ -54,6 +54,16 @@ describe("deploy orchestration over the Host seam", () => {
     expect(again.host.log.some((c) => START.test(c))).toBe(true);
   });
 
+  it("reports up to date, not deployed, when another deployment of the same system finished while this one waited for the lock", async () => {
+    const started = `profile=system-5-link current=${NEW} profileSystem=${NEW}`;
+    const world = fakeDependencies(healthyHost([[READ_STATE, { stdout: activationState({ started, status: "up-to-date", done: true }) }]]));
+    const events: string[] = [];
+    const result = await deploy({ ...request, onEvent: (e) => events.push(e.type) }, world.deps);
+    expect(result).toMatchObject({ upToDate: true, pathsCopied: 2, previousGeneration: 5, newGeneration: 5, newSystem: NEW });
+    expect(events).toContain("up-to-date");
+    expect(events).not.toContain("activated");
+  });
+
   it("builds on the target: copies the derivation, realises it there, then activates the output", async () => {
     const world = fakeDependencies(healthyHost([[/^nix-store --realise /, { stdout: `${NEW}\n` }]]));
     await deploy({ ...request, buildOnTarget: true, action: "test" }, world.deps);

@@ -101,6 +101,25 @@ describe.skipIf(missing("root", "nix", "sshd", "netns"))("deployments under faul
     }
   });
 
+  it("two deploys of the same system at once: one activates, the other finds the host up to date under the lock", async () => {
+    await deployed("same base");
+    const before = await truth(target);
+    const same = (await buildSystem({ config: config("same system", { switchSleep: 2 }) })).toplevel;
+    const a = startCdktfNixos(["deploy", ...args(), "--toplevel", same, "--json"]);
+    for (let i = 0; i < 200 && !(await target.exec("cat /run/cdktf-nixos/lock.holder")).stdout.includes(`pid ${a.child.pid}`); i++) await sleep(50);
+    // the second inspects the host while the first still switches: not up to date yet, so it copies and waits
+    const b = startCdktfNixos(["deploy", ...args(), "--toplevel", same, "--json"]);
+    const [ra, rb] = await Promise.all([a.result, b.result]);
+    expect(ra.code, ra.stderr).toBe(0);
+    expect(rb.code, rb.stderr).toBe(0);
+    expect(rb.stderr).toContain(`waiting for the deployment lock, held by ${hostname()} pid ${a.child.pid}`);
+    const host = await truth(target);
+    expect(host.current).toBe(same);
+    expect(host.generation).toBe(before.generation! + 1);
+    expect(ra.json).toMatchObject({ upToDate: false, newGeneration: host.generation });
+    expect(rb.json).toMatchObject({ upToDate: true, previousGeneration: host.generation, newGeneration: host.generation });
+  });
+
   it("a deploy that cannot get the lock in --lock-timeout changes nothing and names the holder", async () => {
     const base = await deployed("lock base");
     const slow = (await buildSystem({ config: config("lock slow", { switchSleep: 4 }) })).toplevel;
