@@ -38,6 +38,8 @@ const FINAL: Record<HostOutcome["status"], HostLine["phase"]> = {
   skipped: "skipped",
 };
 
+const FINAL_PHASES: ReadonlySet<HostLine["phase"]> = new Set(Object.values(FINAL));
+
 export function createFleetReporter(output: Output, hostNames: readonly string[], options: { json: boolean }): FleetReporter {
   const lines = new Map<string, HostLine>(hostNames.map((name) => [name, { phase: "waiting", detail: "" }]));
   const width = Math.max(...hostNames.map((n) => n.length), 4);
@@ -58,8 +60,11 @@ export function createFleetReporter(output: Output, hostNames: readonly string[]
     }, Presets.shades_classic);
     for (const name of hostNames) bars.set(name, multibar.create(1, 0, payload(name)));
   }
+  // elapsed times and rates move between events too
+  const ticker = multibar === undefined ? undefined : setInterval(() => redrawAll(), 500).unref();
   const stopBars = () => {
     if (multibar === undefined) return;
+    clearInterval(ticker);
     redrawAll();
     multibar.stop();
     multibar = undefined;
@@ -67,8 +72,7 @@ export function createFleetReporter(output: Output, hostNames: readonly string[]
 
   function payload(name: string) {
     const line = lines.get(name)!;
-    const final = ["deployed", "up to date", "would deploy", "failed", "not created", "skipped"].includes(line.phase);
-    const elapsed = line.started === undefined || final ? "" : ` ${seconds(Date.now() - line.started)}`;
+    const elapsed = line.started === undefined || FINAL_PHASES.has(line.phase) ? "" : ` ${seconds(Date.now() - line.started)}`;
     let detail = line.detail;
     if (line.phase === "copy" && line.copy !== undefined) {
       const rate = line.copy.bytesSent / 1048576 / Math.max((Date.now() - line.copy.since) / 1000, 0.001);
@@ -80,8 +84,7 @@ export function createFleetReporter(output: Output, hostNames: readonly string[]
     const bar = bars.get(name);
     if (bar === undefined) return;
     const line = lines.get(name)!;
-    const done = ["deployed", "up to date", "would deploy", "failed", "not created", "skipped"].includes(line.phase);
-    const fraction = done ? 1 : line.copy !== undefined && line.copy.bytesTotal > 0 ? line.copy.bytesSent / line.copy.bytesTotal : 0;
+    const fraction = FINAL_PHASES.has(line.phase) ? 1 : line.copy !== undefined && line.copy.bytesTotal > 0 ? line.copy.bytesSent / line.copy.bytesTotal : 0;
     bar.update(fraction, payload(name));
   }
   function redrawAll() {
@@ -206,7 +209,7 @@ export function createFleetReporter(output: Output, hostNames: readonly string[]
             : `its activation goes on by itself (and rolls back if it fails); log: ${line.activationLog}`
           : line.phase === "copy"
             ? "unchanged (paths copied so far stay valid in its store)"
-            : ["deployed", "up to date", "would deploy", "failed", "not created", "skipped"].includes(line.phase)
+            : FINAL_PHASES.has(line.phase)
               ? line.phase
               : "unchanged";
         log(`[${name}] interrupted during ${line.phase}: ${state}`);
