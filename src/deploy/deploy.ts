@@ -173,13 +173,9 @@ export async function deployBuilt(
   const action = request.action ?? "switch";
   const emit = request.onEvent ?? (() => undefined);
 
-  emit({ type: "phase", phase: "connect", detail: request.target.host });
-  let host = await during("connect", `connecting to ${request.target.host}`, () => deps.connect(request.target, (message) => emit({ type: "notice", message })));
+  let host = await connectTo(request, deps, emit);
   try {
-    emit({ type: "phase", phase: "inspect" });
-    const before = await inspect(host);
-    emit({ type: "target", target: before });
-    checkTarget(host, before, local, request);
+    const before = await inspectFor(host, local, request, emit);
     if (!request.reactivate && isUpToDate(action, before, local.outPath)) {
       emit({ type: "up-to-date", state: before });
       return {
@@ -277,16 +273,12 @@ export interface DeployPreview {
 export async function previewDeploy(local: LocalSystem, request: BuiltDeployRequest, deps: HostDependencies): Promise<DeployPreview> {
   const action = request.action ?? "switch";
   const emit = request.onEvent ?? (() => undefined);
-  emit({ type: "phase", phase: "connect", detail: request.target.host });
-  const host = await during("connect", `connecting to ${request.target.host}`, () => deps.connect(request.target, (message) => emit({ type: "notice", message })));
+  const host = await connectTo(request, deps, emit);
   try {
-    emit({ type: "phase", phase: "inspect" });
-    const before = await inspect(host);
-    emit({ type: "target", target: before });
-    checkTarget(host, before, local, request);
+    const before = await inspectFor(host, local, request, emit);
     const previousSystem = action === "boot" ? before.profileSystem : before.currentSystem ?? before.profileSystem;
     const upToDate = isUpToDate(action, before, local.outPath);
-    const roots = request.buildOnTarget && local.drvPath !== undefined ? [local.drvPath] : [local.outPath];
+    const roots = copyRoots(local, request);
     const store = await deps.openStore();
     const plan = await during("inspect", `querying the store of ${host.name}`, () => host.planCopy(store, roots)).finally(() => store.close());
     let previousClosure: string[] = [];
@@ -314,6 +306,25 @@ export async function previewDeploy(local: LocalSystem, request: BuiltDeployRequ
   } finally {
     await host.close();
   }
+}
+
+function connectTo(request: BuiltDeployRequest, deps: HostDependencies, emit: (event: DeployEvent) => void): Promise<Host> {
+  emit({ type: "phase", phase: "connect", detail: request.target.host });
+  return during("connect", `connecting to ${request.target.host}`, () => deps.connect(request.target, (message) => emit({ type: "notice", message })));
+}
+
+/** What the host runs, checked against what was built before anything is copied. */
+async function inspectFor(host: Host, local: LocalSystem, request: BuiltDeployRequest, emit: (event: DeployEvent) => void): Promise<TargetSystem> {
+  emit({ type: "phase", phase: "inspect" });
+  const before = await inspect(host);
+  emit({ type: "target", target: before });
+  checkTarget(host, before, local, request);
+  return before;
+}
+
+/** What goes to the host: the system, or with buildOnTarget its derivation. */
+function copyRoots(local: LocalSystem, request: BuiltDeployRequest): string[] {
+  return request.buildOnTarget && local.drvPath !== undefined ? [local.drvPath] : [local.outPath];
 }
 
 /** Refuses, before anything is copied, a target that cannot run what was built. */
@@ -352,7 +363,7 @@ async function copyTo(
   deps: HostDependencies,
   emit: (event: DeployEvent) => void,
 ): Promise<CopyReport> {
-  const roots = request.buildOnTarget && local.drvPath !== undefined ? [local.drvPath] : [local.outPath];
+  const roots = copyRoots(local, request);
   let store: StoreSource | undefined;
   try {
     store = await deps.openStore();

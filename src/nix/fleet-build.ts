@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { BuildError, EvaluateError } from "../errors";
 import { trackTempDir, untrackTempDir } from "../temp-files";
 import { render, runNix } from "./build";
+import { groupArgs, groupByNixPath } from "./fleet-evaluation";
 import { configurationSystemExpression, flakeSystemExpression, nixAttrName, nixString, type LocalSystem } from "./system";
 
 /** One host's system, for the evaluation and build of a whole fleet. */
@@ -51,21 +52,14 @@ export interface FleetBuildOptions {
 export async function buildFleet(members: readonly FleetBuildMember[], options: FleetBuildOptions = {}): Promise<Map<string, FleetBuildResult>> {
   const extra = options.extraArgs ?? [];
   const results = new Map<string, FleetBuildResult>();
-  const groups = new Map<string, FleetBuildMember[]>();
-  for (const member of members) {
-    const key = JSON.stringify(Object.entries(member.nixPath).sort());
-    groups.set(key, [...(groups.get(key) ?? []), member]);
-  }
   const dir = await mkdtemp(join(tmpdir(), "cdktf-nixos-args-"));
   trackTempDir(dir);
   try {
-    for (const [index, group] of [...groups.values()].entries()) {
+    for (const [index, group] of groupByNixPath(members).entries()) {
       const argsFile = join(dir, `args-${index}.json`);
       await writeFile(argsFile, JSON.stringify(Object.fromEntries(group.map((m) => [m.name, m.moduleArgs]))), { mode: 0o600 });
-      const includes = Object.entries(group[0].nixPath).flatMap(([name, path]) => ["-I", `${name}=${path}`]);
-      const flakes = group.some((m) => m.flake !== undefined) ? ["--extra-experimental-features", "nix-command flakes"] : [];
       // --read-write-mode: evaluating drvPath writes the derivations, which the build (here or on a host) needs
-      const args = ["--eval", "--strict", "--json", "--read-write-mode", ...flakes, ...includes, ...extra, "-E", fleetBuildExpression(group, argsFile)];
+      const args = ["--eval", "--strict", "--json", "--read-write-mode", ...groupArgs(group), ...extra, "-E", fleetBuildExpression(group, argsFile)];
       let evaluated: Record<string, { drv: string; out: string; system: string }>;
       try {
         evaluated = JSON.parse(await runNix("nix-instantiate", args, "evaluate")) as typeof evaluated;

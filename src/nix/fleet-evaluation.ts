@@ -32,21 +32,31 @@ export function fleetExpression(members: readonly FleetMember[]): string {
   return `{\n${entries.join("\n")}\n}`;
 }
 
+/** Members that share a NIX_PATH, so one Nix process can evaluate them together (usually one group per stack). */
+export function groupByNixPath<T extends { readonly nixPath: Readonly<Record<string, string>> }>(members: readonly T[]): T[][] {
+  const groups = new Map<string, T[]>();
+  for (const member of members) {
+    const key = JSON.stringify(Object.entries(member.nixPath).sort());
+    groups.set(key, [...(groups.get(key) ?? []), member]);
+  }
+  return [...groups.values()];
+}
+
+/** The nix-instantiate arguments a group needs: its NIX_PATH entries, and flakes when a member is one. */
+export function groupArgs(group: ReadonlyArray<{ readonly nixPath: Readonly<Record<string, string>>; readonly flake?: string }>): string[] {
+  const includes = Object.entries(group[0].nixPath).flatMap(([name, path]) => ["-I", `${name}=${path}`]);
+  const flakes = group.some((m) => m.flake !== undefined) ? ["--extra-experimental-features", "nix-command flakes"] : [];
+  return [...flakes, ...includes];
+}
+
 /**
  * Evaluates every member with as few Nix processes as possible: one per distinct NIX_PATH (usually one per stack),
  * instead of one per machine. Read-only: derivation paths are computed, nothing is written to the store.
  */
 export function evaluateFleet(members: readonly FleetMember[], extraArgs: readonly string[] = []): Map<string, EvaluatedSystem> {
-  const groups = new Map<string, FleetMember[]>();
-  for (const member of members) {
-    const key = JSON.stringify(Object.entries(member.nixPath).sort());
-    groups.set(key, [...(groups.get(key) ?? []), member]);
-  }
   const results = new Map<string, EvaluatedSystem>();
-  for (const group of groups.values()) {
-    const includes = Object.entries(group[0].nixPath).flatMap(([name, path]) => ["-I", `${name}=${path}`]);
-    const flakes = group.some((m) => m.flake !== undefined) ? ["--extra-experimental-features", "nix-command flakes"] : [];
-    const args = ["--eval", "--strict", "--json", ...flakes, ...includes, ...extraArgs, "-E", fleetExpression(group)];
+  for (const group of groupByNixPath(members)) {
+    const args = ["--eval", "--strict", "--json", ...groupArgs(group), ...extraArgs, "-E", fleetExpression(group)];
     let stdout: string;
     try {
       stdout = execFileSync("nix-instantiate", args, { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"], maxBuffer: 64 * 1024 * 1024 });

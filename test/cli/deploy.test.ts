@@ -1,10 +1,10 @@
-import { PassThrough } from "node:stream";
 import { afterEach, describe, expect, it } from "vitest";
 import { main } from "../../src/cli/program";
 import type { DeployDependencies } from "../../src/deploy/deploy";
 import { DEPLOY_ENV } from "../../src/deploy/manifest";
 import { INSPECT_COMMAND } from "../../src/deploy/inspection";
 import { ConnectError, EXIT_CODES, TransportError } from "../../src/errors";
+import { capturedOutput } from "../harness/cli";
 import { FakeHost, NEW, OLD, READ_STATE, activationState, fakeDependencies, healthyHost, inspection, states } from "../deploy/fake-host";
 
 interface Run {
@@ -17,18 +17,10 @@ interface Run {
 
 /** Runs the CLI in-process against fake seams (no Nix, no sshd, no root). */
 async function cli(args: string[], host: FakeHost = healthyHost(), overrides: Partial<DeployDependencies> = {}): Promise<Run> {
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  let out = "";
-  let err = "";
-  stdout.on("data", (c: Buffer) => (out += c));
-  stderr.on("data", (c: Buffer) => (err += c));
+  const io = capturedOutput();
   const world = fakeDependencies(host, overrides);
-  const code = await main(["node", "cdktf-nixos", ...args], {
-    output: { stdout, stderr, interactive: false },
-    dependencies: () => world.deps,
-  });
-  return { code, stdout: out, stderr: err, calls: world.calls };
+  const code = await main(["node", "cdktf-nixos", ...args], { output: io.output, dependencies: () => world.deps });
+  return { code, stdout: io.stdout(), stderr: io.stderr(), calls: world.calls };
 }
 
 const target = ["--target-host", "root@198.51.100.7", "--known-hosts", "/dev/null"];

@@ -1,18 +1,8 @@
-import { PassThrough } from "node:stream";
 import { describe, expect, it } from "vitest";
 import { createFleetReporter } from "../../src/cli/fleet-progress";
 import { ConnectError, EXIT_CODES } from "../../src/errors";
 import type { PushReport } from "../../src/fleet/push";
-
-function capture() {
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  let out = "";
-  let err = "";
-  stdout.on("data", (c: Buffer) => (out += c));
-  stderr.on("data", (c: Buffer) => (err += c));
-  return { output: { stdout, stderr, interactive: false }, out: () => out, err: () => err };
-}
+import { capturedOutput } from "../harness/cli";
 
 const NEW = "/nix/store/0000000000000000000000000000000b-nixos-system-web-25.05";
 const deployed = {
@@ -33,7 +23,7 @@ const report: PushReport = {
 
 describe("the push reporter on a pipe", () => {
   it("prints one prefixed line per host per phase, then the summary table and the counts", () => {
-    const io = capture();
+    const io = capturedOutput();
     const reporter = createFleetReporter(io.output, ["web", "app", "db", "cache"], { json: false });
     reporter.onEvent({ type: "fleet", phase: "evaluate-and-build", hosts: ["web", "app", "db"] });
     reporter.onEvent({ type: "host", host: "web", event: { type: "phase", phase: "connect", detail: "198.51.100.1" } });
@@ -42,7 +32,7 @@ describe("the push reporter on a pipe", () => {
     reporter.onEvent({ type: "host-done", outcome: report.hosts[0] });
     reporter.onEvent({ type: "host-done", outcome: report.hosts[3] });
     reporter.done(report, { stack: "fleet", synth: "using cdktf.out" });
-    expect(io.err().split("\n").slice(0, 6)).toEqual([
+    expect(io.stderr().split("\n").slice(0, 6)).toEqual([
       "evaluating and building 3 systems: web, app, db",
       "[web] connect: 198.51.100.1",
       "[web] copy",
@@ -50,8 +40,8 @@ describe("the push reporter on a pipe", () => {
       "[web] deployed: generation 4 → 5, 12 paths, 3.0 MiB, 2.1 s",
       "[cache] not created: not created — run cdktf deploy",
     ]);
-    expect(io.err()).toContain("db: connect failed: cannot reach root@198.51.100.3:22: connect ECONNREFUSED");
-    expect(io.out()).toBe([
+    expect(io.stderr()).toContain("db: connect failed: cannot reach root@198.51.100.3:22: connect ECONNREFUSED");
+    expect(io.stdout()).toBe([
       "┌───────┬─────────────────────────────────────────────────────────────┬────────────┬───────────────────┬───────┐",
       "│ host  │ result                                                      │ generation │ copied            │ time  │",
       "├───────┼─────────────────────────────────────────────────────────────┼────────────┼───────────────────┼───────┤",
@@ -70,9 +60,9 @@ describe("the push reporter on a pipe", () => {
   });
 
   it("with --json prints one object with every host", () => {
-    const io = capture();
+    const io = capturedOutput();
     createFleetReporter(io.output, ["web", "app", "db", "cache"], { json: true }).done(report, { stack: "fleet", synth: "using cdktf.out" });
-    const json = JSON.parse(io.out()) as { ok: boolean; exitCode: number; hosts: Array<Record<string, unknown>> };
+    const json = JSON.parse(io.stdout()) as { ok: boolean; exitCode: number; hosts: Array<Record<string, unknown>> };
     expect(json).toMatchObject({ ok: false, stack: "fleet", exitCode: EXIT_CODES.connect, dryRun: false });
     expect(json.hosts.map((h) => h.status)).toEqual(["deployed", "up-to-date", "failed", "not-created"]);
     expect(json.hosts[0]).toMatchObject({ name: "web", previousGeneration: 4, newGeneration: 5, pathsCopied: 12, bytesSent: 3 * 1048576 });

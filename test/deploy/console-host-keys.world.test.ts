@@ -7,16 +7,11 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { EXIT_CODES } from "../../src/cli/program";
 import { cdktfNixos } from "../harness/cli";
 import { parseKnownHosts } from "../../src/deploy/ssh/known-hosts";
+import { bootLog } from "../harness/ec2-double/boot-log";
 import { startEc2Double, type Ec2Double } from "../harness/ec2-double/server";
 import { buildSystem } from "../harness/fixture";
 import { missing } from "../harness/requirements";
 import { startTargets, type TargetWorld } from "../harness/target-hosts";
-
-/** A NixOS EC2 boot log around the block ec2-data.nix prints. */
-function bootLog(fingerprintLines: string[]): string {
-  return ["<<< Welcome to NixOS 25.05 (x86_64) - ttyS0 >>>", "-----BEGIN SSH HOST KEY FINGERPRINTS-----",
-    ...fingerprintLines, "-----END SSH HOST KEY FINGERPRINTS-----", "target1 login: "].join("\r\n");
-}
 
 describe.skipIf(missing("root", "nix", "sshd", "netns"))("host keys from the EC2 console instead of trust on first use", () => {
   let world: TargetWorld;

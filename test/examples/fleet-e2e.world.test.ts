@@ -3,6 +3,7 @@ import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:f
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ec2DoubleEnv, hostBootLog } from "../harness/ec2-double/boot-log";
 import { NIXOS_IMAGES } from "../harness/ec2-double/nixos-images";
 import { startEc2Double, type Ec2Double, type Instance } from "../harness/ec2-double/server";
 import { NIXPKGS_LITE } from "../harness/fixture";
@@ -11,13 +12,6 @@ import { run, startTargets, type TargetHost } from "../harness/target-hosts";
 import { terraform, useEc2Endpoint } from "../harness/terraform";
 
 const ROOT = join(__dirname, "..", "..");
-
-/** A NixOS EC2 boot log with the host key fingerprint block, as nixos/modules/virtualisation/ec2-data.nix prints it. */
-function bootLog(host: TargetHost): string {
-  const fingerprint = execFileSync("ssh-keygen", ["-l", "-f", host.hostPrivateKeyFile], { encoding: "utf8" }).trim();
-  return ["<<< Welcome to NixOS 25.05 (x86_64) - ttyS0 >>>", "-----BEGIN SSH HOST KEY FINGERPRINTS-----",
-    `[   11.2] ${fingerprint}`, "-----END SSH HOST KEY FINGERPRINTS-----", `${host.name} login: `].join("\r\n");
-}
 
 /**
  * `terraform apply` of examples/fleet against the EC2 double, whose instances are namespaced target hosts: real
@@ -32,10 +26,7 @@ describe.skipIf(missing("root", "nix", "sshd", "netns", "terraform", "aws-provid
   const stackDir = () => join(work, "cdktf.out", "stacks", "fleet");
 
   const env = () => ({
-    AWS_ACCESS_KEY_ID: "test",
-    AWS_SECRET_ACCESS_KEY: "test",
-    AWS_REGION: "eu-central-1",
-    AWS_ENDPOINT_URL_EC2: ec2.endpoint,
+    ...ec2DoubleEnv(ec2.endpoint),
     NIX_CONFIG: "substituters =",
     NIXPKGS: NIXPKGS_LITE,
   });
@@ -81,7 +72,7 @@ app.synth();
         const world = await startTargets(1, { authorizedKeys: publicKey ? [publicKey] : [] });
         const host = world.hosts[0];
         hosts.set(host.address, host);
-        return { privateIp: host.address, publicIp: host.address, consoleOutput: bootLog(host), stop: () => world.stop() };
+        return { privateIp: host.address, publicIp: host.address, consoleOutput: hostBootLog(host), stop: () => world.stop() };
       },
     });
     await synth();

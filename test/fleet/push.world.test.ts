@@ -6,22 +6,17 @@ import { Terminal } from "@xterm/headless";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { EXIT_CODES } from "../../src/errors";
 import { CLI, cdktfNixos, startCdktfNixos, type CliResult } from "../harness/cli";
+import { ec2DoubleEnv, hostBootLog } from "../harness/ec2-double/boot-log";
 import { NIXOS_IMAGES } from "../harness/ec2-double/nixos-images";
 import { startEc2Double, type Ec2Double, type Instance } from "../harness/ec2-double/server";
 import { NIXPKGS_LITE } from "../harness/fixture";
 import { missing } from "../harness/requirements";
-import { run, startTargets, type TargetHost, type TargetWorld } from "../harness/target-hosts";
+import { run, startTargets, type TargetWorld } from "../harness/target-hosts";
 import { terraform, terraformEnv, useEc2Endpoint } from "../harness/terraform";
 
 const ROOT = join(__dirname, "..", "..");
 const HOSTS = ["app", "web1", "web2", "db"] as const;
 type HostName = (typeof HOSTS)[number];
-
-/** A NixOS EC2 boot log with the host key fingerprint block, as nixos/modules/virtualisation/ec2-data.nix prints it. */
-function bootLog(host: TargetHost): string {
-  const fingerprint = execFileSync("ssh-keygen", ["-l", "-f", host.hostPrivateKeyFile], { encoding: "utf8" }).trim();
-  return ["-----BEGIN SSH HOST KEY FINGERPRINTS-----", `[   11.2] ${fingerprint}`, "-----END SSH HOST KEY FINGERPRINTS-----"].join("\r\n");
-}
 
 /** One host's configuration: a motd and a versioned `tool` package, so closure diffs have a version to show. */
 function configuration(name: HostName, motd: string, toolVersion = "1.0"): string {
@@ -50,10 +45,7 @@ describe.skipIf(missing("root", "nix", "sshd", "netns", "terraform", "aws-provid
   const stops = new Map<string, () => Promise<void>>();
   const stackDir = () => join(work, "cdktf.out", "stacks", "fleet");
   const env = () => ({
-    AWS_ACCESS_KEY_ID: "test",
-    AWS_SECRET_ACCESS_KEY: "test",
-    AWS_REGION: "eu-central-1",
-    AWS_ENDPOINT_URL_EC2: ec2.endpoint,
+    ...ec2DoubleEnv(ec2.endpoint),
     NIX_CONFIG: "substituters =",
     // cdktf synth, run by push, comes from this repository's cdktf-cli
     PATH: `${join(ROOT, "node_modules", ".bin")}:${process.env.PATH}`,
@@ -99,7 +91,7 @@ app.synth();
         let stopped: Promise<void> | undefined;
         const stop = () => (stopped ??= world.stop());
         stops.set(host.address, stop);
-        return { privateIp: host.address, publicIp: host.address, consoleOutput: bootLog(host), stop };
+        return { privateIp: host.address, publicIp: host.address, consoleOutput: hostBootLog(host), stop };
       },
     });
     await synth();

@@ -1,5 +1,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { join } from "node:path";
+import { PassThrough } from "node:stream";
+import type { Output } from "../../src/cli/progress";
 
 /** The built CLI, as Terraform's local-exec and users run it (tests build first: `npm run build`). */
 export const CLI = join(__dirname, "..", "..", "lib", "cli", "bin.js");
@@ -70,4 +72,15 @@ export function startCdktfNixos(args: string[], env: Record<string, string> = {}
 /** Runs `cdktf-nixos ARGS` to the end. */
 export function cdktfNixos(args: string[], env: Record<string, string> = {}): Promise<CliResult> {
   return startCdktfNixos(args, env).result;
+}
+
+/** A non-terminal Output for running the CLI (or a reporter) in-process, with what was written to each stream. */
+export function capturedOutput(): { output: Output; stdout(): string; stderr(): string } {
+  const stdout = new PassThrough();
+  const stderr = new PassThrough();
+  let out = "";
+  let err = "";
+  stdout.on("data", (c: Buffer) => (out += c));
+  stderr.on("data", (c: Buffer) => (err += c));
+  return { output: { stdout, stderr, interactive: false }, stdout: () => out, stderr: () => err };
 }

@@ -1,14 +1,14 @@
 import { Command, Option } from "commander";
 import { readFile } from "node:fs/promises";
-import { constants, homedir } from "node:os";
+import { homedir } from "node:os";
 import { join } from "node:path";
-import { DEFAULT_ACTIVATION_TIMEOUT_SECONDS, DEFAULT_LOCK_TIMEOUT_SECONDS, deploy, type DeployDependencies, type DeployRequest, type DeployResult } from "../../deploy/deploy";
+import { DEFAULT_ACTIVATION_TIMEOUT_SECONDS, DEFAULT_LOCK_TIMEOUT_SECONDS, deploy, type DeployDependencies, type DeployRequest } from "../../deploy/deploy";
 import type { DefaultDependencyOptions } from "../../deploy/default-dependencies";
 import { ACTIONS, type Action } from "../../deploy/goal";
 import { DEPLOY_ENV } from "../../deploy/manifest";
 import { isPort, parseJumpHost, parseTargetHost, type JumpHost } from "../../deploy/target-spec";
 import { parseFlakeRef, type SystemSource } from "../../nix/system";
-import { removeTrackedTempDirs } from "../../temp-files";
+import { collect, interruptible } from "../interruptible";
 import { createReporter, type Output } from "../progress";
 import { UsageError } from "../usage-error";
 
@@ -99,24 +99,18 @@ export function registerDeployCommand(program: Command, output: Output, dependen
     .action(async (flags: DeployFlags) => {
       const invocation = await deployInvocation(flags);
       const reporter = createReporter(output, { json: invocation.json });
-      // Ctrl-C / TERM: the terminal back as it was, the host's state said, temp files gone, then 128 + signal
-      const onSignal = (signal: NodeJS.Signals) => {
-        reporter.interrupted(signal);
-        removeTrackedTempDirs();
-        process.exit(128 + (constants.signals[signal] ?? 0));
-      };
-      process.once("SIGINT", onSignal).once("SIGTERM", onSignal);
-      let result: DeployResult;
-      try {
-        result = await deploy({ ...invocation.request, onEvent: reporter.onEvent }, dependencies(invocation.dependencyOptions));
-      } catch (err) {
-        reporter.stop();
-        reporter.failed(err);
-        throw err;
-      } finally {
-        reporter.stop();
-        process.off("SIGINT", onSignal).off("SIGTERM", onSignal);
-      }
+      // Ctrl-C / TERM: the terminal back as it was and the host's state said
+      const result = await interruptible(reporter.interrupted, async () => {
+        try {
+          return await deploy({ ...invocation.request, onEvent: reporter.onEvent }, dependencies(invocation.dependencyOptions));
+        } catch (err) {
+          reporter.stop();
+          reporter.failed(err);
+          throw err;
+        } finally {
+          reporter.stop();
+        }
+      });
       reporter.done(result);
     });
 }
@@ -280,8 +274,4 @@ async function moduleArgs(flags: DeployFlags): Promise<string | undefined> {
     throw new UsageError("module arguments must be a JSON object, e.g. {\"peers\": [\"10.0.0.5\"]}");
   }
   return JSON.stringify(parsed);
-}
-
-function collect(value: string, previous: string[]): string[] {
-  return [...previous, value];
 }

@@ -1,5 +1,4 @@
 import { Command } from "commander";
-import { constants } from "node:os";
 import { resolve } from "node:path";
 import { DEFAULT_ACTIVATION_TIMEOUT_SECONDS, DEFAULT_LOCK_TIMEOUT_SECONDS } from "../../deploy/deploy";
 import type { DefaultDependencyOptions } from "../../deploy/default-dependencies";
@@ -7,8 +6,8 @@ import { resolveInventory } from "../../fleet/inventory";
 import { ProjectError, loadStack, readTerraformState, type SynthMode } from "../../fleet/project";
 import { planPush, push, type PushDependencies, type PushSettings } from "../../fleet/push";
 import { SelectionError, selectHosts } from "../../fleet/selection";
-import { removeTrackedTempDirs } from "../../temp-files";
 import { createFleetReporter } from "../fleet-progress";
+import { collect, interruptible } from "../interruptible";
 import type { Output } from "../progress";
 import { UsageError } from "../usage-error";
 import { parseKeepGenerations } from "./deploy";
@@ -69,18 +68,8 @@ export function registerPushCommand(program: Command, output: Output, dependenci
       const plan = planPush(selected, settings);
       const reporter = createFleetReporter(output, plan.map((h) => h.name), { json: flags.json === true });
       reporter.note(`stack ${loaded.stack}: ${loaded.synth}`);
-      const onSignal = (signal: NodeJS.Signals) => {
-        reporter.interrupted(signal);
-        removeTrackedTempDirs();
-        process.exit(128 + (constants.signals[signal] ?? 0));
-      };
-      process.once("SIGINT", onSignal).once("SIGTERM", onSignal);
-      let report;
-      try {
-        report = await push(plan, settings, dependencies({ connectRetryMs: Number(flags.connectTimeout) * 1000 }), reporter.onEvent);
-      } finally {
-        process.off("SIGINT", onSignal).off("SIGTERM", onSignal);
-      }
+      const report = await interruptible(reporter.interrupted, () =>
+        push(plan, settings, dependencies({ connectRetryMs: Number(flags.connectTimeout) * 1000 }), reporter.onEvent));
       reporter.done(report, { stack: loaded.stack, synth: loaded.synth });
       if (report.exitCode !== 0) throw new PushFailed(report.exitCode);
     });
@@ -116,8 +105,4 @@ function pushSettings(flags: PushFlags): PushSettings {
     activationTimeoutSeconds: Number(flags.activationTimeout),
     ec2Endpoint: flags.endpoint,
   };
-}
-
-function collect(value: string, previous: string[]): string[] {
-  return [...previous, value];
 }

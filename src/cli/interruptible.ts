@@ -1,0 +1,25 @@
+import { constants } from "node:os";
+import { removeTrackedTempDirs } from "../temp-files";
+
+/**
+ * Runs a command's work so that Ctrl-C / TERM first let `onInterrupt` restore the terminal and say what the hosts are
+ * left in, then remove the temp files and exit 128 + signal, as shells report it.
+ */
+export async function interruptible<T>(onInterrupt: (signal: NodeJS.Signals) => void, work: () => Promise<T>): Promise<T> {
+  const onSignal = (signal: NodeJS.Signals) => {
+    onInterrupt(signal);
+    removeTrackedTempDirs();
+    process.exit(128 + (constants.signals[signal] ?? 0));
+  };
+  process.once("SIGINT", onSignal).once("SIGTERM", onSignal);
+  try {
+    return await work();
+  } finally {
+    process.off("SIGINT", onSignal).off("SIGTERM", onSignal);
+  }
+}
+
+/** commander's accumulator for a repeatable option (`-I a -I b`). */
+export function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
+}
