@@ -65,7 +65,7 @@ function fleetHosts(dir: string, world: TargetWorld, proxies: LatencyProxy[], kn
       source: { configuration: join(dir, `host${i}.nix`), nixPath: { nixpkgs: NIXPKGS_LITE } },
       nixosArgs: {}, nixosArgsAtSynth: {}, drvPath: "", system: "x86_64-linux", action: "switch",
       sshPrivateKeyFile: world.clientKeyFile, knownHostsFile: knownHosts, acceptNewHostKey: false,
-      useSubstitutes: false, buildOnTarget: false, connectTimeoutSeconds: 10, confirmTimeoutSeconds: 0, tags: {},
+      useSubstitutes: false, buildOnTarget: false, connectTimeoutSeconds: 10, confirmTimeoutSeconds: 0, tags: {}, sensitiveArgs: [], keys: [],
     },
     applied: { created: true, host: "127.0.0.1", moduleArgs: {} },
   }));

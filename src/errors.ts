@@ -2,7 +2,7 @@
  * The phases of a deployment: one vocabulary for progress events, errors and exit codes. A leaf module, so `nix/`,
  * `deploy/` and `cli/` can all name phases without depending on each other.
  */
-export const PHASES = ["evaluate", "build", "connect", "inspect", "copy", "lock", "activate", "confirm", "rollback"] as const;
+export const PHASES = ["evaluate", "build", "connect", "inspect", "copy", "keys", "lock", "activate", "confirm", "rollback"] as const;
 export type DeployPhase = (typeof PHASES)[number];
 
 /**
@@ -25,6 +25,8 @@ export const EXIT_CODES = {
   lock: 9,
   /** The host could not be reached again after the connection was lost mid-activation: its state is unknown. */
   unknown: 10,
+  /** A key could not be uploaded (its user or group is missing on the host, the disk is full, …). */
+  keys: 11,
   /** Interrupted (Ctrl-C, SIGTERM), as shells report SIGINT. */
   interrupted: 130,
 } as const satisfies Record<DeployPhase | "ok" | "failure" | "usage" | "unknown" | "interrupted", number>;
@@ -115,6 +117,8 @@ export class ActivateError extends phaseError("activate") {}
 export class ConfirmError extends phaseError("confirm") {}
 export class RollbackError extends phaseError("rollback") {}
 export class LockError extends phaseError("lock") {}
+/** A key could not be uploaded to the host. */
+export class KeysError extends phaseError("keys") {}
 
 /**
  * The connection was lost mid-activation and the host could not be reached again in time: nobody can say what it
@@ -148,11 +152,11 @@ export function exitCodeOf(err: unknown): number {
 
 /**
  * Exit codes from worst to least bad, for a command over several hosts: a host whose state is unknown outranks a
- * failed rollback, which outranks a refused confirmation, a rolled-back activation, a lock, a failed copy, a failed
- * build and an unreachable host; then anything else.
+ * failed rollback, which outranks a refused confirmation, a rolled-back activation, a key not uploaded, a lock, a
+ * failed copy, a failed build and an unreachable host; then anything else.
  */
 export const EXIT_CODE_SEVERITY: readonly number[] = [
-  EXIT_CODES.unknown, EXIT_CODES.rollback, EXIT_CODES.confirm, EXIT_CODES.activate, EXIT_CODES.lock,
+  EXIT_CODES.unknown, EXIT_CODES.rollback, EXIT_CODES.confirm, EXIT_CODES.activate, EXIT_CODES.keys, EXIT_CODES.lock,
   EXIT_CODES.copy, EXIT_CODES.build, EXIT_CODES.connect, EXIT_CODES.usage, EXIT_CODES.failure,
 ];
 

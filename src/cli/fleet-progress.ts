@@ -3,6 +3,7 @@ import Table from "cli-table3";
 import type { DeployEvent } from "../deploy/deploy";
 import { DeployError, EXIT_CODES, exitCodeOf, type DeployPhase } from "../errors";
 import type { HostOutcome, PushEvent, PushReport } from "../fleet/push";
+import { NO_BUILD_PROGRESS, advanceBuildProgress } from "../nix/build-log";
 import { describeChange } from "../nix/closure-diff";
 import type { Output } from "./progress";
 
@@ -14,6 +15,8 @@ export interface FleetReporter {
   done(report: PushReport, context: { stack: string; synth: string }): void;
   /** Restores the terminal and says what an interruption leaves each host in. */
   interrupted(signal: string): void;
+  /** A line of Nix's build log (the fleet's one build): progress, or everything with --verbose. */
+  nixLog(line: string): void;
 }
 
 interface HostLine {
@@ -40,7 +43,7 @@ const FINAL: Record<HostOutcome["status"], HostLine["phase"]> = {
 
 const FINAL_PHASES: ReadonlySet<HostLine["phase"]> = new Set(Object.values(FINAL));
 
-export function createFleetReporter(output: Output, hostNames: readonly string[], options: { json: boolean }): FleetReporter {
+export function createFleetReporter(output: Output, hostNames: readonly string[], options: { json: boolean; verbose?: boolean }): FleetReporter {
   const lines = new Map<string, HostLine>(hostNames.map((name) => [name, { phase: "waiting", detail: "" }]));
   const width = Math.max(...hostNames.map((n) => n.length), 4);
   const log = (line: string) => output.stderr.write(`${line}\n`);
@@ -140,6 +143,9 @@ export function createFleetReporter(output: Output, hostNames: readonly string[]
       case "rolled-back":
         say(name, `rolled back to ${event.toSystem ?? "the previous generation"}`);
         break;
+      case "keys-uploaded":
+        for (const key of event.keys) say(name, `key ${key.name} → ${key.path} (${key.sha256})`);
+        break;
       case "built":
         break;
     }
@@ -179,11 +185,33 @@ export function createFleetReporter(output: Output, hostNames: readonly string[]
     }
   };
 
+  const note = (message: string) => {
+    if (multibar !== undefined) multibar.log(`${message}\n`);
+    else log(message);
+  };
+  let build = NO_BUILD_PROGRESS;
   return {
     onEvent,
-    note(message) {
-      if (multibar !== undefined) multibar.log(`${message}\n`);
-      else log(message);
+    note,
+    nixLog(line) {
+      if (options.verbose) {
+        note(line);
+        return;
+      }
+      const next = advanceBuildProgress(build, line);
+      if (next === undefined) return;
+      build = next;
+      if (next.started === 0) return;
+      const detail = `building ${next.current} (${next.started} of ${Math.max(next.total, next.started)})`;
+      if (multibar === undefined) {
+        log(detail);
+        return;
+      }
+      for (const [name, hostLine] of lines) {
+        if (hostLine.phase !== "build") continue;
+        hostLine.detail = detail;
+        redraw(name);
+      }
     },
     done(report, context) {
       stopBars();
@@ -192,6 +220,9 @@ export function createFleetReporter(output: Output, hostNames: readonly string[]
         return;
       }
       output.stdout.write(`${summaryTable(report)}\n`);
+      for (const host of report.hosts) {
+        if (host.result?.dryActivation !== undefined) output.stdout.write(`${host.name} would (dry-activate):\n${host.result.dryActivation.trimEnd()}\n`);
+      }
       const counts = Object.values(FINAL)
         .map((status) => [status, report.hosts.filter((h) => FINAL[h.status] === status).length] as const)
         .filter(([, n]) => n > 0);

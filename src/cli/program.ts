@@ -18,10 +18,13 @@ function packageVersion(): string {
   return pkg.version;
 }
 
-/** Builds the command tree. Each subcommand parses its options and calls the library; none calls process.exit. */
 /** push: the deploy dependencies plus one evaluation and build for the whole fleet. */
-const defaultPushDependencies: PushDependencyFactory = (options) => ({ ...defaultDependencies(options), buildFleet: (members) => buildFleet(members) });
+const defaultPushDependencies: PushDependencyFactory = (options) => ({
+  ...defaultDependencies(options),
+  buildFleet: (members) => buildFleet(members, { extraArgs: options.extraArgs, redact: options.redact, onLog: options.onLog }),
+});
 
+/** Builds the command tree. Each subcommand parses its options and calls the library; none calls process.exit. */
 export function buildProgram(
   output: Output,
   dependencies: DependencyFactory = defaultDependencies,

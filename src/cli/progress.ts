@@ -2,6 +2,7 @@ import { SingleBar } from "cli-progress";
 import type { Writable } from "node:stream";
 import type { DeployEvent, DeployResult } from "../deploy/deploy";
 import { DeployError, EXIT_CODES, exitCodeOf, type DeployPhase } from "../errors";
+import { NO_BUILD_PROGRESS, advanceBuildProgress } from "../nix/build-log";
 
 /** Where the CLI writes; a terminal gets live progress, anything else gets one line per step. */
 export interface Output {
@@ -18,10 +19,12 @@ export interface Reporter {
   failed(err: unknown): void;
   /** Restores the terminal and says what an interruption leaves the host in. */
   interrupted(signal: string): void;
+  /** A line of Nix's build log: progress (what it builds, how many), or everything with --verbose. */
+  nixLog(line: string): void;
 }
 
 /** Progress and results go to stderr; stdout carries only the result (the JSON line with --json). */
-export function createReporter(output: Output, options: { json: boolean }): Reporter {
+export function createReporter(output: Output, options: { json: boolean; verbose?: boolean }): Reporter {
   const log = (line: string) => output.stderr.write(`${line}\n`);
   let bar: SingleBar | undefined;
   const stopBar = () => {
@@ -90,8 +93,12 @@ export function createReporter(output: Output, options: { json: boolean }): Repo
       case "rolled-back":
         log(`rolled back to ${event.toSystem ?? "the previous generation"}`);
         break;
+      case "keys-uploaded":
+        for (const key of event.keys) log(`key ${key.name} → ${key.path} (${key.sha256})`);
+        break;
     }
   };
+  let build = NO_BUILD_PROGRESS;
 
   let copyStarted = Date.now();
   function progressPayload(done: number, total: number, bytes: number) {
@@ -102,7 +109,19 @@ export function createReporter(output: Output, options: { json: boolean }): Repo
   return {
     onEvent,
     stop: stopBar,
+    nixLog(line) {
+      if (options.verbose) {
+        log(line);
+        return;
+      }
+      const next = advanceBuildProgress(build, line);
+      if (next === undefined) return;
+      build = next;
+      if (next.started > 0) log(`build: ${next.current} (${next.started} of ${Math.max(next.total, next.started)})`);
+    },
     done(result) {
+      // what dry-activate would do is the result: stdout, as switch-to-configuration prints it
+      if (result.dryActivation !== undefined && !options.json) output.stdout.write(result.dryActivation.endsWith("\n") || result.dryActivation === "" ? result.dryActivation : `${result.dryActivation}\n`);
       if (options.json) output.stdout.write(`${JSON.stringify({ ok: true, ...result })}\n`);
       else if (result.upToDate) log(`${result.host} already runs ${result.newSystem} (${seconds(result.durationMs)})`);
       else log(`${result.action === "dry-activate" ? "dry-activated" : "deployed"} ${result.newSystem} to ${result.host} in ${seconds(result.durationMs)}`);

@@ -3,6 +3,8 @@ import { dirname, join, resolve } from "node:path";
 import { Annotations, DataResource, DefaultTokenResolver, Lazy, StringConcat, TerraformStack, Token, Tokenization } from "cdktf";
 import type { ISynthesisSession } from "cdktf/lib/synthesize/types";
 import { Construct } from "constructs";
+import { ACTIONS } from "../deploy/goal";
+import { keySpecsProblems, type KeySpec } from "../deploy/keys";
 import { isPort } from "../deploy/target-spec";
 import {
   DEPLOY_ENV,
@@ -13,7 +15,9 @@ import {
   type DeploymentSettings,
   type DeploymentSpec,
 } from "../deploy/manifest";
+import { EvaluateError } from "../errors";
 import { evaluateFleet, type EvaluatedSystem, type FleetMember } from "../nix/fleet-evaluation";
+import { redactor } from "../redact";
 import { parseFlakeRef } from "../nix/system";
 import { withPlaceholders } from "./placeholders";
 
@@ -24,6 +28,52 @@ export enum NixosAction {
   TEST = "test",
   DRY_ACTIVATE = "dry-activate",
 }
+
+/** When a key is written to the host. */
+export enum KeyUploadAt {
+  /** After the closure is copied, before switch-to-configuration: services find the key when they start. */
+  BEFORE_ACTIVATION = "before-activation",
+  /** After activation succeeded: for a key whose user or group the new configuration creates. */
+  AFTER_ACTIVATION = "after-activation",
+}
+
+/**
+ * A file put on the host outside the Nix store, Terraform state and the command line (colmena's `deployment.keys`):
+ * its content is read on the deploying machine each time the deployment runs and goes to the host through the SSH
+ * connection. There is deliberately no literal `text`: it would be in the synthesized stack and Terraform state.
+ */
+export interface NixosKey {
+  /** File name of the key in `destDir`. */
+  readonly name: string;
+  /**
+   * A file on the deploying machine whose content is the key (relative paths resolve from the directory `cdktf synth`
+   * runs in; read at deploy time, never at synth).
+   * @default - none; give this or `command`
+   */
+  readonly file?: string;
+  /**
+   * A command run on the deploying machine at deploy time (argv, no shell), whose stdout is the key, e.g.
+   * `["pass", "show", "db/password"]`.
+   * @default - none; give this or `file`
+   */
+  readonly command?: string[];
+  /** @default "/run/keys" (a tmpfs on NixOS: never written to disk, gone after a reboot until the next deploy) */
+  readonly destDir?: string;
+  /** @default "root" */
+  readonly user?: string;
+  /** @default "root" */
+  readonly group?: string;
+  /** Octal mode of the file. @default "0400" */
+  readonly permissions?: string;
+  /** @default KeyUploadAt.BEFORE_ACTIVATION */
+  readonly uploadAt?: KeyUploadAt;
+}
+
+/**
+ * Module argument names the NixOS module system itself passes: a `nixosArgs` entry of one of these names would
+ * silently replace it.
+ */
+export const RESERVED_MODULE_ARGS = ["config", "options", "lib", "pkgs", "modulesPath", "specialArgs", "utils", "baseModules", "extraModules"];
 
 /** How a deployment finds its system and reaches its host; shared by NixosDeployment and NixosInstance's `nixos`. */
 export interface NixosDeploymentOptions {
@@ -50,6 +100,18 @@ export interface NixosDeploymentOptions {
   // jsii has no union type for "string, number, list or map": `any` is how such a map is spelled for every language.
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
   readonly nixosArgs?: { [name: string]: any };
+  /**
+   * Names of `nixosArgs` whose values are taken out of every message cdktf-nixos prints (Nix shows a value in some
+   * errors). They are still in Terraform state and, when the configuration uses them in a file, in the Nix store: for
+   * secrets use `keys`.
+   * @default - none
+   */
+  readonly sensitiveArgs?: string[];
+  /**
+   * Files put on the host outside the Nix store at every deployment (secrets): see NixosKey.
+   * @default - none
+   */
+  readonly keys?: NixosKey[];
   /** @default NixosAction.SWITCH */
   readonly action?: NixosAction;
   /** @default "root" */
@@ -128,46 +190,33 @@ export class NixosDeployment extends Construct {
 
   constructor(scope: Construct, id: string, props: NixosDeploymentProps) {
     super(scope, id);
-    if ((props.configuration === undefined) === (props.flake === undefined)) {
-      throw new Error(`${id}: give exactly one of configuration and flake`);
-    }
-    if (props.flake !== undefined && props.nixosArgs !== undefined) {
-      throw new Error(`${id}: nixosArgs works with configuration; a flake takes values through specialArgs in flake.nix`);
-    }
-    if (props.flake !== undefined && parseFlakeRef(props.flake) === undefined) {
-      throw new Error(`${id}: flake "${props.flake}" is not REF#NAME (e.g. "./infra#web")`);
-    }
-    const confirmTimeout = props.confirmTimeout ?? 30;
-    if (!Number.isInteger(confirmTimeout) || confirmTimeout < 0) {
-      throw new Error(`${id}: confirmTimeout ${confirmTimeout} is not a whole number of seconds (0 turns it off)`);
-    }
-    if (props.keepGenerations !== undefined && !(Number.isInteger(props.keepGenerations) && props.keepGenerations >= 1)) {
-      throw new Error(`${id}: keepGenerations ${props.keepGenerations} is not a whole number of at least 1 (the new generation always stays)`);
-    }
+    const path = this.node.path;
+    validateDeploymentProps(path, props);
     const port = props.port ?? 22;
-    if (!Token.isUnresolved(port) && !isPort(port)) throw new Error(`${id}: port ${port} is not a port number (1-65535)`);
     if (props.instanceId === undefined && props.acceptNewHostKey !== true) {
       Annotations.of(this).addInfo("no instanceId: the host key must already be in the known_hosts file");
     }
     if (props.acceptNewHostKey === true) {
-      Annotations.of(this).addWarning(`${id}: acceptNewHostKey trusts a new host's key on first use, unverified`);
+      Annotations.of(this).addWarning(`${path}: acceptNewHostKey trusts a new host's key on first use, unverified`);
     }
-
+    const confirmTimeout = props.confirmTimeout ?? 30;
     const configuration = props.configuration === undefined ? undefined : resolve(props.configuration);
-    if (configuration !== undefined && !existsSync(configuration)) {
-      throw new Error(`${id}: configuration "${props.configuration}" does not exist (looked at ${configuration})`);
-    }
     const nixPath = Object.fromEntries(Object.entries(props.nixPath ?? {}).map(([name, path]) => [name, resolvePathEntry(path)]));
     const flake = props.flake === undefined ? undefined : resolveFlake(props.flake);
     const args = props.nixosArgs ?? {};
     const stack = TerraformStack.of(this);
     const fleet = StackDeployments.of(stack);
     const synthArgs = withPlaceholders(args);
-    const evaluated = fleet.evaluation({ name: this.node.path, configuration, flake, nixPath, moduleArgs: synthArgs });
+    const sensitiveArgs = props.sensitiveArgs ?? [];
+    const evaluated = fleet.evaluation(
+      { name: this.node.path, configuration, flake, nixPath, moduleArgs: synthArgs },
+      Object.fromEntries(sensitiveArgs.map((name) => [`nixosArgs.${name}`, args[name]])),
+    );
     this.drvPath = Lazy.stringValue({ produce: () => evaluated().drvPath });
 
     const action = props.action ?? NixosAction.SWITCH;
     const user = props.user ?? "root";
+    const keys: KeySpec[] = props.keys ?? [];
     const settings: DeploymentSettings = {
       id: this.node.path,
       host: props.host,
@@ -175,6 +224,7 @@ export class NixosDeployment extends Construct {
       port,
       source: configuration !== undefined ? { configuration, nixPath } : { flake },
       nixosArgs: args,
+      sensitiveArgs,
       nixosArgsAtSynth: synthArgs,
       action,
       sshPrivateKeyFile: props.sshPrivateKeyFile === undefined ? undefined : resolve(props.sshPrivateKeyFile),
@@ -188,6 +238,7 @@ export class NixosDeployment extends Construct {
       confirmTimeoutSeconds: confirmTimeout,
       keepGenerations: props.keepGenerations,
       tags: props.tags ?? {},
+      keys: keys.map((key) => ({ ...key, file: key.file === undefined ? undefined : resolve(key.file) })),
     };
     const command = renderCommand([process.execPath, cliPath(), ...deployArguments(settings)]);
 
@@ -201,7 +252,11 @@ export class NixosDeployment extends Construct {
       triggersReplace: {
         drv_path: this.drvPath,
         nixos_args: args,
-        settings: { target: `${user}@${props.host}`, port, action, instance_id: props.instanceId ?? "", build_on_target: props.buildOnTarget === true },
+        settings: {
+          target: `${user}@${props.host}`, port, action, instance_id: props.instanceId ?? "", build_on_target: props.buildOnTarget === true,
+          // where keys go and come from (never their content): a changed spec uploads them again
+          ...(keys.length > 0 ? { keys: JSON.stringify(settings.keys) } : {}),
+        },
       },
     });
     this.resource.addOverride("provisioner", [{
@@ -241,7 +296,14 @@ export class NixosDeployment extends Construct {
         system: system.system,
       }, { scope: stack, resolver: new DefaultTokenResolver(new StringConcat()) }) as DeploymentSpec;
       // resolving drops empty maps; the manifest keeps every field
-      return { ...resolved, nixosArgs: resolved.nixosArgs ?? {}, nixosArgsAtSynth: resolved.nixosArgsAtSynth ?? {}, tags: resolved.tags ?? {} };
+      return {
+        ...resolved,
+        nixosArgs: resolved.nixosArgs ?? {},
+        nixosArgsAtSynth: resolved.nixosArgsAtSynth ?? {},
+        tags: resolved.tags ?? {},
+        sensitiveArgs: resolved.sensitiveArgs ?? [],
+        keys: resolved.keys ?? [],
+      };
     });
   }
 }
@@ -253,6 +315,7 @@ export class NixosDeployment extends Construct {
 class StackDeployments {
   private static readonly byStack = new WeakMap<TerraformStack, StackDeployments>();
   private readonly members: FleetMember[] = [];
+  private readonly sensitive: Record<string, unknown> = {};
   private readonly specs: Array<() => DeploymentSpec> = [];
   private results?: Map<string, EvaluatedSystem>;
 
@@ -278,18 +341,83 @@ class StackDeployments {
     return deployments;
   }
 
-  evaluation(member: FleetMember): () => EvaluatedSystem {
+  evaluation(member: FleetMember, sensitive: Record<string, unknown>): () => EvaluatedSystem {
     this.members.push(member);
+    Object.assign(this.sensitive, sensitive);
     this.results = undefined;
     return () => {
-      this.results ??= evaluateFleet(this.members);
+      this.results ??= this.evaluate();
       return this.results.get(member.name)!;
     };
+  }
+
+  /**
+   * One evaluation of every member. A Nix error becomes one short message (construct, Nix's first error line and
+   * where it points) without a JavaScript stack: the full trace with CDKTF_NIXOS_SHOW_TRACE=1.
+   */
+  private evaluate(): Map<string, EvaluatedSystem> {
+    const showTrace = process.env.CDKTF_NIXOS_SHOW_TRACE === "1";
+    try {
+      return evaluateFleet(this.members, { extraArgs: showTrace ? ["--show-trace"] : [], redact: redactor(this.sensitive) });
+    } catch (err) {
+      if (!(err instanceof EvaluateError)) throw err;
+      const error = new Error(showTrace
+        ? `${err.message}\n${err.stderr ?? ""}`
+        : `${err.message}\n  (Nix's full trace: CDKTF_NIXOS_SHOW_TRACE=1 cdktf synth)`);
+      if (!showTrace) error.stack = `Error: ${error.message}`;
+      throw error;
+    }
   }
 
   addSpec(spec: () => DeploymentSpec): void {
     this.specs.push(spec);
   }
+}
+
+/** Everything wrong with a deployment's props that can be seen at synth; values Terraform knows only later pass. */
+function validateDeploymentProps(path: string, props: NixosDeploymentProps): void {
+  const fail = (message: string) => {
+    throw new Error(`${path}: ${message}`);
+  };
+  if ((props.configuration === undefined) === (props.flake === undefined)) fail("give exactly one of configuration and flake");
+  if (props.flake !== undefined && props.nixosArgs !== undefined) {
+    fail("nixosArgs works with configuration; a flake takes values through specialArgs in flake.nix");
+  }
+  if (props.flake !== undefined && parseFlakeRef(props.flake) === undefined) fail(`flake "${props.flake}" is not REF#NAME (e.g. "./infra#web")`);
+  if (props.configuration !== undefined && !existsSync(resolve(props.configuration))) {
+    fail(`configuration "${props.configuration}" does not exist (looked at ${resolve(props.configuration)})`);
+  }
+  if (!Token.isUnresolved(props.host)) {
+    if (typeof props.host !== "string" || props.host.trim() === "") fail(`host is empty; give the instance's address (e.g. instance.publicIp)`);
+    if (/^[^:[\]]+:\d+$/.test(props.host)) fail(`host "${props.host}" includes a port; give the address alone and the port as \`port\``);
+    if (/[\s/@]/.test(props.host)) fail(`host "${props.host}" is not a host name or address (the user goes in \`user\`)`);
+  }
+  const action = props.action ?? NixosAction.SWITCH;
+  if (!(ACTIONS as readonly string[]).includes(action)) fail(`action "${action}" is not one of ${ACTIONS.join(", ")}`);
+  const confirmTimeout = props.confirmTimeout ?? 30;
+  if (!Number.isInteger(confirmTimeout) || confirmTimeout < 0) fail(`confirmTimeout ${confirmTimeout} is not a whole number of seconds (0 turns it off)`);
+  const connectTimeout = props.connectTimeout ?? 300;
+  if (!Token.isUnresolved(connectTimeout) && !(Number.isFinite(connectTimeout) && connectTimeout >= 0)) {
+    fail(`connectTimeout ${connectTimeout} is not a number of seconds (0 or more)`);
+  }
+  if (props.keepGenerations !== undefined && !(Number.isInteger(props.keepGenerations) && props.keepGenerations >= 1)) {
+    fail(`keepGenerations ${props.keepGenerations} is not a whole number of at least 1 (the new generation always stays)`);
+  }
+  const port = props.port ?? 22;
+  if (!Token.isUnresolved(port) && !isPort(port)) fail(`port ${port} is not a port number (1-65535)`);
+  if (props.sshPrivateKeyFile !== undefined && !Token.isUnresolved(props.sshPrivateKeyFile) && !existsSync(resolve(props.sshPrivateKeyFile))) {
+    fail(`sshPrivateKeyFile "${props.sshPrivateKeyFile}" does not exist (looked at ${resolve(props.sshPrivateKeyFile)}); ` +
+      "leave it out to log in through ssh-agent");
+  }
+  const shadowing = Object.keys(props.nixosArgs ?? {}).filter((name) => RESERVED_MODULE_ARGS.includes(name));
+  if (shadowing.length > 0) {
+    fail(`nixosArgs ${shadowing.map((n) => `"${n}"`).join(", ")} would replace the module system's own argument${shadowing.length > 1 ? "s" : ""}; ` +
+      "rename it (e.g. appConfig)");
+  }
+  const unknownSensitive = (props.sensitiveArgs ?? []).filter((name) => !(name in (props.nixosArgs ?? {})));
+  if (unknownSensitive.length > 0) fail(`sensitiveArgs ${unknownSensitive.map((n) => `"${n}"`).join(", ")} are not nixosArgs`);
+  const keyProblems = keySpecsProblems(props.keys ?? []);
+  if (keyProblems.length > 0) fail(keyProblems.join("; "));
 }
 
 /** The CLI of this installation, by absolute path, so Terraform finds it from cdktf.out/stacks/<stack>. */

@@ -9,6 +9,7 @@ import {
   DeployError,
   HostStateUnknownError,
   InspectError,
+  KeysError,
   LockError,
   RollbackError,
   TransportError,
@@ -26,6 +27,7 @@ import {
 } from "./activation";
 import { isUpToDate, type Action } from "./goal";
 import type { Host, RunResult } from "./host";
+import { uploadKeys, type KeyReport, type LoadedKey } from "./keys";
 import { INSPECT_COMMAND, parseInspection, type TargetSystem } from "./inspection";
 import type { TargetSpec } from "./target-spec";
 
@@ -50,6 +52,8 @@ export type DeployEvent =
   | { readonly type: "copied"; readonly report: CopyReport }
   | { readonly type: "activated"; readonly report: ActivationReport }
   | { readonly type: "rolled-back"; readonly toSystem?: string }
+  /** Keys written on the host (names, paths and content hashes; never the content). */
+  | { readonly type: "keys-uploaded"; readonly keys: readonly KeyReport[] }
   /** The detached activation runs on the target; from here on it finishes without us. */
   | { readonly type: "activation-started"; readonly id: string; readonly logFile: string }
   | { readonly type: "lock-wait"; readonly holder: string }
@@ -116,6 +120,12 @@ export interface DeployRequest {
    * @default false - such a host is reported up to date and left alone
    */
   readonly reactivate?: boolean;
+  /**
+   * Files to put on the host outside the Nix store, read beforehand on this machine (loadKeys). Uploaded before or
+   * after activation as each says; also when the host is up to date (a key may have changed); never by dry-activate.
+   * @default - none
+   */
+  readonly keys?: readonly LoadedKey[];
   readonly onEvent?: (event: DeployEvent) => void;
 }
 
@@ -132,6 +142,10 @@ export interface DeployResult {
   readonly newSystem: string;
   readonly previousGeneration?: number;
   readonly newGeneration?: number;
+  /** Keys uploaded (names, paths and content hashes). */
+  readonly keys: readonly KeyReport[];
+  /** What dry-activate says it would start, stop, restart and reload; only for dry-activate. */
+  readonly dryActivation?: string;
   readonly durationMs: number;
 }
 
@@ -173,11 +187,24 @@ export async function deployBuilt(
   const action = request.action ?? "switch";
   const emit = request.onEvent ?? (() => undefined);
 
+  const keys = request.keys ?? [];
+  const sudo = (request.target.user ?? "root") !== "root";
+  const upload = async (uploadAt: LoadedKey["uploadAt"], when: string): Promise<KeyReport[]> => {
+    const batch = action === "dry-activate" ? [] : keys.filter((k) => k.uploadAt === uploadAt);
+    if (batch.length === 0) return [];
+    emit({ type: "phase", phase: "keys", detail: `${batch.map((k) => k.name).join(", ")} ${when}` });
+    const uploaded = await uploadKeysOn(host, batch, sudo, when);
+    emit({ type: "keys-uploaded", keys: uploaded });
+    return uploaded;
+  };
+
   let host = await connectTo(request, deps, emit);
   try {
     const before = await inspectFor(host, local, request, emit);
     if (!request.reactivate && isUpToDate(action, before, local.outPath)) {
       emit({ type: "up-to-date", state: before });
+      // the system stays; its keys may have changed
+      const uploaded = [...await upload("before-activation", "before activation"), ...await upload("after-activation", "after activation")];
       return {
         host: host.name,
         action,
@@ -190,6 +217,7 @@ export async function deployBuilt(
         newSystem: local.outPath,
         previousGeneration: before.profileGeneration,
         newGeneration: before.profileGeneration,
+        keys: uploaded,
         durationMs: Date.now() - started,
       };
     }
@@ -202,6 +230,8 @@ export async function deployBuilt(
       emit({ type: "phase", phase: "build", detail: `${local.drvPath} on ${host.name}` });
       await realiseOnTarget(host, local.drvPath, local.outPath);
     }
+
+    const uploadedBefore = await upload("before-activation", "before activation");
 
     const plan = planActivation({
       before,
@@ -227,6 +257,7 @@ export async function deployBuilt(
     } else {
       emit({ type: "activated", report: activation });
     }
+    const uploadedAfter = await upload("after-activation", "after activation");
 
     return {
       host: host.name,
@@ -240,10 +271,32 @@ export async function deployBuilt(
       newSystem: activation.newSystem,
       previousGeneration: activation.previousGeneration,
       newGeneration: activation.newGeneration,
+      keys: [...uploadedBefore, ...uploadedAfter],
+      ...(action === "dry-activate" ? { dryActivation: afterLine(activation.output, `dry-activate of ${local.outPath}`) } : {}),
       durationMs: Date.now() - started,
     };
   } finally {
     await host.close();
+  }
+}
+
+/** What a log says after `line` (the script's own lines before it are not the activation's output). */
+function afterLine(log: string, line: string): string {
+  const lines = log.split("\n");
+  const index = lines.indexOf(line);
+  return index < 0 ? log : lines.slice(index + 1).join("\n");
+}
+
+/** Uploads a batch of keys; a transport failure becomes a KeysError that says what the host was left with. */
+async function uploadKeysOn(host: Host, keys: readonly LoadedKey[], sudo: boolean, when: string): Promise<KeyReport[]> {
+  try {
+    return await uploadKeys(host, keys, { sudo, when });
+  } catch (err) {
+    if (err instanceof DeployError) throw err;
+    throw new KeysError(`uploading keys to ${host.name} ${when} failed: ${(err as Error).message}`, {
+      cause: err,
+      hint: "a key is written whole or not at all: keys not yet uploaded are as they were; deploy again",
+    });
   }
 }
 

@@ -1,8 +1,9 @@
 import { shellQuote } from "../shell";
 import type { Action } from "./goal";
+import type { KeySpec } from "./keys";
 
-/** Version of the manifest format; bumped on any change that a reader must know about. */
-export const MANIFEST_VERSION = 1;
+/** Version of the manifest format; bumped on any change that a reader must know about (2: keys, sensitiveArgs). */
+export const MANIFEST_VERSION = 2;
 /** The file `cdktf synth` writes into each synthesized stack directory that has deployments. */
 export const MANIFEST_FILE = "cdktf-nixos.manifest.json";
 
@@ -40,6 +41,8 @@ export interface DeploymentSpec {
   readonly source: DeploymentSource;
   /** Module arguments as Terraform sees them: literals, or expressions for apply-time values. */
   readonly nixosArgs: { readonly [name: string]: unknown };
+  /** Names of module arguments whose values are taken out of every message (they are still in state and the store). */
+  readonly sensitiveArgs: readonly string[];
   /** The module arguments the synth-time evaluation used: apply-time values as `@cdktf-nixos:<name>@` placeholders. */
   readonly nixosArgsAtSynth: { readonly [name: string]: unknown };
   /** The system's derivation at synth: Terraform's trigger. */
@@ -63,6 +66,8 @@ export interface DeploymentSpec {
   readonly keepGenerations?: number;
   /** Tags of the deployment (a NixosInstance's tags), for selecting hosts. */
   readonly tags: { readonly [key: string]: string };
+  /** Files put on the host outside the store; the specs only (where the content comes from), never the content. */
+  readonly keys: readonly KeySpec[];
 }
 
 /** What a deployment is configured with, before synthesis adds its resource address and evaluated system. */
@@ -101,6 +106,9 @@ export function deployArguments(spec: DeploymentSettings): CommandWord[] {
     ...(spec.buildOnTarget ? ["--build-on-target"] : []),
     ...(spec.keepGenerations !== undefined ? ["--keep-generations", String(spec.keepGenerations)] : []),
     ...(spec.confirmTimeoutSeconds > 0 ? ["--confirm-timeout", String(spec.confirmTimeoutSeconds)] : []),
+    ...spec.sensitiveArgs.flatMap((name) => ["--sensitive-arg", name]),
+    // where each key's content comes from (a path or a command), never the content
+    ...spec.keys.flatMap((key) => ["--key-spec", JSON.stringify(key)]),
     ...(source.configuration !== undefined
       ? ["--config", source.configuration, ...Object.entries(source.nixPath ?? {}).flatMap(([k, v]) => ["-I", `${k}=${v}`])]
       : []),

@@ -7,7 +7,9 @@ import {
   type DeployResult,
   type HostDependencies,
 } from "../deploy/deploy";
+import { loadKeys } from "../deploy/keys";
 import { ConnectError, DeployError, exitCodeOf, worstExitCode, EXIT_CODES } from "../errors";
+import { redactor, type Redact } from "../redact";
 import type { FleetBuildMember, FleetBuildResult } from "../nix/fleet-build";
 import type { FleetHost } from "./inventory";
 
@@ -75,6 +77,34 @@ export function planPush(hosts: readonly FleetHost[], settings: PushSettings): P
       },
     };
   });
+}
+
+/**
+ * Reads the keys of every ready host on this machine (a file or command shared by several hosts is read once), before
+ * anything is built or contacted. Throws a KeySpecError naming the host's key when one cannot be read.
+ */
+export async function withKeys(plan: readonly PlannedHost[], hosts: readonly FleetHost[]): Promise<PlannedHost[]> {
+  const cache = new Map<string, Promise<Buffer>>();
+  const specs = new Map(hosts.map((h) => [h.name, h.spec.keys]));
+  return Promise.all(plan.map(async (host) => {
+    if (!host.ready) return host;
+    try {
+      return { ...host, request: { ...host.request, keys: await loadKeys(specs.get(host.name) ?? [], cache) } };
+    } catch (err) {
+      (err as Error).message = `${host.name}: ${(err as Error).message}`;
+      throw err;
+    }
+  }));
+}
+
+/** Takes every selected host's sensitive module arguments (as Terraform applied them) out of messages. */
+export function fleetRedactor(hosts: readonly FleetHost[]): Redact {
+  const values: Record<string, unknown> = {};
+  for (const host of hosts) {
+    if (!host.applied.created) continue;
+    for (const name of host.spec.sensitiveArgs) values[`nixosArgs.${name}`] ??= host.applied.moduleArgs[name];
+  }
+  return redactor(values);
 }
 
 export type HostStatus = "deployed" | "up-to-date" | "would-deploy" | "failed" | "not-created" | "skipped";

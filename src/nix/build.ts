@@ -1,13 +1,12 @@
 import { spawn } from "node:child_process";
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { trackTempDir, untrackTempDir } from "../temp-files";
+import { readFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { BuildError, EvaluateError } from "../errors";
+import { NO_REDACTION, type Redact } from "../redact";
 import { shellQuote } from "../shell";
 import {
+  MODULE_ARGS_FROM_STDIN,
   configurationSystemExpression,
-  moduleArgsFromFile,
   nixAttrName,
   parseFlakeRef,
   type LocalSystem,
@@ -20,10 +19,14 @@ export interface NixOptions {
   /** Extra arguments for every evaluation and build, e.g. ["--show-trace"] or ["--option", "substituters", ""]. */
   readonly extraArgs?: readonly string[];
   /**
-   * Values that become NixOS module arguments (`{ config, peers, ... }:`), as JSON text. They reach Nix through a
-   * file, never the command line.
+   * Values that become NixOS module arguments (`{ config, peers, ... }:`), as JSON text. They reach Nix through its
+   * stdin, never the command line, the environment or a file.
    */
   readonly moduleArgsJson?: string;
+  /** Takes sensitive values out of Nix's messages before they become errors. */
+  readonly redact?: Redact;
+  /** Hears each line Nix writes to stderr while it builds (progress: what it builds, how many). */
+  readonly onLog?: (line: string) => void;
 }
 
 /** The Nix commands for one system source, as users could type them. */
@@ -33,7 +36,7 @@ export interface EvaluationCommand {
 }
 
 /** The command that instantiates a source's system derivation and prints the .drv path. */
-export function instantiateCommand(source: SystemSource, options: NixOptions & { argsFile?: string }): EvaluationCommand {
+export function instantiateCommand(source: SystemSource, options: NixOptions): EvaluationCommand {
   const extra = options.extraArgs ?? [];
   switch (source.kind) {
     case "config": {
@@ -43,7 +46,7 @@ export function instantiateCommand(source: SystemSource, options: NixOptions & {
       return {
         program: "nix-instantiate",
         args: [
-          "-E", configurationSystemExpression(configuration, options.argsFile === undefined ? "{ }" : moduleArgsFromFile(options.argsFile)),
+          "-E", configurationSystemExpression(configuration, options.moduleArgsJson === undefined ? "{ }" : MODULE_ARGS_FROM_STDIN),
           ...includes, "-I", `nixos-config=${configuration}`, ...extra,
         ],
       };
@@ -77,27 +80,14 @@ export async function instantiateSystem(source: SystemSource, options: NixOption
       hint: "a flake configuration takes such values through specialArgs in its flake.nix",
     });
   }
-  const argsDir = options.moduleArgsJson === undefined ? undefined : await mkdtemp(join(tmpdir(), "cdktf-nixos-args-"));
-  if (argsDir !== undefined) trackTempDir(argsDir);
-  try {
-    let argsFile: string | undefined;
-    if (argsDir !== undefined) {
-      argsFile = join(argsDir, "args.json");
-      await writeFile(argsFile, options.moduleArgsJson as string, { mode: 0o600 });
-    }
-    const command = instantiateCommand(source, { ...options, argsFile });
-    const drvPath = lastLine(await runNix(command.program, command.args, "evaluate"));
-    if (!drvPath.endsWith(".drv")) {
-      throw new EvaluateError(`evaluation printed '${drvPath}', not a derivation`, { command: render(command.program, command.args) });
-    }
-    const outPath = lastLine(await runNix("nix-store", ["--query", "--outputs", drvPath], "evaluate"));
-    return { drvPath, outPath, system: await drvSystem(drvPath) };
-  } finally {
-    if (argsDir !== undefined) {
-      await rm(argsDir, { recursive: true, force: true });
-      untrackTempDir(argsDir);
-    }
+  const command = instantiateCommand(source, options);
+  const nix = { stdin: options.moduleArgsJson, redact: options.redact };
+  const drvPath = lastLine(await runNix(command.program, command.args, "evaluate", nix));
+  if (!drvPath.endsWith(".drv")) {
+    throw new EvaluateError(`evaluation printed '${drvPath}', not a derivation`, { command: render(command.program, command.args) });
   }
+  const outPath = lastLine(await runNix("nix-store", ["--query", "--outputs", drvPath], "evaluate"));
+  return { drvPath, outPath, system: await drvSystem(drvPath) };
 }
 
 /** Evaluates and builds the system locally. */
@@ -107,7 +97,7 @@ export async function buildSystem(source: SystemSource, options: NixOptions = {}
     return { outPath: source.path, system: await toplevelSystem(source.path) };
   }
   const instantiated = await instantiateSystem(source, options);
-  const built = lastLine(await runNix("nix-store", ["--realise", instantiated.drvPath, ...(options.extraArgs ?? [])], "build"));
+  const built = lastLine(await runNix("nix-store", ["--realise", instantiated.drvPath, ...(options.extraArgs ?? [])], "build", { onLog: options.onLog }));
   if (built !== instantiated.outPath) {
     throw new BuildError(`building ${instantiated.drvPath} produced ${built}, expected ${instantiated.outPath}`);
   }
@@ -137,15 +127,37 @@ export function render(program: string, args: readonly string[]): string {
   return [program, ...args].map(shellQuote).join(" ");
 }
 
-/** Runs a Nix command; its stderr streams to ours (build logs) and comes back verbatim in the error. */
-export function runNix(program: string, args: readonly string[], phase: "evaluate" | "build"): Promise<string> {
+export interface RunNixOptions {
+  /** Written to the command's stdin (module arguments), then end of input. */
+  readonly stdin?: string;
+  readonly redact?: Redact;
+  readonly onLog?: (line: string) => void;
+}
+
+/**
+ * Runs a Nix command. Its stderr comes back in the error (redacted) and, line by line, to `onLog`. Children inherit
+ * our environment, which never holds module arguments (the CLI takes them out of it as it reads them).
+ */
+export function runNix(program: string, args: readonly string[], phase: "evaluate" | "build", options: RunNixOptions = {}): Promise<string> {
+  const redact = options.redact ?? NO_REDACTION;
   return new Promise((resolvePromise, reject) => {
-    const child = spawn(program, args, { stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(program, args, { stdio: [options.stdin === undefined ? "ignore" : "pipe", "pipe", "pipe"] });
+    if (options.stdin !== undefined) {
+      // a Nix that fails before reading its input closes the pipe: its exit code tells what happened
+      child.stdin!.on("error", () => undefined);
+      child.stdin!.end(options.stdin);
+    }
     const stdout: Buffer[] = [];
     let stderr = "";
-    child.stdout.on("data", (c: Buffer) => stdout.push(c));
-    child.stderr.on("data", (c: Buffer) => {
-      stderr = (stderr + c.toString("utf8")).slice(-256 * 1024);
+    let partial = "";
+    child.stdout!.on("data", (c: Buffer) => stdout.push(c));
+    child.stderr!.on("data", (c: Buffer) => {
+      const text = c.toString("utf8");
+      stderr = (stderr + text).slice(-256 * 1024);
+      if (options.onLog === undefined) return;
+      const lines = (partial + text).split("\n");
+      partial = lines.pop() ?? "";
+      for (const line of lines) options.onLog(redact(line));
     });
     child.on("error", (err) => {
       const ErrorType = phase === "evaluate" ? EvaluateError : BuildError;
@@ -157,8 +169,9 @@ export function runNix(program: string, args: readonly string[], phase: "evaluat
         return;
       }
       const ErrorType = phase === "evaluate" ? EvaluateError : BuildError;
-      const reason = stderr.split("\n").find((l) => l.startsWith("error:"))?.replace(/^error:\s*/, "") ?? `exit code ${code}`;
-      reject(new ErrorType(`${program} failed: ${reason}`, { command: render(program, args), stderr, exitCode: code ?? undefined }));
+      const clean = redact(stderr);
+      const reason = clean.split("\n").find((l) => l.startsWith("error:"))?.replace(/^error:\s*/, "") ?? `exit code ${code}`;
+      reject(new ErrorType(`${program} failed: ${reason}`, { command: render(program, args), stderr: clean, exitCode: code ?? undefined }));
     });
   });
 }

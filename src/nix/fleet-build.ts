@@ -1,11 +1,8 @@
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { BuildError, EvaluateError } from "../errors";
-import { trackTempDir, untrackTempDir } from "../temp-files";
+import type { Redact } from "../redact";
 import { render, runNix } from "./build";
 import { groupArgs, groupByNixPath } from "./fleet-evaluation";
-import { configurationSystemExpression, flakeSystemExpression, nixAttrName, nixString, type LocalSystem } from "./system";
+import { MODULE_ARGS_FROM_STDIN, configurationSystemExpression, flakeSystemExpression, nixAttrName, type LocalSystem } from "./system";
 
 /** One host's system, for the evaluation and build of a whole fleet. */
 export interface FleetBuildMember {
@@ -16,7 +13,7 @@ export interface FleetBuildMember {
   readonly nixPath: Readonly<Record<string, string>>;
   /** `path:/abs#name` for a flake configuration. */
   readonly flake?: string;
-  /** The real module arguments; they reach Nix through a private file, never the command line. */
+  /** The real module arguments; they reach Nix through its stdin, never the command line or a file. */
   readonly moduleArgs: Readonly<Record<string, unknown>>;
   /** Only instantiate: the host builds it (a system of another architecture). */
   readonly buildOnTarget: boolean;
@@ -27,20 +24,32 @@ export type FleetBuildResult =
   | { readonly ok: true; readonly system: LocalSystem & { readonly drvPath: string } }
   | { readonly ok: false; readonly error: EvaluateError | BuildError };
 
-/** The evaluation of one group (same NIX_PATH): an attribute set name → { drv, out, system }. */
-export function fleetBuildExpression(members: readonly FleetBuildMember[], argsFile: string): string {
+/**
+ * The evaluation of one group (same NIX_PATH): an attribute set name → { drv, out, system }; the module arguments,
+ * name → arguments, come on stdin (fleetModuleArgs).
+ */
+export function fleetBuildExpression(members: readonly FleetBuildMember[]): string {
   const entries = members.map((member) => {
     const args = `args.${nixAttrName(member.name)}`;
     const toplevel = member.flake !== undefined ? flakeSystemExpression(member.flake) : configurationSystemExpression(member.configuration!, args);
     // not `outPath`: builtins.toJSON turns a set with an outPath into that string
     return `  ${nixAttrName(member.name)} = let t = ${toplevel}; in { drv = t.drvPath; out = t.outPath; inherit (t) system; };`;
   });
-  return `let args = builtins.fromJSON (builtins.readFile ${nixString(argsFile)}); in {\n${entries.join("\n")}\n}`;
+  return `let args = ${MODULE_ARGS_FROM_STDIN}; in {\n${entries.join("\n")}\n}`;
+}
+
+/** What fleetBuildExpression reads on stdin: every member's module arguments by name. */
+export function fleetModuleArgs(members: readonly FleetBuildMember[]): string {
+  return JSON.stringify(Object.fromEntries(members.map((m) => [m.name, m.moduleArgs])));
 }
 
 export interface FleetBuildOptions {
   /** Extra arguments for every Nix command, e.g. ["--show-trace"]. */
   readonly extraArgs?: readonly string[];
+  /** Takes sensitive module arguments out of Nix's messages. */
+  readonly redact?: Redact;
+  /** Hears each line Nix writes while it builds. */
+  readonly onLog?: (line: string) => void;
 }
 
 /**
@@ -52,36 +61,27 @@ export interface FleetBuildOptions {
 export async function buildFleet(members: readonly FleetBuildMember[], options: FleetBuildOptions = {}): Promise<Map<string, FleetBuildResult>> {
   const extra = options.extraArgs ?? [];
   const results = new Map<string, FleetBuildResult>();
-  const dir = await mkdtemp(join(tmpdir(), "cdktf-nixos-args-"));
-  trackTempDir(dir);
-  try {
-    for (const [index, group] of groupByNixPath(members).entries()) {
-      const argsFile = join(dir, `args-${index}.json`);
-      await writeFile(argsFile, JSON.stringify(Object.fromEntries(group.map((m) => [m.name, m.moduleArgs]))), { mode: 0o600 });
-      // --read-write-mode: evaluating drvPath writes the derivations, which the build (here or on a host) needs
-      const args = ["--eval", "--strict", "--json", "--read-write-mode", ...groupArgs(group), ...extra, "-E", fleetBuildExpression(group, argsFile)];
-      let evaluated: Record<string, { drv: string; out: string; system: string }>;
-      try {
-        evaluated = JSON.parse(await runNix("nix-instantiate", args, "evaluate")) as typeof evaluated;
-      } catch (err) {
-        const error = err instanceof EvaluateError
-          ? new EvaluateError(`evaluating ${group.map((m) => m.name).join(", ")} failed: ${err.message.replace(/^nix-instantiate failed: /, "")}`, {
-            command: render("nix-instantiate", [...args.slice(0, -1), "<fleet expression>"]),
-            stderr: err.stderr,
-            exitCode: err.exitCode,
-          })
-          : err as EvaluateError;
-        for (const member of group) results.set(member.name, { ok: false, error });
-        continue;
-      }
-      for (const member of group) {
-        const { drv, out, system } = evaluated[member.name];
-        results.set(member.name, { ok: true, system: { drvPath: drv, outPath: out, system } });
-      }
+  for (const group of groupByNixPath(members)) {
+    // --read-write-mode: evaluating drvPath writes the derivations, which the build (here or on a host) needs
+    const args = ["--eval", "--strict", "--json", "--read-write-mode", ...groupArgs(group), ...extra, "-E", fleetBuildExpression(group)];
+    let evaluated: Record<string, { drv: string; out: string; system: string }>;
+    try {
+      evaluated = JSON.parse(await runNix("nix-instantiate", args, "evaluate", { stdin: fleetModuleArgs(group), redact: options.redact })) as typeof evaluated;
+    } catch (err) {
+      const error = err instanceof EvaluateError
+        ? new EvaluateError(`evaluating ${group.map((m) => m.name).join(", ")} failed: ${err.message.replace(/^nix-instantiate failed: /, "")}`, {
+          command: render("nix-instantiate", [...args.slice(0, -1), "<fleet expression>"]),
+          stderr: err.stderr,
+          exitCode: err.exitCode,
+        })
+        : err as EvaluateError;
+      for (const member of group) results.set(member.name, { ok: false, error });
+      continue;
     }
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-    untrackTempDir(dir);
+    for (const member of group) {
+      const { drv, out, system } = evaluated[member.name];
+      results.set(member.name, { ok: true, system: { drvPath: drv, outPath: out, system } });
+    }
   }
 
   const toBuild = members.filter((m) => !m.buildOnTarget && results.get(m.name)?.ok === true);
@@ -89,7 +89,7 @@ export async function buildFleet(members: readonly FleetBuildMember[], options: 
   if (drvs.length === 0) return results;
   const args = ["--realise", "--keep-going", ...drvs, ...extra];
   try {
-    await runNix("nix-store", args, "build");
+    await runNix("nix-store", args, "build", { onLog: options.onLog });
   } catch (err) {
     if (!(err instanceof BuildError)) throw err;
     // --keep-going built what it could: find whose toplevel is missing

@@ -1,6 +1,7 @@
 import { execFileSync } from "node:child_process";
 import { EvaluateError } from "../errors";
-import { configurationSystemExpression, flakeSystemExpression, moduleArgsFromJson, nixString } from "./system";
+import type { Redact } from "../redact";
+import { MODULE_ARGS_FROM_STDIN, configurationSystemExpression, flakeSystemExpression, nixAttrName, nixString } from "./system";
 
 /** One system to evaluate at synth. */
 export interface FleetMember {
@@ -21,15 +22,23 @@ export interface EvaluatedSystem {
   readonly system: string;
 }
 
-/** The Nix expression that evaluates several systems at once, as an attribute set name → { drvPath, system }. */
+/**
+ * The Nix expression that evaluates several systems at once, as an attribute set name → { drvPath, system }. The
+ * module arguments come on stdin (fleetArgs), so no value is ever on a command line.
+ */
 export function fleetExpression(members: readonly FleetMember[]): string {
   const entries = members.map((member) => {
     const toplevel = member.flake !== undefined
       ? flakeSystemExpression(member.flake)
-      : configurationSystemExpression(member.configuration as string, moduleArgsFromJson(JSON.stringify(member.moduleArgs)));
+      : configurationSystemExpression(member.configuration as string, `args.${nixAttrName(member.name)}`);
     return `  ${nixString(member.name)} = let t = ${toplevel}; in { drvPath = t.drvPath; system = t.system; };`;
   });
-  return `{\n${entries.join("\n")}\n}`;
+  return `let args = ${MODULE_ARGS_FROM_STDIN}; in {\n${entries.join("\n")}\n}`;
+}
+
+/** What fleetExpression reads on stdin: every member's module arguments by name. */
+export function fleetArgs(members: readonly FleetMember[]): string {
+  return JSON.stringify(Object.fromEntries(members.map((m) => [m.name, m.moduleArgs])));
 }
 
 /** Members that share a NIX_PATH, so one Nix process can evaluate them together (usually one group per stack). */
@@ -49,21 +58,38 @@ export function groupArgs(group: ReadonlyArray<{ readonly nixPath: Readonly<Reco
   return [...flakes, ...includes];
 }
 
+export interface FleetEvaluationOptions {
+  /** Extra arguments for Nix, e.g. ["--show-trace"]. */
+  readonly extraArgs?: readonly string[];
+  readonly redact?: Redact;
+}
+
 /**
  * Evaluates every member with as few Nix processes as possible: one per distinct NIX_PATH (usually one per stack),
  * instead of one per machine. Read-only: derivation paths are computed, nothing is written to the store.
+ *
+ * A failure is one EvaluateError per group whose message is Nix's first error line and where it points
+ * (`at file:line:column`), naming the members whose configuration that file is (or all members of the group when it
+ * is a shared file); Nix's whole output is in `stderr`.
  */
-export function evaluateFleet(members: readonly FleetMember[], extraArgs: readonly string[] = []): Map<string, EvaluatedSystem> {
+export function evaluateFleet(members: readonly FleetMember[], options: FleetEvaluationOptions = {}): Map<string, EvaluatedSystem> {
   const results = new Map<string, EvaluatedSystem>();
+  const redact = options.redact ?? ((text: string) => text);
   for (const group of groupByNixPath(members)) {
-    const args = ["--eval", "--strict", "--json", ...groupArgs(group), ...extraArgs, "-E", fleetExpression(group)];
+    const args = ["--eval", "--strict", "--json", ...groupArgs(group), ...(options.extraArgs ?? []), "-E", fleetExpression(group)];
     let stdout: string;
     try {
-      stdout = execFileSync("nix-instantiate", args, { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"], maxBuffer: 64 * 1024 * 1024 });
+      stdout = execFileSync("nix-instantiate", args, {
+        encoding: "utf8", input: fleetArgs(group), stdio: ["pipe", "pipe", "pipe"], maxBuffer: 64 * 1024 * 1024,
+      });
     } catch (err) {
-      const stderr = String((err as { stderr?: string }).stderr ?? "");
-      const reason = stderr.split("\n").find((l) => l.startsWith("error:"))?.replace(/^error:\s*/, "") ?? (err as Error).message;
-      throw new EvaluateError(`evaluating ${group.map((m) => m.name).join(", ")} failed: ${reason}`, {
+      const stderr = redact(String((err as { stderr?: string }).stderr ?? ""));
+      const { reason, location } = firstNixError(stderr);
+      const file = location?.replace(/:\d+:\d+$/, "");
+      const culprits = group.filter((m) => m.configuration !== undefined && m.configuration === file);
+      const names = (culprits.length > 0 ? culprits : group).map((m) => m.name);
+      throw new EvaluateError(`evaluating the NixOS configuration of ${names.join(", ")} failed: ${reason ?? redact((err as Error).message)}` +
+        (location !== undefined ? ` (at ${location})` : ""), {
         command: ["nix-instantiate", ...args.slice(0, -1), "-E", "<fleet expression>"].join(" "),
         stderr,
       });
@@ -71,4 +97,14 @@ export function evaluateFleet(members: readonly FleetMember[], extraArgs: readon
     for (const [name, value] of Object.entries(JSON.parse(stdout) as Record<string, EvaluatedSystem>)) results.set(name, value);
   }
   return results;
+}
+
+/** Nix's first `error:` line and the first `at FILE:LINE:COLUMN:` after it. */
+export function firstNixError(stderr: string): { reason?: string; location?: string } {
+  const lines = stderr.split("\n");
+  const index = lines.findIndex((l) => l.startsWith("error:"));
+  if (index < 0) return {};
+  const reason = lines[index].replace(/^error:\s*/, "");
+  const at = lines.slice(index + 1).map((l) => /^\s+at (\/.+:\d+:\d+):$/.exec(l)).find((m) => m !== null);
+  return { reason, location: at?.[1] };
 }

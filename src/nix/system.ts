@@ -29,15 +29,11 @@ export function nixAttrName(name: string): string {
   return /^[A-Za-z_][A-Za-z0-9_'-]*$/.test(name) ? name : nixString(name);
 }
 
-/** Module arguments given inline, as JSON text inside the expression (synth time: placeholders, no secrets). */
-export function moduleArgsFromJson(json: string): string {
-  return `builtins.fromJSON ${nixString(json)}`;
-}
-
-/** Module arguments read from a JSON file (deploy time: real values never appear on a command line). */
-export function moduleArgsFromFile(file: string): string {
-  return `builtins.fromJSON (builtins.readFile ${nixString(file)})`;
-}
+/**
+ * Module arguments read from the Nix process's stdin, as JSON: the values never appear on a command line, in the
+ * environment or in a file that a killed run could leave behind.
+ */
+export const MODULE_ARGS_FROM_STDIN = "builtins.fromJSON (builtins.readFile /dev/stdin)";
 
 /**
  * The NixOS system of `configuration` with module arguments, evaluated through `<nixpkgs/nixos>`. The one expression

@@ -32,7 +32,7 @@ describe("cdktf-nixos deploy: usage errors, found before any build or connection
 
   it.each([
     [[...target], "say what to deploy: --toplevel STORE_PATH, --config configuration.nix [-I nixpkgs=PATH], or --flake REF#NAME"],
-    [[...target, "--toplevel", "/tmp/not-a-store-path"], "--toplevel '/tmp/not-a-store-path' is not a store path (/nix/store/...-nixos-system-...)"],
+    [[...target, "--toplevel", "/tmp/not-a-store-path"], "--toplevel /tmp/not-a-store-path does not exist"],
     [[...target, "--flake", "nohash"], "--flake 'nohash' is not REF#NAME (e.g. --flake .#web)"],
     [[...target, "--toplevel", NEW, "--config", "c.nix"], "give only one of --toplevel, --config and --flake (got --toplevel and --config)"],
     [[...target, "--toplevel", NEW, "-I", "nixpkgs=/x"], "-I only applies to --config; a flake pins its inputs in flake.lock"],

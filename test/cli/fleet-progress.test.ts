@@ -7,7 +7,7 @@ import { capturedOutput } from "../harness/cli";
 const NEW = "/nix/store/0000000000000000000000000000000b-nixos-system-web-25.05";
 const deployed = {
   host: "root@198.51.100.1:22", action: "switch" as const, system: "x86_64-linux", upToDate: false, pathsCopied: 12,
-  pathsInClosure: 200, bytesSent: 3 * 1048576, previousSystem: undefined, newSystem: NEW, previousGeneration: 4, newGeneration: 5, durationMs: 2100,
+  pathsInClosure: 200, bytesSent: 3 * 1048576, previousSystem: undefined, newSystem: NEW, previousGeneration: 4, newGeneration: 5, keys: [], durationMs: 2100,
 };
 const report: PushReport = {
   dryRun: false,

@@ -1,5 +1,5 @@
 import type { DeployDependencies } from "../../src/deploy/deploy";
-import type { Host, RunResult } from "../../src/deploy/host";
+import type { Host, RunOptions, RunResult } from "../../src/deploy/host";
 import type { TargetSystem } from "../../src/deploy/inspection";
 import { INSPECT_COMMAND } from "../../src/deploy/inspection";
 import { planCopy, type CopyPlan, type CopyReport } from "../../src/nix/serve/copy";
@@ -46,8 +46,12 @@ export class FakeHost implements Host {
     this.name = shared?.name ?? "root@198.51.100.7:22";
   }
 
-  async run(command: string): Promise<RunResult> {
+  /** What each command got on stdin, by its index in `log`. */
+  readonly stdin = new Map<number, Buffer>();
+
+  async run(command: string, options: RunOptions = {}): Promise<RunResult> {
     this.log.push(command);
+    if (options.stdin !== undefined) this.stdin.set(this.log.length - 1, options.stdin);
     const found = this.responders.find(([pattern]) => (typeof pattern === "string" ? command === pattern : pattern.test(command)));
     const answer = found === undefined ? {} : typeof found[1] === "function" ? found[1](command) : found[1];
     if (answer === "hang") return new Promise(() => undefined);

@@ -2,7 +2,7 @@ import { mkdirSync, mkdtempSync, rmSync, utimesSync, writeFileSync } from "node:
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { MANIFEST_FILE } from "../../src/deploy/manifest";
+import { MANIFEST_FILE, MANIFEST_VERSION } from "../../src/deploy/manifest";
 import { loadStack } from "../../src/fleet/project";
 
 const dirs: string[] = [];
@@ -23,7 +23,7 @@ function project(stacks: string[], plain: string[] = []): string {
   for (const name of all) {
     mkdirSync(join(dir, "cdktf.out", "stacks", name), { recursive: true });
     if (stacks.includes(name)) {
-      writeFileSync(join(dir, "cdktf.out", "stacks", name, MANIFEST_FILE), JSON.stringify({ version: 1, stack: name, deployments: [] }));
+      writeFileSync(join(dir, "cdktf.out", "stacks", name, MANIFEST_FILE), JSON.stringify({ version: MANIFEST_VERSION, stack: name, deployments: [] }));
     }
   }
   writeFileSync(join(dir, "cdktf.out", "manifest.json"), JSON.stringify({
@@ -60,7 +60,7 @@ describe("loadStack", () => {
 
   it("refuses a manifest of another version", async () => {
     const dir = project(["fleet"]);
-    writeFileSync(join(dir, "cdktf.out", "stacks", "fleet", MANIFEST_FILE), JSON.stringify({ version: 2, stack: "fleet", deployments: [] }));
-    await expect(loadStack(dir, "fleet", "never")).rejects.toThrow(/is manifest version 2, this cdktf-nixos reads 1: synthesize again \(--synth\)$/);
+    writeFileSync(join(dir, "cdktf.out", "stacks", "fleet", MANIFEST_FILE), JSON.stringify({ version: 1, stack: "fleet", deployments: [] }));
+    await expect(loadStack(dir, "fleet", "never")).rejects.toThrow(/is manifest version 1, this cdktf-nixos reads 2: synthesize again \(--synth\)$/);
   });
 });

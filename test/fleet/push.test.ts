@@ -30,6 +30,8 @@ const spec = (name: string, overrides: Partial<DeploymentSpec> = {}): Deployment
   connectTimeoutSeconds: 300,
   confirmTimeoutSeconds: 30,
   tags: { role: name.replace(/\d+$/, "") },
+  sensitiveArgs: [],
+  keys: [],
   ...overrides,
 });
 
@@ -42,7 +44,7 @@ const settings: PushSettings = {
 
 describe("resolveInventory", () => {
   const manifest: DeploymentManifest = {
-    version: 1,
+    version: 2,
     stack: "fleet",
     deployments: [
       spec("web1", { nixosArgs: { appAddress: "${aws_instance.app_Instance_CD34.private_ip}", port: 8080, greeting: "${var.greeting}" } }),

@@ -1,13 +1,15 @@
 import { Command, Option } from "commander";
-import { readFile } from "node:fs/promises";
+import { readFile, realpath, stat } from "node:fs/promises";
 import { homedir } from "node:os";
 import { join } from "node:path";
 import { DEFAULT_ACTIVATION_TIMEOUT_SECONDS, DEFAULT_LOCK_TIMEOUT_SECONDS, deploy, type DeployDependencies, type DeployRequest } from "../../deploy/deploy";
 import type { DefaultDependencyOptions } from "../../deploy/default-dependencies";
 import { ACTIONS, type Action } from "../../deploy/goal";
+import { KeySpecError, loadKeys, parseKeyArgument, type KeySpec } from "../../deploy/keys";
 import { DEPLOY_ENV } from "../../deploy/manifest";
 import { isPort, parseJumpHost, parseTargetHost, type JumpHost } from "../../deploy/target-spec";
 import { parseFlakeRef, type SystemSource } from "../../nix/system";
+import { redactor } from "../../redact";
 import { collect, interruptible } from "../interruptible";
 import { createReporter, type Output } from "../progress";
 import { UsageError } from "../usage-error";
@@ -41,6 +43,11 @@ interface DeployFlags {
   lockTimeout: string;
   keepGenerations?: string;
   reactivate?: boolean;
+  key: string[];
+  keySpec: string[];
+  sensitiveArg: string[];
+  showTrace?: boolean;
+  verbose?: boolean;
   json?: boolean;
 }
 
@@ -88,6 +95,12 @@ export function addDeployOptions(command: Command): Command {
     .option("--endpoint <url>", "EC2 endpoint for --host-key-from-ec2-console (default: AWS, or AWS_ENDPOINT_URL_EC2)")
     .option("--console-timeout <seconds>", "how long to wait for the console to show the fingerprints", "600")
     .option("--connect-timeout <seconds>", "keep retrying an unreachable host this long (it may be booting)", "10")
+    .option("--key <name=file>", "put FILE's content on the host as /run/keys/NAME (root, 0400) before activation; repeatable", collect, [])
+    .option("--key-spec <json>", "a key with every setting, as NixosDeployment writes it: " +
+      '\'{"name":"db","file":"./db.pw","user":"postgres","group":"postgres","permissions":"0440","uploadAt":"after-activation"}\'; repeatable', collect, [])
+    .option("--sensitive-arg <name>", "take the value of this module argument out of every message; repeatable", collect, [])
+    .option("--show-trace", "pass --show-trace to Nix: the full evaluation trace in errors")
+    .option("--verbose", "print everything Nix says while it builds")
     .option("--json", "print one JSON object with the result (or the failure) as the last line of stdout");
 }
 
@@ -98,11 +111,11 @@ export function registerDeployCommand(program: Command, output: Output, dependen
     )
     .action(async (flags: DeployFlags) => {
       const invocation = await deployInvocation(flags);
-      const reporter = createReporter(output, { json: invocation.json });
+      const reporter = createReporter(output, { json: invocation.json, verbose: flags.verbose === true });
       // Ctrl-C / TERM: the terminal back as it was and the host's state said
       const result = await interruptible(reporter.interrupted, async () => {
         try {
-          return await deploy({ ...invocation.request, onEvent: reporter.onEvent }, dependencies(invocation.dependencyOptions));
+          return await deploy({ ...invocation.request, onEvent: reporter.onEvent }, dependencies({ ...invocation.dependencyOptions, onLog: reporter.nixLog }));
         } catch (err) {
           reporter.stop();
           reporter.failed(err);
@@ -136,15 +149,67 @@ export async function deployInvocation(flags: DeployFlags): Promise<DeployInvoca
     throw new UsageError("module arguments (--nixos-args-file, $" + DEPLOY_ENV.moduleArgsJson + ") work with --config only; " +
       "a flake takes such values through specialArgs in its flake.nix");
   }
+  const source = await checkedSource(request.source);
+  const args = moduleArgsJson === undefined ? {} : JSON.parse(moduleArgsJson) as Record<string, unknown>;
+  const unknownSensitive = flags.sensitiveArg.filter((name) => !(name in args));
+  if (unknownSensitive.length > 0) {
+    throw new UsageError(`--sensitive-arg ${unknownSensitive.join(", ")}: no such module argument (the arguments are ${Object.keys(args).join(", ") || "none"})`);
+  }
+  const redact = redactor(Object.fromEntries(flags.sensitiveArg.map((name) => [`nixosArgs.${name}`, args[name]])));
+  let keys;
+  try {
+    keys = await loadKeys(keySpecs(flags));
+  } catch (err) {
+    if (err instanceof KeySpecError) throw new UsageError(err.message);
+    throw err;
+  }
   return {
-    request,
+    request: { ...request, source, keys },
     dependencyOptions: {
       moduleArgsJson,
+      redact,
+      extraArgs: flags.showTrace === true ? ["--show-trace"] : undefined,
       connectRetryMs: Number(flags.connectTimeout) * 1000,
       consoleTimeoutMs: Number(flags.consoleTimeout) * 1000,
     },
     json: flags.json === true,
   };
+}
+
+/** `--key NAME=FILE` and `--key-spec JSON`, as key specs. */
+function keySpecs(flags: DeployFlags): KeySpec[] {
+  const specs: KeySpec[] = flags.key.map(parseKeyArgument);
+  for (const text of flags.keySpec) {
+    let spec: unknown;
+    try {
+      spec = JSON.parse(text);
+    } catch {
+      throw new KeySpecError(`--key-spec '${text}' is not JSON, e.g. '{"name":"db","file":"./db.pw"}'`);
+    }
+    if (typeof spec !== "object" || spec === null || Array.isArray(spec)) throw new KeySpecError(`--key-spec '${text}' is not a JSON object`);
+    specs.push(spec as KeySpec);
+  }
+  return specs;
+}
+
+/**
+ * The files a source names, checked before anything is built: a configuration that is not there, and a toplevel
+ * given as a link to the store (`./result`), which becomes the store path it points to.
+ */
+async function checkedSource(source: SystemSource): Promise<SystemSource> {
+  if (source.kind === "config") {
+    const info = await stat(source.configuration).catch(() => undefined);
+    if (info === undefined) throw new UsageError(`--config ${source.configuration} does not exist`);
+    if (info.isDirectory()) throw new UsageError(`--config ${source.configuration} is a directory; give its configuration.nix`);
+    return source;
+  }
+  if (source.kind !== "toplevel" || source.path.startsWith("/nix/store/")) return source;
+  const path = await realpath(source.path).catch(() => undefined);
+  if (path === undefined) throw new UsageError(`--toplevel ${source.path} does not exist`);
+  if (!/^\/nix\/store\/[^/]+$/.test(path)) {
+    throw new UsageError(`--toplevel '${source.path}' is not a store path (/nix/store/...-nixos-system-...)${path !== source.path ? `: it leads to ${path}` : ""}`);
+  }
+  return { kind: "toplevel", path };
 }
 
 /** Turns the flags into a deploy request, or explains which flag is wrong. */
@@ -241,12 +306,7 @@ function systemSource(flags: DeployFlags): SystemSource {
   for (const entry of flags.include) {
     if (!/^[^=]+=.+$/.test(entry)) throw new UsageError(`-I '${entry}' is not name=path (e.g. -I nixpkgs=/path/to/nixpkgs)`);
   }
-  if (flags.toplevel !== undefined) {
-    if (!flags.toplevel.startsWith("/nix/store/")) {
-      throw new UsageError(`--toplevel '${flags.toplevel}' is not a store path (/nix/store/...-nixos-system-...)`);
-    }
-    return { kind: "toplevel", path: flags.toplevel };
-  }
+  if (flags.toplevel !== undefined) return { kind: "toplevel", path: flags.toplevel };
   if (flags.flake !== undefined) {
     if (parseFlakeRef(flags.flake) === undefined) {
       throw new UsageError(`--flake '${flags.flake}' is not REF#NAME (e.g. --flake .#web)`);
@@ -263,6 +323,8 @@ async function moduleArgs(flags: DeployFlags): Promise<string | undefined> {
       throw new UsageError(`cannot read --nixos-args-file: ${err.message}`);
     })
     : process.env[DEPLOY_ENV.moduleArgsJson];
+  // read once, then out of the environment: no child process (Nix, ssh-agent, key commands) inherits the values
+  delete process.env[DEPLOY_ENV.moduleArgsJson];
   if (text === undefined || text.trim() === "") return undefined;
   let parsed: unknown;
   try {

@@ -4,7 +4,8 @@ import { DEFAULT_ACTIVATION_TIMEOUT_SECONDS, DEFAULT_LOCK_TIMEOUT_SECONDS } from
 import type { DefaultDependencyOptions } from "../../deploy/default-dependencies";
 import { resolveInventory } from "../../fleet/inventory";
 import { ProjectError, loadStack, readTerraformState, type SynthMode } from "../../fleet/project";
-import { planPush, push, type PushDependencies, type PushSettings } from "../../fleet/push";
+import { KeySpecError } from "../../deploy/keys";
+import { fleetRedactor, planPush, push, withKeys, type PushDependencies, type PushSettings } from "../../fleet/push";
 import { SelectionError, selectHosts } from "../../fleet/selection";
 import { createFleetReporter } from "../fleet-progress";
 import { collect, interruptible } from "../interruptible";
@@ -26,6 +27,8 @@ interface PushFlags {
   lockTimeout: string;
   activationTimeout: string;
   endpoint?: string;
+  showTrace?: boolean;
+  verbose?: boolean;
 }
 
 /** Builds push's dependencies; tests pass fakes of the seams. */
@@ -49,6 +52,8 @@ export function registerPushCommand(program: Command, output: Output, dependenci
     .option("--lock-timeout <seconds>", "wait this long for another deployment to the same host to finish", String(DEFAULT_LOCK_TIMEOUT_SECONDS))
     .option("--activation-timeout <seconds>", "give up waiting for a host's activation after this long", String(DEFAULT_ACTIVATION_TIMEOUT_SECONDS))
     .option("--endpoint <url>", "EC2 endpoint for host keys from instance consoles (default: AWS, or AWS_ENDPOINT_URL_EC2)")
+    .option("--show-trace", "pass --show-trace to Nix: the full evaluation trace in errors")
+    .option("--verbose", "print everything Nix says while it builds")
     .option("--json", "print one JSON object with every host's result as the last line of stdout")
     .action(async (stack: string | undefined, flags: PushFlags) => {
       const settings = pushSettings(flags);
@@ -65,11 +70,18 @@ export function registerPushCommand(program: Command, output: Output, dependenci
         if (err instanceof ProjectError || err instanceof SelectionError) throw new UsageError(err.message);
         throw err;
       }
-      const plan = planPush(selected, settings);
-      const reporter = createFleetReporter(output, plan.map((h) => h.name), { json: flags.json === true });
+      let plan;
+      try {
+        plan = await withKeys(planPush(selected, settings), selected);
+      } catch (err) {
+        if (err instanceof KeySpecError) throw new UsageError(err.message);
+        throw err;
+      }
+      const reporter = createFleetReporter(output, plan.map((h) => h.name), { json: flags.json === true, verbose: flags.verbose === true });
       reporter.note(`stack ${loaded.stack}: ${loaded.synth}`);
+      const nix = { redact: fleetRedactor(selected), onLog: reporter.nixLog, extraArgs: flags.showTrace === true ? ["--show-trace"] : undefined };
       const report = await interruptible(reporter.interrupted, () =>
-        push(plan, settings, dependencies({ connectRetryMs: Number(flags.connectTimeout) * 1000 }), reporter.onEvent));
+        push(plan, settings, dependencies({ ...nix, connectRetryMs: Number(flags.connectTimeout) * 1000 }), reporter.onEvent));
       reporter.done(report, { stack: loaded.stack, synth: loaded.synth });
       if (report.exitCode !== 0) throw new PushFailed(report.exitCode);
     });
