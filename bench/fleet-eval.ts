@@ -7,7 +7,7 @@ import { spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fleetArgs, fleetExpression, type FleetMember } from "../src/nix/fleet-evaluation";
+import { fleetExpression, type FleetMember } from "../src/nix/fleet-evaluation";
 import { NIXPKGS_LITE } from "../test/harness/fixture";
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
@@ -19,7 +19,7 @@ interface Measured {
 
 /** One nix-instantiate --eval of `members`, under GNU time. */
 function evaluate(members: FleetMember[]): Measured {
-  const result = spawnSync("/usr/bin/time", ["-f", "%e %M", "nix-instantiate", "--eval", "--strict", "--json", "-I", `nixpkgs=${NIXPKGS_LITE}`, "-E", fleetExpression(members)], { encoding: "utf8", input: fleetArgs(members) });
+  const result = spawnSync("/usr/bin/time", ["-f", "%e %M", "nix-instantiate", "--eval", "--strict", "--json", "-I", `nixpkgs=${NIXPKGS_LITE}`, "-"], { encoding: "utf8", input: fleetExpression(members) });
   if (result.status !== 0) throw new Error(result.stderr);
   const [seconds, peakKiB] = result.stderr.trim().split("\n").at(-1)!.split(" ").map(Number);
   return { seconds, peakKiB };

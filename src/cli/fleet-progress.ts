@@ -354,6 +354,8 @@ export function pushJson(report: PushReport, context: { stack: string; synth: st
         pathsCopied: host.result.pathsCopied,
         pathsInClosure: host.result.pathsInClosure,
         bytesSent: host.result.bytesSent,
+        keys: host.result.keys,
+        ...(host.result.dryActivation !== undefined ? { dryActivation: host.result.dryActivation } : {}),
       } : {}),
       ...(host.preview !== undefined ? {
         host: host.preview.host,

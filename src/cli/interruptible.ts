@@ -1,14 +1,13 @@
 import { constants } from "node:os";
-import { removeTrackedTempDirs } from "../temp-files";
 
 /**
  * Runs a command's work so that Ctrl-C / TERM first let `onInterrupt` restore the terminal and say what the hosts are
- * left in, then remove the temp files and exit 128 + signal, as shells report it.
+ * left in, then exit 128 + signal, as shells report it. (Nothing local is left to clean up: module arguments reach Nix
+ * on its stdin and keys the host over SSH; neither is ever written to a local file.)
  */
 export async function interruptible<T>(onInterrupt: (signal: NodeJS.Signals) => void, work: () => Promise<T>): Promise<T> {
   const onSignal = (signal: NodeJS.Signals) => {
     onInterrupt(signal);
-    removeTrackedTempDirs();
     process.exit(128 + (constants.signals[signal] ?? 0));
   };
   process.once("SIGINT", onSignal).once("SIGTERM", onSignal);

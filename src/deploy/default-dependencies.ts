@@ -4,7 +4,7 @@ import { LocalStore } from "../nix/local-store";
 import { ConnectError } from "../errors";
 import type { DeployDependencies } from "./deploy";
 import type { TargetSpec } from "./target-spec";
-import { HostKeyMismatchError, type SshOptions } from "./ssh/connection";
+import { HostKeyMismatchError, loginProblem, type SshOptions } from "./ssh/connection";
 import { KnownHostsFile, fingerprint, instanceComment, instanceOf, knownHostsName, knownKeyTypes } from "./ssh/known-hosts";
 import { SshHost } from "./ssh/ssh-host";
 
@@ -28,6 +28,7 @@ export function defaultDependencies(options: DefaultDependencyOptions = {}): Dep
     instantiate: (source) => instantiateSystem(source, options),
     openStore: () => LocalStore.open(),
     connect: (target, onNotice) => connectChecked(target, options, onNotice ?? (() => undefined)),
+    checkLogin: (target) => loginProblem(target.privateKeyFile),
   };
 }
 

@@ -40,6 +40,11 @@ export interface DeployDependencies {
   openStore(): Promise<StoreSource>;
   /** `onNotice` hears what the connection did that the user should know (e.g. a replaced host key). */
   connect(target: TargetSpec, onNotice?: (message: string) => void): Promise<Host>;
+  /**
+   * What is wrong with how `target` would be logged in to (an unreadable or passphrase-protected key, no ssh-agent),
+   * checked before anything is built; undefined when nothing is.
+   */
+  checkLogin?(target: TargetSpec): Promise<string | undefined>;
 }
 
 export type DeployEvent =
@@ -171,7 +176,7 @@ export async function deploy(request: DeployRequest, deps: DeployDependencies): 
 /** A deployment of a system that is already built (or, with buildOnTarget, instantiated). */
 export type BuiltDeployRequest = Omit<DeployRequest, "source">;
 /** What deploying a built system needs from the world. */
-export type HostDependencies = Pick<DeployDependencies, "openStore" | "connect">;
+export type HostDependencies = Pick<DeployDependencies, "openStore" | "connect" | "checkLogin">;
 
 /**
  * Deploys `local` to the request's target: connect, inspect, skip when the host already is what the action would

@@ -196,8 +196,11 @@ export function uploadKeyCommand(key: Omit<LoadedKey, "content" | "sha256" | "up
     `getent passwd ${shellQuote(key.user)} >/dev/null || { echo "no user ${key.user}" >&2; exit ${MISSING_ACCOUNT}; }`,
     `getent group ${shellQuote(key.group)} >/dev/null || { echo "no group ${key.group}" >&2; exit ${MISSING_ACCOUNT}; }`,
     `[ -d "$dir" ] || mkdir -p -m 0750 -- "$dir"`,
+    // what an upload killed outright (SIGKILL, a reboot of /var) left; an hour old, so never one still running
+    `find "$dir" -maxdepth 1 -name ${shellQuote(`.${key.name}.????????`)} -mmin +60 -exec rm -f -- {} + 2>/dev/null || true`,
     `tmp=$(mktemp -p "$dir" ${shellQuote(`.${key.name}.XXXXXXXX`)})`,
     `trap 'rm -f -- "$tmp"' EXIT`,
+    `trap 'exit 1' HUP INT TERM PIPE`,
     `cat > "$tmp"`,
     `[ "$(wc -c < "$tmp")" -eq ${size} ] || { echo "received $(wc -c < "$tmp") of ${size} bytes" >&2; exit ${SHORT_WRITE}; }`,
     `chown -- ${shellQuote(`${key.user}:${key.group}`)} "$tmp"`,

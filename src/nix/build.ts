@@ -5,8 +5,8 @@ import { BuildError, EvaluateError } from "../errors";
 import { NO_REDACTION, type Redact } from "../redact";
 import { shellQuote } from "../shell";
 import {
-  MODULE_ARGS_FROM_STDIN,
   configurationSystemExpression,
+  moduleArgsExpression,
   nixAttrName,
   parseFlakeRef,
   type LocalSystem,
@@ -33,6 +33,8 @@ export interface NixOptions {
 export interface EvaluationCommand {
   readonly program: string;
   readonly args: readonly string[];
+  /** The expression, for `-` in args: on stdin, because it holds the module arguments. */
+  readonly stdin?: string;
 }
 
 /** The command that instantiates a source's system derivation and prints the .drv path. */
@@ -43,12 +45,11 @@ export function instantiateCommand(source: SystemSource, options: NixOptions): E
       const includes = source.includes.flatMap((entry) => ["-I", entry]);
       const configuration = resolve(source.configuration);
       // <nixos-config> still names the configuration, as nixos-rebuild sets it.
+      const args = options.moduleArgsJson === undefined ? "{ }" : moduleArgsExpression(JSON.parse(options.moduleArgsJson));
       return {
         program: "nix-instantiate",
-        args: [
-          "-E", configurationSystemExpression(configuration, options.moduleArgsJson === undefined ? "{ }" : MODULE_ARGS_FROM_STDIN),
-          ...includes, "-I", `nixos-config=${configuration}`, ...extra,
-        ],
+        args: [...includes, "-I", `nixos-config=${configuration}`, ...extra, "-"],
+        stdin: configurationSystemExpression(configuration, args),
       };
     }
     case "flake": {
@@ -81,8 +82,7 @@ export async function instantiateSystem(source: SystemSource, options: NixOption
     });
   }
   const command = instantiateCommand(source, options);
-  const nix = { stdin: options.moduleArgsJson, redact: options.redact };
-  const drvPath = lastLine(await runNix(command.program, command.args, "evaluate", nix));
+  const drvPath = lastLine(await runNix(command.program, command.args, "evaluate", { stdin: command.stdin, redact: options.redact }));
   if (!drvPath.endsWith(".drv")) {
     throw new EvaluateError(`evaluation printed '${drvPath}', not a derivation`, { command: render(command.program, command.args) });
   }
@@ -128,7 +128,7 @@ export function render(program: string, args: readonly string[]): string {
 }
 
 export interface RunNixOptions {
-  /** Written to the command's stdin (module arguments), then end of input. */
+  /** Written to the command's stdin (an expression holding module arguments), then end of input. */
   readonly stdin?: string;
   readonly redact?: Redact;
   readonly onLog?: (line: string) => void;

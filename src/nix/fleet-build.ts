@@ -2,7 +2,7 @@ import { BuildError, EvaluateError } from "../errors";
 import type { Redact } from "../redact";
 import { render, runNix } from "./build";
 import { groupArgs, groupByNixPath } from "./fleet-evaluation";
-import { MODULE_ARGS_FROM_STDIN, configurationSystemExpression, flakeSystemExpression, nixAttrName, type LocalSystem } from "./system";
+import { configurationSystemExpression, flakeSystemExpression, moduleArgsExpression, nixAttrName, type LocalSystem } from "./system";
 
 /** One host's system, for the evaluation and build of a whole fleet. */
 export interface FleetBuildMember {
@@ -13,7 +13,7 @@ export interface FleetBuildMember {
   readonly nixPath: Readonly<Record<string, string>>;
   /** `path:/abs#name` for a flake configuration. */
   readonly flake?: string;
-  /** The real module arguments; they reach Nix through its stdin, never the command line or a file. */
+  /** The real module arguments; they reach Nix in the expression on its stdin, never the command line or a file. */
   readonly moduleArgs: Readonly<Record<string, unknown>>;
   /** Only instantiate: the host builds it (a system of another architecture). */
   readonly buildOnTarget: boolean;
@@ -25,8 +25,8 @@ export type FleetBuildResult =
   | { readonly ok: false; readonly error: EvaluateError | BuildError };
 
 /**
- * The evaluation of one group (same NIX_PATH): an attribute set name → { drv, out, system }; the module arguments,
- * name → arguments, come on stdin (fleetModuleArgs).
+ * The evaluation of one group (same NIX_PATH): an attribute set name → { drv, out, system }. It holds the module
+ * arguments, so it goes to Nix on stdin.
  */
 export function fleetBuildExpression(members: readonly FleetBuildMember[]): string {
   const entries = members.map((member) => {
@@ -35,12 +35,8 @@ export function fleetBuildExpression(members: readonly FleetBuildMember[]): stri
     // not `outPath`: builtins.toJSON turns a set with an outPath into that string
     return `  ${nixAttrName(member.name)} = let t = ${toplevel}; in { drv = t.drvPath; out = t.outPath; inherit (t) system; };`;
   });
-  return `let args = ${MODULE_ARGS_FROM_STDIN}; in {\n${entries.join("\n")}\n}`;
-}
-
-/** What fleetBuildExpression reads on stdin: every member's module arguments by name. */
-export function fleetModuleArgs(members: readonly FleetBuildMember[]): string {
-  return JSON.stringify(Object.fromEntries(members.map((m) => [m.name, m.moduleArgs])));
+  const args = moduleArgsExpression(Object.fromEntries(members.map((m) => [m.name, m.moduleArgs])));
+  return `let args = ${args}; in {\n${entries.join("\n")}\n}`;
 }
 
 export interface FleetBuildOptions {
@@ -63,14 +59,14 @@ export async function buildFleet(members: readonly FleetBuildMember[], options: 
   const results = new Map<string, FleetBuildResult>();
   for (const group of groupByNixPath(members)) {
     // --read-write-mode: evaluating drvPath writes the derivations, which the build (here or on a host) needs
-    const args = ["--eval", "--strict", "--json", "--read-write-mode", ...groupArgs(group), ...extra, "-E", fleetBuildExpression(group)];
+    const args = ["--eval", "--strict", "--json", "--read-write-mode", ...groupArgs(group), ...extra, "-"];
     let evaluated: Record<string, { drv: string; out: string; system: string }>;
     try {
-      evaluated = JSON.parse(await runNix("nix-instantiate", args, "evaluate", { stdin: fleetModuleArgs(group), redact: options.redact })) as typeof evaluated;
+      evaluated = JSON.parse(await runNix("nix-instantiate", args, "evaluate", { stdin: fleetBuildExpression(group), redact: options.redact })) as typeof evaluated;
     } catch (err) {
       const error = err instanceof EvaluateError
         ? new EvaluateError(`evaluating ${group.map((m) => m.name).join(", ")} failed: ${err.message.replace(/^nix-instantiate failed: /, "")}`, {
-          command: render("nix-instantiate", [...args.slice(0, -1), "<fleet expression>"]),
+          command: `${render("nix-instantiate", args)} < <fleet expression>`,
           stderr: err.stderr,
           exitCode: err.exitCode,
         })

@@ -1,7 +1,7 @@
 import { execFileSync } from "node:child_process";
 import { EvaluateError } from "../errors";
 import type { Redact } from "../redact";
-import { MODULE_ARGS_FROM_STDIN, configurationSystemExpression, flakeSystemExpression, nixAttrName, nixString } from "./system";
+import { configurationSystemExpression, flakeSystemExpression, moduleArgsExpression, nixAttrName, nixString } from "./system";
 
 /** One system to evaluate at synth. */
 export interface FleetMember {
@@ -23,8 +23,8 @@ export interface EvaluatedSystem {
 }
 
 /**
- * The Nix expression that evaluates several systems at once, as an attribute set name → { drvPath, system }. The
- * module arguments come on stdin (fleetArgs), so no value is ever on a command line.
+ * The Nix expression that evaluates several systems at once, as an attribute set name → { drvPath, system }. It holds
+ * the module arguments, so it goes to Nix on stdin, never on a command line.
  */
 export function fleetExpression(members: readonly FleetMember[]): string {
   const entries = members.map((member) => {
@@ -33,12 +33,8 @@ export function fleetExpression(members: readonly FleetMember[]): string {
       : configurationSystemExpression(member.configuration as string, `args.${nixAttrName(member.name)}`);
     return `  ${nixString(member.name)} = let t = ${toplevel}; in { drvPath = t.drvPath; system = t.system; };`;
   });
-  return `let args = ${MODULE_ARGS_FROM_STDIN}; in {\n${entries.join("\n")}\n}`;
-}
-
-/** What fleetExpression reads on stdin: every member's module arguments by name. */
-export function fleetArgs(members: readonly FleetMember[]): string {
-  return JSON.stringify(Object.fromEntries(members.map((m) => [m.name, m.moduleArgs])));
+  const args = moduleArgsExpression(Object.fromEntries(members.map((m) => [m.name, m.moduleArgs])));
+  return `let args = ${args}; in {\n${entries.join("\n")}\n}`;
 }
 
 /** Members that share a NIX_PATH, so one Nix process can evaluate them together (usually one group per stack). */
@@ -76,11 +72,11 @@ export function evaluateFleet(members: readonly FleetMember[], options: FleetEva
   const results = new Map<string, EvaluatedSystem>();
   const redact = options.redact ?? ((text: string) => text);
   for (const group of groupByNixPath(members)) {
-    const args = ["--eval", "--strict", "--json", ...groupArgs(group), ...(options.extraArgs ?? []), "-E", fleetExpression(group)];
+    const args = ["--eval", "--strict", "--json", ...groupArgs(group), ...(options.extraArgs ?? []), "-"];
     let stdout: string;
     try {
       stdout = execFileSync("nix-instantiate", args, {
-        encoding: "utf8", input: fleetArgs(group), stdio: ["pipe", "pipe", "pipe"], maxBuffer: 64 * 1024 * 1024,
+        encoding: "utf8", input: fleetExpression(group), stdio: ["pipe", "pipe", "pipe"], maxBuffer: 64 * 1024 * 1024,
       });
     } catch (err) {
       const stderr = redact(String((err as { stderr?: string }).stderr ?? ""));
@@ -90,7 +86,7 @@ export function evaluateFleet(members: readonly FleetMember[], options: FleetEva
       const names = (culprits.length > 0 ? culprits : group).map((m) => m.name);
       throw new EvaluateError(`evaluating the NixOS configuration of ${names.join(", ")} failed: ${reason ?? redact((err as Error).message)}` +
         (location !== undefined ? ` (at ${location})` : ""), {
-        command: ["nix-instantiate", ...args.slice(0, -1), "-E", "<fleet expression>"].join(" "),
+        command: `${["nix-instantiate", ...args].join(" ")} < <fleet expression>`,
         stderr,
       });
     }

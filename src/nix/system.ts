@@ -30,10 +30,12 @@ export function nixAttrName(name: string): string {
 }
 
 /**
- * Module arguments read from the Nix process's stdin, as JSON: the values never appear on a command line, in the
- * environment or in a file that a killed run could leave behind.
+ * Module arguments as a Nix expression. Expressions that hold them go to Nix on its stdin (`nix-instantiate -`), so
+ * the values never appear on a command line, in the environment or in a file that a killed run could leave behind.
  */
-export const MODULE_ARGS_FROM_STDIN = "builtins.fromJSON (builtins.readFile /dev/stdin)";
+export function moduleArgsExpression(args: unknown): string {
+  return `builtins.fromJSON ${nixString(JSON.stringify(args))}`;
+}
 
 /**
  * The NixOS system of `configuration` with module arguments, evaluated through `<nixpkgs/nixos>`. The one expression

@@ -27,8 +27,10 @@ describe("key commands", () => {
         `getent passwd postgres >/dev/null || { echo "no user postgres" >&2; exit 65; }\n` +
         `getent group keys >/dev/null || { echo "no group keys" >&2; exit 65; }\n` +
         `[ -d "$dir" ] || mkdir -p -m 0750 -- "$dir"\n` +
+        `find "$dir" -maxdepth 1 -name '\\''.db.????????'\\'' -mmin +60 -exec rm -f -- {} + 2>/dev/null || true\n` +
         `tmp=$(mktemp -p "$dir" .db.XXXXXXXX)\n` +
         `trap '\\''rm -f -- "$tmp"'\\'' EXIT\n` +
+        `trap '\\''exit 1'\\'' HUP INT TERM PIPE\n` +
         `cat > "$tmp"\n` +
         `[ "$(wc -c < "$tmp")" -eq 6 ] || { echo "received $(wc -c < "$tmp") of 6 bytes" >&2; exit 66; }\n` +
         `chown -- postgres:keys "$tmp"\nchmod -- 0440 "$tmp"\nmv -f -- "$tmp" /run/keys/db\ntrap - EXIT'`,

@@ -2,14 +2,15 @@ import { AwsProvider } from "@cdktf/provider-aws/lib/provider";
 import { join } from "node:path";
 import { TerraformStack, TerraformVariable } from "cdktf";
 import { Construct } from "constructs";
-import { NixosInstance, NixosKeyPair } from "../../src";
+import { KeyUploadAt, NixosInstance, NixosKeyPair } from "../../src";
 
 /**
  * Four NixOS hosts for the push tests: two web hosts told the app host's private IP and a Terraform variable, an app
- * host and a db host, tagged by role. Each host's configuration is `<name>.nix` in `nixosDir`.
+ * host and a db host, tagged by role. Each host's configuration is `<name>.nix` in `nixosDir`. Two secrets from
+ * `secretsDir` go to hosts as keys: db's password from a file, app's API token from a command, after activation.
  */
 export class FourHostsStack extends TerraformStack {
-  constructor(scope: Construct, id: string, props: { nixosDir: string; nixpkgs: string }) {
+  constructor(scope: Construct, id: string, props: { nixosDir: string; nixpkgs: string; secretsDir: string }) {
     super(scope, id);
     new AwsProvider(this, "aws", { region: "eu-central-1" });
     const keyPair = NixosKeyPair.generate(this, "fleet", { privateKeyFile: ".cdktf-nixos/keys/fleet" });
@@ -18,7 +19,10 @@ export class FourHostsStack extends TerraformStack {
     const ssh = ["127.0.0.0/8"];
     const app = new NixosInstance(this, "app", {
       sshAllowedCidrs: ssh, keyPair, tags: { role: "app" },
-      nixos: { configuration: join(props.nixosDir, "app.nix"), nixPath, keepGenerations: 2 },
+      nixos: {
+        configuration: join(props.nixosDir, "app.nix"), nixPath, keepGenerations: 2,
+        keys: [{ name: "api-token", command: ["cat", join(props.secretsDir, "api-token")], uploadAt: KeyUploadAt.AFTER_ACTIVATION }],
+      },
     });
     for (const name of ["web1", "web2"]) {
       new NixosInstance(this, name, {
@@ -28,7 +32,10 @@ export class FourHostsStack extends TerraformStack {
     }
     new NixosInstance(this, "db", {
       sshAllowedCidrs: ssh, keyPair, tags: { role: "db" },
-      nixos: { configuration: join(props.nixosDir, "db.nix"), nixPath },
+      nixos: {
+        configuration: join(props.nixosDir, "db.nix"), nixPath,
+        keys: [{ name: "db-password", file: join(props.secretsDir, "db-password"), user: "nobody", group: "nogroup", permissions: "0440" }],
+      },
     });
   }
 }

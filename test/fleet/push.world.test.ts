@@ -1,4 +1,5 @@
 import { execFileSync, spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -10,6 +11,7 @@ import { ec2DoubleEnv, hostBootLog } from "../harness/ec2-double/boot-log";
 import { NIXOS_IMAGES } from "../harness/ec2-double/nixos-images";
 import { startEc2Double, type Ec2Double, type Instance } from "../harness/ec2-double/server";
 import { NIXPKGS_LITE } from "../harness/fixture";
+import { startProcSweep, type ProcHit } from "../harness/proc-sweep";
 import { missing } from "../harness/requirements";
 import { run, startTargets, type TargetWorld } from "../harness/target-hosts";
 import { terraform, terraformEnv, useEc2Endpoint } from "../harness/terraform";
@@ -69,16 +71,23 @@ describe.skipIf(missing("root", "nix", "sshd", "netns", "terraform", "aws-provid
     await useEc2Endpoint(stackDir(), ec2.endpoint);
   }
   const apply = (...args: string[]) => terraform(stackDir(), ["apply", "-auto-approve", "-input=false", "-no-color", ...args], env());
+  // random, so no source file, fixture or earlier run can hold them: found anywhere, they leaked from this run
+  const canaries = { dbPassword: `canary-db-${randomBytes(12).toString("hex")}`, apiToken: `canary-api-${randomBytes(12).toString("hex")}` };
+  let firstApply: { output: string; hits: ProcHit[]; sweeps: number };
+  const started = new Date();
 
   beforeAll(async () => {
     execFileSync("npm", ["run", "--silent", "build"], { cwd: ROOT, stdio: "inherit" });
     work = mkdtempSync(join(tmpdir(), "push-"));
     mkdirSync(join(work, "nixos"));
     for (const name of HOSTS) writeConfig(name, `${name} v1`);
+    mkdirSync(join(work, "secrets"), { mode: 0o700 });
+    writeFileSync(join(work, "secrets", "db-password"), canaries.dbPassword, { mode: 0o600 });
+    writeFileSync(join(work, "secrets", "api-token"), `${canaries.apiToken}\n`, { mode: 0o600 });
     writeFileSync(join(work, "main.ts"), `import { App } from ${JSON.stringify(join(ROOT, "node_modules", "cdktf"))};
 import { FourHostsStack } from ${JSON.stringify(join(__dirname, "four-hosts-stack"))};
 const app = new App();
-new FourHostsStack(app, "fleet", { nixosDir: ${JSON.stringify(join(work, "nixos"))}, nixpkgs: ${JSON.stringify(NIXPKGS_LITE)} });
+new FourHostsStack(app, "fleet", { nixosDir: ${JSON.stringify(join(work, "nixos"))}, nixpkgs: ${JSON.stringify(NIXPKGS_LITE)}, secretsDir: ${JSON.stringify(join(work, "secrets"))} });
 app.synth();
 `);
     writeFileSync(join(work, "cdktf.json"), JSON.stringify({ language: "typescript", app: `${join(ROOT, "node_modules", ".bin", "tsx")} main.ts`, projectId: "push-test", sendCrashReports: "false" }));
@@ -96,7 +105,9 @@ app.synth();
     });
     await synth();
     await terraform(stackDir(), ["init", "-input=false", "-no-color"], env());
-    await apply();
+    const sweep = startProcSweep(Object.values(canaries));
+    const applied = await apply();
+    firstApply = { output: `${applied.stdout}\n${applied.stderr}`, ...(await sweep.stop()) };
     for (const name of HOSTS) expect(await generation(name)).toBe("system-1-link");
   });
   afterAll(async () => {
@@ -115,6 +126,63 @@ app.synth();
     expect([...jsonHosts(result).values()].map((h) => [h.name, h.status])).toEqual(HOSTS.map((n) => [n, "up-to-date"]));
     expect(result.stderr).toContain("stack fleet: using cdktf.out (up to date with the sources)");
     for (const name of HOSTS) expect(await generation(name)).toBe("system-1-link");
+  });
+
+  it("keys: written where they belong with their owner and mode; the canary secrets are nowhere else", async () => {
+    // cdktf deploy (terraform apply) uploaded them: db's before activation, app's (a command's output) after
+    const dbKey = await target("db").exec("stat -c '%a %U %G' /run/keys/db-password; cat /run/keys/db-password");
+    expect(dbKey.stdout).toBe(`440 nobody nogroup\n${canaries.dbPassword}`);
+    const appKey = await target("app").exec("stat -c '%a %U %G' /run/keys/api-token; cat /run/keys/api-token");
+    expect(appKey.stdout).toBe(`400 root root\n${canaries.apiToken}\n`);
+    expect(firstApply.output).toMatch(/"keys":\[\{"name":"db-password","path":"\/run\/keys\/db-password","sha256":"sha256:[0-9a-f]{64}","uploadAt":"before-activation"\}\]/);
+
+    // a push uploads them again (a secret may have been rotated), up-to-date hosts included
+    writeFileSync(join(work, "secrets", "db-password"), `${canaries.dbPassword}-rotated`, { mode: 0o600 });
+    const sweep = startProcSweep(Object.values(canaries));
+    const pushed = await push("--json");
+    const during = await sweep.stop();
+    expect(pushed.code, pushed.stderr).toBe(0);
+    expect((await target("db").exec("cat /run/keys/db-password")).stdout).toBe(`${canaries.dbPassword}-rotated`);
+    const db = jsonHosts(pushed).get("db") as JsonHost & { keys?: unknown };
+    expect(db.keys).toEqual([{ name: "db-password", path: "/run/keys/db-password", sha256: expect.stringMatching(/^sha256:[0-9a-f]{64}$/), uploadAt: "before-activation" }]);
+
+    const leaks: string[] = [];
+    const look = (where: string, text: string) => {
+      for (const canary of Object.values(canaries)) if (text.includes(canary)) leaks.push(where);
+    };
+    // argv and environment of every process, swept through the apply and the push
+    expect(firstApply.sweeps + during.sweeps).toBeGreaterThan(20);
+    for (const hit of [...firstApply.hits, ...during.hits]) leaks.push(`/proc/${hit.pid}/${hit.where} (${hit.cmdline.slice(0, 120)})`);
+    // what Terraform and the CLI printed, --json included
+    look("terraform apply output", firstApply.output);
+    look("push stdout", pushed.stdout);
+    look("push stderr", pushed.stderr);
+    // the synthesized stack, the Terraform state (file and as terraform shows it)
+    const grep = (dirs: string[], exclude: string[] = []) => {
+      const found = Object.values(canaries).flatMap((canary) => {
+        try {
+          return execFileSync("grep", ["-rlF", ...exclude.map((e) => `--exclude-dir=${e}`), canary, ...dirs], { encoding: "utf8" }).trim().split("\n");
+        } catch {
+          return []; // grep: nothing found
+        }
+      });
+      return found.filter(Boolean);
+    };
+    leaks.push(...grep([join(work, "cdktf.out")]));
+    look("terraform show -json", (await terraform(stackDir(), ["show", "-json"], env())).stdout);
+    // the local store, and files written anywhere in /tmp since the run started (except the secrets themselves)
+    leaks.push(...grep(["/nix/store"]));
+    const recent = execFileSync("find", ["/tmp", "-xdev", "-type", "f", "-size", "-64M", "-newermt", started.toISOString(), "!", "-path", `${join(work, "secrets")}/*`], { encoding: "utf8" })
+      .trim().split("\n").filter(Boolean);
+    for (const file of recent) look(file, readFileSync(file, "latin1"));
+    // every host's store, its /run (but the key files) and its temp dirs
+    for (const name of HOSTS) {
+      for (const canary of Object.values(canaries)) {
+        const found = await target(name).exec(`grep -rlF '${canary}' /nix/store /run /root 2>/dev/null | grep -v '^/run/keys/\\(db-password\\|api-token\\)$' || true`);
+        if (found.stdout.trim() !== "") leaks.push(`${name}: ${found.stdout.trim()}`);
+      }
+    }
+    expect(leaks).toEqual([]);
   });
 
   it("deploys exactly the two changed hosts in parallel, reports the others up to date; the next terraform apply activates nothing", async () => {

@@ -2,12 +2,12 @@ import { describe, expect, it } from "vitest";
 import { fleetBuildExpression } from "../../src/nix/fleet-build";
 
 describe("fleetBuildExpression", () => {
-  it("evaluates every host of a NIX_PATH group in one expression, module arguments read from stdin", () => {
+  it("evaluates every host of a NIX_PATH group in one expression that holds the module arguments (it goes on stdin)", () => {
     expect(fleetBuildExpression([
-      { name: "web", configuration: "/p/nixos/web.nix", nixPath: {}, moduleArgs: {}, buildOnTarget: false },
+      { name: "web", configuration: "/p/nixos/web.nix", nixPath: {}, moduleArgs: { peer: "10.0.0.5" }, buildOnTarget: false },
       { name: "db/replica", flake: "path:/p#db", nixPath: {}, moduleArgs: {}, buildOnTarget: true },
     ])).toBe([
-      "let args = builtins.fromJSON (builtins.readFile /dev/stdin); in {",
+      `let args = builtins.fromJSON "{\\"web\\":{\\"peer\\":\\"10.0.0.5\\"},\\"db/replica\\":{}}"; in {`,
       `  web = let t = (import <nixpkgs/nixos> { configuration = { imports = [ "/p/nixos/web.nix" ]; _module.args = args.web; }; }).system; ` +
         "in { drv = t.drvPath; out = t.outPath; inherit (t) system; };",
       `  "db/replica" = let t = (builtins.getFlake "path:/p").nixosConfigurations.db.config.system.build.toplevel; ` +

@@ -112,10 +112,13 @@ export function registerDeployCommand(program: Command, output: Output, dependen
     .action(async (flags: DeployFlags) => {
       const invocation = await deployInvocation(flags);
       const reporter = createReporter(output, { json: invocation.json, verbose: flags.verbose === true });
+      const deps = dependencies({ ...invocation.dependencyOptions, onLog: reporter.nixLog });
+      const loginProblem = await deps.checkLogin?.(invocation.request.target);
+      if (loginProblem !== undefined) throw new UsageError(loginProblem);
       // Ctrl-C / TERM: the terminal back as it was and the host's state said
       const result = await interruptible(reporter.interrupted, async () => {
         try {
-          return await deploy({ ...invocation.request, onEvent: reporter.onEvent }, dependencies({ ...invocation.dependencyOptions, onLog: reporter.nixLog }));
+          return await deploy({ ...invocation.request, onEvent: reporter.onEvent }, deps);
         } catch (err) {
           reporter.stop();
           reporter.failed(err);

@@ -77,11 +77,17 @@ export function registerPushCommand(program: Command, output: Output, dependenci
         if (err instanceof KeySpecError) throw new UsageError(err.message);
         throw err;
       }
+      // how each host is logged in to, checked before the build (the reporter's live lines come after)
+      const checker = dependencies({});
+      for (const host of plan) {
+        const problem = host.ready ? await checker.checkLogin?.(host.request.target) : undefined;
+        if (problem !== undefined) throw new UsageError(`${host.name}: ${problem}`);
+      }
       const reporter = createFleetReporter(output, plan.map((h) => h.name), { json: flags.json === true, verbose: flags.verbose === true });
       reporter.note(`stack ${loaded.stack}: ${loaded.synth}`);
       const nix = { redact: fleetRedactor(selected), onLog: reporter.nixLog, extraArgs: flags.showTrace === true ? ["--show-trace"] : undefined };
-      const report = await interruptible(reporter.interrupted, () =>
-        push(plan, settings, dependencies({ ...nix, connectRetryMs: Number(flags.connectTimeout) * 1000 }), reporter.onEvent));
+      const deps = dependencies({ ...nix, connectRetryMs: Number(flags.connectTimeout) * 1000 });
+      const report = await interruptible(reporter.interrupted, () => push(plan, settings, deps, reporter.onEvent));
       reporter.done(report, { stack: loaded.stack, synth: loaded.synth });
       if (report.exitCode !== 0) throw new PushFailed(report.exitCode);
     });

@@ -1,7 +1,7 @@
-import { readFile } from "node:fs/promises";
+import { readFile, stat } from "node:fs/promises";
 import { constants } from "node:os";
 import type { Readable, Writable } from "node:stream";
-import { Client, type ClientChannel, type ConnectConfig, type ServerHostKeyAlgorithm } from "ssh2";
+import { Client, utils, type ClientChannel, type ConnectConfig, type ServerHostKeyAlgorithm } from "ssh2";
 import { ConnectError, TransportError } from "../../errors";
 import { KnownHostsFile, checkHostKey, fingerprint, keyTypeOf, knownHostsName, knownKeyTypes, type KnownHostEntry } from "./known-hosts";
 
@@ -173,6 +173,10 @@ export class HostKeyMismatchError extends ConnectError {
   }
 }
 
+/** Something accepted the TCP connection but did not speak SSH to the end of the handshake. */
+const NOT_SSH_HINT = "something accepted the connection but did not complete an SSH handshake: check the port (--target-port / " +
+  "port), a firewall or load balancer in between, and that sshd runs on the host";
+
 class RetryableConnectError extends ConnectError {
   final(attempts: number): ConnectError {
     return new ConnectError(attempts > 1 ? `${this.message} (gave up after ${attempts} attempts)` : this.message, {
@@ -193,6 +197,40 @@ async function readPrivateKey(file: string): Promise<Buffer> {
       hint: "pass --ssh-key with a readable private key file, or leave it out to use ssh-agent (SSH_AUTH_SOCK)",
     });
   }
+}
+
+/**
+ * What is wrong with how a deployment would log in, found before anything is built or contacted: a private key that
+ * cannot be read or needs a passphrase, or (without one) an ssh-agent that is not there. Undefined when it looks fine.
+ */
+export async function loginProblem(privateKeyFile: string | undefined, env: NodeJS.ProcessEnv = process.env): Promise<string | undefined> {
+  if (privateKeyFile !== undefined) {
+    let key: Buffer;
+    try {
+      key = await readFile(privateKeyFile);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      return `the SSH private key ${privateKeyFile} ${code === "ENOENT" ? "does not exist" : code === "EACCES" ? "is not readable by this user" : `cannot be read (${(err as Error).message})`}`;
+    }
+    const parsed = utils.parseKey(key);
+    if (parsed instanceof Error) {
+      return /Encrypted/.test(parsed.message)
+        ? `the SSH private key ${privateKeyFile} is protected by a passphrase, which cdktf-nixos cannot ask for: load it into ssh-agent ` +
+          `(ssh-add ${privateKeyFile}) and leave out the key file`
+        : `${privateKeyFile} is not an SSH private key ssh2 can read (${parsed.message}); pass an OpenSSH or PEM private key`;
+    }
+    return undefined;
+  }
+  const socket = env.SSH_AUTH_SOCK;
+  if (socket === undefined || socket === "") {
+    return "no SSH private key given and SSH_AUTH_SOCK is not set: start ssh-agent and add a key (ssh-add), or give the private key file";
+  }
+  const info = await stat(socket).catch(() => undefined);
+  if (info === undefined || !info.isSocket()) {
+    return `SSH_AUTH_SOCK is ${socket}, which ${info === undefined ? "does not exist" : "is not a socket"} (is ssh-agent still running?); ` +
+      "start ssh-agent and add a key, or give the private key file";
+  }
+  return undefined;
 }
 
 const RETRYABLE = new Set(["ECONNREFUSED", "EHOSTUNREACH", "ENETUNREACH", "ETIMEDOUT", "ECONNRESET", "EAI_AGAIN"]);
@@ -229,6 +267,14 @@ function connectClient(
       switch (verdict.kind) {
         case "known":
           return true;
+        case "unreadable":
+          hostKeyProblem = new ConnectError(
+            `${knownHosts.path} line${verdict.entries.length > 1 ? "s" : ""} ${verdict.entries.map((e) => e.line).join(", ")} for ` +
+              `${describe(endpoint)} cannot be read (the key is not a valid base64 ${verdict.entries[0].keyType} key), so the host key ` +
+              "cannot be checked",
+            { hint: `fix or remove ${verdict.entries.length > 1 ? "those lines" : "that line"} (ssh-keygen -R ${names[0]} -f ${knownHosts.path}); nothing was run on the host` },
+          );
+          return false;
         case "revoked":
           hostKeyProblem = new ConnectError(
             `the host key of ${describe(endpoint)} (${fingerprint(key)}) is marked @revoked in ${knownHosts.path} line ${verdict.entry.line}`,
@@ -307,7 +353,8 @@ function connectClient(
       } else if ((err.code && RETRYABLE.has(err.code)) || err.level === "client-timeout" || err.level === "client-socket" ||
         err.message.includes("Connection lost before handshake")) {
         // a host still booting (or an sshd restarting) may accept and drop connections before it speaks SSH
-        reject(new RetryableConnectError(`cannot reach ${describe(endpoint)}: ${err.message}`));
+        const handshake = err.message.includes("handshake");
+        reject(new RetryableConnectError(`cannot reach ${describe(endpoint)}: ${err.message}`, handshake ? { hint: NOT_SSH_HINT } : undefined));
       } else {
         reject(new ConnectError(`SSH connection to ${describe(endpoint)} failed: ${err.message}`));
       }
@@ -316,7 +363,7 @@ function connectClient(
     client.on("close", () => {
       if (settled) return;
       settled = true;
-      reject(hostKeyProblem ?? new RetryableConnectError(`${describe(endpoint)} closed the connection during the SSH handshake`));
+      reject(hostKeyProblem ?? new RetryableConnectError(`${describe(endpoint)} closed the connection during the SSH handshake`, { hint: NOT_SSH_HINT }));
     });
     try {
       client.connect(config);

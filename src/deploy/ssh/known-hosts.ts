@@ -95,7 +95,14 @@ export type HostKeyVerdict =
   | { readonly kind: "known"; readonly entry: KnownHostEntry }
   | { readonly kind: "unknown" }
   | { readonly kind: "mismatch"; readonly expected: readonly KnownHostEntry[] }
-  | { readonly kind: "revoked"; readonly entry: KnownHostEntry };
+  | { readonly kind: "revoked"; readonly entry: KnownHostEntry }
+  /** Entries for the host whose key cannot be decoded (a damaged line): nothing can be checked against them. */
+  | { readonly kind: "unreadable"; readonly entries: readonly KnownHostEntry[] };
+
+/** Whether an entry's key decodes to a key of the type the line names (a damaged line does not). */
+export function isReadable(entry: KnownHostEntry): boolean {
+  return keyTypeOf(entry.key) === entry.keyType;
+}
 
 /**
  * What the known_hosts entries say about the key a host offered. Any entry for the host with another key means
@@ -109,6 +116,8 @@ export function checkHostKey(entries: readonly KnownHostEntry[], names: readonly
   const known = forHost.find((e) => e.marker === undefined && e.key.equals(offered));
   if (known) return { kind: "known", entry: known };
   const others = forHost.filter((e) => e.marker === undefined);
+  const unreadable = others.filter((e) => !isReadable(e));
+  if (unreadable.length > 0) return { kind: "unreadable", entries: unreadable };
   return others.length > 0 ? { kind: "mismatch", expected: others } : { kind: "unknown" };
 }
 
