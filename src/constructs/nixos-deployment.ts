@@ -5,7 +5,7 @@ import type { ISynthesisSession } from "cdktf/lib/synthesize/types";
 import { Construct } from "constructs";
 import { ACTIONS } from "../deploy/goal";
 import { keySpecsProblems, type KeySpec } from "../deploy/keys";
-import { isPort } from "../deploy/target-spec";
+import { isHostName, isPort } from "../deploy/target-spec";
 import {
   DEPLOY_ENV,
   MANIFEST_FILE,
@@ -18,7 +18,7 @@ import {
 import { EvaluateError } from "../errors";
 import { evaluateFleet, type EvaluatedSystem, type FleetMember } from "../nix/fleet-evaluation";
 import { redactor } from "../redact";
-import { parseFlakeRef } from "../nix/system";
+import { parseFlakeRef, reservedModuleArgsProblem } from "../nix/system";
 import { withPlaceholders } from "./placeholders";
 
 /** What switch-to-configuration does, in nixos-rebuild's words. */
@@ -68,12 +68,6 @@ export interface NixosKey {
   /** @default KeyUploadAt.BEFORE_ACTIVATION */
   readonly uploadAt?: KeyUploadAt;
 }
-
-/**
- * Module argument names the NixOS module system itself passes: a `nixosArgs` entry of one of these names would
- * silently replace it.
- */
-export const RESERVED_MODULE_ARGS = ["config", "options", "lib", "pkgs", "modulesPath", "specialArgs", "utils", "baseModules", "extraModules"];
 
 /** How a deployment finds its system and reaches its host; shared by NixosDeployment and NixosInstance's `nixos`. */
 export interface NixosDeploymentOptions {
@@ -320,6 +314,13 @@ class StackDeployments {
   private results?: Map<string, EvaluatedSystem>;
 
   private constructor(stack: TerraformStack) {
+    // Evaluate before cdktf prepares the stack and resolves tokens: an evaluation error thrown while it resolves
+    // drvPath would come wrapped in "Resolution error" and a long creation stack.
+    const prepareStack = stack.prepareStack.bind(stack);
+    stack.prepareStack = () => {
+      this.results ??= this.evaluate();
+      prepareStack();
+    };
     const synthesizer = stack.synthesizer;
     stack.synthesizer = {
       synthesize: (session: ISynthesisSession) => {
@@ -390,7 +391,7 @@ function validateDeploymentProps(path: string, props: NixosDeploymentProps): voi
   if (!Token.isUnresolved(props.host)) {
     if (typeof props.host !== "string" || props.host.trim() === "") fail(`host is empty; give the instance's address (e.g. instance.publicIp)`);
     if (/^[^:[\]]+:\d+$/.test(props.host)) fail(`host "${props.host}" includes a port; give the address alone and the port as \`port\``);
-    if (/[\s/@]/.test(props.host)) fail(`host "${props.host}" is not a host name or address (the user goes in \`user\`)`);
+    if (!isHostName(props.host)) fail(`host "${props.host}" is not a host name or IP address${props.host.includes("@") ? " (the user goes in `user`)" : ""}`);
   }
   const action = props.action ?? NixosAction.SWITCH;
   if (!(ACTIONS as readonly string[]).includes(action)) fail(`action "${action}" is not one of ${ACTIONS.join(", ")}`);
@@ -409,11 +410,8 @@ function validateDeploymentProps(path: string, props: NixosDeploymentProps): voi
     fail(`sshPrivateKeyFile "${props.sshPrivateKeyFile}" does not exist (looked at ${resolve(props.sshPrivateKeyFile)}); ` +
       "leave it out to log in through ssh-agent");
   }
-  const shadowing = Object.keys(props.nixosArgs ?? {}).filter((name) => RESERVED_MODULE_ARGS.includes(name));
-  if (shadowing.length > 0) {
-    fail(`nixosArgs ${shadowing.map((n) => `"${n}"`).join(", ")} would replace the module system's own argument${shadowing.length > 1 ? "s" : ""}; ` +
-      "rename it (e.g. appConfig)");
-  }
+  const reserved = reservedModuleArgsProblem(Object.keys(props.nixosArgs ?? {}));
+  if (reserved !== undefined) fail(reserved);
   const unknownSensitive = (props.sensitiveArgs ?? []).filter((name) => !(name in (props.nixosArgs ?? {})));
   if (unknownSensitive.length > 0) fail(`sensitiveArgs ${unknownSensitive.map((n) => `"${n}"`).join(", ")} are not nixosArgs`);
   const keyProblems = keySpecsProblems(props.keys ?? []);

@@ -47,20 +47,21 @@ export class NixosSecurityGroup extends Construct {
 
   constructor(scope: Construct, id: string, props: NixosSecurityGroupProps = {}) {
     super(scope, id);
+    const path = this.node.path;
     const sshPort = props.sshPort ?? 22;
-    validatePort(sshPort, "sshPort");
+    validatePort(sshPort, `${path}: sshPort`);
     const rules: SecurityGroupIngress[] = [];
     const ssh = props.sshAllowedCidrs ?? [];
-    if (ssh.length > 0) rules.push(ingressRule(sshPort, NixosProtocol.TCP, ssh, "SSH", "sshAllowedCidrs"));
+    if (ssh.length > 0) rules.push(ingressRule(sshPort, NixosProtocol.TCP, ssh, "SSH", `${path}: sshAllowedCidrs`));
     else Annotations.of(this).addWarning("no sshAllowedCidrs: nothing can reach SSH on these hosts, so nothing can deploy to them");
     if (ssh.includes("0.0.0.0/0") || ssh.includes("::/0")) {
       Annotations.of(this).addInfo("SSH is open to the whole internet, as sshAllowedCidrs says");
     }
     for (const rule of props.ingress ?? []) {
       const protocol = rule.protocol ?? NixosProtocol.TCP;
-      validatePort(rule.port, "ingress port");
-      if (rule.cidrs.length === 0) throw new Error(`ingress ${protocol}/${rule.port}: cidrs is empty; say who may connect`);
-      rules.push(ingressRule(rule.port, protocol, rule.cidrs, rule.description ?? `${protocol}/${rule.port}`, "ingress cidrs"));
+      validatePort(rule.port, `${path}: ingress port`);
+      if (rule.cidrs.length === 0) throw new Error(`${path}: ingress ${protocol}/${rule.port}: cidrs is empty; say who may connect`);
+      rules.push(ingressRule(rule.port, protocol, rule.cidrs, rule.description ?? `${protocol}/${rule.port}`, `${path}: ingress cidrs`));
     }
     this.securityGroup = new SecurityGroup(this, "Resource", {
       name: props.name,

@@ -1,3 +1,5 @@
+import { isIP } from "node:net";
+
 /** How to reach a target. */
 export interface TargetSpec {
   readonly host: string;
@@ -32,7 +34,11 @@ export function parseTargetHost(value: string): { user?: string; host: string } 
   const at = value.lastIndexOf("@");
   const user = at > 0 ? value.slice(0, at) : undefined;
   const host = at >= 0 ? value.slice(at + 1) : value;
-  if (host === "" || /[\s/]/.test(host) || (at === 0)) {
+  const withPort = /^([^:]+):(\d+)$/.exec(host) ?? /^\[(.+)\]:(\d+)$/.exec(host);
+  if (withPort !== null) {
+    throw new Error(`--target-host '${value}' includes a port: pass --target-host ${user === undefined ? "" : `${user}@`}${withPort[1]} --target-port ${withPort[2]}`);
+  }
+  if (at === 0 || !isHostName(host) || (user !== undefined && !/^[A-Za-z0-9_][A-Za-z0-9_.-]*$/.test(user))) {
     throw new Error(`--target-host '${value}' is not [user@]host (for example root@203.0.113.10)`);
   }
   return user === undefined ? { host } : { user, host };
@@ -40,10 +46,19 @@ export function parseTargetHost(value: string): { user?: string; host: string } 
 
 /** Parses `[user@]host[:port]`, like ssh -J. */
 export function parseJumpHost(value: string): JumpHost {
-  const match = /^(?:([^@]+)@)?([^:@\s/]+)(?::(\d+))?$/.exec(value);
+  const match = /^(?:([A-Za-z0-9_][A-Za-z0-9_.-]*)@)?([^:@\s/]+)(?::(\d+))?$/.exec(value);
   const port = match?.[3] === undefined ? 22 : Number(match[3]);
-  if (!match || !isPort(port)) throw new Error(`--jump-host '${value}' is not [user@]host[:port] (for example admin@bastion.example.com:22)`);
+  if (!match || !isPort(port) || !isHostName(match[2])) {
+    throw new Error(`--jump-host '${value}' is not [user@]host[:port] (for example admin@bastion.example.com:22)`);
+  }
   return match[1] === undefined ? { host: match[2], port } : { user: match[1], host: match[2], port };
+}
+
+/** An IPv4 or IPv6 address or a DNS name (labels of letters, digits, - and _), as a host can be named. */
+export function isHostName(value: string): boolean {
+  if (isIP(value) !== 0) return true;
+  const label = "[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?";
+  return value.length <= 253 && new RegExp(`^${label}(?:\\.${label})*\\.?$`).test(value);
 }
 
 /** A TCP port number. */

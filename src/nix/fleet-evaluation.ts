@@ -82,7 +82,8 @@ export function evaluateFleet(members: readonly FleetMember[], options: FleetEva
       const stderr = redact(String((err as { stderr?: string }).stderr ?? ""));
       const { reason, location } = firstNixError(stderr);
       const file = location?.replace(/:\d+:\d+$/, "");
-      const culprits = group.filter((m) => m.configuration !== undefined && m.configuration === file);
+      // the member whose configuration Nix points at, or names in its message (a type error names the defining file)
+      const culprits = group.filter((m) => m.configuration !== undefined && (m.configuration === file || (reason ?? "").includes(m.configuration)));
       const names = (culprits.length > 0 ? culprits : group).map((m) => m.name);
       throw new EvaluateError(`evaluating the NixOS configuration of ${names.join(", ")} failed: ${reason ?? redact((err as Error).message)}` +
         (location !== undefined ? ` (at ${location})` : ""), {

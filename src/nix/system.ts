@@ -53,3 +53,18 @@ export function flakeSystemExpression(flake: string): string {
   if (parsed === undefined) throw new Error(`flake '${flake}' is not REF#NAME`);
   return `(builtins.getFlake ${nixString(parsed.ref)}).nixosConfigurations.${nixAttrName(parsed.name)}.config.system.build.toplevel`;
 }
+
+/**
+ * Module argument names the NixOS module system itself passes (or eval-config's specialArgs): a module argument of
+ * one of these names would silently replace it.
+ */
+export const RESERVED_MODULE_ARGS: readonly string[] = ["config", "options", "lib", "pkgs", "modulesPath", "specialArgs", "utils", "baseModules", "extraModules", "modules"];
+
+/** The sentence that refuses module arguments named like the module system's own; undefined when none is. */
+export function reservedModuleArgsProblem(names: readonly string[]): string | undefined {
+  const shadowing = names.filter((name) => RESERVED_MODULE_ARGS.includes(name));
+  if (shadowing.length === 0) return undefined;
+  const plural = shadowing.length > 1;
+  return `nixosArgs ${shadowing.map((n) => `"${n}"`).join(", ")} would replace the module system's own argument${plural ? "s" : ""}; ` +
+    `rename ${plural ? "them" : "it"} (e.g. appConfig)`;
+}

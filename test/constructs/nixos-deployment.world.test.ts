@@ -2,7 +2,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync, chmodSync, mkdirSync 
 import { execFileSync } from "node:child_process";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Testing, TerraformStack, TerraformVariable } from "cdktf";
+import { App, Testing, TerraformStack, TerraformVariable } from "cdktf";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { NixosAction, NixosDeployment } from "../../src";
 import { instantiateSystem } from "../../src/nix/build";
@@ -44,6 +44,11 @@ describe.skipIf(missing("nix"))("NixosDeployment at synth: one evaluation for th
     writeFileSync(file, `{ config, pkgs, ${formals}... }: { networking.hostName = "${name}"; ${body} }\n`);
     return file;
   };
+  /** A private key file (synth checks it exists; it never reads it). */
+  const opsKey = () => {
+    writeFileSync(join(dir, "ops"), "not read at synth\n", { mode: 0o600 });
+    return join(dir, "ops");
+  };
   const calls = () => {
     try {
       return readFileSync(log, "utf8").split("\n").filter(Boolean).length;
@@ -57,7 +62,7 @@ describe.skipIf(missing("nix"))("NixosDeployment at synth: one evaluation for th
     const peers = new TerraformVariable(stack, "peers", { type: "list(string)" });
     const nixPath = { nixpkgs: NIXPKGS_LITE };
     new NixosDeployment(stack, "web", { host: "10.0.0.1", configuration: config("web", `environment.etc.motd.text = "${motd}";`), nixPath, instanceId: "i-0000000000000000a", region: "eu-central-1" });
-    new NixosDeployment(stack, "app", { host: "10.0.0.2", configuration: config("app", ""), nixPath, sshPrivateKeyFile: "/keys/ops", action: NixosAction.TEST });
+    new NixosDeployment(stack, "app", { host: "10.0.0.2", configuration: config("app", ""), nixPath, sshPrivateKeyFile: opsKey(), action: NixosAction.TEST });
     new NixosDeployment(stack, "db", {
       host: "10.0.0.3",
       configuration: config("db", `environment.etc.peers.text = builtins.concatStringsSep "," (peers ++ [ primary ]);`, "peers, primary, "),
@@ -111,16 +116,41 @@ describe.skipIf(missing("nix"))("NixosDeployment at synth: one evaluation for th
       CDKTF_NIXOS_INSTANCE_ID: "${self.input.instance_id}",
       CDKTF_NIXOS_REGION: "${self.input.region}",
     });
-    expect(data(synthesized, "app").provisioner[0]["local-exec"].command).toContain("--action test --connect-timeout 300 --json --ssh-key /keys/ops");
+    expect(data(synthesized, "app").provisioner[0]["local-exec"].command).toContain(`--action test --connect-timeout 300 --json --ssh-key ${join(dir, "ops")}`);
     expect(JSON.stringify(synthesized)).not.toMatch(/PRIVATE KEY/);
   });
 
   it("names the configuration and shows Nix's message when evaluation fails", () => {
-    const stack = new TerraformStack(Testing.app(), "broken");
+    const app = new App({ outdir: join(dir, "broken.out") });
+    const stack = new TerraformStack(app, "broken");
     const file = join(dir, "broken.nix");
     writeFileSync(file, "{ config, ... }: { networking.hostName = 42; }\n");
     new NixosDeployment(stack, "broken", { host: "10.0.0.4", configuration: file, nixPath: { nixpkgs: NIXPKGS_LITE } });
-    expect(() => Testing.synth(stack)).toThrow(/evaluating broken\/broken failed: .*hostName/);
+    new NixosDeployment(stack, "fine", { host: "10.0.0.5", configuration: config("fine", ""), nixPath: { nixpkgs: NIXPKGS_LITE } });
+    const error = (() => {
+      try {
+        app.synth();
+      } catch (err) {
+        return err as Error;
+      }
+      throw new Error("synth should have failed");
+    })();
+    // one short message: the construct, Nix's first error line, where to get the trace; no JavaScript stack
+    expect(error.message).toBe(`evaluating the NixOS configuration of broken/broken failed: The option \`networking.hostName' is not of type \`string'. ` +
+      `Definition in \`${file}': 42\n  (Nix's full trace: CDKTF_NIXOS_SHOW_TRACE=1 cdktf synth)`);
+    expect(error.stack).toBe(`Error: ${error.message}`);
+  });
+
+  it("keeps sensitive module arguments out of Nix's error messages", () => {
+    const app = new App({ outdir: join(dir, "leaky.out") });
+    const stack = new TerraformStack(app, "leaky");
+    const file = join(dir, "leaky.nix");
+    // an assertion whose message shows the value (lib.assertMsg, throw): Nix prints it
+    writeFileSync(file, "{ config, dbPassword, ... }: { networking.hostName = throw \"dbPassword ${dbPassword} is too short\"; }\n");
+    new NixosDeployment(stack, "leaky", {
+      host: "10.0.0.4", configuration: file, nixPath: { nixpkgs: NIXPKGS_LITE }, nixosArgs: { dbPassword: "hunter2-canary" }, sensitiveArgs: ["dbPassword"],
+    });
+    expect(() => app.synth()).toThrow("evaluating the NixOS configuration of leaky/leaky failed: dbPassword «sensitive nixosArgs.dbPassword» is too short");
   });
 
   it("rejects props that cannot work, with the bad value", () => {

@@ -44,6 +44,9 @@ describe("NixosSecurityGroup", () => {
   it.each([
     [{ sshAllowedCidrs: ["203.0.113.0"] }, `sshAllowedCidrs: "203.0.113.0" is not a CIDR block`],
     [{ sshAllowedCidrs: ["2001:db8::/129"] }, `sshAllowedCidrs: "2001:db8::/129" is not a CIDR block`],
+    [{ sshAllowedCidrs: ["10.0.0.5/24"] }, `bad: sshAllowedCidrs: "10.0.0.5/24" has host bits set; the block is "10.0.0.0/24" (or "10.0.0.5/32" for that one address)`],
+    [{ sshAllowedCidrs: ["2001:db8::1/64"] }, `sshAllowedCidrs: "2001:db8::1/64" has host bits set; the block is "2001:db8::/64" (or "2001:db8::1/128" for that one address)`],
+    [{ sshAllowedCidrs: ["::ffff:10.0.0.5/120"] }, `the block is "::ffff:a00:0/120"`],
     [{ sshPort: 70000 }, "sshPort: 70000 is not a port number (1-65535)"],
     [{ ingress: [{ port: 0, cidrs: ["0.0.0.0/0"] }] }, "ingress port: 0 is not a port number (1-65535)"],
     [{ ingress: [{ port: 80, cidrs: [] }] }, "ingress tcp/80: cidrs is empty; say who may connect"],

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { parseTargetHost } from "../../src/deploy/target-spec";
+import { parseJumpHost, parseTargetHost } from "../../src/deploy/target-spec";
 
 describe("parseTargetHost", () => {
   it("reads user@host like nixos-rebuild --target-host", () => {
@@ -11,5 +11,16 @@ describe("parseTargetHost", () => {
     expect(() => parseTargetHost("@host")).toThrow("--target-host '@host' is not [user@]host (for example root@203.0.113.10)");
     expect(() => parseTargetHost("root@")).toThrow("--target-host 'root@' is not [user@]host");
     expect(() => parseTargetHost("root@host/path")).toThrow("is not [user@]host");
+    expect(() => parseTargetHost("root@web!")).toThrow("is not [user@]host");
+    expect(() => parseTargetHost("root@10.0.0.5:22")).toThrow("--target-host 'root@10.0.0.5:22' includes a port: pass --target-host root@10.0.0.5 --target-port 22");
+    expect(() => parseTargetHost("[2001:db8::1]:2222")).toThrow("includes a port: pass --target-host 2001:db8::1 --target-port 2222");
+    expect(parseTargetHost("root@2001:db8::1")).toEqual({ user: "root", host: "2001:db8::1" });
+  });
+
+  it("refuses a jump host that is not [user@]host[:port]", () => {
+    expect(parseJumpHost("admin@bastion.example.com:2222")).toEqual({ user: "admin", host: "bastion.example.com", port: 2222 });
+    for (const garbage of ["!!!", "admin@", "a b", "bastion:ssh", "user@host@host", "bastion:0"]) {
+      expect(() => parseJumpHost(garbage)).toThrow(`--jump-host '${garbage}' is not [user@]host[:port] (for example admin@bastion.example.com:22)`);
+    }
   });
 });

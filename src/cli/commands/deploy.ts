@@ -8,7 +8,7 @@ import { ACTIONS, type Action } from "../../deploy/goal";
 import { KeySpecError, loadKeys, parseKeyArgument, type KeySpec } from "../../deploy/keys";
 import { DEPLOY_ENV } from "../../deploy/manifest";
 import { isPort, parseJumpHost, parseTargetHost, type JumpHost } from "../../deploy/target-spec";
-import { parseFlakeRef, type SystemSource } from "../../nix/system";
+import { parseFlakeRef, reservedModuleArgsProblem, type SystemSource } from "../../nix/system";
 import { redactor } from "../../redact";
 import { collect, interruptible } from "../interruptible";
 import { createReporter, type Output } from "../progress";
@@ -338,5 +338,7 @@ async function moduleArgs(flags: DeployFlags): Promise<string | undefined> {
   if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) {
     throw new UsageError("module arguments must be a JSON object, e.g. {\"peers\": [\"10.0.0.5\"]}");
   }
+  const reserved = reservedModuleArgsProblem(Object.keys(parsed));
+  if (reserved !== undefined) throw new UsageError(reserved);
   return JSON.stringify(parsed);
 }

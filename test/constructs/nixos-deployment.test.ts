@@ -1,0 +1,40 @@
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Testing, TerraformStack, TerraformVariable } from "cdktf";
+import { afterAll, describe, expect, it } from "vitest";
+import { KeyUploadAt, NixosAction, NixosDeployment, type NixosDeploymentProps } from "../../src";
+
+/** Props that pass synth but would fail once the instance exists: refused in the constructor, naming the construct. */
+describe("NixosDeployment validation at synth", () => {
+  const dir = mkdtempSync(join(tmpdir(), "deployment-props-"));
+  const configuration = join(dir, "web.nix");
+  writeFileSync(configuration, "{ ... }: { }\n");
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  const base: NixosDeploymentProps = { host: "10.0.0.5", configuration };
+
+  it.each<[Partial<NixosDeploymentProps> & Record<string, unknown>, string]>([
+    [{ host: "" }, "fleet/web: host is empty; give the instance's address (e.g. instance.publicIp)"],
+    [{ host: "h:22" }, 'fleet/web: host "h:22" includes a port; give the address alone and the port as `port`'],
+    [{ host: "root@h" }, 'fleet/web: host "root@h" is not a host name or IP address (the user goes in `user`)'],
+    [{ connectTimeout: -5 }, "fleet/web: connectTimeout -5 is not a number of seconds (0 or more)"],
+    [{ action: "reboot" as NixosAction }, 'fleet/web: action "reboot" is not one of switch, boot, test, dry-activate'],
+    [{ sshPrivateKeyFile: "/nonexistent/id_ed25519" }, 'fleet/web: sshPrivateKeyFile "/nonexistent/id_ed25519" does not exist (looked at /nonexistent/id_ed25519); leave it out to log in through ssh-agent'],
+    [{ nixosArgs: { config: {}, pkgs: 1 } }, 'fleet/web: nixosArgs "config", "pkgs" would replace the module system\'s own arguments; rename them (e.g. appConfig)'],
+    [{ nixosArgs: { a: 1 }, sensitiveArgs: ["b"] }, 'fleet/web: sensitiveArgs "b" are not nixosArgs'],
+    [{ keys: [{ name: "db", file: "x", uploadAt: "never" as KeyUploadAt }] }, 'fleet/web: key "db": uploadAt "never" is not one of before-activation, after-activation'],
+    [{ keys: [{ name: "db" }] }, 'fleet/web: key "db": give exactly one of file and command'],
+    [{ port: 0 }, "fleet/web: port 0 is not a port number (1-65535)"],
+    [{ keepGenerations: 0 }, "fleet/web: keepGenerations 0 is not a whole number of at least 1 (the new generation always stays)"],
+  ])("%j", (props, message) => {
+    const stack = new TerraformStack(Testing.app(), "fleet");
+    expect(() => new NixosDeployment(stack, "web", { ...base, ...props })).toThrow(message);
+  });
+
+  it("lets values Terraform knows only at apply through (host, port, timeouts)", () => {
+    const stack = new TerraformStack(Testing.app(), "fleet");
+    const address = new TerraformVariable(stack, "address", { type: "string" });
+    const port = new TerraformVariable(stack, "port", { type: "number" });
+    expect(() => new NixosDeployment(stack, "web", { ...base, host: address.stringValue, port: port.numberValue, connectTimeout: port.numberValue })).not.toThrow();
+  });
+});
