@@ -1,5 +1,5 @@
 import { DescribeImagesCommand } from "@aws-sdk/client-ec2";
-import { ec2Client, withinDeadline } from "./ec2-client";
+import { ec2Client, endpointProblem, explainAwsError, withinDeadline } from "./ec2-client";
 import { NIXOS_AMI_OWNER, NixosArchitecture, ec2Architecture, nixosAmiNamePattern, validateRelease } from "./nixos-ami-names";
 
 export interface AmiQuery {
@@ -27,9 +27,13 @@ export interface NixosAmi {
 /** The newest official NixOS AMI of a release, as DescribeImages lists it (what the NixosImage data source picks). */
 export async function findLatestNixosAmi(query: AmiQuery): Promise<NixosAmi> {
   validateRelease(query.release);
+  const badEndpoint = query.endpoint === undefined ? undefined : endpointProblem(query.endpoint);
+  if (badEndpoint !== undefined) throw new Error(`endpoint ${badEndpoint}`);
   const client = ec2Client(query);
   try {
-    const region = await client.config.region();
+    const region = await client.config.region().catch((err: unknown) => {
+      throw explainAwsError(err, "DescribeImages", query);
+    });
     const { Images = [] } = await withinDeadline("DescribeImages", query, query.timeoutMs ?? 60_000, (abortSignal) => client.send(new DescribeImagesCommand({
       Owners: [NIXOS_AMI_OWNER],
       Filters: [
@@ -37,7 +41,9 @@ export async function findLatestNixosAmi(query: AmiQuery): Promise<NixosAmi> {
         { Name: "architecture", Values: [ec2Architecture(query.architecture)] },
         { Name: "state", Values: ["available"] },
       ],
-    }), { abortSignal }));
+    }), { abortSignal }).catch((err: unknown) => {
+      throw explainAwsError(err, "DescribeImages", query);
+    }));
     const newest = Images.filter((i) => i.ImageId && i.CreationDate)
       .sort((a, b) => (b.CreationDate as string).localeCompare(a.CreationDate as string))[0];
     if (newest === undefined) {

@@ -1,5 +1,5 @@
 import { GetConsoleOutputCommand } from "@aws-sdk/client-ec2";
-import { ec2Client, withinDeadline } from "./ec2-client";
+import { ec2Client, explainAwsError, withinDeadline } from "./ec2-client";
 
 /** One line of the block NixOS prints on the EC2 console at boot (`ssh-keygen -l` of each host key). */
 export interface ConsoleHostKey {
@@ -54,7 +54,9 @@ export async function waitForConsoleHostKeys(query: ConsoleHostKeyQuery): Promis
     for (let attempt = 0; ; attempt++) {
       // a call that hangs is bounded by what is left of the wait
       const { Output } = await withinDeadline("GetConsoleOutput", query, deadline - Date.now(), (abortSignal) =>
-        client.send(new GetConsoleOutputCommand({ InstanceId: query.instanceId, Latest: true }), { abortSignal }));
+        client.send(new GetConsoleOutputCommand({ InstanceId: query.instanceId, Latest: true }), { abortSignal }).catch((err: unknown) => {
+          throw explainAwsError(err, "GetConsoleOutput", query);
+        }));
       const keys = parseConsoleHostKeys(Buffer.from(Output ?? "", "base64").toString("utf8"));
       if (keys !== undefined && keys.length > 0) return keys.map((k) => k.fingerprint);
       const delay = Math.min(1000 * 2 ** attempt, 15_000);

@@ -11,6 +11,41 @@ export interface Ec2Location {
   readonly endpoint?: string;
 }
 
+/** Why `endpoint` cannot be an EC2 endpoint URL; undefined when it can. */
+export function endpointProblem(endpoint: string): string | undefined {
+  let url: URL;
+  try {
+    url = new URL(endpoint);
+  } catch {
+    return `'${endpoint}' is not a URL; give one such as https://ec2.eu-central-1.amazonaws.com or http://127.0.0.1:4566`;
+  }
+  if (url.protocol !== "http:" && url.protocol !== "https:") {
+    return `'${endpoint}' is not an http(s) URL; give one such as https://ec2.eu-central-1.amazonaws.com or http://127.0.0.1:4566`;
+  }
+  return undefined;
+}
+
+/**
+ * One sentence with the fix for what most often stops an EC2 call before it reaches EC2: no region, no credentials,
+ * no network, a bad endpoint. Other errors (EC2's own) pass through.
+ */
+export function explainAwsError(err: unknown, action: string, location: Ec2Location): Error {
+  const error = err as Error & { code?: string; name?: string };
+  const endpoint = location.endpoint ?? process.env.AWS_ENDPOINT_URL_EC2;
+  if (/Region is missing/i.test(error.message)) {
+    return new Error(`${action} needs an AWS region: pass --region (e.g. --region eu-central-1) or set AWS_REGION`);
+  }
+  if (error.name === "CredentialsProviderError") {
+    return new Error(`${action} needs AWS credentials and found none: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE ` +
+      "(after aws sso login for an SSO profile)");
+  }
+  if (error.code !== undefined && ["ENOTFOUND", "EAI_AGAIN", "ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "EHOSTUNREACH", "ENETUNREACH"].includes(error.code)) {
+    return new Error(`${action} could not reach ${endpoint ?? "EC2"} (${error.code}): check the network and any proxy` +
+      `${endpoint !== undefined ? ", and the endpoint URL" : ""}`);
+  }
+  return error;
+}
+
 export function ec2Client(location: Ec2Location): EC2Client {
   return new EC2Client({
     region: location.region,

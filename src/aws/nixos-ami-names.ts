@@ -20,9 +20,16 @@ export function ec2Architecture(architecture: NixosArchitecture): string {
   return architecture === NixosArchitecture.AARCH64 ? "arm64" : "x86_64";
 }
 
-/** Throws unless `release` names a NixOS release the way AMI names do ("25.05", "24.11"). */
+/** Releases before the YY.05 / YY.11 scheme: they were releases, but no official AMI of theirs is published any more. */
+const EARLY_RELEASES = ["13.10", "14.04", "14.12", "15.09", "16.03", "16.09", "17.03", "17.09", "18.03", "18.09", "19.03", "19.09", "20.03", "20.09"];
+
+/** Throws unless `release` names a NixOS release the way AMI names do ("25.05", "24.11") and can have an official AMI. */
 export function validateRelease(release: string): void {
-  if (!/^\d{2}\.(05|11)$/.test(release)) {
+  if (EARLY_RELEASES.includes(release)) {
+    throw new Error(`NixOS ${release} was a release, but it has no official AMI any more (they are deleted 90 days after upload); ` +
+      `use a supported release such as "${DEFAULT_NIXOS_RELEASE}"`);
+  }
+  if (!/^\d{2}\.(05|11)$/.test(release) || Number(release.slice(0, 2)) < 21) {
     throw new Error(`release must be a NixOS release such as "${DEFAULT_NIXOS_RELEASE}" (YY.05 or YY.11), got "${release}"`);
   }
 }

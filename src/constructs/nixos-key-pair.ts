@@ -64,8 +64,22 @@ export class NixosKeyPair extends Construct implements IKeyPair {
   static generate(scope: Construct, id: string, props: GenerateKeyPairProps): NixosKeyPair {
     const file = expandHome(props.privateKeyFile);
     if (!existsSync(file)) {
-      mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
-      execFileSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", `cdktf-nixos ${id}`, "-f", file], { stdio: "ignore" });
+      const where = `${scope.node.path === "" ? "" : `${scope.node.path}/`}${id}`;
+      try {
+        mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code;
+        const why = code === "EACCES" ? "permission denied" : code === "ENOTDIR" || code === "EEXIST" ? "a part of the path is a file" : code === "EROFS" ? "the file system is read-only" : (err as Error).message;
+        throw new Error(`${where}: cannot create the directory ${dirname(file)} for the generated private key (${why}); ` +
+          "choose a privateKeyFile in a directory you can write");
+      }
+      try {
+        execFileSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", `cdktf-nixos ${id}`, "-f", file], { stdio: ["ignore", "ignore", "pipe"] });
+      } catch (err) {
+        const stderr = String((err as { stderr?: Buffer }).stderr ?? "").trim();
+        throw new Error(`${where}: ssh-keygen could not write the private key ${file}: ${stderr || (err as Error).message}; ` +
+          "choose a privateKeyFile in a directory you can write");
+      }
     }
     const publicFile = `${file}.pub`;
     const publicKey = existsSync(publicFile)

@@ -455,6 +455,10 @@ function copyHint(stderr: string, user: string): string | undefined {
       "on the target, sign the closure (nix store sign) with a key the target trusts, or deploy as root";
   }
   if (stderr.includes("importing paths is not allowed")) return "the remote nix-store was started without --write";
+  if (/No space left on device/.test(stderr)) {
+    return "the host's disk is full: a path is registered only once all of it has arrived, so nothing half-copied was " +
+      "registered and the host runs what it ran; free space there (nix-collect-garbage -d) and deploy again";
+  }
   if (/command not found|No such file/.test(stderr)) return "nix-store is not on the PATH of non-interactive SSH sessions on the target";
   return undefined;
 }

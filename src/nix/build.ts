@@ -82,12 +82,33 @@ export async function instantiateSystem(source: SystemSource, options: NixOption
     });
   }
   const command = instantiateCommand(source, options);
-  const drvPath = lastLine(await runNix(command.program, command.args, "evaluate", { stdin: command.stdin, redact: options.redact }));
+  const drvPath = lastLine(await runNix(command.program, command.args, "evaluate", { stdin: command.stdin, redact: options.redact })
+    .catch(async (err: unknown) => {
+      throw source.kind === "flake" ? await withFlakeConfigurations(err, source.ref) : err;
+    }));
   if (!drvPath.endsWith(".drv")) {
     throw new EvaluateError(`evaluation printed '${drvPath}', not a derivation`, { command: render(command.program, command.args) });
   }
   const outPath = lastLine(await runNix("nix-store", ["--query", "--outputs", drvPath], "evaluate"));
   return { drvPath, outPath, system: await drvSystem(drvPath) };
+}
+
+/**
+ * A flake evaluation that failed because the configuration is not there: the error then lists the configurations the
+ * flake has (Nix's own message is a line of attribute paths).
+ */
+async function withFlakeConfigurations(err: unknown, ref: string): Promise<unknown> {
+  const flake = parseFlakeRef(ref);
+  if (!(err instanceof EvaluateError) || flake === undefined || !/does not provide attribute|attribute '.*' missing/.test(err.stderr ?? "")) return err;
+  const names = await runNix("nix", [...FLAKES, "eval", "--json", `${flake.ref}#nixosConfigurations`, "--apply", "builtins.attrNames"], "evaluate")
+    .then((out) => JSON.parse(out) as string[], () => undefined);
+  const has = names === undefined ? "has no nixosConfigurations" : names.length === 0 ? "has an empty nixosConfigurations" : `has nixosConfigurations ${names.join(", ")}`;
+  return new EvaluateError(`flake ${flake.ref} has no nixosConfigurations.${flake.name}; it ${has}`, {
+    command: err.command,
+    stderr: err.stderr,
+    exitCode: err.exitCode,
+    hint: names !== undefined && names.length > 0 ? `deploy one of them, e.g. --flake ${flake.ref}#${names[0]}` : "add the configuration to the flake's outputs",
+  });
 }
 
 /** Evaluates and builds the system locally. */
@@ -171,7 +192,18 @@ export function runNix(program: string, args: readonly string[], phase: "evaluat
       const ErrorType = phase === "evaluate" ? EvaluateError : BuildError;
       const clean = redact(stderr);
       const reason = clean.split("\n").find((l) => l.startsWith("error:"))?.replace(/^error:\s*/, "") ?? `exit code ${code}`;
-      reject(new ErrorType(`${program} failed: ${reason}`, { command: render(program, args), stderr: clean, exitCode: code ?? undefined }));
+      reject(new ErrorType(`${program} failed: ${reason}`, { command: render(program, args), stderr: clean, exitCode: code ?? undefined, hint: buildHint(clean) }));
     });
   });
+}
+
+/** What to do about a build Nix cannot do on this machine. */
+export function buildHint(stderr: string): string | undefined {
+  const foreign = /a '([^']+)' with features \{[^}]*\} is required to build '[^']+', but I am a '([^']+)'/.exec(stderr);
+  if (foreign !== null) {
+    return `the system is for ${foreign[1]} and this machine is ${foreign[2]}: build it on the host with --build-on-target ` +
+      "(buildOnTarget), or give Nix a remote builder or emulation for it";
+  }
+  if (/No space left on device/.test(stderr)) return "this machine's disk is full: free space (nix-collect-garbage) and build again";
+  return undefined;
 }

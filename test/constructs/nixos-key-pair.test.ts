@@ -1,9 +1,9 @@
 import { KeyPair } from "@cdktf/provider-aws/lib/key-pair";
-import { mkdtempSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Testing, TerraformStack } from "cdktf";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, onTestFinished } from "vitest";
 import { NixosKeyPair } from "../../src";
 import { missing } from "../harness/requirements";
 
@@ -23,6 +23,16 @@ describe("NixosKeyPair", () => {
     const out = Testing.synth(s);
     expect(out).toHaveResourceWithProperties(KeyPair, { key_name: "ops", public_key: KEY });
     expect(out).toHaveResourceWithProperties(KeyPair, { key_name_prefix: "b-", public_key: KEY });
+  });
+
+  it("says which directory a generated key cannot go to, and why", () => {
+    const dir = mkdtempSync(join(tmpdir(), "kp-"));
+    onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
+    writeFileSync(join(dir, "keys"), "a file, not a directory");
+    expect(() => NixosKeyPair.generate(stack(), "fleet", { privateKeyFile: join(dir, "keys", "fleet") })).toThrow(
+      `test/fleet: cannot create the directory ${join(dir, "keys")} for the generated private key (a part of the path is a file); ` +
+        "choose a privateKeyFile in a directory you can write",
+    );
   });
 
   it("names an existing key pair without creating one", () => {

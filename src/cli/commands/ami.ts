@@ -1,5 +1,6 @@
 import { Command } from "commander";
 import { findLatestNixosAmi } from "../../aws/ami-lookup";
+import { endpointProblem } from "../../aws/ec2-client";
 import { DEFAULT_NIXOS_RELEASE, parseArchitecture, validateRelease } from "../../aws/nixos-ami-names";
 import type { Output } from "../progress";
 import { UsageError } from "../usage-error";
@@ -22,6 +23,8 @@ export function registerAmiCommand(program: Command, output: Output): void {
       } catch (err) {
         throw new UsageError((err as Error).message);
       }
+      const badEndpoint = flags.endpoint === undefined ? undefined : endpointProblem(flags.endpoint);
+      if (badEndpoint !== undefined) throw new UsageError(`--endpoint ${badEndpoint}`);
       const timeout = Number(flags.timeout);
       if (!(Number.isFinite(timeout) && timeout > 0)) throw new UsageError(`--timeout '${flags.timeout}' is not a number of seconds above 0`);
       const ami = await findLatestNixosAmi({

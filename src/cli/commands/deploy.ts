@@ -1,7 +1,8 @@
 import { Command, Option } from "commander";
-import { readFile, realpath, stat } from "node:fs/promises";
+import { endpointProblem } from "../../aws/ec2-client";
+import { readFile, readlink, stat } from "node:fs/promises";
 import { homedir } from "node:os";
-import { join } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { DEFAULT_ACTIVATION_TIMEOUT_SECONDS, DEFAULT_LOCK_TIMEOUT_SECONDS, deploy, type DeployDependencies, type DeployRequest } from "../../deploy/deploy";
 import type { DefaultDependencyOptions } from "../../deploy/default-dependencies";
 import { ACTIONS, type Action } from "../../deploy/goal";
@@ -206,13 +207,20 @@ async function checkedSource(source: SystemSource): Promise<SystemSource> {
     if (info.isDirectory()) throw new UsageError(`--config ${source.configuration} is a directory; give its configuration.nix`);
     return source;
   }
-  if (source.kind !== "toplevel" || source.path.startsWith("/nix/store/")) return source;
-  const path = await realpath(source.path).catch(() => undefined);
-  if (path === undefined) throw new UsageError(`--toplevel ${source.path} does not exist`);
-  if (!/^\/nix\/store\/[^/]+$/.test(path)) {
+  if (source.kind !== "toplevel") return source;
+  // follow links (./result) to the store path they name, as nix-build's result links do
+  let path = resolve(source.path);
+  for (let hops = 0; hops < 40 && !path.startsWith("/nix/store/"); hops++) {
+    const target = await readlink(path).catch((err: NodeJS.ErrnoException) => (err.code === "EINVAL" ? undefined : null));
+    if (target === null) throw new UsageError(`--toplevel ${source.path} does not exist`);
+    if (target === undefined) break;
+    path = resolve(dirname(path), target);
+  }
+  const storePath = /^\/nix\/store\/[^/]+/.exec(path)?.[0];
+  if (storePath === undefined || storePath !== path.replace(/\/$/, "")) {
     throw new UsageError(`--toplevel '${source.path}' is not a store path (/nix/store/...-nixos-system-...)${path !== source.path ? `: it leads to ${path}` : ""}`);
   }
-  return { kind: "toplevel", path };
+  return { kind: "toplevel", path: storePath };
 }
 
 /** Turns the flags into a deploy request, or explains which flag is wrong. */
@@ -249,6 +257,8 @@ function deployRequest(flags: DeployFlags): Omit<DeployRequest, "onEvent"> {
   if (flags.confirmTimeout !== undefined && !(Number.isInteger(Number(flags.confirmTimeout)) && Number(flags.confirmTimeout) > 0)) {
     throw new UsageError(`--confirm-timeout '${flags.confirmTimeout}' is not a whole number of seconds above 0`);
   }
+  const badEndpoint = flags.endpoint === undefined ? undefined : endpointProblem(flags.endpoint);
+  if (badEndpoint !== undefined) throw new UsageError(`--endpoint ${badEndpoint}`);
   if (flags.hostKeyFromEc2Console !== undefined && !/^i-[0-9a-f]{8,17}$/.test(flags.hostKeyFromEc2Console)) {
     throw new UsageError(`--host-key-from-ec2-console '${flags.hostKeyFromEc2Console}' is not an instance ID (i-0123456789abcdef0)`);
   }

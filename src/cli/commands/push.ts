@@ -1,4 +1,5 @@
 import { Command } from "commander";
+import { endpointProblem } from "../../aws/ec2-client";
 import { resolve } from "node:path";
 import { DEFAULT_ACTIVATION_TIMEOUT_SECONDS, DEFAULT_LOCK_TIMEOUT_SECONDS } from "../../deploy/deploy";
 import type { DefaultDependencyOptions } from "../../deploy/default-dependencies";
@@ -113,6 +114,8 @@ function pushSettings(flags: PushFlags): PushSettings {
   if (!(Number.isFinite(Number(flags.activationTimeout)) && Number(flags.activationTimeout) > 0)) {
     throw new UsageError(`--activation-timeout '${flags.activationTimeout}' is not a number of seconds above 0`);
   }
+  const badEndpoint = flags.endpoint === undefined ? undefined : endpointProblem(flags.endpoint);
+  if (badEndpoint !== undefined) throw new UsageError(`--endpoint ${badEndpoint}`);
   return {
     parallel: Number(flags.parallel),
     dryRun: flags.dryRun === true,

@@ -1,0 +1,109 @@
+import { execFileSync } from "node:child_process";
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { main } from "../../src/cli/program";
+import { DEPLOY_ENV } from "../../src/deploy/manifest";
+import { loginProblem } from "../../src/deploy/ssh/connection";
+import { EXIT_CODES } from "../../src/errors";
+import type { SystemSource } from "../../src/nix/system";
+import { capturedOutput } from "../harness/cli";
+import { NEW, READ_LOG, fakeDependencies, healthyHost } from "../deploy/fake-host";
+
+/**
+ * A new user's bad inputs to `deploy`, each answered with one message before anything is built or contacted (the
+ * fake seams record no call, so the target is unchanged). Input → exact message → exit code.
+ */
+describe("deploy: bad input is refused with one clear message, before anything changes", () => {
+  const dir = mkdtempSync(join(tmpdir(), "bad-input-"));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  const configuration = join(dir, "configuration.nix");
+  writeFileSync(configuration, "{ ... }: { }\n");
+  symlinkSync(NEW, join(dir, "result"));
+  symlinkSync("/tmp", join(dir, "not-a-system"));
+  mkdirSync(join(dir, "a-directory"));
+  const protectedKey = join(dir, "id_protected");
+  execFileSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "a passphrase", "-f", protectedKey]);
+  const target = ["--target-host", "root@198.51.100.7", "--known-hosts", "/dev/null"];
+  const env = { SSH_AUTH_SOCK: join(dir, "agent.sock") };
+
+  async function cli(args: string[], moduleArgs?: string) {
+    const io = capturedOutput();
+    const world = fakeDependencies(healthyHost(), { checkLogin: (t) => loginProblem(t.privateKeyFile, env) });
+    if (moduleArgs !== undefined) process.env[DEPLOY_ENV.moduleArgsJson] = moduleArgs;
+    try {
+      const code = await main(["node", "cdktf-nixos", "deploy", ...args], { output: io.output, dependencies: () => world.deps });
+      return { code, stdout: io.stdout(), stderr: io.stderr(), calls: world.calls, commands: world.host.log };
+    } finally {
+      delete process.env[DEPLOY_ENV.moduleArgsJson];
+    }
+  }
+
+  it.each<[string, string[], string, string?]>([
+    ["a port in --target-host", ["--target-host", "root@198.51.100.7:22", "--toplevel", NEW],
+      "--target-host 'root@198.51.100.7:22' includes a port: pass --target-host root@198.51.100.7 --target-port 22"],
+    ["a jump host that is no host name", [...target, "--toplevel", NEW, "--jump-host", "b@st!on"],
+      "--jump-host 'b@st!on' is not [user@]host[:port] (for example admin@bastion.example.com:22)"],
+    ["a link that leads outside the store", [...target, "--toplevel", join(dir, "not-a-system")],
+      `--toplevel '${join(dir, "not-a-system")}' is not a store path (/nix/store/...-nixos-system-...): it leads to /tmp`],
+    ["a missing --config", [...target, "--config", join(dir, "missing.nix")], `--config ${join(dir, "missing.nix")} does not exist`],
+    ["a directory as --config", [...target, "--config", join(dir, "a-directory")], `--config ${join(dir, "a-directory")} is a directory; give its configuration.nix`],
+    ["module arguments named like the module system's", [...target, "--config", configuration],
+      `nixosArgs "pkgs" would replace the module system's own argument; rename it (e.g. appConfig)`, '{"pkgs": {}}'],
+    ["--sensitive-arg of an argument that is not there", [...target, "--config", configuration, "--sensitive-arg", "token"],
+      "--sensitive-arg token: no such module argument (the arguments are peer)", '{"peer": "10.0.0.5"}'],
+    ["--key without a file", [...target, "--toplevel", NEW, "--key", "db"], "--key 'db' is not NAME=FILE (e.g. --key db-password=./secrets/db)"],
+    ["--key with a missing file", [...target, "--toplevel", NEW, "--key", `db=${join(dir, "nope")}`], `key "db": file ${join(dir, "nope")} does not exist`],
+    ["--key-spec that is not JSON", [...target, "--toplevel", NEW, "--key-spec", "{name: db}"], `--key-spec '{name: db}' is not JSON, e.g. '{"name":"db","file":"./db.pw"}'`],
+    ["a key spec with a bad mode", [...target, "--toplevel", NEW, "--key-spec", `{"name":"db","file":"${configuration}","permissions":"rw"}`],
+      `key "db": permissions "rw" is not an octal mode such as "0400" or "0440"`],
+    ["an --endpoint that is no URL", [...target, "--toplevel", NEW, "--endpoint", "localhost:4566"],
+      "--endpoint 'localhost:4566' is not an http(s) URL; give one such as https://ec2.eu-central-1.amazonaws.com or http://127.0.0.1:4566"],
+    ["a passphrase-protected --ssh-key", [...target, "--toplevel", NEW, "--ssh-key", protectedKey],
+      `the SSH private key ${protectedKey} is protected by a passphrase, which cdktf-nixos cannot ask for: load it into ssh-agent ` +
+        `(ssh-add ${protectedKey}) and leave out the key file`],
+    ["an --ssh-key that is not there", [...target, "--toplevel", NEW, "--ssh-key", join(dir, "id_missing")], `the SSH private key ${join(dir, "id_missing")} does not exist`],
+    ["an --ssh-key that is not a key", [...target, "--toplevel", NEW, "--ssh-key", configuration],
+      `${configuration} is not an SSH private key ssh2 can read (Unsupported key format); pass an OpenSSH or PEM private key`],
+    ["SSH_AUTH_SOCK pointing nowhere", [...target, "--toplevel", NEW],
+      `SSH_AUTH_SOCK is ${env.SSH_AUTH_SOCK}, which does not exist (is ssh-agent still running?); start ssh-agent and add a key, or give the private key file`],
+  ])("%s", async (_what, args, message, moduleArgs) => {
+    const run = await cli(args, moduleArgs);
+    expect(run.stderr).toBe(`cdktf-nixos: ${message}\n`);
+    expect(run.code).toBe(EXIT_CODES.usage);
+    expect(run.calls).toEqual([]);
+    expect(run.commands).toEqual([]);
+  });
+
+  it("follows ./result to the store path it names", async () => {
+    const io = capturedOutput();
+    const built: SystemSource[] = [];
+    const world = fakeDependencies(healthyHost(), {
+      build: async (source) => {
+        built.push(source);
+        return { outPath: NEW, system: "x86_64-linux" };
+      },
+    });
+    const code = await main(["node", "cdktf-nixos", "deploy", ...target, "--toplevel", join(dir, "result"), "--json"], { output: io.output, dependencies: () => world.deps });
+    expect(code, io.stderr()).toBe(0);
+    expect(built).toEqual([{ kind: "toplevel", path: NEW }]);
+  });
+
+  it("dry-activate: prints what the host would do on stdout, says dry-activated, and puts it in --json", async () => {
+    const log = `dry-activate of ${NEW}\nwould stop the following units: old.service\nwould start the following units: new.service\n`;
+    const run = async (json: boolean) => {
+      const io = capturedOutput();
+      const world = fakeDependencies(healthyHost([[READ_LOG, { stdout: log }]]));
+      const code = await main(["node", "cdktf-nixos", "deploy", ...target, "--toplevel", NEW, "--action", "dry-activate", ...(json ? ["--json"] : [])],
+        { output: io.output, dependencies: () => world.deps });
+      return { code, stdout: io.stdout(), stderr: io.stderr() };
+    };
+    const plain = await run(false);
+    expect(plain.code).toBe(0);
+    expect(plain.stdout).toBe("would stop the following units: old.service\nwould start the following units: new.service\n");
+    expect(plain.stderr).toMatch(new RegExp(`^dry-activated ${NEW} to root@198\\.51\\.100\\.7:22 in [\\d.]+ s$`, "m"));
+    const json = await run(true);
+    expect(JSON.parse(json.stdout)).toMatchObject({ ok: true, action: "dry-activate", dryActivation: "would stop the following units: old.service\nwould start the following units: new.service\n" });
+  });
+});
