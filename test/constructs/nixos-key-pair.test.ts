@@ -17,6 +17,7 @@ describe("NixosKeyPair", () => {
   it("imports public key text and files", () => {
     const s = stack();
     const dir = mkdtempSync(join(tmpdir(), "kp-"));
+    onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
     writeFileSync(join(dir, "id.pub"), `${KEY}\n`);
     NixosKeyPair.fromPublicKey(s, "a", KEY, { keyName: "ops" });
     NixosKeyPair.fromPublicKeyFile(s, "b", join(dir, "id.pub"));
@@ -48,6 +49,7 @@ describe("NixosKeyPair", () => {
 
   it.skipIf(missing("sshd"))("generates an ed25519 key at synth, 0600, never overwriting, and keeps the private key out of the stack", () => {
     const dir = mkdtempSync(join(tmpdir(), "kp-"));
+    onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
     const file = join(dir, "keys", "ops");
     const s = stack();
     const generated = NixosKeyPair.generate(s, "ops", { privateKeyFile: file });

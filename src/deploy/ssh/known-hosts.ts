@@ -13,6 +13,8 @@ export interface KnownHostEntry {
   readonly key: Buffer;
   /** What follows the key; we record `cdktf-nixos-instance=i-…` there for keys an EC2 console vouched for. */
   readonly comment?: string;
+  /** The key field is valid base64 of a whole SSH public key of `keyType` (a damaged line's is not). */
+  readonly readable: boolean;
 }
 
 const INSTANCE_COMMENT = "cdktf-nixos-instance=";
@@ -38,9 +40,11 @@ export function parseKnownHosts(text: string): KnownHostEntry[] {
     if (fields[0] === "@cert-authority" || fields[0] === "@revoked") marker = fields.shift() as KnownHostEntry["marker"];
     if (fields.length < 3) return;
     const [hosts, keyType, key, ...comment] = fields;
+    const blob = Buffer.from(key, "base64");
     entries.push({
-      line: index + 1, marker, hosts, keyType, key: Buffer.from(key, "base64"),
+      line: index + 1, marker, hosts, keyType, key: blob,
       ...(comment.length > 0 ? { comment: comment.join(" ") } : {}),
+      readable: /^[A-Za-z0-9+/]+={0,2}$/.test(key) && blob.toString("base64") === key && isWholeKey(blob, keyType),
     });
   });
   return entries;
@@ -99,9 +103,15 @@ export type HostKeyVerdict =
   /** Entries for the host whose key cannot be decoded (a damaged line): nothing can be checked against them. */
   | { readonly kind: "unreadable"; readonly entries: readonly KnownHostEntry[] };
 
-/** Whether an entry's key decodes to a key of the type the line names (a damaged line does not). */
-export function isReadable(entry: KnownHostEntry): boolean {
-  return keyTypeOf(entry.key) === entry.keyType;
+/** An SSH wire-format public key of `keyType`: length-prefixed fields that use up the blob exactly. */
+function isWholeKey(blob: Buffer, keyType: string): boolean {
+  if (keyTypeOf(blob) !== keyType) return false;
+  let offset = 0;
+  while (offset < blob.length) {
+    if (offset + 4 > blob.length) return false;
+    offset += 4 + blob.readUInt32BE(offset);
+  }
+  return offset === blob.length;
 }
 
 /**
@@ -116,7 +126,7 @@ export function checkHostKey(entries: readonly KnownHostEntry[], names: readonly
   const known = forHost.find((e) => e.marker === undefined && e.key.equals(offered));
   if (known) return { kind: "known", entry: known };
   const others = forHost.filter((e) => e.marker === undefined);
-  const unreadable = others.filter((e) => !isReadable(e));
+  const unreadable = others.filter((e) => !e.readable);
   if (unreadable.length > 0) return { kind: "unreadable", entries: unreadable };
   return others.length > 0 ? { kind: "mismatch", expected: others } : { kind: "unknown" };
 }

@@ -1,8 +1,8 @@
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it } from "vitest";
 import {
   KnownHostsFile,
   checkHostKey,
@@ -43,6 +43,7 @@ describe("known_hosts names", () => {
 
 describe.skipIf(missing("sshd"))("host keys (keys and hashes from ssh-keygen)", () => {
   const dir = mkdtempSync(join(tmpdir(), "kh-"));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
   const a = newKey(dir, "a");
   const b = newKey(dir, "b");
 
@@ -71,6 +72,13 @@ describe.skipIf(missing("sshd"))("host keys (keys and hashes from ssh-keygen)", 
     expect(mismatch.kind).toBe("mismatch");
     expect(checkHostKey(entries, ["web"], b.blob).kind).toBe("revoked");
     expect(knownKeyTypes(entries, ["web"])).toEqual(["ssh-ed25519"]);
+  });
+
+  it("calls a damaged line unreadable, not a changed key", () => {
+    const [type, key] = a.line.split(" ");
+    const damaged = parseKnownHosts(`web ${type} ${key.slice(0, 20)}!!${key.slice(22)}\ndb ${type} AAAA\n`);
+    expect(checkHostKey(damaged, ["web"], a.blob)).toMatchObject({ kind: "unreadable", entries: [{ line: 1 }] });
+    expect(checkHostKey(damaged, ["db"], a.blob)).toMatchObject({ kind: "unreadable", entries: [{ line: 2 }] });
   });
 
   it("records a new host hashed, in a file ssh-keygen -F can find it in", async () => {
