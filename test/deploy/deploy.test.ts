@@ -151,6 +151,17 @@ describe("deploy orchestration over the Host seam", () => {
     expect(host.log).toEqual([INSPECT_COMMAND, `copy ${NEW}`]);
   });
 
+  it("exit 5: a full disk on the host says so, and that nothing half-copied was registered", async () => {
+    const host = healthyHost();
+    host.copyFailure = new ServeError("adding /nix/store/x failed", "ssh root@198.51.100.7:22 nix-store --serve --write",
+      "error: writing to file: No space left on device\n", 1);
+    const err = await failure(deploy(request, fakeDependencies(host).deps));
+    expect([err.phase, exitCodeOf(err)]).toEqual(["copy", 5]);
+    expect(err.hint).toBe("the host's disk is full: a path is registered only once all of it has arrived, so nothing half-copied was " +
+      "registered and the host runs what it ran; free space there (nix-collect-garbage -d) and deploy again");
+    expect(host.log.some((c) => START.test(c))).toBe(false);
+  });
+
   it("exit 5: a connection lost mid-copy says the copied paths stay valid", async () => {
     const host = healthyHost();
     host.copyFailure = new TransportError("the connection to root@198.51.100.7:22 was lost");

@@ -174,6 +174,30 @@ describe.skipIf(missing("root", "nix", "sshd", "netns"))("cdktf-nixos deploy aga
     }
   });
 
+  it("puts keys outside the store as the spec says, through sudo too; a missing user stops it before activation (exit 11)", async () => {
+    const secret = join(work, "db-password");
+    await writeFile(secret, "s3cret-db\n", { mode: 0o600 });
+    const system = await buildSystem({ config: webConfig({ environment: { etc: { motd: { text: "keys" } } } }) });
+    const spec = JSON.stringify({ name: "db", file: secret, user: "stranger", group: "stranger", permissions: "0440", destDir: "/run/keys/app" });
+    const result = await cli(["deploy", "--target-host", `deployer@${target.address}`, "--ssh-key", world.clientKeyFile,
+      "--known-hosts", world.knownHostsFile, "--toplevel", system.toplevel, "--key", `token=${secret}`, "--key-spec", spec, "--json"]);
+    expect(result.code, result.stderr).toBe(0);
+    expect((await target.exec("stat -c '%a %U %G' /run/keys/token /run/keys/app /run/keys/app/db; cat /run/keys/app/db")).stdout)
+      .toBe("400 root root\n750 root root\n440 stranger stranger\ns3cret-db\n");
+    // no temporary file left beside the keys, and the content is in no report
+    expect((await target.exec("ls -A /run/keys/app")).stdout).toBe("db\n");
+    expect(result.stdout + result.stderr).not.toContain("s3cret-db");
+    expect(result.stderr).toMatch(/^key db → \/run\/keys\/app\/db \(sha256:[0-9a-f]{64}\)$/m);
+
+    const generation = (await target.exec("readlink /nix/var/nix/profiles/system")).stdout;
+    const next = await buildSystem({ config: webConfig({ environment: { etc: { motd: { text: "keys 2" } } } }) });
+    const missing = await cli(["deploy", ...sshArgs(), "--toplevel", next.toplevel, "--key-spec", JSON.stringify({ name: "x", file: secret, user: "cdktf-nixos-nobody" })]);
+    expect(missing.code).toBe(EXIT_CODES.keys);
+    expect(missing.stderr).toContain(`keys failed: root@${target.address}:22 has no user cdktf-nixos-nobody (for key x) before activation; no key was written`);
+    expect((await target.exec("readlink /nix/var/nix/profiles/system")).stdout).toBe(generation);
+    expect((await target.exec("test -e /run/keys/x || echo absent")).stdout).toBe("absent\n");
+  });
+
   it("builds on the target with --build-on-target, and deploys a flake", async () => {
     const dir = join(work, "flake");
     await writeFlake(dir, { config: webConfig({ environment: { etc: { motd: { text: "flake" } } } }), name: "web" });
