@@ -1,5 +1,6 @@
 import { DescribeImagesCommand } from "@aws-sdk/client-ec2";
-import { ec2Client, endpointProblem, explainAwsError, withinDeadline } from "./ec2-client";
+import { ec2Client, explainAwsError, withinDeadline } from "./ec2-client";
+import { endpointProblem } from "./endpoint";
 import { NIXOS_AMI_OWNER, NixosArchitecture, ec2Architecture, nixosAmiNamePattern, validateRelease } from "./nixos-ami-names";
 
 export interface AmiQuery {

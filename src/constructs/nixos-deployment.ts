@@ -2,7 +2,9 @@ import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { Annotations, DataResource, DefaultTokenResolver, Lazy, StringConcat, TerraformStack, Token, Tokenization } from "cdktf";
 import type { ISynthesisSession } from "cdktf/lib/synthesize/types";
+import { AwsProvider } from "@cdktf/provider-aws/lib/provider";
 import { Construct } from "constructs";
+import { endpointProblem } from "../aws/endpoint";
 import { ACTIONS } from "../deploy/goal";
 import { keySpecsProblems, type KeySpec } from "../deploy/keys";
 import { isHostName, isPort } from "../deploy/target-spec";
@@ -170,6 +172,12 @@ export interface NixosDeploymentProps extends NixosDeploymentOptions {
    * @default - AWS_REGION of the environment Terraform runs in
    */
   readonly region?: string;
+  /**
+   * EC2 endpoint the console check of `instanceId` calls (an EC2-compatible API, a local test double).
+   * @default - the `ec2` entry of the `endpoints` block of the stack's AwsProvider, when it has one; else AWS's
+   *   (or AWS_ENDPOINT_URL_EC2)
+   */
+  readonly ec2Endpoint?: string;
 }
 
 /**
@@ -226,6 +234,7 @@ export class NixosDeployment extends Construct {
       acceptNewHostKey: props.acceptNewHostKey === true,
       instanceId: props.instanceId,
       region: props.region,
+      ec2Endpoint: props.ec2Endpoint ?? providerEc2Endpoint(stack),
       useSubstitutes: props.useSubstitutes === true,
       buildOnTarget: props.buildOnTarget === true,
       connectTimeoutSeconds: props.connectTimeout ?? 300,
@@ -375,6 +384,18 @@ class StackDeployments {
   }
 }
 
+/**
+ * The `ec2` endpoint of the stack's AWS provider (the one without an alias), so the deploy step's console check asks
+ * the same EC2 that Terraform created the instance in.
+ */
+function providerEc2Endpoint(stack: TerraformStack): string | undefined {
+  const providers = stack.node.findAll().filter((c): c is AwsProvider => c instanceof AwsProvider && c.alias === undefined);
+  const endpoints = providers[0]?.endpoints;
+  if (!Array.isArray(endpoints)) return undefined;
+  const ec2 = endpoints.map((e) => e.ec2).find((e) => e !== undefined);
+  return ec2 === undefined || Token.isUnresolved(ec2) ? undefined : ec2;
+}
+
 /** Everything wrong with a deployment's props that can be seen at synth; values Terraform knows only later pass. */
 function validateDeploymentProps(path: string, props: NixosDeploymentProps): void {
   const fail = (message: string) => {
@@ -406,6 +427,8 @@ function validateDeploymentProps(path: string, props: NixosDeploymentProps): voi
   }
   const port = props.port ?? 22;
   if (!Token.isUnresolved(port) && !isPort(port)) fail(`port ${port} is not a port number (1-65535)`);
+  const endpoint = props.ec2Endpoint === undefined || Token.isUnresolved(props.ec2Endpoint) ? undefined : endpointProblem(props.ec2Endpoint);
+  if (endpoint !== undefined) fail(`ec2Endpoint ${endpoint}`);
   if (props.sshPrivateKeyFile !== undefined && !Token.isUnresolved(props.sshPrivateKeyFile) && !existsSync(resolve(props.sshPrivateKeyFile))) {
     fail(`sshPrivateKeyFile "${props.sshPrivateKeyFile}" does not exist (looked at ${resolve(props.sshPrivateKeyFile)}); ` +
       "leave it out to log in through ssh-agent");

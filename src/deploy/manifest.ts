@@ -57,6 +57,8 @@ export interface DeploymentSpec {
   /** EC2 instance whose console lists the host key fingerprints (literal or expression). */
   readonly instanceId?: string;
   readonly region?: string;
+  /** EC2 endpoint for the console check (the stack's AwsProvider endpoints); undefined is AWS's. */
+  readonly ec2Endpoint?: string;
   readonly useSubstitutes: boolean;
   readonly buildOnTarget: boolean;
   readonly connectTimeoutSeconds: number;
@@ -115,6 +117,7 @@ export function deployArguments(spec: DeploymentSettings): CommandWord[] {
     ...(source.flake !== undefined ? ["--flake", source.flake] : []),
     ...(spec.instanceId !== undefined ? ["--host-key-from-ec2-console", { env: DEPLOY_ENV.instanceId }] : []),
     ...(spec.instanceId !== undefined && spec.region !== undefined ? ["--region", { env: DEPLOY_ENV.region }] : []),
+    ...(spec.instanceId !== undefined && spec.ec2Endpoint !== undefined ? ["--endpoint", spec.ec2Endpoint] : []),
   ];
 }
 

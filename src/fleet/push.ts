@@ -64,7 +64,7 @@ export function planPush(hosts: readonly FleetHost[], settings: PushSettings): P
           acceptNewHostKey: spec.acceptNewHostKey,
           hostKeyFromEc2Console: applied.instanceId === undefined
             ? undefined
-            : { instanceId: applied.instanceId, region: applied.region, endpoint: settings.ec2Endpoint },
+            : { instanceId: applied.instanceId, region: applied.region, endpoint: settings.ec2Endpoint ?? spec.ec2Endpoint },
         },
         action: spec.action,
         useSubstitutes: spec.useSubstitutes,

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { endpointProblem, explainAwsError } from "../../src/aws/ec2-client";
+import { explainAwsError } from "../../src/aws/ec2-client";
+import { endpointProblem } from "../../src/aws/endpoint";
 import { validateRelease } from "../../src/aws/nixos-ami-names";
 import { buildHint } from "../../src/nix/build";
 

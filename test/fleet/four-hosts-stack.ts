@@ -8,11 +8,20 @@ import { KeyUploadAt, NixosInstance, NixosKeyPair } from "../../src";
  * Four NixOS hosts for the push tests: two web hosts told the app host's private IP and a Terraform variable, an app
  * host and a db host, tagged by role. Each host's configuration is `<name>.nix` in `nixosDir`. Two secrets from
  * `secretsDir` go to hosts as keys: db's password from a file, app's API token from a command, after activation.
+ *
+ * With `ec2Endpoint`, the AWS provider talks to that EC2 (the test double) through its `endpoints` block, as a user
+ * with an EC2-compatible API would configure it; the deployments' console checks follow it.
  */
 export class FourHostsStack extends TerraformStack {
-  constructor(scope: Construct, id: string, props: { nixosDir: string; nixpkgs: string; secretsDir: string }) {
+  constructor(scope: Construct, id: string, props: { nixosDir: string; nixpkgs: string; secretsDir: string; ec2Endpoint?: string }) {
     super(scope, id);
-    new AwsProvider(this, "aws", { region: "eu-central-1" });
+    new AwsProvider(this, "aws", {
+      region: "eu-central-1",
+      ...(props.ec2Endpoint === undefined ? {} : {
+        accessKey: "test", secretKey: "test", skipCredentialsValidation: true, skipRequestingAccountId: true,
+        skipMetadataApiCheck: "true", skipRegionValidation: true, endpoints: [{ ec2: props.ec2Endpoint, sts: props.ec2Endpoint }],
+      }),
+    });
     const keyPair = NixosKeyPair.generate(this, "fleet", { privateKeyFile: ".cdktf-nixos/keys/fleet" });
     const greeting = new TerraformVariable(this, "greeting", { type: "string", default: "hello" });
     const nixPath = { nixpkgs: props.nixpkgs };

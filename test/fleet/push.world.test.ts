@@ -14,9 +14,13 @@ import { NIXPKGS_LITE } from "../harness/fixture";
 import { startProcSweep, type ProcHit } from "../harness/proc-sweep";
 import { missing } from "../harness/requirements";
 import { run, startTargets, type TargetWorld } from "../harness/target-hosts";
-import { terraform, terraformEnv, useEc2Endpoint } from "../harness/terraform";
+import { terraform, terraformEnv } from "../harness/terraform";
 
 const ROOT = join(__dirname, "..", "..");
+
+function withoutEndpointVariable(env: Record<string, string>): Record<string, string> {
+  return Object.fromEntries(Object.entries(env).filter(([name]) => name !== "AWS_ENDPOINT_URL_EC2"));
+}
 const HOSTS = ["app", "web1", "web2", "db"] as const;
 type HostName = (typeof HOSTS)[number];
 
@@ -46,8 +50,9 @@ describe.skipIf(missing("root", "nix", "sshd", "netns", "terraform", "aws-provid
   /** Stops a host once, however often Terraform, the test and the clean-up ask. */
   const stops = new Map<string, () => Promise<void>>();
   const stackDir = () => join(work, "cdktf.out", "stacks", "fleet");
+  // no AWS_ENDPOINT_URL_EC2: Terraform and the deployments find the EC2 double through the provider's endpoints block
   const env = () => ({
-    ...ec2DoubleEnv(ec2.endpoint),
+    ...withoutEndpointVariable(ec2DoubleEnv(ec2.endpoint)),
     NIX_CONFIG: "substituters =",
     // cdktf synth, run by push, comes from this repository's cdktf-cli
     PATH: `${join(ROOT, "node_modules", ".bin")}:${process.env.PATH}`,
@@ -68,7 +73,6 @@ describe.skipIf(missing("root", "nix", "sshd", "netns", "terraform", "aws-provid
   async function synth(): Promise<void> {
     const result = await run(join(ROOT, "node_modules", ".bin", "cdktf"), ["synth"], { cwd: work, env: { ...process.env, ...env(), CHECKPOINT_DISABLE: "1" } as Record<string, string>, check: false });
     if (result.exitCode !== 0) throw new Error(`synth failed:\n${result.stdout}\n${result.stderr}`);
-    await useEc2Endpoint(stackDir(), ec2.endpoint);
   }
   const apply = (...args: string[]) => terraform(stackDir(), ["apply", "-auto-approve", "-input=false", "-no-color", ...args], env());
   // random, so no source file, fixture or earlier run can hold them: found anywhere, they leaked from this run
@@ -84,12 +88,6 @@ describe.skipIf(missing("root", "nix", "sshd", "netns", "terraform", "aws-provid
     mkdirSync(join(work, "secrets"), { mode: 0o700 });
     writeFileSync(join(work, "secrets", "db-password"), canaries.dbPassword, { mode: 0o600 });
     writeFileSync(join(work, "secrets", "api-token"), `${canaries.apiToken}\n`, { mode: 0o600 });
-    writeFileSync(join(work, "main.ts"), `import { App } from ${JSON.stringify(join(ROOT, "node_modules", "cdktf"))};
-import { FourHostsStack } from ${JSON.stringify(join(__dirname, "four-hosts-stack"))};
-const app = new App();
-new FourHostsStack(app, "fleet", { nixosDir: ${JSON.stringify(join(work, "nixos"))}, nixpkgs: ${JSON.stringify(NIXPKGS_LITE)}, secretsDir: ${JSON.stringify(join(work, "secrets"))} });
-app.synth();
-`);
     writeFileSync(join(work, "cdktf.json"), JSON.stringify({ language: "typescript", app: `${join(ROOT, "node_modules", ".bin", "tsx")} main.ts`, projectId: "push-test", sendCrashReports: "false" }));
     ec2 = await startEc2Double({
       images: NIXOS_IMAGES,
@@ -103,6 +101,12 @@ app.synth();
         return { privateIp: host.address, publicIp: host.address, consoleOutput: hostBootLog(host), stop };
       },
     });
+    writeFileSync(join(work, "main.ts"), `import { App } from ${JSON.stringify(join(ROOT, "node_modules", "cdktf"))};
+import { FourHostsStack } from ${JSON.stringify(join(__dirname, "four-hosts-stack"))};
+const app = new App();
+new FourHostsStack(app, "fleet", { nixosDir: ${JSON.stringify(join(work, "nixos"))}, nixpkgs: ${JSON.stringify(NIXPKGS_LITE)}, secretsDir: ${JSON.stringify(join(work, "secrets"))}, ec2Endpoint: ${JSON.stringify(ec2.endpoint)} });
+app.synth();
+`);
     await synth();
     await terraform(stackDir(), ["init", "-input=false", "-no-color"], env());
     const sweep = startProcSweep(Object.values(canaries));

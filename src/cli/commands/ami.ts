@@ -1,6 +1,6 @@
 import { Command } from "commander";
 import { findLatestNixosAmi } from "../../aws/ami-lookup";
-import { endpointProblem } from "../../aws/ec2-client";
+import { endpointProblem } from "../../aws/endpoint";
 import { DEFAULT_NIXOS_RELEASE, parseArchitecture, validateRelease } from "../../aws/nixos-ami-names";
 import type { Output } from "../progress";
 import { UsageError } from "../usage-error";

@@ -1,5 +1,5 @@
 import { Command, Option } from "commander";
-import { endpointProblem } from "../../aws/ec2-client";
+import { endpointProblem } from "../../aws/endpoint";
 import { readFile, readlink, stat } from "node:fs/promises";
 import { homedir } from "node:os";
 import { dirname, join, resolve } from "node:path";

@@ -1,5 +1,5 @@
 import { Command } from "commander";
-import { endpointProblem } from "../../aws/ec2-client";
+import { endpointProblem } from "../../aws/endpoint";
 import { resolve } from "node:path";
 import { DEFAULT_ACTIVATION_TIMEOUT_SECONDS, DEFAULT_LOCK_TIMEOUT_SECONDS } from "../../deploy/deploy";
 import type { DefaultDependencyOptions } from "../../deploy/default-dependencies";
