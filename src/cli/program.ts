@@ -9,6 +9,7 @@ import { registerForgetHostKeysCommand } from "./commands/forget-host-keys";
 import { PushFailed, registerPushCommand, type PushDependencyFactory } from "./commands/push";
 import { buildFleet } from "../nix/fleet-build";
 import type { Output } from "./progress";
+import { removeStaleArgsDirs } from "./stale-args";
 import { UsageError } from "./usage-error";
 
 export { EXIT_CODES };
@@ -63,6 +64,8 @@ export interface CliEnvironment {
 /** Runs the CLI and resolves to the exit code; failures are printed, never thrown. */
 export async function main(argv: string[], environment: CliEnvironment = { output: processOutput }): Promise<number> {
   const output = environment.output;
+  // what killed runs of earlier versions left in /tmp: module arguments in plain text
+  await removeStaleArgsDirs();
   const program = buildProgram(output, environment.dependencies, environment.pushDependencies);
   try {
     await program.parseAsync(argv);

@@ -232,8 +232,12 @@ export async function uploadKeys(host: Host, keys: readonly LoadedKey[], options
       const [kind, name] = line.split(" ");
       return keys.filter((k) => (kind === "user" ? k.user : k.group) === name).map((k) => k.name).join(", ");
     };
-    throw new KeysError(`${host.name} has no ${missing.map((l) => `${l} (for key ${needing(l)})`).join(", no ")} ${options.when}; no key was written`, {
-      hint: "a user or group the new configuration creates exists only after activation: upload such keys with uploadAt \"after-activation\"",
+    const before = keys.every((k) => k.uploadAt === "before-activation");
+    throw new KeysError(`${host.name} has no ${missing.map((l) => `${l} (for key ${needing(l)})`).join(", no ")} ${options.when}; ` +
+      `no key was written${before ? "" : " (the host runs the new system)"}`, {
+      hint: before
+        ? "a user or group the new configuration creates exists only after activation: upload such keys with uploadAt \"after-activation\""
+        : "the new configuration does not create that user or group: add it, or change the key's user and group",
     });
   }
   const reports: KeyReport[] = [];

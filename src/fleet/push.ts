@@ -7,7 +7,7 @@ import {
   type DeployResult,
   type HostDependencies,
 } from "../deploy/deploy";
-import { loadKeys } from "../deploy/keys";
+import { KeySpecError, loadKeys } from "../deploy/keys";
 import { ConnectError, DeployError, exitCodeOf, worstExitCode, EXIT_CODES } from "../errors";
 import { redactor, type Redact } from "../redact";
 import type { FleetBuildMember, FleetBuildResult } from "../nix/fleet-build";
@@ -91,8 +91,7 @@ export async function withKeys(plan: readonly PlannedHost[], hosts: readonly Fle
     try {
       return { ...host, request: { ...host.request, keys: await loadKeys(specs.get(host.name) ?? [], cache) } };
     } catch (err) {
-      (err as Error).message = `${host.name}: ${(err as Error).message}`;
-      throw err;
+      throw err instanceof KeySpecError ? new KeySpecError(`${host.name}: ${err.message}`) : err;
     }
   }));
 }
