@@ -112,7 +112,7 @@ app.synth();
     expect(synthesized).toContain(`${process.execPath} ${join(dir, "node_modules", "cdktf-nixos", "lib", "cli", "bin.js")} deploy `);
     expect(synthesized).toMatch(/"drv_path": "\/nix\/store\/[a-z0-9]{32}-nixos-system-web-[^"]*\.drv"/);
     const manifest = JSON.parse(readFileSync(join(dir, "cdktf.out", "stacks", "deployment", "cdktf-nixos.manifest.json"), "utf8"));
-    expect(manifest).toMatchObject({ version: 1, stack: "deployment", deployments: [{ id: "deployment/web", host: "203.0.113.10", user: "root" }] });
+    expect(manifest).toMatchObject({ version: 2, stack: "deployment", deployments: [{ id: "deployment/web", host: "203.0.113.10", user: "root" }] });
   });
 
   it.skipIf(missing("root", "nix", "sshd", "netns"))("deploys with the installed CLI: switches, then copies nothing, and refuses another host key", async () => {

@@ -1,4 +1,5 @@
 import { execFileSync } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -62,10 +63,14 @@ describe.skipIf(missing("root", "nix", "sshd", "netns"))("cdktf-nixos deploy aga
 
   it("copies only the changed paths of an incremental change, built from --config", async () => {
     const dir = join(work, "incremental");
-    const config = await writeConfiguration(dir, { config: webConfig({ lite: { payload: { paths: 5, sizeKiB: 256, touch: "1" } } }) });
+    // unique to this run, so Nix really builds (and says so) even where an earlier run left the result in the store
+    const run = randomBytes(4).toString("hex");
+    const config = await writeConfiguration(dir, { config: webConfig({ lite: { payload: { paths: 5, sizeKiB: 256, touch: `1-${run}` } } }) });
     const first = await cli(["deploy", ...sshArgs(), "--config", config, "-I", `nixpkgs=${NIXPKGS_LITE}`, "--json"]);
     expect(first.code, first.stderr).toBe(0);
-    await writeConfiguration(dir, { config: webConfig({ lite: { payload: { paths: 5, sizeKiB: 256, touch: "2" } } }) });
+    // the build is not silent: what Nix builds, and how many of how many
+    expect(first.stderr).toMatch(/^build: nixos-system-web-[\w.-]+ \((\d+) of \1\)$/m);
+    await writeConfiguration(dir, { config: webConfig({ lite: { payload: { paths: 5, sizeKiB: 256, touch: `2-${run}` } } }) });
     const second = await cli(["deploy", ...sshArgs(), "--config", config, "-I", `nixpkgs=${NIXPKGS_LITE}`, "--json"]);
     expect(second.code, second.stderr).toBe(0);
     // the touched payload path, and everything that refers to it up to the toplevel; not the 4 other payloads
@@ -203,6 +208,10 @@ describe.skipIf(missing("root", "nix", "sshd", "netns"))("cdktf-nixos deploy aga
     await writeFlake(dir, { config: webConfig({ environment: { etc: { motd: { text: "flake" } } } }), name: "web" });
     const flake = await cli(["deploy", ...sshArgs(), "--flake", `path:${dir}#web`, "--json"]);
     expect(flake.code, flake.stderr).toBe(0);
+    const typo = await cli(["deploy", ...sshArgs(), "--flake", `path:${dir}#wbe`]);
+    expect(typo.code).toBe(EXIT_CODES.evaluate);
+    expect(typo.stderr).toContain(`evaluate failed: flake path:${dir} has no nixosConfigurations.wbe; it has nixosConfigurations web`);
+    expect(typo.stderr).toContain(`hint: deploy one of them, e.g. --flake path:${dir}#web`);
     expect((await target.exec("cat /nix/var/nixos-lite/etc/motd")).stdout).toBe("flake");
 
     const config = await writeConfiguration(join(work, "remote-build"), {

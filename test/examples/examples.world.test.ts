@@ -7,7 +7,7 @@ import { startEc2Double, type Ec2Double } from "../harness/ec2-double/server";
 import { NIXPKGS_LITE } from "../harness/fixture";
 import { missing } from "../harness/requirements";
 import { run } from "../harness/target-hosts";
-import type { DeploymentManifest } from "../../src/deploy/manifest";
+import { MANIFEST_VERSION, type DeploymentManifest } from "../../src/deploy/manifest";
 import { terraform, useEc2Endpoint } from "../harness/terraform";
 
 const ROOT = join(__dirname, "..", "..");
@@ -82,7 +82,7 @@ describe.skipIf(missing("terraform", "aws-provider-mirror", "nix"))("example sta
     const stack = JSON.parse(await readFile(join(stackDir, "cdk.tf.json"), "utf8")) as {
       resource: { terraform_data: Record<string, { triggers_replace: { drv_path: string } }>; aws_instance: Record<string, unknown> };
     };
-    expect(manifest.version).toBe(1);
+    expect(manifest.version).toBe(MANIFEST_VERSION);
     expect(manifest.stack).toBe("fleet");
     expect(manifest.deployments.map((d) => d.id)).toEqual(["fleet/app/Deployment", "fleet/web/Deployment", "fleet/db/Deployment"]);
     const web = manifest.deployments.find((d) => d.id === "fleet/web/Deployment")!;
