@@ -3,7 +3,7 @@ import Table from "cli-table3";
 import type { DeployEvent } from "../deploy/deploy";
 import { DeployError, EXIT_CODES, exitCodeOf, type DeployPhase } from "../errors";
 import type { HostOutcome, PushEvent, PushReport } from "../fleet/push";
-import { NO_BUILD_PROGRESS, advanceBuildProgress } from "../nix/build-log";
+import { buildProgressTracker } from "../nix/build-log";
 import { describeChange } from "../nix/closure-diff";
 import type { Output } from "./progress";
 
@@ -189,7 +189,7 @@ export function createFleetReporter(output: Output, hostNames: readonly string[]
     if (multibar !== undefined) multibar.log(`${message}\n`);
     else log(message);
   };
-  let build = NO_BUILD_PROGRESS;
+  const buildProgress = buildProgressTracker();
   return {
     onEvent,
     note,
@@ -198,11 +198,9 @@ export function createFleetReporter(output: Output, hostNames: readonly string[]
         note(line);
         return;
       }
-      const next = advanceBuildProgress(build, line);
-      if (next === undefined) return;
-      build = next;
-      if (next.started === 0) return;
-      const detail = `building ${next.current} (${next.started} of ${Math.max(next.total, next.started)})`;
+      const building = buildProgress(line);
+      if (building === undefined) return;
+      const detail = `building ${building}`;
       if (multibar === undefined) {
         log(detail);
         return;

@@ -2,7 +2,7 @@ import { SingleBar } from "cli-progress";
 import type { Writable } from "node:stream";
 import type { DeployEvent, DeployResult } from "../deploy/deploy";
 import { DeployError, EXIT_CODES, exitCodeOf, type DeployPhase } from "../errors";
-import { NO_BUILD_PROGRESS, advanceBuildProgress } from "../nix/build-log";
+import { buildProgressTracker } from "../nix/build-log";
 
 /** Where the CLI writes; a terminal gets live progress, anything else gets one line per step. */
 export interface Output {
@@ -98,7 +98,7 @@ export function createReporter(output: Output, options: { json: boolean; verbose
         break;
     }
   };
-  let build = NO_BUILD_PROGRESS;
+  const buildProgress = buildProgressTracker();
 
   let copyStarted = Date.now();
   function progressPayload(done: number, total: number, bytes: number) {
@@ -114,10 +114,8 @@ export function createReporter(output: Output, options: { json: boolean; verbose
         log(line);
         return;
       }
-      const next = advanceBuildProgress(build, line);
-      if (next === undefined) return;
-      build = next;
-      if (next.started > 0) log(`build: ${next.current} (${next.started} of ${Math.max(next.total, next.started)})`);
+      const building = buildProgress(line);
+      if (building !== undefined) log(`build: ${building}`);
     },
     done(result) {
       // what dry-activate would do is the result: stdout, as switch-to-configuration prints it

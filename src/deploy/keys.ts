@@ -33,7 +33,7 @@ export interface KeySpec {
   readonly uploadAt?: KeyUploadAt;
 }
 
-export const DEFAULT_KEY_DIR = "/run/keys";
+const DEFAULT_KEY_DIR = "/run/keys";
 
 /** A key with its content, read on the deploying machine before anything is built or contacted. */
 export interface LoadedKey {
@@ -68,7 +68,7 @@ const NAME = /^[A-Za-z0-9_][A-Za-z0-9_.@+-]*$/;
 const ACCOUNT = /^[a-z_][a-z0-9_.-]*\$?$/i;
 
 /** Every reason `spec` cannot be used, as sentences naming the key; empty when it is fine. */
-export function keySpecProblems(spec: KeySpec): string[] {
+function keySpecProblems(spec: KeySpec): string[] {
   const problems: string[] = [];
   const key = `key "${spec.name}"`;
   if (typeof spec.name !== "string" || !NAME.test(spec.name)) {

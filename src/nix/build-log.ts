@@ -21,3 +21,18 @@ export function advanceBuildProgress(progress: BuildProgress, line: string): Bui
   if (building !== null) return { ...progress, started: progress.started + 1, current: building[1] };
   return undefined;
 }
+
+/**
+ * Follows a build log line by line: for a line that starts a derivation, says which and how many of how many
+ * ("nixos-system-web-25.05 (3 of 3)"); undefined for every other line.
+ */
+export function buildProgressTracker(): (line: string) => string | undefined {
+  let progress = NO_BUILD_PROGRESS;
+  return (line) => {
+    const next = advanceBuildProgress(progress, line);
+    if (next === undefined) return undefined;
+    const started = next.started > progress.started;
+    progress = next;
+    return started ? `${next.current} (${next.started} of ${Math.max(next.total, next.started)})` : undefined;
+  };
+}

@@ -1,6 +1,6 @@
 import { execFileSync } from "node:child_process";
 import { EvaluateError } from "../errors";
-import type { Redact } from "../redact";
+import { NO_REDACTION, type Redact } from "../redact";
 import { configurationSystemExpression, flakeSystemExpression, moduleArgsExpression, nixAttrName, nixString } from "./system";
 
 /** One system to evaluate at synth. */
@@ -70,7 +70,7 @@ export interface FleetEvaluationOptions {
  */
 export function evaluateFleet(members: readonly FleetMember[], options: FleetEvaluationOptions = {}): Map<string, EvaluatedSystem> {
   const results = new Map<string, EvaluatedSystem>();
-  const redact = options.redact ?? ((text: string) => text);
+  const redact = options.redact ?? NO_REDACTION;
   for (const group of groupByNixPath(members)) {
     const args = ["--eval", "--strict", "--json", ...groupArgs(group), ...(options.extraArgs ?? []), "-"];
     let stdout: string;
@@ -97,7 +97,7 @@ export function evaluateFleet(members: readonly FleetMember[], options: FleetEva
 }
 
 /** Nix's first `error:` line and the first `at FILE:LINE:COLUMN:` after it. */
-export function firstNixError(stderr: string): { reason?: string; location?: string } {
+function firstNixError(stderr: string): { reason?: string; location?: string } {
   const lines = stderr.split("\n");
   const index = lines.findIndex((l) => l.startsWith("error:"));
   if (index < 0) return {};

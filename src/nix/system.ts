@@ -58,7 +58,7 @@ export function flakeSystemExpression(flake: string): string {
  * Module argument names the NixOS module system itself passes (or eval-config's specialArgs): a module argument of
  * one of these names would silently replace it.
  */
-export const RESERVED_MODULE_ARGS: readonly string[] = ["config", "options", "lib", "pkgs", "modulesPath", "specialArgs", "utils", "baseModules", "extraModules", "modules"];
+const RESERVED_MODULE_ARGS: readonly string[] = ["config", "options", "lib", "pkgs", "modulesPath", "specialArgs", "utils", "baseModules", "extraModules", "modules"];
 
 /** The sentence that refuses module arguments named like the module system's own; undefined when none is. */
 export function reservedModuleArgsProblem(names: readonly string[]): string | undefined {
