@@ -1,4 +1,5 @@
 import type { CopyPlan, CopyProgress, CopyReport } from "../nix/serve/copy";
+import type { CompressMode } from "../nix/serve/copy-policy";
 import type { StoreSource } from "../nix/store-source";
 
 export interface RunResult {
@@ -15,6 +16,10 @@ export interface RunOptions {
 export interface CopyOptions {
   /** Let the target substitute missing paths from its binary caches (nix-copy-closure --use-substitutes). */
   readonly useSubstitutes?: boolean;
+  /** zstd on the data stream: always, never, or when the link is slower than zstd. @default "auto" */
+  readonly compress?: CompressMode;
+  /** Data channels a far target may get at most. @default MAX_DATA_CHANNELS (8) */
+  readonly maxChannels?: number;
   readonly onProgress?: (progress: CopyProgress) => void;
 }
 

@@ -1,17 +1,18 @@
 import { spawn } from "node:child_process";
+import { dumpNar } from "./nar";
 import { ServeSession, type ServeChannel } from "./serve/session";
 import type { NarSink, PathInfo, StoreSource } from "./store-source";
 
 /**
- * The local Nix store, read through a local `nix-store --serve`: closures, path infos and NARs come from Nix itself,
- * over the same protocol the target speaks.
+ * The local Nix store: closures and path infos come from Nix itself, through a local `nix-store --serve` speaking the
+ * protocol the target speaks; NARs are written from the store's files (see nar.ts), which the target checks against
+ * the narHash Nix registered.
  */
 export class LocalStore implements StoreSource {
   private constructor(private readonly session: ServeSession) {}
 
-  static async open(options: { nixStore?: string; storeUri?: string } = {}): Promise<LocalStore> {
-    const args = [...(options.storeUri ? ["--store", options.storeUri] : []), "--serve"];
-    return new LocalStore(await ServeSession.open(spawnServe(options.nixStore ?? "nix-store", args)));
+  static async open(): Promise<LocalStore> {
+    return new LocalStore(await ServeSession.open(spawnServe("nix-store", ["--serve"])));
   }
 
   async closure(paths: readonly string[]): Promise<PathInfo[]> {
@@ -23,7 +24,7 @@ export class LocalStore implements StoreSource {
   }
 
   dumpPath(info: PathInfo, sink: NarSink): Promise<void> {
-    return this.session.dumpStorePath(info.path, info.narSize, sink);
+    return dumpNar(info.path, sink);
   }
 
   close(): Promise<void> {

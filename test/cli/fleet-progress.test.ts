@@ -28,7 +28,7 @@ describe("the push reporter on a pipe", () => {
     reporter.onEvent({ type: "fleet", phase: "evaluate-and-build", hosts: ["web", "app", "db"] });
     reporter.onEvent({ type: "host", host: "web", event: { type: "phase", phase: "connect", detail: "198.51.100.1" } });
     reporter.onEvent({ type: "host", host: "web", event: { type: "phase", phase: "copy" } });
-    reporter.onEvent({ type: "host", host: "web", event: { type: "copied", report: { pathsInClosure: 200, pathsAlreadyValid: 188, pathsCopied: 12, bytesSent: 3 * 1048576, durationMs: 900 } } });
+    reporter.onEvent({ type: "host", host: "web", event: { type: "copied", report: { pathsInClosure: 200, pathsAlreadyValid: 188, pathsCopied: 12, bytesSent: 3 * 1048576, wireBytes: 3 * 1048576 + 4000, durationMs: 900 } } });
     reporter.onEvent({ type: "host-done", outcome: report.hosts[0] });
     reporter.onEvent({ type: "host-done", outcome: report.hosts[3] });
     reporter.done(report, { stack: "fleet", synth: "using cdktf.out" });

@@ -63,7 +63,7 @@ export class FakeHost implements Host {
     this.copies++;
     this.log.push(`copy ${paths.join(" ")}`);
     if (this.copyFailure) throw this.copyFailure;
-    return { pathsInClosure: 3, pathsAlreadyValid: 1, pathsCopied: 2, bytesSent: 2048, durationMs: 1 };
+    return { pathsInClosure: 3, pathsAlreadyValid: 1, pathsCopied: 2, bytesSent: 2048, wireBytes: 2300, durationMs: 1 };
   }
 
   /** Paths the fake host's store has, for planCopy (dry runs). */

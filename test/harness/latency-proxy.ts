@@ -2,8 +2,9 @@ import net from "node:net";
 
 /**
  * A TCP proxy on loopback that holds every chunk for delayMs in each direction, so a round trip costs at least
- * 2 × delayMs: a high-latency link for benchmarks, since this kernel has no netem. Order is kept; a direction stops
- * reading while more than MAX_IN_FLIGHT bytes wait or the receiver is not draining.
+ * 2 × delayMs, and optionally sends at most bytesPerSecond each way: a far, slow link for benchmarks, since this kernel
+ * has no netem. Order is kept; a direction stops reading while more than MAX_IN_FLIGHT bytes wait or the receiver is
+ * not draining.
  */
 export interface LatencyProxy {
   readonly host: "127.0.0.1";
@@ -15,13 +16,16 @@ export interface LatencyProxyOptions {
   target: { host: string; port: number };
   /** Added to every chunk, each way. */
   delayMs: number;
+  /** The link's rate in each direction: a chunk arrives delayMs after the link has finished sending it. @default unlimited */
+  bytesPerSecond?: number;
 }
 
 const MAX_IN_FLIGHT = 4 * 1024 * 1024;
 
 export async function startLatencyProxy(options: LatencyProxyOptions): Promise<LatencyProxy> {
-  const { target, delayMs } = options;
+  const { target, delayMs, bytesPerSecond } = options;
   if (!Number.isFinite(delayMs) || delayMs < 0) throw new Error(`startLatencyProxy: delayMs must be >= 0, got ${delayMs}`);
+  if (bytesPerSecond !== undefined && !(bytesPerSecond > 0)) throw new Error(`startLatencyProxy: bytesPerSecond must be > 0, got ${bytesPerSecond}`);
   const sockets = new Set<net.Socket>();
   // half-open, so a client's FIN does not cut off the reply that is still being delayed
   const server = net.createServer({ allowHalfOpen: true }, (client) => {
@@ -35,8 +39,8 @@ export async function startLatencyProxy(options: LatencyProxyOptions): Promise<L
         upstream.destroy();
       });
     }
-    delayed(client, upstream, delayMs);
-    delayed(upstream, client, delayMs);
+    delayed(client, upstream, delayMs, bytesPerSecond);
+    delayed(upstream, client, delayMs, bytesPerSecond);
   });
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
@@ -57,10 +61,14 @@ export async function startLatencyProxy(options: LatencyProxyOptions): Promise<L
   };
 }
 
-/** Forwards from → to, each chunk (and the end of the stream) delivered delayMs after it arrived. */
-function delayed(from: net.Socket, to: net.Socket, delayMs: number): void {
+/**
+ * Forwards from → to, each chunk (and the end of the stream) delivered delayMs after it arrived, or after the link
+ * finished sending it when the link has a rate.
+ */
+function delayed(from: net.Socket, to: net.Socket, delayMs: number, bytesPerSecond?: number): void {
   const queue: { due: number; chunk: Buffer | null }[] = [];
   let inFlight = 0;
+  let linkFreeAt = 0;
   let timer: NodeJS.Timeout | undefined;
 
   const flush = () => {
@@ -79,12 +87,17 @@ function delayed(from: net.Socket, to: net.Socket, delayMs: number): void {
     if (queue.length > 0) timer = setTimeout(flush, queue[0]!.due - now);
   };
   const enqueue = (chunk: Buffer | null) => {
-    queue.push({ due: performance.now() + delayMs, chunk });
+    let sent = performance.now();
+    if (bytesPerSecond !== undefined) {
+      linkFreeAt = Math.max(linkFreeAt, sent) + ((chunk?.length ?? 0) * 1000) / bytesPerSecond;
+      sent = linkFreeAt;
+    }
+    queue.push({ due: sent + delayMs, chunk });
     if (chunk) {
       inFlight += chunk.length;
       if (inFlight >= MAX_IN_FLIGHT) from.pause();
     }
-    timer ??= setTimeout(flush, delayMs);
+    timer ??= setTimeout(flush, Math.max(0, queue[0]!.due - performance.now()));
   };
 
   from.on("data", (chunk: Buffer) => enqueue(chunk));

@@ -49,6 +49,33 @@ describe("latency proxy", () => {
   });
 });
 
+describe("latency proxy with a rate limit", () => {
+  it("carries no more than bytesPerSecond each way", async () => {
+    const echo = net.createServer({ allowHalfOpen: true }, (socket) => socket.pipe(socket));
+    await new Promise<void>((resolve) => echo.listen(0, "127.0.0.1", resolve));
+    const rate = 8 * 1024 * 1024;
+    const proxy = await startLatencyProxy({ target: { host: "127.0.0.1", port: (echo.address() as net.AddressInfo).port }, delayMs: 5, bytesPerSecond: rate });
+    try {
+      const data = randomBytes(4 * 1024 * 1024);
+      const socket = net.connect(proxy.port, proxy.host);
+      const chunks: Buffer[] = [];
+      socket.on("data", (chunk: Buffer) => chunks.push(chunk));
+      const closed = new Promise((resolve) => socket.once("close", resolve));
+      const started = performance.now();
+      socket.end(data);
+      await closed;
+      const seconds = (performance.now() - started) / 1000;
+      expect(Buffer.concat(chunks).equals(data)).toBe(true);
+      // there and back pipelined: at least one pass of the data over the limited link
+      expect(seconds).toBeGreaterThanOrEqual(data.length / rate);
+      expect(seconds).toBeLessThan((3 * data.length) / rate + 2);
+    } finally {
+      await proxy.close();
+      echo.close();
+    }
+  });
+});
+
 describe.skipIf(missing("root", "sshd", "netns", "nix"))("latency proxy in front of a target", () => {
   let world: TargetWorld;
   let proxy: LatencyProxy;

@@ -1,53 +1,49 @@
-import { copyClosure, planClosureCopy, type CopyPlan, type CopyReport } from "../../nix/serve/copy";
-import { ServeSession } from "../../nix/serve/session";
+import type { CopyPlan } from "../../nix/serve/copy";
+import { copyToRemote, planRemoteCopy, type RemoteCopyReport } from "../../nix/serve/remote-copy";
 import type { StoreSource } from "../../nix/store-source";
+import type { RemoteShell } from "../../nix/remote-shell";
 import type { CopyOptions, Host, ReconnectOptions, RunOptions, RunResult } from "../host";
 import { SshConnection, type SshOptions } from "./connection";
 
 /** A target reached over ssh2: transport only. The only Host implementation that knows about SSH. */
 export class SshHost implements Host {
   readonly name: string;
+  private readonly shell: RemoteShell;
 
   private constructor(private readonly connection: SshConnection, private readonly options: SshOptions) {
     this.name = connection.name;
+    this.shell = { name: this.name, start: (command) => connection.openChannel(command) };
   }
 
   static async connect(options: SshOptions): Promise<SshHost> {
     return new SshHost(await SshConnection.open(options), options);
   }
 
+  /** Bytes this connection has written to its TCP socket (SSH framing and encryption included). */
+  get socketBytesWritten(): number {
+    return this.connection.socketBytesWritten;
+  }
+
   run(command: string, options: RunOptions = {}): Promise<RunResult> {
     return this.connection.exec(command, options.stdin);
   }
 
-  copyClosure(source: StoreSource, paths: readonly string[], options: CopyOptions = {}): Promise<CopyReport> {
+  copyClosure(source: StoreSource, paths: readonly string[], options: CopyOptions = {}): Promise<RemoteCopyReport> {
     // The login user's own Nix: through the daemon for non-root users, which then needs them in trusted-users.
-    return this.withServeSession("nix-store --serve --write", (session) =>
-      copyClosure({ source, target: session, paths, useSubstitutes: options.useSubstitutes, onProgress: options.onProgress }));
+    return copyToRemote({
+      source,
+      shell: this.shell,
+      paths,
+      useSubstitutes: options.useSubstitutes,
+      compress: options.compress,
+      maxChannels: options.maxChannels,
+      onProgress: options.onProgress,
+    });
   }
 
   planCopy(source: StoreSource, paths: readonly string[]): Promise<CopyPlan> {
     // without --write: the remote store refuses anything but queries
-    return this.withServeSession("nix-store --serve", (session) => planClosureCopy(source, session, paths));
-  }
-
-  private async withServeSession<T>(command: string, use: (session: ServeSession) => Promise<T>): Promise<T> {
-    const remote = await this.connection.openChannel(command);
-    let session: ServeSession | undefined;
-    try {
-      session = await ServeSession.open({
-        input: remote.stdin,
-        output: remote.stdout,
-        errors: remote.stderr,
-        exited: remote.exited,
-        command: `ssh ${this.name} ${command}`,
-        close: () => remote.close(),
-      });
-      return await use(session);
-    } finally {
-      if (session) await session.close();
-      else remote.close();
-    }
+    return planRemoteCopy(source, this.shell, paths);
   }
 
   /** The host key was verified on first contact; a new connection must present the same, recorded key. */

@@ -1,5 +1,5 @@
 import type { PathInfo, StoreSource } from "../store-source";
-import type { ServeSession } from "./session";
+import type { AddToStoreStream, ServeSession } from "./session";
 
 export interface CopyProgress {
   readonly pathsDone: number;
@@ -17,6 +17,8 @@ export interface CopyReport {
   readonly pathsCopied: number;
   /** NAR bytes sent to the target. */
   readonly bytesSent: number;
+  /** Bytes written into SSH channels (compressed where compressed, with the protocol's framing). */
+  readonly wireBytes: number;
   readonly durationMs: number;
 }
 
@@ -63,8 +65,28 @@ export async function planClosureCopy(source: StoreSource, target: ServeSession,
 export async function copyClosure(options: CopyClosureOptions): Promise<CopyReport> {
   const started = Date.now();
   const closure = await options.source.closure(options.paths);
-  const valid = await options.target.queryValidPaths(closure.map((i) => i.path), { substitute: options.useSubstitutes });
+  // lock: what the target has stays out of its garbage collector's reach until this import ends
+  const valid = await options.target.queryValidPaths(closure.map((i) => i.path), { substitute: options.useSubstitutes, lock: true });
   const plan = planCopy(closure, valid);
+  const before = options.target.bytesWritten;
+  const bytesSent = await sendPlan(options.target, plan, options.source, { onProgress: options.onProgress });
+  return {
+    pathsInClosure: plan.pathsInClosure,
+    pathsAlreadyValid: plan.pathsAlreadyValid,
+    pathsCopied: plan.send.length,
+    bytesSent,
+    wireBytes: options.target.bytesWritten - before,
+    durationMs: Date.now() - started,
+  };
+}
+
+/** Sends the paths a plan names through a session that already answered its QueryValidPaths; returns the NAR bytes. */
+export async function sendPlan(
+  target: ServeSession,
+  plan: CopyPlan,
+  source: StoreSource,
+  options: { readonly stream?: AddToStoreStream; readonly onProgress?: (progress: CopyProgress) => void },
+): Promise<number> {
   let bytesSent = 0;
   let pathsDone = 0;
   const progress = (currentPath?: string) =>
@@ -76,26 +98,23 @@ export async function copyClosure(options: CopyClosureOptions): Promise<CopyRepo
       currentPath,
     });
   progress();
-  await options.target.addToStoreNars(
+  await target.addToStoreNars(
     plan.send.map((info) => ({
       info,
       nar: (sink) =>
-        options.source.dumpPath(info, (chunk) => {
+        source.dumpPath(info, (chunk) => {
           bytesSent += chunk.length;
           progress(info.path);
           return sink(chunk);
         }),
     })),
-    () => {
-      pathsDone++;
-      progress();
+    {
+      stream: options.stream,
+      onAdded: () => {
+        pathsDone++;
+        progress();
+      },
     },
   );
-  return {
-    pathsInClosure: plan.pathsInClosure,
-    pathsAlreadyValid: plan.pathsAlreadyValid,
-    pathsCopied: plan.send.length,
-    bytesSent,
-    durationMs: Date.now() - started,
-  };
+  return bytesSent;
 }

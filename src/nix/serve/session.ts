@@ -53,6 +53,31 @@ export interface NarUpload {
   readonly nar: (sink: NarSink) => Promise<void>;
 }
 
+/** Where addToStoreNars writes the command stream when it does not go to the server's stdin. */
+export interface AddToStoreStream {
+  /** Resolves when there is room for more. */
+  write(chunk: Buffer): Promise<void>;
+  /** Everything has been written: deliver the rest, then end the server's input. */
+  finish(): Promise<void>;
+  /** Stop: the server failed (or the stream itself did); release everything. */
+  abort(err: Error): void;
+  /** Set when the stream failed on its own (not because the server did). */
+  readonly failure?: Error;
+}
+
+export interface AddToStoreOptions {
+  readonly onAdded?: (info: PathInfo) => void;
+  readonly stream?: AddToStoreStream;
+}
+
+export interface ValidPathsQuery {
+  readonly paths: readonly string[];
+  /** Let the server substitute missing paths from its caches first. */
+  readonly substitute?: boolean;
+  /** Keep the valid paths from garbage collection (temporary roots) until the server process ends. */
+  readonly lock?: boolean;
+}
+
 const STDERR_LIMIT = 64 * 1024;
 
 /**
@@ -64,6 +89,7 @@ export class ServeSession {
     queryValidPaths: 0, queryPathInfos: 0, queryClosure: 0, dumpStorePath: 0, addToStoreNar: 0, narBytesSent: 0,
   };
   private stderrText = "";
+  private written = 0;
   private readonly reader: ServeReader;
   private writeFailure?: Error;
   /** Wakes a writer waiting for 'drain' when the transfer has failed on the read side or the channel closed. */
@@ -82,11 +108,7 @@ export class ServeSession {
   /** Starts the session: sends the greeting and checks the server's. */
   static async open(channel: ServeChannel): Promise<ServeSession> {
     const session = new ServeSession(channel);
-    channel.errors.on("data", (chunk: Buffer) => {
-      session.stderrText = (session.stderrText + chunk.toString("utf8")).slice(-STDERR_LIMIT);
-    });
-    channel.input.on("error", (err: Error) => session.failWrites(err));
-    channel.input.on("close", () => session.failWrites(new Error("the server closed its input")));
+    session.listen();
     session.send((write) => writeHello(write));
     try {
       session.negotiatedVersion = await readHello(session.reader);
@@ -96,13 +118,44 @@ export class ServeSession {
     return session;
   }
 
+  /**
+   * The first bytes a client sends: the greeting and a QueryValidPaths. A command that feeds the server its input in
+   * pieces (the spooled copy) must know their length before it starts.
+   */
+  static preamble(query: ValidPathsQuery): Buffer {
+    const bytes: Buffer[] = [];
+    writeHello((b) => bytes.push(b));
+    writeQueryValidPaths((b) => bytes.push(b), query.paths, { lock: query.lock === true, substitute: query.substitute === true });
+    return Buffer.concat(bytes);
+  }
+
+  /** Starts a session whose server gets `preamble(query)` first, and returns the answer to that query. */
+  static async openWithQuery(channel: ServeChannel, query: ValidPathsQuery): Promise<{ session: ServeSession; valid: Set<string> }> {
+    const session = new ServeSession(channel);
+    session.listen();
+    session.stats.queryValidPaths++;
+    session.send((write) => write(ServeSession.preamble(query)));
+    try {
+      session.negotiatedVersion = await readHello(session.reader);
+    } catch (err) {
+      throw await session.explain(err, "starting the serve protocol");
+    }
+    const valid = new Set(await session.reply(() => session.reader.readStrings("the valid paths"), "querying valid paths"));
+    return { session, valid };
+  }
+
+  /** Bytes this session wrote into the server's input. */
+  get bytesWritten(): number {
+    return this.written;
+  }
+
   get stderr(): string {
     return this.stderrText;
   }
 
-  async queryValidPaths(paths: readonly string[], options: { substitute?: boolean } = {}): Promise<Set<string>> {
+  async queryValidPaths(paths: readonly string[], options: { substitute?: boolean; lock?: boolean } = {}): Promise<Set<string>> {
     this.stats.queryValidPaths++;
-    this.send((write) => writeQueryValidPaths(write, paths, { lock: false, substitute: options.substitute === true }));
+    this.send((write) => writeQueryValidPaths(write, paths, { lock: options.lock === true, substitute: options.substitute === true }));
     return new Set(await this.reply(() => this.reader.readStrings("the valid paths"), "querying valid paths"));
   }
 
@@ -127,34 +180,50 @@ export class ServeSession {
 
   /**
    * Adds paths in the given order (dependencies first), sending each NAR right after the previous one and reading
-   * the server's acknowledgements as they come.
+   * the server's acknowledgements as they come. The command stream goes to the server's stdin, or to `stream` when
+   * the bytes travel another way (the spooled copy's data channels).
    */
-  async addToStoreNars(uploads: readonly NarUpload[], onAdded?: (info: PathInfo) => void): Promise<void> {
+  async addToStoreNars(uploads: readonly NarUpload[], options: AddToStoreOptions = {}): Promise<void> {
+    const stream = options.stream;
     const acknowledgements = (async () => {
       for (const upload of uploads) {
         const ok = await this.reply(() => this.reader.readU64("the acknowledgement"), `adding ${upload.info.path}`);
         if (ok !== 1) throw new ServeError(`unexpected reply ${ok} to adding ${upload.info.path}`, this.channel.command, this.stderr);
-        onAdded?.(upload.info);
+        options.onAdded?.(upload.info);
       }
     })();
     // Surface the server's error (read side) rather than the EPIPE the write side sees when the server gives up,
     // and stop a writer that waits for room the server will never make.
-    acknowledgements.catch((err: Error) => this.failWrites(err));
+    acknowledgements.catch((err: Error) => {
+      this.failWrites(err);
+      stream?.abort(err);
+    });
+    const write = stream ? (chunk: Buffer) => stream.write(chunk) : (chunk: Buffer) => this.writeWithBackpressure(chunk);
     try {
       for (const upload of uploads) {
         this.stats.addToStoreNar++;
-        this.send((write) => writeAddToStoreNarHeader(write, upload.info));
+        const header: Buffer[] = [];
+        writeAddToStoreNarHeader((bytes) => header.push(bytes), upload.info);
+        await write(Buffer.concat(header));
         let sent = 0;
         await upload.nar(async (chunk) => {
           sent += chunk.length;
           this.stats.narBytesSent += chunk.length;
-          await this.writeWithBackpressure(chunk);
+          await write(chunk);
         });
         if (sent !== upload.info.narSize) {
           throw new ServeError(`the NAR of ${upload.info.path} was ${sent} bytes, its info says ${upload.info.narSize}`, this.channel.command, this.stderr);
         }
       }
+      await stream?.finish();
     } catch (err) {
+      // the server's explanation wins, unless the failure was on a path of our own (a data channel) first
+      if (stream !== undefined && stream.failure !== undefined) {
+        stream.abort(stream.failure);
+        await acknowledgements.catch(() => undefined);
+        throw stream.failure;
+      }
+      stream?.abort(err as Error);
       await acknowledgements;
       throw err;
     }
@@ -167,13 +236,25 @@ export class ServeSession {
     await Promise.race([this.channel.exited, new Promise((resolve) => setTimeout(resolve, 5000).unref())]);
   }
 
+  private listen(): void {
+    this.channel.errors.on("data", (chunk: Buffer) => {
+      this.stderrText = (this.stderrText + chunk.toString("utf8")).slice(-STDERR_LIMIT);
+    });
+    this.channel.input.on("error", (err: Error) => this.failWrites(err));
+    this.channel.input.on("close", () => this.failWrites(new Error("the server closed its input")));
+  }
+
   private send(encode: (write: (bytes: Buffer) => void) => void): void {
     if (this.writeFailure) throw this.writeFailure;
-    encode((bytes) => this.channel.input.write(bytes));
+    encode((bytes) => {
+      this.written += bytes.length;
+      this.channel.input.write(bytes);
+    });
   }
 
   private async writeWithBackpressure(chunk: Buffer): Promise<void> {
     if (this.writeFailure) throw this.writeFailure;
+    this.written += chunk.length;
     if (this.channel.input.write(chunk)) return;
     await new Promise<void>((resolve, reject) => {
       const onDrain = () => {

@@ -1,0 +1,20 @@
+import type { Readable, Writable } from "node:stream";
+
+/** A command running on the target: its three streams and its end. */
+export interface RemoteProcess {
+  readonly stdin: Writable;
+  readonly stdout: Readable;
+  readonly stderr: Readable;
+  /** The exit code (128 + n after signal n), or null when the channel closed without one (the connection was lost). */
+  readonly exited: Promise<number | null>;
+  /** Ends its input and releases the channel. */
+  close(): void;
+}
+
+/** What copying to a target needs from a connection to it: to start commands there (an SSH connection, in practice). */
+export interface RemoteShell {
+  /** How the target is named in messages. */
+  readonly name: string;
+  /** Starts a command; resolves once it runs. */
+  start(command: string): Promise<RemoteProcess>;
+}

@@ -1,0 +1,234 @@
+import { randomBytes } from "node:crypto";
+import { PassThrough } from "node:stream";
+import type { StoreSource } from "../store-source";
+import { localZstdAvailable } from "../zstd";
+import { copyClosure, planClosureCopy, planCopy, sendPlan, type CopyPlan, type CopyProgress, type CopyReport } from "./copy";
+import { chooseTransport, MAX_DATA_CHANNELS, SEGMENT_BYTES, type CompressMode, type TransportChoice } from "./copy-policy";
+import { ServeError, ServeSession, type ServeChannel } from "./session";
+import { CONSUMED_MARK, dataChannelCommand, importerCommand, parseProbe, probeCommand, removeSpoolCommand, type TargetCapabilities } from "./spool-commands";
+import type { RemoteProcess, RemoteShell } from "../remote-shell";
+import { DataChannel, SpoolStream } from "./spool-stream";
+
+export interface RemoteCopyOptions {
+  readonly source: StoreSource;
+  readonly shell: RemoteShell;
+  readonly paths: readonly string[];
+  readonly useSubstitutes?: boolean;
+  /** @default "auto" */
+  readonly compress?: CompressMode;
+  /** @default MAX_DATA_CHANNELS */
+  readonly maxChannels?: number;
+  readonly onProgress?: (progress: CopyProgress) => void;
+}
+
+export interface TransportReport extends TransportChoice {
+  readonly rttMs: number;
+  readonly segments: number;
+  readonly compressedSegments: number;
+}
+
+export type RemoteCopyReport = CopyReport & { readonly transport: TransportReport };
+
+const WRITE_COMMAND = "nix-store --serve --write";
+
+/**
+ * Copies a closure to the target the fastest safe way this link allows: measures the round trip and asks what the
+ * target has (one probe command), then copies over one channel straight into `nix-store --serve --write`, or over
+ * several data channels through a spool into one importer (see spool-commands.ts) when the round trip makes one
+ * channel window-bound or compression is wanted. Either way one nix-store registers the paths in dependency order.
+ */
+export async function copyToRemote(options: RemoteCopyOptions): Promise<RemoteCopyReport> {
+  const started = Date.now();
+  const compress = options.compress ?? "auto";
+  const [closure, probe] = await Promise.all([options.source.closure(options.paths), probeTarget(options.shell)]);
+  const choice = chooseTransport({
+    rttMs: probe.rttMs,
+    compress,
+    maxChannels: options.maxChannels ?? MAX_DATA_CHANNELS,
+    target: probe.capabilities,
+    localZstd: compress !== "none" && localZstdAvailable(),
+  });
+  const transport = (extra: Partial<TransportReport> = {}): TransportReport => ({
+    ...choice, rttMs: probe.rttMs, segments: 0, compressedSegments: 0, ...extra,
+  });
+
+  if (choice.kind === "spooled") {
+    const spooled = await copySpooled(options, closure, choice, compress);
+    if (spooled !== undefined) {
+      return { ...spooled.report, durationMs: Date.now() - started, transport: transport(spooled.transport) };
+    }
+  }
+  const direct = await withSession(options.shell, WRITE_COMMAND, (session) =>
+    copyClosure({
+      source: { closure: async () => closure, dumpPath: (info, sink) => options.source.dumpPath(info, sink), close: async () => undefined },
+      target: session,
+      paths: options.paths,
+      useSubstitutes: options.useSubstitutes,
+      onProgress: options.onProgress,
+    }));
+  const fellBack = choice.kind === "spooled";
+  return {
+    ...direct,
+    durationMs: Date.now() - started,
+    transport: transport({
+      kind: "direct",
+      dataChannels: 1,
+      compress: false,
+      reason: fellBack ? `${choice.reason}; the target refused every data channel, so one channel was used` : choice.reason,
+    }),
+  };
+}
+
+/** What copyToRemote would send, read through a `nix-store --serve` that cannot write (never substitutes). */
+export function planRemoteCopy(source: StoreSource, shell: RemoteShell, paths: readonly string[]): Promise<CopyPlan> {
+  return withSession(shell, "nix-store --serve", (session) => planClosureCopy(source, session, paths));
+}
+
+/** The round trip (the faster of two echoes through a running shell) and the target's tools, in one command. */
+async function probeTarget(shell: RemoteShell): Promise<{ rttMs: number; capabilities: TargetCapabilities }> {
+  const process = await shell.start(probeCommand());
+  let stdout = "";
+  let echoes = 0;
+  let rttMs = Infinity;
+  let sentAt = performance.now();
+  const echoed = new Promise<void>((resolve) => {
+    process.stdout.on("data", (c: Buffer) => {
+      stdout += c.toString("utf8");
+      while (echoes < 2 && stdout.split("\n").length - 1 > echoes) {
+        echoes++;
+        rttMs = Math.min(rttMs, performance.now() - sentAt);
+        if (echoes === 1) {
+          sentAt = performance.now();
+          process.stdin.write("2\n");
+        } else resolve();
+      }
+    });
+    process.exited.then(() => resolve(), () => resolve());
+  });
+  process.stderr.resume();
+  process.stdin.on("error", () => undefined);
+  process.stdin.write("1\n");
+  await echoed;
+  process.stdin.end();
+  const code = await process.exited;
+  if (echoes < 2) {
+    throw new ServeError(`probing ${shell.name} failed: ${code === null ? "the connection was lost" : `the probe exited with code ${code}`}`, probeCommand(), "", code);
+  }
+  return { rttMs, capabilities: parseProbe(stdout.split("\n").slice(2).join("\n")) };
+}
+
+/** The spooled copy; undefined when no data channel could be opened (and nothing was sent). */
+async function copySpooled(
+  options: RemoteCopyOptions,
+  closure: Awaited<ReturnType<StoreSource["closure"]>>,
+  choice: TransportChoice,
+  compress: CompressMode,
+): Promise<{ report: CopyReport; transport: Partial<TransportReport> } | undefined> {
+  const id = randomBytes(16).toString("hex");
+  const query = { paths: closure.map((i) => i.path), substitute: options.useSubstitutes, lock: true };
+  const preamble = ServeSession.preamble(query);
+  const command = importerCommand(id, preamble.length);
+  const importer = await options.shell.start(command);
+  let stream: SpoolStream | undefined;
+  let channels: DataChannel[] = [];
+  let completed = false;
+  // Nix's stderr goes to the session (for its messages); the importer's notices are taken out of it
+  const nixErrors = new PassThrough();
+  splitLines(importer.stderr, (line) => {
+    if (line.startsWith(CONSUMED_MARK)) stream?.consumedSegment();
+    else nixErrors.write(`${line}\n`);
+  }, () => nixErrors.end());
+  const channel: ServeChannel = {
+    input: importer.stdin,
+    output: importer.stdout,
+    errors: nixErrors,
+    exited: importer.exited,
+    command: `ssh ${options.shell.name} '${command}'`,
+    close: () => importer.close(),
+  };
+  const { session, valid } = await ServeSession.openWithQuery(channel, query).catch(async (err: unknown) => {
+    importer.close();
+    throw err;
+  });
+  try {
+    const plan = planCopy(closure, valid);
+    const segmentsNeeded = Math.ceil((plan.bytesToSend + plan.send.length * 1024) / SEGMENT_BYTES);
+    if (plan.send.length > 0) {
+      const wanted = Math.max(1, Math.min(choice.dataChannels, segmentsNeeded));
+      channels = await openDataChannels(options.shell, id, wanted, (err) => stream?.failWith(err));
+      if (channels.length === 0) return undefined;
+      stream = new SpoolStream({ stdin: importer.stdin, command }, channels, { allowed: choice.compress, mode: compress });
+    }
+    const bytesSent = await sendPlan(session, plan, options.source, { stream, onProgress: options.onProgress });
+    completed = true;
+    return {
+      report: {
+        pathsInClosure: plan.pathsInClosure,
+        pathsAlreadyValid: plan.pathsAlreadyValid,
+        pathsCopied: plan.send.length,
+        bytesSent,
+        wireBytes: session.bytesWritten + (stream?.stats.wireBytes ?? 0),
+        durationMs: 0,
+      },
+      transport: { dataChannels: channels.length, segments: stream?.stats.segments ?? 0, compressedSegments: stream?.stats.compressedSegments ?? 0 },
+    };
+  } finally {
+    for (const c of channels) c.close();
+    await session.close();
+    // The importer's trap removes the spool; after a failure a data channel may have raced it, so make sure.
+    if (!completed) await removeSpool(options.shell, id);
+  }
+}
+
+async function openDataChannels(shell: RemoteShell, id: string, count: number, onFailure: (err: Error) => void): Promise<DataChannel[]> {
+  const command = dataChannelCommand(id);
+  // a server that allows fewer sessions refuses the rest: fewer channels, not a failed copy
+  const opened = await Promise.allSettled(Array.from({ length: count }, () => shell.start(command)));
+  return opened
+    .filter((r): r is PromiseFulfilledResult<RemoteProcess> => r.status === "fulfilled")
+    .map((r) => new DataChannel(r.value, `ssh ${shell.name} '${command}'`, onFailure));
+}
+
+async function removeSpool(shell: RemoteShell, id: string): Promise<void> {
+  try {
+    const process = await shell.start(removeSpoolCommand(id));
+    process.stdout.resume();
+    process.stderr.resume();
+    process.stdin.end();
+    await Promise.race([process.exited, new Promise((resolve) => setTimeout(resolve, 5000).unref())]);
+  } catch {
+    // the connection is gone: the next copy's probe removes the spool
+  }
+}
+
+async function withSession<T>(shell: RemoteShell, command: string, use: (session: ServeSession) => Promise<T>): Promise<T> {
+  const remote = await shell.start(command);
+  let session: ServeSession | undefined;
+  try {
+    session = await ServeSession.open({
+      input: remote.stdin,
+      output: remote.stdout,
+      errors: remote.stderr,
+      exited: remote.exited,
+      command: `ssh ${shell.name} ${command}`,
+      close: () => remote.close(),
+    });
+    return await use(session);
+  } finally {
+    if (session) await session.close();
+    else remote.close();
+  }
+}
+
+function splitLines(stream: NodeJS.ReadableStream, onLine: (line: string) => void, onEnd: () => void): void {
+  let partial = "";
+  stream.on("data", (c: Buffer) => {
+    const lines = (partial + c.toString("utf8")).split("\n");
+    partial = lines.pop() ?? "";
+    for (const line of lines) onLine(line);
+  });
+  stream.on("end", () => {
+    if (partial !== "") onLine(partial);
+    onEnd();
+  });
+}
