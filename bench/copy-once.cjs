@@ -1,6 +1,6 @@
 // One copy by cdktf-nixos in a process of its own, so its time and peak memory are its alone.
-// usage: node bench/copy-once.cjs HOST PORT KEY KNOWN_HOSTS STORE_PATH
-// prints one JSON line: { ms, pathsCopied, bytesSent, peakRssMiB }
+// usage: node bench/copy-once.cjs HOST PORT KEY KNOWN_HOSTS STORE_PATH [COMPRESS]
+// prints one JSON line: { ms, pathsCopied, bytesSent, wireBytes, socketBytes, transport, peakRssMiB }
 const { readFileSync } = require("node:fs");
 const { join } = require("node:path");
 
@@ -9,16 +9,25 @@ const { SshHost } = require(join(lib, "deploy", "ssh", "ssh-host.js"));
 const { LocalStore } = require(join(lib, "nix", "local-store.js"));
 
 async function main() {
-  const [host, port, key, knownHosts, path] = process.argv.slice(2);
+  const [host, port, key, knownHosts, path, compress] = process.argv.slice(2);
   const started = process.hrtime.bigint();
   const target = await SshHost.connect({ host, port: Number(port), user: "root", privateKeyFile: key, knownHostsFile: knownHosts });
   const store = await LocalStore.open();
-  const report = await target.copyClosure(store, [path]);
+  const report = await target.copyClosure(store, [path], { compress: compress ?? "auto" });
+  const socketBytes = target.socketBytesWritten;
   await store.close();
   await target.close();
   const ms = Number(process.hrtime.bigint() - started) / 1e6;
   const peak = /VmHWM:\s+(\d+) kB/.exec(readFileSync("/proc/self/status", "utf8"));
-  process.stdout.write(`${JSON.stringify({ ms, pathsCopied: report.pathsCopied, bytesSent: report.bytesSent, peakRssMiB: peak ? Number(peak[1]) / 1024 : null })}\n`);
+  process.stdout.write(`${JSON.stringify({
+    ms,
+    pathsCopied: report.pathsCopied,
+    bytesSent: report.bytesSent,
+    wireBytes: report.wireBytes,
+    socketBytes,
+    transport: report.transport,
+    peakRssMiB: peak ? Number(peak[1]) / 1024 : null,
+  })}\n`);
 }
 
 main().catch((err) => {

@@ -5,7 +5,7 @@ import { DeployError, EXIT_CODES, exitCodeOf, type DeployPhase } from "../errors
 import type { HostOutcome, PushEvent, PushReport } from "../fleet/push";
 import { buildProgressTracker } from "../nix/build-log";
 import { describeChange } from "../nix/closure-diff";
-import type { Output } from "./progress";
+import { copyTransport, type Output } from "./progress";
 
 /** Renders a push: live lines on a terminal, prefixed lines on a pipe, then a summary table or one JSON object. */
 export interface FleetReporter {
@@ -121,7 +121,7 @@ export function createFleetReporter(output: Output, hostNames: readonly string[]
         line.copy = { ...event.progress, since: line.copy?.since ?? Date.now() };
         break;
       case "copied":
-        say(name, `copied ${event.report.pathsCopied} of ${event.report.pathsInClosure} paths (${size(event.report.bytesSent)}) in ${seconds(event.report.durationMs)}`);
+        say(name, `copied ${event.report.pathsCopied} of ${event.report.pathsInClosure} paths (${size(event.report.bytesSent)}) in ${seconds(event.report.durationMs)}${copyTransport(event.report)}`);
         break;
       case "activation-started":
         line.activationLog = event.logFile;

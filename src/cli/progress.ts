@@ -3,6 +3,7 @@ import type { Writable } from "node:stream";
 import type { DeployEvent, DeployResult } from "../deploy/deploy";
 import { DeployError, EXIT_CODES, exitCodeOf, type DeployPhase } from "../errors";
 import { buildProgressTracker } from "../nix/build-log";
+import type { CopyReport } from "../nix/serve/copy";
 
 /** Where the CLI writes; a terminal gets live progress, anything else gets one line per step. */
 export interface Output {
@@ -83,7 +84,8 @@ export function createReporter(output: Output, options: { json: boolean; verbose
       case "copied":
         stopBar();
         log(`copied ${event.report.pathsCopied} of ${event.report.pathsInClosure} paths ` +
-          `(${mib(event.report.bytesSent)} MiB, ${event.report.pathsAlreadyValid} already there) in ${seconds(event.report.durationMs)}`);
+          `(${mib(event.report.bytesSent)} MiB, ${event.report.pathsAlreadyValid} already there) in ${seconds(event.report.durationMs)}` +
+          copyTransport(event.report));
         break;
       case "activated":
         log(`${event.report.action}: ${event.report.newSystem}` +
@@ -148,6 +150,15 @@ export function createReporter(output: Output, options: { json: boolean; verbose
       }
     },
   };
+}
+
+/** How a copy travelled, when it was not the plain single channel: ", over 8 channels (52 ms round trip), 15.1 MiB sent (zstd)". */
+export function copyTransport(report: CopyReport): string {
+  const t = report.transport;
+  if (t === undefined || (t.kind === "direct" && report.wireBytes >= report.bytesSent)) return "";
+  const channels = t.kind === "spooled" ? `, over ${t.dataChannels} channel${t.dataChannels === 1 ? "" : "s"} (${t.rttMs.toFixed(0)} ms round trip)` : "";
+  const zstd = t.compressedSegments > 0 ? `, ${mib(report.wireBytes)} MiB sent (zstd)` : "";
+  return channels + zstd;
 }
 
 function mib(bytes: number): string {

@@ -156,6 +156,19 @@ export interface NixosDeploymentOptions {
    * @default - keep every generation
    */
   readonly keepGenerations?: number;
+  /**
+   * zstd on the copy's data stream. AUTO compresses on far links (where the copy uses several SSH channels) while
+   * the link is slower than zstd; ZSTD always (needs zstd on both machines); NONE never.
+   * @default CopyCompression.AUTO
+   */
+  readonly compress?: CopyCompression;
+}
+
+/** zstd on a deployment's copy (`cdktf-nixos deploy --compress`). */
+export enum CopyCompression {
+  AUTO = "auto",
+  ZSTD = "zstd",
+  NONE = "none",
 }
 
 export interface NixosDeploymentProps extends NixosDeploymentOptions {
@@ -236,6 +249,7 @@ export class NixosDeployment extends Construct {
       region: props.region,
       ec2Endpoint: props.ec2Endpoint ?? providerEc2Endpoint(stack),
       useSubstitutes: props.useSubstitutes === true,
+      compress: props.compress,
       buildOnTarget: props.buildOnTarget === true,
       connectTimeoutSeconds: props.connectTimeout ?? 300,
       confirmTimeoutSeconds: confirmTimeout,
@@ -424,6 +438,9 @@ function validateDeploymentProps(path: string, props: NixosDeploymentProps): voi
   }
   if (props.keepGenerations !== undefined && !(Number.isInteger(props.keepGenerations) && props.keepGenerations >= 1)) {
     fail(`keepGenerations ${props.keepGenerations} is not a whole number of at least 1 (the new generation always stays)`);
+  }
+  if (props.compress !== undefined && !Object.values(CopyCompression).includes(props.compress)) {
+    fail(`compress '${props.compress}' is not one of ${Object.values(CopyCompression).join(", ")} (CopyCompression.AUTO, ZSTD or NONE)`);
   }
   const port = props.port ?? 22;
   if (!Token.isUnresolved(port) && !isPort(port)) fail(`port ${port} is not a port number (1-65535)`);

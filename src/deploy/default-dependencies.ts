@@ -1,4 +1,4 @@
-import { waitForConsoleHostKeys } from "../aws/console-host-keys";
+import type { ConsoleHostKeyQuery } from "../aws/console-host-keys";
 import { buildSystem, instantiateSystem, type NixOptions } from "../nix/build";
 import { LocalStore } from "../nix/local-store";
 import { ConnectError } from "../errors";
@@ -52,7 +52,7 @@ async function connectChecked(target: TargetSpec, options: DefaultDependencyOpti
     jumpHost: target.jumpHost === undefined
       ? undefined
       : { host: target.jumpHost.host, port: target.jumpHost.port, user: target.jumpHost.user ?? target.user ?? "root" },
-    compress: target.compress,
+    sshCompression: target.sshCompression,
     retryForMs: options.connectRetryMs ?? 10_000,
   };
   const ec2Console = target.hostKeyFromEc2Console;
@@ -95,7 +95,9 @@ async function consoleFingerprints(
   timeoutMs: number | undefined,
 ): Promise<string[]> {
   try {
-    return await waitForConsoleHostKeys({ ...source, timeoutMs });
+    // the AWS SDK takes a fifth of a second to load: only deploys that read a console pay for it
+    const { waitForConsoleHostKeys } = await import("../aws/console-host-keys.js");
+    return await waitForConsoleHostKeys({ ...source, timeoutMs } satisfies ConsoleHostKeyQuery);
   } catch (err) {
     throw new ConnectError(`cannot read the host key fingerprints of ${source.instanceId}: ${(err as Error).message}`, {
       hint: "the deploy needs ec2:GetConsoleOutput on the instance; without the fingerprints no host key is trusted",

@@ -1,3 +1,4 @@
+import type { CompressMode, TransportReport } from "../nix/serve/copy-policy";
 import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
 import {
@@ -86,6 +87,10 @@ export interface DeployRequest {
   /** @default "switch" */
   readonly action?: Action;
   readonly useSubstitutes?: boolean;
+  /** zstd on the copy's data stream. @default "auto" */
+  readonly compress?: CompressMode;
+  /** Data channels a far target's copy may use at most. @default 8 */
+  readonly maxChannels?: number;
   /** Copy the derivation closure and build on the target (for a target of another architecture). */
   readonly buildOnTarget?: boolean;
   readonly installBootloader?: boolean;
@@ -142,7 +147,12 @@ export interface DeployResult {
   readonly upToDate: boolean;
   readonly pathsCopied: number;
   readonly pathsInClosure: number;
+  /** NAR bytes copied. */
   readonly bytesSent: number;
+  /** Bytes written into SSH channels for the copy (less than bytesSent when compressed). */
+  readonly wireBytes: number;
+  /** How the copy travelled: one channel or the spool with several, compression, the measured round trip. */
+  readonly copyTransport?: TransportReport;
   readonly previousSystem?: string;
   readonly newSystem: string;
   readonly previousGeneration?: number;
@@ -218,6 +228,7 @@ export async function deployBuilt(
         pathsCopied: 0,
         pathsInClosure: 0,
         bytesSent: 0,
+        wireBytes: 0,
         previousSystem: before.currentSystem,
         newSystem: local.outPath,
         previousGeneration: before.profileGeneration,
@@ -272,6 +283,8 @@ export async function deployBuilt(
       pathsCopied: copy.pathsCopied,
       pathsInClosure: copy.pathsInClosure,
       bytesSent: copy.bytesSent,
+      wireBytes: copy.wireBytes,
+      copyTransport: copy.transport,
       previousSystem: activation.previousSystem,
       newSystem: activation.newSystem,
       previousGeneration: activation.previousGeneration,
@@ -427,6 +440,8 @@ async function copyTo(
     store = await deps.openStore();
     return await host.copyClosure(store, roots, {
       useSubstitutes: request.useSubstitutes,
+      compress: request.compress,
+      maxChannels: request.maxChannels,
       onProgress: (progress) => emit({ type: "copy-progress", progress }),
     });
   } catch (err) {

@@ -1,3 +1,4 @@
+import type { CompressMode } from "../nix/serve/copy-policy";
 import { shellQuote } from "../shell";
 import type { Action } from "./goal";
 import type { KeySpec } from "./keys";
@@ -60,6 +61,8 @@ export interface DeploymentSpec {
   /** EC2 endpoint for the console check (the stack's AwsProvider endpoints); undefined is AWS's. */
   readonly ec2Endpoint?: string;
   readonly useSubstitutes: boolean;
+  /** zstd on the copy; undefined is "auto". */
+  readonly compress?: CompressMode;
   readonly buildOnTarget: boolean;
   readonly connectTimeoutSeconds: number;
   /** Magic rollback for switch/test; 0 is off. */
@@ -105,6 +108,7 @@ export function deployArguments(spec: DeploymentSettings): CommandWord[] {
     ...(spec.sshPrivateKeyFile !== undefined ? ["--ssh-key", spec.sshPrivateKeyFile] : []),
     ...(spec.acceptNewHostKey ? ["--accept-new-host-key"] : []),
     ...(spec.useSubstitutes ? ["--use-substitutes"] : []),
+    ...(spec.compress !== undefined && spec.compress !== "auto" ? ["--compress", spec.compress] : []),
     ...(spec.buildOnTarget ? ["--build-on-target"] : []),
     ...(spec.keepGenerations !== undefined ? ["--keep-generations", String(spec.keepGenerations)] : []),
     ...(spec.confirmTimeoutSeconds > 0 ? ["--confirm-timeout", String(spec.confirmTimeoutSeconds)] : []),

@@ -1,3 +1,4 @@
+import type { CompressMode } from "../nix/serve/copy-policy";
 import {
   deployBuilt,
   previewDeploy,
@@ -22,6 +23,10 @@ export interface PushSettings {
   readonly failFast: boolean;
   /** Overrides every deployment's keepGenerations. */
   readonly keepGenerations?: number;
+  /** Overrides every deployment's compress. */
+  readonly compress?: CompressMode;
+  /** Data channels a far host's copy may use at most. */
+  readonly maxChannels?: number;
   readonly reactivate: boolean;
   readonly lockTimeoutSeconds: number;
   readonly activationTimeoutSeconds: number;
@@ -68,6 +73,8 @@ export function planPush(hosts: readonly FleetHost[], settings: PushSettings): P
         },
         action: spec.action,
         useSubstitutes: spec.useSubstitutes,
+        compress: settings.compress ?? spec.compress,
+        maxChannels: settings.maxChannels,
         buildOnTarget: spec.buildOnTarget,
         confirmTimeoutSeconds: spec.confirmTimeoutSeconds > 0 ? spec.confirmTimeoutSeconds : undefined,
         lockTimeoutSeconds: settings.lockTimeoutSeconds,

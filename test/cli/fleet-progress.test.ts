@@ -7,7 +7,7 @@ import { capturedOutput } from "../harness/cli";
 const NEW = "/nix/store/0000000000000000000000000000000b-nixos-system-web-25.05";
 const deployed = {
   host: "root@198.51.100.1:22", action: "switch" as const, system: "x86_64-linux", upToDate: false, pathsCopied: 12,
-  pathsInClosure: 200, bytesSent: 3 * 1048576, previousSystem: undefined, newSystem: NEW, previousGeneration: 4, newGeneration: 5, keys: [], durationMs: 2100,
+  pathsInClosure: 200, bytesSent: 3 * 1048576, wireBytes: 3 * 1048576 + 4000, previousSystem: undefined, newSystem: NEW, previousGeneration: 4, newGeneration: 5, keys: [], durationMs: 2100,
 };
 const report: PushReport = {
   dryRun: false,
@@ -15,7 +15,7 @@ const report: PushReport = {
   exitCode: EXIT_CODES.connect,
   hosts: [
     { name: "web", status: "deployed", durationMs: 2100, exitCode: 0, result: deployed },
-    { name: "app", status: "up-to-date", durationMs: 300, exitCode: 0, result: { ...deployed, upToDate: true, pathsCopied: 0, bytesSent: 0, previousGeneration: 7, newGeneration: 7 } },
+    { name: "app", status: "up-to-date", durationMs: 300, exitCode: 0, result: { ...deployed, upToDate: true, pathsCopied: 0, bytesSent: 0, wireBytes: 0, previousGeneration: 7, newGeneration: 7 } },
     { name: "db", status: "failed", durationMs: 2000, exitCode: EXIT_CODES.connect, error: new ConnectError("cannot reach root@198.51.100.3:22: connect ECONNREFUSED") },
     { name: "cache", status: "not-created", durationMs: 0, exitCode: EXIT_CODES.connect, reason: "not created — run cdktf deploy" },
   ],

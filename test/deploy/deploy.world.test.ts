@@ -260,7 +260,7 @@ describe.skipIf(missing("root", "nix", "sshd", "netns"))("cdktf-nixos deploy thr
     expect(started.exitCode, started.stderr).toBe(0);
     const system = await buildSystem({ config: webConfig({ environment: { etc: { motd: { text: "via bastion" } } } }) });
     const result = await cli(["deploy", "--target-host", "root@127.0.0.1", "--jump-host", `root@${bastion.address}`,
-      "--ssh-key", world.clientKeyFile, "--known-hosts", knownHosts, "--compress", "--toplevel", system.toplevel, "--json"]);
+      "--ssh-key", world.clientKeyFile, "--known-hosts", knownHosts, "--ssh-compression", "--toplevel", system.toplevel, "--json"]);
     expect(result.code, result.stderr).toBe(0);
     expect(result.json).toMatchObject({ host: "root@127.0.0.1:22", newSystem: system.toplevel });
     expect((await bastion.exec("cat /nix/var/nixos-lite/etc/motd")).stdout).toBe("via bastion");
@@ -272,11 +272,11 @@ describe.skipIf(missing("root", "nix", "sshd", "netns"))("cdktf-nixos deploy thr
     expect(unknownBastion.stderr).toContain(`root@${bastion.address}:22 is not in ${knownHosts}`);
   });
 
-  it("copies over a compressed connection", async () => {
+  it("copies over a zlib-compressed SSH connection (--ssh-compression)", async () => {
     const target = world.hosts[0];
     const system = await buildSystem({ config: webConfig({ environment: { etc: { motd: { text: "compressed" } } }, lite: { payload: { paths: 3, sizeKiB: 512 } } }) });
     const result = await cli(["deploy", "--target-host", `root@${target.address}`, "--ssh-key", world.clientKeyFile,
-      "--known-hosts", world.knownHostsFile, "--compress", "--toplevel", system.toplevel, "--json"]);
+      "--known-hosts", world.knownHostsFile, "--ssh-compression", "--toplevel", system.toplevel, "--json"]);
     expect(result.code, result.stderr).toBe(0);
     expect((await target.exec("cat /nix/var/nixos-lite/etc/motd")).stdout).toBe("compressed");
   });

@@ -26,6 +26,7 @@ const spec: DeploymentSpec = {
   instanceId: "${aws_instance.web_Instance_5E6F.id}",
   region: "${data.aws_region.web_Region_99.name}",
   useSubstitutes: true,
+  compress: "zstd",
   buildOnTarget: false,
   connectTimeoutSeconds: 300,
   confirmTimeoutSeconds: 30,
@@ -42,7 +43,7 @@ describe("the deploy command of a deployment", () => {
   it("is rendered from the spec, with apply-time values left to the environment", () => {
     expect(renderCommand(["/usr/bin/node", "/opt/cdktf-nixos/lib/cli/bin.js", ...deployArguments(spec)])).toBe(
       "/usr/bin/node /opt/cdktf-nixos/lib/cli/bin.js deploy --target-port 2222 --known-hosts /work/app/.cdktf-nixos/known_hosts " +
-        "--action switch --connect-timeout 300 --json --ssh-key /work/app/.cdktf-nixos/keys/fleet --use-substitutes " +
+        "--action switch --connect-timeout 300 --json --ssh-key /work/app/.cdktf-nixos/keys/fleet --use-substitutes --compress zstd " +
         "--keep-generations 5 --confirm-timeout 30 --sensitive-arg appAddress " +
         `--key-spec '{"name":"db-password","command":["printf","%s","s3cret"],"user":"postgres","group":"postgres","permissions":"0440","uploadAt":"after-activation"}' ` +
         "--config /work/app/nixos/web.nix -I 'nixpkgs=/work/nixpkgs with space' " +
@@ -80,11 +81,13 @@ describe("the deploy command of a deployment", () => {
         knownHostsFile: spec.knownHostsFile,
         acceptNewHostKey: false,
         jumpHost: undefined,
-        compress: false,
+        sshCompression: false,
         hostKeyFromEc2Console: { instanceId: "i-0123456789abcdef0", region: "eu-central-1", endpoint: undefined },
       },
       action: spec.action,
       useSubstitutes: true,
+      compress: "zstd",
+      maxChannels: 8,
       buildOnTarget: false,
       installBootloader: false,
       rollback: true,
@@ -113,7 +116,7 @@ describe("the deploy command of a deployment", () => {
   });
 
   it("names a flake, and leaves out what is off", () => {
-    const words = deployArguments({ ...spec, source: { flake: "path:/work/app#web" }, confirmTimeoutSeconds: 0, useSubstitutes: false,
+    const words = deployArguments({ ...spec, source: { flake: "path:/work/app#web" }, confirmTimeoutSeconds: 0, useSubstitutes: false, compress: "auto",
       sshPrivateKeyFile: undefined, instanceId: undefined, acceptNewHostKey: true, buildOnTarget: true, keepGenerations: undefined, sensitiveArgs: [], keys: [] });
     expect(renderCommand(words)).toBe(
       "deploy --target-port 2222 --known-hosts /work/app/.cdktf-nixos/known_hosts --action switch --connect-timeout 300 --json " +

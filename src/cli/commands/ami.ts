@@ -1,5 +1,4 @@
 import { Command } from "commander";
-import { findLatestNixosAmi } from "../../aws/ami-lookup";
 import { endpointProblem } from "../../aws/endpoint";
 import { DEFAULT_NIXOS_RELEASE, parseArchitecture, validateRelease } from "../../aws/nixos-ami-names";
 import type { Output } from "../progress";
@@ -27,6 +26,8 @@ export function registerAmiCommand(program: Command, output: Output): void {
       if (badEndpoint !== undefined) throw new UsageError(`--endpoint ${badEndpoint}`);
       const timeout = Number(flags.timeout);
       if (!(Number.isFinite(timeout) && timeout > 0)) throw new UsageError(`--timeout '${flags.timeout}' is not a number of seconds above 0`);
+      // loaded here: the AWS SDK takes a fifth of a second, which no other command should pay
+      const { findLatestNixosAmi } = await import("../../aws/ami-lookup.js");
       const ami = await findLatestNixosAmi({
         release: flags.release, architecture, region: flags.region, endpoint: flags.endpoint, timeoutMs: timeout * 1000,
       });

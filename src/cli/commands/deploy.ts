@@ -1,4 +1,5 @@
 import { Command, Option } from "commander";
+import { COMPRESS_MODES, MAX_DATA_CHANNELS, type CompressMode } from "../../nix/serve/copy-policy";
 import { endpointProblem } from "../../aws/endpoint";
 import { readFile, readlink, stat } from "node:fs/promises";
 import { homedir } from "node:os";
@@ -24,7 +25,9 @@ interface DeployFlags {
   jumpHost?: string;
   action: Action;
   useSubstitutes?: boolean;
-  compress?: boolean;
+  sshCompression?: boolean;
+  compress: CompressMode;
+  maxChannels: string;
   buildOnTarget?: boolean;
   installBootloader?: boolean;
   rollback: boolean;
@@ -73,7 +76,9 @@ export function addDeployOptions(command: Command): Command {
     .option("--jump-host <[user@]host[:port]>", "connect through this bastion (like ssh -J)")
     .addOption(new Option("--action <action>", "what switch-to-configuration does").choices(ACTIONS).default("switch"))
     .option("--use-substitutes", "let the target download paths from its binary caches instead of copying them")
-    .option("--compress", "compress the SSH connection (helps on slow links, costs CPU on fast ones)")
+    .addOption(new Option("--compress <mode>", "zstd on the copy: auto (when the link is slower than zstd), zstd (always) or none").choices(COMPRESS_MODES).default("auto"))
+    .option("--max-channels <n>", "SSH channels a far target's copy may use at most (1 = never the spool)", String(MAX_DATA_CHANNELS))
+    .option("--ssh-compression", "zlib on the whole SSH connection (ssh -C): slow, ~25 MiB/s at most; prefer --compress zstd")
     .option("--build-on-target", "copy the derivations and build on the target (for a target of another architecture)")
     .option("--install-bootloader", "reinstall the boot loader (NIXOS_INSTALL_BOOTLOADER=1)")
     .option("--no-rollback", "leave the target as it is when activation fails")
@@ -272,13 +277,15 @@ function deployRequest(flags: DeployFlags): Omit<DeployRequest, "onEvent"> {
       knownHostsFile: flags.knownHosts,
       acceptNewHostKey: flags.acceptNewHostKey === true,
       jumpHost,
-      compress: flags.compress === true,
+      sshCompression: flags.sshCompression === true,
       hostKeyFromEc2Console: flags.hostKeyFromEc2Console === undefined
         ? undefined
         : { instanceId: flags.hostKeyFromEc2Console, region: flags.region, endpoint: flags.endpoint },
     },
     action: flags.action,
     useSubstitutes: flags.useSubstitutes === true,
+    compress: flags.compress,
+    maxChannels: parseMaxChannels(flags.maxChannels),
     buildOnTarget: flags.buildOnTarget === true,
     installBootloader: flags.installBootloader === true,
     rollback: flags.rollback,
@@ -289,6 +296,14 @@ function deployRequest(flags: DeployFlags): Omit<DeployRequest, "onEvent"> {
     keepGenerations,
     reactivate: flags.reactivate === true,
   };
+}
+
+/** `--max-channels N`: a whole number from 1 to 64. */
+export function parseMaxChannels(value: string): number {
+  if (!(/^\d+$/.test(value) && Number(value) >= 1 && Number(value) <= 64)) {
+    throw new UsageError(`--max-channels '${value}' is not a whole number from 1 to 64 (sshd allows 10 sessions per connection by default)`);
+  }
+  return Number(value);
 }
 
 /** `--keep-generations N`: a whole number of at least 1 (the generation just made always stays). */

@@ -1,4 +1,4 @@
-import { Command } from "commander";
+import { Command, Option } from "commander";
 import { endpointProblem } from "../../aws/endpoint";
 import { resolve } from "node:path";
 import { DEFAULT_ACTIVATION_TIMEOUT_SECONDS, DEFAULT_LOCK_TIMEOUT_SECONDS } from "../../deploy/deploy";
@@ -12,7 +12,8 @@ import { createFleetReporter } from "../fleet-progress";
 import { collect, interruptible } from "../interruptible";
 import type { Output } from "../progress";
 import { UsageError } from "../usage-error";
-import { parseKeepGenerations } from "./deploy";
+import { COMPRESS_MODES, MAX_DATA_CHANNELS, type CompressMode } from "../../nix/serve/copy-policy";
+import { parseKeepGenerations, parseMaxChannels } from "./deploy";
 
 interface PushFlags {
   on: string[];
@@ -20,6 +21,8 @@ interface PushFlags {
   dryRun?: boolean;
   json?: boolean;
   keepGenerations?: string;
+  compress?: CompressMode;
+  maxChannels: string;
   failFast?: boolean;
   reactivate?: boolean;
   synth?: boolean;
@@ -44,6 +47,8 @@ export function registerPushCommand(program: Command, output: Output, dependenci
     .option("--parallel <n>", "deploy at most this many hosts at once", "10")
     .option("--dry-run", "change nothing: per host, say whether it would be deployed, the package changes and the bytes to send")
     .option("--keep-generations <n>", "after a switch or boot, delete all but the newest N system generations (default: the deployment's setting)")
+    .addOption(new Option("--compress <mode>", "zstd on every copy: auto, zstd or none (default: each deployment's setting, else auto)").choices(COMPRESS_MODES))
+    .option("--max-channels <n>", "SSH channels a far host's copy may use at most (1 = never the spool)", String(MAX_DATA_CHANNELS))
     .option("--fail-fast", "start no further host once one has failed (hosts already running finish)")
     .option("--reactivate", "activate even hosts that already run their system")
     .option("--synth", "synthesize first even when cdktf.out looks up to date")
@@ -121,6 +126,8 @@ function pushSettings(flags: PushFlags): PushSettings {
     dryRun: flags.dryRun === true,
     failFast: flags.failFast === true,
     keepGenerations: parseKeepGenerations(flags.keepGenerations),
+    compress: flags.compress,
+    maxChannels: parseMaxChannels(flags.maxChannels),
     reactivate: flags.reactivate === true,
     lockTimeoutSeconds: Number(flags.lockTimeout),
     activationTimeoutSeconds: Number(flags.activationTimeout),

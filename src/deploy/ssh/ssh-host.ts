@@ -1,5 +1,5 @@
-import type { CopyPlan } from "../../nix/serve/copy";
-import { copyToRemote, planRemoteCopy, type RemoteCopyReport } from "../../nix/serve/remote-copy";
+import type { CopyPlan, CopyReport } from "../../nix/serve/copy";
+import { copyToRemote, planRemoteCopy } from "../../nix/serve/remote-copy";
 import type { StoreSource } from "../../nix/store-source";
 import type { RemoteShell } from "../../nix/remote-shell";
 import type { CopyOptions, Host, ReconnectOptions, RunOptions, RunResult } from "../host";
@@ -28,7 +28,7 @@ export class SshHost implements Host {
     return this.connection.exec(command, options.stdin);
   }
 
-  copyClosure(source: StoreSource, paths: readonly string[], options: CopyOptions = {}): Promise<RemoteCopyReport> {
+  copyClosure(source: StoreSource, paths: readonly string[], options: CopyOptions = {}): Promise<CopyReport> {
     // The login user's own Nix: through the daemon for non-root users, which then needs them in trusted-users.
     return copyToRemote({
       source,

@@ -34,6 +34,14 @@ export interface TransportChoice {
   readonly reason: string;
 }
 
+/** How a copy travelled, for reports. */
+export interface TransportReport extends TransportChoice {
+  readonly rttMs: number;
+  /** Spooled copies: segments sent, and how many of them compressed. */
+  readonly segments: number;
+  readonly compressedSegments: number;
+}
+
 export interface TransportInputs {
   readonly rttMs: number;
   readonly compress: CompressMode;

@@ -1,4 +1,5 @@
 import type { PathInfo, StoreSource } from "../store-source";
+import type { TransportReport } from "./copy-policy";
 import type { AddToStoreStream, ServeSession } from "./session";
 
 export interface CopyProgress {
@@ -19,6 +20,8 @@ export interface CopyReport {
   readonly bytesSent: number;
   /** Bytes written into SSH channels (compressed where compressed, with the protocol's framing). */
   readonly wireBytes: number;
+  /** How the bytes travelled (one channel or the spool, compression); absent for copies not made over a shell. */
+  readonly transport?: TransportReport;
   readonly durationMs: number;
 }
 

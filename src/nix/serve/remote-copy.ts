@@ -1,9 +1,9 @@
 import { randomBytes } from "node:crypto";
 import { PassThrough } from "node:stream";
-import type { StoreSource } from "../store-source";
+import type { PathInfo, StoreSource } from "../store-source";
 import { localZstdAvailable } from "../zstd";
 import { copyClosure, planClosureCopy, planCopy, sendPlan, type CopyPlan, type CopyProgress, type CopyReport } from "./copy";
-import { chooseTransport, MAX_DATA_CHANNELS, SEGMENT_BYTES, type CompressMode, type TransportChoice } from "./copy-policy";
+import { chooseTransport, MAX_DATA_CHANNELS, SEGMENT_BYTES, type CompressMode, type TransportChoice, type TransportReport } from "./copy-policy";
 import { ServeError, ServeSession, type ServeChannel } from "./session";
 import { CONSUMED_MARK, dataChannelCommand, importerCommand, parseProbe, probeCommand, removeSpoolCommand, type TargetCapabilities } from "./spool-commands";
 import type { RemoteProcess, RemoteShell } from "../remote-shell";
@@ -21,13 +21,6 @@ export interface RemoteCopyOptions {
   readonly onProgress?: (progress: CopyProgress) => void;
 }
 
-export interface TransportReport extends TransportChoice {
-  readonly rttMs: number;
-  readonly segments: number;
-  readonly compressedSegments: number;
-}
-
-export type RemoteCopyReport = CopyReport & { readonly transport: TransportReport };
 
 const WRITE_COMMAND = "nix-store --serve --write";
 
@@ -37,46 +30,66 @@ const WRITE_COMMAND = "nix-store --serve --write";
  * several data channels through a spool into one importer (see spool-commands.ts) when the round trip makes one
  * channel window-bound or compression is wanted. Either way one nix-store registers the paths in dependency order.
  */
-export async function copyToRemote(options: RemoteCopyOptions): Promise<RemoteCopyReport> {
+export async function copyToRemote(options: RemoteCopyOptions): Promise<CopyReport & { readonly transport: TransportReport }> {
   const started = Date.now();
   const compress = options.compress ?? "auto";
-  const [closure, probe] = await Promise.all([options.source.closure(options.paths), probeTarget(options.shell)]);
-  const choice = chooseTransport({
-    rttMs: probe.rttMs,
-    compress,
-    maxChannels: options.maxChannels ?? MAX_DATA_CHANNELS,
-    target: probe.capabilities,
-    localZstd: compress !== "none" && localZstdAvailable(),
-  });
+  // The direct session starts while the probe runs: on a LAN, the usual case, it is the one used, and the probe's
+  // round trips then cost nothing. When the spool is chosen it ends unused, having done nothing.
+  const direct = openSession(options.shell, WRITE_COMMAND);
+  direct.catch(() => undefined);
+  let probe: Awaited<ReturnType<typeof probeTarget>>;
+  let closure: PathInfo[];
+  let choice: TransportChoice;
+  try {
+    [closure, probe] = await Promise.all([options.source.closure(options.paths), probeTarget(options.shell)]);
+    choice = chooseTransport({
+      rttMs: probe.rttMs,
+      compress,
+      maxChannels: options.maxChannels ?? MAX_DATA_CHANNELS,
+      target: probe.capabilities,
+      localZstd: compress !== "none" && localZstdAvailable(),
+    });
+  } catch (err) {
+    await direct.then((session) => session.close(), () => undefined);
+    throw err;
+  }
   const transport = (extra: Partial<TransportReport> = {}): TransportReport => ({
     ...choice, rttMs: probe.rttMs, segments: 0, compressedSegments: 0, ...extra,
   });
 
+  let session: ServeSession;
   if (choice.kind === "spooled") {
+    await direct.then((unused) => unused.close(), () => undefined);
     const spooled = await copySpooled(options, closure, choice, compress);
     if (spooled !== undefined) {
       return { ...spooled.report, durationMs: Date.now() - started, transport: transport(spooled.transport) };
     }
+    session = await openSession(options.shell, WRITE_COMMAND);
+  } else {
+    session = await direct;
   }
-  const direct = await withSession(options.shell, WRITE_COMMAND, (session) =>
-    copyClosure({
+  try {
+    const report = await copyClosure({
       source: { closure: async () => closure, dumpPath: (info, sink) => options.source.dumpPath(info, sink), close: async () => undefined },
       target: session,
       paths: options.paths,
       useSubstitutes: options.useSubstitutes,
       onProgress: options.onProgress,
-    }));
-  const fellBack = choice.kind === "spooled";
-  return {
-    ...direct,
-    durationMs: Date.now() - started,
-    transport: transport({
-      kind: "direct",
-      dataChannels: 1,
-      compress: false,
-      reason: fellBack ? `${choice.reason}; the target refused every data channel, so one channel was used` : choice.reason,
-    }),
-  };
+    });
+    const fellBack = choice.kind === "spooled";
+    return {
+      ...report,
+      durationMs: Date.now() - started,
+      transport: transport({
+        kind: "direct",
+        dataChannels: 1,
+        compress: false,
+        reason: fellBack ? `${choice.reason}; the target refused every data channel, so one channel was used` : choice.reason,
+      }),
+    };
+  } finally {
+    await session.close();
+  }
 }
 
 /** What copyToRemote would send, read through a `nix-store --serve` that cannot write (never substitutes). */
@@ -120,7 +133,7 @@ async function probeTarget(shell: RemoteShell): Promise<{ rttMs: number; capabil
 /** The spooled copy; undefined when no data channel could be opened (and nothing was sent). */
 async function copySpooled(
   options: RemoteCopyOptions,
-  closure: Awaited<ReturnType<StoreSource["closure"]>>,
+  closure: PathInfo[],
   choice: TransportChoice,
   compress: CompressMode,
 ): Promise<{ report: CopyReport; transport: Partial<TransportReport> } | undefined> {
@@ -201,11 +214,10 @@ async function removeSpool(shell: RemoteShell, id: string): Promise<void> {
   }
 }
 
-async function withSession<T>(shell: RemoteShell, command: string, use: (session: ServeSession) => Promise<T>): Promise<T> {
+async function openSession(shell: RemoteShell, command: string): Promise<ServeSession> {
   const remote = await shell.start(command);
-  let session: ServeSession | undefined;
   try {
-    session = await ServeSession.open({
+    return await ServeSession.open({
       input: remote.stdin,
       output: remote.stdout,
       errors: remote.stderr,
@@ -213,10 +225,18 @@ async function withSession<T>(shell: RemoteShell, command: string, use: (session
       command: `ssh ${shell.name} ${command}`,
       close: () => remote.close(),
     });
+  } catch (err) {
+    remote.close();
+    throw err;
+  }
+}
+
+async function withSession<T>(shell: RemoteShell, command: string, use: (session: ServeSession) => Promise<T>): Promise<T> {
+  const session = await openSession(shell, command);
+  try {
     return await use(session);
   } finally {
-    if (session) await session.close();
-    else remote.close();
+    await session.close();
   }
 }
 
