@@ -2,13 +2,14 @@ import { execFileSync } from "node:child_process";
 import { existsSync } from "node:fs";
 
 /** What a world test can need from the machine. */
-export type Requirement = "root" | "nix" | "sshd" | "netns" | "terraform" | "aws-provider-mirror";
+export type Requirement = "root" | "nix" | "sshd" | "netns" | "terraform" | "aws-provider-mirror" | "zstd";
 
 const checks: Record<Requirement, () => string | undefined> = {
   root: () => (process.getuid?.() === 0 ? undefined : "must run as root (namespaces, mounts, target stores)"),
   nix: () => (onPath("nix-store") ? undefined : "nix-store not on PATH (apt-get install nix-bin nix-setup-systemd)"),
   sshd: () => (existsSync("/usr/sbin/sshd") ? undefined : "/usr/sbin/sshd missing (apt-get install openssh-server)"),
   netns: () => (onPath("ip") && onPath("unshare") ? undefined : "ip/unshare missing (apt-get install iproute2 util-linux)"),
+  zstd: () => (onPath("zstd") ? undefined : "zstd not on PATH (apt-get install zstd)"),
   terraform: () => (onPath("terraform") ? undefined : "terraform not on PATH"),
   "aws-provider-mirror": () =>
     existsSync("/opt/tf-plugins/registry.terraform.io/hashicorp/aws")

@@ -29,7 +29,8 @@ export function importerCommand(id: string, preambleBytes: number): string {
     `S=${spoolPath(id)}`,
     // mkdir fails on anything already there (a symlink planted by someone else included); 0700 from the start
     `mkdir -m 700 "$S" || exit 97`,
-    `echo $$ > "$S/pid"`,
+    // the pid, and the PID namespace it is a pid in: containers sharing a /tmp cannot judge each other's
+    `echo "$$ $(readlink /proc/$$/ns/pid 2>/dev/null)" > "$S/pid"`,
     `trap 'rm -rf "$S"' EXIT`,
     `trap 'exit 129' HUP INT TERM`,
     `{ head -c ${preambleBytes} && while read -r n k; do ` +
@@ -56,8 +57,10 @@ export function removeSpoolCommand(id: string): string {
 }
 
 /**
- * Two echoes that time the round trip, what the target can do, and a sweep of spools whose importer is gone (killed with SIGKILL, or a reboot of a disk
- * /tmp). A spool without a pid file is only removed after ten minutes: it may be one a concurrent run just made.
+ * Two echoes that time the round trip, what the target can do, and a sweep of spools whose importer is gone (killed
+ * with SIGKILL, or a reboot of a disk /tmp). A spool whose importer cannot be checked (no pid file yet: a concurrent
+ * run may have just made it; or a pid of another PID namespace sharing this /tmp) is only removed once it has not
+ * changed for ten minutes.
  */
 export function probeCommand(): string {
   return [
@@ -68,8 +71,8 @@ export function probeCommand(): string {
     `[ "$(printf abcdef | { head -c 2 >/dev/null; cat; })" = cdef ] && echo ${EXACT_FRAMING}`,
     `for d in "\${TMPDIR:-/tmp}"/${SPOOL_PREFIX}*; do ` +
       `{ [ -d "$d" ] && [ ! -L "$d" ] && [ -O "$d" ]; } || continue; ` +
-      `p=$(cat "$d/pid" 2>/dev/null); ` +
-      `if [ -n "$p" ]; then kill -0 "$p" 2>/dev/null && continue; ` +
+      `p=; n=; read -r p n < "$d/pid" 2>/dev/null; ` +
+      `if [ -n "$p" ] && [ "$n" = "$(readlink /proc/$$/ns/pid 2>/dev/null)" ]; then kill -0 "$p" 2>/dev/null && continue; ` +
       `else [ -n "$(find "$d" -maxdepth 0 -mmin +10)" ] || continue; fi; ` +
       `rm -rf -- "$d"; ` +
       `done`,
