@@ -21,6 +21,8 @@ export interface TargetHostOptions {
   trustedUsers?: string[];
   /** More public keys root accepts, like the key pair an EC2 instance is launched with. */
   authorizedKeys?: string[];
+  /** sshd's MaxSessions: channels one connection may have open at once. @default 100 */
+  maxSessions?: number;
 }
 
 export interface ExecResult {
@@ -212,7 +214,7 @@ class Target implements TargetHost {
         "PrintMotd no",
         "UseDNS no",
         "MaxStartups 100:30:200",
-        "MaxSessions 100",
+        `MaxSessions ${options.maxSessions ?? 100}`,
         "Subsystem sftp /usr/lib/openssh/sftp-server",
         "",
       ].join("\n"),

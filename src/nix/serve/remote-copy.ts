@@ -148,8 +148,12 @@ async function copySpooled(
   // Nix's stderr goes to the session (for its messages); the importer's notices are taken out of it
   const nixErrors = new PassThrough();
   splitLines(importer.stderr, (line) => {
-    if (line.startsWith(CONSUMED_MARK)) stream?.consumedSegment();
-    else nixErrors.write(`${line}\n`);
+    if (line.startsWith(CONSUMED_MARK)) {
+      stream?.consumedSegment();
+      return;
+    }
+    if (/^(\x1b\[[0-9;]*m)*error:/.test(line)) stream?.importerFailed();
+    nixErrors.write(`${line}\n`);
   }, () => nixErrors.end());
   const channel: ServeChannel = {
     input: importer.stdin,

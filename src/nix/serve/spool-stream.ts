@@ -77,6 +77,7 @@ export class SpoolStream implements AddToStoreStream {
   private readonly workers: Promise<void>[];
   private readonly evidence: Evidence;
   private stopped?: Error;
+  private importerFailedFirst = false;
 
   constructor(
     private readonly importer: { readonly stdin: Writable; readonly command: string },
@@ -131,10 +132,18 @@ export class SpoolStream implements AddToStoreStream {
     this.wake(this.wakeWorkers);
   }
 
-  /** A part of the stream failed (a data channel, zstd): stop everything and report that. */
+  /**
+   * A part of the stream failed (a data channel, zstd): stop everything and report that, unless the importer's Nix
+   * had already failed: then the data channels' failures are its consequence (its exit removes the spool).
+   */
   failWith(err: Error): void {
-    this.failure ??= err;
-    this.abort(this.failure);
+    if (!this.importerFailedFirst) this.failure ??= err;
+    this.abort(err);
+  }
+
+  /** The importer's Nix printed an error: whatever fails after this is a consequence, not the cause. */
+  importerFailed(): void {
+    if (this.failure === undefined) this.importerFailedFirst = true;
   }
 
   private check(): void {
