@@ -152,6 +152,8 @@ async function copySpooled(
       stream?.consumedSegment();
       return;
     }
+    // Nix colours "error:" when it thinks stderr is a terminal
+    // eslint-disable-next-line no-control-regex
     if (/^(\x1b\[[0-9;]*m)*error:/.test(line)) stream?.importerFailed();
     nixErrors.write(`${line}\n`);
   }, () => nixErrors.end());
