@@ -1,13 +1,14 @@
 import { execFileSync, spawn } from "node:child_process";
 import { hostname } from "node:os";
 import { createServer, connect, type Server, type Socket } from "node:net";
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { EXIT_CODES } from "../../src/cli/program";
 import { CLI, cdktfNixos, startCdktfNixos } from "../harness/cli";
 import { buildSystem, closureOf, type NixValue } from "../harness/fixture";
+import { startLatencyProxy } from "../harness/latency-proxy";
 import { missing } from "../harness/requirements";
 import { installSystemdRunStandIn } from "../harness/systemd-run";
 import { startTargets, type TargetHost, type TargetWorld } from "../harness/target-hosts";
@@ -156,6 +157,59 @@ describe.skipIf(missing("root", "nix", "sshd", "netns"))("deployments under faul
       const rerun = await cdktfNixos(["deploy", ...args(), "--toplevel", system.toplevel]);
       expect(rerun.code, rerun.stderr).toBe(0);
       expect((await truth(target)).current).toBe(system.toplevel);
+    }
+  });
+
+  it("killed at random points of a multi-channel copy 25 ms away: the store stays consistent, no spool stays, a rerun completes (x6)", async () => {
+    // the spooled copy needs a far link: the latency proxy in front of the target, at 25 MB/s so the copy lasts
+    const proxy = await startLatencyProxy({ target: { host: target.address, port: target.port }, delayMs: 25, bytesPerSecond: 25_000_000 });
+    const knownHosts = join(await mkdtemp(join(tmpdir(), "faults-spool-")), "known_hosts");
+    await writeFile(knownHosts, `[127.0.0.1]:${proxy.port} ${target.hostKey}\n`);
+    const far = ["--target-host", "root@127.0.0.1", "--target-port", String(proxy.port), "--ssh-key", world.clientKeyFile, "--known-hosts", knownHosts];
+    const spools = async () => (await target.exec(
+      'ns=$(readlink /proc/self/ns/pid); for d in /tmp/cdktf-nixos-spool.*; do [ -d "$d" ] || continue; read -r p n < "$d/pid" 2>/dev/null; [ "$n" = "$ns" ] && echo "$d"; done; true',
+    )).stdout.split("\n").filter(Boolean);
+    try {
+      const validWhenKilled: number[] = [];
+      for (let round = 1; round <= 6; round++) {
+        // a closure of its own each round: every kill lands in a whole copy (60 MiB, about 2.5 s through the proxy)
+        const system = await buildSystem({ config: config(`spooled copy ${round}`, { payload: { paths: 60, sizeKiB: 1024, seed: `spool-kill-${round}` } }) });
+        const closure = await closureOf(system.toplevel);
+        const run = startCdktfNixos(["deploy", ...far, "--toplevel", system.toplevel]);
+        await run.waitForStderr(/^copy$/m);
+        await sleep(randomMs(2200));
+        run.child.kill("SIGKILL");
+        await run.result;
+        const invalid = (await target.exec(`nix-store --check-validity --print-invalid ${closure.join(" ")}`)).stdout.split("\n").filter(Boolean);
+        validWhenKilled.push(closure.length - invalid.length);
+        // the target notices the lost connection: its importer and data channels end
+        for (let i = 0; i < 100 && (await target.exec("ps -eo args | grep -c '[c]dktf-nixos-spool' || true")).stdout.trim() !== "0"; i++) await sleep(100);
+        expect((await target.exec("ps -eo pid,args | grep '[c]dktf-nixos-spool' || true")).stdout.trim()).toBe("");
+        for (const path of closure) {
+          if (invalid.includes(path)) continue;
+          const refs = (await target.exec(`nix-store --query --references ${path}`)).stdout.trim().split("\n").filter(Boolean);
+          for (const ref of refs) expect((await target.exec(`nix-store --check-validity ${ref}`)).exitCode, `${path} -> ${ref}`).toBe(0);
+        }
+        const verify = await target.exec("nix-store --verify --check-contents 2>&1");
+        expect(verify.exitCode, verify.stdout).toBe(0);
+        // what a data channel racing the importer's removal, or a SIGKILLed importer, leaves: the next probe sweeps it
+        await target.exec(`mkdir -m 700 /tmp/cdktf-nixos-spool.killedrun${round}leftover00; echo "999999 $(readlink /proc/self/ns/pid)" > /tmp/cdktf-nixos-spool.killedrun${round}leftover00/pid`);
+
+        const rerun = await cdktfNixos(["deploy", ...far, "--toplevel", system.toplevel, "--json"]);
+        expect(rerun.code, rerun.stderr).toBe(0);
+        expect((await truth(target)).current).toBe(system.toplevel);
+        if (invalid.length > 4) {
+          expect(rerun.json).toMatchObject({ copyTransport: { kind: "spooled" } });
+          expect((rerun.json!.copyTransport as { dataChannels: number }).dataChannels).toBeGreaterThan(1);
+        }
+        expect((await target.exec("nix-store --verify --check-contents 2>&1")).exitCode).toBe(0);
+        expect(await spools()).toEqual([]);
+      }
+      // the kills were spread over the copy: some before any path was registered, some after several
+      expect(new Set(validWhenKilled).size, validWhenKilled.join(", ")).toBeGreaterThan(1);
+    } finally {
+      await proxy.close();
+      await rm(dirname(knownHosts), { recursive: true, force: true });
     }
   });
 
