@@ -143,6 +143,8 @@ async function main() {
   console.log(`closure: ${closure.length} paths, ${(narBytes / 1048576).toFixed(0)} MiB of NAR`);
   console.log(`compressible closure: ${zclosure.length} paths, ${(zNarBytes / 1048576).toFixed(0)} MiB of NAR, a payload path compresses ${zstdRatio.toFixed(2)}x with zstd -3\n`);
   const rate = (RATE_MBIT * 1e6) / 8;
+  // read both closures once, so that no tool pays for a cold page cache
+  for (const path of [...closure, ...zclosure]) execFileSync("sh", ["-c", `nix-store --dump ${path} > /dev/null`]);
 
   const r: Record<string, Sample[]> = {
     ours: [], ncc: [], exportImport: [], oursNoop: [], nccNoop: [], oursW: [], nccW: [], oursZ: [], oursZNone: [], nccZ: [],

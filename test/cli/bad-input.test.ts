@@ -66,6 +66,10 @@ describe("deploy: bad input is refused with one clear message, before anything c
     ["an --ssh-key that is not there", [...target, "--toplevel", NEW, "--ssh-key", join(dir, "id_missing")], `the SSH private key ${join(dir, "id_missing")} does not exist`],
     ["an --ssh-key that is not a key", [...target, "--toplevel", NEW, "--ssh-key", configuration],
       `${configuration} is not an SSH private key ssh2 can read (Unsupported key format); pass an OpenSSH or PEM private key`],
+    ["--max-channels that is not a count", [...target, "--toplevel", NEW, "--max-channels", "0"],
+      "--max-channels '0' is not a whole number from 1 to 64 (sshd allows 10 sessions per connection by default)"],
+    ["--compress of an unknown kind", [...target, "--toplevel", NEW, "--compress", "gzip"],
+      "error: option '--compress <mode>' argument 'gzip' is invalid. Allowed choices are auto, zstd, none."],
     ["SSH_AUTH_SOCK pointing nowhere", [...target, "--toplevel", NEW],
       `SSH_AUTH_SOCK is ${env.SSH_AUTH_SOCK}, which does not exist (is ssh-agent still running?); start ssh-agent and add a key, or give the private key file`],
   ])("%s", async (_what, args, message, moduleArgs) => {

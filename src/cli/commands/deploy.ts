@@ -1,5 +1,6 @@
 import { Command, Option } from "commander";
 import { COMPRESS_MODES, MAX_DATA_CHANNELS, type CompressMode } from "../../nix/serve/copy-policy";
+import { localZstdAvailable } from "../../nix/zstd";
 import { endpointProblem } from "../../aws/endpoint";
 import { readFile, readlink, stat } from "node:fs/promises";
 import { homedir } from "node:os";
@@ -262,6 +263,7 @@ function deployRequest(flags: DeployFlags): Omit<DeployRequest, "onEvent"> {
   if (flags.confirmTimeout !== undefined && !(Number.isInteger(Number(flags.confirmTimeout)) && Number(flags.confirmTimeout) > 0)) {
     throw new UsageError(`--confirm-timeout '${flags.confirmTimeout}' is not a whole number of seconds above 0`);
   }
+  checkCompressMode(flags.compress);
   const badEndpoint = flags.endpoint === undefined ? undefined : endpointProblem(flags.endpoint);
   if (badEndpoint !== undefined) throw new UsageError(`--endpoint ${badEndpoint}`);
   if (flags.hostKeyFromEc2Console !== undefined && !/^i-[0-9a-f]{8,17}$/.test(flags.hostKeyFromEc2Console)) {
@@ -296,6 +298,13 @@ function deployRequest(flags: DeployFlags): Omit<DeployRequest, "onEvent"> {
     keepGenerations,
     reactivate: flags.reactivate === true,
   };
+}
+
+/** `--compress zstd` compresses here: zstd must be on this machine's PATH (the target's is checked on the copy). */
+export function checkCompressMode(mode: CompressMode | undefined): void {
+  if (mode === "zstd" && !localZstdAvailable()) {
+    throw new UsageError("--compress zstd needs the zstd program on this machine, and it is not on PATH (install zstd, or use --compress auto)");
+  }
 }
 
 /** `--max-channels N`: a whole number from 1 to 64. */

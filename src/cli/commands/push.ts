@@ -13,7 +13,7 @@ import { collect, interruptible } from "../interruptible";
 import type { Output } from "../progress";
 import { UsageError } from "../usage-error";
 import { COMPRESS_MODES, MAX_DATA_CHANNELS, type CompressMode } from "../../nix/serve/copy-policy";
-import { parseKeepGenerations, parseMaxChannels } from "./deploy";
+import { checkCompressMode, parseKeepGenerations, parseMaxChannels } from "./deploy";
 
 interface PushFlags {
   on: string[];
@@ -119,6 +119,7 @@ function pushSettings(flags: PushFlags): PushSettings {
   if (!(Number.isFinite(Number(flags.activationTimeout)) && Number(flags.activationTimeout) > 0)) {
     throw new UsageError(`--activation-timeout '${flags.activationTimeout}' is not a number of seconds above 0`);
   }
+  checkCompressMode(flags.compress);
   const badEndpoint = flags.endpoint === undefined ? undefined : endpointProblem(flags.endpoint);
   if (badEndpoint !== undefined) throw new UsageError(`--endpoint ${badEndpoint}`);
   return {

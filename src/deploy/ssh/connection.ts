@@ -85,7 +85,7 @@ export class SshConnection {
         ) : resolve(channel))),
       );
     }
-    sock ??= new GatheringSocket().connect({ host: options.host, port: options.port });
+    sock ??= gatheringSocket(options.host, options.port);
     try {
       const client = await connectClient(options, knownHosts, options, privateKey, sock);
       return new SshConnection(client, jump, describe(options), sock instanceof Socket ? sock : undefined);
@@ -256,7 +256,7 @@ function connectClient(
     host: endpoint.host,
     port: endpoint.port,
     username: endpoint.user,
-    sock: sock ?? new GatheringSocket().connect({ host: endpoint.host, port: endpoint.port }),
+    sock: sock ?? gatheringSocket(endpoint.host, endpoint.port),
     privateKey,
     agent: privateKey ? undefined : process.env.SSH_AUTH_SOCK,
     readyTimeout: 20_000,
@@ -382,23 +382,26 @@ function connectClient(
 }
 
 /**
- * A TCP socket that hands the kernel every write of one event-loop turn at once (one writev): ssh2 writes each 32 KiB
- * packet of a channel separately, and on a fast link those system calls were a quarter of the client's CPU.
+ * A TCP connection that hands the kernel every write of one event-loop turn at once (one writev): ssh2 writes each
+ * 32 KiB packet of a channel separately, and on a fast link those system calls were a quarter of the client's CPU.
+ * (Installed after connect(): net.Socket's connect() resets `write` to its own, so a subclass override is lost.)
  */
-class GatheringSocket extends Socket {
-  private gathering = false;
-
-  override write(...args: unknown[]): boolean {
-    if (!this.gathering) {
-      this.gathering = true;
-      this.cork();
+function gatheringSocket(host: string, port: number): Socket {
+  const socket = new Socket().connect({ host, port });
+  const write = socket.write;
+  let gathering = false;
+  socket.write = ((...args: Parameters<Socket["write"]>) => {
+    if (!gathering) {
+      gathering = true;
+      socket.cork();
       process.nextTick(() => {
-        this.gathering = false;
-        this.uncork();
+        gathering = false;
+        socket.uncork();
       });
     }
-    return (super.write as (...a: unknown[]) => boolean)(...args);
-  }
+    return write.apply(socket, args);
+  }) as Socket["write"];
+  return socket;
 }
 
 /** Host key algorithms for the recorded key types, so the host offers the key we know. */

@@ -15,7 +15,6 @@ export const MIN_SERVER_VERSION = 0x205;
 export const enum ServeCommand {
   QueryValidPaths = 1,
   QueryPathInfos = 2,
-  DumpStorePath = 3,
   QueryClosure = 7,
   AddToStoreNar = 9,
 }
@@ -58,10 +57,6 @@ export function writeQueryPathInfos(write: Write, paths: readonly string[]): voi
 
 export function writeQueryClosure(write: Write, paths: readonly string[], includeOutputs: boolean): void {
   write(Buffer.concat([encodeU64(ServeCommand.QueryClosure), encodeU64(includeOutputs ? 1 : 0), encodeStrings(paths)]));
-}
-
-export function writeDumpStorePath(write: Write, path: string): void {
-  write(Buffer.concat([encodeU64(ServeCommand.DumpStorePath), encodeString(path)]));
 }
 
 /** Store metadata as the serve protocol carries it. */
@@ -168,24 +163,6 @@ export class ServeReader {
     const out: string[] = [];
     for (let i = 0; i < count; i++) out.push(await this.readString(what));
     return out;
-  }
-
-  /** Hands exactly `length` bytes to `sink` in the chunks they arrived in, waiting whenever `sink` asks to. */
-  async pipeExactly(length: number, sink: (chunk: Buffer) => Promise<void> | void, what = "NAR data"): Promise<void> {
-    let remaining = length;
-    while (remaining > 0) {
-      if (this.buffered === 0) await this.waitFor(1, what);
-      const head = this.chunks[0];
-      const piece = head.length <= remaining ? head : head.subarray(0, remaining);
-      if (piece === head) this.chunks.shift();
-      else this.chunks[0] = head.subarray(remaining);
-      this.buffered -= piece.length;
-      this.consumed += piece.length;
-      remaining -= piece.length;
-      this.resumeIfLow();
-      const waiting = sink(piece);
-      if (waiting) await waiting;
-    }
   }
 
   private async take(length: number, what: string): Promise<Buffer> {

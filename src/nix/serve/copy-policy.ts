@@ -65,12 +65,15 @@ export function chooseTransport(inputs: TransportInputs): TransportChoice {
     throw new CompressionUnavailableError(
       !inputs.localZstd
         ? "--compress zstd needs zstd on this machine, and it is not on PATH"
-        : !framing
+        : inputs.target === undefined
+          ? "--compress zstd needs a POSIX shell on the target to ask what it has, and its login shell could not run the probe"
+          : !framing
           ? "--compress zstd needs a target whose head -c stops where told (GNU coreutils), and this one's does not"
           : "--compress zstd needs zstd on the target, and it is not on its PATH",
     );
   }
   const rtt = `${inputs.rttMs.toFixed(1)} ms round trip`;
+  if (inputs.target === undefined) return { kind: "direct", dataChannels: 1, compress: false, reason: "the target's shell could not run the probe" };
   if (!framing) return { kind: "direct", dataChannels: 1, compress: false, reason: `${rtt}; the target cannot split a stream with head -c` };
   if (inputs.compress === "zstd") return { kind: "spooled", dataChannels: channels, compress: true, reason: `${rtt}; zstd asked for` };
   if (channels === 1) return { kind: "direct", dataChannels: 1, compress: false, reason: `${rtt}: one channel is not window-bound` };

@@ -37,11 +37,15 @@ export async function copyToRemote(options: RemoteCopyOptions): Promise<CopyRepo
   // round trips then cost nothing. When the spool is chosen it ends unused, having done nothing.
   const direct = openSession(options.shell, WRITE_COMMAND);
   direct.catch(() => undefined);
-  let probe: Awaited<ReturnType<typeof probeTarget>>;
+  let probe: Probe;
   let closure: PathInfo[];
   let choice: TransportChoice;
   try {
-    [closure, probe] = await Promise.all([options.source.closure(options.paths), probeTarget(options.shell)]);
+    // a target whose shell cannot run the probe still gets the single channel, which needs nothing but nix-store
+    [closure, probe] = await Promise.all([
+      options.source.closure(options.paths),
+      probeTarget(options.shell).catch((): Probe => ({ rttMs: 0, capabilities: undefined })),
+    ]);
     choice = chooseTransport({
       rttMs: probe.rttMs,
       compress,
@@ -98,7 +102,13 @@ export function planRemoteCopy(source: StoreSource, shell: RemoteShell, paths: r
 }
 
 /** The round trip (the faster of two echoes through a running shell) and the target's tools, in one command. */
-async function probeTarget(shell: RemoteShell): Promise<{ rttMs: number; capabilities: TargetCapabilities }> {
+interface Probe {
+  readonly rttMs: number;
+  /** undefined when the probe could not run */
+  readonly capabilities?: TargetCapabilities;
+}
+
+async function probeTarget(shell: RemoteShell): Promise<Probe> {
   const process = await shell.start(probeCommand());
   let stdout = "";
   let echoes = 0;

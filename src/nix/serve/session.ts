@@ -7,7 +7,6 @@ import {
   readHello,
   readPathInfos,
   writeAddToStoreNarHeader,
-  writeDumpStorePath,
   writeHello,
   writeQueryClosure,
   writeQueryPathInfos,
@@ -42,7 +41,6 @@ export interface SessionStats {
   queryValidPaths: number;
   queryPathInfos: number;
   queryClosure: number;
-  dumpStorePath: number;
   addToStoreNar: number;
   narBytesSent: number;
 }
@@ -86,7 +84,7 @@ const STDERR_LIMIT = 64 * 1024;
  */
 export class ServeSession {
   readonly stats: SessionStats = {
-    queryValidPaths: 0, queryPathInfos: 0, queryClosure: 0, dumpStorePath: 0, addToStoreNar: 0, narBytesSent: 0,
+    queryValidPaths: 0, queryPathInfos: 0, queryClosure: 0, addToStoreNar: 0, narBytesSent: 0,
   };
   private stderrText = "";
   private written = 0;
@@ -169,13 +167,6 @@ export class ServeSession {
     this.stats.queryClosure++;
     this.send((write) => writeQueryClosure(write, paths, false));
     return this.reply(() => this.reader.readStrings("the closure"), "querying the closure");
-  }
-
-  /** Streams one path's NAR; `narSize` says where it ends (the protocol does not frame it). */
-  async dumpStorePath(path: string, narSize: number, sink: NarSink): Promise<void> {
-    this.stats.dumpStorePath++;
-    this.send((write) => writeDumpStorePath(write, path));
-    await this.reply(() => this.reader.pipeExactly(narSize, sink, `the NAR of ${path}`), `dumping ${path}`);
   }
 
   /**

@@ -8,7 +8,6 @@ import {
   readHello,
   readPathInfos,
   writeAddToStoreNarHeader,
-  writeDumpStorePath,
   writeHello,
   writeQueryClosure,
   writeQueryPathInfos,
@@ -49,12 +48,11 @@ describe("encoding", () => {
     );
   });
 
-  it("encodes QueryPathInfos, QueryClosure and DumpStorePath", () => {
+  it("encodes QueryPathInfos and QueryClosure", () => {
     expect(hex(collect((w) => writeQueryPathInfos(w, ["/nix/store/a", "/nix/store/b"])))).toBe(
       u64(2) + u64(2) + str("/nix/store/a") + str("/nix/store/b"),
     );
     expect(hex(collect((w) => writeQueryClosure(w, ["/nix/store/a"], false)))).toBe(u64(7) + u64(0) + u64(1) + str("/nix/store/a"));
-    expect(hex(collect((w) => writeDumpStorePath(w, "/nix/store/a")))).toBe(u64(3) + str("/nix/store/a"));
   });
 
   it("encodes the AddToStoreNar header field by field", () => {
@@ -82,14 +80,6 @@ describe("ServeReader", () => {
     const reader = readerOf(bytes.subarray(0, 3), bytes.subarray(3, 13), bytes.subarray(13));
     expect(await reader.readU64()).toBe(5);
     expect(await reader.readStrings()).toEqual(["/nix/store/x", "y"]);
-  });
-
-  it("hands over exactly the NAR bytes and leaves the rest", async () => {
-    const reader = readerOf(Buffer.from("NARDATA!"), Buffer.from("xyz"), encodeU64(1));
-    const received: Buffer[] = [];
-    await reader.pipeExactly(11, (c) => void received.push(c));
-    expect(Buffer.concat(received).toString()).toBe("NARDATA!xyz");
-    expect(await reader.readU64()).toBe(1);
   });
 
   it("reads path infos until the empty path", async () => {
