@@ -102,10 +102,14 @@ describe.skipIf(missing("root", "nix", "sshd", "netns", "zstd"))("copy transport
 
   it("25 ms away: several channels through the spool (no more than sshd's MaxSessions allows), every path registered, no spool left", async () => {
     const target = world.hosts[1];
-    const system = await buildSystem({ config: payloadConfig("far", {}) });
+    // 40 MiB: enough for the spool to pay (SPOOL_MIN_BYTES)
+    const system = await buildSystem({ config: payloadConfig("far", { paths: 40 }) });
     const report = await copy(target, system.toplevel, {}, { delayMs: 25 });
-    // MaxSessions 4: the importer and three data channels; the other five were refused and not needed
-    expect(report.transport).toMatchObject({ kind: "spooled", dataChannels: 3 });
+    // MaxSessions 4: the importer and three data channels at most (two when sshd has not yet released the session
+    // that found what was missing); the other channels asked for were refused, and the copy went on without them
+    expect(report.transport).toMatchObject({ kind: "spooled" });
+    expect(report.transport!.dataChannels).toBeGreaterThanOrEqual(2);
+    expect(report.transport!.dataChannels).toBeLessThanOrEqual(3);
     expect(report.transport!.rttMs).toBeGreaterThanOrEqual(50);
     expect(report.transport!.reason).toMatch(/^\d+\.\d ms round trip: one channel would carry only \d+ MiB\/s$/);
     const closure = await closureOf(system.toplevel);
@@ -131,32 +135,36 @@ describe.skipIf(missing("root", "nix", "sshd", "netns", "zstd"))("copy transport
   });
 
   it("auto compresses on a slow far link and not on a fast one", async () => {
-    const slow = await buildSystem({ config: payloadConfig("slow link", { compressible: true }) });
+    const slow = await buildSystem({ config: payloadConfig("slow link", { paths: 40, compressible: true }) });
     const slowReport = await copy(world.hosts[0], slow.toplevel, {}, { delayMs: 25, bytesPerSecond: 12_500_000 });
     expect(slowReport.transport!.kind).toBe("spooled");
     expect(slowReport.transport!.compressedSegments).toBe(slowReport.transport!.segments);
     expect(slowReport.wireBytes).toBeLessThan(slowReport.bytesSent / 2.5);
 
     // random bytes do not shrink: after the first samples they travel as they are
-    const random = await buildSystem({ config: payloadConfig("random far", { paths: 20 }) });
+    const random = await buildSystem({ config: payloadConfig("random far", { paths: 40 }) });
     const randomReport = await copy(world.hosts[0], random.toplevel, {}, { delayMs: 25 });
     expect(randomReport.transport!.compressedSegments).toBeLessThanOrEqual(3);
     expect(randomReport.wireBytes / randomReport.bytesSent).toBeGreaterThan(0.98);
   });
 
-  it("keeps what the target has from its garbage collector until the import ends (QueryValidPaths with lock)", async () => {
+  it.each([
+    ["one channel (a small change far away)", "auto"],
+    ["the spool's importer", "zstd"],
+  ] as const)("keeps what the target has from its garbage collector until the import ends (QueryValidPaths with lock): %s", async (_how, compress) => {
     const target = world.hosts[1];
     // A first system leaves its payload on the target with no GC root; the second shares all of it but one path.
-    const first = await buildSystem({ config: payloadConfig("gc base", { paths: 6 }) });
+    const first = await buildSystem({ config: payloadConfig(`gc base ${compress}`, { paths: 6 }) });
     await copy(target, first.toplevel);
-    const second = await buildSystem({ config: payloadConfig("gc base", { paths: 6, touch: "gc" }) });
+    const second = await buildSystem({ config: payloadConfig(`gc base ${compress}`, { paths: 6, touch: "gc" }) });
     const shared = (await closureOf(first.toplevel)).filter((p) => p.includes("lite-payload"));
     // slow enough that the collector runs while the new paths are still arriving
-    const copying = copy(target, second.toplevel, {}, { delayMs: 25, bytesPerSecond: 2_000_000 });
+    const copying = copy(target, second.toplevel, { compress }, { delayMs: 25, bytesPerSecond: 1_000_000 });
     await new Promise((resolve) => setTimeout(resolve, 800));
     const gc = await target.exec("nix-store --gc 2>&1");
     expect(gc.exitCode, gc.stdout).toBe(0);
     const report = await copying;
+    expect(report.transport!.kind).toBe(compress === "zstd" ? "spooled" : "direct");
     expect(report.pathsAlreadyValid).toBeGreaterThan(0);
     for (const path of await closureOf(second.toplevel)) expect((await target.exec(`nix-store --check-validity ${path}`)).exitCode, path).toBe(0);
     // the collector did run: the first system's own paths that the second does not need are gone

@@ -1,12 +1,12 @@
 import { randomBytes } from "node:crypto";
 import { PassThrough } from "node:stream";
+import type { RemoteProcess, RemoteShell } from "../remote-shell";
 import type { PathInfo, StoreSource } from "../store-source";
 import { localZstdAvailable } from "../zstd";
 import { copyClosure, planClosureCopy, planCopy, sendPlan, type CopyPlan, type CopyProgress, type CopyReport } from "./copy";
-import { chooseTransport, MAX_DATA_CHANNELS, SEGMENT_BYTES, type CompressMode, type TransportChoice, type TransportReport } from "./copy-policy";
+import { chooseTransport, MAX_DATA_CHANNELS, SEGMENT_BYTES, spoolPays, type CompressMode, type TransportChoice, type TransportReport } from "./copy-policy";
 import { ServeError, ServeSession, type ServeChannel } from "./session";
 import { CONSUMED_MARK, dataChannelCommand, importerCommand, parseProbe, probeCommand, removeSpoolCommand, type TargetCapabilities } from "./spool-commands";
-import type { RemoteProcess, RemoteShell } from "../remote-shell";
 import { DataChannel, SpoolStream } from "./spool-stream";
 
 export interface RemoteCopyOptions {
@@ -21,7 +21,6 @@ export interface RemoteCopyOptions {
   readonly onProgress?: (progress: CopyProgress) => void;
 }
 
-
 const WRITE_COMMAND = "nix-store --serve --write";
 
 /**
@@ -34,7 +33,7 @@ export async function copyToRemote(options: RemoteCopyOptions): Promise<CopyRepo
   const started = Date.now();
   const compress = options.compress ?? "auto";
   // The direct session starts while the probe runs: on a LAN, the usual case, it is the one used, and the probe's
-  // round trips then cost nothing. When the spool is chosen it ends unused, having done nothing.
+  // round trips then cost nothing. Far away it finds what is missing, which decides whether the spool pays.
   const direct = openSession(options.shell, WRITE_COMMAND);
   direct.catch(() => undefined);
   let probe: Probe;
@@ -61,39 +60,66 @@ export async function copyToRemote(options: RemoteCopyOptions): Promise<CopyRepo
     ...choice, rttMs: probe.rttMs, segments: 0, compressedSegments: 0, ...extra,
   });
 
-  let session: ServeSession;
-  if (choice.kind === "spooled") {
+  if (choice.kind === "spooled" && compress === "zstd") {
     await direct.then((unused) => unused.close(), () => undefined);
-    const spooled = await copySpooled(options, closure, choice, compress);
-    if (spooled !== undefined) {
-      return { ...spooled.report, durationMs: Date.now() - started, transport: transport(spooled.transport) };
-    }
-    session = await openSession(options.shell, WRITE_COMMAND);
-  } else {
-    session = await direct;
+    return spooledOrDirect(options, closure, choice, compress, started, transport);
   }
+  const session = await direct;
+  let keepSession = true;
   try {
-    const report = await copyClosure({
+    // lock: what the target has stays out of its garbage collector's reach until this import ends
+    const valid = await session.queryValidPaths(closure.map((i) => i.path), { substitute: options.useSubstitutes, lock: true });
+    const plan = planCopy(closure, valid);
+    let reason = choice.reason;
+    if (choice.kind === "spooled") {
+      if (spoolPays(choice, compress, plan.bytesToSend)) {
+        // the spool's importer queries again, under its own lock
+        keepSession = false;
+        await session.close();
+        return spooledOrDirect(options, closure, choice, compress, started, transport);
+      }
+      reason = `${choice.reason}; only ${(plan.bytesToSend / 1048576).toFixed(1)} MiB to send: one channel`;
+    }
+    const before = session.bytesWritten;
+    const bytesSent = await sendPlan(session, plan, options.source, { onProgress: options.onProgress });
+    return {
+      pathsInClosure: plan.pathsInClosure,
+      pathsAlreadyValid: plan.pathsAlreadyValid,
+      pathsCopied: plan.send.length,
+      bytesSent,
+      wireBytes: session.bytesWritten - before,
+      durationMs: Date.now() - started,
+      transport: transport({ kind: "direct", dataChannels: 1, compress: false, reason }),
+    };
+  } finally {
+    if (keepSession) await session.close();
+  }
+}
+
+/** The spooled copy, or one channel when the target refuses every data channel. */
+async function spooledOrDirect(
+  options: RemoteCopyOptions,
+  closure: PathInfo[],
+  choice: TransportChoice,
+  compress: CompressMode,
+  started: number,
+  transport: (extra?: Partial<TransportReport>) => TransportReport,
+): Promise<CopyReport & { readonly transport: TransportReport }> {
+  const spooled = await copySpooled(options, closure, choice, compress);
+  if (spooled !== undefined) return { ...spooled.report, durationMs: Date.now() - started, transport: transport(spooled.transport) };
+  const direct = await withSession(options.shell, WRITE_COMMAND, (session) =>
+    copyClosure({
       source: { closure: async () => closure, dumpPath: (info, sink) => options.source.dumpPath(info, sink), close: async () => undefined },
       target: session,
       paths: options.paths,
       useSubstitutes: options.useSubstitutes,
       onProgress: options.onProgress,
-    });
-    const fellBack = choice.kind === "spooled";
-    return {
-      ...report,
-      durationMs: Date.now() - started,
-      transport: transport({
-        kind: "direct",
-        dataChannels: 1,
-        compress: false,
-        reason: fellBack ? `${choice.reason}; the target refused every data channel, so one channel was used` : choice.reason,
-      }),
-    };
-  } finally {
-    await session.close();
-  }
+    }));
+  return {
+    ...direct,
+    durationMs: Date.now() - started,
+    transport: transport({ kind: "direct", dataChannels: 1, compress: false, reason: `${choice.reason}; the target refused every data channel, so one channel was used` }),
+  };
 }
 
 /** What copyToRemote would send, read through a `nix-store --serve` that cannot write (never substitutes). */
@@ -101,43 +127,37 @@ export function planRemoteCopy(source: StoreSource, shell: RemoteShell, paths: r
   return withSession(shell, "nix-store --serve", (session) => planClosureCopy(source, session, paths));
 }
 
-/** The round trip (the faster of two echoes through a running shell) and the target's tools, in one command. */
 interface Probe {
   readonly rttMs: number;
   /** undefined when the probe could not run */
   readonly capabilities?: TargetCapabilities;
 }
 
+/** The round trip (an echo through a running shell) and the target's tools, in one command. */
 async function probeTarget(shell: RemoteShell): Promise<Probe> {
   const process = await shell.start(probeCommand());
   let stdout = "";
-  let echoes = 0;
-  let rttMs = Infinity;
-  let sentAt = performance.now();
+  let rttMs: number | undefined;
+  const sentAt = performance.now();
   const echoed = new Promise<void>((resolve) => {
     process.stdout.on("data", (c: Buffer) => {
       stdout += c.toString("utf8");
-      while (echoes < 2 && stdout.split("\n").length - 1 > echoes) {
-        echoes++;
-        rttMs = Math.min(rttMs, performance.now() - sentAt);
-        if (echoes === 1) {
-          sentAt = performance.now();
-          process.stdin.write("2\n");
-        } else resolve();
+      if (rttMs === undefined && stdout.includes("\n")) {
+        rttMs = performance.now() - sentAt;
+        resolve();
       }
     });
     process.exited.then(() => resolve(), () => resolve());
   });
   process.stderr.resume();
   process.stdin.on("error", () => undefined);
-  process.stdin.write("1\n");
+  process.stdin.end("1\n");
   await echoed;
-  process.stdin.end();
   const code = await process.exited;
-  if (echoes < 2) {
+  if (rttMs === undefined) {
     throw new ServeError(`probing ${shell.name} failed: ${code === null ? "the connection was lost" : `the probe exited with code ${code}`}`, probeCommand(), "", code);
   }
-  return { rttMs, capabilities: parseProbe(stdout.split("\n").slice(2).join("\n")) };
+  return { rttMs, capabilities: parseProbe(stdout.slice(stdout.indexOf("\n") + 1)) };
 }
 
 /** The spooled copy; undefined when no data channel could be opened (and nothing was sent). */
@@ -151,9 +171,21 @@ async function copySpooled(
   const query = { paths: closure.map((i) => i.path), substitute: options.useSubstitutes, lock: true };
   const preamble = ServeSession.preamble(query);
   const command = importerCommand(id, preamble.length);
-  const importer = await options.shell.start(command);
+  // the data channels start with the importer (they need the spool only when the first segment comes), as many as
+  // the whole closure could use; those the plan does not need are closed unused
+  const closureBytes = closure.reduce((sum, info) => sum + info.narSize, 0);
+  const wanted = Math.max(1, Math.min(choice.dataChannels, Math.ceil(closureBytes / SEGMENT_BYTES)));
   let stream: SpoolStream | undefined;
-  let channels: DataChannel[] = [];
+  const importerStarted = options.shell.start(command);
+  const channelsOpened = openDataChannels(options.shell, id, wanted, (err) => stream?.failWith(err));
+  let importer: RemoteProcess;
+  try {
+    importer = await importerStarted;
+  } catch (err) {
+    for (const unused of await channelsOpened) unused.close();
+    throw err;
+  }
+  const channels = await channelsOpened;
   let completed = false;
   // Nix's stderr goes to the session (for its messages); the importer's notices are taken out of it
   const nixErrors = new PassThrough();
@@ -176,15 +208,16 @@ async function copySpooled(
     close: () => importer.close(),
   };
   const { session, valid } = await ServeSession.openWithQuery(channel, query).catch(async (err: unknown) => {
+    for (const c of channels) c.close();
     importer.close();
     throw err;
   });
   try {
     const plan = planCopy(closure, valid);
     const segmentsNeeded = Math.ceil((plan.bytesToSend + plan.send.length * 1024) / SEGMENT_BYTES);
+    // more channels than segments would idle
+    for (const unused of channels.splice(Math.min(channels.length, segmentsNeeded))) unused.close();
     if (plan.send.length > 0) {
-      const wanted = Math.max(1, Math.min(choice.dataChannels, segmentsNeeded));
-      channels = await openDataChannels(options.shell, id, wanted, (err) => stream?.failWith(err));
       if (channels.length === 0) return undefined;
       stream = new SpoolStream({ stdin: importer.stdin, command }, channels, { allowed: choice.compress, mode: compress });
     }

@@ -43,8 +43,9 @@ export function importerCommand(id: string, preambleBytes: number): string {
 export function dataChannelCommand(id: string): string {
   return [
     `S=${spoolPath(id)}`,
-    `{ [ -d "$S" ] && [ ! -L "$S" ] && [ -O "$S" ]; } || { echo "the spool $S is gone" >&2; exit 97; }`,
+    // checked per segment, not at start: the data channels start with the importer, which makes the spool
     `while read -r n size; do ` +
+      `{ [ -d "$S" ] && [ ! -L "$S" ] && [ -O "$S" ]; } || { echo "the spool $S is gone" >&2; exit 97; }; ` +
       `{ head -c "$size" > "$S/.$n" && [ "$(wc -c < "$S/.$n")" -eq "$size" ] && mv -- "$S/.$n" "$S/$n" && echo "$n"; } ` +
       `|| { rm -f -- "$S/.$n"; echo "segment $n did not arrive whole" >&2; exit 98; }; ` +
       `done`,
@@ -57,16 +58,15 @@ export function removeSpoolCommand(id: string): string {
 }
 
 /**
- * Two echoes that time the round trip, what the target can do, and a sweep of spools whose importer is gone (killed
+ * An echo that times the round trip, what the target can do, and a sweep of spools whose importer is gone (killed
  * with SIGKILL, or a reboot of a disk /tmp). A spool whose importer cannot be checked (no pid file yet: a concurrent
  * run may have just made it; or a pid of another PID namespace sharing this /tmp) is only removed once it has not
  * changed for ten minutes.
  */
 export function probeCommand(): string {
   return [
-    // the client times these two echoes: round trips through a running shell, with no fork or sshd work in them
+    // the client times this echo: a round trip through a running shell, with no fork or sshd work in it
     `read -r a && echo "$a"`,
-    `read -r b && echo "$b"`,
     `command -v zstd >/dev/null 2>&1 && echo ${TARGET_ZSTD}`,
     `[ "$(printf abcdef | { head -c 2 >/dev/null; cat; })" = cdef ] && echo ${EXACT_FRAMING}`,
     `for d in "\${TMPDIR:-/tmp}"/${SPOOL_PREFIX}*; do ` +
@@ -86,7 +86,7 @@ export interface TargetCapabilities {
   readonly zstd: boolean;
 }
 
-/** The probe's answer after the two echoes. */
+/** The probe's answer after the echo. */
 export function parseProbe(stdout: string): TargetCapabilities {
   const lines = new Set(stdout.split("\n").map((l) => l.trim()));
   return { exactFraming: lines.has(EXACT_FRAMING), zstd: lines.has(TARGET_ZSTD) };

@@ -3,7 +3,9 @@ import {
   CompressionUnavailableError,
   chooseTransport,
   dataChannelsFor,
+  SPOOL_MIN_BYTES,
   shouldCompressSegment,
+  spoolPays,
   type TransportInputs,
 } from "../../../src/nix/serve/copy-policy";
 
@@ -41,6 +43,14 @@ describe("copy policy", () => {
   it("explains its choice", () => {
     expect(chooseTransport(inputs({ rttMs: 50 })).reason).toBe("50.0 ms round trip: one channel would carry only 40 MiB/s");
     expect(chooseTransport(inputs({})).reason).toBe("0.5 ms round trip: one channel is not window-bound");
+  });
+
+  it("takes the spool far away only for enough bytes (or forced zstd)", () => {
+    const far = chooseTransport(inputs({ rttMs: 50 }));
+    expect(spoolPays(far, "auto", SPOOL_MIN_BYTES)).toBe(true);
+    expect(spoolPays(far, "auto", SPOOL_MIN_BYTES - 1)).toBe(false);
+    expect(spoolPays(far, "zstd", 1)).toBe(true);
+    expect(spoolPays(chooseTransport(inputs({})), "auto", 10 * SPOOL_MIN_BYTES)).toBe(false);
   });
 
   it("compresses a segment when zstd shrinks it and the link is slower than zstd", () => {
