@@ -133,31 +133,42 @@ interface Probe {
   readonly capabilities?: TargetCapabilities;
 }
 
-/** The round trip (an echo through a running shell) and the target's tools, in one command. */
+/**
+ * The round trip and the target's tools, in one command. The round trip is the second of two echoes through the
+ * running shell: the first one also waits for the shell to start, which on a busy host is longer than a LAN's round
+ * trip and would make a near host look far.
+ */
 async function probeTarget(shell: RemoteShell): Promise<Probe> {
   const process = await shell.start(probeCommand());
   let stdout = "";
+  let echoes = 0;
   let rttMs: number | undefined;
-  const sentAt = performance.now();
+  let sentAt = performance.now();
   const echoed = new Promise<void>((resolve) => {
     process.stdout.on("data", (c: Buffer) => {
       stdout += c.toString("utf8");
-      if (rttMs === undefined && stdout.includes("\n")) {
-        rttMs = performance.now() - sentAt;
-        resolve();
+      while (echoes < 2 && stdout.split("\n").length - 1 > echoes) {
+        echoes++;
+        if (echoes === 1) {
+          sentAt = performance.now();
+          process.stdin.end("2\n");
+        } else {
+          rttMs = performance.now() - sentAt;
+          resolve();
+        }
       }
     });
     process.exited.then(() => resolve(), () => resolve());
   });
   process.stderr.resume();
   process.stdin.on("error", () => undefined);
-  process.stdin.end("1\n");
+  process.stdin.write("1\n");
   await echoed;
   const code = await process.exited;
   if (rttMs === undefined) {
     throw new ServeError(`probing ${shell.name} failed: ${code === null ? "the connection was lost" : `the probe exited with code ${code}`}`, probeCommand(), "", code);
   }
-  return { rttMs, capabilities: parseProbe(stdout.slice(stdout.indexOf("\n") + 1)) };
+  return { rttMs, capabilities: parseProbe(stdout.split("\n").slice(2).join("\n")) };
 }
 
 /** The spooled copy; undefined when no data channel could be opened (and nothing was sent). */

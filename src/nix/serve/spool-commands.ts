@@ -58,15 +58,16 @@ export function removeSpoolCommand(id: string): string {
 }
 
 /**
- * An echo that times the round trip, what the target can do, and a sweep of spools whose importer is gone (killed
+ * Two echoes that time the round trip, what the target can do, and a sweep of spools whose importer is gone (killed
  * with SIGKILL, or a reboot of a disk /tmp). A spool whose importer cannot be checked (no pid file yet: a concurrent
  * run may have just made it; or a pid of another PID namespace sharing this /tmp) is only removed once it has not
  * changed for ten minutes.
  */
 export function probeCommand(): string {
   return [
-    // the client times this echo: a round trip through a running shell, with no fork or sshd work in it
+    // the client times the second echo: a round trip through a running shell, with no fork or sshd work in it
     `read -r a && echo "$a"`,
+    `read -r b && echo "$b"`,
     `command -v zstd >/dev/null 2>&1 && echo ${TARGET_ZSTD}`,
     `[ "$(printf abcdef | { head -c 2 >/dev/null; cat; })" = cdef ] && echo ${EXACT_FRAMING}`,
     `for d in "\${TMPDIR:-/tmp}"/${SPOOL_PREFIX}*; do ` +
@@ -86,7 +87,7 @@ export interface TargetCapabilities {
   readonly zstd: boolean;
 }
 
-/** The probe's answer after the echo. */
+/** The probe's answer after the two echoes. */
 export function parseProbe(stdout: string): TargetCapabilities {
   const lines = new Set(stdout.split("\n").map((l) => l.trim()));
   return { exactFraming: lines.has(EXACT_FRAMING), zstd: lines.has(TARGET_ZSTD) };

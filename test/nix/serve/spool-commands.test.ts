@@ -36,7 +36,7 @@ describe("spool commands (exact strings)", () => {
     );
     expect(removeSpoolCommand(ID)).toBe(`rm -rf -- "\${TMPDIR:-/tmp}/cdktf-nixos-spool.${ID}"`);
     expect(probeCommand()).toBe(
-      `read -r a && echo "$a"; command -v zstd >/dev/null 2>&1 && echo zstd; ` +
+      `read -r a && echo "$a"; read -r b && echo "$b"; command -v zstd >/dev/null 2>&1 && echo zstd; ` +
         `[ "$(printf abcdef | { head -c 2 >/dev/null; cat; })" = cdef ] && echo exact-framing; ` +
         `for d in "\${TMPDIR:-/tmp}"/cdktf-nixos-spool.*; do { [ -d "$d" ] && [ ! -L "$d" ] && [ -O "$d" ]; } || continue; ` +
         `p=; n=; read -r p n < "$d/pid" 2>/dev/null; if [ -n "$p" ] && [ "$n" = "$(readlink /proc/$$/ns/pid 2>/dev/null)" ]; then kill -0 "$p" 2>/dev/null && continue; ` +
@@ -70,9 +70,9 @@ describe.skipIf(missing("zstd"))("spool commands in a real shell", () => {
   });
   afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
-  it("the probe echoes and finds exact framing and zstd here", () => {
-    const out = sh(probeCommand(), "1\n").stdout.toString();
-    expect(out.split("\n")[0]).toBe("1");
+  it("the probe echoes twice and finds exact framing and zstd here", () => {
+    const out = sh(probeCommand(), "1\n2\n").stdout.toString();
+    expect(out.split("\n").slice(0, 2)).toEqual(["1", "2"]);
     expect(parseProbe(out)).toEqual({ exactFraming: true, zstd: true });
   });
 
@@ -91,7 +91,7 @@ describe.skipIf(missing("zstd"))("spool commands in a real shell", () => {
       const old = new Date(Date.now() - 20 * 60_000);
       for (const name of ["nopidold", "othernsold"]) utimesSync(spool(name), old, old);
       mkdirSync(join(dir, "tmp", "unrelated"));
-      sh(probeCommand(), "1\n");
+      sh(probeCommand(), "1\n2\n");
       expect(readdirSync(join(dir, "tmp")).sort()).toEqual([
         "cdktf-nixos-spool.livepid", "cdktf-nixos-spool.nopidfresh", "cdktf-nixos-spool.otherns", "unrelated",
       ]);
