@@ -38,6 +38,13 @@ export async function copyToRemote(options: RemoteCopyOptions): Promise<CopyRepo
   direct.catch(() => undefined);
   let probe: Probe;
   let closure: PathInfo[];
+  const choose = (rttMs: number) => chooseTransport({
+    rttMs,
+    compress,
+    maxChannels: options.maxChannels ?? MAX_DATA_CHANNELS,
+    target: probe.capabilities,
+    localZstd: compress !== "none" && localZstdAvailable(),
+  });
   let choice: TransportChoice;
   try {
     // a target whose shell cannot run the probe still gets the single channel, which needs nothing but nix-store
@@ -45,19 +52,14 @@ export async function copyToRemote(options: RemoteCopyOptions): Promise<CopyRepo
       options.source.closure(options.paths),
       probeTarget(options.shell).catch((): Probe => ({ rttMs: 0, capabilities: undefined })),
     ]);
-    choice = chooseTransport({
-      rttMs: probe.rttMs,
-      compress,
-      maxChannels: options.maxChannels ?? MAX_DATA_CHANNELS,
-      target: probe.capabilities,
-      localZstd: compress !== "none" && localZstdAvailable(),
-    });
+    choice = choose(probe.rttMs);
   } catch (err) {
     await direct.then((session) => session.close(), () => undefined);
     throw err;
   }
+  let rttMs = probe.rttMs;
   const transport = (extra: Partial<TransportReport> = {}): TransportReport => ({
-    ...choice, rttMs: probe.rttMs, segments: 0, compressedSegments: 0, ...extra,
+    ...choice, rttMs, segments: 0, compressedSegments: 0, ...extra,
   });
 
   if (choice.kind === "spooled" && compress === "zstd") {
@@ -68,7 +70,14 @@ export async function copyToRemote(options: RemoteCopyOptions): Promise<CopyRepo
   let keepSession = true;
   try {
     // lock: what the target has stays out of its garbage collector's reach until this import ends
+    const asked = performance.now();
     const valid = await session.queryValidPaths(closure.map((i) => i.path), { substitute: options.useSubstitutes, lock: true });
+    // The query's answer is a second measurement of the round trip: a busy host can delay the probe's echo by more
+    // than a LAN's round trip, and a near host taken for a far one would get the spool it does not need.
+    if (performance.now() - asked < rttMs) {
+      rttMs = performance.now() - asked;
+      choice = choose(rttMs);
+    }
     const plan = planCopy(closure, valid);
     let reason = choice.reason;
     if (choice.kind === "spooled") {
@@ -230,7 +239,7 @@ async function copySpooled(
     for (const unused of channels.splice(Math.min(channels.length, segmentsNeeded))) unused.close();
     if (plan.send.length > 0) {
       if (channels.length === 0) return undefined;
-      stream = new SpoolStream({ stdin: importer.stdin, command }, channels, { allowed: choice.compress, mode: compress });
+      stream = new SpoolStream({ stdin: importer.stdin }, channels, { allowed: choice.compress, mode: compress });
     }
     const bytesSent = await sendPlan(session, plan, options.source, { stream, onProgress: options.onProgress });
     completed = true;

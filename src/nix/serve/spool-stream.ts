@@ -1,10 +1,9 @@
+import { availableParallelism } from "node:os";
 import type { Writable } from "node:stream";
 import type { RemoteProcess } from "../remote-shell";
 import { zstdCompress } from "../zstd";
-import { availableParallelism } from "node:os";
 import { SEGMENT_BYTES, SPOOL_SEGMENTS, shouldCompressSegment, type CompressMode, type CompressionEvidence } from "./copy-policy";
-import type { AddToStoreStream } from "./session";
-import { ServeError } from "./session";
+import { ServeError, type AddToStoreStream } from "./session";
 
 interface Segment {
   readonly n: number;
@@ -80,7 +79,8 @@ export class SpoolStream implements AddToStoreStream {
   private importerFailedFirst = false;
 
   constructor(
-    private readonly importer: { readonly stdin: Writable; readonly command: string },
+    /** The importer's input: after its preamble, the segment names in stream order. */
+    private readonly importer: { readonly stdin: Writable },
     private readonly channels: readonly DataChannel[],
     private readonly compression: { readonly allowed: boolean; readonly mode: CompressMode },
   ) {

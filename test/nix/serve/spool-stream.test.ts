@@ -45,7 +45,7 @@ describe("the spooled stream", () => {
     const importer = importerInput();
     // channel 0 confirms slowly: later segments arrive first, the importer must still hear 0, 1, 2, ...
     const channels = [0, 1, 2].map((i) => new DataChannel(fakeDataProcess(spool, (n) => (i === 0 ? 30 : n % 3)), `data ${i}`, (err) => stream.failWith(err)));
-    const stream: SpoolStream = new SpoolStream({ stdin: importer.stdin, command: "importer" }, channels, { allowed: false, mode: "none" });
+    const stream: SpoolStream = new SpoolStream({ stdin: importer.stdin }, channels, { allowed: false, mode: "none" });
     const data = randomBytes(5 * SEGMENT_BYTES + 12345);
     importer.stdin.on("data", (c: Buffer) => {
       // the importer reads each named segment at once, which makes room in the spool
@@ -63,7 +63,7 @@ describe("the spooled stream", () => {
     const spool = new Map<number, Buffer>();
     const importer = importerInput();
     const channels = [0, 1].map((i) => new DataChannel(fakeDataProcess(spool, () => 0), `data ${i}`, (err) => stream.failWith(err)));
-    const stream: SpoolStream = new SpoolStream({ stdin: importer.stdin, command: "importer" }, channels, { allowed: false, mode: "none" });
+    const stream: SpoolStream = new SpoolStream({ stdin: importer.stdin }, channels, { allowed: false, mode: "none" });
     const chunk = Buffer.alloc(SEGMENT_BYTES, 1);
     let written = 0;
     const writer = (async () => {
@@ -88,7 +88,7 @@ describe("the spooled stream", () => {
     importer.stdin.on("finish", () => (ended = true));
     const dying = fakeDataProcess(spool, () => 10_000);
     const channels = [new DataChannel(dying, "data 0", (err) => stream.failWith(err))];
-    const stream: SpoolStream = new SpoolStream({ stdin: importer.stdin, command: "importer" }, channels, { allowed: false, mode: "none" });
+    const stream: SpoolStream = new SpoolStream({ stdin: importer.stdin }, channels, { allowed: false, mode: "none" });
     await stream.write(Buffer.alloc(SEGMENT_BYTES));
     (dying.stderr as PassThrough).write("head: write error: No space left on device\n");
     dying.end(98);
