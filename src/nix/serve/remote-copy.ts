@@ -82,10 +82,15 @@ export async function copyToRemote(options: RemoteCopyOptions): Promise<CopyRepo
     let reason = choice.reason;
     if (choice.kind === "spooled") {
       if (spoolPays(choice, compress, plan.bytesToSend)) {
-        // the spool's importer queries again, under its own lock
+        // The spool's importer queries again, under its own lock. This session's end is not waited for: that would
+        // cost a round trip, and its nix-store only has to see the end of its input.
         keepSession = false;
-        await session.close();
-        return spooledOrDirect(options, closure, choice, compress, started, transport);
+        const closing = session.close();
+        try {
+          return await spooledOrDirect(options, closure, choice, compress, started, transport);
+        } finally {
+          await closing;
+        }
       }
       reason = `${choice.reason}; only ${(plan.bytesToSend / 1048576).toFixed(1)} MiB to send: one channel`;
     }
