@@ -155,7 +155,7 @@ export function createReporter(output: Output, options: { json: boolean; verbose
 /** How a copy travelled, when it was not the plain single channel: ", over 8 channels (52 ms round trip), 15.1 MiB sent (zstd)". */
 export function copyTransport(report: CopyReport): string {
   const t = report.transport;
-  if (t === undefined || (t.kind === "direct" && report.wireBytes >= report.bytesSent)) return "";
+  if (t === undefined || t.kind === "direct") return "";
   const channels = t.kind === "spooled" ? `, over ${t.dataChannels} channel${t.dataChannels === 1 ? "" : "s"} (${t.rttMs.toFixed(0)} ms round trip)` : "";
   const zstd = t.compressedSegments > 0 ? `, ${mib(report.wireBytes)} MiB sent (zstd)` : "";
   return channels + zstd;

@@ -59,7 +59,7 @@ async function dumpNode(path: Buffer, out: GatheringSink): Promise<void> {
 }
 
 async function dumpContents(path: Buffer, size: number, out: GatheringSink): Promise<void> {
-  await out.length(size);
+  out.length(size);
   const file = await open(path, "r");
   try {
     let done = 0;
@@ -77,7 +77,7 @@ async function dumpContents(path: Buffer, size: number, out: GatheringSink): Pro
   } finally {
     await file.close();
   }
-  await out.padding(size);
+  out.padding(size);
 }
 
 /** Gathers small writes so that the sink (and the SSH channel behind it) sees few, large chunks. */
@@ -93,7 +93,7 @@ class GatheringSink {
 
   /** A NAR string: length, bytes, zero padding to 8 bytes. */
   async bytes(data: Buffer, options: { raw?: boolean } = {}): Promise<void> {
-    if (options.raw !== true) await this.length(data.length);
+    if (options.raw !== true) this.length(data.length);
     if (data.length >= GATHER_BYTES) {
       await this.flush();
       await this.sink(data);
@@ -102,17 +102,17 @@ class GatheringSink {
       this.pendingBytes += data.length;
       if (this.pendingBytes >= GATHER_BYTES) await this.flush();
     }
-    if (options.raw !== true) await this.padding(data.length);
+    if (options.raw !== true) this.padding(data.length);
   }
 
-  async length(n: number): Promise<void> {
+  length(n: number): void {
     const header = Buffer.alloc(8);
     header.writeBigUInt64LE(BigInt(n));
     this.pending.push(header);
     this.pendingBytes += 8;
   }
 
-  async padding(n: number): Promise<void> {
+  padding(n: number): void {
     const pad = (8 - (n % 8)) % 8;
     if (pad === 0) return;
     this.pending.push(Buffer.alloc(pad));

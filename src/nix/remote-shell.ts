@@ -18,3 +18,17 @@ export interface RemoteShell {
   /** Starts a command; resolves once it runs. */
   start(command: string): Promise<RemoteProcess>;
 }
+
+/** Calls `onLine` for every line of a remote process's output (the last one even without a newline), then `onEnd`. */
+export function splitLines(stream: NodeJS.ReadableStream, onLine: (line: string) => void, onEnd: () => void = () => undefined): void {
+  let partial = "";
+  stream.on("data", (c: Buffer) => {
+    const lines = (partial + c.toString("utf8")).split("\n");
+    partial = lines.pop() ?? "";
+    for (const line of lines) onLine(line);
+  });
+  stream.on("end", () => {
+    if (partial !== "") onLine(partial);
+    onEnd();
+  });
+}

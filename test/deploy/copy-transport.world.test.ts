@@ -7,21 +7,12 @@ import { ServeError } from "../../src/nix/serve/session";
 import { buildSystem, closureOf, type NixValue } from "../harness/fixture";
 import { startLatencyProxy, type LatencyProxy } from "../harness/latency-proxy";
 import { missing } from "../harness/requirements";
-import { startTargets, type TargetHost, type TargetWorld } from "../harness/target-hosts";
+import { copySpoolsOf as spoolsOf, startTargets, type TargetHost, type TargetWorld } from "../harness/target-hosts";
 
 /**
  * How a closure travels to a real sshd and Nix store: one channel on a LAN, the spool with several channels far away
  * (a latency proxy), zstd when asked or when the link is slow, and what a failure leaves behind.
  */
-
-/** Spools of this target's importers (its PID namespace) that are still in the /tmp the targets share. */
-async function spoolsOf(target: TargetHost): Promise<string[]> {
-  const found = await target.exec(
-    'ns=$(readlink /proc/self/ns/pid); for d in /tmp/cdktf-nixos-spool.*; do [ -d "$d" ] || continue; ' +
-      'read -r p n < "$d/pid" 2>/dev/null; [ "$n" = "$ns" ] && echo "$d"; done; true',
-  );
-  return found.stdout.split("\n").filter(Boolean);
-}
 
 /** The store's own check, and every valid path's references valid too. */
 async function expectConsistentStore(target: TargetHost, paths: readonly string[]): Promise<void> {

@@ -11,7 +11,7 @@ import { buildSystem, closureOf, type NixValue } from "../harness/fixture";
 import { startLatencyProxy } from "../harness/latency-proxy";
 import { missing } from "../harness/requirements";
 import { installSystemdRunStandIn } from "../harness/systemd-run";
-import { startTargets, type TargetHost, type TargetWorld } from "../harness/target-hosts";
+import { copySpoolsOf, startTargets, type TargetHost, type TargetWorld } from "../harness/target-hosts";
 
 /** What a target runs, from the target itself (not from what the tool said). */
 interface HostTruth {
@@ -166,9 +166,6 @@ describe.skipIf(missing("root", "nix", "sshd", "netns"))("deployments under faul
     const knownHosts = join(await mkdtemp(join(tmpdir(), "faults-spool-")), "known_hosts");
     await writeFile(knownHosts, `[127.0.0.1]:${proxy.port} ${target.hostKey}\n`);
     const far = ["--target-host", "root@127.0.0.1", "--target-port", String(proxy.port), "--ssh-key", world.clientKeyFile, "--known-hosts", knownHosts];
-    const spools = async () => (await target.exec(
-      'ns=$(readlink /proc/self/ns/pid); for d in /tmp/cdktf-nixos-spool.*; do [ -d "$d" ] || continue; read -r p n < "$d/pid" 2>/dev/null; [ "$n" = "$ns" ] && echo "$d"; done; true',
-    )).stdout.split("\n").filter(Boolean);
     try {
       const validWhenKilled: number[] = [];
       for (let round = 1; round <= 6; round++) {
@@ -204,7 +201,7 @@ describe.skipIf(missing("root", "nix", "sshd", "netns"))("deployments under faul
           expect((rerun.json!.copyTransport as { dataChannels: number }).dataChannels).toBeGreaterThan(1);
         }
         expect((await target.exec("nix-store --verify --check-contents 2>&1")).exitCode).toBe(0);
-        expect(await spools()).toEqual([]);
+        expect(await copySpoolsOf(target)).toEqual([]);
       }
       // the kills were spread over the copy: some before any path was registered, some after several
       expect(new Set(validWhenKilled).size, validWhenKilled.join(", ")).toBeGreaterThan(1);

@@ -632,3 +632,12 @@ export function run(
     });
   });
 }
+
+/** Copy spools (cdktf-nixos-spool.*) of this target's importers (its PID namespace) still in the /tmp the targets share. */
+export async function copySpoolsOf(target: TargetHost): Promise<string[]> {
+  const found = await target.exec(
+    'ns=$(readlink /proc/self/ns/pid); for d in /tmp/cdktf-nixos-spool.*; do [ -d "$d" ] || continue; ' +
+      'read -r p n < "$d/pid" 2>/dev/null; [ "$n" = "$ns" ] && echo "$d"; done; true',
+  );
+  return found.stdout.split("\n").filter(Boolean);
+}

@@ -60,8 +60,8 @@ export interface TransportInputs {
   readonly maxChannels: number;
   /** What the target has; undefined when it could not be asked. */
   readonly target?: { readonly exactFraming: boolean; readonly zstd: boolean };
-  /** Whether zstd runs on the deploying machine. */
-  readonly localZstd: boolean;
+  /** Whether zstd runs on the deploying machine; asked only when compression is possible (it runs a program). */
+  readonly localZstd: () => boolean;
 }
 
 /**
@@ -72,10 +72,10 @@ export interface TransportInputs {
 export function chooseTransport(inputs: TransportInputs): TransportChoice {
   const channels = dataChannelsFor(inputs.rttMs, inputs.maxChannels);
   const framing = inputs.target?.exactFraming === true;
-  const canCompress = framing && inputs.target?.zstd === true && inputs.localZstd;
-  if (inputs.compress === "zstd" && !canCompress) {
+  const canCompress = () => framing && inputs.target?.zstd === true && inputs.localZstd();
+  if (inputs.compress === "zstd" && !canCompress()) {
     throw new CompressionUnavailableError(
-      !inputs.localZstd
+      !inputs.localZstd()
         ? "--compress zstd needs zstd on this machine, and it is not on PATH"
         : inputs.target === undefined
           ? "--compress zstd needs a POSIX shell on the target to ask what it has, and its login shell could not run the probe"
@@ -92,7 +92,7 @@ export function chooseTransport(inputs: TransportInputs): TransportChoice {
   return {
     kind: "spooled",
     dataChannels: channels,
-    compress: inputs.compress === "auto" && canCompress,
+    compress: inputs.compress === "auto" && canCompress(),
     reason: `${rtt}: one channel would carry only ${Math.round(SSHD_CHANNEL_WINDOW_BYTES / 1048576 / (inputs.rttMs / 1000))} MiB/s`,
   };
 }

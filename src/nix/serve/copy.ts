@@ -51,6 +51,8 @@ export interface CopyClosureOptions {
   readonly source: StoreSource;
   readonly target: ServeSession;
   readonly paths: readonly string[];
+  /** The closure of `paths` when the caller already has it from the source (saves asking again). */
+  readonly closure?: readonly PathInfo[];
   readonly useSubstitutes?: boolean;
   readonly onProgress?: (progress: CopyProgress) => void;
 }
@@ -67,24 +69,36 @@ export async function planClosureCopy(source: StoreSource, target: ServeSession,
  */
 export async function copyClosure(options: CopyClosureOptions): Promise<CopyReport> {
   const started = Date.now();
-  const closure = await options.source.closure(options.paths);
+  const closure = options.closure ?? await options.source.closure(options.paths);
   // lock: what the target has stays out of its garbage collector's reach until this import ends
   const valid = await options.target.queryValidPaths(closure.map((i) => i.path), { substitute: options.useSubstitutes, lock: true });
-  const plan = planCopy(closure, valid);
-  const before = options.target.bytesWritten;
-  const bytesSent = await sendPlan(options.target, plan, options.source, { onProgress: options.onProgress });
+  const sent = await sendMissing(options.target, planCopy(closure, valid), options.source, { onProgress: options.onProgress });
+  return { ...sent, durationMs: Date.now() - started };
+}
+
+/**
+ * Sends what a plan names through a session that already answered its QueryValidPaths (or through `stream`), and
+ * reports it; the duration is the caller's, who knows when the copy began.
+ */
+export async function sendMissing(
+  target: ServeSession,
+  plan: CopyPlan,
+  source: StoreSource,
+  options: { readonly stream?: AddToStoreStream; readonly onProgress?: (progress: CopyProgress) => void },
+): Promise<Omit<CopyReport, "durationMs">> {
+  const before = target.bytesWritten;
+  const bytesSent = await sendPlan(target, plan, source, options);
   return {
     pathsInClosure: plan.pathsInClosure,
     pathsAlreadyValid: plan.pathsAlreadyValid,
     pathsCopied: plan.send.length,
     bytesSent,
-    wireBytes: options.target.bytesWritten - before,
-    durationMs: Date.now() - started,
+    wireBytes: target.bytesWritten - before + (options.stream?.bytesWritten ?? 0),
   };
 }
 
 /** Sends the paths a plan names through a session that already answered its QueryValidPaths; returns the NAR bytes. */
-export async function sendPlan(
+async function sendPlan(
   target: ServeSession,
   plan: CopyPlan,
   source: StoreSource,

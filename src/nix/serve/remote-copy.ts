@@ -1,9 +1,9 @@
 import { randomBytes } from "node:crypto";
 import { PassThrough } from "node:stream";
-import type { RemoteProcess, RemoteShell } from "../remote-shell";
+import { splitLines, type RemoteProcess, type RemoteShell } from "../remote-shell";
 import type { PathInfo, StoreSource } from "../store-source";
 import { localZstdAvailable } from "../zstd";
-import { copyClosure, planClosureCopy, planCopy, sendPlan, type CopyPlan, type CopyProgress, type CopyReport } from "./copy";
+import { copyClosure, planClosureCopy, planCopy, sendMissing, type CopyPlan, type CopyProgress, type CopyReport } from "./copy";
 import { chooseTransport, MAX_DATA_CHANNELS, SEGMENT_BYTES, spoolPays, type CompressMode, type TransportChoice, type TransportReport } from "./copy-policy";
 import { ServeError, ServeSession, type ServeChannel } from "./session";
 import { CONSUMED_MARK, dataChannelCommand, importerCommand, parseProbe, probeCommand, removeSpoolCommand, type TargetCapabilities } from "./spool-commands";
@@ -43,7 +43,7 @@ export async function copyToRemote(options: RemoteCopyOptions): Promise<CopyRepo
     compress,
     maxChannels: options.maxChannels ?? MAX_DATA_CHANNELS,
     target: probe.capabilities,
-    localZstd: compress !== "none" && localZstdAvailable(),
+    localZstd: () => compress !== "none" && localZstdAvailable(),
   });
   let choice: TransportChoice;
   try {
@@ -94,17 +94,8 @@ export async function copyToRemote(options: RemoteCopyOptions): Promise<CopyRepo
       }
       reason = `${choice.reason}; only ${(plan.bytesToSend / 1048576).toFixed(1)} MiB to send: one channel`;
     }
-    const before = session.bytesWritten;
-    const bytesSent = await sendPlan(session, plan, options.source, { onProgress: options.onProgress });
-    return {
-      pathsInClosure: plan.pathsInClosure,
-      pathsAlreadyValid: plan.pathsAlreadyValid,
-      pathsCopied: plan.send.length,
-      bytesSent,
-      wireBytes: session.bytesWritten - before,
-      durationMs: Date.now() - started,
-      transport: transport({ kind: "direct", dataChannels: 1, compress: false, reason }),
-    };
+    const sent = await sendMissing(session, plan, options.source, { onProgress: options.onProgress });
+    return { ...sent, durationMs: Date.now() - started, transport: transport({ kind: "direct", dataChannels: 1, compress: false, reason }) };
   } finally {
     if (keepSession) await session.close();
   }
@@ -123,9 +114,10 @@ async function spooledOrDirect(
   if (spooled !== undefined) return { ...spooled.report, durationMs: Date.now() - started, transport: transport(spooled.transport) };
   const direct = await withSession(options.shell, WRITE_COMMAND, (session) =>
     copyClosure({
-      source: { closure: async () => closure, dumpPath: (info, sink) => options.source.dumpPath(info, sink), close: async () => undefined },
+      source: options.source,
       target: session,
       paths: options.paths,
+      closure,
       useSubstitutes: options.useSubstitutes,
       onProgress: options.onProgress,
     }));
@@ -191,7 +183,7 @@ async function copySpooled(
   closure: PathInfo[],
   choice: TransportChoice,
   compress: CompressMode,
-): Promise<{ report: CopyReport; transport: Partial<TransportReport> } | undefined> {
+): Promise<{ report: Omit<CopyReport, "durationMs">; transport: Partial<TransportReport> } | undefined> {
   const id = randomBytes(16).toString("hex");
   const query = { paths: closure.map((i) => i.path), substitute: options.useSubstitutes, lock: true };
   const preamble = ServeSession.preamble(query);
@@ -246,17 +238,11 @@ async function copySpooled(
       if (channels.length === 0) return undefined;
       stream = new SpoolStream({ stdin: importer.stdin }, channels, { allowed: choice.compress, mode: compress });
     }
-    const bytesSent = await sendPlan(session, plan, options.source, { stream, onProgress: options.onProgress });
+    const sent = await sendMissing(session, plan, options.source, { stream, onProgress: options.onProgress });
     completed = true;
     return {
-      report: {
-        pathsInClosure: plan.pathsInClosure,
-        pathsAlreadyValid: plan.pathsAlreadyValid,
-        pathsCopied: plan.send.length,
-        bytesSent,
-        wireBytes: session.bytesWritten + (stream?.stats.wireBytes ?? 0),
-        durationMs: 0,
-      },
+      // the preamble (greeting and query) went through the importer's own input too
+      report: { ...sent, wireBytes: sent.wireBytes + preamble.length },
       transport: { dataChannels: channels.length, segments: stream?.stats.segments ?? 0, compressedSegments: stream?.stats.compressedSegments ?? 0 },
     };
   } finally {
@@ -312,17 +298,4 @@ async function withSession<T>(shell: RemoteShell, command: string, use: (session
   } finally {
     await session.close();
   }
-}
-
-function splitLines(stream: NodeJS.ReadableStream, onLine: (line: string) => void, onEnd: () => void): void {
-  let partial = "";
-  stream.on("data", (c: Buffer) => {
-    const lines = (partial + c.toString("utf8")).split("\n");
-    partial = lines.pop() ?? "";
-    for (const line of lines) onLine(line);
-  });
-  stream.on("end", () => {
-    if (partial !== "") onLine(partial);
-    onEnd();
-  });
 }

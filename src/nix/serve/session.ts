@@ -1,5 +1,6 @@
 import type { Readable, Writable } from "node:stream";
 import type { NarSink, PathInfo } from "../store-source";
+import { waitForDrain, type DrainWait } from "./drain";
 import {
   ProtocolMismatchError,
   ServeReader,
@@ -61,6 +62,8 @@ export interface AddToStoreStream {
   abort(err: Error): void;
   /** Set when the stream failed on its own (not because the server did). */
   readonly failure?: Error;
+  /** Bytes the stream wrote on its own ways to the server (SSH channel data). */
+  readonly bytesWritten: number;
 }
 
 export interface AddToStoreOptions {
@@ -91,7 +94,7 @@ export class ServeSession {
   private readonly reader: ServeReader;
   private writeFailure?: Error;
   /** Wakes a writer waiting for 'drain' when the transfer has failed on the read side or the channel closed. */
-  private abortWrite?: (err: Error) => void;
+  private readonly drainWait: DrainWait = {};
   private negotiatedVersion = 0;
 
   private constructor(private readonly channel: ServeChannel) {
@@ -247,23 +250,12 @@ export class ServeSession {
     if (this.writeFailure) throw this.writeFailure;
     this.written += chunk.length;
     if (this.channel.input.write(chunk)) return;
-    await new Promise<void>((resolve, reject) => {
-      const onDrain = () => {
-        this.abortWrite = undefined;
-        resolve();
-      };
-      this.abortWrite = (err) => {
-        this.channel.input.off("drain", onDrain);
-        this.abortWrite = undefined;
-        reject(err);
-      };
-      this.channel.input.once("drain", onDrain);
-    });
+    await waitForDrain(this.channel.input, this.drainWait);
   }
 
   private failWrites(err: Error): void {
     this.writeFailure ??= err;
-    this.abortWrite?.(this.writeFailure);
+    this.drainWait.abort?.(this.writeFailure);
   }
 
   private async reply<T>(read: () => Promise<T>, doing: string): Promise<T> {

@@ -1,8 +1,9 @@
 import { availableParallelism } from "node:os";
 import type { Writable } from "node:stream";
-import type { RemoteProcess } from "../remote-shell";
+import { splitLines, type RemoteProcess } from "../remote-shell";
 import { zstdCompress } from "../zstd";
 import { SEGMENT_BYTES, SPOOL_SEGMENTS, shouldCompressSegment, type CompressMode, type CompressionEvidence } from "./copy-policy";
+import { waitForDrain, type DrainWait } from "./drain";
 import { ServeError, type AddToStoreStream } from "./session";
 
 interface Segment {
@@ -87,6 +88,10 @@ export class SpoolStream implements AddToStoreStream {
     this.evidence = new Evidence(Math.min(channels.length, availableParallelism()));
     for (const channel of channels) channel.onArrived = (n, kind, bytes) => this.arrivedWhole(n, kind, bytes);
     this.workers = channels.map((channel) => this.work(channel).catch((err: Error) => this.failWith(err)));
+  }
+
+  get bytesWritten(): number {
+    return this.stats.wireBytes;
   }
 
   /** The importer read segment n (its stderr notice). */
@@ -221,29 +226,24 @@ export class DataChannel {
   private finished = false;
   private closed = false;
   private stderr = "";
-  private abortWait?: (err: Error) => void;
+  private readonly drainWait: DrainWait = {};
   private ended?: Error;
 
   constructor(private readonly process: RemoteProcess, readonly command: string, onFailure: (err: Error) => void) {
     process.stderr.on("data", (c: Buffer) => (this.stderr = (this.stderr + c.toString("utf8")).slice(-16384)));
-    let partial = "";
-    process.stdout.on("data", (c: Buffer) => {
-      const lines = (partial + c.toString("utf8")).split("\n");
-      partial = lines.pop() ?? "";
-      for (const line of lines) {
-        const n = Number(line);
-        const segment = this.inFlight.get(n);
-        if (segment === undefined) continue;
-        this.inFlight.delete(n);
-        this.onArrived(n, segment.kind, segment.bytes);
-      }
+    splitLines(process.stdout, (line) => {
+      const n = Number(line);
+      const segment = this.inFlight.get(n);
+      if (segment === undefined) return;
+      this.inFlight.delete(n);
+      this.onArrived(n, segment.kind, segment.bytes);
     });
     process.stdin.on("error", () => undefined); // the exit status says more
     void process.exited.then((code) => {
       if (this.closed || (this.finished && this.inFlight.size === 0 && code === 0)) return;
       const reason = lastLine(this.stderr) ?? (code === null ? "the connection to the target was lost" : `it exited with code ${code}`);
       this.ended = new ServeError(`uploading to the target's spool failed: ${reason}`, command, this.stderr, code);
-      this.abortWait?.(this.ended);
+      this.drainWait.abort?.(this.ended);
       onFailure(this.ended);
     });
   }
@@ -254,17 +254,7 @@ export class DataChannel {
     this.inFlight.set(n, { kind, bytes: header.length + body.length });
     this.process.stdin.write(header);
     if (this.process.stdin.write(body)) return;
-    await new Promise<void>((resolve, reject) => {
-      const onDrain = () => {
-        this.abortWait = undefined;
-        resolve();
-      };
-      this.abortWait = (err) => {
-        this.process.stdin.off("drain", onDrain);
-        reject(err);
-      };
-      this.process.stdin.once("drain", onDrain);
-    });
+    await waitForDrain(this.process.stdin, this.drainWait);
   }
 
   /** No more segments: the remote loop ends at the end of its input. */
@@ -277,7 +267,7 @@ export class DataChannel {
   close(): void {
     this.closed = true;
     this.ended ??= new Error("the data channel was closed");
-    this.abortWait?.(this.ended);
+    this.drainWait.abort?.(this.ended);
     this.process.close();
   }
 }

@@ -10,7 +10,7 @@ import {
 } from "../../../src/nix/serve/copy-policy";
 
 const target = { exactFraming: true, zstd: true };
-const inputs = (over: Partial<TransportInputs>): TransportInputs => ({ rttMs: 0.5, compress: "auto", maxChannels: 8, target, localZstd: true, ...over });
+const inputs = (over: Partial<TransportInputs>): TransportInputs => ({ rttMs: 0.5, compress: "auto", maxChannels: 8, target, localZstd: () => true, ...over });
 
 describe("copy policy", () => {
   it("uses as many channels as keep the round trip busy: one on a LAN, eight 50 ms away, never above the limit", () => {
@@ -27,7 +27,7 @@ describe("copy policy", () => {
     ["50 ms, --compress none", inputs({ rttMs: 50, compress: "none" }), { kind: "spooled", dataChannels: 8, compress: false }],
     ["50 ms, --max-channels 1", inputs({ rttMs: 50, maxChannels: 1 }), { kind: "direct", dataChannels: 1, compress: false }],
     ["50 ms, no zstd on the target", inputs({ rttMs: 50, target: { exactFraming: true, zstd: false } }), { kind: "spooled", dataChannels: 8, compress: false }],
-    ["50 ms, no zstd here", inputs({ rttMs: 50, localZstd: false }), { kind: "spooled", dataChannels: 8, compress: false }],
+    ["50 ms, no zstd here", inputs({ rttMs: 50, localZstd: () => false }), { kind: "spooled", dataChannels: 8, compress: false }],
     ["50 ms, head -c not exact", inputs({ rttMs: 50, target: { exactFraming: false, zstd: true } }), { kind: "direct", dataChannels: 1, compress: false }],
     ["50 ms, probe unanswered", inputs({ rttMs: 50, target: undefined }), { kind: "direct", dataChannels: 1, compress: false }],
   ] as const)("%s", (_name, given, expected) => {
@@ -35,7 +35,7 @@ describe("copy policy", () => {
   });
 
   it("says why a forced zstd cannot be honoured, before anything is sent", () => {
-    expect(() => chooseTransport(inputs({ compress: "zstd", localZstd: false }))).toThrow(new CompressionUnavailableError("--compress zstd needs zstd on this machine, and it is not on PATH"));
+    expect(() => chooseTransport(inputs({ compress: "zstd", localZstd: () => false }))).toThrow(new CompressionUnavailableError("--compress zstd needs zstd on this machine, and it is not on PATH"));
     expect(() => chooseTransport(inputs({ compress: "zstd", target: { exactFraming: true, zstd: false } }))).toThrow("--compress zstd needs zstd on the target, and it is not on its PATH");
     expect(() => chooseTransport(inputs({ compress: "zstd", target: { exactFraming: false, zstd: true } }))).toThrow("head -c");
   });
