@@ -6,6 +6,9 @@ import { DeployError, EXIT_CODES, exitCodeOf } from "../errors";
 import { registerAmiCommand } from "./commands/ami";
 import { registerDeployCommand, type DependencyFactory } from "./commands/deploy";
 import { registerForgetHostKeysCommand } from "./commands/forget-host-keys";
+import { registerTestCommand } from "./commands/test";
+import { registerVmCommand } from "./commands/vm";
+import { ForegroundExit } from "./foreground";
 import { PushFailed, registerPushCommand, type PushDependencyFactory } from "./commands/push";
 import { buildFleet } from "../nix/fleet-build";
 import type { Output } from "./progress";
@@ -32,7 +35,7 @@ export function buildProgram(
   pushDependencies: PushDependencyFactory = defaultPushDependencies,
 ): Command {
   const program = new Command("cdktf-nixos")
-    .description("Deploy NixOS to AWS: look up NixOS AMIs and push NixOS configurations to hosts over SSH")
+    .description("Deploy NixOS to AWS: look up NixOS AMIs, push NixOS configurations to hosts over SSH, run a host as a local VM and test the fleet")
     .version(packageVersion())
     .exitOverride()
     .configureOutput({
@@ -42,6 +45,8 @@ export function buildProgram(
     .showHelpAfterError();
   registerDeployCommand(program, output, dependencies);
   registerPushCommand(program, output, pushDependencies);
+  registerVmCommand(program, output);
+  registerTestCommand(program, output);
   registerAmiCommand(program, output);
   registerForgetHostKeysCommand(program, output);
   for (const sub of program.commands) sub.exitOverride().configureOutput(program.configureOutput());
@@ -74,6 +79,11 @@ export async function main(argv: string[], environment: CliEnvironment = { outpu
     if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : EXIT_CODES.usage;
     // the push report already said what failed on which host
     if (err instanceof PushFailed) return err.exitCode;
+    // the VM or test driver had the terminal and said what happened; its code is ours
+    if (err instanceof ForegroundExit) {
+      output.stderr.write(`cdktf-nixos: ${err.message}\n`);
+      return err.exitCode;
+    }
     if (err instanceof UsageError) {
       output.stderr.write(`cdktf-nixos: ${err.message}\n`);
       return EXIT_CODES.usage;

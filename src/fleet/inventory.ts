@@ -40,7 +40,7 @@ interface TerraformModule {
 }
 
 /** What the deployment's terraform_data resource records as its input (see NixosDeployment). */
-interface DeploymentInput {
+export interface DeploymentInput {
   readonly target?: string;
   readonly nixos_args?: { readonly [name: string]: unknown };
   readonly instance_id?: string;
@@ -48,7 +48,7 @@ interface DeploymentInput {
 }
 
 /** A value cdktf left as a Terraform expression: known only after apply, so it is read from the state. */
-function isExpression(value: unknown): boolean {
+export function isExpression(value: unknown): boolean {
   return JSON.stringify(value ?? null).includes("${");
 }
 
@@ -67,13 +67,18 @@ function resources(module: TerraformModule | undefined): Map<string, DeploymentI
   return found;
 }
 
+/** The input each deployment's terraform_data recorded when Terraform applied it, by resource address. */
+export function recordedInputs(state: TerraformShowState): Map<string, DeploymentInput | undefined> {
+  return resources(state.values?.root_module);
+}
+
 /**
  * Joins the synthesized deployments with the state: literal settings come from the synthesized stack (so a push
  * uses what the code says now), Terraform values (addresses, instance ids, injected values) from what was applied.
  * A deployment Terraform has not applied yet is "not created", never guessed.
  */
 export function resolveInventory(manifest: DeploymentManifest, state: TerraformShowState): FleetHost[] {
-  const applied = resources(state.values?.root_module);
+  const applied = recordedInputs(state);
   return manifest.deployments.map((spec): FleetHost => {
     const name = hostName(manifest.stack, spec.id);
     const base = { name, spec, tags: spec.tags };

@@ -1,4 +1,8 @@
-import type { FleetHost } from "./inventory";
+/** What selection reads of a host: its name and its tags (a fleet host, or a stack's host for vm/test). */
+export interface SelectableHost {
+  readonly name: string;
+  readonly tags: { readonly [key: string]: string };
+}
 
 /**
  * `--on` selectors, colmena's vocabulary: a host name (`web`), a glob over names (`web-*`, `db/?`), or a tag
@@ -11,7 +15,7 @@ function glob(pattern: string): RegExp {
   return new RegExp(`^${body}$`);
 }
 
-function matches(selector: string, host: FleetHost): boolean {
+function matches(selector: string, host: SelectableHost): boolean {
   if (!selector.startsWith("@")) return glob(selector).test(host.name);
   const tag = selector.slice(1);
   const eq = tag.indexOf("=");
@@ -29,7 +33,7 @@ function matches(selector: string, host: FleetHost): boolean {
  * The hosts any selector matches, in inventory order; all hosts without selectors. A selector that matches nothing is
  * an error listing the hosts and tags there are (a typo must not silently deploy less).
  */
-export function selectHosts(hosts: readonly FleetHost[], selectors: readonly string[]): FleetHost[] {
+export function selectHosts<T extends SelectableHost>(hosts: readonly T[], selectors: readonly string[]): T[] {
   if (selectors.length === 0) return [...hosts];
   for (const selector of selectors) {
     if (selector === "" || selector === "@") throw new SelectionError(`--on '${selector}' is empty: give a host name, a glob or @tag`);

@@ -125,6 +125,27 @@ export async function buildSystem(source: SystemSource, options: NixOptions = {}
   return instantiated;
 }
 
+export interface ExpressionBuild {
+  /** A Nix expression of one derivation; it may hold module arguments, so it goes to Nix on stdin. */
+  readonly expression: string;
+  /** `-I` entries, e.g. "nixpkgs=/path". */
+  readonly includes: readonly string[];
+  /** The expression uses builtins.getFlake. */
+  readonly flakes?: boolean;
+  /** What is built, for messages: "the VM of web". */
+  readonly what: string;
+}
+
+/** Instantiates and builds one derivation (a VM, a test driver) and returns its output path. */
+export async function buildExpression(build: ExpressionBuild, options: NixOptions = {}): Promise<string> {
+  const args = [...(build.flakes === true ? FLAKES : []), ...build.includes.flatMap((entry) => ["-I", entry]), ...(options.extraArgs ?? []), "-"];
+  const drvPath = lastLine(await runNix("nix-instantiate", args, "evaluate", { stdin: build.expression, redact: options.redact }));
+  if (!drvPath.endsWith(".drv")) {
+    throw new EvaluateError(`evaluating ${build.what} printed '${drvPath}', not a derivation`, { command: `${render("nix-instantiate", args)} < <expression>` });
+  }
+  return lastLine(await runNix("nix-store", ["--realise", drvPath, ...(options.extraArgs ?? [])], "build", { onLog: options.onLog, redact: options.redact }));
+}
+
 async function drvSystem(drvPath: string): Promise<string> {
   return (await runNix("nix-store", ["--query", "--binding", "system", drvPath], "evaluate")).trim();
 }

@@ -49,9 +49,46 @@ export function configurationSystemExpression(configuration: string, moduleArgs:
 
 /** The toplevel of a flake's nixosConfigurations.NAME. */
 export function flakeSystemExpression(flake: string): string {
+  return `${flakeConfigurationExpression(flake)}.config.system.build.toplevel`;
+}
+
+/** A flake's nixosConfigurations.NAME (the result of nixosSystem). */
+export function flakeConfigurationExpression(flake: string): string {
   const parsed = parseFlakeRef(flake);
   if (parsed === undefined) throw new Error(`flake '${flake}' is not REF#NAME`);
-  return `(builtins.getFlake ${nixString(parsed.ref)}).nixosConfigurations.${nixAttrName(parsed.name)}.config.system.build.toplevel`;
+  return `(builtins.getFlake ${nixString(parsed.ref)}).nixosConfigurations.${nixAttrName(parsed.name)}`;
+}
+
+/**
+ * The QEMU VM of a configuration (`nix-build '<nixpkgs/nixos>' -A vm`, `result/bin/run-<host>-vm`): the same
+ * configuration and module arguments as configurationSystemExpression, so the VM runs what would be deployed.
+ */
+export function configurationVmExpression(configuration: string, moduleArgs: string): string {
+  return `(import <nixpkgs/nixos> { configuration = { imports = [ ${nixString(configuration)} ]; ` +
+    `_module.args = ${moduleArgs}; }; }).vm`;
+}
+
+/** The QEMU VM of a flake's nixosConfigurations.NAME. */
+export function flakeVmExpression(flake: string): string {
+  return `${flakeConfigurationExpression(flake)}.config.system.build.vm`;
+}
+
+/** A JSON value as a Nix value, readable in a file meant for a repository. */
+export function nixValue(value: unknown, indent = ""): string {
+  if (value === null || value === undefined) return "null";
+  if (typeof value === "string") return nixString(value);
+  if (typeof value === "number") {
+    if (!Number.isFinite(value)) throw new Error(`${value} has no Nix form`);
+    return String(value);
+  }
+  if (typeof value === "boolean") return String(value);
+  const inner = `${indent}  `;
+  if (Array.isArray(value)) {
+    return value.length === 0 ? "[ ]" : `[\n${value.map((v) => `${inner}${nixValue(v, inner)}`).join("\n")}\n${indent}]`;
+  }
+  const entries = Object.entries(value as Record<string, unknown>);
+  return entries.length === 0 ? "{ }"
+    : `{\n${entries.map(([k, v]) => `${inner}${nixAttrName(k)} = ${nixValue(v, inner)};`).join("\n")}\n${indent}}`;
 }
 
 /**

@@ -27,9 +27,9 @@ export interface RunningCli {
  * Starts `cdktf-nixos ARGS` in a child process. Asynchronous, so servers living in the test's own event loop (the EC2
  * double, a latency proxy) keep answering while it runs.
  */
-export function startCdktfNixos(args: string[], env: Record<string, string> = {}): RunningCli {
+export function startCdktfNixos(args: string[], env: Record<string, string> = {}, options: { cwd?: string } = {}): RunningCli {
   // no binary cache is reachable here; every build would spend seconds retrying one
-  const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, NIX_CONFIG: "substituters =", ...env } });
+  const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, NIX_CONFIG: "substituters =", ...env }, cwd: options.cwd });
   let stdout = "";
   let stderr = "";
   const waiters: Array<{ pattern: RegExp; resolve: () => void; reject: (err: Error) => void }> = [];
@@ -70,8 +70,8 @@ export function startCdktfNixos(args: string[], env: Record<string, string> = {}
 }
 
 /** Runs `cdktf-nixos ARGS` to the end. */
-export function cdktfNixos(args: string[], env: Record<string, string> = {}): Promise<CliResult> {
-  return startCdktfNixos(args, env).result;
+export function cdktfNixos(args: string[], env: Record<string, string> = {}, options: { cwd?: string } = {}): Promise<CliResult> {
+  return startCdktfNixos(args, env, options).result;
 }
 
 /** A non-terminal Output for running the CLI (or a reporter) in-process, with what was written to each stream. */

@@ -1,0 +1,87 @@
+import { Command, Option } from "commander";
+import { accessSync, constants } from "node:fs";
+import { writeFile } from "node:fs/promises";
+import { join, resolve } from "node:path";
+import { LocalArgsError, parseArgAssignments } from "../../fleet/local-args";
+import { loadLocalHosts } from "../../fleet/local-run";
+import { NixosTestError, nixosTestExpression, planNixosTest } from "../../fleet/nixos-test";
+import { ProjectError, type SynthMode } from "../../fleet/project";
+import { SelectionError, selectHosts } from "../../fleet/selection";
+import { buildExpression } from "../../nix/build";
+import { ForegroundExit, runForeground } from "../foreground";
+import { collect } from "../interruptible";
+import type { Output } from "../progress";
+import { UsageError } from "../usage-error";
+
+interface TestFlags {
+  script: string;
+  on: string[];
+  arg: string[];
+  interactive?: boolean;
+  write?: string;
+  keepVmState?: boolean;
+  synth?: boolean;
+  project: string;
+  showTrace?: boolean;
+}
+
+export function registerTestCommand(program: Command, output: Output): void {
+  program.command("test")
+    .description("a NixOS integration test (pkgs.testers.runNixOSTest) of the stack's hosts: one node per host, with its " +
+      "configuration and module arguments, other hosts' addresses replaced by their node names; builds and runs it")
+    .argument("[stack]", "the stack (may be left out when one stack has NixOS deployments)")
+    .requiredOption("--script <file>", "the test script (Python, nixpkgs' testScript: start_all(), web.succeed(...), ...)")
+    .option("--on <selector>", "only these hosts as nodes: a name, a glob ('web-*') or a tag (@role=web, @web); repeatable", collect, [])
+    .option("--arg <name=value>", "a module argument's value in the test (JSON, or plain text for a string); needed for Terraform values the state does not have; repeatable", collect, [])
+    .addOption(new Option("--interactive", "build driverInteractive and start it: a Python prompt with the machines").conflicts("write"))
+    .option("--write <file>", "only write the test's Nix expression to this file (to keep in the repository), build nothing")
+    .option("--keep-vm-state", "keep the machines' disks after the test (the driver's --keep-vm-state)")
+    .option("--synth", "synthesize first even when cdktf.out looks up to date")
+    .option("--no-synth", "never synthesize; use cdktf.out as it is")
+    .option("--project <dir>", "the cdktf project (the directory with cdktf.json)", ".")
+    .option("--show-trace", "pass --show-trace to Nix: the full evaluation trace in errors")
+    .action(async (stack: string | undefined, flags: TestFlags) => {
+      const testScript = resolve(flags.script);
+      try {
+        accessSync(testScript, constants.R_OK);
+      } catch (err) {
+        throw new UsageError(`--script ${flags.script} cannot be read (${(err as NodeJS.ErrnoException).code ?? String(err)}): give the test script, e.g. --script tests/fleet.py`);
+      }
+      const synthMode: SynthMode = flags.synth === true ? "always" : flags.synth === false ? "never" : "auto";
+      let plan;
+      try {
+        const overrides = parseArgAssignments(flags.arg);
+        const local = await loadLocalHosts(resolve(flags.project), stack, synthMode, (why) => output.stderr.write(`${why}\n`));
+        const hosts = selectHosts(local.hosts, flags.on);
+        plan = planNixosTest(hosts, overrides, { stack: local.loaded.stack, testScript, stateProblem: local.stateProblem, forFile: flags.write !== undefined });
+      } catch (err) {
+        if (err instanceof ProjectError || err instanceof SelectionError || err instanceof LocalArgsError || err instanceof NixosTestError) {
+          throw new UsageError(err.message);
+        }
+        throw err;
+      }
+      for (const node of plan.test.nodes) {
+        const origins = Object.entries(plan.origins[node.name]).map(([name, origin]) => `${name} from ${origin}`);
+        output.stderr.write(`node ${node.name}: host ${node.hostName}${origins.length > 0 ? ` (module arguments: ${origins.join(", ")})` : ""}\n`);
+      }
+      if (flags.write !== undefined) {
+        const file = resolve(flags.write);
+        await writeFile(file, nixosTestExpression(plan.test, { path: file, shownAs: flags.write }));
+        output.stderr.write(`wrote ${flags.write}: build it with nix-build ${flags.write} -A driver\n`);
+        output.stdout.write(`${file}\n`);
+        return;
+      }
+      const attribute = flags.interactive === true ? "driverInteractive" : "driver";
+      output.stderr.write(`building the test's ${attribute}\n`);
+      const driver = await buildExpression({
+        // the module arguments are in the expression, which reaches Nix on stdin
+        expression: `((${nixosTestExpression(plan.test)}) { }).${attribute}`,
+        includes: Object.entries(plan.test.nixPath).map(([k, v]) => `${k}=${v}`),
+        what: `the test's ${attribute}`,
+      }, { extraArgs: flags.showTrace === true ? ["--show-trace"] : undefined, redact: plan.redact });
+      const program = join(driver, "bin", "nixos-test-driver");
+      output.stderr.write(`running ${program}\n`);
+      const code = await runForeground(program, flags.keepVmState === true ? ["--keep-vm-state"] : [], process.env);
+      if (code !== 0) throw new ForegroundExit("the test", code);
+    });
+}

@@ -1,0 +1,92 @@
+import { Command } from "commander";
+import { existsSync } from "node:fs";
+import { readdir, rm } from "node:fs/promises";
+import { join, relative, resolve } from "node:path";
+import { LocalArgsError, parseArgAssignments } from "../../fleet/local-args";
+import { loadLocalHosts } from "../../fleet/local-run";
+import { ProjectError, type SynthMode } from "../../fleet/project";
+import { findHost, planVm, vmDiskImage } from "../../fleet/vm";
+import { buildExpression } from "../../nix/build";
+import { ForegroundExit, runForeground } from "../foreground";
+import { collect } from "../interruptible";
+import type { Output } from "../progress";
+import { UsageError } from "../usage-error";
+
+interface VmFlags {
+  arg: string[];
+  buildOnly?: boolean;
+  console?: boolean;
+  fresh?: boolean;
+  synth?: boolean;
+  project: string;
+  showTrace?: boolean;
+}
+
+export function registerVmCommand(program: Command, output: Output): void {
+  program.command("vm")
+    .description("build one host of the stack as a local QEMU VM (its configuration and module arguments, as deployed) and run it")
+    .usage("[options] [stack] <host> [-- qemu-args...]")
+    .argument("<names...>", "[stack] host: the stack may be left out when one stack has NixOS deployments")
+    .option("--arg <name=value>", "a module argument's value (JSON, or plain text for a string); needed for Terraform values the state does not have; repeatable", collect, [])
+    .option("--build-only", "build the VM and print its store path; do not run it")
+    .option("--console", "the VM's serial console in this terminal: QEMU_KERNEL_PARAMS=console=ttyS0 and -nographic")
+    .option("--fresh", "remove the VM's disk image (<host>.qcow2 in this directory) first, so it boots from a clean state")
+    .option("--synth", "synthesize first even when cdktf.out looks up to date")
+    .option("--no-synth", "never synthesize; use cdktf.out as it is")
+    .option("--project <dir>", "the cdktf project (the directory with cdktf.json)", ".")
+    .option("--show-trace", "pass --show-trace to Nix: the full evaluation trace in errors")
+    .action(async (operands: string[], flags: VmFlags, command: Command) => {
+      // operands after `--` are QEMU's, as with the VM script itself; commander keeps the command line it parsed
+      // (untyped) and hands every operand over alike, so the part after `--` is counted there
+      const raw = (command.parent as unknown as { rawArgs?: string[] } | null)?.rawArgs ?? [];
+      const dashes = raw.indexOf("--");
+      const qemuArgs = dashes < 0 ? [] : raw.slice(dashes + 1);
+      const names = operands.slice(0, operands.length - qemuArgs.length);
+      if (names.length === 0 || names.length > 2) {
+        throw new UsageError(`vm takes [stack] <host>, got ${names.length === 0 ? "nothing" : names.map((n) => `'${n}'`).join(" ")} (QEMU's arguments go after --)`);
+      }
+      const [stack, hostName] = names.length === 2 ? names : [undefined, names[0]];
+      if (flags.buildOnly === true && (flags.fresh === true || flags.console === true || qemuArgs.length > 0)) {
+        throw new UsageError("--build-only does not run the VM: leave out --fresh, --console and QEMU arguments");
+      }
+      const synthMode: SynthMode = flags.synth === true ? "always" : flags.synth === false ? "never" : "auto";
+      let plan;
+      try {
+        const overrides = parseArgAssignments(flags.arg);
+        const local = await loadLocalHosts(resolve(flags.project), stack, synthMode, (why) => output.stderr.write(`${why}\n`));
+        plan = planVm(findHost(local.hosts, hostName), overrides, local.stateProblem);
+      } catch (err) {
+        if (err instanceof ProjectError || err instanceof LocalArgsError) throw new UsageError(err.message);
+        throw err;
+      }
+      const origins = Object.entries(plan.args.origins).map(([name, origin]) => `${name} from ${origin}`);
+      output.stderr.write(`building the VM of ${plan.host}${origins.length > 0 ? ` (module arguments: ${origins.join(", ")})` : ""}\n`);
+      const vm = await buildExpression(plan.build, { extraArgs: flags.showTrace === true ? ["--show-trace"] : undefined, redact: plan.redact });
+      if (flags.buildOnly === true) {
+        output.stdout.write(`${vm}\n`);
+        return;
+      }
+      const scripts = (await readdir(join(vm, "bin"))).filter((f) => /^run-.+-vm$/.test(f));
+      if (scripts.length !== 1) throw new Error(`${vm}/bin has ${scripts.length} run-*-vm scripts, expected one`);
+      const script = join(vm, "bin", scripts[0]);
+      const disk = vmDiskImage(script, process.cwd(), process.env);
+      const shown = relative(process.cwd(), disk).startsWith("..") ? disk : `./${relative(process.cwd(), disk)}`;
+      if (flags.fresh === true && existsSync(disk)) {
+        await rm(disk, { recursive: true, force: true });
+        output.stderr.write(`removed ${shown}: the VM boots from a clean disk\n`);
+      } else if (existsSync(disk)) {
+        output.stderr.write(`the VM reuses its disk ${shown} from an earlier run (state the VM wrote then is still there); --fresh removes it first\n`);
+      } else {
+        output.stderr.write(`the VM keeps its state in ${shown}, which stays after it stops; --fresh removes it first next time\n`);
+      }
+      const env = { ...process.env };
+      const args = [...qemuArgs];
+      if (flags.console === true) {
+        env.QEMU_KERNEL_PARAMS = [env.QEMU_KERNEL_PARAMS, "console=ttyS0"].filter(Boolean).join(" ");
+        args.push("-nographic");
+      }
+      output.stderr.write(`running ${script}${args.length > 0 ? ` ${args.join(" ")}` : ""}\n`);
+      const code = await runForeground(script, args, env);
+      if (code !== 0) throw new ForegroundExit(`the VM of ${plan.host}`, code);
+    });
+}

@@ -1,0 +1,199 @@
+import { execFileSync } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { EXIT_CODES } from "../../src/errors";
+import { cdktfNixos, startCdktfNixos, type CliResult } from "../harness/cli";
+import { NIXPKGS_LITE } from "../harness/fixture";
+import { missing } from "../harness/requirements";
+import { run, startTargets, type TargetWorld } from "../harness/target-hosts";
+import { terraform } from "../harness/terraform";
+import type { ThreeHosts } from "./three-hosts-stack";
+
+const ROOT = join(__dirname, "..", "..");
+const HOSTS: readonly ThreeHosts[] = ["web", "app", "db"];
+
+const CONFIGURATIONS: Record<ThreeHosts, string> = {
+  web: `{ upstream, greeting, ... }: {
+  networking.hostName = "web";
+  environment.etc."upstream".text = "\${upstream}\\n";
+  environment.etc."motd".text = "\${greeting} from web\\n";
+}
+`,
+  app: `{ dbAddress, greeting, ... }: {
+  networking.hostName = "app";
+  environment.etc."db-address".text = dbAddress;
+  environment.etc."motd".text = "\${greeting} from app\\n";
+}
+`,
+  db: `{ ... }: {
+  networking.hostName = "db";
+  services.lite.db.script = "exec /usr/bin/python3 -m http.server 5432";
+}
+`,
+};
+
+/** The nixpkgs testScript the test runs: web and app find their peers by node name on the test network. */
+const TEST_SCRIPT = `start_all()
+db.wait_for_unit("db.service")
+db.wait_for_open_port(5432)
+web.succeed("grep -qx 'http://app:8080' /etc/upstream")
+address = app.succeed("cat /etc/db-address").strip()
+assert address == "db", f"app was told {address!r}"
+app.succeed(f"bash -c 'exec 3<>/dev/tcp/{address}/5432'")
+print(app.succeed("cat /etc/motd"))
+`;
+
+/**
+ * `cdktf-nixos vm` and `cdktf-nixos test` on a three-host stack deployed with real terraform to namespaced target
+ * hosts: the VM and the test's nodes are built from the deployments' own configurations and module arguments.
+ */
+describe.skipIf(missing("root", "nix", "sshd", "netns", "terraform", "python3"))("cdktf-nixos vm and test", () => {
+  let work: string;
+  let world: TargetWorld;
+  const stackDir = () => join(work, "cdktf.out", "stacks", "fleet");
+  const target = (name: ThreeHosts) => world.hosts[HOSTS.indexOf(name)];
+  const cli = (args: string[], cwd?: string): Promise<CliResult> => cdktfNixos([...args, "--project", work], {}, { cwd: cwd ?? work });
+  const deployed = async (name: ThreeHosts) => (await target(name).exec("readlink /run/current-system")).stdout.trim();
+  const nixEval = (expression: string) =>
+    execFileSync("nix-instantiate", ["--eval", "--json", "-I", `nixpkgs=${NIXPKGS_LITE}`, "-E", expression], { encoding: "utf8" });
+
+  beforeAll(async () => {
+    execFileSync("npm", ["run", "--silent", "build"], { cwd: ROOT, stdio: "inherit" });
+    work = mkdtempSync(join(tmpdir(), "local-runs-"));
+    mkdirSync(join(work, "nixos"));
+    for (const name of HOSTS) writeFileSync(join(work, "nixos", `${name}.nix`), CONFIGURATIONS[name]);
+    writeFileSync(join(work, "test.py"), TEST_SCRIPT);
+    world = await startTargets(3);
+    writeFileSync(join(work, "cdktf.json"), JSON.stringify({ language: "typescript", app: `${join(ROOT, "node_modules", ".bin", "tsx")} main.ts`, projectId: "local-runs-test", sendCrashReports: "false" }));
+    const addresses = Object.fromEntries(HOSTS.map((name) => [name, target(name).address]));
+    writeFileSync(join(work, "main.ts"), `import { App } from ${JSON.stringify(join(ROOT, "node_modules", "cdktf"))};
+import { ThreeHostsStack } from ${JSON.stringify(join(__dirname, "three-hosts-stack"))};
+const app = new App();
+new ThreeHostsStack(app, "fleet", { nixosDir: ${JSON.stringify(join(work, "nixos"))}, nixpkgs: ${JSON.stringify(NIXPKGS_LITE)}, addresses: ${JSON.stringify(addresses)}, sshPrivateKeyFile: ${JSON.stringify(world.clientKeyFile)}, knownHostsFile: ${JSON.stringify(world.knownHostsFile)} });
+app.synth();
+`);
+    const synth = await run(join(ROOT, "node_modules", ".bin", "cdktf"), ["synth"], { cwd: work, env: { ...process.env, CHECKPOINT_DISABLE: "1" } as Record<string, string>, check: false });
+    if (synth.exitCode !== 0) throw new Error(`synth failed:\n${synth.stdout}\n${synth.stderr}`);
+  });
+  afterAll(async () => {
+    await world?.stop();
+    if (work) rmSync(work, { recursive: true, force: true });
+  });
+
+  it("before anything is applied: a Terraform value the state lacks is one error naming each argument and its --arg", async () => {
+    const result = await cli(["vm", "web", "--build-only"]);
+    expect(result.code, result.stderr).toBe(EXIT_CODES.usage);
+    // one line: each argument with its Terraform expression, why the state cannot say (here: never initialized), the fix
+    expect(result.stderr.trim().split("\n")).toEqual(["cdktf-nixos: web: module arguments upstream (\"http://${terraform_data.app-address.output.address}:8080\"), " +
+      "greeting (\"${var.greeting}\") are Terraform values and the state could not be read: terraform show -json in " +
+      `${stackDir()} failed: Error: Backend initialization required, please run "terraform init". Has the stack been deployed (cdktf deploy) from here?; ` +
+      "give them with --arg upstream=VALUE --arg greeting=VALUE"]);
+    expect(existsSync(join(work, "web.qcow2"))).toBe(false);
+
+    // given, the VM builds with them
+    const given = await cli(["vm", "web", "--build-only", "--arg", "upstream=http://10.9.9.9:8080", "--arg", "greeting=hi"]);
+    expect(given.code, given.stderr).toBe(0);
+    const system = readlinkSync(join(given.stdout.trim(), "system"));
+    expect(readFileSync(join(system, "etc", "upstream"), "utf8")).toBe("http://10.9.9.9:8080\n");
+    expect(given.stderr).toContain("building the VM of web (module arguments: upstream from --arg, greeting from --arg)");
+
+    const unknown = await cli(["vm", "web", "--build-only", "--arg", "upstrem=x"]);
+    expect(unknown.code).toBe(EXIT_CODES.usage);
+    expect(unknown.stderr).toContain("--arg upstrem: no module argument of web has that name (they have: greeting, upstream)");
+    const noHost = await cli(["vm", "mail", "--build-only"]);
+    expect(noHost.stderr).toContain("the stack has no host 'mail' (hosts: db, app, web)");
+  });
+
+  describe("after cdktf deploy (terraform apply)", () => {
+    beforeAll(async () => {
+      await terraform(stackDir(), ["init", "-input=false", "-no-color"]);
+      await terraform(stackDir(), ["apply", "-auto-approve", "-input=false", "-no-color", "-var", "greeting=hi from state"]);
+    });
+
+    it("vm HOST --build-only builds the VM of exactly the deployed system, injected values from the state", async () => {
+      for (const name of ["web", "app"] as const) {
+        const result = await cli(["vm", name, "--build-only"]);
+        expect(result.code, result.stderr).toBe(0);
+        const vm = result.stdout.trim();
+        expect(vm).toMatch(/^\/nix\/store\/[a-z0-9]{32}-nixos-vm$/);
+        expect(readlinkSync(join(vm, "system"))).toBe(await deployed(name));
+        expect(existsSync(join(vm, "bin", `run-${name}-vm`))).toBe(true);
+      }
+      expect((await cli(["vm", "web", "--build-only"])).stderr).toContain("(module arguments: upstream from state, greeting from state)");
+    });
+
+    it("vm HOST boots it: the console is a shell in the VM, the host's /etc is there; its disk stays in ./HOST.qcow2 until --fresh", async () => {
+      const boot = async (...args: string[]) => {
+        const running = startCdktfNixos(["vm", "web", "--project", work, ...args], {}, { cwd: work });
+        running.child.stdin!.end("hostname\ncat /etc/motd /etc/upstream\ntest -e /root/was-here && echo 'state: kept' || echo 'state: new'\ntouch /root/was-here\n");
+        return running.result;
+      };
+      const first = await boot("--console", "--", "-m", "2048");
+      expect(first.code, first.stderr).toBe(0);
+      expect(first.stdout).toContain("web login: root (automatic login)");
+      const app = target("app").address;
+      expect(first.stdout).toContain(`web\nhi from state from web\nhttp://${app}:8080\nstate: new\n`);
+      // what the tutorial's `QEMU_KERNEL_PARAMS=console=ttyS0 run-web-vm -nographic` passes, and our QEMU arguments
+      expect(first.stderr).toMatch(/nixos-lite vm: qemu-kvm -name web -append "init=\/nix\/store\/[^"]+ console=ttyS0" +-m 2048 -nographic/);
+      expect(first.stderr).toContain("the VM keeps its state in ./web.qcow2, which stays after it stops; --fresh removes it first next time");
+
+      const again = await boot();
+      expect(again.stdout).toContain("state: kept");
+      expect(again.stderr).toContain("the VM reuses its disk ./web.qcow2 from an earlier run");
+      const fresh = await boot("--fresh");
+      expect(fresh.stdout).toContain("state: new");
+      expect(fresh.stderr).toContain("removed ./web.qcow2: the VM boots from a clean disk");
+      // the VM wrote only its disk: nothing on this machine's /root, and no namespace process is left
+      expect(existsSync("/root/was-here")).toBe(false);
+      expect(execFileSync("sh", ["-c", "pgrep -f '[b]ooted-system-ready' || true"], { encoding: "utf8" }).trim()).toBe("");
+      rmSync(join(work, "web.qcow2"), { recursive: true, force: true });
+    });
+
+    it("test --write: nodes are the deployments' configurations and values, other hosts' addresses replaced by node names", async () => {
+      const file = join(work, "fleet-test.nix");
+      const result = await cli(["test", "--script", "test.py", "--write", "fleet-test.nix"]);
+      expect(result.code, result.stderr).toBe(0);
+      expect(result.stderr).toContain("node web: host web (module arguments: upstream from test network, greeting from state)");
+      expect(result.stderr).toContain("node app: host app (module arguments: dbAddress from test network, greeting from state)");
+      const text = readFileSync(file, "utf8");
+      expect(text).toContain("imports = [ ./nixos/web.nix ];");
+      expect(text).toContain("testScript = builtins.readFile ./test.py;");
+      expect(text).toContain('upstream = "http://app:8080";');
+
+      const node = (name: ThreeHosts) => JSON.parse(nixEval(`(import ${file} { }).nodes.${name}.config.system.build.toplevel.outPath`)) as string;
+      // db has no module arguments: its node is exactly the deployed system
+      expect(node("db")).toBe(await deployed("db"));
+      // web and app differ from what is deployed only by the replaced address
+      for (const [name, args] of [["web", { upstream: "http://app:8080", greeting: "hi from state" }], ["app", { dbAddress: "db", greeting: "hi from state" }]] as const) {
+        expect(node(name)).not.toBe(await deployed(name));
+        const same = JSON.parse(nixEval(`(import <nixpkgs/nixos> { configuration = { imports = [ ${join(work, "nixos", `${name}.nix`)} ]; _module.args = builtins.fromJSON ${JSON.stringify(JSON.stringify(args))}; }; }).system.outPath`)) as string;
+        expect(node(name)).toBe(same);
+      }
+    });
+
+    it("test runs the script against the nodes (web reaches app, app reaches db by name); a failing script fails the command", async () => {
+      const result = await cli(["test", "--script", "test.py"]);
+      expect(result.code, result.stderr).toBe(0);
+      expect(result.stdout).toContain("hi from state from app");
+      expect(result.stderr).toMatch(/test script finished in/);
+
+      writeFileSync(join(work, "failing.py"), 'start_all()\nweb.succeed("grep -q db /etc/upstream")\n');
+      const failing = await cli(["test", "--script", "failing.py", "--on", "web"]);
+      expect(failing.code).toBe(1);
+      expect(failing.stderr).toContain("command `grep -q db /etc/upstream` failed (exit code 1)");
+      expect(failing.stderr).toContain("cdktf-nixos: the test exited with code 1");
+      // web alone: app is no node, so web gets app's real address from the state
+      expect(failing.stderr).toContain("node web: host web (module arguments: upstream from state, greeting from state)");
+
+      // a script naming a machine that is not a node is refused when the test is built, as nixpkgs' driver build does
+      writeFileSync(join(work, "typo.py"), "start_all()\nwbe.succeed('true')\n");
+      const typo = await cli(["test", "--script", "typo.py"]);
+      expect(typo.code).toBe(EXIT_CODES.build);
+      expect(typo.stderr).toContain("testScript: undefined name 'wbe' (machines: app, db, web)");
+      // every machine and the test network went with the driver
+      expect(execFileSync("sh", ["-c", "pgrep -f '[b]ooted-system-ready|[v]lan1-peer' || true"], { encoding: "utf8" }).trim()).toBe("");
+    });
+  });
+});
