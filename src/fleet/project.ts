@@ -81,7 +81,7 @@ export async function loadStack(
   try {
     cdktfJson = JSON.parse(await readFile(cdktfJsonFile, "utf8")) as CdktfJson;
   } catch (err) {
-    throw new ProjectError(`no readable cdktf.json in ${projectDir} (${(err as Error).message}): run push in the directory of your cdktf project`);
+    throw new ProjectError(`no readable cdktf.json in ${projectDir} (${(err as Error).message}): run cdktf-nixos in the directory of your cdktf project, or pass --project DIR`);
   }
   const output = join(projectDir, cdktfJson.output ?? "cdktf.out");
   const cdktfManifest = join(output, "manifest.json");

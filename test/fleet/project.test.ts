@@ -55,7 +55,7 @@ describe("loadStack", () => {
     rmSync(join(dir, "cdktf.out"), { recursive: true });
     await expect(loadStack(dir, undefined, "never")).rejects.toThrow("cdktf.out is missing: run cdktf synth (or leave out --no-synth)");
     rmSync(join(dir, "cdktf.json"));
-    await expect(loadStack(dir, undefined, "never")).rejects.toThrow(/^no readable cdktf.json in .*: run push in the directory of your cdktf project$/);
+    await expect(loadStack(dir, undefined, "never")).rejects.toThrow(/^no readable cdktf.json in .*: run cdktf-nixos in the directory of your cdktf project, or pass --project DIR$/);
   });
 
   it("refuses a manifest of another version", async () => {
