@@ -187,6 +187,16 @@ app.synth();
       // web alone: app is no node, so web gets app's real address from the state
       expect(failing.stderr).toContain("node web: host web (module arguments: upstream from state, greeting from state)");
 
+      // --interactive: driverInteractive's Python prompt on our stdin, the machines started by hand
+      // (the script must still name only the selected nodes: the driver's build checks it)
+      writeFileSync(join(work, "db.py"), 'db.wait_for_unit("db.service")\n');
+      const interactive = startCdktfNixos(["test", "--script", "db.py", "--interactive", "--on", "db", "--project", work], {}, { cwd: work });
+      interactive.child.stdin!.end("start_all()\nprint('on', db.succeed('hostname').strip())\n");
+      const session = await interactive.result;
+      expect(session.code, session.stderr).toBe(0);
+      expect(session.stdout).toContain("on db\n");
+      expect(session.stderr).toContain("building the test's driverInteractive");
+
       // a script naming a machine that is not a node is refused when the test is built, as nixpkgs' driver build does
       writeFileSync(join(work, "typo.py"), "start_all()\nwbe.succeed('true')\n");
       const typo = await cli(["test", "--script", "typo.py"]);
