@@ -221,10 +221,7 @@ export function createFleetReporter(output: Output, hostNames: readonly string[]
       for (const host of report.hosts) {
         if (host.result?.dryActivation !== undefined) output.stdout.write(`${host.name} would (dry-activate):\n${host.result.dryActivation.trimEnd()}\n`);
       }
-      const counts = Object.values(FINAL)
-        .map((status) => [status, report.hosts.filter((h) => FINAL[h.status] === status).length] as const)
-        .filter(([, n]) => n > 0);
-      output.stdout.write(`${counts.map(([status, n]) => `${n} ${status}`).join(", ")} in ${seconds(report.durationMs)}\n`);
+      output.stdout.write(`${countsLine(report)}\n`);
       for (const host of report.hosts.filter((h) => h.status === "failed")) {
         output.stderr.write(`${host.name}: ${host.error instanceof DeployError ? host.error.describe() : String(host.error)}\n`);
       }
@@ -283,35 +280,72 @@ function generations(outcome: HostOutcome): string {
   return state?.profileGeneration !== undefined ? `${state.profileGeneration}` : "";
 }
 
-/** The end-of-push table: host, result, generation before → after, paths and MiB copied, time (or what a dry run found). */
-export function summaryTable(report: PushReport): string {
-  const style = { head: [], border: [] };
+/** The end-of-push table's columns and rows: host, result, generation before → after, paths and MiB copied, time (or what a dry run found). */
+function summaryRows(report: PushReport): { head: string[]; rows: string[][] } {
   if (report.dryRun) {
-    const table = new Table({ head: ["host", "result", "generation", "to send", "package changes"], style });
-    for (const host of report.hosts) {
-      const p = host.preview;
-      table.push([
+    return {
+      head: ["host", "result", "generation", "to send", "package changes"],
+      rows: report.hosts.map((host) => {
+        const p = host.preview;
+        return [
+          host.name,
+          FINAL[host.status] + (host.status === "failed" || host.status === "not-created" ? `: ${wrap(outcomeDetail(host))}` : ""),
+          generations(host),
+          p === undefined || p.upToDate ? "" : `${p.pathsToSend} paths, ${size(p.bytesToSend)}`,
+          p === undefined ? "" : p.changes.length === 0 ? "none" : p.changes.map(describeChange).join("\n"),
+        ];
+      }),
+    };
+  }
+  return {
+    head: ["host", "result", "generation", "copied", "time"],
+    rows: report.hosts.map((host) => {
+      const r = host.result;
+      return [
         host.name,
-        FINAL[host.status] + (host.status === "failed" || host.status === "not-created" ? `: ${wrap(outcomeDetail(host))}` : ""),
+        FINAL[host.status] + (host.status === "failed" || host.status === "not-created" || host.status === "skipped" ? `: ${wrap(outcomeDetail(host))}` : ""),
         generations(host),
-        p === undefined || p.upToDate ? "" : `${p.pathsToSend} paths, ${size(p.bytesToSend)}`,
-        p === undefined ? "" : p.changes.length === 0 ? "none" : p.changes.map(describeChange).join("\n"),
-      ]);
-    }
-    return table.toString();
-  }
-  const table = new Table({ head: ["host", "result", "generation", "copied", "time"], style });
-  for (const host of report.hosts) {
-    const r = host.result;
-    table.push([
-      host.name,
-      FINAL[host.status] + (host.status === "failed" || host.status === "not-created" || host.status === "skipped" ? `: ${wrap(outcomeDetail(host))}` : ""),
-      generations(host),
-      r === undefined || r.upToDate ? "" : `${r.pathsCopied} paths, ${size(r.bytesSent)}`,
-      host.status === "not-created" || host.status === "skipped" ? "" : seconds(host.durationMs),
-    ]);
-  }
+        r === undefined || r.upToDate ? "" : `${r.pathsCopied} paths, ${size(r.bytesSent)}`,
+        host.status === "not-created" || host.status === "skipped" ? "" : seconds(host.durationMs),
+      ];
+    }),
+  };
+}
+
+/** The end-of-push table for the terminal. */
+export function summaryTable(report: PushReport): string {
+  const { head, rows } = summaryRows(report);
+  const table = new Table({ head, style: { head: [], border: [] } });
+  table.push(...rows);
   return table.toString();
+}
+
+/** "2 deployed, 1 up to date in 3.2 s". */
+function countsLine(report: PushReport): string {
+  const counts = Object.values(FINAL)
+    .map((status) => [status, report.hosts.filter((h) => FINAL[h.status] === status).length] as const)
+    .filter(([, n]) => n > 0);
+  return `${counts.map(([status, n]) => `${n} ${status}`).join(", ")} in ${seconds(report.durationMs)}`;
+}
+
+/**
+ * The same table as Markdown, for a CI job's summary (`--summary-file "$GITHUB_STEP_SUMMARY"`): a heading, the
+ * table (line breaks inside cells as <br>, pipes escaped) and the counts.
+ */
+export function markdownSummary(report: PushReport, context: { stack: string }): string {
+  const { head, rows } = summaryRows(report);
+  const cell = (text: string) => text.replace(/\\/g, "\\\\").replace(/\|/g, "\\|").replace(/\n/g, "<br>");
+  const line = (cells: readonly string[]) => `| ${cells.map(cell).join(" | ")} |`;
+  return [
+    `### cdktf-nixos push${report.dryRun ? " --dry-run" : ""}: stack ${context.stack}`,
+    "",
+    line(head),
+    line(head.map(() => "---")),
+    ...rows.map(line),
+    "",
+    countsLine(report),
+    "",
+  ].join("\n");
 }
 
 /** Long reasons wrapped at words, so the table stays readable. */

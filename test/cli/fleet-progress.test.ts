@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { createFleetReporter } from "../../src/cli/fleet-progress";
+import { createFleetReporter, markdownSummary } from "../../src/cli/fleet-progress";
 import { ConnectError, EXIT_CODES } from "../../src/errors";
 import type { PushReport } from "../../src/fleet/push";
 import { capturedOutput } from "../harness/cli";
@@ -68,5 +68,43 @@ describe("the push reporter on a pipe", () => {
     expect(json.hosts[0]).toMatchObject({ name: "web", previousGeneration: 4, newGeneration: 5, pathsCopied: 12, bytesSent: 3 * 1048576 });
     expect(json.hosts[2]).toMatchObject({ error: { phase: "connect", exitCode: EXIT_CODES.connect } });
     expect(json.hosts[3]).toMatchObject({ reason: "not created — run cdktf deploy" });
+  });
+});
+
+describe("markdownSummary (--summary-file)", () => {
+  it("is the summary table in Markdown: cells with line breaks as <br>, pipes escaped, then the counts", () => {
+    const dryRun: PushReport = {
+      dryRun: true,
+      durationMs: 1200,
+      exitCode: 0,
+      hosts: [
+        { name: "web", status: "would-deploy", durationMs: 900, exitCode: 0, preview: {
+          host: "root@198.51.100.1:22", action: "switch", newSystem: NEW, upToDate: false, previousGeneration: 4, pathsInClosure: 200,
+          pathsToSend: 3, bytesToSend: 2 * 1048576, changes: [{ name: "hello", before: ["2.12"], after: ["2.12.1"] }, { name: "a|b", before: [], after: ["1"] }],
+        } },
+        { name: "app", status: "up-to-date", durationMs: 300, exitCode: 0, preview: {
+          host: "root@198.51.100.2:22", action: "switch", newSystem: NEW, upToDate: true, previousGeneration: 7, pathsInClosure: 200,
+          pathsToSend: 0, bytesToSend: 0, changes: [],
+        } },
+      ],
+    };
+    expect(markdownSummary(dryRun, { stack: "fleet" })).toBe([
+      "### cdktf-nixos push --dry-run: stack fleet",
+      "",
+      "| host | result | generation | to send | package changes |",
+      "| --- | --- | --- | --- | --- |",
+      "| web | would deploy | 4 | 3 paths, 2.0 MiB | hello: 2.12 → 2.12.1<br>a\\|b: ∅ → 1 |",
+      "| app | up to date | 7 |  | none |",
+      "",
+      "1 up to date, 1 would deploy in 1.2 s",
+      "",
+    ].join("\n"));
+    expect(markdownSummary(report, { stack: "fleet" }).split("\n").slice(0, 5)).toEqual([
+      "### cdktf-nixos push: stack fleet",
+      "",
+      "| host | result | generation | copied | time |",
+      "| --- | --- | --- | --- | --- |",
+      "| web | deployed | 4 → 5 | 12 paths, 3.0 MiB | 2.1 s |",
+    ]);
   });
 });

@@ -1,5 +1,6 @@
 import { Command, Option } from "commander";
 import { endpointProblem } from "../../aws/endpoint";
+import { appendFile } from "node:fs/promises";
 import { resolve } from "node:path";
 import { DEFAULT_ACTIVATION_TIMEOUT_SECONDS, DEFAULT_LOCK_TIMEOUT_SECONDS } from "../../deploy/deploy";
 import type { DefaultDependencyOptions } from "../../deploy/default-dependencies";
@@ -8,7 +9,7 @@ import { ProjectError, loadStack, readTerraformState, type SynthMode } from "../
 import { KeySpecError } from "../../deploy/keys";
 import { fleetRedactor, planPush, push, withKeys, type PushDependencies, type PushSettings } from "../../fleet/push";
 import { SelectionError, selectHosts } from "../../fleet/selection";
-import { createFleetReporter } from "../fleet-progress";
+import { createFleetReporter, markdownSummary } from "../fleet-progress";
 import { collect, interruptible } from "../interruptible";
 import type { Output } from "../progress";
 import { UsageError } from "../usage-error";
@@ -20,6 +21,7 @@ interface PushFlags {
   parallel: string;
   dryRun?: boolean;
   json?: boolean;
+  summaryFile?: string;
   keepGenerations?: string;
   compress?: CompressMode;
   maxChannels: string;
@@ -61,6 +63,7 @@ export function registerPushCommand(program: Command, output: Output, dependenci
     .option("--show-trace", "pass --show-trace to Nix: the full evaluation trace in errors")
     .option("--verbose", "print everything Nix says while it builds")
     .option("--json", "print one JSON object with every host's result as the last line of stdout")
+    .option("--summary-file <file>", "also append the result as a Markdown table to this file (in GitHub Actions: \"$GITHUB_STEP_SUMMARY\")")
     .action(async (stack: string | undefined, flags: PushFlags) => {
       const settings = pushSettings(flags);
       const synthMode: SynthMode = flags.synth === true ? "always" : flags.synth === false ? "never" : "auto";
@@ -95,6 +98,7 @@ export function registerPushCommand(program: Command, output: Output, dependenci
       const deps = dependencies({ ...nix, connectRetryMs: Number(flags.connectTimeout) * 1000 });
       const report = await interruptible(reporter.interrupted, () => push(plan, settings, deps, reporter.onEvent));
       reporter.done(report, { stack: loaded.stack, synth: loaded.synth });
+      if (flags.summaryFile !== undefined) await appendFile(flags.summaryFile, markdownSummary(report, { stack: loaded.stack }));
       if (report.exitCode !== 0) throw new PushFailed(report.exitCode);
     });
 }
