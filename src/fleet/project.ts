@@ -34,7 +34,8 @@ const NOT_SOURCES = new Set(["node_modules", "cdktf.out"]);
 async function newerSource(dir: string, output: string, since: number, root = dir): Promise<string | undefined> {
   for (const entry of await readdir(dir, { withFileTypes: true })) {
     const path = join(dir, entry.name);
-    if (entry.name.startsWith(".") || NOT_SOURCES.has(entry.name) || path === output) continue;
+    // VM disks (`cdktf-nixos vm`'s NAME.qcow2) change whenever a VM runs: they are state, not sources
+    if (entry.name.startsWith(".") || NOT_SOURCES.has(entry.name) || entry.name.endsWith(".qcow2") || path === output) continue;
     if (entry.isDirectory()) {
       const found = await newerSource(path, output, since, root);
       if (found !== undefined) return found;

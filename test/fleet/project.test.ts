@@ -38,6 +38,11 @@ describe("loadStack", () => {
     const dir = project(["fleet"], ["network"]);
     const later = new Date(Date.now() + 60_000);
     utimesSync(join(dir, "nixos", "web.nix"), later, later);
+    // a VM's disk (cdktf-nixos vm) is state, not a source
+    mkdirSync(join(dir, "web.qcow2", "nix-var"), { recursive: true });
+    writeFileSync(join(dir, "web.qcow2", "nix-var", "actions.log"), "switch\n");
+    writeFileSync(join(dir, "db.qcow2"), "a qemu disk\n");
+    for (const file of ["web.qcow2/nix-var/actions.log", "db.qcow2"]) utimesSync(join(dir, file), later, later);
     const loaded = await loadStack(dir, undefined, "auto");
     expect(loaded).toMatchObject({ stack: "fleet", stackDir: join(dir, "cdktf.out", "stacks", "fleet"), synth: "using cdktf.out (up to date with the sources)" });
     expect(loaded.manifest.stack).toBe("fleet");

@@ -237,10 +237,14 @@ app.synth();
     for (const name of ["app", "web1", "db"]) expect(hosts.get(name)!.status).toBe("up-to-date");
     expect((await target("web2").exec("ls /nix/store | sort; readlink /nix/var/nix/profiles/system /run/current-system")).stdout).toBe(storeBefore);
 
-    const table = await push("--dry-run", "--on", "web2");
+    const summary = join(work, "step-summary.md");
+    writeFileSync(summary, "earlier steps\n");
+    const table = await push("--dry-run", "--on", "web2", "--summary-file", summary);
     expect(table.code, table.stderr).toBe(0);
     expect(table.stdout).toContain("tool: 1.0 → 2.0");
     expect(table.stdout).toMatch(/web2\s+│ would deploy/);
+    // a CI job's summary: appended as Markdown
+    expect(readFileSync(summary, "utf8")).toMatch(/^earlier steps\n### cdktf-nixos push --dry-run: stack fleet\n\n\| host \| result \| generation \| to send \| package changes \|\n\| --- .*\n\| web2 \| would deploy \| \d+ \| \d+ paths, [\d.]+ [KM]iB \| [^\n]*tool: 1\.0 → 2\.0[^\n]* \|\n\n1 would deploy in [\d.]+ s\n$/);
     writeConfig("web2", "web2 v1");
   });
 
