@@ -13,8 +13,14 @@ export interface LocalStack {
  * A stack's hosts for building on this machine (`vm`, `test`): the synthesized deployments with what Terraform
  * recorded for each. Unlike a push, a stack that was never deployed is fine: its Terraform values come from `--arg`.
  */
-export async function loadLocalHosts(projectDir: string, stack: string | undefined, mode: SynthMode, onSynthesizing: (why: string) => void): Promise<LocalStack> {
-  const loaded = await loadStack(projectDir, stack, mode, onSynthesizing);
+export async function loadLocalHosts(
+  projectDir: string,
+  stack: string | undefined,
+  mode: SynthMode,
+  onSynthesizing: (why: string) => void,
+  notSources: readonly string[] = [],
+): Promise<LocalStack> {
+  const loaded = await loadStack(projectDir, stack, mode, onSynthesizing, notSources);
   let inputs: ReturnType<typeof recordedInputs> = new Map();
   let stateProblem: string | undefined;
   try {

@@ -106,10 +106,14 @@ export function planNixosTestNodes(hosts: readonly LocalHost[]): { nodes: { node
   return { nodes, nixPath: { ...(hosts[0]?.spec.source.nixPath ?? {}) } };
 }
 
-/** A path as Nix code: relative to `baseDir` (a file meant for the repository) or absolute. */
-function nixPath(path: string, baseDir?: string): string {
-  const text = baseDir === undefined ? path : relative(baseDir, path);
-  const literal = baseDir === undefined || text.startsWith("../") ? text : `./${text}`;
+/**
+ * A path as Nix code: for a file meant for the repository, relative to it when both are inside the project
+ * (`./tests/fleet.py`, `../nixos/web.nix`); otherwise absolute.
+ */
+function nixPath(path: string, file?: { readonly dir: string; readonly projectDir: string }): string {
+  const inProject = file !== undefined && !relative(file.projectDir, path).startsWith("..") && !relative(file.projectDir, file.dir).startsWith("..");
+  const text = inProject ? relative(file.dir, path) : path;
+  const literal = !inProject || text.startsWith("../") ? text : `./${text}`;
   return /^(\.{1,2})?\/[A-Za-z0-9._+\-/]*$/.test(literal) ? literal : `(/. + ${nixString(path)})`;
 }
 
@@ -121,11 +125,11 @@ export function nixosTestBuildCommand(file: string, nixPathEntries: Readonly<Rec
 /**
  * The test as a Nix file: a function of nixpkgs (default `<nixpkgs>`) returning `pkgs.testers.runNixOSTest`, whose
  * nodes import the hosts' configurations with their module arguments. When it is written to a file (`written.path`,
- * absolute; `written.shownAs`, as the user named it) the paths are relative to that file, so it can live in the
- * repository beside the configurations.
+ * absolute; `written.shownAs`, as the user named it) the paths inside the project are relative to that file, so it
+ * can live in the repository beside the configurations.
  */
-export function nixosTestExpression(test: NixosTest, written?: { readonly path: string; readonly shownAs: string }): string {
-  const base = written === undefined ? undefined : dirname(written.path);
+export function nixosTestExpression(test: NixosTest, written?: { readonly path: string; readonly shownAs: string; readonly projectDir: string }): string {
+  const base = written === undefined ? undefined : { dir: dirname(written.path), projectDir: written.projectDir };
   const nodes = test.nodes.map((node) => {
     const args = Object.keys(node.moduleArgs).length === 0 ? "" : `\n      _module.args = ${nixValue(node.moduleArgs, "      ")};`;
     return `    # host ${node.hostName}\n    ${nixAttrName(node.name)} = {\n      imports = [ ${nixPath(node.configuration, base)} ];${args}\n    };`;

@@ -29,15 +29,16 @@ const NOT_SOURCES = new Set(["node_modules", "cdktf.out"]);
 
 /**
  * The newest source file of the project newer than `since`, if any: what makes cdktf.out stale. Nix files do not
- * count (a push evaluates them itself), nor dot-directories, node_modules, the output directory or Terraform state.
+ * count (a push evaluates them itself), nor dot-directories, node_modules, the output directory, Terraform state or
+ * the command's own inputs (`notSources`: a test script).
  */
-async function newerSource(dir: string, output: string, since: number, root = dir): Promise<string | undefined> {
+async function newerSource(dir: string, output: string, since: number, notSources: ReadonlySet<string>, root = dir): Promise<string | undefined> {
   for (const entry of await readdir(dir, { withFileTypes: true })) {
     const path = join(dir, entry.name);
     // VM disks (`cdktf-nixos vm`'s NAME.qcow2) change whenever a VM runs: they are state, not sources
-    if (entry.name.startsWith(".") || NOT_SOURCES.has(entry.name) || entry.name.endsWith(".qcow2") || path === output) continue;
+    if (entry.name.startsWith(".") || NOT_SOURCES.has(entry.name) || entry.name.endsWith(".qcow2") || path === output || notSources.has(path)) continue;
     if (entry.isDirectory()) {
-      const found = await newerSource(path, output, since, root);
+      const found = await newerSource(path, output, since, notSources, root);
       if (found !== undefined) return found;
     } else if (entry.isFile() && !/\.(nix|tfstate|tfstate\.backup|lock)$/.test(entry.name) && !entry.name.endsWith(".lock.hcl")) {
       if ((await stat(path)).mtimeMs > since) return relative(root, path);
@@ -76,6 +77,8 @@ export async function loadStack(
   stack: string | undefined,
   mode: SynthMode,
   onSynthesizing: (why: string) => void = () => undefined,
+  /** Files the command reads itself (absolute), which say nothing about the app's synthesis. */
+  notSources: readonly string[] = [],
 ): Promise<LoadedStack> {
   const cdktfJsonFile = join(projectDir, "cdktf.json");
   let cdktfJson: CdktfJson;
@@ -88,7 +91,7 @@ export async function loadStack(
   const cdktfManifest = join(output, "manifest.json");
   let synth: string;
   const synthesizedAt = existsSync(cdktfManifest) ? (await stat(cdktfManifest)).mtimeMs : undefined;
-  const changed = synthesizedAt === undefined ? undefined : await newerSource(projectDir, output, synthesizedAt);
+  const changed = synthesizedAt === undefined ? undefined : await newerSource(projectDir, output, synthesizedAt, new Set(notSources));
   if (mode === "never") {
     if (synthesizedAt === undefined) throw new ProjectError(`${relative(projectDir, output)} is missing: run cdktf synth (or leave out --no-synth)`);
     synth = "using the existing synthesis (--no-synth)";

@@ -178,6 +178,10 @@ app.synth();
       expect(result.code, result.stderr).toBe(0);
       expect(result.stdout).toContain("hi from state from app");
       expect(result.stderr).toMatch(/test script finished in/);
+      // the driver that ran is the one the file `test --write` wrote builds with plain nix-build
+      const ran = /running (\/nix\/store\/\S+)\/bin\/nixos-test-driver/.exec(result.stderr)?.[1];
+      const fromFile = (await run("nix-build", [join(work, "fleet-test.nix"), "-A", "driver", "-I", `nixpkgs=${NIXPKGS_LITE}`, "--no-out-link"])).stdout.trim();
+      expect(ran).toBe(fromFile);
 
       writeFileSync(join(work, "failing.py"), 'start_all()\nweb.succeed("grep -q db /etc/upstream")\n');
       const failing = await cli(["test", "--script", "failing.py", "--on", "web"]);

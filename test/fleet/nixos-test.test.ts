@@ -96,7 +96,7 @@ pkgs.testers.runNixOSTest {
 
   it("written to a file: paths relative to it, and how to build it", () => {
     const plan = planNixosTest([web, app], { greeting: "test greeting" }, { ...options, forFile: true });
-    const text = nixosTestExpression(plan.test, { path: "/work/app/tests/fleet.nix", shownAs: "tests/fleet.nix" });
+    const text = nixosTestExpression(plan.test, { path: "/work/app/tests/fleet.nix", shownAs: "tests/fleet.nix", projectDir: "/work/app" });
     expect(text.split("\n").slice(0, 7)).toEqual([
       "# NixOS integration test of stack fleet: web, app.",
       "# Written by `cdktf-nixos test --write`: the hosts' configurations and module arguments, other hosts' addresses",
@@ -110,6 +110,9 @@ pkgs.testers.runNixOSTest {
     expect(text).toContain('      imports = [ (/. + "/work/app/nixos/app server.nix") ];\n');
     expect(text).toContain('        greeting = "test greeting";\n');
     expect(text).toContain("  testScript = builtins.readFile ./fleet.py;\n");
+    // outside the project: absolute, not a climb to the root
+    const outside = nixosTestExpression({ ...plan.test, testScript: "/srv/tests/fleet.py" }, { path: "/work/app/tests/fleet.nix", shownAs: "tests/fleet.nix", projectDir: "/work/app" });
+    expect(outside).toContain("  testScript = builtins.readFile /srv/tests/fleet.py;\n");
   });
 
   it("refuses to write a sensitive value from the state into a file", () => {

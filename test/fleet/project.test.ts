@@ -42,8 +42,10 @@ describe("loadStack", () => {
     mkdirSync(join(dir, "web.qcow2", "nix-var"), { recursive: true });
     writeFileSync(join(dir, "web.qcow2", "nix-var", "actions.log"), "switch\n");
     writeFileSync(join(dir, "db.qcow2"), "a qemu disk\n");
-    for (const file of ["web.qcow2/nix-var/actions.log", "db.qcow2"]) utimesSync(join(dir, file), later, later);
-    const loaded = await loadStack(dir, undefined, "auto");
+    // and so is the test script `cdktf-nixos test` was given
+    writeFileSync(join(dir, "fleet.py"), "start_all()\n");
+    for (const file of ["web.qcow2/nix-var/actions.log", "db.qcow2", "fleet.py"]) utimesSync(join(dir, file), later, later);
+    const loaded = await loadStack(dir, undefined, "auto", undefined, [join(dir, "fleet.py")]);
     expect(loaded).toMatchObject({ stack: "fleet", stackDir: join(dir, "cdktf.out", "stacks", "fleet"), synth: "using cdktf.out (up to date with the sources)" });
     expect(loaded.manifest.stack).toBe("fleet");
   });

@@ -51,7 +51,9 @@ export function registerTestCommand(program: Command, output: Output): void {
       let plan;
       try {
         const overrides = parseArgAssignments(flags.arg);
-        const local = await loadLocalHosts(resolve(flags.project), stack, synthMode, (why) => output.stderr.write(`${why}\n`));
+        // the script and the written test are this command's own files, not the app's sources
+        const own = [testScript, ...(flags.write === undefined ? [] : [resolve(flags.write)])];
+        const local = await loadLocalHosts(resolve(flags.project), stack, synthMode, (why) => output.stderr.write(`${why}\n`), own);
         const hosts = selectHosts(local.hosts, flags.on);
         plan = planNixosTest(hosts, overrides, { stack: local.loaded.stack, testScript, stateProblem: local.stateProblem, forFile: flags.write !== undefined });
       } catch (err) {
@@ -66,7 +68,7 @@ export function registerTestCommand(program: Command, output: Output): void {
       }
       if (flags.write !== undefined) {
         const file = resolve(flags.write);
-        await writeFile(file, nixosTestExpression(plan.test, { path: file, shownAs: flags.write }));
+        await writeFile(file, nixosTestExpression(plan.test, { path: file, shownAs: flags.write, projectDir: resolve(flags.project) }));
         output.stderr.write(`wrote ${flags.write}: build it with nix-build ${flags.write} -A driver\n`);
         output.stdout.write(`${file}\n`);
         return;
