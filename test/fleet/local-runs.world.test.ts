@@ -1,10 +1,10 @@
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { EXIT_CODES } from "../../src/errors";
-import { cdktfNixos, startCdktfNixos, type CliResult } from "../harness/cli";
+import { CLI, cdktfNixos, startCdktfNixos, type CliResult } from "../harness/cli";
 import { NIXPKGS_LITE } from "../harness/fixture";
 import { missing } from "../harness/requirements";
 import { run, startTargets, type TargetWorld } from "../harness/target-hosts";
@@ -145,6 +145,22 @@ app.synth();
       const fresh = await boot("--fresh");
       expect(fresh.stdout).toContain("state: new");
       expect(fresh.stderr).toContain("removed ./web.qcow2: the VM boots from a clean disk");
+      // on a terminal: an interactive shell with a prompt, whose exit ends the VM (and the command) with 0
+      const command = [process.execPath, CLI, "vm", "web", "--project", work].map((w) => `'${w}'`).join(" ");
+      const terminal = spawn("script", ["-qfec", command, "/dev/null"], { cwd: work, env: { ...process.env, NIX_CONFIG: "substituters =" } });
+      let screen = "";
+      const seen = (text: string) => new Promise<void>((resolve) => {
+        const check = () => (screen.includes(text) ? resolve() : terminal.stdout.once("data", check));
+        check();
+      });
+      terminal.stdout.on("data", (c: Buffer) => (screen += c.toString("utf8")));
+      await seen("[root@web:~]# ");
+      terminal.stdin.write("cat /etc/motd\n");
+      await seen("hi from state from web");
+      terminal.stdin.write("exit\n");
+      expect(await new Promise<number | null>((resolve) => terminal.on("close", resolve)), screen).toBe(0);
+      expect(screen).not.toContain("Cannot set tty process group");
+
       // the VM wrote only its disk: nothing on this machine's /root, and no namespace process is left
       expect(existsSync("/root/was-here")).toBe(false);
       expect(execFileSync("sh", ["-c", "pgrep -f '[b]ooted-system-ready' || true"], { encoding: "utf8" }).trim()).toBe("");
