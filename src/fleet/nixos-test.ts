@@ -1,5 +1,5 @@
 import { dirname, relative } from "node:path";
-import { nixAttrName, nixString, nixValue } from "../nix/system";
+import { nixAttrName, nixString, nixValue, parseFlakeRef } from "../nix/system";
 import { isExpression } from "./inventory";
 import type { Redact } from "../redact";
 import { LocalArgsError, localRedactor, resolveLocalArgs, unknownOverrides, type LocalArgs, type LocalHost } from "./local-args";
@@ -65,8 +65,9 @@ export interface TestNode {
   readonly name: string;
   /** The stack's host it is built from. */
   readonly hostName: string;
-  /** Absolute path of the host's configuration.nix. */
-  readonly configuration: string;
+  /** Absolute path of the host's configuration.nix; or, for a flake host, the configuration's name in the flake. */
+  readonly configuration?: string;
+  readonly flakeConfiguration?: string;
   readonly moduleArgs: { readonly [name: string]: unknown };
 }
 
@@ -75,26 +76,27 @@ export interface NixosTest {
   readonly nodes: readonly TestNode[];
   /** Absolute path of the Python test script. */
   readonly testScript: string;
-  /** The hosts' NIX_PATH, one for the whole test (`nixpkgs` included). */
+  /** The configuration hosts' NIX_PATH, one for the whole test (`nixpkgs` included); empty with only flake hosts. */
   readonly nixPath: { readonly [name: string]: string };
+  /** The flake of the flake hosts (`path:/abs/dir`), one for the whole test. */
+  readonly flake?: string;
 }
 
 /**
- * The nodes of a test of these hosts, checked: every host built from a configuration file, all with one NIX_PATH
- * (one nixpkgs runs the test), node names distinct.
+ * The nodes of a test of these hosts, checked: the configuration hosts with one NIX_PATH and the flake hosts from one
+ * flake (one nixpkgs and one node.specialArgs run the test), node names distinct.
  */
-export function planNixosTestNodes(hosts: readonly LocalHost[]): { nodes: { nodeName: string; host: LocalHost }[]; nixPath: Record<string, string> } {
-  const fromFlake = hosts.filter((h) => h.spec.source.configuration === undefined);
-  if (fromFlake.length > 0) {
-    throw new NixosTestError(`${fromFlake.map((h) => h.name).join(", ")} ${fromFlake.length > 1 ? "are" : "is"} built from a flake; ` +
-      "test builds nodes from configuration files (NixosDeployment configuration + nixPath): leave them out with --on, " +
-      "or add the test to the flake's checks with pkgs.testers.runNixOSTest");
-  }
-  const nixPaths = new Map(hosts.map((h) => [h.name, JSON.stringify(Object.entries(h.spec.source.nixPath ?? {}).sort())]));
-  const distinct = [...new Set(nixPaths.values())];
-  if (distinct.length > 1) {
-    throw new NixosTestError(`the hosts use different nixPath (${hosts.map((h) => `${h.name}: ${nixPaths.get(h.name)}`).join("; ")}); ` +
+export function planNixosTestNodes(hosts: readonly LocalHost[]): { nodes: { nodeName: string; host: LocalHost }[]; nixPath: Record<string, string>; flake?: string } {
+  const fromFiles = hosts.filter((h) => h.spec.source.configuration !== undefined);
+  const nixPaths = new Map(fromFiles.map((h) => [h.name, JSON.stringify(Object.entries(h.spec.source.nixPath ?? {}).sort())]));
+  if (new Set(nixPaths.values()).size > 1) {
+    throw new NixosTestError(`the hosts use different nixPath (${fromFiles.map((h) => `${h.name}: ${nixPaths.get(h.name)}`).join("; ")}); ` +
       "one test runs on one nixpkgs: select hosts that share it with --on");
+  }
+  const flakes = new Map(hosts.flatMap((h) => (h.spec.source.flake === undefined ? [] : [[h.name, parseFlakeRef(h.spec.source.flake)!.ref] as const])));
+  if (new Set(flakes.values()).size > 1) {
+    throw new NixosTestError(`the hosts come from different flakes (${[...flakes].map(([name, ref]) => `${name}: ${ref}`).join("; ")}); ` +
+      "one test takes its node.specialArgs from one flake: select hosts of one flake with --on");
   }
   const nodes = hosts.map((host) => ({ nodeName: nodeNameOf(host.name), host }));
   const seen = new Map<string, string>();
@@ -103,7 +105,7 @@ export function planNixosTestNodes(hosts: readonly LocalHost[]): { nodes: { node
     if (other !== undefined) throw new NixosTestError(`hosts ${other} and ${node.host.name} would both be test node ${node.nodeName}; leave one out with --on`);
     seen.set(node.nodeName, node.host.name);
   }
-  return { nodes, nixPath: { ...(hosts[0]?.spec.source.nixPath ?? {}) } };
+  return { nodes, nixPath: { ...(fromFiles[0]?.spec.source.nixPath ?? {}) }, flake: [...flakes.values()][0] };
 }
 
 /**
@@ -118,8 +120,9 @@ function nixPath(path: string, file?: { readonly dir: string; readonly projectDi
 }
 
 /** The `nix-build` command line of the written test, for its header. */
-export function nixosTestBuildCommand(file: string, nixPathEntries: Readonly<Record<string, string>>, attribute: "driver" | "driverInteractive"): string {
-  return ["nix-build", file, "-A", attribute, ...Object.entries(nixPathEntries).flatMap(([k, v]) => ["-I", `${k}=${v}`])].join(" ");
+export function nixosTestBuildCommand(test: NixosTest, file: string, attribute: "driver" | "driverInteractive"): string {
+  return ["nix-build", ...(test.flake === undefined ? [] : ["--extra-experimental-features", "'nix-command flakes'"]), file, "-A", attribute,
+    ...Object.entries(test.nixPath).flatMap(([k, v]) => ["-I", `${k}=${v}`])].join(" ");
 }
 
 /**
@@ -130,22 +133,35 @@ export function nixosTestBuildCommand(file: string, nixPathEntries: Readonly<Rec
  */
 export function nixosTestExpression(test: NixosTest, written?: { readonly path: string; readonly shownAs: string; readonly projectDir: string }): string {
   const base = written === undefined ? undefined : { dir: dirname(written.path), projectDir: written.projectDir };
+  const flakeNodes = test.nodes.filter((n) => n.flakeConfiguration !== undefined);
   const nodes = test.nodes.map((node) => {
     const args = Object.keys(node.moduleArgs).length === 0 ? "" : `\n      _module.args = ${nixValue(node.moduleArgs, "      ")};`;
-    return `    # host ${node.hostName}\n    ${nixAttrName(node.name)} = {\n      imports = [ ${nixPath(node.configuration, base)} ];${args}\n    };`;
+    // a flake host: the modules its nixosSystem was given (nixpkgs keeps them in _module.args.modules)
+    const imports = node.flakeConfiguration !== undefined
+      ? `flake.nixosConfigurations.${nixAttrName(node.flakeConfiguration)}._module.args.modules`
+      : `[ ${nixPath(node.configuration!, base)} ]`;
+    return `    # host ${node.hostName}\n    ${nixAttrName(node.name)} = {\n      imports = ${imports};${args}\n    };`;
   });
   const header = written === undefined ? [] : [
     `# NixOS integration test of stack ${test.stack}: ${test.nodes.map((n) => n.name).join(", ")}.`,
     "# Written by `cdktf-nixos test --write`: the hosts' configurations and module arguments, other hosts' addresses",
     "# replaced by their node names. Write it again after changing the stack rather than editing it.",
-    `#   run:         ${nixosTestBuildCommand(written.shownAs, test.nixPath, "driver")} && ./result/bin/nixos-test-driver`,
-    `#   interactive: ${nixosTestBuildCommand(written.shownAs, test.nixPath, "driverInteractive")} && ./result/bin/nixos-test-driver`,
+    `#   run:         ${nixosTestBuildCommand(test, written.shownAs, "driver")} && ./result/bin/nixos-test-driver`,
+    `#   interactive: ${nixosTestBuildCommand(test, written.shownAs, "driverInteractive")} && ./result/bin/nixos-test-driver`,
   ];
+  const flake = test.flake === undefined ? undefined : flakeReference(test.flake, base);
+  // with only flake hosts the test runs on the flake's own nixpkgs
+  const nixpkgs = test.nodes.length === flakeNodes.length && flake !== undefined ? `(builtins.getFlake ${flake}).inputs.nixpkgs` : "<nixpkgs>";
   return [
     ...header,
-    "{ nixpkgs ? <nixpkgs>, pkgs ? import nixpkgs { } }:",
+    `{ nixpkgs ? ${nixpkgs}, pkgs ? import nixpkgs { } }:`,
+    ...(flake === undefined ? [] : [`let flake = builtins.getFlake ${flake}; in`]),
     "pkgs.testers.runNixOSTest {",
     `  name = ${nixString(test.stack)};`,
+    ...(flakeNodes.length === 0 ? [] : [
+      "  # what the flake's nixosSystem gave its modules for imports (one set for every node)",
+      `  node.specialArgs = builtins.removeAttrs flake.nixosConfigurations.${nixAttrName(flakeNodes[0].flakeConfiguration!)}._module.specialArgs [ "modulesPath" ];`,
+    ]),
     "  nodes = {",
     ...nodes,
     "  };",
@@ -153,6 +169,15 @@ export function nixosTestExpression(test: NixosTest, written?: { readonly path: 
     "}",
     "",
   ].join("\n");
+}
+
+/** A flake for builtins.getFlake: a `path:` flake inside the project, relative to the written file; else as given. */
+function flakeReference(ref: string, file?: { readonly dir: string; readonly projectDir: string }): string {
+  const dir = ref.startsWith("path:") ? ref.slice("path:".length) : undefined;
+  if (dir !== undefined && file !== undefined && !relative(file.projectDir, dir).startsWith("..") && !relative(file.projectDir, file.dir).startsWith("..")) {
+    return `(toString ${nixPath(dir, file)})`;
+  }
+  return nixString(ref);
 }
 
 export interface NixosTestPlan {
@@ -175,7 +200,7 @@ export interface NixosTestOptions {
 export function planNixosTest(hosts: readonly LocalHost[], overrides: Readonly<Record<string, unknown>>, options: NixosTestOptions): NixosTestPlan {
   const unknown = unknownOverrides(hosts, overrides);
   if (unknown !== undefined) throw new LocalArgsError(unknown);
-  const { nodes, nixPath } = planNixosTestNodes(hosts);
+  const { nodes, nixPath, flake } = planNixosTestNodes(hosts);
   const replaceAddresses = addressReplacer(nodes);
   const resolved = nodes.map((node) => ({ node, host: node.host, args: resolveLocalArgs(node.host, overrides, { replaceAddresses, stateProblem: options.stateProblem }) }));
   if (options.forFile) {
@@ -191,10 +216,12 @@ export function planNixosTest(hosts: readonly LocalHost[], overrides: Readonly<R
       stack: options.stack,
       testScript: options.testScript,
       nixPath,
+      flake,
       nodes: resolved.map(({ node, args }) => ({
         name: node.nodeName,
         hostName: node.host.name,
-        configuration: node.host.spec.source.configuration!,
+        configuration: node.host.spec.source.configuration,
+        flakeConfiguration: node.host.spec.source.flake === undefined ? undefined : parseFlakeRef(node.host.spec.source.flake)!.name,
         moduleArgs: args.args,
       })),
     },

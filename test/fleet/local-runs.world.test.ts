@@ -227,3 +227,61 @@ app.synth();
     });
   });
 });
+
+/** A flake host beside a configuration host: its VM, and its node in a test (modules and specialArgs from the flake). */
+describe.skipIf(missing("root", "nix", "netns", "python3"))("cdktf-nixos vm and test with a flake host", () => {
+  let work: string;
+  const cli = (args: string[]): Promise<CliResult> => cdktfNixos([...args, "--project", work], {}, { cwd: work });
+
+  beforeAll(async () => {
+    execFileSync("npm", ["run", "--silent", "build"], { cwd: ROOT, stdio: "inherit" });
+    work = mkdtempSync(join(tmpdir(), "local-runs-flake-"));
+    mkdirSync(join(work, "infra"));
+    writeFileSync(join(work, "infra", "flake.nix"), `{
+  inputs.nixpkgs.url = "path:${NIXPKGS_LITE}";
+  outputs = { self, nixpkgs }: {
+    nixosConfigurations.cache = nixpkgs.lib.nixosSystem { system = "x86_64-linux"; modules = [ ./cache.nix ]; specialArgs = { role = "cache"; }; };
+  };
+}
+`);
+    writeFileSync(join(work, "infra", "cache.nix"), '{ role, ... }: { networking.hostName = "cache"; environment.etc."role".text = role; }\n');
+    // a user's flake has its lock file (synth evaluates it without writing one)
+    execFileSync("nix", ["--extra-experimental-features", "nix-command flakes", "flake", "lock", `path:${join(work, "infra")}`], { stdio: "ignore" });
+    writeFileSync(join(work, "web.nix"), '{ cacheAddress, ... }: { networking.hostName = "web"; environment.etc."cache".text = cacheAddress; }\n');
+    writeFileSync(join(work, "test.py"), 'start_all()\nassert cache.succeed("cat /etc/role") == "cache"\nweb.succeed("test \\"$(cat /etc/cache)\\" = cache", "getent hosts cache")\n');
+    writeFileSync(join(work, "cdktf.json"), JSON.stringify({ language: "typescript", app: `${join(ROOT, "node_modules", ".bin", "tsx")} main.ts`, projectId: "local-runs-flake", sendCrashReports: "false" }));
+    writeFileSync(join(work, "main.ts"), `import { App, DataResource, TerraformStack } from ${JSON.stringify(join(ROOT, "node_modules", "cdktf"))};
+import { NixosDeployment } from ${JSON.stringify(join(ROOT, "src"))};
+const app = new App();
+const stack = new TerraformStack(app, "mixed");
+const cacheAddress = new DataResource(stack, "cache-address", { input: { address: "10.233.9.9" } }).getStringAttribute("output.address");
+new NixosDeployment(stack, "cache", { host: cacheAddress, flake: ${JSON.stringify(join(work, "infra"))} + "#cache" });
+new NixosDeployment(stack, "web", { host: "10.233.9.10", configuration: ${JSON.stringify(join(work, "web.nix"))}, nixPath: { nixpkgs: ${JSON.stringify(NIXPKGS_LITE)} }, nixosArgs: { cacheAddress } });
+app.synth();
+`);
+  });
+  afterAll(() => {
+    if (work) rmSync(work, { recursive: true, force: true });
+  });
+
+  it("vm of the flake host is its nixosConfigurations.cache.config.system.build.vm", async () => {
+    const result = await cli(["vm", "cache", "--build-only"]);
+    expect(result.code, result.stderr).toBe(0);
+    const toplevel = JSON.parse(execFileSync("nix", ["--extra-experimental-features", "nix-command flakes", "eval", "--json",
+      `path:${join(work, "infra")}#nixosConfigurations.cache.config.system.build.toplevel.outPath`], { encoding: "utf8" })) as string;
+    expect(readlinkSync(join(result.stdout.trim(), "system"))).toBe(toplevel);
+  });
+
+  it("test: the flake node gets its modules and specialArgs, web reaches it by name", async () => {
+    const result = await cli(["test", "--script", "test.py"]);
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stderr).toContain("node web: host web (module arguments: cacheAddress from test network)");
+    const written = await cli(["test", "--script", "test.py", "--write", "mixed-test.nix"]);
+    expect(written.code, written.stderr).toBe(0);
+    expect(readFileSync(join(work, "mixed-test.nix"), "utf8")).toContain("let flake = builtins.getFlake (toString ./infra); in\n");
+    // the written file builds the same driver
+    const ran = /running (\/nix\/store\/\S+)\/bin\/nixos-test-driver/.exec(result.stderr)?.[1];
+    const fromFile = (await run("nix-build", ["--extra-experimental-features", "nix-command flakes", join(work, "mixed-test.nix"), "-A", "driver", "-I", `nixpkgs=${NIXPKGS_LITE}`, "--no-out-link"])).stdout.trim();
+    expect(ran).toBe(fromFile);
+  });
+});

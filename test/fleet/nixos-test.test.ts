@@ -52,10 +52,10 @@ describe("address replacement", () => {
 });
 
 describe("planNixosTestNodes", () => {
-  it("refuses flake hosts, mixed nixPaths and node-name clashes, saying what to do", () => {
-    expect(() => planNixosTestNodes([host("web"), host("db", { source: { flake: "path:/work/infra#db" } })])).toThrow(new NixosTestError(
-      "db is built from a flake; test builds nodes from configuration files (NixosDeployment configuration + nixPath): " +
-      "leave them out with --on, or add the test to the flake's checks with pkgs.testers.runNixOSTest"));
+  it("refuses hosts of two flakes, mixed nixPaths and node-name clashes, saying what to do", () => {
+    expect(() => planNixosTestNodes([host("web", { source: { flake: "path:/work/infra#web" } }), host("db", { source: { flake: "path:/work/db#db" } })]))
+      .toThrow(new NixosTestError("the hosts come from different flakes (web: path:/work/infra; db: path:/work/db); " +
+        "one test takes its node.specialArgs from one flake: select hosts of one flake with --on"));
     expect(() => planNixosTestNodes([host("web"), host("db", { source: { configuration: "/db.nix", nixPath: { nixpkgs: "/other" } } })]))
       .toThrow('the hosts use different nixPath (web: [["nixpkgs","/work/nixpkgs"]]; db: [["nixpkgs","/other"]]); one test runs on one nixpkgs: select hosts that share it with --on');
     expect(() => planNixosTestNodes([host("web-1"), host("web_1")])).toThrow("hosts web-1 and web_1 would both be test node web_1; leave one out with --on");
@@ -113,6 +113,31 @@ pkgs.testers.runNixOSTest {
     // outside the project: absolute, not a climb to the root
     const outside = nixosTestExpression({ ...plan.test, testScript: "/srv/tests/fleet.py" }, { path: "/work/app/tests/fleet.nix", shownAs: "tests/fleet.nix", projectDir: "/work/app" });
     expect(outside).toContain("  testScript = builtins.readFile /srv/tests/fleet.py;\n");
+  });
+
+  it("flake hosts: the modules and specialArgs their nixosSystem was given, on the flake's nixpkgs", () => {
+    const cache = host("cache", { source: { flake: "path:/work/app/infra#cache-1" } });
+    const plan = planNixosTest([cache], {}, options);
+    expect(nixosTestExpression(plan.test)).toBe(`{ nixpkgs ? (builtins.getFlake "path:/work/app/infra").inputs.nixpkgs, pkgs ? import nixpkgs { } }:
+let flake = builtins.getFlake "path:/work/app/infra"; in
+pkgs.testers.runNixOSTest {
+  name = "fleet";
+  # what the flake's nixosSystem gave its modules for imports (one set for every node)
+  node.specialArgs = builtins.removeAttrs flake.nixosConfigurations.cache-1._module.specialArgs [ "modulesPath" ];
+  nodes = {
+    # host cache
+    cache = {
+      imports = flake.nixosConfigurations.cache-1._module.args.modules;
+    };
+  };
+  testScript = builtins.readFile /work/app/tests/fleet.py;
+}
+`);
+    // beside configuration hosts: <nixpkgs> from their nixPath; written into the project: the flake relative to the file
+    const mixed = nixosTestExpression(planNixosTest([web, app, cache], { greeting: "x" }, { ...options, forFile: true }).test,
+      { path: "/work/app/tests/fleet.nix", shownAs: "tests/fleet.nix", projectDir: "/work/app" });
+    expect(mixed).toContain("#   run:         nix-build --extra-experimental-features 'nix-command flakes' tests/fleet.nix -A driver -I nixpkgs=/work/nixpkgs && ./result/bin/nixos-test-driver\n");
+    expect(mixed).toContain("{ nixpkgs ? <nixpkgs>, pkgs ? import nixpkgs { } }:\nlet flake = builtins.getFlake (toString ../infra); in\n");
   });
 
   it("refuses to write a sensitive value from the state into a file", () => {

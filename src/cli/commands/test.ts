@@ -4,7 +4,7 @@ import { writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { LocalArgsError, parseArgAssignments } from "../../fleet/local-args";
 import { loadLocalHosts } from "../../fleet/local-run";
-import { NixosTestError, nixosTestExpression, planNixosTest } from "../../fleet/nixos-test";
+import { NixosTestError, nixosTestBuildCommand, nixosTestExpression, planNixosTest } from "../../fleet/nixos-test";
 import { ProjectError, type SynthMode } from "../../fleet/project";
 import { SelectionError, selectHosts } from "../../fleet/selection";
 import { buildExpression } from "../../nix/build";
@@ -69,7 +69,7 @@ export function registerTestCommand(program: Command, output: Output): void {
       if (flags.write !== undefined) {
         const file = resolve(flags.write);
         await writeFile(file, nixosTestExpression(plan.test, { path: file, shownAs: flags.write, projectDir: resolve(flags.project) }));
-        output.stderr.write(`wrote ${flags.write}: build it with nix-build ${flags.write} -A driver\n`);
+        output.stderr.write(`wrote ${flags.write}: run it with ${nixosTestBuildCommand(plan.test, flags.write, "driver")} && ./result/bin/nixos-test-driver\n`);
         output.stdout.write(`${file}\n`);
         return;
       }
@@ -79,6 +79,7 @@ export function registerTestCommand(program: Command, output: Output): void {
         // the module arguments are in the expression, which reaches Nix on stdin
         expression: `((${nixosTestExpression(plan.test)}) { }).${attribute}`,
         includes: Object.entries(plan.test.nixPath).map(([k, v]) => `${k}=${v}`),
+        flakes: plan.test.flake !== undefined,
         what: `the test's ${attribute}`,
       }, { extraArgs: flags.showTrace === true ? ["--show-trace"] : undefined, redact: plan.redact });
       const program = join(driver, "bin", "nixos-test-driver");
