@@ -280,6 +280,11 @@ function generations(outcome: HostOutcome): string {
   return state?.profileGeneration !== undefined ? `${state.profileGeneration}` : "";
 }
 
+/** A host's result, with why where its status is one of `explained`. */
+function resultCell(host: HostOutcome, explained: readonly HostOutcome["status"][]): string {
+  return FINAL[host.status] + (explained.includes(host.status) ? `: ${wrap(outcomeDetail(host))}` : "");
+}
+
 /** The end-of-push table's columns and rows: host, result, generation before → after, paths and MiB copied, time (or what a dry run found). */
 function summaryRows(report: PushReport): { head: string[]; rows: string[][] } {
   if (report.dryRun) {
@@ -289,7 +294,7 @@ function summaryRows(report: PushReport): { head: string[]; rows: string[][] } {
         const p = host.preview;
         return [
           host.name,
-          FINAL[host.status] + (host.status === "failed" || host.status === "not-created" ? `: ${wrap(outcomeDetail(host))}` : ""),
+          resultCell(host, ["failed", "not-created"]),
           generations(host),
           p === undefined || p.upToDate ? "" : `${p.pathsToSend} paths, ${size(p.bytesToSend)}`,
           p === undefined ? "" : p.changes.length === 0 ? "none" : p.changes.map(describeChange).join("\n"),
@@ -303,7 +308,7 @@ function summaryRows(report: PushReport): { head: string[]; rows: string[][] } {
       const r = host.result;
       return [
         host.name,
-        FINAL[host.status] + (host.status === "failed" || host.status === "not-created" || host.status === "skipped" ? `: ${wrap(outcomeDetail(host))}` : ""),
+        resultCell(host, ["failed", "not-created", "skipped"]),
         generations(host),
         r === undefined || r.upToDate ? "" : `${r.pathsCopied} paths, ${size(r.bytesSent)}`,
         host.status === "not-created" || host.status === "skipped" ? "" : seconds(host.durationMs),

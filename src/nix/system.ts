@@ -43,8 +43,13 @@ export function moduleArgsExpression(args: unknown): string {
  * compares would not be the system that gets deployed.
  */
 export function configurationSystemExpression(configuration: string, moduleArgs: string): string {
+  return nixosAttribute(configuration, moduleArgs, "system");
+}
+
+/** `(import <nixpkgs/nixos> { configuration; }).ATTRIBUTE` of a configuration file with module arguments. */
+function nixosAttribute(configuration: string, moduleArgs: string, attribute: "system" | "vm"): string {
   return `(import <nixpkgs/nixos> { configuration = { imports = [ ${nixString(configuration)} ]; ` +
-    `_module.args = ${moduleArgs}; }; }).system`;
+    `_module.args = ${moduleArgs}; }; }).${attribute}`;
 }
 
 /** The toplevel of a flake's nixosConfigurations.NAME. */
@@ -64,8 +69,7 @@ export function flakeConfigurationExpression(flake: string): string {
  * configuration and module arguments as configurationSystemExpression, so the VM runs what would be deployed.
  */
 export function configurationVmExpression(configuration: string, moduleArgs: string): string {
-  return `(import <nixpkgs/nixos> { configuration = { imports = [ ${nixString(configuration)} ]; ` +
-    `_module.args = ${moduleArgs}; }; }).vm`;
+  return nixosAttribute(configuration, moduleArgs, "vm");
 }
 
 /** The QEMU VM of a flake's nixosConfigurations.NAME. */

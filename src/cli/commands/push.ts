@@ -5,7 +5,7 @@ import { resolve } from "node:path";
 import { DEFAULT_ACTIVATION_TIMEOUT_SECONDS, DEFAULT_LOCK_TIMEOUT_SECONDS } from "../../deploy/deploy";
 import type { DefaultDependencyOptions } from "../../deploy/default-dependencies";
 import { resolveInventory } from "../../fleet/inventory";
-import { ProjectError, loadStack, readTerraformState, type SynthMode } from "../../fleet/project";
+import { ProjectError, loadStack, readTerraformState } from "../../fleet/project";
 import { KeySpecError } from "../../deploy/keys";
 import { fleetRedactor, planPush, push, withKeys, type PushDependencies, type PushSettings } from "../../fleet/push";
 import { SelectionError, selectHosts } from "../../fleet/selection";
@@ -13,10 +13,11 @@ import { createFleetReporter, markdownSummary } from "../fleet-progress";
 import { collect, interruptible } from "../interruptible";
 import type { Output } from "../progress";
 import { UsageError } from "../usage-error";
+import { addProjectOptions, nixTraceArgs, synthModeOf, type ProjectFlags } from "./project-options";
 import { COMPRESS_MODES, MAX_DATA_CHANNELS, type CompressMode } from "../../nix/serve/copy-policy";
 import { checkCompressMode, parseKeepGenerations, parseMaxChannels } from "./deploy";
 
-interface PushFlags {
+interface PushFlags extends ProjectFlags {
   on: string[];
   parallel: string;
   dryRun?: boolean;
@@ -27,13 +28,10 @@ interface PushFlags {
   maxChannels: string;
   failFast?: boolean;
   reactivate?: boolean;
-  synth?: boolean;
-  project: string;
   connectTimeout: string;
   lockTimeout: string;
   activationTimeout: string;
   endpoint?: string;
-  showTrace?: boolean;
   verbose?: boolean;
 }
 
@@ -41,7 +39,7 @@ interface PushFlags {
 export type PushDependencyFactory = (options: DefaultDependencyOptions) => PushDependencies;
 
 export function registerPushCommand(program: Command, output: Output, dependencies: PushDependencyFactory): void {
-  program.command("push")
+  const definition = program.command("push")
     .description("deploy a stack's NixOS hosts from this machine without a Terraform run: one evaluation and build, " +
       "then every selected host in parallel (skipping those already up to date)")
     .argument("[stack]", "the stack (may be left out when one stack has NixOS deployments)")
@@ -53,20 +51,17 @@ export function registerPushCommand(program: Command, output: Output, dependenci
     .option("--max-channels <n>", "SSH channels a far host's copy may use at most (1 = never the spool)", String(MAX_DATA_CHANNELS))
     .option("--fail-fast", "start no further host once one has failed (hosts already running finish)")
     .option("--reactivate", "activate even hosts that already run their system")
-    .option("--synth", "synthesize first even when cdktf.out looks up to date")
-    .option("--no-synth", "never synthesize; use cdktf.out as it is")
-    .option("--project <dir>", "the cdktf project (the directory with cdktf.json)", ".")
     .option("--connect-timeout <seconds>", "keep retrying an unreachable host this long", "10")
     .option("--lock-timeout <seconds>", "wait this long for another deployment to the same host to finish", String(DEFAULT_LOCK_TIMEOUT_SECONDS))
     .option("--activation-timeout <seconds>", "give up waiting for a host's activation after this long", String(DEFAULT_ACTIVATION_TIMEOUT_SECONDS))
     .option("--endpoint <url>", "EC2 endpoint for host keys from instance consoles (default: AWS, or AWS_ENDPOINT_URL_EC2)")
-    .option("--show-trace", "pass --show-trace to Nix: the full evaluation trace in errors")
     .option("--verbose", "print everything Nix says while it builds")
     .option("--json", "print one JSON object with every host's result as the last line of stdout")
-    .option("--summary-file <file>", "also append the result as a Markdown table to this file (in GitHub Actions: \"$GITHUB_STEP_SUMMARY\")")
+    .option("--summary-file <file>", "also append the result as a Markdown table to this file (in GitHub Actions: \"$GITHUB_STEP_SUMMARY\")");
+  addProjectOptions(definition)
     .action(async (stack: string | undefined, flags: PushFlags) => {
       const settings = pushSettings(flags);
-      const synthMode: SynthMode = flags.synth === true ? "always" : flags.synth === false ? "never" : "auto";
+      const synthMode = synthModeOf(flags);
       const projectDir = resolve(flags.project);
       let loaded;
       let selected;
@@ -94,7 +89,7 @@ export function registerPushCommand(program: Command, output: Output, dependenci
       }
       const reporter = createFleetReporter(output, plan.map((h) => h.name), { json: flags.json === true, verbose: flags.verbose === true });
       reporter.note(`stack ${loaded.stack}: ${loaded.synth}`);
-      const nix = { redact: fleetRedactor(selected), onLog: reporter.nixLog, extraArgs: flags.showTrace === true ? ["--show-trace"] : undefined };
+      const nix = { redact: fleetRedactor(selected), onLog: reporter.nixLog, extraArgs: nixTraceArgs(flags) };
       const deps = dependencies({ ...nix, connectRetryMs: Number(flags.connectTimeout) * 1000 });
       const report = await interruptible(reporter.interrupted, () => push(plan, settings, deps, reporter.onEvent));
       reporter.done(report, { stack: loaded.stack, synth: loaded.synth });

@@ -5,28 +5,26 @@ import { join, resolve } from "node:path";
 import { LocalArgsError, parseArgAssignments } from "../../fleet/local-args";
 import { loadLocalHosts } from "../../fleet/local-run";
 import { NixosTestError, nixosTestBuildCommand, nixosTestExpression, planNixosTest } from "../../fleet/nixos-test";
-import { ProjectError, type SynthMode } from "../../fleet/project";
+import { ProjectError } from "../../fleet/project";
 import { SelectionError, selectHosts } from "../../fleet/selection";
 import { buildExpression } from "../../nix/build";
 import { ForegroundExit, runForeground } from "../foreground";
 import { collect } from "../interruptible";
 import type { Output } from "../progress";
 import { UsageError } from "../usage-error";
+import { addProjectOptions, nixTraceArgs, synthModeOf, type ProjectFlags } from "./project-options";
 
-interface TestFlags {
+interface TestFlags extends ProjectFlags {
   script: string;
   on: string[];
   arg: string[];
   interactive?: boolean;
   write?: string;
   keepVmState?: boolean;
-  synth?: boolean;
-  project: string;
-  showTrace?: boolean;
 }
 
 export function registerTestCommand(program: Command, output: Output): void {
-  program.command("test")
+  const definition = program.command("test")
     .description("a NixOS integration test (pkgs.testers.runNixOSTest) of the stack's hosts: one node per host, with its " +
       "configuration and module arguments, other hosts' addresses replaced by their node names; builds and runs it")
     .argument("[stack]", "the stack (may be left out when one stack has NixOS deployments)")
@@ -35,11 +33,8 @@ export function registerTestCommand(program: Command, output: Output): void {
     .option("--arg <name=value>", "a module argument's value in the test (JSON, or plain text for a string); needed for Terraform values the state does not have; repeatable", collect, [])
     .addOption(new Option("--interactive", "build driverInteractive and start it: a Python prompt with the machines").conflicts("write"))
     .option("--write <file>", "only write the test's Nix expression to this file (to keep in the repository), build nothing")
-    .option("--keep-vm-state", "keep the machines' disks after the test (the driver's --keep-vm-state)")
-    .option("--synth", "synthesize first even when cdktf.out looks up to date")
-    .option("--no-synth", "never synthesize; use cdktf.out as it is")
-    .option("--project <dir>", "the cdktf project (the directory with cdktf.json)", ".")
-    .option("--show-trace", "pass --show-trace to Nix: the full evaluation trace in errors")
+    .option("--keep-vm-state", "keep the machines' disks after the test (the driver's --keep-vm-state)");
+  addProjectOptions(definition)
     .action(async (stack: string | undefined, flags: TestFlags) => {
       const testScript = resolve(flags.script);
       try {
@@ -47,7 +42,7 @@ export function registerTestCommand(program: Command, output: Output): void {
       } catch (err) {
         throw new UsageError(`--script ${flags.script} cannot be read (${(err as NodeJS.ErrnoException).code ?? String(err)}): give the test script, e.g. --script tests/fleet.py`);
       }
-      const synthMode: SynthMode = flags.synth === true ? "always" : flags.synth === false ? "never" : "auto";
+      const synthMode = synthModeOf(flags);
       let plan;
       try {
         const overrides = parseArgAssignments(flags.arg);
@@ -81,7 +76,7 @@ export function registerTestCommand(program: Command, output: Output): void {
         includes: Object.entries(plan.test.nixPath).map(([k, v]) => `${k}=${v}`),
         flakes: plan.test.flake !== undefined,
         what: `the test's ${attribute}`,
-      }, { extraArgs: flags.showTrace === true ? ["--show-trace"] : undefined, redact: plan.redact });
+      }, { extraArgs: nixTraceArgs(flags), redact: plan.redact });
       const program = join(driver, "bin", "nixos-test-driver");
       output.stderr.write(`running ${program}\n`);
       const code = await runForeground(program, flags.keepVmState === true ? ["--keep-vm-state"] : [], process.env);

@@ -4,37 +4,32 @@ import { readdir, rm } from "node:fs/promises";
 import { join, relative, resolve } from "node:path";
 import { LocalArgsError, parseArgAssignments } from "../../fleet/local-args";
 import { loadLocalHosts } from "../../fleet/local-run";
-import { ProjectError, type SynthMode } from "../../fleet/project";
+import { ProjectError } from "../../fleet/project";
 import { findHost, planVm, vmDiskImage } from "../../fleet/vm";
 import { buildExpression } from "../../nix/build";
 import { ForegroundExit, runForeground } from "../foreground";
 import { collect } from "../interruptible";
 import type { Output } from "../progress";
 import { UsageError } from "../usage-error";
+import { addProjectOptions, nixTraceArgs, synthModeOf, type ProjectFlags } from "./project-options";
 
-interface VmFlags {
+interface VmFlags extends ProjectFlags {
   arg: string[];
   buildOnly?: boolean;
   console?: boolean;
   fresh?: boolean;
-  synth?: boolean;
-  project: string;
-  showTrace?: boolean;
 }
 
 export function registerVmCommand(program: Command, output: Output): void {
-  program.command("vm")
+  const definition = program.command("vm")
     .description("build one host of the stack as a local QEMU VM (its configuration and module arguments, as deployed) and run it")
     .usage("[options] [stack] <host> [-- qemu-args...]")
     .argument("<names...>", "[stack] host: the stack may be left out when one stack has NixOS deployments")
     .option("--arg <name=value>", "a module argument's value (JSON, or plain text for a string); needed for Terraform values the state does not have; repeatable", collect, [])
     .option("--build-only", "build the VM and print its store path; do not run it")
     .option("--console", "the VM's serial console in this terminal: QEMU_KERNEL_PARAMS=console=ttyS0 and -nographic")
-    .option("--fresh", "remove the VM's disk image (<host>.qcow2 in this directory) first, so it boots from a clean state")
-    .option("--synth", "synthesize first even when cdktf.out looks up to date")
-    .option("--no-synth", "never synthesize; use cdktf.out as it is")
-    .option("--project <dir>", "the cdktf project (the directory with cdktf.json)", ".")
-    .option("--show-trace", "pass --show-trace to Nix: the full evaluation trace in errors")
+    .option("--fresh", "remove the VM's disk image (<host>.qcow2 in this directory) first, so it boots from a clean state");
+  addProjectOptions(definition)
     .action(async (operands: string[], flags: VmFlags, command: Command) => {
       // operands after `--` are QEMU's, as with the VM script itself; commander keeps the command line it parsed
       // (untyped) and hands every operand over alike, so the part after `--` is counted there
@@ -49,7 +44,7 @@ export function registerVmCommand(program: Command, output: Output): void {
       if (flags.buildOnly === true && (flags.fresh === true || flags.console === true || qemuArgs.length > 0)) {
         throw new UsageError("--build-only does not run the VM: leave out --fresh, --console and QEMU arguments");
       }
-      const synthMode: SynthMode = flags.synth === true ? "always" : flags.synth === false ? "never" : "auto";
+      const synthMode = synthModeOf(flags);
       let plan;
       try {
         const overrides = parseArgAssignments(flags.arg);
@@ -61,7 +56,7 @@ export function registerVmCommand(program: Command, output: Output): void {
       }
       const origins = Object.entries(plan.args.origins).map(([name, origin]) => `${name} from ${origin}`);
       output.stderr.write(`building the VM of ${plan.host}${origins.length > 0 ? ` (module arguments: ${origins.join(", ")})` : ""}\n`);
-      const vm = await buildExpression(plan.build, { extraArgs: flags.showTrace === true ? ["--show-trace"] : undefined, redact: plan.redact });
+      const vm = await buildExpression(plan.build, { extraArgs: nixTraceArgs(flags), redact: plan.redact });
       if (flags.buildOnly === true) {
         output.stdout.write(`${vm}\n`);
         return;
