@@ -2,6 +2,7 @@ import { dirname, relative } from "node:path";
 import { nixAttrName, nixString, nixValue, parseFlakeRef } from "../nix/system";
 import { isExpression } from "./inventory";
 import type { Redact } from "../redact";
+import { WRITTEN_TEST_MARK } from "./written-test-file";
 import { LocalArgsError, localRedactor, resolveLocalArgs, unknownOverrides, type LocalArgs, type LocalHost } from "./local-args";
 
 /**
@@ -144,7 +145,7 @@ export function nixosTestExpression(test: NixosTest, written?: { readonly path: 
   });
   const header = written === undefined ? [] : [
     `# NixOS integration test of stack ${test.stack}: ${test.nodes.map((n) => n.name).join(", ")}.`,
-    "# Written by `cdktf-nixos test --write`: the hosts' configurations and module arguments, other hosts' addresses",
+    `${WRITTEN_TEST_MARK}: the hosts' configurations and module arguments, other hosts' addresses`,
     "# replaced by their node names. Write it again after changing the stack rather than editing it.",
     `#   run:         ${nixosTestBuildCommand(test, written.shownAs, "driver")} && ./result/bin/nixos-test-driver`,
     `#   interactive: ${nixosTestBuildCommand(test, written.shownAs, "driverInteractive")} && ./result/bin/nixos-test-driver`,

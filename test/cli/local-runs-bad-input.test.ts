@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
@@ -12,6 +12,11 @@ describe("vm and test: bad input is refused with one clear message", () => {
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
   const script = join(dir, "fleet.py");
   writeFileSync(script, "start_all()\n");
+  // files of the user's that `test --write` must leave alone
+  const mainTs = join(dir, "main.ts");
+  writeFileSync(mainTs, "new App().synth();\n");
+  const link = join(dir, "link.nix");
+  symlinkSync(mainTs, link);
   // no cdktf.json there: a row that got as far as reading the project would say so instead
   const project = ["--project", dir];
 
@@ -22,7 +27,7 @@ describe("vm and test: bad input is refused with one clear message", () => {
   }
 
   it.each<[string, string[], string]>([
-    ["vm without a host", ["vm", ...project], "error: missing required argument 'names'"],
+    ["vm without a host", ["vm", ...project], "cdktf-nixos: vm needs the host to run: cdktf-nixos vm [stack] <host> (e.g. cdktf-nixos vm web)"],
     ["vm with three names", ["vm", "fleet", "web", "db", ...project], "cdktf-nixos: vm takes [stack] <host>, got 'fleet' 'web' 'db' (QEMU's arguments go after --)"],
     ["--build-only with --fresh", ["vm", "web", "--build-only", "--fresh", ...project], "cdktf-nixos: --build-only does not run the VM: leave out --fresh, --console and QEMU arguments"],
     ["--build-only with QEMU arguments", ["vm", "web", "--build-only", ...project, "--", "-m", "2048"], "cdktf-nixos: --build-only does not run the VM: leave out --fresh, --console and QEMU arguments"],
@@ -30,6 +35,23 @@ describe("vm and test: bad input is refused with one clear message", () => {
     ["test without --script", ["test", ...project], "error: required option '--script <file>' not specified"],
     ["a missing test script", ["test", "--script", join(dir, "missing.py"), ...project],
       `cdktf-nixos: --script ${join(dir, "missing.py")} cannot be read (ENOENT): give the test script, e.g. --script tests/fleet.py`],
+    ["a test script that is a directory", ["test", "--script", dir, ...project], `cdktf-nixos: --script ${dir} is not a file: give the test script, e.g. --script tests/fleet.py`],
+    ["a relative test script not found from here", ["test", "--script", "tests/nosuch-fleet.py", ...project],
+      `cdktf-nixos: --script tests/nosuch-fleet.py cannot be read (ENOENT, looked at ${join(process.cwd(), "tests/nosuch-fleet.py")}): give the test script, e.g. --script tests/fleet.py`],
+    ["--write over a file it did not write (the app's main.ts)", ["test", "--script", script, "--write", mainTs, ...project],
+      `cdktf-nixos: --write ${mainTs}: ${mainTs} exists and was not written by \`cdktf-nixos test --write\` (no such header): choose another file, or pass --force to replace it`],
+    ["--write over the test script itself", ["test", "--script", script, "--write", script, ...project],
+      `cdktf-nixos: --write ${script}: that is the test script itself (the written test reads it): write the test to another file, e.g. tests/fleet.nix`],
+    ["--write over the test script itself, with --force", ["test", "--script", script, "--write", script, "--force", ...project],
+      `cdktf-nixos: --write ${script}: that is the test script itself (the written test reads it): write the test to another file, e.g. tests/fleet.nix`],
+    ["--write into a directory that does not exist", ["test", "--script", script, "--write", join(dir, "nodir", "t.nix"), ...project],
+      `cdktf-nixos: --write ${join(dir, "nodir", "t.nix")}: the directory ${join(dir, "nodir")} does not exist: create it first (mkdir -p ${join(dir, "nodir")})`],
+    ["--write onto a directory", ["test", "--script", script, "--write", dir, "--force", ...project], `cdktf-nixos: --write ${dir}: ${dir} exists and is not a file`],
+    ["--write onto a symbolic link", ["test", "--script", script, "--write", link, "--force", ...project],
+      `cdktf-nixos: --write ${link}: ${link} is a symbolic link: give the file it points to, or another path`],
+    ["--force without --write", ["test", "--script", script, "--force", ...project], "cdktf-nixos: --force only applies to --write (it lets --write replace a file it did not write)"],
+    ["--keep-vm-state with --write (nothing runs)", ["test", "--script", script, "--keep-vm-state", "--write", join(dir, "t.nix"), ...project],
+      "error: option '--keep-vm-state' cannot be used with option '--write <file>'"],
     ["--interactive with --write", ["test", "--script", script, "--interactive", "--write", join(dir, "t.nix"), ...project],
       "error: option '--interactive' cannot be used with option '--write <file>'"],
     ["a test --arg given twice", ["test", "--script", script, "--arg", "a=1", "--arg", "a=2", ...project], "cdktf-nixos: --arg a is given twice"],
@@ -38,6 +60,9 @@ describe("vm and test: bad input is refused with one clear message", () => {
     expect(result.code).toBe(EXIT_CODES.usage);
     expect(result.stderr.split("\n")[0]).toBe(message);
     expect(result.stdout).toBe("");
+    // nothing of the user's was touched
+    expect(readFileSync(mainTs, "utf8")).toBe("new App().synth();\n");
+    expect(readFileSync(script, "utf8")).toBe("start_all()\n");
   });
 
   it("a directory without cdktf.json: says where to run it", async () => {

@@ -145,6 +145,25 @@ app.synth();
       const fresh = await boot("--fresh");
       expect(fresh.stdout).toContain("state: new");
       expect(fresh.stderr).toContain("removed ./web.qcow2: the VM boots from a clean disk");
+      // NIX_DISK_IMAGE left over in the shell, naming the user's own file or directory: refused before anything
+      // runs, and nothing of theirs is removed or booted from
+      const home = mkdtempSync(join(tmpdir(), "vm-user-files-"));
+      const thesis = join(home, "thesis.txt");
+      writeFileSync(thesis, "chapter 1\n");
+      const precious = join(home, "precious");
+      mkdirSync(join(precious, "sub"), { recursive: true });
+      writeFileSync(join(precious, "sub", "data.txt"), "keep\n");
+      for (const [path, what] of [[thesis, "a file that does not start with QEMU's qcow2 header"], [precious, "a directory"]]) {
+        for (const flags of [["--fresh"], []]) {
+          const refused = await startCdktfNixos(["vm", "web", "--project", work, ...flags], { NIX_DISK_IMAGE: path }, { cwd: work }).result;
+          expect(refused.code, refused.stderr).toBe(EXIT_CODES.usage);
+          expect(refused.stderr).toContain(`cdktf-nixos: ${path} is ${what}, not a VM disk: cdktf-nixos neither boots from it nor removes it; NIX_DISK_IMAGE names it`);
+          expect(refused.stderr).not.toContain("running ");
+        }
+      }
+      expect(readFileSync(thesis, "utf8")).toBe("chapter 1\n");
+      expect(readFileSync(join(precious, "sub", "data.txt"), "utf8")).toBe("keep\n");
+      rmSync(home, { recursive: true });
       // on a terminal: an interactive shell with a prompt, whose exit ends the VM (and the command) with 0
       const command = [process.execPath, CLI, "vm", "web", "--project", work].map((w) => `'${w}'`).join(" ");
       const terminal = spawn("script", ["-qfec", command, "/dev/null"], { cwd: work, env: { ...process.env, NIX_CONFIG: "substituters =" } });
@@ -187,6 +206,29 @@ app.synth();
         const same = JSON.parse(nixEval(`(import <nixpkgs/nixos> { configuration = { imports = [ ${join(work, "nixos", `${name}.nix`)} ]; _module.args = builtins.fromJSON ${JSON.stringify(JSON.stringify(args))}; }; }).system.outPath`)) as string;
         expect(node(name)).toBe(same);
       }
+
+      // the file is the one --write wrote: writing again replaces it; the app's source, the test script itself and
+      // a file of the user's are refused before anything is synthesized or built, and stay as they were
+      const again = await cli(["test", "--script", "test.py", "--write", "fleet-test.nix"]);
+      expect(again.code, again.stderr).toBe(0);
+      const mainTs = readFileSync(join(work, "main.ts"), "utf8");
+      writeFileSync(join(work, "notes.nix"), "{ my = \"notes\"; }\n");
+      for (const [target, why] of [
+        ["main.ts", `${join(work, "main.ts")} exists and was not written by \`cdktf-nixos test --write\` (no such header): choose another file, or pass --force to replace it`],
+        ["notes.nix", `${join(work, "notes.nix")} exists and was not written by \`cdktf-nixos test --write\` (no such header): choose another file, or pass --force to replace it`],
+        ["test.py", "that is the test script itself (the written test reads it): write the test to another file, e.g. tests/fleet.nix"],
+      ]) {
+        const refused = await cli(["test", "--script", "test.py", "--write", target]);
+        expect(refused.code, refused.stderr).toBe(EXIT_CODES.usage);
+        expect(refused.stderr).toBe(`cdktf-nixos: --write ${target}: ${why}\n`);
+      }
+      expect(readFileSync(join(work, "main.ts"), "utf8")).toBe(mainTs);
+      expect(readFileSync(join(work, "test.py"), "utf8")).toBe(TEST_SCRIPT);
+      expect(readFileSync(join(work, "notes.nix"), "utf8")).toBe("{ my = \"notes\"; }\n");
+      const forced = await cli(["test", "--script", "test.py", "--write", "notes.nix", "--force"]);
+      expect(forced.code, forced.stderr).toBe(0);
+      expect(readFileSync(join(work, "notes.nix"), "utf8")).toContain("pkgs.testers.runNixOSTest {");
+      rmSync(join(work, "notes.nix"));
     });
 
     it("test runs the script against the nodes (web reaches app, app reaches db by name); a failing script fails the command", async () => {

@@ -1,12 +1,12 @@
 import { Command, Option } from "commander";
-import { accessSync, constants } from "node:fs";
-import { writeFile } from "node:fs/promises";
+import { statSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { LocalArgsError, parseArgAssignments } from "../../fleet/local-args";
 import { loadLocalHosts } from "../../fleet/local-run";
 import { NixosTestError, nixosTestBuildCommand, nixosTestExpression, planNixosTest } from "../../fleet/nixos-test";
 import { ProjectError } from "../../fleet/project";
 import { SelectionError, selectHosts } from "../../fleet/selection";
+import { WrittenTestFileError, checkWrittenTestFile, writeTestFile } from "../../fleet/written-test-file";
 import { buildExpression } from "../../nix/build";
 import { ForegroundExit, runForeground } from "../foreground";
 import { collect } from "../interruptible";
@@ -21,6 +21,7 @@ interface TestFlags extends ProjectFlags {
   interactive?: boolean;
   write?: string;
   keepVmState?: boolean;
+  force?: boolean;
 }
 
 export function registerTestCommand(program: Command, output: Output): void {
@@ -32,15 +33,31 @@ export function registerTestCommand(program: Command, output: Output): void {
     .option("--on <selector>", "only these hosts as nodes: a name, a glob ('web-*') or a tag (@role=web, @web); repeatable", collect, [])
     .option("--arg <name=value>", "a module argument's value in the test (JSON, or plain text for a string); needed for Terraform values the state does not have; repeatable", collect, [])
     .addOption(new Option("--interactive", "build driverInteractive and start it: a Python prompt with the machines").conflicts("write"))
-    .option("--write <file>", "only write the test's Nix expression to this file (to keep in the repository), build nothing")
-    .option("--keep-vm-state", "keep the machines' disks after the test (the driver's --keep-vm-state)");
+    .option("--write <file>", "only write the test's Nix expression to this file (to keep in the repository), build nothing; " +
+      "an existing file is replaced only when an earlier --write wrote it")
+    .addOption(new Option("--force", "with --write: replace the file even when test --write did not write it").implies({}))
+    .addOption(new Option("--keep-vm-state", "keep the machines' disks after the test (the driver's --keep-vm-state)").conflicts("write"));
   addProjectOptions(definition)
     .action(async (stack: string | undefined, flags: TestFlags) => {
       const testScript = resolve(flags.script);
+      // a relative script is found from the current directory, not from --project: say where we looked
+      const lookedAt = testScript === flags.script ? "" : `, looked at ${testScript}`;
+      let script;
       try {
-        accessSync(testScript, constants.R_OK);
+        script = statSync(testScript);
       } catch (err) {
-        throw new UsageError(`--script ${flags.script} cannot be read (${(err as NodeJS.ErrnoException).code ?? String(err)}): give the test script, e.g. --script tests/fleet.py`);
+        throw new UsageError(`--script ${flags.script} cannot be read (${(err as NodeJS.ErrnoException).code ?? String(err)}${lookedAt}): ` +
+          "give the test script, e.g. --script tests/fleet.py");
+      }
+      if (!script.isFile()) throw new UsageError(`--script ${flags.script} is not a file${lookedAt === "" ? "" : ` (${lookedAt.slice(2)})`}: give the test script, e.g. --script tests/fleet.py`);
+      if (flags.force === true && flags.write === undefined) throw new UsageError("--force only applies to --write (it lets --write replace a file it did not write)");
+      if (flags.write !== undefined) {
+        try {
+          await checkWrittenTestFile(resolve(flags.write), flags.write, { force: flags.force === true, testScript });
+        } catch (err) {
+          if (err instanceof WrittenTestFileError) throw new UsageError(err.message);
+          throw err;
+        }
       }
       const synthMode = synthModeOf(flags);
       let plan;
@@ -63,7 +80,7 @@ export function registerTestCommand(program: Command, output: Output): void {
       }
       if (flags.write !== undefined) {
         const file = resolve(flags.write);
-        await writeFile(file, nixosTestExpression(plan.test, { path: file, shownAs: flags.write, projectDir: resolve(flags.project) }));
+        await writeTestFile(file, nixosTestExpression(plan.test, { path: file, shownAs: flags.write, projectDir: resolve(flags.project) }));
         output.stderr.write(`wrote ${flags.write}: run it with ${nixosTestBuildCommand(plan.test, flags.write, "driver")} && ./result/bin/nixos-test-driver\n`);
         output.stdout.write(`${file}\n`);
         return;

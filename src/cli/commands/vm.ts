@@ -1,11 +1,10 @@
 import { Command } from "commander";
-import { existsSync } from "node:fs";
-import { readdir, rm } from "node:fs/promises";
+import { readdir } from "node:fs/promises";
 import { join, relative, resolve } from "node:path";
 import { LocalArgsError, parseArgAssignments } from "../../fleet/local-args";
 import { loadLocalHosts } from "../../fleet/local-run";
 import { ProjectError } from "../../fleet/project";
-import { findHost, planVm, vmDiskImage } from "../../fleet/vm";
+import { VmDiskError, findHost, inspectVmDisk, planVm, removeVmDisk, vmDiskImage } from "../../fleet/vm";
 import { buildExpression } from "../../nix/build";
 import { ForegroundExit, runForeground } from "../foreground";
 import { collect } from "../interruptible";
@@ -24,7 +23,8 @@ export function registerVmCommand(program: Command, output: Output): void {
   const definition = program.command("vm")
     .description("build one host of the stack as a local QEMU VM (its configuration and module arguments, as deployed) and run it")
     .usage("[options] [stack] <host> [-- qemu-args...]")
-    .argument("<names...>", "[stack] host: the stack may be left out when one stack has NixOS deployments")
+    // optional for commander, so that a missing host gets our message rather than commander's internal name for it
+    .argument("[stack-and-host...]", "[stack] host: the stack may be left out when one stack has NixOS deployments")
     .option("--arg <name=value>", "a module argument's value (JSON, or plain text for a string); needed for Terraform values the state does not have; repeatable", collect, [])
     .option("--build-only", "build the VM and print its store path; do not run it")
     .option("--console", "the VM's serial console in this terminal: QEMU_KERNEL_PARAMS=console=ttyS0 and -nographic")
@@ -38,7 +38,9 @@ export function registerVmCommand(program: Command, output: Output): void {
       const qemuArgs = dashes < 0 ? [] : raw.slice(dashes + 1);
       const names = operands.slice(0, operands.length - qemuArgs.length);
       if (names.length === 0 || names.length > 2) {
-        throw new UsageError(`vm takes [stack] <host>, got ${names.length === 0 ? "nothing" : names.map((n) => `'${n}'`).join(" ")} (QEMU's arguments go after --)`);
+        throw new UsageError(names.length === 0
+          ? "vm needs the host to run: cdktf-nixos vm [stack] <host> (e.g. cdktf-nixos vm web)"
+          : `vm takes [stack] <host>, got ${names.map((n) => `'${n}'`).join(" ")} (QEMU's arguments go after --)`);
       }
       const [stack, hostName] = names.length === 2 ? names : [undefined, names[0]];
       if (flags.buildOnly === true && (flags.fresh === true || flags.console === true || qemuArgs.length > 0)) {
@@ -66,10 +68,17 @@ export function registerVmCommand(program: Command, output: Output): void {
       const script = join(vm, "bin", scripts[0]);
       const disk = vmDiskImage(script, process.cwd(), process.env);
       const shown = relative(process.cwd(), disk).startsWith("..") ? disk : `./${relative(process.cwd(), disk)}`;
-      if (flags.fresh === true && existsSync(disk)) {
-        await rm(disk, { recursive: true, force: true });
+      let existing;
+      try {
+        existing = await inspectVmDisk(disk, process.env.NIX_DISK_IMAGE !== undefined && process.env.NIX_DISK_IMAGE !== "");
+      } catch (err) {
+        if (err instanceof VmDiskError) throw new UsageError(err.message);
+        throw err;
+      }
+      if (flags.fresh === true && existing !== "missing") {
+        await removeVmDisk(disk, existing);
         output.stderr.write(`removed ${shown}: the VM boots from a clean disk\n`);
-      } else if (existsSync(disk)) {
+      } else if (existing !== "missing") {
         output.stderr.write(`the VM reuses its disk ${shown} from an earlier run (state the VM wrote then is still there); --fresh removes it first\n`);
       } else {
         output.stderr.write(`the VM keeps its state in ${shown}, which stays after it stops; --fresh removes it first next time\n`);
