@@ -17,6 +17,7 @@ import {
   type DeploymentSettings,
   type DeploymentSpec,
 } from "../deploy/manifest";
+import { synthesisRecord, type SynthesisRecord } from "../deploy/synthesis";
 import { EvaluateError } from "../errors";
 import { evaluateFleet, type EvaluatedSystem, type FleetMember } from "../nix/fleet-evaluation";
 import { redactor } from "../redact";
@@ -325,6 +326,9 @@ export class NixosDeployment extends Construct {
   }
 }
 
+/** What this synthesis was made from: the same for every stack of the app. */
+let synthesis: SynthesisRecord | undefined;
+
 /**
  * The deployments of one stack: one Nix evaluation for all of them, run the first time any derivation is needed,
  * and the deployment manifest, written next to the stack's cdk.tf.json when it is synthesized.
@@ -350,7 +354,9 @@ class StackDeployments {
         synthesizer.synthesize(session);
         const manifest = session.manifest.forStack(stack);
         const file = join(session.outdir, manifest.workingDirectory, MANIFEST_FILE);
-        const content = deploymentManifest(manifest.name, this.specs.map((spec) => spec()));
+        // the app's process knows what it loaded: its modules are the sources a later push compares
+        synthesis ??= synthesisRecord(process.cwd(), Object.keys(require.cache));
+        const content = deploymentManifest(manifest.name, this.specs.map((spec) => spec()), synthesis);
         writeFileSync(file, `${JSON.stringify(content, null, 2)}\n`);
       },
     };

@@ -2,9 +2,13 @@ import type { CompressMode } from "../nix/serve/copy-policy";
 import { shellQuote } from "../shell";
 import type { Action } from "./goal";
 import type { KeySpec } from "./keys";
+import type { SynthesisRecord } from "./synthesis";
 
-/** Version of the manifest format; bumped on any change that a reader must know about (2: keys, sensitiveArgs). */
-export const MANIFEST_VERSION = 2;
+/**
+ * Version of the manifest format; bumped on any change that a reader must know about (2: keys, sensitiveArgs; 3: the
+ * synthesis record).
+ */
+export const MANIFEST_VERSION = 3;
 /** The file `cdktf synth` writes into each synthesized stack directory that has deployments. */
 export const MANIFEST_FILE = "cdktf-nixos.manifest.json";
 
@@ -82,11 +86,13 @@ export type DeploymentSettings = Omit<DeploymentSpec, "resource" | "drvPath" | "
 export interface DeploymentManifest {
   readonly version: typeof MANIFEST_VERSION;
   readonly stack: string;
+  /** Where and from which sources it was synthesized: what tells a push whether to synthesize again. */
+  readonly synthesis: SynthesisRecord;
   readonly deployments: readonly DeploymentSpec[];
 }
 
-export function deploymentManifest(stack: string, deployments: readonly DeploymentSpec[]): DeploymentManifest {
-  return { version: MANIFEST_VERSION, stack, deployments };
+export function deploymentManifest(stack: string, deployments: readonly DeploymentSpec[], synthesis: SynthesisRecord): DeploymentManifest {
+  return { version: MANIFEST_VERSION, stack, synthesis, deployments };
 }
 
 /** A word of a command line: literal text, or the value of an environment variable at run time. */

@@ -1,6 +1,6 @@
 import { hostName, recordedInputs } from "./inventory";
 import type { LocalHost } from "./local-args";
-import { ProjectError, loadStack, readTerraformState, type LoadedStack, type SynthMode } from "./project";
+import { ProjectError, loadStack, readStackState, type LoadedStack, type SynthMode } from "./project";
 
 export interface LocalStack {
   readonly loaded: LoadedStack;
@@ -24,7 +24,7 @@ export async function loadLocalHosts(
   let inputs: ReturnType<typeof recordedInputs> = new Map();
   let stateProblem: string | undefined;
   try {
-    inputs = recordedInputs(await readTerraformState(loaded.stackDir));
+    inputs = recordedInputs(await readStackState(loaded.stackDir, onSynthesizing));
   } catch (err) {
     if (!(err instanceof ProjectError)) throw err;
     stateProblem = err.message;

@@ -1,8 +1,9 @@
 import { spawn } from "node:child_process";
-import { existsSync } from "node:fs";
-import { readFile, readdir, stat } from "node:fs/promises";
+import { accessSync, constants, existsSync, readFileSync, realpathSync, statSync } from "node:fs";
+import { readFile } from "node:fs/promises";
 import { join, relative } from "node:path";
 import { MANIFEST_FILE, MANIFEST_VERSION, type DeploymentManifest } from "../deploy/manifest";
+import { changedSource } from "../deploy/synthesis";
 import type { TerraformShowState } from "./inventory";
 
 /** The user's cdktf project cannot be read as asked (no cdktf.json, no such stack, synth failed, …). */
@@ -22,29 +23,6 @@ export interface LoadedStack {
 interface CdktfJson {
   readonly app?: string;
   readonly output?: string;
-}
-
-/** Directories that never hold the app's sources. */
-const NOT_SOURCES = new Set(["node_modules", "cdktf.out"]);
-
-/**
- * The newest source file of the project newer than `since`, if any: what makes cdktf.out stale. Nix files do not
- * count (a push evaluates them itself), nor dot-directories, node_modules, the output directory, Terraform state or
- * the command's own inputs (`notSources`: a test script).
- */
-async function newerSource(dir: string, output: string, since: number, notSources: ReadonlySet<string>, root = dir): Promise<string | undefined> {
-  for (const entry of await readdir(dir, { withFileTypes: true })) {
-    const path = join(dir, entry.name);
-    // VM disks (`cdktf-nixos vm`'s NAME.qcow2) change whenever a VM runs: they are state, not sources
-    if (entry.name.startsWith(".") || NOT_SOURCES.has(entry.name) || entry.name.endsWith(".qcow2") || path === output || notSources.has(path)) continue;
-    if (entry.isDirectory()) {
-      const found = await newerSource(path, output, since, notSources, root);
-      if (found !== undefined) return found;
-    } else if (entry.isFile() && !/\.(nix|tfstate|tfstate\.backup|lock)$/.test(entry.name) && !entry.name.endsWith(".lock.hcl")) {
-      if ((await stat(path)).mtimeMs > since) return relative(root, path);
-    }
-  }
-  return undefined;
 }
 
 function cdktfCommand(projectDir: string): string {
@@ -68,9 +46,48 @@ function synthesize(projectDir: string): Promise<void> {
   });
 }
 
+/** The deployment manifests in a synthesized output directory: stack name → working directory. */
+async function synthesizedStacks(output: string): Promise<Record<string, { workingDirectory: string }>> {
+  return (JSON.parse(await readFile(join(output, "manifest.json"), "utf8")) as { stacks: Record<string, { workingDirectory: string }> }).stacks;
+}
+
+async function readManifest(file: string): Promise<DeploymentManifest> {
+  try {
+    return JSON.parse(await readFile(file, "utf8")) as DeploymentManifest;
+  } catch (err) {
+    throw new ProjectError(`${file} cannot be read (${(err as Error).message}): synthesize again (--synth)`);
+  }
+}
+
+/** Why the synthesis in `output` is not that of this project's sources, or undefined when it is. */
+export async function staleSynthesis(projectDir: string, output: string, notSources: ReadonlySet<string>): Promise<Staleness | undefined> {
+  const shown = relative(projectDir, output);
+  if (!existsSync(join(output, "manifest.json"))) return { kind: "missing", why: `${shown} was missing` };
+  const stacks = await synthesizedStacks(output);
+  const files = Object.values(stacks).map((s) => join(output, s.workingDirectory, MANIFEST_FILE)).filter((f) => existsSync(f));
+  if (files.length === 0) return { kind: "no-deployments", why: `${shown} has no NixOS deployments` };
+  const manifest = await readManifest(files[0]);
+  if (manifest.version !== MANIFEST_VERSION) {
+    return { kind: "version", why: `${files[0]} is manifest version ${String(manifest.version)}, this cdktf-nixos reads ${MANIFEST_VERSION}` };
+  }
+  const here = realpathSync(projectDir);
+  if (manifest.synthesis.projectDir !== here) {
+    return { kind: "elsewhere", why: `${shown} was synthesized for ${manifest.synthesis.projectDir}, not for this directory ${here} (a copied or moved project)` };
+  }
+  const changed = changedSource(manifest.synthesis, notSources);
+  return changed === undefined ? undefined : { kind: "changed", why: `${changed} changed since the last synth` };
+}
+
+export interface Staleness {
+  readonly kind: "missing" | "no-deployments" | "version" | "elsewhere" | "changed";
+  /** In words, e.g. "main.ts changed since the last synth". */
+  readonly why: string;
+}
+
 /**
- * Finds the stack's deployment manifest in the project's cdktf.out, synthesizing first when it is missing or older
- * than the app's sources (`auto`), always, or never.
+ * Finds the stack's deployment manifest in the project's cdktf.out, synthesizing first when it is missing, was
+ * synthesized for another directory (a copied project), by another version, or from sources whose content changed
+ * (`auto`); always; or never (then output made for another directory or version is refused).
  */
 export async function loadStack(
   projectDir: string,
@@ -79,6 +96,7 @@ export async function loadStack(
   onSynthesizing: (why: string) => void = () => undefined,
   /** Files the command reads itself (absolute), which say nothing about the app's synthesis. */
   notSources: readonly string[] = [],
+  runSynth: (projectDir: string) => Promise<void> = synthesize,
 ): Promise<LoadedStack> {
   const cdktfJsonFile = join(projectDir, "cdktf.json");
   let cdktfJson: CdktfJson;
@@ -88,24 +106,28 @@ export async function loadStack(
     throw new ProjectError(`no readable cdktf.json in ${projectDir} (${(err as Error).message}): run cdktf-nixos in the directory of your cdktf project, or pass --project DIR`);
   }
   const output = join(projectDir, cdktfJson.output ?? "cdktf.out");
-  const cdktfManifest = join(output, "manifest.json");
+  const shown = relative(projectDir, output);
+  const ignored = new Set(notSources);
+  const stale = mode === "always" ? undefined : await staleSynthesis(projectDir, output, ignored);
   let synth: string;
-  const synthesizedAt = existsSync(cdktfManifest) ? (await stat(cdktfManifest)).mtimeMs : undefined;
-  const changed = synthesizedAt === undefined ? undefined : await newerSource(projectDir, output, synthesizedAt, new Set(notSources));
   if (mode === "never") {
-    if (synthesizedAt === undefined) throw new ProjectError(`${relative(projectDir, output)} is missing: run cdktf synth (or leave out --no-synth)`);
+    if (stale?.kind === "missing") throw new ProjectError(`${shown} is missing: run cdktf synth (or leave out --no-synth)`);
+    if (stale?.kind === "version") throw new ProjectError(`${stale.why}: synthesize again (--synth)`);
+    if (stale?.kind === "elsewhere") throw new ProjectError(`${stale.why}: its configurations, keys and state are that directory's; synthesize here (leave out --no-synth)`);
     synth = "using the existing synthesis (--no-synth)";
-  } else if (mode === "always" || synthesizedAt === undefined || changed !== undefined) {
-    synth = mode === "always" ? "synthesized (--synth)"
-      : synthesizedAt === undefined ? `synthesized: ${relative(projectDir, output)} was missing`
-      : `synthesized: ${changed} changed since the last synth`;
+  } else if (mode === "always" || stale !== undefined) {
+    synth = mode === "always" ? "synthesized (--synth)" : `synthesized: ${stale!.why}`;
     onSynthesizing(synth.replace(/^synthesized/, "synthesizing (cdktf synth)"));
-    await synthesize(projectDir);
+    await runSynth(projectDir);
+    const after = await staleSynthesis(projectDir, output, ignored);
+    if (after?.kind === "elsewhere" || after?.kind === "version" || after?.kind === "missing") {
+      throw new ProjectError(`cdktf synth in ${projectDir} ran, but ${after.why}: check the app's output directory (cdktf.json "output")`);
+    }
   } else {
-    synth = `using ${relative(projectDir, output)} (up to date with the sources)`;
+    synth = `using ${shown} (up to date with the sources)`;
   }
 
-  const stacks = (JSON.parse(await readFile(cdktfManifest, "utf8")) as { stacks: Record<string, { workingDirectory: string }> }).stacks;
+  const stacks = await synthesizedStacks(output);
   const withDeployments = Object.keys(stacks).filter((name) => existsSync(join(output, stacks[name].workingDirectory, MANIFEST_FILE)));
   let chosen = stack;
   if (chosen === undefined) {
@@ -121,11 +143,57 @@ export async function loadStack(
     throw new ProjectError(`stack '${chosen}' has no NixOS deployments (stacks with some: ${withDeployments.join(", ") || "none"})`);
   }
   const stackDir = join(output, stacks[chosen].workingDirectory);
-  const manifest = JSON.parse(await readFile(join(stackDir, MANIFEST_FILE), "utf8")) as DeploymentManifest;
+  const manifest = await readManifest(join(stackDir, MANIFEST_FILE));
   if (manifest.version !== MANIFEST_VERSION) {
     throw new ProjectError(`${join(stackDir, MANIFEST_FILE)} is manifest version ${String(manifest.version)}, this cdktf-nixos reads ${MANIFEST_VERSION}: synthesize again (--synth)`);
   }
   return { stack: chosen, stackDir, manifest, synth };
+}
+
+/** The stack's backend is not the one `terraform init` set up in its directory. */
+export class BackendMovedError extends ProjectError {}
+
+/**
+ * The stack's state as `readTerraformState` reads it. A stack whose local backend (a state file in the project) was
+ * initialized for another directory, as in a copied or moved project, is initialized again for this one first
+ * (`terraform init -reconfigure`: the state file of this project, never migrated from the other's); other backends
+ * are the user's to initialize.
+ */
+export async function readStackState(stackDir: string, onNote: (note: string) => void = () => undefined): Promise<TerraformShowState> {
+  try {
+    return await readTerraformState(stackDir);
+  } catch (err) {
+    if (!(err instanceof BackendMovedError) || !usesLocalBackend(stackDir)) throw err;
+    onNote(`initializing the stack's local backend for this directory (terraform init -reconfigure in ${stackDir}): it was initialized for another one`);
+    await terraformInit(stackDir);
+    return readTerraformState(stackDir);
+  }
+}
+
+function usesLocalBackend(stackDir: string): boolean {
+  try {
+    const backend = (JSON.parse(readFileSync(join(stackDir, "cdk.tf.json"), "utf8")) as { terraform?: { backend?: Record<string, unknown> } }).terraform?.backend;
+    return backend === undefined || Object.keys(backend).every((name) => name === "local");
+  } catch {
+    return false;
+  }
+}
+
+function terraformInit(stackDir: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn("terraform", ["init", "-reconfigure", "-input=false", "-no-color"], {
+      cwd: stackDir,
+      env: { ...process.env, CHECKPOINT_DISABLE: "1", TF_IN_AUTOMATION: "1" },
+      stdio: ["ignore", "ignore", "pipe"],
+    });
+    let stderr = "";
+    child.stderr.on("data", (c: Buffer) => (stderr = (stderr + c.toString()).slice(-8192)));
+    child.on("error", (err) => reject(new ProjectError(`cannot run terraform: ${err.message}`)));
+    child.on("close", (code) => {
+      if (code === 0) resolve();
+      else reject(new ProjectError(`terraform init in ${stackDir} failed: ${stderr.split("\n").find((l) => l.trim().startsWith("Error:"))?.trim() ?? `exit ${code}`}`));
+    });
+  });
 }
 
 /**
@@ -147,7 +215,13 @@ export function readTerraformState(stackDir: string): Promise<TerraformShowState
     child.on("close", (code) => {
       if (code !== 0) {
         const reason = stderr.split("\n").find((l) => l.trim().startsWith("Error:"))?.trim() ?? `exit ${code}`;
-        reject(new ProjectError(`terraform show -json in ${stackDir} failed: ${reason}. Has the stack been deployed (cdktf deploy) from here?`));
+        if (/Backend initialization required|Backend configuration changed/.test(stderr) && existsSync(join(stackDir, ".terraform"))) {
+          reject(new BackendMovedError(`terraform show -json in ${stackDir} failed: ${reason}. The stack was initialized for another ` +
+            `backend (a copied or moved project, or a changed backend): run terraform init in ${stackDir} (cdktf diff does it), then try again`));
+          return;
+        }
+        const hint = tmpdirProblem() ?? "Has the stack been deployed (cdktf deploy) from here?";
+        reject(new ProjectError(`terraform show -json in ${stackDir} failed: ${reason}. ${hint}`));
         return;
       }
       try {
@@ -157,4 +231,17 @@ export function readTerraformState(stackDir: string): Promise<TerraformShowState
       }
     });
   });
+}
+
+/** TMPDIR that names no writable directory: terraform then fails with messages that do not say so. */
+function tmpdirProblem(): string | undefined {
+  const dir = process.env.TMPDIR;
+  if (dir === undefined || dir === "") return undefined;
+  try {
+    accessSync(dir, constants.W_OK);
+    if (statSync(dir).isDirectory()) return undefined;
+  } catch {
+    // not there, or not writable
+  }
+  return `TMPDIR is ${dir}, which is not a writable directory: unset it or point it at one`;
 }

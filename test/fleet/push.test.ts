@@ -18,8 +18,9 @@ const settings: PushSettings = {
 
 describe("resolveInventory", () => {
   const manifest: DeploymentManifest = {
-    version: 2,
+    version: 3,
     stack: "fleet",
+    synthesis: { projectDir: "/work/app", sources: {} },
     deployments: [
       spec("web1", { nixosArgs: { appAddress: "${aws_instance.app_Instance_CD34.private_ip}", port: 8080, greeting: "${var.greeting}" } }),
       spec("db", { host: "203.0.113.9", instanceId: undefined, region: undefined, nixosArgs: { newValue: "${var.added_later}" } }),

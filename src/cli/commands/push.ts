@@ -5,7 +5,7 @@ import { resolve } from "node:path";
 import { DEFAULT_ACTIVATION_TIMEOUT_SECONDS, DEFAULT_LOCK_TIMEOUT_SECONDS } from "../../deploy/deploy";
 import type { DefaultDependencyOptions } from "../../deploy/default-dependencies";
 import { resolveInventory } from "../../fleet/inventory";
-import { ProjectError, loadStack, readTerraformState } from "../../fleet/project";
+import { ProjectError, loadStack, readStackState } from "../../fleet/project";
 import { KeySpecError } from "../../deploy/keys";
 import { fleetRedactor, planPush, push, withKeys, type PushDependencies, type PushSettings } from "../../fleet/push";
 import { SelectionError, selectHosts } from "../../fleet/selection";
@@ -68,7 +68,7 @@ export function registerPushCommand(program: Command, output: Output, dependenci
       try {
         // synthesis takes seconds: say so before it starts (the reporter and its live lines come after)
         loaded = await loadStack(projectDir, stack, synthMode, (why) => output.stderr.write(`${why}\n`));
-        const inventory = resolveInventory(loaded.manifest, await readTerraformState(loaded.stackDir));
+        const inventory = resolveInventory(loaded.manifest, await readStackState(loaded.stackDir, (note) => output.stderr.write(`${note}\n`)));
         selected = selectHosts(inventory, flags.on);
       } catch (err) {
         if (err instanceof ProjectError || err instanceof SelectionError) throw new UsageError(err.message);
