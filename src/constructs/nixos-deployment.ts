@@ -6,7 +6,7 @@ import { AwsProvider } from "@cdktf/provider-aws/lib/provider";
 import { Construct } from "constructs";
 import { endpointProblem } from "../aws/endpoint";
 import { ACTIONS } from "../deploy/goal";
-import { keySpecsProblems, type KeySpec } from "../deploy/keys";
+import { keyFilePath, keySpecsProblems, type KeySpec } from "../deploy/keys";
 import { isHostName, isPort } from "../deploy/target-spec";
 import {
   DEPLOY_ENV,
@@ -70,6 +70,12 @@ export interface NixosKey {
   readonly permissions?: string;
   /** @default KeyUploadAt.BEFORE_ACTIVATION */
   readonly uploadAt?: KeyUploadAt;
+  /**
+   * How long `command` may run before it is stopped and the deployment refused (a `pass` or `gpg` waiting for a
+   * pinentry would otherwise hang `cdktf deploy`).
+   * @default 60
+   */
+  readonly commandTimeoutSeconds?: number;
 }
 
 /** How a deployment finds its system and reaches its host; shared by NixosDeployment and NixosInstance's `nixos`. */
@@ -215,6 +221,12 @@ export class NixosDeployment extends Construct {
     if (props.acceptNewHostKey === true) {
       Annotations.of(this).addWarning(`${path}: acceptNewHostKey trusts a new host's key on first use, unverified`);
     }
+    for (const key of props.keys ?? []) {
+      // read at deploy time, not now (a CI job may synthesize without secrets), but a missing one is worth a word
+      if (key.file !== undefined && !Token.isUnresolved(key.file) && !existsSync(keyFilePath(key.file))) {
+        Annotations.of(this).addWarning(`${path}: key "${key.name}": file ${keyFilePath(key.file)} does not exist yet; the deployment reads it when it runs`);
+      }
+    }
     const confirmTimeout = props.confirmTimeout ?? 30;
     const configuration = props.configuration === undefined ? undefined : resolve(props.configuration);
     const nixPath = Object.fromEntries(Object.entries(props.nixPath ?? {}).map(([name, path]) => [name, resolvePathEntry(path)]));
@@ -256,7 +268,7 @@ export class NixosDeployment extends Construct {
       confirmTimeoutSeconds: confirmTimeout,
       keepGenerations: props.keepGenerations,
       tags: props.tags ?? {},
-      keys: keys.map((key) => ({ ...key, file: key.file === undefined ? undefined : resolve(key.file) })),
+      keys: keys.map((key) => ({ ...key, file: key.file === undefined ? undefined : keyFilePath(key.file) })),
     };
     const command = renderCommand([process.execPath, cliPath(), ...deployArguments(settings)]);
 

@@ -1,7 +1,9 @@
 import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
-import { readFile } from "node:fs/promises";
-import { posix } from "node:path";
+import { constants } from "node:fs";
+import { open } from "node:fs/promises";
+import { homedir } from "node:os";
+import { posix, resolve } from "node:path";
 import { KeysError } from "../errors";
 import { shellQuote } from "../shell";
 import type { Host } from "./host";
@@ -31,9 +33,33 @@ export interface KeySpec {
   readonly permissions?: string;
   /** @default "before-activation" */
   readonly uploadAt?: KeyUploadAt;
+  /** How long `command` may run before it is stopped and the deployment refused. @default 60 */
+  readonly commandTimeoutSeconds?: number;
 }
 
 const DEFAULT_KEY_DIR = "/run/keys";
+/** The fields a key spec may have: anything else is a typo (`premissions`) or another tool's (`text`). */
+const KEY_FIELDS = new Set(["name", "file", "command", "destDir", "user", "group", "permissions", "uploadAt", "commandTimeoutSeconds"]);
+/** A key larger than this is not a secret but a mistake (a wrong path, /dev/zero): refused before it fills memory. */
+export const MAX_KEY_BYTES = 16 * 1024 * 1024;
+export const DEFAULT_KEY_COMMAND_TIMEOUT_SECONDS = 60;
+const MAX_KEY_COMMAND_TIMEOUT_SECONDS = 3600;
+
+/**
+ * Places a key must never be written to: the Nix store and what the system profile links into it, kernel and device
+ * file systems, and SSH's login keys (replacing them locks the deployer out).
+ */
+function keyDestinationProblem(dir: string, name: string): string | undefined {
+  const path = posix.join(dir, name);
+  const under = (root: string) => path === root || path.startsWith(`${root}/`);
+  if (["/nix", "/proc", "/sys", "/dev"].some(under)) return `${path} is in ${["/nix", "/proc", "/sys", "/dev"].find(under)}, where no key belongs`;
+  const managed = ["/run/current-system", "/run/booted-system", "/run/wrappers", "/etc/static"].find(under);
+  if (managed !== undefined) return `${path} is in ${managed}, which NixOS manages (it links into the Nix store)`;
+  if (/^authorized_keys2?$/.test(name) && posix.basename(dir) === ".ssh") {
+    return `${path} would replace that user's SSH login keys (and can lock the deployer out): declare them in users.users.<name>.openssh.authorizedKeys instead`;
+  }
+  return undefined;
+}
 
 /** A key with its content, read on the deploying machine before anything is built or contacted. */
 export interface LoadedKey {
@@ -69,35 +95,55 @@ const ACCOUNT = /^[a-z_][a-z0-9_.-]*\$?$/i;
 
 /** Every reason `spec` cannot be used, as sentences naming the key; empty when it is fine. */
 function keySpecProblems(spec: KeySpec): string[] {
+  if (typeof spec !== "object" || spec === null || Array.isArray(spec)) return [`a key must be an object such as {"name": "db", "file": "./db.pw"}, got ${JSON.stringify(spec)}`];
   const problems: string[] = [];
-  const key = `key "${spec.name}"`;
+  const key = `key "${String(spec.name)}"`;
   if (typeof spec.name !== "string" || !NAME.test(spec.name)) {
-    problems.push(`key name "${spec.name}" is not a file name (letters, digits, _ . @ + -; no "/")`);
+    problems.push(`key name ${JSON.stringify(spec.name ?? null)} is not a file name (letters, digits, _ . @ + -; no "/")`);
+  }
+  const unknown = Object.keys(spec).filter((field) => !KEY_FIELDS.has(field));
+  for (const field of unknown) {
+    problems.push(field === "text"
+      ? `${key}: text is not supported: a literal key would be in the synthesized stack, Terraform state and the command line; give file or command`
+      : `${key}: unknown field "${field}" (a key has ${[...KEY_FIELDS].join(", ")})`);
   }
   if ((spec.file === undefined) === (spec.command === undefined)) problems.push(`${key}: give exactly one of file and command`);
+  if (spec.file !== undefined && (typeof spec.file !== "string" || spec.file === "")) problems.push(`${key}: file must be a path, got ${JSON.stringify(spec.file)}`);
   if (spec.command !== undefined && (!Array.isArray(spec.command) || spec.command.length === 0 || spec.command.some((w) => typeof w !== "string"))) {
     problems.push(`${key}: command must be a non-empty list of words (argv, no shell), e.g. ["pass", "show", "db"]`);
   }
   const dir = spec.destDir ?? DEFAULT_KEY_DIR;
-  if (!posix.isAbsolute(dir) || posix.normalize(dir) !== dir.replace(/\/$/, "") || dir.startsWith("/nix/")) {
-    problems.push(`${key}: destDir "${dir}" is not an absolute, normalized directory outside /nix`);
+  const trimmed = typeof dir === "string" && dir !== "/" ? dir.replace(/\/$/, "") : dir;
+  if (typeof trimmed !== "string" || !posix.isAbsolute(trimmed) || posix.normalize(trimmed) !== trimmed) {
+    problems.push(`${key}: destDir ${JSON.stringify(dir)} is not an absolute, normalized directory (e.g. "/run/keys")`);
+  } else if (typeof spec.name === "string" && NAME.test(spec.name)) {
+    const destination = keyDestinationProblem(trimmed, spec.name);
+    if (destination !== undefined) problems.push(`${key}: ${destination}`);
   }
   for (const [what, value] of [["user", spec.user], ["group", spec.group]] as const) {
-    if (value !== undefined && !ACCOUNT.test(value)) problems.push(`${key}: ${what} "${value}" is not a user or group name`);
+    if (value !== undefined && (typeof value !== "string" || !ACCOUNT.test(value))) problems.push(`${key}: ${what} ${JSON.stringify(value)} is not a user or group name`);
   }
-  if (spec.permissions !== undefined && !/^0?[0-7]{3}$/.test(spec.permissions)) {
-    problems.push(`${key}: permissions "${spec.permissions}" is not an octal mode such as "0400" or "0440"`);
+  // a JSON number such as 400 is read as the same digits
+  if (spec.permissions !== undefined && (!["string", "number"].includes(typeof spec.permissions) || !/^0?[0-7]{3}$/.test(String(spec.permissions)))) {
+    problems.push(`${key}: permissions ${JSON.stringify(spec.permissions)} is not an octal mode such as "0400" or "0440"`);
   }
   if (spec.uploadAt !== undefined && !KEY_UPLOAD_TIMES.includes(spec.uploadAt)) {
-    problems.push(`${key}: uploadAt "${spec.uploadAt}" is not one of ${KEY_UPLOAD_TIMES.join(", ")}`);
+    problems.push(`${key}: uploadAt ${JSON.stringify(spec.uploadAt)} is not one of ${KEY_UPLOAD_TIMES.join(", ")}`);
+  }
+  const timeout = spec.commandTimeoutSeconds;
+  if (timeout !== undefined && !(typeof timeout === "number" && timeout > 0 && timeout <= MAX_KEY_COMMAND_TIMEOUT_SECONDS)) {
+    problems.push(`${key}: commandTimeoutSeconds ${JSON.stringify(timeout)} is not a number of seconds above 0 (at most ${MAX_KEY_COMMAND_TIMEOUT_SECONDS})`);
+  } else if (timeout !== undefined && spec.command === undefined) {
+    problems.push(`${key}: commandTimeoutSeconds applies to a command, and this key is read from a file`);
   }
   return problems;
 }
 
 /** Checks a deployment's keys: each valid, and no two at the same path. */
 export function keySpecsProblems(specs: readonly KeySpec[]): string[] {
+  if (!Array.isArray(specs)) return [`keys must be a list of keys, e.g. [{"name": "db", "file": "./db.pw"}], got ${JSON.stringify(specs)}`];
   const problems = specs.flatMap(keySpecProblems);
-  const paths = specs.map((s) => posix.join(s.destDir ?? DEFAULT_KEY_DIR, s.name));
+  const paths = specs.map((s) => posix.join(s?.destDir ?? DEFAULT_KEY_DIR, String(s?.name)));
   const twice = paths.filter((p, i) => paths.indexOf(p) !== i);
   if (twice.length > 0) problems.push(`two keys would be written to ${[...new Set(twice)].join(", ")}`);
   return problems;
@@ -110,18 +156,26 @@ export function parseKeyArgument(value: string): KeySpec {
   return { name: match[1], file: match[2] };
 }
 
-/**
- * Reads every key's content on this machine: files, and commands run with our environment. Sources shared by several
- * keys (or hosts, in a push) are read once. Throws a KeySpecError naming the key when one cannot be read.
- */
-export async function loadKeys(specs: readonly KeySpec[], cache = new Map<string, Promise<Buffer>>()): Promise<LoadedKey[]> {
+/** Checks every key spec; throws a KeySpecError with every problem. What a run that reads no key still checks. */
+export function checkKeySpecs(specs: readonly KeySpec[]): void {
   const problems = keySpecsProblems(specs);
   if (problems.length > 0) throw new KeySpecError(problems.join("; "));
+}
+
+/**
+ * Reads every key's content on this machine: regular files, and commands run with our environment, each bounded in
+ * size (MAX_KEY_BYTES) and a command in time. Sources shared by several keys (or hosts, in a push) are read once.
+ * Throws a KeySpecError naming the key when one cannot be read or is empty.
+ */
+export async function loadKeys(specs: readonly KeySpec[], cache = new Map<string, Promise<Buffer>>()): Promise<LoadedKey[]> {
+  checkKeySpecs(specs);
   return Promise.all(specs.map(async (spec): Promise<LoadedKey> => {
     const source = JSON.stringify(spec.file ?? spec.command);
     let content = cache.get(source);
     if (content === undefined) {
-      content = spec.file !== undefined ? readKeyFile(spec.name, spec.file) : runKeyCommand(spec.name, spec.command!);
+      content = spec.file !== undefined
+        ? readKeyFile(spec.name, spec.file)
+        : runKeyCommand(spec.name, spec.command!, (spec.commandTimeoutSeconds ?? DEFAULT_KEY_COMMAND_TIMEOUT_SECONDS) * 1000);
       cache.set(source, content);
     }
     const bytes = await content;
@@ -130,7 +184,7 @@ export async function loadKeys(specs: readonly KeySpec[], cache = new Map<string
       path: posix.join(spec.destDir ?? DEFAULT_KEY_DIR, spec.name),
       user: spec.user ?? "root",
       group: spec.group ?? "root",
-      permissions: spec.permissions ?? "0400",
+      permissions: String(spec.permissions ?? "0400"),
       uploadAt: spec.uploadAt ?? "before-activation",
       content: bytes,
       sha256: `sha256:${createHash("sha256").update(bytes).digest("hex")}`,
@@ -138,26 +192,97 @@ export async function loadKeys(specs: readonly KeySpec[], cache = new Map<string
   }));
 }
 
+/** A key file's path as it is read: `~/` is the home directory, a relative path is from the current directory. */
+export function keyFilePath(file: string): string {
+  return resolve(file.startsWith("~/") ? `${homedir()}${file.slice(1)}` : file);
+}
+
+/** A size in words, for messages. */
+function bytes(size: number): string {
+  return size >= 1024 * 1024 ? `${(size / 1024 / 1024).toFixed(0)} MiB` : size >= 1024 ? `${(size / 1024).toFixed(0)} KiB` : `${size} bytes`;
+}
+
+/**
+ * Reads a key file: a regular file (or a link to one) of at most MAX_KEY_BYTES, opened without blocking (a FIFO nobody
+ * writes would wait forever), read no further than the limit (a file growing meanwhile cannot fill memory).
+ */
 async function readKeyFile(name: string, file: string): Promise<Buffer> {
+  const path = keyFilePath(file);
+  const shown = path === file ? file : `${file} (${path})`;
+  const fail = (why: string) => new KeySpecError(`key "${name}": file ${shown} ${why}`);
+  let handle;
   try {
-    return await readFile(file);
+    handle = await open(path, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    const why = code === "ENOENT" ? "does not exist" : code === "EACCES" ? "is not readable by this user" : code === "EISDIR" ? "is a directory" : (err as Error).message;
-    throw new KeySpecError(`key "${name}": file ${file} ${why}`);
+    throw fail(code === "ENOENT" ? "does not exist" : code === "EACCES" ? "is not readable by this user" : code === "EISDIR" ? "is a directory" : (err as Error).message);
+  }
+  try {
+    const stat = await handle.stat();
+    if (stat.isDirectory()) throw fail("is a directory");
+    if (!stat.isFile()) throw fail(`is not a regular file (${stat.isFIFO() ? "a FIFO" : stat.isCharacterDevice() || stat.isBlockDevice() ? "a device" : stat.isSocket() ? "a socket" : "not a file"}): give the file that holds the key, or a command that prints it`);
+    if (stat.size > MAX_KEY_BYTES) throw fail(`is ${bytes(stat.size)}, more than a key may be (${bytes(MAX_KEY_BYTES)}): is it the right file?`);
+    const buffer = Buffer.alloc(Math.min(stat.size, MAX_KEY_BYTES) + 1);
+    let length = 0;
+    for (;;) {
+      const { bytesRead } = await handle.read(buffer, length, buffer.length - length, length);
+      if (bytesRead === 0) break;
+      length += bytesRead;
+      if (length === buffer.length) throw fail(`grew while it was read, past ${bytes(buffer.length - 1)}`);
+    }
+    if (length === 0) throw fail("is empty: a key must have content (is it the right file?)");
+    return buffer.subarray(0, length);
+  } finally {
+    await handle.close();
   }
 }
 
-/** Runs a key command; its stdout is the key. Its stderr is not shown: it may echo what it read. */
-function runKeyCommand(name: string, command: readonly string[]): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(command[0], command.slice(1), { stdio: ["ignore", "pipe", "ignore"] });
+/**
+ * Runs a key command; its stdout is the key. Its stderr is not shown: it may echo what it read. It runs in its own
+ * process group, stopped whole when it outlives `timeoutMs` (a `pass`/`gpg` waiting for a pinentry) or prints more
+ * than MAX_KEY_BYTES.
+ */
+function runKeyCommand(name: string, command: readonly string[], timeoutMs: number): Promise<Buffer> {
+  return new Promise((resolvePromise, reject) => {
+    const shown = command.map(shellQuote).join(" ");
+    const child = spawn(command[0], command.slice(1), { stdio: ["ignore", "pipe", "ignore"], detached: true });
     const out: Buffer[] = [];
-    child.stdout.on("data", (c: Buffer) => out.push(c));
-    child.on("error", (err) => reject(new KeySpecError(`key "${name}": cannot run ${command[0]}: ${err.message}`)));
+    let size = 0;
+    let stopped: string | undefined;
+    const stop = (why: string) => {
+      if (stopped !== undefined) return;
+      stopped = why;
+      try {
+        process.kill(-child.pid!, "SIGTERM");
+        setTimeout(() => {
+          try {
+            process.kill(-child.pid!, "SIGKILL");
+          } catch {
+            // already gone
+          }
+        }, 2000).unref();
+      } catch {
+        // already gone
+      }
+    };
+    const timer = setTimeout(() => stop(`did not finish within ${timeoutMs / 1000} s (is it waiting for a passphrase or a pinentry?); ` +
+      "run it yourself first, or give the key more time with commandTimeoutSeconds"), timeoutMs);
+    timer.unref();
+    child.stdout.on("data", (c: Buffer) => {
+      size += c.length;
+      if (size > MAX_KEY_BYTES) stop(`printed more than ${bytes(MAX_KEY_BYTES)}, more than a key may be`);
+      else out.push(c);
+    });
+    child.on("error", (err) => {
+      clearTimeout(timer);
+      reject(new KeySpecError(`key "${name}": cannot run ${command[0]}: ${err.message}`));
+    });
     child.on("close", (code, signal) => {
-      if (code === 0) resolve(Buffer.concat(out));
-      else reject(new KeySpecError(`key "${name}": command ${command.map(shellQuote).join(" ")} failed (${signal ?? `exit code ${code}`}); run it yourself to see why`));
+      clearTimeout(timer);
+      if (stopped !== undefined) reject(new KeySpecError(`key "${name}": command ${shown} ${stopped}`));
+      else if (code !== 0) reject(new KeySpecError(`key "${name}": command ${shown} failed (${signal ?? `exit code ${code}`}); run it yourself to see why`));
+      else if (size === 0) reject(new KeySpecError(`key "${name}": command ${shown} printed nothing: a key must have content (run it yourself to see why)`));
+      else resolvePromise(Buffer.concat(out));
     });
   });
 }
@@ -165,6 +290,7 @@ function runKeyCommand(name: string, command: readonly string[]): Promise<Buffer
 /** Exit codes of the upload script that name a cause. */
 const MISSING_ACCOUNT = 65;
 const SHORT_WRITE = 66;
+const NOT_A_FILE = 67;
 
 /**
  * One command that says which of the keys' users and groups the host lacks, one `user NAME` / `group NAME` line each
@@ -196,6 +322,8 @@ export function uploadKeyCommand(key: Omit<LoadedKey, "content" | "sha256" | "up
     `getent passwd ${shellQuote(key.user)} >/dev/null || { echo "no user ${key.user}" >&2; exit ${MISSING_ACCOUNT}; }`,
     `getent group ${shellQuote(key.group)} >/dev/null || { echo "no group ${key.group}" >&2; exit ${MISSING_ACCOUNT}; }`,
     `[ -d "$dir" ] || mkdir -p -m 0750 -- "$dir"`,
+    // a directory (or a link to one) at the key's path would receive the key inside it: /run/current-system's store path
+    `if [ -L ${shellQuote(key.path)} ] || [ -d ${shellQuote(key.path)} ]; then echo "${key.path} is a symbolic link or a directory" >&2; exit ${NOT_A_FILE}; fi`,
     // what an upload killed outright (SIGKILL, a reboot of /var) left; an hour old, so never one still running
     `find "$dir" -maxdepth 1 -name ${shellQuote(`.${key.name}.????????`)} -mmin +60 -exec rm -f -- {} + 2>/dev/null || true`,
     `tmp=$(mktemp -p "$dir" ${shellQuote(`.${key.name}.XXXXXXXX`)})`,
@@ -205,7 +333,7 @@ export function uploadKeyCommand(key: Omit<LoadedKey, "content" | "sha256" | "up
     `[ "$(wc -c < "$tmp")" -eq ${size} ] || { echo "received $(wc -c < "$tmp") of ${size} bytes" >&2; exit ${SHORT_WRITE}; }`,
     `chown -- ${shellQuote(`${key.user}:${key.group}`)} "$tmp"`,
     `chmod -- ${shellQuote(key.permissions)} "$tmp"`,
-    `mv -f -- "$tmp" ${shellQuote(key.path)}`,
+    `mv -fT -- "$tmp" ${shellQuote(key.path)}`,
     "trap - EXIT",
   ].join("\n");
   return privileged(script, sudo);
@@ -245,6 +373,14 @@ export async function uploadKeys(host: Host, keys: readonly LoadedKey[], options
     const command = uploadKeyCommand(key, key.content.length, options.sudo);
     const result = await host.run(command, { stdin: key.content });
     if (result.exitCode !== 0) {
+      if (result.exitCode === NOT_A_FILE) {
+        throw new KeysError(`${key.path} on ${host.name} is a symbolic link or a directory, not a key file: key "${key.name}" was not written there`, {
+          command: `upload of key "${key.name}" to ${key.path}`,
+          stderr: result.stderr,
+          exitCode: result.exitCode,
+          hint: "choose another destDir or name for the key, or remove what is at that path on the host",
+        });
+      }
       const full = /No space left on device/.test(result.stderr);
       throw new KeysError(
         full

@@ -8,7 +8,7 @@ import {
   type DeployResult,
   type HostDependencies,
 } from "../deploy/deploy";
-import { KeySpecError, loadKeys } from "../deploy/keys";
+import { KeySpecError, checkKeySpecs, loadKeys } from "../deploy/keys";
 import { ConnectError, DeployError, exitCodeOf, worstExitCode, EXIT_CODES } from "../errors";
 import { redactor, type Redact } from "../redact";
 import type { FleetBuildMember, FleetBuildResult } from "../nix/fleet-build";
@@ -88,14 +88,19 @@ export function planPush(hosts: readonly FleetHost[], settings: PushSettings): P
 
 /**
  * Reads the keys of every ready host on this machine (a file or command shared by several hosts is read once), before
- * anything is built or contacted. Throws a KeySpecError naming the host's key when one cannot be read.
+ * anything is built or contacted. A dry run uploads no key, so it reads none (no secret is needed for it, no key
+ * command runs): it only checks the specs. Throws a KeySpecError naming the host's key when one cannot be read.
  */
-export async function withKeys(plan: readonly PlannedHost[], hosts: readonly FleetHost[]): Promise<PlannedHost[]> {
+export async function withKeys(plan: readonly PlannedHost[], hosts: readonly FleetHost[], options: { readonly dryRun: boolean }): Promise<PlannedHost[]> {
   const cache = new Map<string, Promise<Buffer>>();
   const specs = new Map(hosts.map((h) => [h.name, h.spec.keys]));
   return Promise.all(plan.map(async (host) => {
     if (!host.ready) return host;
     try {
+      if (options.dryRun) {
+        checkKeySpecs(specs.get(host.name) ?? []);
+        return host;
+      }
       return { ...host, request: { ...host.request, keys: await loadKeys(specs.get(host.name) ?? [], cache) } };
     } catch (err) {
       throw err instanceof KeySpecError ? new KeySpecError(`${host.name}: ${err.message}`) : err;

@@ -1,5 +1,5 @@
 import { execFileSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
@@ -23,6 +23,10 @@ describe("deploy: bad input is refused with one clear message, before anything c
   symlinkSync(NEW, join(dir, "result"));
   symlinkSync("/tmp", join(dir, "not-a-system"));
   mkdirSync(join(dir, "a-directory"));
+  const fifo = join(dir, "fifo");
+  execFileSync("mkfifo", [fifo]);
+  const empty = join(dir, "empty");
+  writeFileSync(empty, "");
   const protectedKey = join(dir, "id_protected");
   execFileSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "a passphrase", "-f", protectedKey]);
   const target = ["--target-host", "root@198.51.100.7", "--known-hosts", "/dev/null"];
@@ -58,6 +62,21 @@ describe("deploy: bad input is refused with one clear message, before anything c
     ["--key-spec that is not JSON", [...target, "--toplevel", NEW, "--key-spec", "{name: db}"], `--key-spec '{name: db}' is not JSON, e.g. '{"name":"db","file":"./db.pw"}'`],
     ["a key spec with a bad mode", [...target, "--toplevel", NEW, "--key-spec", `{"name":"db","file":"${configuration}","permissions":"rw"}`],
       `key "db": permissions "rw" is not an octal mode such as "0400" or "0440"`],
+    ["a key spec with colmena's text field", [...target, "--toplevel", NEW, "--key-spec", '{"name":"db","text":"s3cret"}'],
+      `key "db": text is not supported: a literal key would be in the synthesized stack, Terraform state and the command line; give file or command; key "db": give exactly one of file and command`],
+    ["a key spec with a misspelled field", [...target, "--toplevel", NEW, "--key-spec", `{"name":"db","file":"${configuration}","premissions":"0440"}`],
+      `key "db": unknown field "premissions" (a key has name, file, command, destDir, user, group, permissions, uploadAt, commandTimeoutSeconds)`],
+    ["a key that would go into the system's store path", [...target, "--toplevel", NEW, "--key-spec", `{"name":"current-system","file":"${configuration}","destDir":"/run"}`],
+      `key "current-system": /run/current-system is in /run/current-system, which NixOS manages (it links into the Nix store)`],
+    ["a key that would replace root's authorized_keys", [...target, "--toplevel", NEW, "--key-spec", `{"name":"authorized_keys","file":"${configuration}","destDir":"/root/.ssh"}`],
+      `key "authorized_keys": /root/.ssh/authorized_keys would replace that user's SSH login keys (and can lock the deployer out): declare them in users.users.<name>.openssh.authorizedKeys instead`],
+    ["a key file that is a FIFO", [...target, "--toplevel", NEW, "--key", `db=${fifo}`],
+      `key "db": file ${fifo} is not a regular file (a FIFO): give the file that holds the key, or a command that prints it`],
+    ["a key file that is a device", [...target, "--toplevel", NEW, "--key", "db=/dev/zero"],
+      `key "db": file /dev/zero is not a regular file (a device): give the file that holds the key, or a command that prints it`],
+    ["an empty key file", [...target, "--toplevel", NEW, "--key", `db=${empty}`], `key "db": file ${empty} is empty: a key must have content (is it the right file?)`],
+    ["a key command that prints nothing", [...target, "--toplevel", NEW, "--key-spec", '{"name":"tok","command":["true"]}'],
+      `key "tok": command true printed nothing: a key must have content (run it yourself to see why)`],
     ["an --endpoint that is no URL", [...target, "--toplevel", NEW, "--endpoint", "localhost:4566"],
       "--endpoint 'localhost:4566' is not an http(s) URL; give one such as https://ec2.eu-central-1.amazonaws.com or http://127.0.0.1:4566"],
     ["a passphrase-protected --ssh-key", [...target, "--toplevel", NEW, "--ssh-key", protectedKey],
@@ -76,6 +95,17 @@ describe("deploy: bad input is refused with one clear message, before anything c
     expect(run.code).toBe(EXIT_CODES.usage);
     expect(run.calls).toEqual([]);
     expect(run.commands).toEqual([]);
+  });
+
+  it("dry-activate uploads no key, so it reads none: a key file absent here is no error, and no key command runs", async () => {
+    const ran = join(dir, "key-command-ran");
+    const io = capturedOutput();
+    const world = fakeDependencies(healthyHost());
+    const code = await main(["node", "cdktf-nixos", "deploy", ...target, "--toplevel", NEW, "--action", "dry-activate", "--key", `db=${join(dir, "absent-in-ci")}`,
+      "--key-spec", JSON.stringify({ name: "api", command: ["sh", "-c", `touch ${ran}; echo token`] })], { output: io.output, dependencies: () => world.deps });
+    expect(code, io.stderr()).toBe(0);
+    expect(existsSync(ran)).toBe(false);
+    expect(world.host.log.some((c) => c.includes("/run/keys"))).toBe(false);
   });
 
   it("names the allowed --compress modes (commander's message, with the usage)", async () => {

@@ -1,3 +1,4 @@
+import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -27,13 +28,14 @@ describe("key commands", () => {
         `getent passwd postgres >/dev/null || { echo "no user postgres" >&2; exit 65; }\n` +
         `getent group keys >/dev/null || { echo "no group keys" >&2; exit 65; }\n` +
         `[ -d "$dir" ] || mkdir -p -m 0750 -- "$dir"\n` +
+        `if [ -L /run/keys/db ] || [ -d /run/keys/db ]; then echo "/run/keys/db is a symbolic link or a directory" >&2; exit 67; fi\n` +
         `find "$dir" -maxdepth 1 -name '\\''.db.????????'\\'' -mmin +60 -exec rm -f -- {} + 2>/dev/null || true\n` +
         `tmp=$(mktemp -p "$dir" .db.XXXXXXXX)\n` +
         `trap '\\''rm -f -- "$tmp"'\\'' EXIT\n` +
         `trap '\\''exit 1'\\'' HUP INT TERM PIPE\n` +
         `cat > "$tmp"\n` +
         `[ "$(wc -c < "$tmp")" -eq 6 ] || { echo "received $(wc -c < "$tmp") of 6 bytes" >&2; exit 66; }\n` +
-        `chown -- postgres:keys "$tmp"\nchmod -- 0440 "$tmp"\nmv -f -- "$tmp" /run/keys/db\ntrap - EXIT'`,
+        `chown -- postgres:keys "$tmp"\nchmod -- 0440 "$tmp"\nmv -fT -- "$tmp" /run/keys/db\ntrap - EXIT'`,
     );
   });
 
@@ -52,15 +54,37 @@ describe("key specs", () => {
     [{ name: "db" }, `key "db": give exactly one of file and command`],
     [{ name: "db", file: "x", command: ["y"] }, `key "db": give exactly one of file and command`],
     [{ name: "db", command: [] }, `key "db": command must be a non-empty list of words (argv, no shell), e.g. ["pass", "show", "db"]`],
-    [{ name: "db", file: "x", destDir: "keys" }, `key "db": destDir "keys" is not an absolute, normalized directory outside /nix`],
-    [{ name: "db", file: "x", destDir: "/nix/store/keys" }, `key "db": destDir "/nix/store/keys" is not an absolute, normalized directory outside /nix`],
+    [{ name: "db", file: "x", destDir: "keys" }, `key "db": destDir "keys" is not an absolute, normalized directory (e.g. "/run/keys")`],
+    [{ name: "db", file: "x", destDir: "/run/keys/../../etc" }, `key "db": destDir "/run/keys/../../etc" is not an absolute, normalized directory (e.g. "/run/keys")`],
+    [{ name: "db", file: "x", destDir: "/run/keys/" }, undefined],
+    [{ name: "db", file: "x", destDir: "/nix/store/keys" }, `key "db": /nix/store/keys/db is in /nix, where no key belongs`],
+    [{ name: "db", file: "x", destDir: "/proc/self" }, `key "db": /proc/self/db is in /proc, where no key belongs`],
+    [{ name: "current-system", file: "x", destDir: "/run" }, `key "current-system": /run/current-system is in /run/current-system, which NixOS manages (it links into the Nix store)`],
+    [{ name: "x", file: "x", destDir: "/run/booted-system/etc" }, `key "x": /run/booted-system/etc/x is in /run/booted-system, which NixOS manages (it links into the Nix store)`],
+    [{ name: "authorized_keys", file: "x", destDir: "/root/.ssh" }, `key "authorized_keys": /root/.ssh/authorized_keys would replace that user's SSH login keys (and can lock the deployer out): declare them in users.users.<name>.openssh.authorizedKeys instead`],
+    [{ name: "ssh_host_ed25519_key", file: "x", destDir: "/etc/ssh" }, undefined],
+    [{ name: "db", file: "x", text: "s3cret" }, `key "db": text is not supported: a literal key would be in the synthesized stack, Terraform state and the command line; give file or command`],
+    [{ name: "db", file: "x", premissions: "0440" }, `key "db": unknown field "premissions" (a key has name, file, command, destDir, user, group, permissions, uploadAt, commandTimeoutSeconds)`],
+    [{ name: "db", file: "x", commandTimeoutSeconds: 5 }, `key "db": commandTimeoutSeconds applies to a command, and this key is read from a file`],
+    [{ name: "db", command: ["pass"], commandTimeoutSeconds: 0 }, `key "db": commandTimeoutSeconds 0 is not a number of seconds above 0 (at most 3600)`],
+    [{ name: "db", command: ["pass"], commandTimeoutSeconds: "30" }, `key "db": commandTimeoutSeconds "30" is not a number of seconds above 0 (at most 3600)`],
+    [{ name: "db", file: "" }, `key "db": file must be a path, got ""`],
+    [{ name: "db", file: "x", permissions: 400 }, undefined],
+    [{ name: 5, file: "x" }, `key name 5 is not a file name (letters, digits, _ . @ + -; no "/")`],
+    ["db", `a key must be an object such as {"name": "db", "file": "./db.pw"}, got "db"`],
     [{ name: "db", file: "x", user: "post gres" }, `key "db": user "post gres" is not a user or group name`],
     [{ name: "db", file: "x", permissions: "440" }, undefined],
     [{ name: "db", file: "x", permissions: "rw-r-----" }, `key "db": permissions "rw-r-----" is not an octal mode such as "0400" or "0440"`],
+    [{ name: "db", command: ["pass"], commandTimeoutSeconds: 120 }, undefined],
     [{ name: "db", file: "x", uploadAt: "later" }, `key "db": uploadAt "later" is not one of before-activation, after-activation`],
   ])("%j: %s", (spec, message) => {
     // eslint-disable-next-line @typescript-eslint/no-explicit-any
     expect(keySpecsProblems([spec as any])).toEqual(message === undefined ? [] : [message]);
+  });
+
+  it("refuses keys that are not a list (a jsii user's single object)", () => {
+    // eslint-disable-next-line @typescript-eslint/no-explicit-any
+    expect(keySpecsProblems({ name: "db", file: "x" } as any)).toEqual([`keys must be a list of keys, e.g. [{"name": "db", "file": "./db.pw"}], got {"name":"db","file":"x"}`]);
   });
 
   it("refuses two keys at one path, and --key that is not NAME=FILE", () => {
@@ -102,6 +126,49 @@ describe("loadKeys", () => {
       .rejects.toThrow(`key "db": command sh -c 'echo leaked-secret; echo oops >&2; exit 3' failed (exit code 3); run it yourself to see why`);
     await expect(loadKeys([{ name: "db", command: ["/nonexistent/pass"] }])).rejects.toThrow(`key "db": cannot run /nonexistent/pass: spawn /nonexistent/pass ENOENT`);
   });
+
+  it("reads only regular files, bounded: a FIFO nobody writes, a device, an empty or an oversized file are refused at once", async () => {
+    dir = mkdtempSync(join(tmpdir(), "keys-"));
+    execFileSync("mkfifo", [join(dir, "fifo")]);
+    writeFileSync(join(dir, "empty"), "");
+    execFileSync("truncate", ["-s", "20M", join(dir, "huge")]);
+    await expect(loadKeys([{ name: "db", file: join(dir, "fifo") }])).rejects.toThrow(new KeySpecError(
+      `key "db": file ${join(dir, "fifo")} is not a regular file (a FIFO): give the file that holds the key, or a command that prints it`));
+    await expect(loadKeys([{ name: "db", file: "/dev/zero" }])).rejects.toThrow(new KeySpecError(
+      `key "db": file /dev/zero is not a regular file (a device): give the file that holds the key, or a command that prints it`));
+    await expect(loadKeys([{ name: "db", file: join(dir, "empty") }])).rejects.toThrow(new KeySpecError(
+      `key "db": file ${join(dir, "empty")} is empty: a key must have content (is it the right file?)`));
+    await expect(loadKeys([{ name: "db", file: join(dir, "huge") }])).rejects.toThrow(new KeySpecError(
+      `key "db": file ${join(dir, "huge")} is 20 MiB, more than a key may be (16 MiB): is it the right file?`));
+  });
+
+  it("shows where a relative key file was looked for, and expands ~/", async () => {
+    dir = mkdtempSync(join(tmpdir(), "keys-"));
+    writeFileSync(join(dir, "good.key"), "s3cret");
+    const home = process.env.HOME;
+    process.env.HOME = dir;
+    try {
+      expect((await loadKeys([{ name: "db", file: "~/good.key" }]))[0].content.toString()).toBe("s3cret");
+    } finally {
+      process.env.HOME = home;
+    }
+    await expect(loadKeys([{ name: "db", file: "secrets/nosuch-db" }])).rejects.toThrow(new KeySpecError(
+      `key "db": file secrets/nosuch-db (${join(process.cwd(), "secrets/nosuch-db")}) does not exist`));
+  });
+
+  it("stops a key command that hangs (its whole process group) or prints too much, and refuses one that prints nothing", async () => {
+    const marker = `sleep 31.${process.pid}`;
+    await expect(loadKeys([{ name: "tok", command: ["sh", "-c", `${marker} & wait`], commandTimeoutSeconds: 0.2 }])).rejects.toThrow(new KeySpecError(
+      `key "tok": command sh -c '${marker} & wait' did not finish within 0.2 s (is it waiting for a passphrase or a pinentry?); ` +
+      "run it yourself first, or give the key more time with commandTimeoutSeconds"));
+    // one that ignores SIGTERM is killed
+    await expect(loadKeys([{ name: "tok", command: ["sh", "-c", "trap '' TERM; sleep 30"], commandTimeoutSeconds: 0.2 }])).rejects.toThrow(/did not finish within 0.2 s/);
+    expect(execFileSync("sh", ["-c", `pgrep -f '[${marker[0]}]${marker.slice(1)}' || true`], { encoding: "utf8" })).toBe("");
+    await expect(loadKeys([{ name: "tok", command: ["head", "-c", "20000000", "/dev/zero"] }])).rejects.toThrow(new KeySpecError(
+      `key "tok": command head -c 20000000 /dev/zero printed more than 16 MiB, more than a key may be`));
+    await expect(loadKeys([{ name: "tok", command: ["true"] }])).rejects.toThrow(new KeySpecError(
+      `key "tok": command true printed nothing: a key must have content (run it yourself to see why)`));
+  });
 });
 
 describe("deploying with keys over the Host seam", () => {
@@ -110,7 +177,7 @@ describe("deploying with keys over the Host seam", () => {
     target: { host: "198.51.100.7", user: "root", knownHostsFile: "/dev/null" },
     keys: [key("db", "s3cret"), key("tls", "cert", { uploadAt: "after-activation", user: "nginx", group: "nginx" })],
   };
-  const shape = (log: readonly string[]) => log.map((c) => (START.test(c) ? "START" : READ_STATE.test(c) ? "READ_STATE" : GETENT.test(c) ? "GETENT" : UPLOAD.test(c) ? `UPLOAD ${/mv -f -- "\$tmp" (\S+)/.exec(c)![1]}` : c));
+  const shape = (log: readonly string[]) => log.map((c) => (START.test(c) ? "START" : READ_STATE.test(c) ? "READ_STATE" : GETENT.test(c) ? "GETENT" : UPLOAD.test(c) ? `UPLOAD ${/mv -fT -- "\$tmp" (\S+)/.exec(c)![1]}` : c));
 
   it("uploads before-activation keys after the copy, after-activation keys once activation succeeded, content only on stdin", async () => {
     const world = fakeDependencies(healthyHost());

@@ -1,10 +1,14 @@
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import type { Host } from "../../src/deploy/host";
+import { KeySpecError } from "../../src/deploy/keys";
 import { INSPECT_COMMAND } from "../../src/deploy/inspection";
 import type { DeploymentManifest, DeploymentSpec } from "../../src/deploy/manifest";
 import { ConnectError, EXIT_CODES, worstExitCode } from "../../src/errors";
 import { resolveInventory, type FleetHost } from "../../src/fleet/inventory";
-import { planPush, push, type PushDependencies, type PushEvent, type PushSettings } from "../../src/fleet/push";
+import { planPush, push, withKeys, type PushDependencies, type PushEvent, type PushSettings } from "../../src/fleet/push";
 import type { FleetBuildMember } from "../../src/nix/fleet-build";
 import { FakeHost, NEW, OLD, READ_LOG, READ_STATE, activationState, healthyHost, inspection } from "../deploy/fake-host";
 import { deploymentSpec as spec } from "./deployment-spec";
@@ -89,6 +93,26 @@ describe("planPush", () => {
     expect(cache).toEqual({ name: "cache", ready: false, reason: "not created — run cdktf deploy" });
     const overridden = planPush([readyHost("web1", { keepGenerations: 3 })], { ...settings, keepGenerations: 1 })[0];
     expect(overridden.ready && overridden.request.keepGenerations).toBe(1);
+  });
+});
+
+describe("withKeys", () => {
+  it("reads every key for a real push, none for a dry run (no secret needed, no key command run), and checks the specs of both", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "push-keys-"));
+    try {
+      const ran = join(dir, "ran");
+      const keys = [{ name: "db", file: join(dir, "absent-in-ci") }, { name: "api", command: ["sh", "-c", `echo ran > ${ran}; echo token`] }];
+      const host = readyHost("web1", { keys });
+      const plan = planPush([host], settings);
+      expect(await withKeys(plan, [host], { dryRun: true })).toEqual(plan);
+      expect(existsSync(ran)).toBe(false);
+      await expect(withKeys(plan, [host], { dryRun: false })).rejects.toThrow(new KeySpecError(`web1: key "db": file ${join(dir, "absent-in-ci")} does not exist`));
+      const bad = readyHost("web1", { keys: [{ name: "db", file: "x", destDir: "/run/current-system" }] });
+      await expect(withKeys(planPush([bad], settings), [bad], { dryRun: true })).rejects.toThrow(
+        new KeySpecError(`web1: key "db": /run/current-system/db is in /run/current-system, which NixOS manages (it links into the Nix store)`));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 

@@ -8,7 +8,7 @@ import { dirname, join, resolve } from "node:path";
 import { DEFAULT_ACTIVATION_TIMEOUT_SECONDS, DEFAULT_LOCK_TIMEOUT_SECONDS, deploy, type DeployDependencies, type DeployRequest } from "../../deploy/deploy";
 import type { DefaultDependencyOptions } from "../../deploy/default-dependencies";
 import { ACTIONS, type Action } from "../../deploy/goal";
-import { KeySpecError, loadKeys, parseKeyArgument, type KeySpec } from "../../deploy/keys";
+import { KeySpecError, checkKeySpecs, loadKeys, parseKeyArgument, type KeySpec } from "../../deploy/keys";
 import { DEPLOY_ENV } from "../../deploy/manifest";
 import { isPort, parseJumpHost, parseTargetHost, type JumpHost } from "../../deploy/target-spec";
 import { parseFlakeRef, reservedModuleArgsProblem, type SystemSource } from "../../nix/system";
@@ -168,7 +168,10 @@ export async function deployInvocation(flags: DeployFlags): Promise<DeployInvoca
   const redact = redactor(Object.fromEntries(flags.sensitiveArg.map((name) => [`nixosArgs.${name}`, args[name]])));
   let keys;
   try {
-    keys = await loadKeys(keySpecs(flags));
+    // dry-activate uploads no key: check the specs, read no secret and run no key command
+    const specs = keySpecs(flags);
+    if (request.action === "dry-activate") checkKeySpecs(specs);
+    keys = request.action === "dry-activate" ? [] : await loadKeys(specs);
   } catch (err) {
     if (err instanceof KeySpecError) throw new UsageError(err.message);
     throw err;

@@ -76,7 +76,7 @@ export function registerPushCommand(program: Command, output: Output, dependenci
       }
       let plan;
       try {
-        plan = await withKeys(planPush(selected, settings), selected);
+        plan = await withKeys(planPush(selected, settings), selected, { dryRun: settings.dryRun });
       } catch (err) {
         if (err instanceof KeySpecError) throw new UsageError(err.message);
         throw err;
