@@ -19,6 +19,9 @@ import {
 } from "../deploy/manifest";
 import { synthesisRecord, type SynthesisRecord } from "../deploy/synthesis";
 import { EvaluateError } from "../errors";
+import { privateKeyFileProblem } from "../deploy/private-key-file";
+import { regionProblem } from "../aws/regions";
+import { checkProps, deploymentProps, jsonValueProblem } from "./prop-types";
 import { evaluateFleet, type EvaluatedSystem, type FleetMember } from "../nix/fleet-evaluation";
 import { redactor } from "../redact";
 import { parseFlakeRef, reservedModuleArgsProblem } from "../nix/system";
@@ -433,6 +436,20 @@ function validateDeploymentProps(path: string, props: NixosDeploymentProps): voi
   const fail = (message: string) => {
     throw new Error(`${path}: ${message}`);
   };
+  if (props === undefined || props === null) fail("props are required: host, and configuration or flake");
+  checkProps(`${path} (NixosDeployment)`, deploymentProps, props);
+  for (const [name, value] of Object.entries(props.nixosArgs ?? {})) {
+    const problem = jsonValueProblem(value, `nixosArgs.${name}`);
+    if (problem !== undefined) fail(problem);
+  }
+  if (props.user !== undefined && !Token.isUnresolved(props.user) && !/^[A-Za-z0-9_][A-Za-z0-9_.-]*$/.test(props.user)) {
+    fail(`user ${JSON.stringify(props.user)} is not a user name (letters, digits, _ . -; the host goes in \`host\`)`);
+  }
+  if (props.instanceId !== undefined && !Token.isUnresolved(props.instanceId) && !/^i-[0-9a-f]{8}([0-9a-f]{9})?$/.test(props.instanceId)) {
+    fail(`instanceId ${JSON.stringify(props.instanceId)} is not an EC2 instance ID (i-0123456789abcdef0); give instance.instanceId`);
+  }
+  const region = props.region === undefined || Token.isUnresolved(props.region) ? undefined : regionProblem(props.region);
+  if (region !== undefined) fail(`region ${region}`);
   if ((props.configuration === undefined) === (props.flake === undefined)) fail("give exactly one of configuration and flake");
   if (props.flake !== undefined && props.nixosArgs !== undefined) {
     fail("nixosArgs works with configuration; a flake takes values through specialArgs in flake.nix");
@@ -464,9 +481,13 @@ function validateDeploymentProps(path: string, props: NixosDeploymentProps): voi
   if (!Token.isUnresolved(port) && !isPort(port)) fail(`port ${port} is not a port number (1-65535)`);
   const endpoint = props.ec2Endpoint === undefined || Token.isUnresolved(props.ec2Endpoint) ? undefined : endpointProblem(props.ec2Endpoint);
   if (endpoint !== undefined) fail(`ec2Endpoint ${endpoint}`);
-  if (props.sshPrivateKeyFile !== undefined && !Token.isUnresolved(props.sshPrivateKeyFile) && !existsSync(resolve(props.sshPrivateKeyFile))) {
-    fail(`sshPrivateKeyFile "${props.sshPrivateKeyFile}" does not exist (looked at ${resolve(props.sshPrivateKeyFile)}); ` +
-      "leave it out to log in through ssh-agent");
+  if (props.sshPrivateKeyFile !== undefined && !Token.isUnresolved(props.sshPrivateKeyFile)) {
+    const file = resolve(props.sshPrivateKeyFile);
+    const problem = privateKeyFileProblem(file);
+    if (problem !== undefined) {
+      fail(`sshPrivateKeyFile "${props.sshPrivateKeyFile}" ${problem}${file === props.sshPrivateKeyFile ? "" : ` (looked at ${file})`}` +
+        (problem === "does not exist" ? "; leave it out to log in through ssh-agent" : ""));
+    }
   }
   const reserved = reservedModuleArgsProblem(Object.keys(props.nixosArgs ?? {}));
   if (reserved !== undefined) fail(reserved);

@@ -1,5 +1,6 @@
 import { DataAwsAmi } from "@cdktf/provider-aws/lib/data-aws-ami";
 import { Construct } from "constructs";
+import { checkProps, describeValue, latestImageProps } from "./prop-types";
 import {
   DEFAULT_NIXOS_RELEASE,
   NIXOS_AMI_OWNER,
@@ -48,6 +49,7 @@ export abstract class NixosImage {
    * `nixos/<release>.*-<arch>-linux`, an architecture filter, and `most_recent`.
    */
   static latest(props: LatestNixosImageProps = {}): INixosImage {
+    checkProps("NixosImage.latest", latestImageProps, props ?? {});
     const release = props.release ?? DEFAULT_NIXOS_RELEASE;
     validateRelease(release);
     return new LatestNixosImage(release, props.architecture ?? NixosArchitecture.X86_64, props.owner ?? NIXOS_AMI_OWNER);
@@ -55,6 +57,10 @@ export abstract class NixosImage {
 
   /** A pinned AMI, e.g. one you built with nixos-generators or copied into your account. */
   static fromAmiId(amiId: string, architecture?: NixosArchitecture): INixosImage {
+    if (typeof amiId !== "string") throw new Error(`NixosImage.fromAmiId: the AMI ID must be a string, got ${describeValue(amiId)}`);
+    if (architecture !== undefined && !Object.values(NixosArchitecture).includes(architecture)) {
+      throw new Error(`NixosImage.fromAmiId: architecture must be one of ${Object.values(NixosArchitecture).map((a) => `"${a}"`).join(", ")}, got ${describeValue(architecture)}`);
+    }
     if (!/^ami-[0-9a-f]{8,17}$/.test(amiId) && !amiId.includes("${")) {
       throw new Error(`"${amiId}" is not an AMI ID (ami- followed by 8 or 17 hex digits)`);
     }

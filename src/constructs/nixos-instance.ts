@@ -1,5 +1,5 @@
 import { Instance } from "@cdktf/provider-aws/lib/instance";
-import { Token } from "cdktf";
+import { Annotations, Token } from "cdktf";
 import { Construct } from "constructs";
 import { DEFAULT_NIXOS_RELEASE, NixosArchitecture, validateRelease } from "../aws/nixos-ami-names";
 import { DataAwsRegion } from "@cdktf/provider-aws/lib/data-aws-region";
@@ -8,6 +8,7 @@ import { NixosDeployment, type NixosDeploymentOptions } from "./nixos-deployment
 import { NixosImage, type INixosImage, type NixosImageConfig } from "./nixos-image";
 import { NixosKeyPair, type IKeyPair } from "./nixos-key-pair";
 import { NixosSecurityGroup } from "./nixos-security-group";
+import { checkProps, instanceProps } from "./prop-types";
 
 export interface NixosInstanceProps {
   /**
@@ -91,27 +92,39 @@ export class NixosInstance extends Construct {
 
   constructor(scope: Construct, id: string, props: NixosInstanceProps = {}) {
     super(scope, id);
+    const path = this.node.path;
+    const fail = (message: string): never => {
+      throw new Error(`${path}: ${message}`);
+    };
+    checkProps(`${path} (NixosInstance)`, instanceProps, props ?? {});
     this.instanceType = props.instanceType ?? DEFAULT_INSTANCE_TYPE;
     if (!Token.isUnresolved(this.instanceType) && !/^[a-z][a-z0-9-]*\.[a-z0-9]+$/.test(this.instanceType)) {
-      throw new Error(`instanceType "${this.instanceType}" is not an EC2 instance type (e.g. "t3.micro", "m7g.large")`);
+      fail(`instanceType "${this.instanceType}" is not an EC2 instance type (e.g. "t3.micro", "m7g.large")`);
     }
     this.rootVolumeSize = props.rootVolumeSize ?? DEFAULT_ROOT_VOLUME_GIB;
-    if (!Number.isInteger(this.rootVolumeSize) || this.rootVolumeSize < 1 || this.rootVolumeSize > 16384) {
-      throw new Error(`rootVolumeSize ${this.rootVolumeSize} is out of range: a whole number of GiB from 1 to 16384 (gp3)`);
+    if (!Token.isUnresolved(this.rootVolumeSize) && (!Number.isInteger(this.rootVolumeSize) || this.rootVolumeSize < 1 || this.rootVolumeSize > 16384)) {
+      fail(`rootVolumeSize ${this.rootVolumeSize} is out of range: a whole number of GiB from 1 to 16384 (gp3)`);
     }
     if (props.image !== undefined && props.release !== undefined) {
-      throw new Error(`give either image or release, not both (release "${props.release}" would be ignored)`);
+      fail(`give either image or release, not both (release "${props.release}" would be ignored)`);
     }
     if (props.securityGroupIds !== undefined && props.sshAllowedCidrs !== undefined) {
-      throw new Error("sshAllowedCidrs only applies to the security group created when securityGroupIds is not given");
+      fail("sshAllowedCidrs only applies to the security group created when securityGroupIds is not given");
+    }
+    if (props.securityGroupIds !== undefined && props.securityGroupIds.length === 0) {
+      Annotations.of(this).addWarning(`${path}: securityGroupIds is empty: the instance gets no security group rule at all, so nothing can reach SSH on it`);
     }
     const release = props.release ?? DEFAULT_NIXOS_RELEASE;
-    validateRelease(release);
+    try {
+      validateRelease(release);
+    } catch (err) {
+      fail((err as Error).message);
+    }
 
     this.architecture = architectureOfInstanceType(this.instanceType);
     this.image = (props.image ?? NixosImage.latest({ release, architecture: this.architecture })).bind(this);
     if (this.image.architecture !== undefined && this.image.architecture !== this.architecture) {
-      throw new Error(`image is ${this.image.architecture} but instanceType "${this.instanceType}" is ${this.architecture}`);
+      fail(`image is ${this.image.architecture} but instanceType "${this.instanceType}" is ${this.architecture}`);
     }
     this.keyPair = props.keyPair ?? NixosKeyPair.generate(this, "KeyPair", { privateKeyFile: `.cdktf-nixos/keys/${id}` });
     if (props.securityGroupIds === undefined) {

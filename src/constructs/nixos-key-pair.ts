@@ -1,9 +1,11 @@
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdirSync, readFileSync } from "node:fs";
+import { closeSync, constants, existsSync, fstatSync, mkdirSync, openSync, readSync, statSync } from "node:fs";
 import { homedir } from "node:os";
 import { dirname, resolve } from "node:path";
 import { KeyPair } from "@cdktf/provider-aws/lib/key-pair";
 import { Construct } from "constructs";
+import { privateKeyFileProblem } from "../deploy/private-key-file";
+import { checkProps, describeValue, generateKeyPairProps, keyPairProps } from "./prop-types";
 
 /** An EC2 key pair the instance's root account accepts. */
 export interface IKeyPair {
@@ -36,24 +38,26 @@ const PUBLIC_KEY = /^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)) [A-Za-z
 export class NixosKeyPair extends Construct implements IKeyPair {
   /** From public key text, e.g. the contents of ~/.ssh/id_ed25519.pub. */
   static fromPublicKey(scope: Construct, id: string, publicKey: string, props: NixosKeyPairProps = {}): NixosKeyPair {
-    return new NixosKeyPair(scope, id, publicKey, undefined, props);
+    const where = `${childPath(scope, id)} (NixosKeyPair.fromPublicKey)`;
+    if (typeof publicKey !== "string") throw new Error(`${where}: publicKey must be a string (a line such as "ssh-ed25519 AAAA... comment"), got ${describeValue(publicKey)}`);
+    checkProps(where, keyPairProps, props ?? {});
+    return new NixosKeyPair(scope, id, publicKey, undefined, props ?? {});
   }
 
   /** From a public key file, read at synth time (`~` is expanded). */
   static fromPublicKeyFile(scope: Construct, id: string, path: string, props: NixosKeyPairProps = {}): NixosKeyPair {
+    const where = `${childPath(scope, id)} (NixosKeyPair.fromPublicKeyFile)`;
+    if (typeof path !== "string" || path === "") throw new Error(`${where}: path must be the public key file (e.g. "~/.ssh/id_ed25519.pub"), got ${describeValue(path)}`);
+    checkProps(where, keyPairProps, props ?? {});
     const file = expandHome(path);
-    let text: string;
-    try {
-      text = readFileSync(file, "utf8");
-    } catch (err) {
-      throw new Error(`cannot read public key file "${path}": ${(err as Error).message}`);
-    }
-    return new NixosKeyPair(scope, id, text, undefined, props);
+    const text = readBounded(file, (why) => new Error(`${where}: cannot read public key file "${path}": ${why}`));
+    return new NixosKeyPair(scope, id, text, undefined, props ?? {});
   }
 
   /** A key pair that already exists in the account and region. */
   static fromKeyPairName(keyName: string): IKeyPair {
-    if (keyName.trim() === "") throw new Error("fromKeyPairName: the key pair name is empty");
+    if (typeof keyName !== "string") throw new Error(`NixosKeyPair.fromKeyPairName: the key pair name must be a string, got ${describeValue(keyName)}`);
+    if (keyName.trim() === "") throw new Error("NixosKeyPair.fromKeyPairName: the key pair name is empty");
     return { keyName };
   }
 
@@ -62,29 +66,40 @@ export class NixosKeyPair extends Construct implements IKeyPair {
    * `privateKeyFile`. Only the public key reaches Terraform.
    */
   static generate(scope: Construct, id: string, props: GenerateKeyPairProps): NixosKeyPair {
+    const where = childPath(scope, id);
+    if (props === undefined || props === null) throw new Error(`${where} (NixosKeyPair.generate): props are required: privateKeyFile`);
+    checkProps(`${where} (NixosKeyPair.generate)`, generateKeyPairProps, props);
     const file = expandHome(props.privateKeyFile);
+    const kernel = ["/proc", "/sys", "/dev"].find((root) => file === root || file.startsWith(`${root}/`));
+    if (kernel !== undefined) throw new Error(`${where}: privateKeyFile ${file} is in ${kernel}, where no file can be created; choose a privateKeyFile in a directory you can write`);
     if (!existsSync(file)) {
-      const where = `${scope.node.path === "" ? "" : `${scope.node.path}/`}${id}`;
+      makeDirectories(dirname(file), (why) => new Error(`${where}: cannot create the directory ${dirname(file)} for the generated private key (${why}); ` +
+        "choose a privateKeyFile in a directory you can write"));
       try {
-        mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
-      } catch (err) {
-        const code = (err as NodeJS.ErrnoException).code;
-        const why = code === "EACCES" ? "permission denied" : code === "ENOTDIR" || code === "EEXIST" ? "a part of the path is a file" : code === "EROFS" ? "the file system is read-only" : (err as Error).message;
-        throw new Error(`${where}: cannot create the directory ${dirname(file)} for the generated private key (${why}); ` +
-          "choose a privateKeyFile in a directory you can write");
-      }
-      try {
-        execFileSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", `cdktf-nixos ${id}`, "-f", file], { stdio: ["ignore", "ignore", "pipe"] });
+        execFileSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", `cdktf-nixos ${id}`, "-f", file], { stdio: ["ignore", "ignore", "pipe"], timeout: 30_000 });
       } catch (err) {
         const stderr = String((err as { stderr?: Buffer }).stderr ?? "").trim();
         throw new Error(`${where}: ssh-keygen could not write the private key ${file}: ${stderr || (err as Error).message}; ` +
           "choose a privateKeyFile in a directory you can write");
       }
     }
+    const problem = privateKeyFileProblem(file);
+    if (problem !== undefined) {
+      throw new Error(`${where}: privateKeyFile ${file} ${problem}${/does not exist|readable by others/.test(problem) ? "" : "; it is never overwritten: move it away, or choose another privateKeyFile"}`);
+    }
     const publicFile = `${file}.pub`;
-    const publicKey = existsSync(publicFile)
-      ? readFileSync(publicFile, "utf8")
-      : execFileSync("ssh-keygen", ["-y", "-f", file], { encoding: "utf8" });
+    let publicKey: string;
+    if (existsSync(publicFile)) {
+      publicKey = readBounded(publicFile, (why) => new Error(`${where}: cannot read ${publicFile}: ${why}`));
+    } else {
+      try {
+        publicKey = execFileSync("ssh-keygen", ["-y", "-f", file], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"], timeout: 30_000 });
+      } catch (err) {
+        const stderr = String((err as { stderr?: string }).stderr ?? "").trim();
+        throw new Error(`${where}: ssh-keygen cannot read the private key ${file} (${stderr || (err as Error).message}): ` +
+          "a passphrase-protected key cannot be used here; give the public key beside it as " + `${publicFile}, or choose another privateKeyFile`);
+      }
+    }
     return new NixosKeyPair(scope, id, publicKey, file, props);
   }
 
@@ -116,4 +131,44 @@ export class NixosKeyPair extends Construct implements IKeyPair {
 
 function expandHome(path: string): string {
   return resolve(path.startsWith("~/") ? `${homedir()}${path.slice(1)}` : path);
+}
+
+function childPath(scope: Construct, id: string): string {
+  return `${scope?.node?.path ? `${scope.node.path}/` : ""}${id}`;
+}
+
+/** `mkdir -p` one level at a time: Node's recursive mkdirSync loops forever where mkdir says ENOENT (under /proc). */
+function makeDirectories(dir: string, error: (why: string) => Error): void {
+  const missing: string[] = [];
+  let at = dir;
+  for (; !existsSync(at) && at !== dirname(at); at = dirname(at)) missing.unshift(at);
+  if (!statSync(at).isDirectory()) throw error("a part of the path is a file");
+  for (const part of missing) {
+    try {
+      mkdirSync(part, { mode: 0o700 });
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      throw error(code === "EACCES" ? "permission denied" : code === "ENOTDIR" || code === "EEXIST" ? "a part of the path is a file"
+        : code === "EROFS" ? "the file system is read-only" : code === "ENOENT" ? `${dirname(part)} does not exist and cannot be created` : (err as Error).message);
+    }
+  }
+}
+
+/** A small text file (a public key), refused when it is not a regular file or larger than any key. */
+function readBounded(file: string, error: (why: string) => Error): string {
+  let fd: number;
+  try {
+    fd = openSync(file, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY);
+  } catch (err) {
+    throw error((err as Error).message);
+  }
+  try {
+    const stat = fstatSync(fd);
+    if (!stat.isFile()) throw error(stat.isDirectory() ? "it is a directory" : "it is not a regular file");
+    if (stat.size > 64 * 1024) throw error(`it is ${Math.round(stat.size / 1024)} KiB, too large for a public key`);
+    const buffer = Buffer.alloc(stat.size);
+    return buffer.subarray(0, readSync(fd, buffer, 0, stat.size, 0)).toString("utf8");
+  } finally {
+    closeSync(fd);
+  }
 }

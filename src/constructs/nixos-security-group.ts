@@ -1,6 +1,7 @@
 import { SecurityGroup, type SecurityGroupIngress } from "@cdktf/provider-aws/lib/security-group";
 import { Annotations } from "cdktf";
 import { Construct } from "constructs";
+import { checkProps, securityGroupProps } from "./prop-types";
 import { validateCidr, validatePort } from "./validation";
 
 export enum NixosProtocol {
@@ -48,6 +49,7 @@ export class NixosSecurityGroup extends Construct {
   constructor(scope: Construct, id: string, props: NixosSecurityGroupProps = {}) {
     super(scope, id);
     const path = this.node.path;
+    checkProps(`${path} (NixosSecurityGroup)`, securityGroupProps, props ?? {});
     const sshPort = props.sshPort ?? 22;
     validatePort(sshPort, `${path}: sshPort`);
     const rules: SecurityGroupIngress[] = [];
@@ -57,8 +59,12 @@ export class NixosSecurityGroup extends Construct {
     if (ssh.includes("0.0.0.0/0") || ssh.includes("::/0")) {
       Annotations.of(this).addInfo("SSH is open to the whole internet, as sshAllowedCidrs says");
     }
+    const seen = new Set<string>();
     for (const rule of props.ingress ?? []) {
       const protocol = rule.protocol ?? NixosProtocol.TCP;
+      const key = `${protocol}/${rule.port}`;
+      if (seen.has(key)) throw new Error(`${path}: ingress ${key} is given twice; put every CIDR block of that port into one rule`);
+      seen.add(key);
       validatePort(rule.port, `${path}: ingress port`);
       if (rule.cidrs.length === 0) throw new Error(`${path}: ingress ${protocol}/${rule.port}: cidrs is empty; say who may connect`);
       rules.push(ingressRule(rule.port, protocol, rule.cidrs, rule.description ?? `${protocol}/${rule.port}`, `${path}: ingress cidrs`));

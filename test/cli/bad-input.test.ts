@@ -1,5 +1,5 @@
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
@@ -29,6 +29,9 @@ describe("deploy: bad input is refused with one clear message, before anything c
   writeFileSync(empty, "");
   const protectedKey = join(dir, "id_protected");
   execFileSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "a passphrase", "-f", protectedKey]);
+  const openKey = join(dir, "id_open");
+  execFileSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", openKey]);
+  chmodSync(openKey, 0o644);
   const target = ["--target-host", "root@198.51.100.7", "--known-hosts", "/dev/null"];
   const env = { SSH_AUTH_SOCK: join(dir, "agent.sock") };
 
@@ -84,7 +87,13 @@ describe("deploy: bad input is refused with one clear message, before anything c
         `(ssh-add ${protectedKey}) and leave out the key file`],
     ["an --ssh-key that is not there", [...target, "--toplevel", NEW, "--ssh-key", join(dir, "id_missing")], `the SSH private key ${join(dir, "id_missing")} does not exist`],
     ["an --ssh-key that is not a key", [...target, "--toplevel", NEW, "--ssh-key", configuration],
-      `${configuration} is not an SSH private key ssh2 can read (Unsupported key format); pass an OpenSSH or PEM private key`],
+      `the SSH private key ${configuration} is not a private key (no "-----BEGIN ... PRIVATE KEY-----" in it)`],
+    ["an --ssh-key that is the public key", [...target, "--toplevel", NEW, "--ssh-key", `${protectedKey}.pub`],
+      `the SSH private key ${protectedKey}.pub is a public key; give the private key (${protectedKey})`],
+    ["an --ssh-key that is a directory", [...target, "--toplevel", NEW, "--ssh-key", join(dir, "a-directory")],
+      `the SSH private key ${join(dir, "a-directory")} is a directory; give the private key file in it (e.g. id_ed25519)`],
+    ["an --ssh-key readable by others", [...target, "--toplevel", NEW, "--ssh-key", openKey],
+      `the SSH private key ${openKey} is readable by others (mode 0644), and OpenSSH refuses such a key: chmod 600 ${openKey}`],
     ["--max-channels that is not a count", [...target, "--toplevel", NEW, "--max-channels", "0"],
       "--max-channels '0' is not a whole number from 1 to 64 (sshd allows 10 sessions per connection by default)"],
     ["SSH_AUTH_SOCK pointing nowhere", [...target, "--toplevel", NEW],

@@ -19,7 +19,7 @@ describe("NixosDeployment validation at synth", () => {
     [{ host: "root@h" }, 'fleet/web: host "root@h" is not a host name or IP address (the user goes in `user`)'],
     [{ connectTimeout: -5 }, "fleet/web: connectTimeout -5 is not a number of seconds (0 or more)"],
     [{ action: "reboot" as NixosAction }, 'fleet/web: action "reboot" is not one of switch, boot, test, dry-activate'],
-    [{ sshPrivateKeyFile: "/nonexistent/id_ed25519" }, 'fleet/web: sshPrivateKeyFile "/nonexistent/id_ed25519" does not exist (looked at /nonexistent/id_ed25519); leave it out to log in through ssh-agent'],
+    [{ sshPrivateKeyFile: "/nonexistent/id_ed25519" }, 'fleet/web: sshPrivateKeyFile "/nonexistent/id_ed25519" does not exist; leave it out to log in through ssh-agent'],
     [{ nixosArgs: { config: {}, pkgs: 1 } }, 'fleet/web: nixosArgs "config", "pkgs" would replace the module system\'s own arguments; rename them (e.g. appConfig)'],
     [{ nixosArgs: { a: 1 }, sensitiveArgs: ["b"] }, 'fleet/web: sensitiveArgs "b" are not nixosArgs'],
     [{ keys: [{ name: "db", file: "x", uploadAt: "never" as KeyUploadAt }] }, 'fleet/web: key "db": uploadAt "never" is not one of before-activation, after-activation'],

@@ -1,3 +1,4 @@
+import { privateKeyFileProblem } from "../private-key-file";
 import { readFile, stat } from "node:fs/promises";
 import { Socket } from "node:net";
 import { constants } from "node:os";
@@ -210,12 +211,13 @@ async function readPrivateKey(file: string): Promise<Buffer> {
  */
 export async function loginProblem(privateKeyFile: string | undefined, env: NodeJS.ProcessEnv = process.env): Promise<string | undefined> {
   if (privateKeyFile !== undefined) {
+    const problem = privateKeyFileProblem(privateKeyFile);
+    if (problem !== undefined) return `the SSH private key ${privateKeyFile} ${problem}`;
     let key: Buffer;
     try {
       key = await readFile(privateKeyFile);
     } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      return `the SSH private key ${privateKeyFile} ${code === "ENOENT" ? "does not exist" : code === "EACCES" ? "is not readable by this user" : `cannot be read (${(err as Error).message})`}`;
+      return `the SSH private key ${privateKeyFile} cannot be read (${(err as Error).message})`;
     }
     const parsed = utils.parseKey(key);
     if (parsed instanceof Error) {
