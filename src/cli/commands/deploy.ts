@@ -2,6 +2,7 @@ import { Command, Option } from "commander";
 import { COMPRESS_MODES, MAX_DATA_CHANNELS, type CompressMode } from "../../nix/serve/copy-policy";
 import { localZstdAvailable } from "../../nix/zstd";
 import { endpointProblem } from "../../aws/endpoint";
+import { regionProblem } from "../../aws/regions";
 import { readFile, readlink, stat } from "node:fs/promises";
 import { homedir } from "node:os";
 import { dirname, join, resolve } from "node:path";
@@ -269,6 +270,9 @@ function deployRequest(flags: DeployFlags): Omit<DeployRequest, "onEvent"> {
   checkCompressMode(flags.compress);
   const badEndpoint = flags.endpoint === undefined ? undefined : endpointProblem(flags.endpoint);
   if (badEndpoint !== undefined) throw new UsageError(`--endpoint ${badEndpoint}`);
+  // a typo'd region would surface only as "could not reach EC2 (ENOTFOUND)"; Terraform passes "" when it has none
+  const badRegion = flags.region === undefined || flags.region === "" ? undefined : regionProblem(flags.region);
+  if (badRegion !== undefined) throw new UsageError(`--region ${badRegion}`);
   if (flags.hostKeyFromEc2Console !== undefined && !/^i-[0-9a-f]{8,17}$/.test(flags.hostKeyFromEc2Console)) {
     throw new UsageError(`--host-key-from-ec2-console '${flags.hostKeyFromEc2Console}' is not an instance ID (i-0123456789abcdef0)`);
   }
@@ -285,7 +289,7 @@ function deployRequest(flags: DeployFlags): Omit<DeployRequest, "onEvent"> {
       sshCompression: flags.sshCompression === true,
       hostKeyFromEc2Console: flags.hostKeyFromEc2Console === undefined
         ? undefined
-        : { instanceId: flags.hostKeyFromEc2Console, region: flags.region, endpoint: flags.endpoint },
+        : { instanceId: flags.hostKeyFromEc2Console, region: flags.region === "" ? undefined : flags.region, endpoint: flags.endpoint },
     },
     action: flags.action,
     useSubstitutes: flags.useSubstitutes === true,
