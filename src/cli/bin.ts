@@ -1,5 +1,8 @@
 #!/usr/bin/env node
+import { ignoreClosedPipes } from "./closed-pipe";
 import { main } from "./program";
+
+ignoreClosedPipes(process.stdout, process.stderr);
 
 // The only place that turns an outcome into the process's exit code.
 main(process.argv).then((code) => {

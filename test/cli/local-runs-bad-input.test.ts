@@ -6,8 +6,8 @@ import { main } from "../../src/cli/program";
 import { EXIT_CODES } from "../../src/errors";
 import { capturedOutput } from "../harness/cli";
 
-/** `vm` and `test` refuse a bad command line with one message (exit 2) before reading the project or building. */
-describe("vm and test: bad input is refused with one clear message", () => {
+/** `vm`, `test` and `push` refuse a bad command line with one message (exit 2) before reading the project or building. */
+describe("vm, test and push: bad input is refused with one clear message", () => {
   const dir = mkdtempSync(join(tmpdir(), "local-runs-bad-input-"));
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
   const script = join(dir, "fleet.py");
@@ -54,6 +54,9 @@ describe("vm and test: bad input is refused with one clear message", () => {
       "error: option '--keep-vm-state' cannot be used with option '--write <file>'"],
     ["--interactive with --write", ["test", "--script", script, "--interactive", "--write", join(dir, "t.nix"), ...project],
       "error: option '--interactive' cannot be used with option '--write <file>'"],
+    ["push --summary-file in a missing directory (checked before any host is deployed)", ["push", "--summary-file", join(dir, "nodir", "summary.md"), ...project],
+      `cdktf-nixos: --summary-file ${join(dir, "nodir", "summary.md")}: the directory ${join(dir, "nodir")} does not exist: create it first (mkdir -p ${join(dir, "nodir")})`],
+    ["push --summary-file that is a directory", ["push", "--summary-file", dir, ...project], `cdktf-nixos: --summary-file ${dir}: ${dir} exists and is not a file`],
     ["a test --arg given twice", ["test", "--script", script, "--arg", "a=1", "--arg", "a=2", ...project], "cdktf-nixos: --arg a is given twice"],
   ])("%s", async (_what, args, message) => {
     const result = await cli(args);

@@ -1,7 +1,8 @@
 import { Command, Option } from "commander";
 import { endpointProblem } from "../../aws/endpoint";
+import { accessSync, constants, statSync } from "node:fs";
 import { appendFile } from "node:fs/promises";
-import { resolve } from "node:path";
+import { dirname, resolve } from "node:path";
 import { DEFAULT_ACTIVATION_TIMEOUT_SECONDS, DEFAULT_LOCK_TIMEOUT_SECONDS } from "../../deploy/deploy";
 import type { DefaultDependencyOptions } from "../../deploy/default-dependencies";
 import { resolveInventory } from "../../fleet/inventory";
@@ -61,6 +62,11 @@ export function registerPushCommand(program: Command, output: Output, dependenci
   addProjectOptions(definition)
     .action(async (stack: string | undefined, flags: PushFlags) => {
       const settings = pushSettings(flags);
+      // the report is written after the hosts were deployed: a path it cannot go to must stop the push before that
+      if (flags.summaryFile !== undefined) {
+        const problem = outputFileProblem(resolve(flags.summaryFile));
+        if (problem !== undefined) throw new UsageError(`--summary-file ${flags.summaryFile}: ${problem}`);
+      }
       const synthMode = synthModeOf(flags);
       const projectDir = resolve(flags.project);
       let loaded;
@@ -133,4 +139,29 @@ function pushSettings(flags: PushFlags): PushSettings {
     activationTimeoutSeconds: Number(flags.activationTimeout),
     ec2Endpoint: flags.endpoint,
   };
+}
+
+/** Why a file cannot be appended to at `path` (absolute), checked before anything runs; undefined when it can. */
+function outputFileProblem(path: string): string | undefined {
+  let stat;
+  try {
+    stat = statSync(path);
+  } catch {
+    try {
+      if (!statSync(dirname(path)).isDirectory()) return `${dirname(path)} is not a directory`;
+      accessSync(dirname(path), constants.W_OK);
+      return undefined;
+    } catch (err) {
+      return (err as NodeJS.ErrnoException).code === "ENOENT"
+        ? `the directory ${dirname(path)} does not exist: create it first (mkdir -p ${dirname(path)})`
+        : `the directory ${dirname(path)} is not writable by this user`;
+    }
+  }
+  if (!stat.isFile()) return `${path} exists and is not a file`;
+  try {
+    accessSync(path, constants.W_OK);
+  } catch {
+    return `${path} is not writable by this user`;
+  }
+  return undefined;
 }
