@@ -78,12 +78,14 @@ export class DeployError extends Error {
   }
 
   /** The message with command, stderr and hint, as the CLI prints it. */
-  describe(): string {
+  /** The error in full; `stderrShownFor` names a host whose report already showed the same stderr (said once). */
+  describe(options: { readonly stderrShownFor?: string } = {}): string {
     const lines = [`${this.phase} failed: ${this.message}`];
     if (this.command !== undefined) lines.push(`  command: ${this.command}`);
     if (this.exitCode !== undefined) lines.push(`  exit code: ${this.exitCode}`);
     if (this.stderr !== undefined && this.stderr.trim() !== "") {
-      lines.push("  stderr:", ...this.stderr.trimEnd().split("\n").map((l) => `    ${l}`));
+      if (options.stderrShownFor !== undefined) lines.push(`  stderr: the same as ${options.stderrShownFor}'s above`);
+      else lines.push("  stderr:", ...this.stderr.trimEnd().split("\n").map((l) => `    ${l}`));
     }
     if (this.hostState !== undefined) lines.push(`  the host now runs: ${describeHostState(this.hostState)}`);
     if (this.hint !== undefined) lines.push(`  hint: ${this.hint}`);

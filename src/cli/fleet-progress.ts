@@ -12,7 +12,7 @@ export interface FleetReporter {
   readonly onEvent: (event: PushEvent) => void;
   /** Says something about the whole push (synthesis, inventory). */
   note(message: string): void;
-  done(report: PushReport, context: { stack: string; synth: string }): void;
+  done(report: PushReport, context: PushContext): void;
   /** Restores the terminal and says what an interruption leaves each host in. */
   interrupted(signal: string): void;
   /** A line of Nix's build log (the fleet's one build): progress, or everything with --verbose. */
@@ -221,9 +221,18 @@ export function createFleetReporter(output: Output, hostNames: readonly string[]
       for (const host of report.hosts) {
         if (host.result?.dryActivation !== undefined) output.stdout.write(`${host.name} would (dry-activate):\n${host.result.dryActivation.trimEnd()}\n`);
       }
-      output.stdout.write(`${countsLine(report)}\n`);
+      output.stdout.write(`${countsLine(report, context)}\n`);
+      // hosts that fail for one cause (a module they share) get Nix's long message once
+      const stderrShownFor = new Map<string, string>();
       for (const host of report.hosts.filter((h) => h.status === "failed")) {
-        output.stderr.write(`${host.name}: ${host.error instanceof DeployError ? host.error.describe() : String(host.error)}\n`);
+        const error = host.error;
+        if (!(error instanceof DeployError)) {
+          output.stderr.write(`${host.name}: ${String(error)}\n`);
+          continue;
+        }
+        const stderr = error.stderr?.trim() ?? "";
+        output.stderr.write(`${host.name}: ${error.describe({ stderrShownFor: stderr === "" ? undefined : stderrShownFor.get(stderr) })}\n`);
+        if (stderr !== "" && !stderrShownFor.has(stderr)) stderrShownFor.set(stderr, host.name);
       }
     },
     interrupted(signal) {
@@ -326,18 +335,35 @@ export function summaryTable(report: PushReport): string {
 }
 
 /** "2 deployed, 1 up to date in 3.2 s". */
-function countsLine(report: PushReport): string {
+/** What the push command knew besides the report: the stack, what it did about synthesis, and how long that took. */
+export interface PushContext {
+  readonly stack: string;
+  readonly synth: string;
+  /** From the command's start to its end, synthesis, state and keys included. */
+  readonly totalMs?: number;
+  /** Of totalMs, the synthesis (when there was one). */
+  readonly synthMs?: number;
+}
+
+/** The counts and the whole time, with its phases: a push that synthesized spent most of it there. */
+function countsLine(report: PushReport, context: Partial<PushContext> = {}): string {
   const counts = Object.values(FINAL)
     .map((status) => [status, report.hosts.filter((h) => FINAL[h.status] === status).length] as const)
     .filter(([, n]) => n > 0);
-  return `${counts.map(([status, n]) => `${n} ${status}`).join(", ")} in ${seconds(report.durationMs)}`;
+  const total = context.totalMs ?? report.durationMs;
+  const phases = [
+    ...(context.synthMs !== undefined ? [`synth ${seconds(context.synthMs)}`] : []),
+    ...(report.buildMs > 0 ? [`evaluate and build ${seconds(report.buildMs)}`] : []),
+    `hosts ${seconds(report.durationMs - report.buildMs)}`,
+  ];
+  return `${counts.map(([status, n]) => `${n} ${status}`).join(", ")} in ${seconds(total)} (${phases.join(", ")})`;
 }
 
 /**
  * The same table as Markdown, for a CI job's summary (`--summary-file "$GITHUB_STEP_SUMMARY"`): a heading, the
  * table (line breaks inside cells as <br>, pipes escaped) and the counts.
  */
-export function markdownSummary(report: PushReport, context: { stack: string }): string {
+export function markdownSummary(report: PushReport, context: Pick<PushContext, "stack"> & Partial<PushContext>): string {
   const { head, rows } = summaryRows(report);
   const cell = (text: string) => text.replace(/\\/g, "\\\\").replace(/\|/g, "\\|").replace(/\n/g, "<br>");
   const line = (cells: readonly string[]) => `| ${cells.map(cell).join(" | ")} |`;
@@ -348,7 +374,7 @@ export function markdownSummary(report: PushReport, context: { stack: string }):
     line(head.map(() => "---")),
     ...rows.map(line),
     "",
-    countsLine(report),
+    countsLine(report, context),
     "",
   ].join("\n");
 }
@@ -368,7 +394,7 @@ function wrap(text: string, width = 60): string {
 }
 
 /** `--json`: one object with every host's outcome. */
-export function pushJson(report: PushReport, context: { stack: string; synth: string }): Record<string, unknown> {
+export function pushJson(report: PushReport, context: PushContext): Record<string, unknown> {
   return {
     ok: report.exitCode === 0,
     stack: context.stack,
@@ -376,6 +402,7 @@ export function pushJson(report: PushReport, context: { stack: string; synth: st
     dryRun: report.dryRun,
     exitCode: report.exitCode,
     durationMs: report.durationMs,
+    ...(context.totalMs !== undefined ? { totalMs: context.totalMs } : {}),
     hosts: report.hosts.map((host) => ({
       name: host.name,
       status: host.status,

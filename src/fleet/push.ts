@@ -146,6 +146,8 @@ export interface PushReport {
   /** 0 when every host was deployed, up to date (or would deploy); else the worst host's code. */
   readonly exitCode: number;
   readonly durationMs: number;
+  /** Of durationMs, the fleet's one evaluation and build. */
+  readonly buildMs: number;
 }
 
 export interface PushDependencies extends HostDependencies {
@@ -169,9 +171,11 @@ export async function push(plan: readonly PlannedHost[], settings: PushSettings,
     if (!host.ready) finish({ name: host.name, status: "not-created", reason: host.reason, durationMs: 0, exitCode: EXIT_CODES.connect });
   }
   const ready = plan.filter((host): host is Extract<PlannedHost, { ready: true }> => host.ready);
+  let buildMs = 0;
   if (ready.length > 0) {
     onEvent({ type: "fleet", phase: "evaluate-and-build", hosts: ready.map((h) => h.name) });
     const built = await deps.buildFleet(ready.map((h) => h.build));
+    buildMs = Date.now() - started;
     const deployable: Array<{ host: (typeof ready)[number]; system: Extract<FleetBuildResult, { ok: true }>["system"] }> = [];
     for (const host of ready) {
       const result = built.get(host.name)!;
@@ -199,7 +203,7 @@ export async function push(plan: readonly PlannedHost[], settings: PushSettings,
     }, (skipped) => finish({ name: skipped.host.name, status: "skipped", reason: "not started: another host failed (--fail-fast)", durationMs: 0, exitCode: EXIT_CODES.failure }));
   }
   const hosts = plan.map((host) => outcomes.get(host.name)!);
-  return { dryRun: settings.dryRun, hosts, exitCode: worstExitCode(hosts.map((h) => h.exitCode)), durationMs: Date.now() - started };
+  return { dryRun: settings.dryRun, hosts, exitCode: worstExitCode(hosts.map((h) => h.exitCode)), durationMs: Date.now() - started, buildMs };
 }
 
 /** Runs `work` for each item with at most `limit` at a time; once `stop()` holds, the rest go to `skip`. */

@@ -48,37 +48,45 @@ export interface FleetBuildOptions {
   readonly onLog?: (line: string) => void;
 }
 
+/** How many members are evaluated at once when a group's evaluation failed and each is evaluated alone. */
+const SEPARATE_EVALUATIONS = 4;
+
 /**
  * Evaluates every member with one `nix-instantiate` per NIX_PATH (writing the derivations), then realises all the
  * toplevels to build here with one `nix-store --realise --keep-going`, so Nix builds them in parallel and shares
- * what they have in common. A build that fails fails only its member; an evaluation that fails fails its group
- * (one Nix process cannot say which member broke it).
+ * what they have in common. A build that fails fails only its member. An evaluation that fails is repeated for each
+ * member of its group alone (one Nix process cannot say which member broke it), so it too fails only the members
+ * whose configuration fails.
  */
 export async function buildFleet(members: readonly FleetBuildMember[], options: FleetBuildOptions = {}): Promise<Map<string, FleetBuildResult>> {
   const extra = options.extraArgs ?? [];
   const results = new Map<string, FleetBuildResult>();
-  for (const group of groupByNixPath(members)) {
+  const evaluate = async (group: readonly FleetBuildMember[]): Promise<void> => {
     // --read-write-mode: evaluating drvPath writes the derivations, which the build (here or on a host) needs
     const args = ["--eval", "--strict", "--json", "--read-write-mode", ...groupArgs(group), ...extra, "-"];
     let evaluated: Record<string, { drv: string; out: string; system: string }>;
     try {
       evaluated = JSON.parse(await runNix("nix-instantiate", args, "evaluate", { stdin: fleetBuildExpression(group), redact: options.redact })) as typeof evaluated;
     } catch (err) {
-      const error = err instanceof EvaluateError
-        ? new EvaluateError(`evaluating ${group.map((m) => m.name).join(", ")} failed: ${err.message.replace(/^nix-instantiate failed: /, "")}`, {
-          command: `${render("nix-instantiate", args)} < <fleet expression>`,
-          stderr: err.stderr,
-          exitCode: err.exitCode,
-        })
-        : err as EvaluateError;
-      for (const member of group) results.set(member.name, { ok: false, error });
-      continue;
+      if (!(err instanceof EvaluateError)) throw err;
+      if (group.length > 1) {
+        await eachAtMost(SEPARATE_EVALUATIONS, group, (member) => evaluate([member]));
+        return;
+      }
+      const error = new EvaluateError(`evaluating ${group[0].name} failed: ${err.message.replace(/^nix-instantiate failed: /, "")}`, {
+        command: `${render("nix-instantiate", args)} < <${group[0].name}'s expression>`,
+        stderr: err.stderr,
+        exitCode: err.exitCode,
+      });
+      results.set(group[0].name, { ok: false, error });
+      return;
     }
     for (const member of group) {
       const { drv, out, system } = evaluated[member.name];
       results.set(member.name, { ok: true, system: { drvPath: drv, outPath: out, system } });
     }
-  }
+  };
+  for (const group of groupByNixPath(members)) await evaluate(group);
 
   const toBuild = members.filter((m) => !m.buildOnTarget && results.get(m.name)?.ok === true);
   const drvs = [...new Set(toBuild.map((m) => (results.get(m.name) as { system: { drvPath: string } }).system.drvPath))];
@@ -106,4 +114,12 @@ export async function buildFleet(members: readonly FleetBuildMember[], options: 
     }
   }
   return results;
+}
+
+async function eachAtMost<T>(limit: number, items: readonly T[], work: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) await work(items[next++]);
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
 }

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { createFleetReporter, markdownSummary } from "../../src/cli/fleet-progress";
-import { ConnectError, EXIT_CODES } from "../../src/errors";
+import { ConnectError, EXIT_CODES, EvaluateError } from "../../src/errors";
 import type { PushReport } from "../../src/fleet/push";
 import { capturedOutput } from "../harness/cli";
 
@@ -12,6 +12,7 @@ const deployed = {
 const report: PushReport = {
   dryRun: false,
   durationMs: 2500,
+  buildMs: 900,
   exitCode: EXIT_CODES.connect,
   hosts: [
     { name: "web", status: "deployed", durationMs: 2100, exitCode: 0, result: deployed },
@@ -54,7 +55,26 @@ describe("the push reporter on a pipe", () => {
       "├───────┼─────────────────────────────────────────────────────────────┼────────────┼───────────────────┼───────┤",
       "│ cache │ not created: not created — run cdktf deploy                 │            │                   │       │",
       "└───────┴─────────────────────────────────────────────────────────────┴────────────┴───────────────────┴───────┘",
-      "1 deployed, 1 up to date, 1 failed, 1 not created in 2.5 s",
+      "1 deployed, 1 up to date, 1 failed, 1 not created in 2.5 s (evaluate and build 0.9 s, hosts 1.6 s)",
+      "",
+    ].join("\n"));
+  });
+
+  it("gives the whole time with its phases, and Nix's message once for hosts that fail for one cause", () => {
+    const io = capturedOutput();
+    const stderr = "error: syntax error, unexpected '=', expecting ';'\n       at /p/nixos/common.nix:3:9\n";
+    const failing = (name: string) => ({ name, status: "failed" as const, durationMs: 0, exitCode: EXIT_CODES.evaluate,
+      error: new EvaluateError(`evaluating ${name} failed: syntax error, unexpected '=', expecting ';'`, { stderr }) });
+    createFleetReporter(io.output, ["web", "db"], { json: false }).done({ ...report, hosts: [failing("web"), failing("db")], exitCode: EXIT_CODES.evaluate },
+      { stack: "fleet", synth: "synthesized", totalMs: 9800, synthMs: 5100 });
+    expect(io.stdout()).toContain("2 failed in 9.8 s (synth 5.1 s, evaluate and build 0.9 s, hosts 1.6 s)\n");
+    expect(io.stderr()).toBe([
+      "web: evaluate failed: evaluating web failed: syntax error, unexpected '=', expecting ';'",
+      "  stderr:",
+      "    error: syntax error, unexpected '=', expecting ';'",
+      "           at /p/nixos/common.nix:3:9",
+      "db: evaluate failed: evaluating db failed: syntax error, unexpected '=', expecting ';'",
+      "  stderr: the same as web's above",
       "",
     ].join("\n"));
   });
@@ -76,6 +96,7 @@ describe("markdownSummary (--summary-file)", () => {
     const dryRun: PushReport = {
       dryRun: true,
       durationMs: 1200,
+      buildMs: 400,
       exitCode: 0,
       hosts: [
         { name: "web", status: "would-deploy", durationMs: 900, exitCode: 0, preview: {
@@ -96,7 +117,7 @@ describe("markdownSummary (--summary-file)", () => {
       "| web | would deploy | 4 | 3 paths, 2.0 MiB | hello: 2.12 → 2.12.1<br>a\\|b: ∅ → 1 |",
       "| app | up to date | 7 |  | none |",
       "",
-      "1 up to date, 1 would deploy in 1.2 s",
+      "1 up to date, 1 would deploy in 1.2 s (evaluate and build 0.4 s, hosts 0.8 s)",
       "",
     ].join("\n"));
     expect(markdownSummary(report, { stack: "fleet" }).split("\n").slice(0, 5)).toEqual([

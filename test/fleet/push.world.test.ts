@@ -244,7 +244,7 @@ app.synth();
     expect(table.stdout).toContain("tool: 1.0 → 2.0");
     expect(table.stdout).toMatch(/web2\s+│ would deploy/);
     // a CI job's summary: appended as Markdown
-    expect(readFileSync(summary, "utf8")).toMatch(/^earlier steps\n### cdktf-nixos push --dry-run: stack fleet\n\n\| host \| result \| generation \| to send \| package changes \|\n\| --- .*\n\| web2 \| would deploy \| \d+ \| \d+ paths, [\d.]+ [KM]iB \| [^\n]*tool: 1\.0 → 2\.0[^\n]* \|\n\n1 would deploy in [\d.]+ s\n$/);
+    expect(readFileSync(summary, "utf8")).toMatch(/^earlier steps\n### cdktf-nixos push --dry-run: stack fleet\n\n\| host \| result \| generation \| to send \| package changes \|\n\| --- .*\n\| web2 \| would deploy \| \d+ \| \d+ paths, [\d.]+ [KM]iB \| [^\n]*tool: 1\.0 → 2\.0[^\n]* \|\n\n1 would deploy in [\d.]+ s \(evaluate and build [\d.]+ s, hosts [\d.]+ s\)\n$/);
     writeConfig("web2", "web2 v1");
   });
 
@@ -299,7 +299,7 @@ app.synth();
     for (const name of ["app", "web2", "db"]) expect(lines).toContainEqual(expect.stringMatching(new RegExp(`^${name}\\s+up to date\\s+\\[`)));
     expect(lines).toContainEqual(expect.stringMatching(/^web1\s+deployed\s+\[█+\] generation 2 → 3, 3 paths, [\d.]+ [KM]iB, [\d.]+ s$/));
     expect(lines).toContainEqual(expect.stringMatching(/│ web1\s+│ deployed\s+│ 2 → 3\s+│ \d+ paths, [\d.]+ [KM]iB\s*│/));
-    expect(lines).toContainEqual(expect.stringMatching(/^1 deployed, 3 up to date in [\d.]+ s$/));
+    expect(lines).toContainEqual(expect.stringMatching(/^1 deployed, 3 up to date in [\d.]+ s \((synth [\d.]+ s, )?evaluate and build [\d.]+ s, hosts [\d.]+ s\)$/));
   });
 
   it("Ctrl-C mid-push: exit 130, every host's state said, the interrupted host unchanged", async () => {

@@ -61,6 +61,7 @@ export function registerPushCommand(program: Command, output: Output, dependenci
     .option("--summary-file <file>", "also append the result as a Markdown table to this file (in GitHub Actions: \"$GITHUB_STEP_SUMMARY\")");
   addProjectOptions(definition)
     .action(async (stack: string | undefined, flags: PushFlags) => {
+      const started = Date.now();
       const settings = pushSettings(flags);
       // the report is written after the hosts were deployed: a path it cannot go to must stop the push before that
       if (flags.summaryFile !== undefined) {
@@ -71,9 +72,15 @@ export function registerPushCommand(program: Command, output: Output, dependenci
       const projectDir = resolve(flags.project);
       let loaded;
       let selected;
+      let synthStarted: number | undefined;
+      let synthMs: number | undefined;
       try {
         // synthesis takes seconds: say so before it starts (the reporter and its live lines come after)
-        loaded = await loadStack(projectDir, stack, synthMode, (why) => output.stderr.write(`${why}\n`));
+        loaded = await loadStack(projectDir, stack, synthMode, (why) => {
+          synthStarted = Date.now();
+          output.stderr.write(`${why}\n`);
+        });
+        if (synthStarted !== undefined) synthMs = Date.now() - synthStarted;
         const inventory = resolveInventory(loaded.manifest, await readStackState(loaded.stackDir, (note) => output.stderr.write(`${note}\n`)));
         selected = selectHosts(inventory, flags.on);
       } catch (err) {
@@ -98,8 +105,9 @@ export function registerPushCommand(program: Command, output: Output, dependenci
       const nix = { redact: fleetRedactor(selected), onLog: reporter.nixLog, extraArgs: nixTraceArgs(flags) };
       const deps = dependencies({ ...nix, connectRetryMs: Number(flags.connectTimeout) * 1000 });
       const report = await interruptible(reporter.interrupted, () => push(plan, settings, deps, reporter.onEvent));
-      reporter.done(report, { stack: loaded.stack, synth: loaded.synth });
-      if (flags.summaryFile !== undefined) await appendFile(flags.summaryFile, markdownSummary(report, { stack: loaded.stack }));
+      const context = { stack: loaded.stack, synth: loaded.synth, totalMs: Date.now() - started, synthMs };
+      reporter.done(report, context);
+      if (flags.summaryFile !== undefined) await appendFile(flags.summaryFile, markdownSummary(report, context));
       if (report.exitCode !== 0) throw new PushFailed(report.exitCode);
     });
 }
