@@ -10,6 +10,8 @@ export const ACTIVATION_DIR = "/run/cdktf-nixos";
 export const LOCK_FILE = `${ACTIVATION_DIR}/lock`;
 /** Who holds the lock: written by the holder once it has it, read by whoever waits. */
 export const LOCK_HOLDER_FILE = `${ACTIVATION_DIR}/lock.holder`;
+/** The status of an activation that could not run because the host lacks a tool: this, then the tool's name. */
+export const MISSING_TOOL_STATUS = "missing-tool:";
 
 export interface ActivationContext {
   /** Prefix privileged commands with `sudo -n` (the login user is not root). */
@@ -91,6 +93,8 @@ export function activationScript(input: ActivationScriptInput): string {
     `export PATH="$PATH:/run/current-system/sw/bin"`,
     `mkdir -p ${ACTIVATION_DIR}`,
     `exec >${state}.log 2>&1 </dev/null`,
+    // without flock the lock below would look held by someone else: say which tool is missing instead
+    `command -v flock >/dev/null 2>&1 || { echo "flock (util-linux) is missing"; echo ${MISSING_TOOL_STATUS}flock >${state}.status; touch ${state}.done; exit 0; }`,
     `exec 9>>${LOCK_FILE}`,
     "if ! flock -n 9; then",
     `  { cat ${LOCK_HOLDER_FILE} 2>/dev/null || echo "another deployment"; } | head -n 1 >${state}.lock-wait`,

@@ -24,7 +24,7 @@ import type { StoreSource } from "../nix/store-source";
 import type { LocalSystem, SystemSource } from "../nix/system";
 import { shellQuote } from "../shell";
 import {
-  ACTIVATION_DIR, parseActivationState, planActivation, rollbackTarget, type ActivationPlan, type ActivationState,
+  ACTIVATION_DIR, MISSING_TOOL_STATUS, parseActivationState, planActivation, rollbackTarget, type ActivationPlan, type ActivationState,
 } from "./activation";
 import { isUpToDate, type Action } from "./goal";
 import type { Host, RunResult } from "./host";
@@ -638,6 +638,13 @@ async function activate(
     if (state === undefined) {
       throw new HostStateUnknownError(`${what} did not start within ${lockWaitMs / 1000} s`, {
         hint: `read ${plan.logFile} on ${name}`,
+      });
+    }
+    if (state.status?.startsWith(MISSING_TOOL_STATUS) === true) {
+      const tool = state.status.slice(MISSING_TOOL_STATUS.length);
+      throw new LockError(`${name} has no ${tool} command, which the deployment lock needs; nothing was changed`, {
+        hint: `install ${tool === "flock" ? "util-linux" : tool} on ${name} (NixOS has it in the system path)`,
+        hostState: await hostState(),
       });
     }
     if (state.status === "locked") {

@@ -291,6 +291,8 @@ function runKeyCommand(name: string, command: readonly string[], timeoutMs: numb
 const MISSING_ACCOUNT = 65;
 const SHORT_WRITE = 66;
 const NOT_A_FILE = 67;
+/** What the accounts check prints when the host has no getent. */
+const MISSING_GETENT = "missing-tool getent";
 
 /**
  * One command that says which of the keys' users and groups the host lacks, one `user NAME` / `group NAME` line each
@@ -300,6 +302,8 @@ export function missingAccountsCommand(keys: readonly Pick<LoadedKey, "user" | "
   const users = [...new Set(keys.map((k) => k.user))];
   const groups = [...new Set(keys.map((k) => k.group))];
   const script = [
+    // without getent every user would look missing: say which tool is
+    `command -v getent >/dev/null 2>&1 || { echo ${MISSING_GETENT}; exit 0; }`,
     ...users.map((u) => `getent passwd ${shellQuote(u)} >/dev/null || echo user ${shellQuote(u)}`),
     ...groups.map((g) => `getent group ${shellQuote(g)} >/dev/null || echo group ${shellQuote(g)}`),
     "true",
@@ -353,6 +357,11 @@ export async function uploadKeys(host: Host, keys: readonly LoadedKey[], options
   const checked = await host.run(check);
   if (checked.exitCode !== 0) {
     throw new KeysError(`could not check the keys' users and groups on ${host.name}`, { command: "getent passwd/group", stderr: checked.stderr, exitCode: checked.exitCode });
+  }
+  if (checked.stdout.split("\n").includes(MISSING_GETENT)) {
+    throw new KeysError(`${host.name} has no getent command, which the key upload needs to check users and groups ${options.when}; no key was written`, {
+      hint: `install getent on ${host.name} (glibc's; NixOS has it in the system path)`,
+    });
   }
   const missing = checked.stdout.split("\n").filter((l) => /^(user|group) /.test(l));
   if (missing.length > 0) {

@@ -36,6 +36,7 @@ describe("the activation script", () => {
     `export PATH="$PATH:/run/current-system/sw/bin"`,
     "mkdir -p /run/cdktf-nixos",
     "exec >/run/cdktf-nixos/abc.log 2>&1 </dev/null",
+    `command -v flock >/dev/null 2>&1 || { echo "flock (util-linux) is missing"; echo missing-tool:flock >/run/cdktf-nixos/abc.status; touch /run/cdktf-nixos/abc.done; exit 0; }`,
     "exec 9>>/run/cdktf-nixos/lock",
     "if ! flock -n 9; then",
     `  { cat /run/cdktf-nixos/lock.holder 2>/dev/null || echo "another deployment"; } | head -n 1 >/run/cdktf-nixos/abc.lock-wait`,

@@ -251,6 +251,14 @@ describe("deploy orchestration over the Host seam", () => {
     expect(host.log[2]).toContain("flock -w 1 9");
   });
 
+  it("exit 9: a host without flock is named as such, not as locked by another deployment; nothing was changed", async () => {
+    const host = healthyHost([[READ_STATE, { stdout: activationState({ started: false, status: "missing-tool:flock", done: true }) }]]);
+    const err = await failure(deploy(request, fakeDependencies(host).deps));
+    expect([err.phase, exitCodeOf(err)]).toEqual(["lock", 9]);
+    expect(err.message).toBe("root@198.51.100.7:22 has no flock command, which the deployment lock needs; nothing was changed");
+    expect(err.hint).toBe("install util-linux on root@198.51.100.7:22 (NixOS has it in the system path)");
+  });
+
   it("reports the generations the script recorded under the lock, not what another deployment made of the host since", async () => {
     const host = healthyHost([[READ_STATE, { stdout: activationState({
       started: `profile=system-7-link current=${OLD} profileSystem=${OLD}`,

@@ -203,6 +203,48 @@ describe.skipIf(missing("root", "nix", "sshd", "netns"))("cdktf-nixos deploy aga
     expect((await target.exec("test -e /run/keys/x || echo absent")).stdout).toBe("absent\n");
   });
 
+  it("never writes a key into a directory or through a symbolic link (a secret in the system's store path); a host without flock or getent is named so", async () => {
+    const secret = join(work, "db-password");
+    await writeFile(secret, "s3cret-db\n", { mode: 0o600 });
+    const base = await buildSystem({ config: webConfig({ environment: { etc: { motd: { text: "keys base" } } } }) });
+    expect((await cli(["deploy", ...sshArgs(), "--toplevel", base.toplevel])).code).toBe(0);
+    const running = (await target.exec("readlink -f /run/current-system")).stdout.trim();
+    expect(running).toBe(base.toplevel);
+    const generation = (await target.exec("readlink /nix/var/nix/profiles/system")).stdout;
+    await target.exec("mkdir -p /run/keys/adir && ln -sfn /run/current-system /run/keys/sys");
+    const next = await buildSystem({ config: webConfig({ environment: { etc: { motd: { text: "keys refused" } } } }) });
+    for (const name of ["adir", "sys"]) {
+      const refused = await cli(["deploy", ...sshArgs(), "--toplevel", next.toplevel, "--key", `${name}=${secret}`]);
+      expect(refused.code, refused.stderr).toBe(EXIT_CODES.keys);
+      expect(refused.stderr).toContain(`keys failed: /run/keys/${name} on root@${target.address}:22 is a symbolic link or a directory, not a key file: key "${name}" was not written there`);
+    }
+    expect((await target.exec(`ls -A /run/keys/adir; test -e ${running}/sys || echo not-in-store; nix-store --verify-path ${running} && echo verified`)).stdout)
+      .toBe("not-in-store\nverified\n");
+    expect((await target.exec("readlink /nix/var/nix/profiles/system")).stdout).toBe(generation);
+    await target.exec("rm -r /run/keys/adir /run/keys/sys");
+
+    // tools the host lacks (hidden in the target's own mount namespace) are named, not mistaken for a lock or users
+    await target.exec("mount --bind /dev/null /usr/bin/getent");
+    try {
+      const noGetent = await cli(["deploy", ...sshArgs(), "--toplevel", next.toplevel, "--key", `token=${secret}`]);
+      expect(noGetent.code, noGetent.stderr).toBe(EXIT_CODES.keys);
+      expect(noGetent.stderr).toContain(`keys failed: root@${target.address}:22 has no getent command, which the key upload needs to check users and groups before activation; no key was written`);
+    } finally {
+      await target.exec("umount /usr/bin/getent");
+    }
+    await target.exec("mount --bind /dev/null /usr/bin/flock");
+    try {
+      const noFlock = await cli(["deploy", ...sshArgs(), "--toplevel", next.toplevel]);
+      expect(noFlock.code, noFlock.stderr).toBe(EXIT_CODES.lock);
+      expect(noFlock.stderr).toContain(`lock failed: root@${target.address}:22 has no flock command, which the deployment lock needs; nothing was changed`);
+      expect(noFlock.stderr).not.toContain("locked by another deployment");
+    } finally {
+      await target.exec("umount /usr/bin/flock");
+    }
+    expect((await target.exec("readlink -f /run/current-system")).stdout.trim()).toBe(running);
+    expect((await target.exec("readlink /nix/var/nix/profiles/system")).stdout).toBe(generation);
+  });
+
   it("builds on the target with --build-on-target, and deploys a flake", async () => {
     const dir = join(work, "flake");
     await writeFlake(dir, { config: webConfig({ environment: { etc: { motd: { text: "flake" } } } }), name: "web" });

@@ -18,7 +18,7 @@ const key = (name: string, content: string, overrides: Partial<LoadedKey> = {}):
   content: Buffer.from(content), sha256: sha256(content), ...overrides,
 });
 
-const GETENT = /^sh -c 'getent passwd/;
+const GETENT = /^sh -c 'command -v getent/;
 const UPLOAD = /^sh -c 'set -eu\n/;
 
 describe("key commands", () => {
@@ -42,7 +42,7 @@ describe("key commands", () => {
   it("goes through sudo -n for a login user other than root, and checks accounts in one command", () => {
     expect(uploadKeyCommand({ name: "db", path: "/run/keys/db", user: "root", group: "root", permissions: "0400" }, 1, true)).toMatch(/^sudo -n -- sh -c 'set -eu\n/);
     expect(missingAccountsCommand([{ user: "postgres", group: "postgres" }, { user: "root", group: "postgres" }], false)).toBe(
-      "sh -c 'getent passwd postgres >/dev/null || echo user postgres; getent passwd root >/dev/null || echo user root; " +
+      "sh -c 'command -v getent >/dev/null 2>&1 || { echo missing-tool getent; exit 0; }; getent passwd postgres >/dev/null || echo user postgres; getent passwd root >/dev/null || echo user root; " +
         "getent group postgres >/dev/null || echo group postgres; true'",
     );
   });
@@ -205,6 +205,22 @@ describe("deploying with keys over the Host seam", () => {
     expect((err as DeployError).message).toBe("root@198.51.100.7:22 has no user nginx (for key tls) before activation; no key was written");
     expect(exitCodeOf(err)).toBe(EXIT_CODES.keys);
     expect(shape(world.host.log)).toEqual([INSPECT_COMMAND, `copy ${NEW}`, "GETENT"]);
+  });
+
+  it("exit 11: a host without getent is named as such, not as missing the key's users; nothing is written", async () => {
+    const world = fakeDependencies(healthyHost([[GETENT, { stdout: "missing-tool getent\n" }]]));
+    const err = await deploy({ ...request, keys: [key("db", "s3cret")] }, world.deps).catch((e: unknown) => e);
+    expect((err as DeployError).message).toBe("root@198.51.100.7:22 has no getent command, which the key upload needs to check users and groups before activation; no key was written");
+    expect(exitCodeOf(err)).toBe(EXIT_CODES.keys);
+    expect(shape(world.host.log)).toEqual([INSPECT_COMMAND, `copy ${NEW}`, "GETENT"]);
+  });
+
+  it("exit 11: a key path that is a directory or a symbolic link on the host is refused by the upload, not written into", async () => {
+    const world = fakeDependencies(healthyHost([[UPLOAD, { exitCode: 67, stderr: "/run/keys/db is a symbolic link or a directory\n" }]]));
+    const err = await deploy({ ...request, keys: [key("db", "s3cret")] }, world.deps).catch((e: unknown) => e);
+    expect((err as DeployError).message).toBe(`/run/keys/db on root@198.51.100.7:22 is a symbolic link or a directory, not a key file: key "db" was not written there`);
+    expect(exitCodeOf(err)).toBe(EXIT_CODES.keys);
+    expect(world.host.log.some((c) => START.test(c))).toBe(false);
   });
 
   it("exit 11 after activation: says the host runs the new system; a full disk is named", async () => {
