@@ -12,6 +12,7 @@ import { ForegroundExit } from "./foreground";
 import { PushFailed, registerPushCommand, type PushDependencyFactory } from "./commands/push";
 import { buildFleet } from "../nix/fleet-build";
 import type { Output } from "./progress";
+import { refuseRepeatedOptions } from "./repeated-options";
 import { removeStaleArgsDirs } from "./stale-args";
 import { UsageError } from "./usage-error";
 
@@ -49,7 +50,13 @@ export function buildProgram(
   registerTestCommand(program, output);
   registerAmiCommand(program, output);
   registerForgetHostKeysCommand(program, output);
-  for (const sub of program.commands) sub.exitOverride().configureOutput(program.configureOutput());
+  for (const sub of program.commands) {
+    sub.exitOverride().configureOutput(program.configureOutput());
+    sub.hook("preAction", (_command, action) => {
+      const raw = (program as unknown as { rawArgs?: string[] }).rawArgs ?? [];
+      refuseRepeatedOptions(action, raw.slice(raw.indexOf(action.name()) + 1));
+    });
+  }
   return program;
 }
 

@@ -348,7 +348,8 @@ export async function previewDeploy(local: LocalSystem, request: BuiltDeployRequ
   try {
     const before = await inspectFor(host, local, request, emit);
     const previousSystem = action === "boot" ? before.profileSystem : before.currentSystem ?? before.profileSystem;
-    const upToDate = isUpToDate(action, before, local.outPath);
+    // --reactivate activates a host that already runs the system: a dry run says it would
+    const upToDate = request.reactivate !== true && isUpToDate(action, before, local.outPath);
     const roots = copyRoots(local, request);
     const store = await deps.openStore();
     const plan = await during("inspect", `querying the store of ${host.name}`, () => host.planCopy(store, roots)).finally(() => store.close());

@@ -30,18 +30,43 @@ function cdktfCommand(projectDir: string): string {
   return existsSync(local) ? local : "cdktf";
 }
 
+/** Terminal escapes (colours, cursor movement) in what cdktf prints. */
+const ANSI = /\u001b\[[0-9;?]*[A-Za-z]|\u001b\][^\u0007]*\u0007/g;
+/** Lines that are noise around the app's error: spinner frames, stack frames, Node's crash banner. */
+const NOISE = /^\s*([\u2800-\u28ff]\s|at\s|node:internal|triggerUncaughtException|\^\s*$|[{}]\s*$|name: '|Node\.js v)/;
+
+/**
+ * What the app said when `cdktf synth` failed, alone: cdktf wraps it in spinner frames, escapes, its own log lines and
+ * the stack of the crash, each sometimes twice. Takes the app's stderr block when cdktf shows one, else every line
+ * that is not noise, without repeats.
+ */
+export function synthError(output: string): string {
+  const text = output.replace(ANSI, "").replace(/\r/g, "\n");
+  const block = /Command output on stderr:\n([\s\S]*)/.exec(text)?.[1] ?? text;
+  const seen = new Set<string>();
+  const lines = block.split("\n").filter((line) => {
+    if (NOISE.test(line) || line.trim() === "") return false;
+    if (seen.has(line.trim())) return false;
+    seen.add(line.trim());
+    return true;
+  });
+  const indent = Math.min(...lines.map((l) => /^\s*/.exec(l)![0].length));
+  const kept = lines.map((l) => l.slice(Number.isFinite(indent) ? indent : 0));
+  return (kept.length > 30 ? [...kept.slice(0, 30), `… (${kept.length - 30} more lines)`] : kept).join("\n") || "(it printed nothing)";
+}
+
 /** Runs `cdktf synth` in the project; its output comes back only when it fails. */
 function synthesize(projectDir: string): Promise<void> {
   return new Promise((resolve, reject) => {
     const command = cdktfCommand(projectDir);
     const child = spawn(command, ["synth"], { cwd: projectDir, env: { ...process.env, CHECKPOINT_DISABLE: "1" }, stdio: ["ignore", "pipe", "pipe"] });
     let output = "";
-    child.stdout.on("data", (c: Buffer) => (output = (output + c.toString()).slice(-16_384)));
-    child.stderr.on("data", (c: Buffer) => (output = (output + c.toString()).slice(-16_384)));
+    child.stdout.on("data", (c: Buffer) => (output = (output + c.toString()).slice(-65_536)));
+    child.stderr.on("data", (c: Buffer) => (output = (output + c.toString()).slice(-65_536)));
     child.on("error", (err) => reject(new ProjectError(`cannot run ${command} synth: ${err.message} (install cdktf-cli, or synthesize first and pass --no-synth)`)));
     child.on("close", (code) => {
       if (code === 0) resolve();
-      else reject(new ProjectError(`cdktf synth failed (exit ${code}):\n${output.trimEnd()}`));
+      else reject(new ProjectError(`cdktf synth failed (exit ${code}):\n${synthError(output)}\n(cdktf synth in ${projectDir} shows all it said)`));
     });
   });
 }

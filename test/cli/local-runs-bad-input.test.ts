@@ -57,6 +57,12 @@ describe("vm, test and push: bad input is refused with one clear message", () =>
     ["push --summary-file in a missing directory (checked before any host is deployed)", ["push", "--summary-file", join(dir, "nodir", "summary.md"), ...project],
       `cdktf-nixos: --summary-file ${join(dir, "nodir", "summary.md")}: the directory ${join(dir, "nodir")} does not exist: create it first (mkdir -p ${join(dir, "nodir")})`],
     ["push --summary-file that is a directory", ["push", "--summary-file", dir, ...project], `cdktf-nixos: --summary-file ${dir}: ${dir} exists and is not a file`],
+    ["push --synth with --no-synth", ["push", "--synth", "--no-synth", ...project], "cdktf-nixos: --synth and --no-synth are given together: choose one"],
+    ["push --parallel given twice", ["push", "--parallel", "4", "--parallel=8", ...project],
+      "cdktf-nixos: --parallel is given 2 times: give it once (only repeatable options may come more than once)"],
+    ["push --connect-timeout empty", ["push", "--connect-timeout", "", ...project], "cdktf-nixos: --connect-timeout '' is not a number of seconds from 0 to 604800 (a week)"],
+    ["vm --fresh given twice, before QEMU's arguments", ["vm", "web", "--fresh", "--fresh", ...project, "--", "--fresh"],
+      "cdktf-nixos: --fresh is given 2 times: give it once (only repeatable options may come more than once)"],
     ["a test --arg given twice", ["test", "--script", script, "--arg", "a=1", "--arg", "a=2", ...project], "cdktf-nixos: --arg a is given twice"],
   ])("%s", async (_what, args, message) => {
     const result = await cli(args);

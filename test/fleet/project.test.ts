@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { MANIFEST_FILE, MANIFEST_VERSION } from "../../src/deploy/manifest";
 import { synthesisRecord } from "../../src/deploy/synthesis";
-import { loadStack } from "../../src/fleet/project";
+import { loadStack, synthError } from "../../src/fleet/project";
 
 const dirs: string[] = [];
 afterEach(() => {
@@ -146,5 +146,21 @@ describe("loadStack", () => {
     const dir = project(["fleet"]);
     writeFileSync(join(dir, "cdktf.out", "stacks", "fleet", MANIFEST_FILE), '{"version": 3, "stack": "fl');
     await expect(loadStack(dir, "fleet", "never")).rejects.toThrow(new RegExp(`^${join(dir, "cdktf.out", "stacks", "fleet", MANIFEST_FILE)} cannot be read \\(.*\\): synthesize again \\(--synth\\)$`));
+  });
+});
+
+describe("synthError", () => {
+  it("shows the app's error alone: no spinner frames, escapes, stack frames or repeats", () => {
+    const output = readFileSync(join(__dirname, "fixtures", "cdktf-synth-failure.txt"), "utf8");
+    expect(synthError(output)).toBe([
+      "Error: Transform failed with 1 error:",
+      '/tmp/synth-err/main.ts:2:20: ERROR: Unexpected ";"',
+    ].join("\n"));
+  });
+
+  it("without cdktf's stderr block, keeps every line that is not noise, once", () => {
+    expect(synthError("\u001b[2K\u001b[1A\u28cb  Synthesizing\nError: evaluating the NixOS configuration of fleet/web failed: cannot run nix-instantiate\n" +
+      "Error: evaluating the NixOS configuration of fleet/web failed: cannot run nix-instantiate\n    at Object.<anonymous> (/p/main.ts:3:1)\n"))
+      .toBe("Error: evaluating the NixOS configuration of fleet/web failed: cannot run nix-instantiate");
   });
 });

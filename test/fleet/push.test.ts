@@ -215,6 +215,16 @@ describe("push", () => {
     expect(web1.copies).toBe(0);
     expect(web1.log.some((c) => /switch-to-configuration|nix-env/.test(c))).toBe(false);
     expect(report.exitCode).toBe(0);
+
+    // with --reactivate a host that runs its system would be activated again, and the dry run says so
+    const again = { ...dry, reactivate: true };
+    const upToDate = fleet({ web2: new FakeHost([
+      [INSPECT_COMMAND, { stdout: inspection({ currentSystem: NEW, profileSystem: NEW, profileGeneration: 7 }) }],
+      [/^nix-store --query --requisites /, { stdout: `${NEW}
+` }],
+    ]) });
+    const reactivated = await push(planPush([readyHost("web2")], again), again, upToDate.deps);
+    expect(reactivated.hosts.map((h) => [h.name, h.status])).toEqual([["web2", "would-deploy"]]);
   });
 });
 

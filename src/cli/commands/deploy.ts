@@ -16,6 +16,7 @@ import { parseFlakeRef, reservedModuleArgsProblem, type SystemSource } from "../
 import { redactor } from "../../redact";
 import { collect, interruptible } from "../interruptible";
 import { createReporter, type Output } from "../progress";
+import { secondsFlag } from "../seconds-flag";
 import { UsageError } from "../usage-error";
 
 interface DeployFlags {
@@ -248,15 +249,10 @@ function deployRequest(flags: DeployFlags): Omit<DeployRequest, "onEvent"> {
   if (!isPort(port)) {
     throw new UsageError(`--target-port '${flags.targetPort}' is not a port number (1-65535)`);
   }
-  for (const [flag, value] of [["--connect-timeout", flags.connectTimeout], ["--console-timeout", flags.consoleTimeout]]) {
-    if (!Number.isFinite(Number(value)) || Number(value) < 0) throw new UsageError(`${flag} '${value}' is not a number of seconds`);
-  }
-  if (!(Number.isFinite(Number(flags.activationTimeout)) && Number(flags.activationTimeout) > 0)) {
-    throw new UsageError(`--activation-timeout '${flags.activationTimeout}' is not a number of seconds above 0`);
-  }
-  if (!(Number.isInteger(Number(flags.lockTimeout)) && Number(flags.lockTimeout) >= 0)) {
-    throw new UsageError(`--lock-timeout '${flags.lockTimeout}' is not a whole number of seconds`);
-  }
+  secondsFlag("--connect-timeout", flags.connectTimeout);
+  secondsFlag("--console-timeout", flags.consoleTimeout);
+  secondsFlag("--activation-timeout", flags.activationTimeout, { above0: true });
+  secondsFlag("--lock-timeout", flags.lockTimeout, { whole: true });
   const keepGenerations = parseKeepGenerations(flags.keepGenerations);
   let jumpHost: JumpHost | undefined;
   try {
@@ -264,9 +260,7 @@ function deployRequest(flags: DeployFlags): Omit<DeployRequest, "onEvent"> {
   } catch (err) {
     throw new UsageError((err as Error).message);
   }
-  if (flags.confirmTimeout !== undefined && !(Number.isInteger(Number(flags.confirmTimeout)) && Number(flags.confirmTimeout) > 0)) {
-    throw new UsageError(`--confirm-timeout '${flags.confirmTimeout}' is not a whole number of seconds above 0`);
-  }
+  if (flags.confirmTimeout !== undefined) secondsFlag("--confirm-timeout", flags.confirmTimeout, { whole: true, above0: true });
   checkCompressMode(flags.compress);
   const badEndpoint = flags.endpoint === undefined ? undefined : endpointProblem(flags.endpoint);
   if (badEndpoint !== undefined) throw new UsageError(`--endpoint ${badEndpoint}`);

@@ -13,6 +13,7 @@ import { SelectionError, selectHosts } from "../../fleet/selection";
 import { createFleetReporter, markdownSummary } from "../fleet-progress";
 import { collect, interruptible } from "../interruptible";
 import type { Output } from "../progress";
+import { secondsFlag } from "../seconds-flag";
 import { UsageError } from "../usage-error";
 import { addProjectOptions, nixTraceArgs, synthModeOf, type ProjectFlags } from "./project-options";
 import { COMPRESS_MODES, MAX_DATA_CHANNELS, type CompressMode } from "../../nix/serve/copy-policy";
@@ -123,15 +124,9 @@ function pushSettings(flags: PushFlags): PushSettings {
   if (!/^\d+$/.test(flags.parallel) || Number(flags.parallel) < 1) {
     throw new UsageError(`--parallel '${flags.parallel}' is not a whole number of at least 1`);
   }
-  if (!Number.isFinite(Number(flags.connectTimeout)) || Number(flags.connectTimeout) < 0) {
-    throw new UsageError(`--connect-timeout '${flags.connectTimeout}' is not a number of seconds`);
-  }
-  if (!(Number.isInteger(Number(flags.lockTimeout)) && Number(flags.lockTimeout) >= 0)) {
-    throw new UsageError(`--lock-timeout '${flags.lockTimeout}' is not a whole number of seconds`);
-  }
-  if (!(Number.isFinite(Number(flags.activationTimeout)) && Number(flags.activationTimeout) > 0)) {
-    throw new UsageError(`--activation-timeout '${flags.activationTimeout}' is not a number of seconds above 0`);
-  }
+  secondsFlag("--connect-timeout", flags.connectTimeout);
+  secondsFlag("--lock-timeout", flags.lockTimeout, { whole: true });
+  secondsFlag("--activation-timeout", flags.activationTimeout, { above0: true });
   checkCompressMode(flags.compress);
   const badEndpoint = flags.endpoint === undefined ? undefined : endpointProblem(flags.endpoint);
   if (badEndpoint !== undefined) throw new UsageError(`--endpoint ${badEndpoint}`);
