@@ -2,6 +2,7 @@ import { spawn } from "node:child_process";
 import { accessSync, constants, existsSync, readFileSync, realpathSync, statSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { join, relative } from "node:path";
+import { stripVTControlCharacters } from "node:util";
 import { MANIFEST_FILE, MANIFEST_VERSION, type DeploymentManifest } from "../deploy/manifest";
 import { changedSource } from "../deploy/synthesis";
 import type { TerraformShowState } from "./inventory";
@@ -30,8 +31,6 @@ function cdktfCommand(projectDir: string): string {
   return existsSync(local) ? local : "cdktf";
 }
 
-/** Terminal escapes (colours, cursor movement) in what cdktf prints. */
-const ANSI = /\u001b\[[0-9;?]*[A-Za-z]|\u001b\][^\u0007]*\u0007/g;
 /** Lines that are noise around the app's error: spinner frames, stack frames, Node's crash banner. */
 const NOISE = /^\s*([\u2800-\u28ff]\s|at\s|node:internal|triggerUncaughtException|\^\s*$|[{}]\s*$|name: '|Node\.js v)/;
 
@@ -41,7 +40,8 @@ const NOISE = /^\s*([\u2800-\u28ff]\s|at\s|node:internal|triggerUncaughtExceptio
  * that is not noise, without repeats.
  */
 export function synthError(output: string): string {
-  const text = output.replace(ANSI, "").replace(/\r/g, "\n");
+  // cdktf's colours and cursor movement
+  const text = stripVTControlCharacters(output).replace(/\r/g, "\n");
   const block = /Command output on stderr:\n([\s\S]*)/.exec(text)?.[1] ?? text;
   const seen = new Set<string>();
   const lines = block.split("\n").filter((line) => {
