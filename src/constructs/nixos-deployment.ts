@@ -460,7 +460,8 @@ function validateDeploymentProps(path: string, props: NixosDeploymentProps): voi
   }
   if (!Token.isUnresolved(props.host)) {
     if (typeof props.host !== "string" || props.host.trim() === "") fail(`host is empty; give the instance's address (e.g. instance.publicIp)`);
-    if (/^[^:[\]]+:\d+$/.test(props.host)) fail(`host "${props.host}" includes a port; give the address alone and the port as \`port\``);
+    if (/^[^:[\]]+:\d+$/.test(props.host) || /^\[.*\]:\d+$/.test(props.host)) fail(`host "${props.host}" includes a port; give the address alone and the port as \`port\``);
+    if (/^\[.*\]$/.test(props.host)) fail(`host "${props.host}": give an IPv6 address without brackets ("${props.host.slice(1, -1)}")`);
     if (!isHostName(props.host)) fail(`host "${props.host}" is not a host name or IP address${props.host.includes("@") ? " (the user goes in `user`)" : ""}`);
   }
   const action = props.action ?? NixosAction.SWITCH;

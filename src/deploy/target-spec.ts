@@ -34,13 +34,15 @@ export interface JumpHost {
 export function parseTargetHost(value: string): { user?: string; host: string } {
   const at = value.lastIndexOf("@");
   const user = at > 0 ? value.slice(0, at) : undefined;
-  const host = at >= 0 ? value.slice(at + 1) : value;
+  const written = at >= 0 ? value.slice(at + 1) : value;
+  // an IPv6 address may come in brackets, as in ssh's root@[2001:db8::1]
+  const host = /^\[[0-9A-Fa-f:.%a-z]+\]$/.test(written) && isIP(written.slice(1, -1)) === 6 ? written.slice(1, -1) : written;
   const withPort = /^([^:]+):(\d+)$/.exec(host) ?? /^\[(.+)\]:(\d+)$/.exec(host);
   if (withPort !== null) {
     throw new Error(`--target-host '${value}' includes a port: pass --target-host ${user === undefined ? "" : `${user}@`}${withPort[1]} --target-port ${withPort[2]}`);
   }
   if (at === 0 || !isHostName(host) || (user !== undefined && !/^[A-Za-z0-9_][A-Za-z0-9_.-]*$/.test(user))) {
-    throw new Error(`--target-host '${value}' is not [user@]host (for example root@203.0.113.10)`);
+    throw new Error(`--target-host '${value}' is not [user@]host (for example root@203.0.113.10, or root@2001:db8::1 for IPv6)`);
   }
   return user === undefined ? { host } : { user, host };
 }

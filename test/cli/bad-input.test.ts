@@ -84,6 +84,8 @@ describe("deploy: bad input is refused with one clear message, before anything c
       `--region "eu-centrl-1" is not an AWS region; did you mean "eu-central-1"?`],
     ["a --region that is no region at all", [...target, "--toplevel", NEW, "--host-key-from-ec2-console", "i-0123456789abcdef0", "--region", "frankfurt"],
       `--region "frankfurt" is not an AWS region (e.g. "eu-central-1", "us-east-1")`],
+    ["a --known-hosts that is a directory", ["--target-host", "root@198.51.100.7", "--known-hosts", join(dir, "a-directory"), "--toplevel", NEW],
+      `--known-hosts: the known_hosts file ${join(dir, "a-directory")} is a directory; give the file in it (e.g. ${join(dir, "a-directory", "known_hosts")})`],
     ["an --endpoint that is no URL", [...target, "--toplevel", NEW, "--endpoint", "localhost:4566"],
       "--endpoint 'localhost:4566' is not an http(s) URL; give one such as https://ec2.eu-central-1.amazonaws.com or http://127.0.0.1:4566"],
     ["a passphrase-protected --ssh-key", [...target, "--toplevel", NEW, "--ssh-key", protectedKey],

@@ -38,7 +38,7 @@ describe("cdktf-nixos deploy: usage errors, found before any build or connection
     [[...target, "--toplevel", NEW, "-I", "nixpkgs=/x"], "-I only applies to --config; a flake pins its inputs in flake.lock"],
     [[...target, "--config", "c.nix", "-I", "nixpkgs"], "-I 'nixpkgs' is not name=path (e.g. -I nixpkgs=/path/to/nixpkgs)"],
     [["--known-hosts", "/dev/null", "--toplevel", NEW], "--target-host is required (or set CDKTF_NIXOS_TARGET_HOST), e.g. --target-host root@203.0.113.10"],
-    [["--target-host", "root@", "--toplevel", NEW], "--target-host 'root@' is not [user@]host (for example root@203.0.113.10)"],
+    [["--target-host", "root@", "--toplevel", NEW], "--target-host 'root@' is not [user@]host (for example root@203.0.113.10, or root@2001:db8::1 for IPv6)"],
     [[...target, "--toplevel", NEW, "--target-port", "70000"], "--target-port '70000' is not a port number (1-65535)"],
     [[...target, "--toplevel", NEW, "--jump-host", "admin@bastion:ssh"], "--jump-host 'admin@bastion:ssh' is not [user@]host[:port] (for example admin@bastion.example.com:22)"],
     [[...target, "--toplevel", NEW, "--confirm-timeout", "0"], "--confirm-timeout '0' is not a whole number of seconds above 0 to 604800 (a week)"],

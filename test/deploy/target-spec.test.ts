@@ -8,7 +8,12 @@ describe("parseTargetHost", () => {
   });
 
   it("refuses what is not [user@]host", () => {
-    expect(() => parseTargetHost("@host")).toThrow("--target-host '@host' is not [user@]host (for example root@203.0.113.10)");
+    expect(() => parseTargetHost("@host")).toThrow("--target-host '@host' is not [user@]host (for example root@203.0.113.10, or root@2001:db8::1 for IPv6)");
+    // IPv6 literals, bare or in brackets as ssh writes them; a port goes in --target-port
+    expect(parseTargetHost("root@2001:db8::1")).toEqual({ user: "root", host: "2001:db8::1" });
+    expect(parseTargetHost("root@[2001:db8::1]")).toEqual({ user: "root", host: "2001:db8::1" });
+    expect(() => parseTargetHost("root@[2001:db8::1]:2222")).toThrow("--target-host 'root@[2001:db8::1]:2222' includes a port: pass --target-host root@2001:db8::1 --target-port 2222");
+    expect(() => parseTargetHost("root@[not-an-address]")).toThrow("is not [user@]host");
     expect(() => parseTargetHost("root@")).toThrow("--target-host 'root@' is not [user@]host");
     expect(() => parseTargetHost("root@host/path")).toThrow("is not [user@]host");
     expect(() => parseTargetHost("root@web!")).toThrow("is not [user@]host");

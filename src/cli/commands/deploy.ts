@@ -16,6 +16,7 @@ import { parseFlakeRef, reservedModuleArgsProblem, type SystemSource } from "../
 import { redactor } from "../../redact";
 import { collect, interruptible } from "../interruptible";
 import { createReporter, type Output } from "../progress";
+import { knownHostsFileProblem } from "../../deploy/ssh/known-hosts";
 import { secondsFlag } from "../seconds-flag";
 import { UsageError } from "../usage-error";
 
@@ -249,6 +250,8 @@ function deployRequest(flags: DeployFlags): Omit<DeployRequest, "onEvent"> {
   if (!isPort(port)) {
     throw new UsageError(`--target-port '${flags.targetPort}' is not a port number (1-65535)`);
   }
+  const knownHosts = knownHostsFileProblem(flags.knownHosts);
+  if (knownHosts !== undefined) throw new UsageError(`--known-hosts: ${knownHosts}`);
   secondsFlag("--connect-timeout", flags.connectTimeout);
   secondsFlag("--console-timeout", flags.consoleTimeout);
   secondsFlag("--activation-timeout", flags.activationTimeout, { above0: true });

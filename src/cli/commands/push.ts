@@ -13,6 +13,7 @@ import { SelectionError, selectHosts } from "../../fleet/selection";
 import { createFleetReporter, markdownSummary } from "../fleet-progress";
 import { collect, interruptible } from "../interruptible";
 import type { Output } from "../progress";
+import { knownHostsFileProblem } from "../../deploy/ssh/known-hosts";
 import { secondsFlag } from "../seconds-flag";
 import { UsageError } from "../usage-error";
 import { addProjectOptions, nixTraceArgs, synthModeOf, type ProjectFlags } from "./project-options";
@@ -98,7 +99,9 @@ export function registerPushCommand(program: Command, output: Output, dependenci
       // how each host is logged in to, checked before the build (the reporter's live lines come after)
       const checker = dependencies({});
       for (const host of plan) {
-        const problem = host.ready ? await checker.checkLogin?.(host.request.target) : undefined;
+        const problem = host.ready
+          ? knownHostsFileProblem(host.request.target.knownHostsFile) ?? await checker.checkLogin?.(host.request.target)
+          : undefined;
         if (problem !== undefined) throw new UsageError(`${host.name}: ${problem}`);
       }
       const reporter = createFleetReporter(output, plan.map((h) => h.name), { json: flags.json === true, verbose: flags.verbose === true });

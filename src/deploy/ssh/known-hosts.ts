@@ -1,6 +1,7 @@
 import { createHash, createHmac, randomBytes } from "node:crypto";
 import { appendFile, mkdir, readFile, rename, writeFile } from "node:fs/promises";
-import { dirname } from "node:path";
+import { statSync } from "node:fs";
+import { dirname, join } from "node:path";
 import { lock } from "proper-lockfile";
 
 /** One key line of an OpenSSH known_hosts file (sshd(8), SSH_KNOWN_HOSTS FILE FORMAT). */
@@ -18,6 +19,20 @@ export interface KnownHostEntry {
 }
 
 const INSTANCE_COMMENT = "cdktf-nixos-instance=";
+
+/**
+ * What makes `file` unusable as a known_hosts file: a directory (it need not exist yet, the first key recorded creates
+ * it; /dev/null is ssh's "none").
+ */
+export function knownHostsFileProblem(file: string): string | undefined {
+  try {
+    const stat = statSync(file);
+    if (stat.isDirectory()) return `the known_hosts file ${file} is a directory; give the file in it (e.g. ${join(file, "known_hosts")})`;
+  } catch {
+    // not there yet
+  }
+  return undefined;
+}
 
 /** The comment that ties a known_hosts entry to the EC2 instance whose console vouched for its key. */
 export function instanceComment(instanceId: string): string {
