@@ -1,3 +1,4 @@
+import { tooDeep } from "../nix/system";
 import type { DeploymentSpec } from "../deploy/manifest";
 import { redactor, type Redact } from "../redact";
 import { isExpression, type DeploymentInput } from "./inventory";
@@ -36,17 +37,26 @@ export function parseArgAssignments(assignments: readonly string[]): Record<stri
     if (match === null) throw new LocalArgsError(`--arg '${assignment}' is not NAME=VALUE (e.g. --arg appAddress=10.0.0.5)`);
     const [, name, text] = match;
     if (name in values) throw new LocalArgsError(`--arg ${name} is given twice`);
-    values[name] = parseValue(text);
+    values[name] = parseValue(name, text);
   }
   return values;
 }
 
-function parseValue(text: string): unknown {
+/** JSON, else plain text for a string; but what looks like a JSON list or object must be one (a typo is no string). */
+function parseValue(name: string, text: string): unknown {
+  let value: unknown;
   try {
-    return JSON.parse(text) as unknown;
-  } catch {
+    value = JSON.parse(text) as unknown;
+  } catch (err) {
+    if (/^\s*[[{]/.test(text)) {
+      throw new LocalArgsError(`--arg ${name}: ${JSON.stringify(text)} looks like JSON but is not (${(err as Error).message}); ` +
+        `to give it as text, quote it as a JSON string: --arg ${name}='${JSON.stringify(text)}'`);
+    }
     return text;
   }
+  const deep = tooDeep(value);
+  if (deep !== undefined) throw new LocalArgsError(`--arg ${name}: ${deep}`);
+  return value;
 }
 
 export interface ResolveOptions {

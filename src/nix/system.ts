@@ -109,3 +109,18 @@ export function reservedModuleArgsProblem(names: readonly string[]): string | un
   return `nixosArgs ${shadowing.map((n) => `"${n}"`).join(", ")} would replace the module system's own argument${plural ? "s" : ""}; ` +
     `rename ${plural ? "them" : "it"} (e.g. appConfig)`;
 }
+
+/** How deep module arguments may nest: far beyond any configuration, well within what the expression builders recurse. */
+export const MAX_VALUE_DEPTH = 64;
+
+/** Why a JSON value nests too deeply to become a Nix expression, or undefined. Iterative: it never overflows itself. */
+export function tooDeep(value: unknown, max = MAX_VALUE_DEPTH): string | undefined {
+  const pending: Array<[unknown, number]> = [[value, 0]];
+  while (pending.length > 0) {
+    const [item, depth] = pending.pop()!;
+    if (typeof item !== "object" || item === null) continue;
+    if (depth >= max) return `a value is nested more than ${max} levels deep`;
+    for (const child of Object.values(item)) pending.push([child, depth + 1]);
+  }
+  return undefined;
+}

@@ -74,8 +74,18 @@ describe("cdktf-nixos deploy: usage errors, found before any build or connection
   it("refuses module arguments that are not a JSON object", async () => {
     process.env[DEPLOY_ENV.moduleArgsJson] = "[1]";
     const run = await cli(["deploy", ...target, "--config", "c.nix"]);
-    expect(run.stderr).toBe('cdktf-nixos: module arguments must be a JSON object, e.g. {"peers": ["10.0.0.5"]}\n');
+    expect(run.stderr).toBe('cdktf-nixos: the module arguments in $CDKTF_NIXOS_ARGS_JSON must be a JSON object, e.g. {"peers": ["10.0.0.5"]}\n');
     expect([run.code, run.calls]).toEqual([2, []]);
+  });
+
+  it("names where module arguments that are not JSON, or nest too deeply, came from", async () => {
+    process.env[DEPLOY_ENV.moduleArgsJson] = "{peers: 1}";
+    const notJson = await cli(["deploy", ...target, "--config", "c.nix"]);
+    expect(notJson.stderr).toMatch(/^cdktf-nixos: the module arguments in \$CDKTF_NIXOS_ARGS_JSON are not JSON: .*\n$/);
+    process.env[DEPLOY_ENV.moduleArgsJson] = `{"a": ${"[".repeat(5000)}${"]".repeat(5000)}}`;
+    const deep = await cli(["deploy", ...target, "--config", "c.nix"]);
+    expect(deep.stderr).toBe("cdktf-nixos: the module arguments in $CDKTF_NIXOS_ARGS_JSON: a value is nested more than 64 levels deep\n");
+    expect([deep.code, deep.calls]).toEqual([2, []]);
   });
 });
 

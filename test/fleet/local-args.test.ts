@@ -25,6 +25,14 @@ describe("parseArgAssignments (--arg name=value)", () => {
   it("refuses the same name twice", () => {
     expect(() => parseArgAssignments(["a=1", "a=2"])).toThrow("--arg a is given twice");
   });
+
+  it("refuses what looks like JSON but is not (a typo is no string), and values nested too deeply", () => {
+    // Node's own JSON message in the parentheses differs between Node versions
+    expect(() => parseArgAssignments(["dbAddress={bad json"])).toThrow(
+      /^--arg dbAddress: "\{bad json" looks like JSON but is not \(Expected property name .*\); to give it as text, quote it as a JSON string: --arg dbAddress='"\{bad json"'$/);
+    expect(parseArgAssignments(['dbAddress="{bad json"'])).toEqual({ dbAddress: "{bad json" });
+    expect(() => parseArgAssignments([`deep=${"[".repeat(100)}${"]".repeat(100)}`])).toThrow(new LocalArgsError("--arg deep: a value is nested more than 64 levels deep"));
+  });
 });
 
 describe("resolveLocalArgs", () => {

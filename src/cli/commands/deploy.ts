@@ -17,6 +17,7 @@ import { redactor } from "../../redact";
 import { collect, interruptible } from "../interruptible";
 import { createReporter, type Output } from "../progress";
 import { knownHostsFileProblem } from "../../deploy/ssh/known-hosts";
+import { tooDeep } from "../../nix/system";
 import { secondsFlag } from "../seconds-flag";
 import { UsageError } from "../usage-error";
 
@@ -367,15 +368,18 @@ async function moduleArgs(flags: DeployFlags): Promise<string | undefined> {
   // read once, then out of the environment: no child process (Nix, ssh-agent, key commands) inherits the values
   delete process.env[DEPLOY_ENV.moduleArgsJson];
   if (text === undefined || text.trim() === "") return undefined;
+  const source = flags.nixosArgsFile !== undefined ? `--nixos-args-file ${flags.nixosArgsFile}` : `$${DEPLOY_ENV.moduleArgsJson}`;
   let parsed: unknown;
   try {
     parsed = JSON.parse(text);
   } catch (err) {
-    throw new UsageError(`module arguments are not JSON: ${(err as Error).message}`);
+    throw new UsageError(`the module arguments in ${source} are not JSON: ${(err as Error).message}`);
   }
   if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) {
-    throw new UsageError("module arguments must be a JSON object, e.g. {\"peers\": [\"10.0.0.5\"]}");
+    throw new UsageError(`the module arguments in ${source} must be a JSON object, e.g. {"peers": ["10.0.0.5"]}`);
   }
+  const deep = tooDeep(parsed);
+  if (deep !== undefined) throw new UsageError(`the module arguments in ${source}: ${deep}`);
   const reserved = reservedModuleArgsProblem(Object.keys(parsed));
   if (reserved !== undefined) throw new UsageError(reserved);
   return JSON.stringify(parsed);
