@@ -406,9 +406,10 @@ class StackDeployments {
       return evaluateFleet(this.members, { extraArgs: showTrace ? ["--show-trace"] : [], redact: redactor(this.sensitive) });
     } catch (err) {
       if (!(err instanceof EvaluateError)) throw err;
+      const hint = err.hint === undefined ? "" : `\n  hint: ${err.hint}`;
       const error = new Error(showTrace
-        ? `${err.message}\n${err.stderr ?? ""}`
-        : `${err.message}\n  (Nix's full trace: CDKTF_NIXOS_SHOW_TRACE=1 cdktf synth)`);
+        ? `${err.message}${hint}\n${err.stderr ?? ""}`
+        : `${err.message}${hint}\n  (Nix's full trace: CDKTF_NIXOS_SHOW_TRACE=1 cdktf synth)`);
       if (!showTrace) error.stack = `Error: ${error.message}`;
       throw error;
     }

@@ -226,5 +226,15 @@ export function buildHint(stderr: string): string | undefined {
       "(buildOnTarget), or give Nix a remote builder or emulation for it";
   }
   if (/No space left on device/.test(stderr)) return "this machine's disk is full: free space (nix-collect-garbage) and build again";
+  if (/infinite recursion encountered/.test(stderr)) {
+    return "a value of the configuration is defined from itself (often an option set from its own config value); " +
+      "Nix's trace names the file and line: run again with --show-trace (cdktf synth: CDKTF_NIXOS_SHOW_TRACE=1)";
+  }
+  const missingEntry = /Nix search path entry '([^']+)' does not exist/.exec(stderr);
+  if (missingEntry !== null) return `the Nix search path entry ${missingEntry[1]} does not exist: fix the nixPath (or -I, NIX_PATH) that names it`;
+  const notFound = /file '([^'/]+)[^']*' was not found in the Nix search path/.exec(stderr);
+  if (notFound !== null) {
+    return `nothing named ${notFound[1]} is on the Nix search path: give it with the deployment's nixPath ({ ${notFound[1]}: "/path/to/${notFound[1]}" }), -I ${notFound[1]}=PATH, or NIX_PATH`;
+  }
   return undefined;
 }

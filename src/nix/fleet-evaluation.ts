@@ -1,3 +1,4 @@
+import { buildHint } from "./build";
 import { execFileSync } from "node:child_process";
 import { EvaluateError } from "../errors";
 import { NO_REDACTION, type Redact } from "../redact";
@@ -85,10 +86,12 @@ export function evaluateFleet(members: readonly FleetMember[], options: FleetEva
       // the member whose configuration Nix points at, or names in its message (a type error names the defining file)
       const culprits = group.filter((m) => m.configuration !== undefined && (m.configuration === file || (reason ?? "").includes(m.configuration)));
       const names = (culprits.length > 0 ? culprits : group).map((m) => m.name);
+      const notInstalled = (err as NodeJS.ErrnoException).code === "ENOENT";
       throw new EvaluateError(`evaluating the NixOS configuration of ${names.join(", ")} failed: ${reason ?? redact((err as Error).message)}` +
         (location !== undefined ? ` (at ${location})` : ""), {
         command: `${["nix-instantiate", ...args].join(" ")} < <fleet expression>`,
         stderr,
+        hint: notInstalled ? "is Nix installed and nix-instantiate on PATH?" : buildHint(stderr),
       });
     }
     for (const [name, value] of Object.entries(JSON.parse(stdout) as Record<string, EvaluatedSystem>)) results.set(name, value);

@@ -45,4 +45,15 @@ describe("build hints", () => {
       "(buildOnTarget), or give Nix a remote builder or emulation for it");
     expect(buildHint("error: builder for '/nix/store/x.drv' failed with exit code 1")).toBeUndefined();
   });
+
+  it("says what Nix's evaluation errors mean for a deployment: recursion, the search path", () => {
+    expect(buildHint("error: infinite recursion encountered\n\n       at /p/nixos/web.nix:3:3:\n")).toBe(
+      "a value of the configuration is defined from itself (often an option set from its own config value); " +
+      "Nix's trace names the file and line: run again with --show-trace (cdktf synth: CDKTF_NIXOS_SHOW_TRACE=1)");
+    expect(buildHint("warning: Nix search path entry '/nonexistent' does not exist, ignoring\n" +
+      "error: file 'nixpkgs/nixos' was not found in the Nix search path (add it using $NIX_PATH or -I)\n"))
+      .toBe("the Nix search path entry /nonexistent does not exist: fix the nixPath (or -I, NIX_PATH) that names it");
+    expect(buildHint("error: file 'nixpkgs/nixos' was not found in the Nix search path (add it using $NIX_PATH or -I)\n")).toBe(
+      'nothing named nixpkgs is on the Nix search path: give it with the deployment\'s nixPath ({ nixpkgs: "/path/to/nixpkgs" }), -I nixpkgs=PATH, or NIX_PATH');
+  });
 });
