@@ -43,7 +43,9 @@ export function buildProgram(
       writeOut: (s) => output.stdout.write(s),
       writeErr: (s) => output.stderr.write(s),
     })
-    .showHelpAfterError();
+    .showHelpAfterError()
+    // help wraps at the terminal's width, and at 100 columns on a pipe (commander would not wrap there at all)
+    .configureHelp({ helpWidth: (output.stdout as NodeJS.WriteStream).columns ?? 100 });
   registerDeployCommand(program, output, dependencies);
   registerPushCommand(program, output, pushDependencies);
   registerVmCommand(program, output);

@@ -237,6 +237,11 @@ export class NixosDeployment extends Construct {
     const args = props.nixosArgs ?? {};
     const stack = TerraformStack.of(this);
     const fleet = StackDeployments.of(stack);
+    const other = fleet.claimHost(`${props.host}:${port}`, path);
+    if (other !== undefined) {
+      Annotations.of(this).addWarning(`${path}: deploys to the same host as ${other} (${props.host}, port ${port}): ` +
+        "each apply and push would put one system on it and then the other");
+    }
     const synthArgs = withPlaceholders(args);
     const sensitiveArgs = props.sensitiveArgs ?? [];
     const evaluated = fleet.evaluation(
@@ -413,6 +418,15 @@ class StackDeployments {
       if (!showTrace) error.stack = `Error: ${error.message}`;
       throw error;
     }
+  }
+
+  private readonly hosts = new Map<string, string>();
+
+  /** Records which deployment goes to `host` (a literal or a token's text); returns the one that already does. */
+  claimHost(host: string, path: string): string | undefined {
+    const other = this.hosts.get(host);
+    if (other === undefined) this.hosts.set(host, path);
+    return other;
   }
 
   addSpec(spec: () => DeploymentSpec): void {

@@ -137,13 +137,17 @@ describe("construct props from plain JavaScript: one message naming construct an
       `t/d: sshPrivateKeyFile "${open}" is readable by others (mode 0644), and OpenSSH refuses such a key: chmod 600 ${open}`);
   });
 
-  it("warns at synth about what is fine now but not later: no security group at all, a key file not there yet", () => {
+  it("warns at synth about what is fine now but not later: no security group at all, a key file not there yet, two deployments to one host", () => {
     const s = stack();
     new NixosInstance(s, "web", { ...instance, securityGroupIds: [] });
     new NixosDeployment(s, "d", { ...deployment, keys: [{ name: "db", file: join(dir, "secrets", "db") }] });
+    new NixosDeployment(s, "d2", { ...deployment });
+    new NixosDeployment(s, "d3", { ...deployment, port: 2222 });
     const warnings = s.node.findAll().flatMap((c) => c.node.metadata).filter((m) => m.type === "@cdktf/warn").map((m) => m.data);
     expect(warnings).toContain("t/web: securityGroupIds is empty: the instance gets no security group rule at all, so nothing can reach SSH on it");
     expect(warnings).toContain(`t/d: key "db": file ${join(dir, "secrets", "db")} does not exist yet; the deployment reads it when it runs`);
+    expect(warnings).toContain("t/d2: deploys to the same host as t/d (10.0.0.5, port 22): each apply and push would put one system on it and then the other");
+    expect(warnings.filter((w) => String(w).startsWith("t/d3"))).toEqual([]);
   });
 
   it("still takes what TypeScript users write: tokens, numbers as tag values, keys with every field", () => {

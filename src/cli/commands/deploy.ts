@@ -108,7 +108,8 @@ export function addDeployOptions(command: Command): Command {
     .option("--connect-timeout <seconds>", "keep retrying an unreachable host this long (it may be booting)", "10")
     .option("--key <name=file>", "put FILE's content on the host as /run/keys/NAME (root, 0400) before activation; repeatable", collect, [])
     .option("--key-spec <json>", "a key with every setting, as NixosDeployment writes it: " +
-      '\'{"name":"db","file":"./db.pw","user":"postgres","group":"postgres","permissions":"0440","uploadAt":"after-activation"}\'; repeatable', collect, [])
+      '\'{"name":"db", "file":"./db.pw", "user":"postgres", "permissions":"0440", "uploadAt":"after-activation"}\' ' +
+      "(fields: name, file or command, destDir, user, group, permissions, uploadAt, commandTimeoutSeconds); repeatable", collect, [])
     .option("--sensitive-arg <name>", "take the value of this module argument out of every message; repeatable", collect, [])
     .option("--show-trace", "pass --show-trace to Nix: the full evaluation trace in errors")
     .option("--verbose", "print everything Nix says while it builds")

@@ -29,7 +29,7 @@ export function registerTestCommand(program: Command, output: Output): void {
     .description("a NixOS integration test (pkgs.testers.runNixOSTest) of the stack's hosts: one node per host, with its " +
       "configuration and module arguments, other hosts' addresses replaced by their node names; builds and runs it")
     .argument("[stack]", "the stack (may be left out when one stack has NixOS deployments)")
-    .requiredOption("--script <file>", "the test script (Python, nixpkgs' testScript: start_all(), web.succeed(...), ...)")
+    .requiredOption("--script <file>", "required: the test script (Python, nixpkgs' testScript: start_all(), web.succeed(...), ...)")
     .option("--on <selector>", "only these hosts as nodes: a name, a glob ('web-*') or a tag (@role=web, @web); repeatable", collect, [])
     .option("--arg <name=value>", "a module argument's value in the test (JSON, or plain text for a string); needed for Terraform values the state does not have; repeatable", collect, [])
     .addOption(new Option("--interactive", "build driverInteractive and start it: a Python prompt with the machines").conflicts("write"))
