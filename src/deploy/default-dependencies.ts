@@ -61,11 +61,14 @@ async function connectChecked(target: TargetSpec, options: DefaultDependencyOpti
   const name = knownHostsName(target.host, port);
   const knownHosts = await KnownHostsFile.load(target.knownHostsFile);
   if (knownKeyTypes(knownHosts.entries, [name]).length === 0) {
-    return SshHost.connect({
+    const host = await SshHost.connect({
       ...ssh,
       expectedFingerprints: await consoleFingerprints(ec2Console, options.consoleTimeoutMs),
       recordComment: instanceComment(ec2Console.instanceId),
     });
+    // a key recorded without a word would hide that the known_hosts file changed (after forget-host-keys, too)
+    onNotice(`${name} was not in ${target.knownHostsFile}: recorded the host key it offered, which the console of ${ec2Console.instanceId} vouches for`);
+    return host;
   }
   try {
     return await SshHost.connect(ssh);

@@ -61,6 +61,8 @@ describe.skipIf(missing("root", "nix", "sshd", "netns"))("host keys from the EC2
     expect(result.code, result.stderr).toBe(0);
     expect(execFileSync("ssh-keygen", ["-F", world.hosts[0].address, "-f", knownHosts], { encoding: "utf8" })).toContain(world.hosts[0].hostKey);
     expect(ec2.model.calls).toContain("GetConsoleOutput");
+    // the known_hosts file changed: the deploy says so
+    expect(result.stderr).toContain(`${world.hosts[0].address} was not in ${knownHosts}: recorded the host key it offered, which the console of i-0000000000000000a vouches for`);
   });
 
   it("refuses a host whose key is not the one the console shows", async () => {
