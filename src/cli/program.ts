@@ -65,7 +65,8 @@ export function buildProgram(
 const processOutput: Output = {
   stdout: process.stdout,
   stderr: process.stderr,
-  interactive: process.stderr.isTTY === true,
+  // a terminal that cannot move the cursor (TERM=dumb: Emacs shells, some CI logs) gets plain lines
+  interactive: process.stderr.isTTY === true && process.env.TERM !== "dumb",
 };
 
 export interface CliEnvironment {

@@ -1,7 +1,7 @@
 import { spawn } from "node:child_process";
 import { accessSync, constants, existsSync, readFileSync, realpathSync, statSync } from "node:fs";
 import { readFile } from "node:fs/promises";
-import { join, relative } from "node:path";
+import { join, relative, resolve as resolvePath } from "node:path";
 import { stripVTControlCharacters } from "node:util";
 import { MANIFEST_FILE, MANIFEST_VERSION, type DeploymentManifest } from "../deploy/manifest";
 import { changedSource } from "../deploy/synthesis";
@@ -195,6 +195,17 @@ export async function readStackState(stackDir: string, onNote: (note: string) =>
   }
 }
 
+/** The state file of the stack's local backend exists: it was applied from this project. */
+function localStateExists(stackDir: string): boolean {
+  try {
+    const backend = (JSON.parse(readFileSync(join(stackDir, "cdk.tf.json"), "utf8")) as { terraform?: { backend?: { local?: { path?: string } } } }).terraform?.backend;
+    const path = backend?.local?.path;
+    return path !== undefined && existsSync(resolvePath(stackDir, path));
+  } catch {
+    return false;
+  }
+}
+
 function usesLocalBackend(stackDir: string): boolean {
   try {
     const backend = (JSON.parse(readFileSync(join(stackDir, "cdk.tf.json"), "utf8")) as { terraform?: { backend?: Record<string, unknown> } }).terraform?.backend;
@@ -240,9 +251,11 @@ export function readTerraformState(stackDir: string): Promise<TerraformShowState
     child.on("close", (code) => {
       if (code !== 0) {
         const reason = stderr.split("\n").find((l) => l.trim().startsWith("Error:"))?.trim() ?? `exit ${code}`;
-        if (/Backend initialization required|Backend configuration changed/.test(stderr) && existsSync(join(stackDir, ".terraform"))) {
-          reject(new BackendMovedError(`terraform show -json in ${stackDir} failed: ${reason}. The stack was initialized for another ` +
-            `backend (a copied or moved project, or a changed backend): run terraform init in ${stackDir} (cdktf diff does it), then try again`));
+        // initialized before (for another directory), or deployed from here with .terraform gone since: the state is there
+        if (/Backend initialization required|Backend configuration changed/.test(stderr) &&
+          (existsSync(join(stackDir, ".terraform")) || localStateExists(stackDir))) {
+          reject(new BackendMovedError(`terraform show -json in ${stackDir} failed: ${reason}. The stack is not initialized for its backend here ` +
+            `(a copied or moved project, a changed backend, or .terraform removed): run terraform init in ${stackDir} (cdktf diff does it), then try again`));
           return;
         }
         const hint = tmpdirProblem() ?? "Has the stack been deployed (cdktf deploy) from here?";

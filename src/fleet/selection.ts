@@ -40,7 +40,9 @@ export function selectHosts<T extends SelectableHost>(hosts: readonly T[], selec
     if (!hosts.some((host) => matches(selector, host))) {
       const tags = [...new Set(hosts.flatMap((h) => Object.entries(h.tags).map(([k, v]) => `@${k}=${v}`)))].sort();
       throw new SelectionError(`--on '${selector}' matches no host. Hosts: ${hosts.map((h) => h.name).join(", ") || "none"}` +
-        (tags.length > 0 ? `; tags: ${tags.join(", ")}` : ""));
+        (tags.length > 0 ? `; tags: ${tags.join(", ")}` : "") +
+        (/[[\]{}]/.test(selector) ? ". A glob takes * and ? only (no [...] or {...}): give one --on per pattern" : "") +
+        (selector.includes(",") ? ". One host, glob or tag per --on: repeat --on for several" : ""));
     }
   }
   return hosts.filter((host) => selectors.some((selector) => matches(selector, host)));

@@ -230,6 +230,10 @@ export function buildHint(stderr: string): string | undefined {
     return "a value of the configuration is defined from itself (often an option set from its own config value); " +
       "Nix's trace names the file and line: run again with --show-trace (cdktf synth: CDKTF_NIXOS_SHOW_TRACE=1)";
   }
+  const argument = /Module argument `([^']+)' is not available/.exec(stderr);
+  if (argument !== null) {
+    return `the configuration takes a module argument ${argument[1]}: give it in the deployment's nixosArgs (vm and test: --arg ${argument[1]}=VALUE)`;
+  }
   const missingEntry = /Nix search path entry '([^']+)' does not exist/.exec(stderr);
   if (missingEntry !== null) return `the Nix search path entry ${missingEntry[1]} does not exist: fix the nixPath (or -I, NIX_PATH) that names it`;
   const notFound = /file '([^'/]+)[^']*' was not found in the Nix search path/.exec(stderr);

@@ -46,6 +46,11 @@ describe("build hints", () => {
     expect(buildHint("error: builder for '/nix/store/x.drv' failed with exit code 1")).toBeUndefined();
   });
 
+  it("points a module argument the configuration lacks at nixosArgs", () => {
+    expect(buildHint("error: Module argument `dbAddress' is not available: pass it in specialArgs or set _module.args.dbAddress.\n")).toBe(
+      "the configuration takes a module argument dbAddress: give it in the deployment's nixosArgs (vm and test: --arg dbAddress=VALUE)");
+  });
+
   it("says what Nix's evaluation errors mean for a deployment: recursion, the search path", () => {
     expect(buildHint("error: infinite recursion encountered\n\n       at /p/nixos/web.nix:3:3:\n")).toBe(
       "a value of the configuration is defined from itself (often an option set from its own config value); " +

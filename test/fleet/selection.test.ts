@@ -32,4 +32,11 @@ describe("selectHosts (--on)", () => {
     );
     expect(() => names(["@"])).toThrow("--on '@' is empty: give a host name, a glob or @tag");
   });
+
+  it("says what a glob takes and that lists need one --on each", () => {
+    expect(() => names(["[wd]*"])).toThrow(new SelectionError("--on '[wd]*' matches no host. Hosts: web-1, web-2, app, db/replica; " +
+      "tags: @az=b, @canary=, @role=app, @role=db, @role=web. A glob takes * and ? only (no [...] or {...}): give one --on per pattern"));
+    expect(() => names(["web-1,app"])).toThrow(new SelectionError("--on 'web-1,app' matches no host. Hosts: web-1, web-2, app, db/replica; " +
+      "tags: @az=b, @canary=, @role=app, @role=db, @role=web. One host, glob or tag per --on: repeat --on for several"));
+  });
 });
