@@ -1,10 +1,11 @@
 import { execFileSync, spawnSync } from "node:child_process";
-import { readFileSync, writeFileSync } from "node:fs";
+import { readFileSync, realpathSync, writeFileSync } from "node:fs";
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { EXIT_CODES } from "../src/cli/program";
+import { MANIFEST_VERSION } from "../src/deploy/manifest";
 import { NIXPKGS_LITE, buildSystem } from "./harness/fixture";
 import { missing } from "./harness/requirements";
 import { startTargets } from "./harness/target-hosts";
@@ -112,7 +113,11 @@ app.synth();
     expect(synthesized).toContain(`${process.execPath} ${join(dir, "node_modules", "cdktf-nixos", "lib", "cli", "bin.js")} deploy `);
     expect(synthesized).toMatch(/"drv_path": "\/nix\/store\/[a-z0-9]{32}-nixos-system-web-[^"]*\.drv"/);
     const manifest = JSON.parse(readFileSync(join(dir, "cdktf.out", "stacks", "deployment", "cdktf-nixos.manifest.json"), "utf8"));
-    expect(manifest).toMatchObject({ version: 2, stack: "deployment", deployments: [{ id: "deployment/web", host: "203.0.113.10", user: "root" }] });
+    expect(manifest).toMatchObject({ version: MANIFEST_VERSION, stack: "deployment", deployments: [{ id: "deployment/web", host: "203.0.113.10", user: "root" }] });
+    // what the app loaded from the project is its source; the installed package is not
+    expect(manifest.synthesis.projectDir).toBe(realpathSync(dir));
+    expect(Object.keys(manifest.synthesis.sources)).toContain("deployment.js");
+    expect(Object.keys(manifest.synthesis.sources).filter((f) => f.includes("node_modules"))).toEqual([]);
   });
 
   it.skipIf(missing("root", "nix", "sshd", "netns"))("deploys with the installed CLI: switches, then copies nothing, and refuses another host key", async () => {

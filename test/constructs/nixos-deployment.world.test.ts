@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, rmSync, writeFileSync, chmodSync, mkdirSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { execFileSync } from "node:child_process";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -44,9 +44,9 @@ describe.skipIf(missing("nix"))("NixosDeployment at synth: one evaluation for th
     writeFileSync(file, `{ config, pkgs, ${formals}... }: { networking.hostName = "${name}"; ${body} }\n`);
     return file;
   };
-  /** A private key file (synth checks it exists; it never reads it). */
+  /** A private key file (synth checks that it is one, without its content ever reaching the synthesized stack). */
   const opsKey = () => {
-    writeFileSync(join(dir, "ops"), "not read at synth\n", { mode: 0o600 });
+    if (!existsSync(join(dir, "ops"))) execFileSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", join(dir, "ops")]);
     return join(dir, "ops");
   };
   const calls = () => {
