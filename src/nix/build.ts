@@ -230,6 +230,11 @@ export function buildHint(stderr: string): string | undefined {
     return "a value of the configuration is defined from itself (often an option set from its own config value); " +
       "Nix's trace names the file and line: run again with --show-trace (cdktf synth: CDKTF_NIXOS_SHOW_TRACE=1)";
   }
+  const coerce = /cannot coerce (an integer|a float|a Boolean|null) to a string/.exec(stderr);
+  if (coerce !== null) {
+    return `a value used as text is ${coerce[1]}: module argument values that are JSON stay JSON (--arg port=5 is the number 5); ` +
+      "give text as a JSON string (--arg name='\"5\"', or \"5\" in nixosArgs)";
+  }
   const argument = /Module argument `([^']+)' is not available/.exec(stderr);
   if (argument !== null) {
     return `the configuration takes a module argument ${argument[1]}: give it in the deployment's nixosArgs (vm and test: --arg ${argument[1]}=VALUE)`;

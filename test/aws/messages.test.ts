@@ -46,6 +46,12 @@ describe("build hints", () => {
     expect(buildHint("error: builder for '/nix/store/x.drv' failed with exit code 1")).toBeUndefined();
   });
 
+  it("says that a number given where text is used was JSON", () => {
+    expect(buildHint("error: cannot coerce an integer to a string\n\n       at /p/web.nix:2:40:\n")).toBe(
+      "a value used as text is an integer: module argument values that are JSON stay JSON (--arg port=5 is the number 5); " +
+      "give text as a JSON string (--arg name='\"5\"', or \"5\" in nixosArgs)");
+  });
+
   it("points a module argument the configuration lacks at nixosArgs", () => {
     expect(buildHint("error: Module argument `dbAddress' is not available: pass it in specialArgs or set _module.args.dbAddress.\n")).toBe(
       "the configuration takes a module argument dbAddress: give it in the deployment's nixosArgs (vm and test: --arg dbAddress=VALUE)");

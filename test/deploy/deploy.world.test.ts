@@ -245,6 +245,18 @@ describe.skipIf(missing("root", "nix", "sshd", "netns"))("cdktf-nixos deploy aga
     expect((await target.exec("readlink /nix/var/nix/profiles/system")).stdout).toBe(generation);
   });
 
+  it("a known_hosts file with only another type of key for the host says so (not 'no matching host key format')", async () => {
+    const rsa = join(work, "other_rsa");
+    execFileSync("ssh-keygen", ["-q", "-t", "rsa", "-b", "2048", "-N", "", "-f", rsa]);
+    const knownHosts = join(work, "known_hosts_rsa_only");
+    await writeFile(knownHosts, `${target.address} ${(await readFile(`${rsa}.pub`, "utf8")).split(" ").slice(0, 2).join(" ")}\n`);
+    const result = await cli(["deploy", "--target-host", `root@${target.address}`, "--ssh-key", world.clientKeyFile, "--known-hosts", knownHosts,
+      "--toplevel", (await buildSystem({ config: webConfig() })).toplevel]);
+    expect(result.code, result.stderr).toBe(EXIT_CODES.connect);
+    expect(result.stderr).toContain(`connect failed: root@${target.address}:22 offers no host key of the type ${knownHosts} has for it (ssh-rsa)`);
+    expect(result.stderr).toContain(`ssh-keygen -R ${target.address} -f ${knownHosts}`);
+  });
+
   it("builds on the target with --build-on-target, and deploys a flake", async () => {
     const dir = join(work, "flake");
     await writeFlake(dir, { config: webConfig({ environment: { etc: { motd: { text: "flake" } } } }), name: "web" });

@@ -362,6 +362,14 @@ function connectClient(
         // a host still booting (or an sshd restarting) may accept and drop connections before it speaks SSH
         const handshake = err.message.includes("handshake");
         reject(new RetryableConnectError(`cannot reach ${describe(endpoint)}: ${err.message}`, handshake ? { hint: NOT_SSH_HINT } : undefined));
+      } else if (/no matching host key format/.test(err.message) && preferredTypes.length > 0) {
+        // we asked only for the key types known_hosts has for this host (as OpenSSH does), and it offers none of them
+        reject(new ConnectError(
+          `${describe(endpoint)} offers no host key of the type${preferredTypes.length > 1 ? "s" : ""} ${knownHosts.path} has for it ` +
+            `(${preferredTypes.join(", ")})`, {
+            hint: "it may have been rebuilt with new keys, or someone may be impersonating it. If you know it was rebuilt, remove the old " +
+              `entry (ssh-keygen -R ${names[0]} -f ${knownHosts.path}) and verify the new key out of band. Nothing was run on it.`,
+          }));
       } else {
         reject(new ConnectError(`SSH connection to ${describe(endpoint)} failed: ${err.message}`));
       }
