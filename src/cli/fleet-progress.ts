@@ -217,7 +217,7 @@ export function createFleetReporter(output: Output, hostNames: readonly string[]
         output.stdout.write(`${JSON.stringify(pushJson(report, context))}\n`);
         return;
       }
-      output.stdout.write(`${summaryTable(report)}\n`);
+      output.stdout.write(`${summaryTable(report, (output.stdout as NodeJS.WriteStream).columns)}\n`);
       for (const host of report.hosts) {
         if (host.result?.dryActivation !== undefined) output.stdout.write(`${host.name} would (dry-activate):\n${host.result.dryActivation.trimEnd()}\n`);
       }
@@ -326,15 +326,22 @@ function summaryRows(report: PushReport): { head: string[]; rows: string[][] } {
   };
 }
 
-/** The end-of-push table for the terminal. */
-export function summaryTable(report: PushReport): string {
+/**
+ * The end-of-push table for the terminal; on a terminal too narrow for it (`columns`), one line per host instead,
+ * whose words wrap where the terminal wraps them rather than inside table cells.
+ */
+export function summaryTable(report: PushReport, columns?: number): string {
   const { head, rows } = summaryRows(report);
   const table = new Table({ head, style: { head: [], border: [] } });
   table.push(...rows);
-  return table.toString();
+  const text = table.toString();
+  if (columns === undefined || Math.max(...text.split("\n").map((line) => line.length)) <= columns) return text;
+  // the result cell is one text wrapped for the table; the others list one item per line
+  return rows.map((row) => `${row[0]}: ${row.slice(1)
+    .map((cell, i) => (cell === "" ? "" : i === 0 ? cell.replace(/\n/g, " ") : `${head[i + 1]} ${cell.replace(/\n/g, "; ")}`))
+    .filter((cell) => cell !== "").join(", ")}`).join("\n");
 }
 
-/** "2 deployed, 1 up to date in 3.2 s". */
 /** What the push command knew besides the report: the stack, what it did about synthesis, and how long that took. */
 export interface PushContext {
   readonly stack: string;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { createFleetReporter, markdownSummary } from "../../src/cli/fleet-progress";
+import { createFleetReporter, markdownSummary, summaryTable } from "../../src/cli/fleet-progress";
 import { ConnectError, EXIT_CODES, EvaluateError } from "../../src/errors";
 import type { PushReport } from "../../src/fleet/push";
 import { capturedOutput } from "../harness/cli";
@@ -58,6 +58,16 @@ describe("the push reporter on a pipe", () => {
       "1 deployed, 1 up to date, 1 failed, 1 not created in 2.5 s (evaluate and build 0.9 s, hosts 1.6 s)",
       "",
     ].join("\n"));
+  });
+
+  it("on a terminal too narrow for the table, one line per host", () => {
+    expect(summaryTable(report, 40)).toBe([
+      "web: deployed, generation 4 → 5, copied 12 paths, 3.0 MiB, time 2.1 s",
+      "app: up to date, generation 7, time 0.3 s",
+      "db: failed: connect: cannot reach root@198.51.100.3:22: connect ECONNREFUSED, time 2.0 s",
+      "cache: not created: not created — run cdktf deploy",
+    ].join("\n"));
+    expect(summaryTable(report, 200)).toBe(summaryTable(report));
   });
 
   it("gives the whole time with its phases, and Nix's message once for hosts that fail for one cause", () => {
