@@ -188,31 +188,33 @@ export async function readStackState(stackDir: string, onNote: (note: string) =>
   try {
     return await readTerraformState(stackDir);
   } catch (err) {
-    if (!(err instanceof BackendMovedError) || !usesLocalBackend(stackDir)) throw err;
+    if (!(err instanceof BackendMovedError) || localBackend(stackDir) === undefined) throw err;
     onNote(`initializing the stack's local backend for this directory (terraform init -reconfigure in ${stackDir}): it was initialized for another one`);
     await terraformInit(stackDir);
     return readTerraformState(stackDir);
   }
 }
 
-/** The state file of the stack's local backend exists: it was applied from this project. */
-function localStateExists(stackDir: string): boolean {
+/**
+ * The stack's backend when it is the local one (a state file in the project): `{ path }` of its state file, or
+ * undefined for any other backend (those are the user's to initialize).
+ */
+function localBackend(stackDir: string): { readonly statePath?: string } | undefined {
   try {
-    const backend = (JSON.parse(readFileSync(join(stackDir, "cdk.tf.json"), "utf8")) as { terraform?: { backend?: { local?: { path?: string } } } }).terraform?.backend;
-    const path = backend?.local?.path;
-    return path !== undefined && existsSync(resolvePath(stackDir, path));
+    const backend = (JSON.parse(readFileSync(join(stackDir, "cdk.tf.json"), "utf8")) as { terraform?: { backend?: Record<string, { path?: string }> } }).terraform?.backend;
+    if (backend === undefined) return {};
+    if (!Object.keys(backend).every((name) => name === "local")) return undefined;
+    const path = backend.local?.path;
+    return { statePath: path === undefined ? undefined : resolvePath(stackDir, path) };
   } catch {
-    return false;
+    return undefined;
   }
 }
 
-function usesLocalBackend(stackDir: string): boolean {
-  try {
-    const backend = (JSON.parse(readFileSync(join(stackDir, "cdk.tf.json"), "utf8")) as { terraform?: { backend?: Record<string, unknown> } }).terraform?.backend;
-    return backend === undefined || Object.keys(backend).every((name) => name === "local");
-  } catch {
-    return false;
-  }
+/** The state file of the stack's local backend exists: it was applied from this project. */
+function localStateExists(stackDir: string): boolean {
+  const statePath = localBackend(stackDir)?.statePath;
+  return statePath !== undefined && existsSync(statePath);
 }
 
 function terraformInit(stackDir: string): Promise<void> {
