@@ -62,11 +62,15 @@ export function buildProgram(
   return program;
 }
 
+/** Live lines that redraw need a terminal that can move the cursor (not TERM=dumb: Emacs shells, some CI logs). */
+export function isInteractive(stderrIsTerminal: boolean, env: NodeJS.ProcessEnv = process.env): boolean {
+  return stderrIsTerminal && env.TERM !== "dumb";
+}
+
 const processOutput: Output = {
   stdout: process.stdout,
   stderr: process.stderr,
-  // a terminal that cannot move the cursor (TERM=dumb: Emacs shells, some CI logs) gets plain lines
-  interactive: process.stderr.isTTY === true && process.env.TERM !== "dumb",
+  interactive: isInteractive(process.stderr.isTTY === true),
 };
 
 export interface CliEnvironment {

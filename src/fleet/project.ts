@@ -274,8 +274,8 @@ export function readTerraformState(stackDir: string): Promise<TerraformShowState
 }
 
 /** TMPDIR that names no writable directory: terraform then fails with messages that do not say so. */
-function tmpdirProblem(): string | undefined {
-  const dir = process.env.TMPDIR;
+export function tmpdirProblem(env: NodeJS.ProcessEnv = process.env): string | undefined {
+  const dir = env.TMPDIR;
   if (dir === undefined || dir === "") return undefined;
   try {
     accessSync(dir, constants.W_OK);

@@ -95,6 +95,13 @@ app.synth();
     expect(pushed.code, pushed.stderr).toBe(0);
     expect(await motd("db")).toBe("db from the copy\n");
 
+    // deployed from here, its .terraform removed since (P20): initialized again, the state read as before
+    rmSync(join(copy, "cdktf.out", "stacks", "fleet", ".terraform"), { recursive: true, force: true });
+    const reinitialized = await push(copy, "--dry-run", "--json");
+    expect(reinitialized.code, reinitialized.stderr).toBe(0);
+    expect(reinitialized.stderr).toContain("initializing the stack's local backend for this directory");
+    expect(statuses(reinitialized)).toEqual({ db: "up-to-date", app: "up-to-date", web: "up-to-date" });
+
     // the original was never re-synthesized or re-initialized: it judges db by its own configuration
     const fromOriginal = await push(original, "--dry-run", "--json");
     expect(fromOriginal.code, fromOriginal.stderr).toBe(0);

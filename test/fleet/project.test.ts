@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { MANIFEST_FILE, MANIFEST_VERSION } from "../../src/deploy/manifest";
 import { synthesisRecord } from "../../src/deploy/synthesis";
-import { loadStack, synthError } from "../../src/fleet/project";
+import { loadStack, synthError, tmpdirProblem } from "../../src/fleet/project";
 
 const dirs: string[] = [];
 afterEach(() => {
@@ -162,5 +162,17 @@ describe("synthError", () => {
     expect(synthError("\u001b[2K\u001b[1A\u28cb  Synthesizing\nError: evaluating the NixOS configuration of fleet/web failed: cannot run nix-instantiate\n" +
       "Error: evaluating the NixOS configuration of fleet/web failed: cannot run nix-instantiate\n    at Object.<anonymous> (/p/main.ts:3:1)\n"))
       .toBe("Error: evaluating the NixOS configuration of fleet/web failed: cannot run nix-instantiate");
+  });
+});
+
+describe("tmpdirProblem", () => {
+  it("names a TMPDIR that is no writable directory, which terraform's own errors never do", () => {
+    const dir = mkdtempSync(join(tmpdir(), "tmpdir-"));
+    dirs.push(dir);
+    writeFileSync(join(dir, "a-file"), "");
+    expect(tmpdirProblem({ TMPDIR: join(dir, "a-file") })).toBe(`TMPDIR is ${join(dir, "a-file")}, which is not a writable directory: unset it or point it at one`);
+    expect(tmpdirProblem({ TMPDIR: join(dir, "missing") })).toBe(`TMPDIR is ${join(dir, "missing")}, which is not a writable directory: unset it or point it at one`);
+    expect(tmpdirProblem({ TMPDIR: dir })).toBeUndefined();
+    expect(tmpdirProblem({})).toBeUndefined();
   });
 });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { main } from "../../src/cli/program";
+import { isInteractive, main } from "../../src/cli/program";
 import { capturedOutput } from "../harness/cli";
 
 describe("help on a pipe", () => {
@@ -16,5 +16,13 @@ describe("help on a pipe", () => {
     const io = capturedOutput();
     await main(["node", "cdktf-nixos", "test", "--help"], { output: io.output });
     expect(io.stdout()).toMatch(/--script <file> +required: the test script/);
+  });
+});
+
+describe("live lines", () => {
+  it("only on a terminal that can move the cursor", () => {
+    expect(isInteractive(true, { TERM: "xterm-256color" })).toBe(true);
+    expect(isInteractive(true, { TERM: "dumb" })).toBe(false);
+    expect(isInteractive(false, { TERM: "xterm-256color" })).toBe(false);
   });
 });
