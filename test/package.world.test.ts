@@ -87,6 +87,21 @@ console.log(typeof deploy, typeof planActivation, EXIT_CODES.rollback, request.t
     expect(execFileSync("node", ["engine.js"], { cwd: dir, env: env(), encoding: "utf8" })).toBe("function function 8 203.0.113.10\n");
   });
 
+  it("refuses props of the wrong type from plain JavaScript, naming construct and prop", async () => {
+    await writeFile(join(dir, "plain.js"), `const { App, TerraformStack } = require("cdktf");
+const { NixosInstance, NixosKeyPair } = require("cdktf-nixos");
+const stack = new TerraformStack(new App(), "plain");
+try {
+  new NixosInstance(stack, "web", { keyPair: NixosKeyPair.fromKeyPairName("ops"), tags: "web", rootVolumeSize: "50" });
+  console.log("accepted");
+} catch (err) {
+  console.log(err.message);
+}
+`);
+    expect(execFileSync("node", ["plain.js"], { cwd: dir, env: env(), encoding: "utf8" })).toBe(
+      'plain/web (NixosInstance): rootVolumeSize must be a number, got the string "50"; tags must be a map (an object of names to values), got the string "web"\n');
+  });
+
   it("typechecks, synthesizes and validates the README snippet", async () => {
     execFileSync("npx", ["tsc", "--strict", "--module", "commonjs", "--target", "es2022", "--esModuleInterop", "--skipLibCheck", "main.ts"], { cwd: dir, env: env(), stdio: "inherit" });
     execFileSync("node", ["main.js"], { cwd: dir, env: env(), stdio: "inherit" });
