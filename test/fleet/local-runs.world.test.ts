@@ -71,7 +71,7 @@ describe.skipIf(missing("root", "nix", "sshd", "netns", "terraform", "python3"))
     writeFileSync(join(work, "main.ts"), `import { App } from ${JSON.stringify(join(ROOT, "node_modules", "cdktf"))};
 import { ThreeHostsStack } from ${JSON.stringify(join(__dirname, "three-hosts-stack"))};
 const app = new App();
-new ThreeHostsStack(app, "fleet", { nixosDir: ${JSON.stringify(join(work, "nixos"))}, nixpkgs: ${JSON.stringify(NIXPKGS_LITE)}, addresses: ${JSON.stringify(addresses)}, sshPrivateKeyFile: ${JSON.stringify(world.clientKeyFile)}, knownHostsFile: ${JSON.stringify(world.knownHostsFile)} });
+new ThreeHostsStack(app, "fleet", { nixosDir: ${JSON.stringify(join(work, "nixos"))}, nixpkgs: ${JSON.stringify(NIXPKGS_LITE)}, addresses: ${JSON.stringify(addresses)}, sshPrivateKeyFile: ${JSON.stringify(world.clientKeyFile)}, knownHostsFile: ${JSON.stringify(world.knownHostsFile)}, dbKeys: [{ name: "db-password", command: ["printf", "not-for-tests"] }] });
 app.synth();
 `);
     const synth = await run(join(ROOT, "node_modules", ".bin", "cdktf"), ["synth"], { cwd: work, env: { ...process.env, CHECKPOINT_DISABLE: "1" } as Record<string, string>, check: false });
@@ -192,6 +192,8 @@ app.synth();
       expect(result.code, result.stderr).toBe(0);
       expect(result.stderr).toContain("node web: host web (module arguments: upstream from test network, greeting from state)");
       expect(result.stderr).toContain("node app: host app (module arguments: dbAddress from test network, greeting from state)");
+      expect(result.stderr).toContain("node db: gets none of its host's keys (db-password); the test script writes test values if it needs them");
+      expect(readFileSync(file, "utf8")).not.toContain("not-for-tests");
       const text = readFileSync(file, "utf8");
       expect(text).toContain("imports = [ ./nixos/web.nix ];");
       expect(text).toContain("testScript = builtins.readFile ./test.py;");

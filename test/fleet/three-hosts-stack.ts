@@ -1,7 +1,7 @@
 import { DataResource, TerraformStack, TerraformVariable } from "cdktf";
 import { Construct } from "constructs";
 import { join } from "node:path";
-import { NixosDeployment } from "../../src";
+import { NixosDeployment, type NixosKey } from "../../src";
 
 export type ThreeHosts = "web" | "app" | "db";
 
@@ -18,13 +18,15 @@ export class ThreeHostsStack extends TerraformStack {
     addresses: Record<ThreeHosts, string>;
     sshPrivateKeyFile: string;
     knownHostsFile: string;
+    /** Keys of db (none by default). */
+    dbKeys?: NixosKey[];
   }) {
     super(scope, id);
     const greeting = new TerraformVariable(this, "greeting", { type: "string", default: "hello" });
     const address = (name: ThreeHosts) => new DataResource(this, `${name}-address`, { input: { address: props.addresses[name] } }).getStringAttribute("output.address");
     const [web, app, db] = (["web", "app", "db"] as const).map(address);
     const common = { nixPath: { nixpkgs: props.nixpkgs }, sshPrivateKeyFile: props.sshPrivateKeyFile, knownHostsFile: props.knownHostsFile };
-    new NixosDeployment(this, "db", { ...common, host: db, configuration: join(props.nixosDir, "db.nix"), tags: { role: "db" } });
+    new NixosDeployment(this, "db", { ...common, host: db, configuration: join(props.nixosDir, "db.nix"), tags: { role: "db" }, keys: props.dbKeys });
     new NixosDeployment(this, "app", { ...common, host: app, configuration: join(props.nixosDir, "app.nix"), tags: { role: "app" }, nixosArgs: { dbAddress: db, greeting: greeting.stringValue } });
     new NixosDeployment(this, "web", { ...common, host: web, configuration: join(props.nixosDir, "web.nix"), tags: { role: "web" }, nixosArgs: { upstream: `http://${app}:8080`, greeting: greeting.stringValue } });
   }

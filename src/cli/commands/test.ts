@@ -61,12 +61,14 @@ export function registerTestCommand(program: Command, output: Output): void {
       }
       const synthMode = synthModeOf(flags);
       let plan;
+      let keysOf = new Map<string, readonly string[]>();
       try {
         const overrides = parseArgAssignments(flags.arg);
         // the script and the written test are this command's own files, not the app's sources
         const own = [testScript, ...(flags.write === undefined ? [] : [resolve(flags.write)])];
         const local = await loadLocalHosts(resolve(flags.project), stack, synthMode, (why) => output.stderr.write(`${why}\n`), own);
         const hosts = selectHosts(local.hosts, flags.on);
+        keysOf = new Map(hosts.map((h) => [h.name, h.spec.keys.map((k) => k.name)]));
         plan = planNixosTest(hosts, overrides, { stack: local.loaded.stack, testScript, stateProblem: local.stateProblem, forFile: flags.write !== undefined });
       } catch (err) {
         if (err instanceof ProjectError || err instanceof SelectionError || err instanceof LocalArgsError || err instanceof NixosTestError) {
@@ -77,6 +79,9 @@ export function registerTestCommand(program: Command, output: Output): void {
       for (const node of plan.test.nodes) {
         const origins = Object.entries(plan.origins[node.name]).map(([name, origin]) => `${name} from ${origin}`);
         output.stderr.write(`node ${node.name}: host ${node.hostName}${origins.length > 0 ? ` (module arguments: ${origins.join(", ")})` : ""}\n`);
+        // secrets never go into a test: a script that needs one writes a test value itself
+        const keys = keysOf.get(node.hostName) ?? [];
+        if (keys.length > 0) output.stderr.write(`node ${node.name}: gets none of its host's keys (${keys.join(", ")}); the test script writes test values if it needs them\n`);
       }
       if (flags.write !== undefined) {
         const file = resolve(flags.write);
