@@ -167,14 +167,24 @@ describe.skipIf(missing("root", "nix", "sshd", "netns"))("deployments under faul
     await writeFile(knownHosts, `[127.0.0.1]:${proxy.port} ${target.hostKey}\n`);
     const far = ["--target-host", "root@127.0.0.1", "--target-port", String(proxy.port), "--ssh-key", world.clientKeyFile, "--known-hosts", knownHosts];
     try {
+      // how long a whole copy of such a closure takes here and now (about 2.5 s through the proxy on a quiet machine,
+      // longer on a loaded one): the kills are spread over that, one in each sixth, so some land before any path is
+      // registered and some after several however fast the machine is
+      const measured = await buildSystem({ config: config("spooled copy timed", { payload: { paths: 60, sizeKiB: 1024, seed: "spool-kill-timed" } }) });
+      const timed = startCdktfNixos(["deploy", ...far, "--toplevel", measured.toplevel]);
+      await timed.waitForStderr(/^copy$/m);
+      const copyStarted = Date.now();
+      await timed.waitForStderr(/^copied /m);
+      const copyMs = Date.now() - copyStarted;
+      expect((await timed.result).code).toBe(0);
       const validWhenKilled: number[] = [];
       for (let round = 1; round <= 6; round++) {
-        // a closure of its own each round: every kill lands in a whole copy (60 MiB, about 2.5 s through the proxy)
+        // a closure of its own each round: every kill lands in a whole copy (60 MiB)
         const system = await buildSystem({ config: config(`spooled copy ${round}`, { payload: { paths: 60, sizeKiB: 1024, seed: `spool-kill-${round}` } }) });
         const closure = await closureOf(system.toplevel);
         const run = startCdktfNixos(["deploy", ...far, "--toplevel", system.toplevel]);
         await run.waitForStderr(/^copy$/m);
-        await sleep(randomMs(2200));
+        await sleep(Math.floor(((round - 1) + Math.random()) / 6 * copyMs));
         run.child.kill("SIGKILL");
         await run.result;
         const invalid = (await target.exec(`nix-store --check-validity --print-invalid ${closure.join(" ")}`)).stdout.split("\n").filter(Boolean);
