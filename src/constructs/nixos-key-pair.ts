@@ -1,10 +1,10 @@
 import { execFileSync } from "node:child_process";
-import { closeSync, constants, existsSync, fstatSync, mkdirSync, openSync, readSync, statSync } from "node:fs";
-import { homedir } from "node:os";
-import { dirname, resolve } from "node:path";
+import { existsSync, mkdirSync, statSync } from "node:fs";
+import { dirname } from "node:path";
 import { KeyPair } from "@cdktf/provider-aws/lib/key-pair";
 import { Construct } from "constructs";
-import { privateKeyFileProblem } from "../deploy/private-key-file";
+import { keyFilePath } from "../deploy/keys";
+import { privateKeyFileProblem, readSmallFileSync } from "../deploy/private-key-file";
 import { checkProps, describeValue, generateKeyPairProps, keyPairProps } from "./prop-types";
 
 /** An EC2 key pair the instance's root account accepts. */
@@ -49,8 +49,8 @@ export class NixosKeyPair extends Construct implements IKeyPair {
     const where = `${childPath(scope, id)} (NixosKeyPair.fromPublicKeyFile)`;
     if (typeof path !== "string" || path === "") throw new Error(`${where}: path must be the public key file (e.g. "~/.ssh/id_ed25519.pub"), got ${describeValue(path)}`);
     checkProps(where, keyPairProps, props ?? {});
-    const file = expandHome(path);
-    const text = readBounded(file, (why) => new Error(`${where}: cannot read public key file "${path}": ${why}`));
+    const file = keyFilePath(path);
+    const text = readPublicKeyFile(file, (why) => new Error(`${where}: cannot read public key file "${path}": ${why}`));
     return new NixosKeyPair(scope, id, text, undefined, props ?? {});
   }
 
@@ -69,7 +69,7 @@ export class NixosKeyPair extends Construct implements IKeyPair {
     const where = childPath(scope, id);
     if (props === undefined || props === null) throw new Error(`${where} (NixosKeyPair.generate): props are required: privateKeyFile`);
     checkProps(`${where} (NixosKeyPair.generate)`, generateKeyPairProps, props);
-    const file = expandHome(props.privateKeyFile);
+    const file = keyFilePath(props.privateKeyFile);
     const kernel = ["/proc", "/sys", "/dev"].find((root) => file === root || file.startsWith(`${root}/`));
     if (kernel !== undefined) throw new Error(`${where}: privateKeyFile ${file} is in ${kernel}, where no file can be created; choose a privateKeyFile in a directory you can write`);
     if (!existsSync(file)) {
@@ -90,7 +90,7 @@ export class NixosKeyPair extends Construct implements IKeyPair {
     const publicFile = `${file}.pub`;
     let publicKey: string;
     if (existsSync(publicFile)) {
-      publicKey = readBounded(publicFile, (why) => new Error(`${where}: cannot read ${publicFile}: ${why}`));
+      publicKey = readPublicKeyFile(publicFile, (why) => new Error(`${where}: cannot read ${publicFile}: ${why}`));
     } else {
       try {
         publicKey = execFileSync("ssh-keygen", ["-y", "-f", file], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"], timeout: 30_000 });
@@ -129,10 +129,6 @@ export class NixosKeyPair extends Construct implements IKeyPair {
   }
 }
 
-function expandHome(path: string): string {
-  return resolve(path.startsWith("~/") ? `${homedir()}${path.slice(1)}` : path);
-}
-
 function childPath(scope: Construct, id: string): string {
   return `${scope?.node?.path ? `${scope.node.path}/` : ""}${id}`;
 }
@@ -154,21 +150,19 @@ function makeDirectories(dir: string, error: (why: string) => Error): void {
   }
 }
 
-/** A small text file (a public key), refused when it is not a regular file or larger than any key. */
-function readBounded(file: string, error: (why: string) => Error): string {
-  let fd: number;
-  try {
-    fd = openSync(file, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY);
-  } catch (err) {
-    throw error((err as Error).message);
-  }
-  try {
-    const stat = fstatSync(fd);
-    if (!stat.isFile()) throw error(stat.isDirectory() ? "it is a directory" : "it is not a regular file");
-    if (stat.size > 64 * 1024) throw error(`it is ${Math.round(stat.size / 1024)} KiB, too large for a public key`);
-    const buffer = Buffer.alloc(stat.size);
-    return buffer.subarray(0, readSync(fd, buffer, 0, stat.size, 0)).toString("utf8");
-  } finally {
-    closeSync(fd);
+/** A public key file's text, refused when it is not a small regular file. */
+function readPublicKeyFile(file: string, error: (why: string) => Error): string {
+  const read = readSmallFileSync(file);
+  switch (read.kind) {
+    case "read":
+      return read.bytes.toString("utf8");
+    case "unopened":
+      throw error(read.message);
+    case "directory":
+      throw error("it is a directory");
+    case "not-a-file":
+      throw error("it is not a regular file");
+    case "too-large":
+      throw error(`it is ${Math.round(read.size / 1024)} KiB, too large for a public key`);
   }
 }

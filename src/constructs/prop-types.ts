@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { MAX_VALUE_DEPTH } from "../nix/system";
 
 /**
  * Run-time checks of construct props. TypeScript checks them at compile time, but plain JavaScript and the jsii
@@ -173,7 +174,7 @@ export function checkProps(where: string, schema: z.ZodType, props: unknown, pre
  * drops functions), or undefined. Tokens are strings and numbers, and pass.
  */
 export function jsonValueProblem(value: unknown, path: string, depth = 0): string | undefined {
-  if (depth > 64) return `${path} is nested more than 64 levels deep`;
+  if (depth > MAX_VALUE_DEPTH) return `${path} is nested more than ${MAX_VALUE_DEPTH} levels deep`;
   if (value === null || value === undefined || typeof value === "string" || typeof value === "boolean") return undefined;
   if (typeof value === "number") return Number.isFinite(value) ? undefined : `${path} is ${String(value)}, which JSON cannot carry (it would become null)`;
   if (Array.isArray(value)) {

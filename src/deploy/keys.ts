@@ -192,7 +192,10 @@ export async function loadKeys(specs: readonly KeySpec[], cache = new Map<string
   }));
 }
 
-/** A key file's path as it is read: `~/` is the home directory, a relative path is from the current directory. */
+/**
+ * A key file's path as it is read (a key's source, an SSH key pair's file): `~/` is the home directory, a relative
+ * path is from the current directory.
+ */
 export function keyFilePath(file: string): string {
   return resolve(file.startsWith("~/") ? `${homedir()}${file.slice(1)}` : file);
 }
