@@ -85,7 +85,13 @@ async function readManifest(file: string): Promise<DeploymentManifest> {
 }
 
 /** Why the synthesis in `output` is not that of this project's sources, or undefined when it is. */
-export async function staleSynthesis(projectDir: string, output: string, notSources: ReadonlySet<string>): Promise<Staleness | undefined> {
+export async function staleSynthesis(
+  projectDir: string,
+  output: string,
+  notSources: ReadonlySet<string>,
+  /** Compare the sources' content too (not right after a synth, which has just recorded it). */
+  contents = true,
+): Promise<Staleness | undefined> {
   const shown = relative(projectDir, output);
   if (!existsSync(join(output, "manifest.json"))) return { kind: "missing", why: `${shown} was missing` };
   const stacks = await synthesizedStacks(output);
@@ -99,7 +105,7 @@ export async function staleSynthesis(projectDir: string, output: string, notSour
   if (manifest.synthesis.projectDir !== here) {
     return { kind: "elsewhere", why: `${shown} was synthesized for ${manifest.synthesis.projectDir}, not for this directory ${here} (a copied or moved project)` };
   }
-  const changed = changedSource(manifest.synthesis, notSources);
+  const changed = contents ? changedSource(manifest.synthesis, notSources) : undefined;
   return changed === undefined ? undefined : { kind: "changed", why: `${changed} changed since the last synth` };
 }
 
@@ -144,7 +150,7 @@ export async function loadStack(
     synth = mode === "always" ? "synthesized (--synth)" : `synthesized: ${stale!.why}`;
     onSynthesizing(synth.replace(/^synthesized/, "synthesizing (cdktf synth)"));
     await runSynth(projectDir);
-    const after = await staleSynthesis(projectDir, output, ignored);
+    const after = await staleSynthesis(projectDir, output, ignored, false);
     if (after?.kind === "elsewhere" || after?.kind === "version" || after?.kind === "missing") {
       throw new ProjectError(`cdktf synth in ${projectDir} ran, but ${after.why}: check the app's output directory (cdktf.json "output")`);
     }

@@ -35,7 +35,7 @@ export function registerTestCommand(program: Command, output: Output): void {
     .addOption(new Option("--interactive", "build driverInteractive and start it: a Python prompt with the machines").conflicts("write"))
     .option("--write <file>", "only write the test's Nix expression to this file (to keep in the repository), build nothing; " +
       "an existing file is replaced only when an earlier --write wrote it")
-    .addOption(new Option("--force", "with --write: replace the file even when test --write did not write it").implies({}))
+    .addOption(new Option("--force", "with --write: replace the file even when test --write did not write it"))
     .addOption(new Option("--keep-vm-state", "keep the machines' disks after the test (the driver's --keep-vm-state)").conflicts("write"));
   addProjectOptions(definition)
     .action(async (stack: string | undefined, flags: TestFlags) => {
