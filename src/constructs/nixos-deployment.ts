@@ -79,6 +79,12 @@ export interface NixosKey {
    * @default 60
    */
   readonly commandTimeoutSeconds?: number;
+  /**
+   * Replace a file at the key's path on the host that no key upload wrote (the host's own file, or a key changed on
+   * the host since it was uploaded).
+   * @default false - such a file is left alone and the deployment stops, naming it
+   */
+  readonly replaceExisting?: boolean;
 }
 
 /** How a deployment finds its system and reaches its host; shared by NixosDeployment and NixosInstance's `nixos`. */

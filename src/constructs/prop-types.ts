@@ -27,6 +27,7 @@ const nixosKey = z.strictObject({
   permissions: z.union([z.string(), z.number()]).optional(),
   uploadAt: z.string().optional(),
   commandTimeoutSeconds: z.number().optional(),
+  replaceExisting: z.boolean().optional(),
 });
 
 export const deploymentOptionsShape = {

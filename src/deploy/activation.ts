@@ -1,6 +1,7 @@
 import { shellQuote } from "../shell";
 import { mayConfirm, mayPruneGenerations, mayRollBack, setsProfile, upToDateRequires, type Action } from "./goal";
 import { SYSTEM_PROFILE, parseInspection, type TargetSystem } from "./inspection";
+import { SAFE_DIR_FUNCTION } from "./safe-dir";
 
 /**
  * Where activations keep their state on the target: /run, so a reboot forgets it (and releases the lock with it).
@@ -12,6 +13,15 @@ export const LOCK_FILE = `${ACTIVATION_DIR}/lock`;
 export const LOCK_HOLDER_FILE = `${ACTIVATION_DIR}/lock.holder`;
 /** The status of an activation that could not run because the host lacks a tool: this, then the tool's name. */
 export const MISSING_TOOL_STATUS = "missing-tool:";
+/**
+ * The exit code of the start command when ACTIVATION_DIR is not root's own (another user could point its lock,
+ * holder or status files at any file root writes): nothing was started.
+ */
+export const UNSAFE_STATE_DIR_EXIT = 70;
+/** What a state file may hold: the first this many bytes of its first line are read. */
+const STATE_LINE_BYTES = 4096;
+/** The activation's log is read as its last this many bytes (a service printing without end cannot fill memory). */
+export const LOG_TAIL_BYTES = 64 * 1024;
 
 export interface ActivationContext {
   /** Prefix privileged commands with `sudo -n` (the login user is not root). */
@@ -167,7 +177,13 @@ export function startActivationCommand(id: string, script: string, context: Acti
     ? ["systemd-run", `--unit=cdktf-nixos-activation-${id}`, "--description=cdktf-nixos activation", "--collect",
       "--no-ask-password", "--quiet", "--service-type=exec", "-E", "LOCALE_ARCHIVE", "--"]
     : ["setsid", "-f"];
-  return `${privileged(context, [...runner, "sh", "-c", script])} </dev/null >/dev/null`;
+  // Before anything starts: the state directory is root's own, or nothing is written into it (see safe-dir.ts).
+  const guarded = [
+    SAFE_DIR_FUNCTION,
+    `safe_dir ${ACTIVATION_DIR} 0755 || exit ${UNSAFE_STATE_DIR_EXIT}`,
+    `exec ${[...runner, "sh", "-c", script].map(shellQuote).join(" ")}`,
+  ].join("\n");
+  return `${privileged(context, ["sh", "-c", guarded])} </dev/null >/dev/null`;
 }
 
 export type RecordedState = Pick<TargetSystem, "currentSystem" | "profileGeneration" | "profileSystem">;
@@ -199,6 +215,8 @@ export interface ActivationState {
   readonly decided: boolean;
   /** The script finished and released the lock. */
   readonly done: boolean;
+  /** State files whose content no activation writes (left out above): the host's state cannot be told from them. */
+  readonly garbled: readonly string[];
 }
 
 const STATE_FILES = ["lock-wait", "started", "after", "status", "rolled-back"] as const;
@@ -207,7 +225,7 @@ const STATE_FILES = ["lock-wait", "started", "after", "status", "rolled-back"] a
 export function readStateCommand(id: string): string {
   const state = `${ACTIVATION_DIR}/${id}`;
   return [
-    `for f in ${STATE_FILES.join(" ")}; do [ -s ${state}.$f ] && echo "$f $(head -n 1 ${state}.$f)"; done`,
+    `for f in ${STATE_FILES.join(" ")}; do [ -s ${state}.$f ] && echo "$f $(head -c ${STATE_LINE_BYTES} ${state}.$f | head -n 1)"; done`,
     `[ -e ${state}.log ] && echo running`,
     `[ -d ${state}.decided ] && echo decided`,
     `[ -e ${state}.done ] && echo done`,
@@ -215,12 +233,26 @@ export function readStateCommand(id: string): string {
   ].join("; ");
 }
 
+/** What each state file may hold; anything else was not written by an activation script. */
+const STATE_VALUES: Record<(typeof STATE_FILES)[number], RegExp> = {
+  "lock-wait": /^[\x20-\x7e]{1,300}$/,
+  started: /^profile=\S* current=\S* profileSystem=\S*$/,
+  after: /^profile=\S* current=\S* profileSystem=\S*$/,
+  status: new RegExp(`^(\\d{1,3}|locked|up-to-date|${MISSING_TOOL_STATUS}[a-z-]{1,32})$`),
+  "rolled-back": /^(\d{1,3}|nothing)$/,
+};
+
 export function parseActivationState(output: string): ActivationState {
   const values = new Map<string, string>();
+  const garbled: string[] = [];
   for (const line of output.split("\n")) {
     const space = line.indexOf(" ");
     const name = space < 0 ? line.trim() : line.slice(0, space);
-    if (name !== "") values.set(name, space < 0 ? "" : line.slice(space + 1).trim());
+    if (name === "") continue;
+    const value = space < 0 ? "" : line.slice(space + 1).trim();
+    const expected = STATE_VALUES[name as keyof typeof STATE_VALUES] as RegExp | undefined;
+    if (expected !== undefined && !expected.test(value)) garbled.push(name);
+    else values.set(name, value);
   }
   return {
     running: values.has("running"),
@@ -231,6 +263,7 @@ export function parseActivationState(output: string): ActivationState {
     rolledBack: values.get("rolled-back") || undefined,
     decided: values.has("decided"),
     done: values.has("done"),
+    garbled,
   };
 }
 
@@ -311,7 +344,7 @@ export function planActivation(input: ActivationInput): ActivationPlan {
     lockTimeoutSeconds: input.lockTimeoutSeconds,
     start: startActivationCommand(input.id, script, context),
     readState: readStateCommand(input.id),
-    readLog: `cat ${state}.log`,
+    readLog: `tail -c ${LOG_TAIL_BYTES} ${state}.log`,
     logFile: `${state}.log`,
     ...(confirmed ? { confirm: { timeoutSeconds: timeout, command: privileged(context, ["mkdir", `${state}.decided`]) } } : {}),
   };

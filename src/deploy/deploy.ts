@@ -24,7 +24,7 @@ import type { StoreSource } from "../nix/store-source";
 import type { LocalSystem, SystemSource } from "../nix/system";
 import { shellQuote } from "../shell";
 import {
-  ACTIVATION_DIR, MISSING_TOOL_STATUS, parseActivationState, planActivation, rollbackTarget, type ActivationPlan, type ActivationState,
+  ACTIVATION_DIR, MISSING_TOOL_STATUS, UNSAFE_STATE_DIR_EXIT, parseActivationState, planActivation, rollbackTarget, type ActivationPlan, type ActivationState,
 } from "./activation";
 import { isUpToDate, type Action } from "./goal";
 import type { Host, RunResult } from "./host";
@@ -577,8 +577,14 @@ async function activate(
   let previous = plan.rollbackTo ?? "its previous system";
   const switchCommand = `${plan.toplevel}/bin/switch-to-configuration ${plan.action}`;
 
-  const readState = async (reconnectUntil: () => number) =>
-    parseActivationState((await session.read(plan.readState, { readBoundMs, reconnectUntil })).stdout);
+  const readState = async (reconnectUntil: () => number) => {
+    const state = parseActivationState((await session.read(plan.readState, { readBoundMs, reconnectUntil })).stdout);
+    if (state.garbled.length > 0) {
+      throw new HostStateUnknownError(`the state files of ${what} hold what no activation writes (${state.garbled.join(", ")}); ` +
+        "what the host did cannot be told from them", { hint: `look at ${ACTIVATION_DIR} on ${name}: who else writes there?` });
+    }
+    return state;
+  };
   let lockReported = false;
   /** Polls the state files until `until` holds; undefined when `deadline` passes first. */
   const waitFor = async (until: (state: ActivationState) => boolean, deadline: number): Promise<ActivationState | undefined> => {
@@ -620,6 +626,16 @@ async function activate(
       if (!state.running) {
         throw new ActivateError(`could not start ${what}: ${(err as Error).message}; nothing was changed`, { cause: err });
       }
+    }
+    if (started !== undefined && started.exitCode === UNSAFE_STATE_DIR_EXIT) {
+      const why = started.stderr.split("\n").find((l) => l.startsWith("unsafe "))?.slice("unsafe ".length) ?? `${ACTIVATION_DIR} is not root's own`;
+      throw new LockError(`the deployment's state directory on ${name} is not root's own: ${why}; nothing was changed`, {
+        command: `start of ${what}`,
+        stderr: started.stderr,
+        exitCode: started.exitCode,
+        hint: `another user could point the lock and status files in it at any file root writes: look at who made ${ACTIVATION_DIR}, ` +
+          "then remove it as root (it holds nothing but the state of activations; a reboot clears it)",
+      });
     }
     if (started !== undefined && started.exitCode !== 0) {
       throw new ActivateError(`could not start ${what}`, {

@@ -7,6 +7,7 @@ import { posix, resolve } from "node:path";
 import { KeysError } from "../errors";
 import { shellQuote } from "../shell";
 import type { Host } from "./host";
+import { SAFE_DIR_FUNCTION } from "./safe-dir";
 
 /** When a key is uploaded, like colmena's `uploadAt`. */
 export const KEY_UPLOAD_TIMES = ["before-activation", "after-activation"] as const;
@@ -35,11 +36,16 @@ export interface KeySpec {
   readonly uploadAt?: KeyUploadAt;
   /** How long `command` may run before it is stopped and the deployment refused. @default 60 */
   readonly commandTimeoutSeconds?: number;
+  /**
+   * Replace a file at the key's path that no key upload wrote (the host's own, or one changed since the last upload).
+   * @default false - such a file is left alone and the deployment refused, naming it
+   */
+  readonly replaceExisting?: boolean;
 }
 
 const DEFAULT_KEY_DIR = "/run/keys";
 /** The fields a key spec may have: anything else is a typo (`premissions`) or another tool's (`text`). */
-const KEY_FIELDS = new Set(["name", "file", "command", "destDir", "user", "group", "permissions", "uploadAt", "commandTimeoutSeconds"]);
+const KEY_FIELDS = new Set(["name", "file", "command", "destDir", "user", "group", "permissions", "uploadAt", "commandTimeoutSeconds", "replaceExisting"]);
 /** A key larger than this is not a secret but a mistake (a wrong path, /dev/zero): refused before it fills memory. */
 export const MAX_KEY_BYTES = 16 * 1024 * 1024;
 export const DEFAULT_KEY_COMMAND_TIMEOUT_SECONDS = 60;
@@ -69,6 +75,8 @@ export interface LoadedKey {
   readonly group: string;
   readonly permissions: string;
   readonly uploadAt: KeyUploadAt;
+  /** Replace a file at the path that no key upload wrote. */
+  readonly replaceExisting: boolean;
   readonly content: Buffer;
   /** `sha256:HEX` of the content: what reports show instead of it. */
   readonly sha256: string;
@@ -126,6 +134,9 @@ function keySpecProblems(spec: KeySpec): string[] {
   // a JSON number such as 400 is read as the same digits
   if (spec.permissions !== undefined && (!["string", "number"].includes(typeof spec.permissions) || !/^0?[0-7]{3}$/.test(String(spec.permissions)))) {
     problems.push(`${key}: permissions ${JSON.stringify(spec.permissions)} is not an octal mode such as "0400" or "0440"`);
+  }
+  if (spec.replaceExisting !== undefined && typeof spec.replaceExisting !== "boolean") {
+    problems.push(`${key}: replaceExisting ${JSON.stringify(spec.replaceExisting)} is not true or false`);
   }
   if (spec.uploadAt !== undefined && !KEY_UPLOAD_TIMES.includes(spec.uploadAt)) {
     problems.push(`${key}: uploadAt ${JSON.stringify(spec.uploadAt)} is not one of ${KEY_UPLOAD_TIMES.join(", ")}`);
@@ -186,6 +197,7 @@ export async function loadKeys(specs: readonly KeySpec[], cache = new Map<string
       group: spec.group ?? "root",
       permissions: String(spec.permissions ?? "0400"),
       uploadAt: spec.uploadAt ?? "before-activation",
+      replaceExisting: spec.replaceExisting === true,
       content: bytes,
       sha256: `sha256:${createHash("sha256").update(bytes).digest("hex")}`,
     };
@@ -294,54 +306,92 @@ function runKeyCommand(name: string, command: readonly string[], timeoutMs: numb
 const MISSING_ACCOUNT = 65;
 const SHORT_WRITE = 66;
 const NOT_A_FILE = 67;
-/** What the accounts check prints when the host has no getent. */
+const NOT_OURS = 68;
+const UNSAFE_DIRECTORY = 69;
+/** What the preflight prints when the host has no getent. */
 const MISSING_GETENT = "missing-tool getent";
 
 /**
- * One command that says which of the keys' users and groups the host lacks, one `user NAME` / `group NAME` line each
- * (getent: users and groups from any NSS source count).
+ * Where the target records what each key upload wrote (the content's sha256 per key path), so a later upload
+ * replaces only its own files: beside the key's lifetime — in /run for keys in /run (both gone after a reboot), on
+ * disk otherwise.
  */
-export function missingAccountsCommand(keys: readonly Pick<LoadedKey, "user" | "group">[], sudo: boolean): string {
+export function keyRecordFile(path: string): string {
+  const dir = path.startsWith("/run/") ? "/run/cdktf-nixos/keys" : "/var/lib/cdktf-nixos/keys";
+  return `${dir}/${createHash("sha256").update(path).digest("hex")}`;
+}
+
+/**
+ * One command, run before any key of a batch is written, that prints a line per problem: `user NAME` / `group NAME`
+ * for an account the host lacks (getent: any NSS source counts), `unsafe PATH: why` for a key directory (or the
+ * directory of the upload records) that another user could redirect.
+ */
+export function keysPreflightCommand(keys: readonly Pick<LoadedKey, "user" | "group" | "path">[], sudo: boolean): string {
   const users = [...new Set(keys.map((k) => k.user))];
   const groups = [...new Set(keys.map((k) => k.group))];
+  const dirs = [...new Set(keys.flatMap((k) => [posix.dirname(k.path), posix.dirname(keyRecordFile(k.path))]))];
   const script = [
+    SAFE_DIR_FUNCTION,
+    ...dirs.map((d) => `safe_dir ${shellQuote(d)} '' 2>&1`),
     // without getent every user would look missing: say which tool is
     `command -v getent >/dev/null 2>&1 || { echo ${MISSING_GETENT}; exit 0; }`,
     ...users.map((u) => `getent passwd ${shellQuote(u)} >/dev/null || echo user ${shellQuote(u)}`),
     ...groups.map((g) => `getent group ${shellQuote(g)} >/dev/null || echo group ${shellQuote(g)}`),
     "true",
-  ].join("; ");
+  ].join("\n");
   return privileged(script, sudo);
 }
 
 /**
- * The command that writes one key from its stdin: into a private temporary file in the destination directory, size
- * checked (a cut connection never replaces a key with part of one), owner and mode set, then renamed over the key
- * (atomic: a service reads the old key or the new one). The directory is made 0750 when missing, as NixOS makes
- * /run/keys. The content is never in the command.
+ * The command that writes one key from its stdin, as root, so that no other user of the host can make it write
+ * anywhere else (a key's directory may belong to no one but root; see SAFE_DIR_FUNCTION):
+ * - every directory up to the key's is root's and writable by no one else (created 0750 when missing, as NixOS
+ *   makes /run/keys), so nothing in that chain can be swapped for a link while the upload runs;
+ * - the key's path is a regular file or nothing: never a link or a directory (`mv -T` would not move into one);
+ * - a file there is replaced only when a key upload wrote it (its content's sha256 is what the host's record says),
+ *   it already holds the new content, or the key says `replaceExisting`;
+ * - the content goes into a private temporary file beside the key (in that root-only directory), is checked against
+ *   the size and sha256 the deployer sent (a cut connection never replaces a key with part of one), gets its owner
+ *   and mode, and is renamed over the key (atomic: a service reads the old key or the new one).
+ * The content is never in the command.
  */
-export function uploadKeyCommand(key: Omit<LoadedKey, "content" | "sha256" | "uploadAt">, size: number, sudo: boolean): string {
+export function uploadKeyCommand(key: Omit<LoadedKey, "content" | "uploadAt">, size: number, sudo: boolean): string {
   const dir = posix.dirname(key.path);
+  const record = keyRecordFile(key.path);
+  const sum = key.sha256.replace(/^sha256:/, "");
+  const path = shellQuote(key.path);
   const script = [
     "set -eu",
     "umask 077",
+    SAFE_DIR_FUNCTION,
     `dir=${shellQuote(dir)}`,
     `getent passwd ${shellQuote(key.user)} >/dev/null || { echo "no user ${key.user}" >&2; exit ${MISSING_ACCOUNT}; }`,
     `getent group ${shellQuote(key.group)} >/dev/null || { echo "no group ${key.group}" >&2; exit ${MISSING_ACCOUNT}; }`,
-    `[ -d "$dir" ] || mkdir -p -m 0750 -- "$dir"`,
-    // a directory (or a link to one) at the key's path would receive the key inside it: /run/current-system's store path
-    `if [ -L ${shellQuote(key.path)} ] || [ -d ${shellQuote(key.path)} ]; then echo "${key.path} is a symbolic link or a directory" >&2; exit ${NOT_A_FILE}; fi`,
+    `safe_dir "$dir" 0750 || exit ${UNSAFE_DIRECTORY}`,
+    `safe_dir ${shellQuote(posix.dirname(record))} 0700 || exit ${UNSAFE_DIRECTORY}`,
+    `if [ -L ${path} ]; then echo "${key.path} is a symbolic link" >&2; exit ${NOT_A_FILE}; fi`,
+    `if [ -e ${path} ] && [ ! -f ${path} ]; then echo "${key.path} is a directory or not a regular file" >&2; exit ${NOT_A_FILE}; fi`,
+    ...(key.replaceExisting ? [] : [
+      `if [ -f ${path} ]; then`,
+      // a file larger than any key was never written by an upload: not read at all
+      `  [ "$(stat -c %s -- ${path})" -le ${MAX_KEY_BYTES} ] && have=$(sha256sum < ${path} | cut -c1-64) || have=`,
+      `  recorded=$(head -c 64 ${shellQuote(record)} 2>/dev/null || true)`,
+      `  if [ "$have" != ${sum} ] && { [ -z "$have" ] || [ "$have" != "$recorded" ]; }; then echo "${key.path} was not written by a key upload" >&2; exit ${NOT_OURS}; fi`,
+      "fi",
+    ]),
     // what an upload killed outright (SIGKILL, a reboot of /var) left; an hour old, so never one still running
-    `find "$dir" -maxdepth 1 -name ${shellQuote(`.${key.name}.????????`)} -mmin +60 -exec rm -f -- {} + 2>/dev/null || true`,
+    `find "$dir" -maxdepth 1 -type f -name ${shellQuote(`.${key.name}.????????`)} -mmin +60 -exec rm -f -- {} + 2>/dev/null || true`,
     `tmp=$(mktemp -p "$dir" ${shellQuote(`.${key.name}.XXXXXXXX`)})`,
     `trap 'rm -f -- "$tmp"' EXIT`,
     `trap 'exit 1' HUP INT TERM PIPE`,
     `cat > "$tmp"`,
     `[ "$(wc -c < "$tmp")" -eq ${size} ] || { echo "received $(wc -c < "$tmp") of ${size} bytes" >&2; exit ${SHORT_WRITE}; }`,
+    `[ "$(sha256sum < "$tmp" | cut -c1-64)" = ${sum} ] || { echo "received other content than was sent" >&2; exit ${SHORT_WRITE}; }`,
     `chown -- ${shellQuote(`${key.user}:${key.group}`)} "$tmp"`,
     `chmod -- ${shellQuote(key.permissions)} "$tmp"`,
-    `mv -fT -- "$tmp" ${shellQuote(key.path)}`,
+    `mv -fT -- "$tmp" ${path}`,
     "trap - EXIT",
+    `echo ${sum} > ${shellQuote(`${record}.new`)} && mv -fT -- ${shellQuote(`${record}.new`)} ${shellQuote(record)}`,
   ].join("\n");
   return privileged(script, sudo);
 }
@@ -350,31 +400,42 @@ function privileged(script: string, sudo: boolean): string {
   return [...(sudo ? ["sudo", "-n", "--"] : []), "sh", "-c", script].map(shellQuote).join(" ");
 }
 
+/** What a directory problem means, and how to fix it. */
+const UNSAFE_HINT = "keys go only into directories that no one but root can change (else a user who can change one " +
+  "could point the key at any file root may write); choose a destDir owned by root, such as /run/keys — the key's " +
+  "user, group and permissions decide who reads it — or fix the directory's owner and mode";
+
 /**
  * Uploads `keys` (those of one `uploadAt`) to `host`, each through the stdin of its own remote process. First checks,
- * in one command, that every user and group exists, so a missing one fails before any key of the batch is written.
+ * in one command, that every user and group exists and every directory is safe, so such a problem fails before any
+ * key of the batch is written.
  */
 export async function uploadKeys(host: Host, keys: readonly LoadedKey[], options: { sudo: boolean; when: string }): Promise<KeyReport[]> {
   if (keys.length === 0) return [];
-  const check = missingAccountsCommand(keys, options.sudo);
+  const before = keys.every((k) => k.uploadAt === "before-activation");
+  const untouched = `no key was written${before ? "" : " (the host runs the new system)"}`;
+  const check = keysPreflightCommand(keys, options.sudo);
   const checked = await host.run(check);
   if (checked.exitCode !== 0) {
-    throw new KeysError(`could not check the keys' users and groups on ${host.name}`, { command: "getent passwd/group", stderr: checked.stderr, exitCode: checked.exitCode });
+    throw new KeysError(`could not check the keys' directories, users and groups on ${host.name}`, { command: "key preflight", stderr: checked.stderr, exitCode: checked.exitCode });
   }
-  if (checked.stdout.split("\n").includes(MISSING_GETENT)) {
+  const lines = checked.stdout.split("\n");
+  const unsafe = lines.filter((l) => l.startsWith("unsafe ")).map((l) => l.slice("unsafe ".length));
+  if (unsafe.length > 0) {
+    throw new KeysError(`${unsafe.join("; ")} (on ${host.name}); ${untouched}`, { hint: UNSAFE_HINT });
+  }
+  if (lines.includes(MISSING_GETENT)) {
     throw new KeysError(`${host.name} has no getent command, which the key upload needs to check users and groups ${options.when}; no key was written`, {
       hint: `install getent on ${host.name} (glibc's; NixOS has it in the system path)`,
     });
   }
-  const missing = checked.stdout.split("\n").filter((l) => /^(user|group) /.test(l));
+  const missing = lines.filter((l) => /^(user|group) /.test(l));
   if (missing.length > 0) {
     const needing = (line: string) => {
       const [kind, name] = line.split(" ");
       return keys.filter((k) => (kind === "user" ? k.user : k.group) === name).map((k) => k.name).join(", ");
     };
-    const before = keys.every((k) => k.uploadAt === "before-activation");
-    throw new KeysError(`${host.name} has no ${missing.map((l) => `${l} (for key ${needing(l)})`).join(", no ")} ${options.when}; ` +
-      `no key was written${before ? "" : " (the host runs the new system)"}`, {
+    throw new KeysError(`${host.name} has no ${missing.map((l) => `${l} (for key ${needing(l)})`).join(", no ")} ${options.when}; ${untouched}`, {
       hint: before
         ? "a user or group the new configuration creates exists only after activation: upload such keys with uploadAt \"after-activation\""
         : "the new configuration does not create that user or group: add it, or change the key's user and group",
@@ -385,25 +446,30 @@ export async function uploadKeys(host: Host, keys: readonly LoadedKey[], options
     const command = uploadKeyCommand(key, key.content.length, options.sudo);
     const result = await host.run(command, { stdin: key.content });
     if (result.exitCode !== 0) {
+      const written = reports.length === 0 ? "" : ` (written before it: ${reports.map((r) => r.name).join(", ")})`;
+      const failure = { command: `upload of key "${key.name}" to ${key.path}`, stderr: result.stderr, exitCode: result.exitCode };
       if (result.exitCode === NOT_A_FILE) {
-        throw new KeysError(`${key.path} on ${host.name} is a symbolic link or a directory, not a key file: key "${key.name}" was not written there`, {
-          command: `upload of key "${key.name}" to ${key.path}`,
-          stderr: result.stderr,
-          exitCode: result.exitCode,
+        throw new KeysError(`${key.path} on ${host.name} is a symbolic link or a directory, not a key file: key "${key.name}" was not written there${written}`, {
+          ...failure,
           hint: "choose another destDir or name for the key, or remove what is at that path on the host",
         });
+      }
+      if (result.exitCode === NOT_OURS) {
+        throw new KeysError(`${key.path} on ${host.name} exists and was not written by a key upload (or was changed since): key "${key.name}" was not written there${written}`, {
+          ...failure,
+          hint: `if the key should replace it, set replaceExisting: true on key "${key.name}"; otherwise choose another name or destDir`,
+        });
+      }
+      if (result.exitCode === UNSAFE_DIRECTORY) {
+        const why = result.stderr.split("\n").find((l) => l.startsWith("unsafe "))?.slice("unsafe ".length) ?? posix.dirname(key.path);
+        throw new KeysError(`${why} (on ${host.name}): key "${key.name}" was not written${written}`, { ...failure, hint: UNSAFE_HINT });
       }
       const full = /No space left on device/.test(result.stderr);
       throw new KeysError(
         full
-          ? `${host.name} has no space left in ${posix.dirname(key.path)} for key "${key.name}"; it was not written`
-          : `uploading key "${key.name}" to ${key.path} on ${host.name} failed; the key there (if any) is unchanged`,
-        {
-          command: `upload of key "${key.name}" to ${key.path}`,
-          stderr: result.stderr,
-          exitCode: result.exitCode,
-          hint: full ? `free space on ${host.name} (df ${posix.dirname(key.path)})` : undefined,
-        },
+          ? `${host.name} has no space left in ${posix.dirname(key.path)} for key "${key.name}"; it was not written${written}`
+          : `uploading key "${key.name}" to ${key.path} on ${host.name} failed; the key there (if any) is unchanged${written}`,
+        { ...failure, hint: full ? `free space on ${host.name} (df ${posix.dirname(key.path)})` : undefined },
       );
     }
     reports.push({ name: key.name, path: key.path, sha256: key.sha256, uploadAt: key.uploadAt });

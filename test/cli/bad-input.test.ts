@@ -68,7 +68,7 @@ describe("deploy: bad input is refused with one clear message, before anything c
     ["a key spec with colmena's text field", [...target, "--toplevel", NEW, "--key-spec", '{"name":"db","text":"s3cret"}'],
       `key "db": text is not supported: a literal key would be in the synthesized stack, Terraform state and the command line; give file or command; key "db": give exactly one of file and command`],
     ["a key spec with a misspelled field", [...target, "--toplevel", NEW, "--key-spec", `{"name":"db","file":"${configuration}","premissions":"0440"}`],
-      `key "db": unknown field "premissions" (a key has name, file, command, destDir, user, group, permissions, uploadAt, commandTimeoutSeconds)`],
+      `key "db": unknown field "premissions" (a key has name, file, command, destDir, user, group, permissions, uploadAt, commandTimeoutSeconds, replaceExisting)`],
     ["a key that would go into the system's store path", [...target, "--toplevel", NEW, "--key-spec", `{"name":"current-system","file":"${configuration}","destDir":"/run"}`],
       `key "current-system": /run/current-system is in /run/current-system, which NixOS manages (it links into the Nix store)`],
     ["a key that would replace root's authorized_keys", [...target, "--toplevel", NEW, "--key-spec", `{"name":"authorized_keys","file":"${configuration}","destDir":"/root/.ssh"}`],

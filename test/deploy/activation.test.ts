@@ -1,3 +1,4 @@
+import { SAFE_DIR_FUNCTION } from "../../src/deploy/safe-dir";
 import { describe, expect, it } from "vitest";
 import {
   activationScript,
@@ -123,10 +124,12 @@ describe("the activation script", () => {
   });
 
   it("is started detached: in its own session, or in a transient unit where systemd runs; through sudo for other users", () => {
-    expect(startActivationCommand("abc", "echo hi", { sudo: false, systemd: false })).toBe("setsid -f sh -c 'echo hi' </dev/null >/dev/null");
+    // first, as root: the state directory is root's own (or nothing starts, exit 70)
+    const guard = (runner: string) => shellQuote(`${SAFE_DIR_FUNCTION}\nsafe_dir /run/cdktf-nixos 0755 || exit 70\nexec ${runner}`);
+    expect(startActivationCommand("abc", "echo hi", { sudo: false, systemd: false })).toBe(`sh -c ${guard("setsid -f sh -c 'echo hi'")} </dev/null >/dev/null`);
     expect(startActivationCommand("abc", "echo hi", { sudo: true, systemd: true })).toBe(
-      "sudo -n -- systemd-run --unit=cdktf-nixos-activation-abc '--description=cdktf-nixos activation' --collect " +
-        "--no-ask-password --quiet --service-type=exec -E LOCALE_ARCHIVE -- sh -c 'echo hi' </dev/null >/dev/null",
+      `sudo -n -- sh -c ${guard("systemd-run --unit=cdktf-nixos-activation-abc '--description=cdktf-nixos activation' --collect " +
+        "--no-ask-password --quiet --service-type=exec -E LOCALE_ARCHIVE -- sh -c 'echo hi'")} </dev/null >/dev/null`,
     );
   });
 });
@@ -134,11 +137,11 @@ describe("the activation script", () => {
 describe("activation state", () => {
   it("is read from the state files, and parsed whatever has been written so far", () => {
     expect(readStateCommand("abc")).toBe(
-      `for f in lock-wait started after status rolled-back; do [ -s /run/cdktf-nixos/abc.$f ] && echo "$f $(head -n 1 /run/cdktf-nixos/abc.$f)"; done; ` +
+      `for f in lock-wait started after status rolled-back; do [ -s /run/cdktf-nixos/abc.$f ] && echo "$f $(head -c 4096 /run/cdktf-nixos/abc.$f | head -n 1)"; done; ` +
         "[ -e /run/cdktf-nixos/abc.log ] && echo running; [ -d /run/cdktf-nixos/abc.decided ] && echo decided; " +
         "[ -e /run/cdktf-nixos/abc.done ] && echo done; true",
     );
-    expect(parseActivationState("")).toEqual({ running: false, decided: false, done: false, before: undefined, after: undefined });
+    expect(parseActivationState("")).toEqual({ running: false, decided: false, done: false, before: undefined, after: undefined, garbled: [] });
     expect(parseActivationState("lock-wait laptop pid 42, activation f00 since 2026-11-25T16:00:00Z\nrunning\n")).toMatchObject({
       running: true, waitingFor: "laptop pid 42, activation f00 since 2026-11-25T16:00:00Z", before: undefined,
     });
@@ -146,13 +149,18 @@ describe("activation state", () => {
       "lock-wait x\nstarted profile=system-4-link current=/nix/store/old profileSystem=/nix/store/old\n" +
         "after profile=system-5-link current=/nix/store/new profileSystem=/nix/store/new\nstatus 2\nrolled-back 0\nrunning\ndone\n",
     )).toEqual({
-      running: true, waitingFor: "x", status: "2", rolledBack: "0", decided: false, done: true,
+      running: true, waitingFor: "x", status: "2", rolledBack: "0", decided: false, done: true, garbled: [],
       before: { currentSystem: "/nix/store/old", profileGeneration: 4, profileSystem: "/nix/store/old" },
       after: { currentSystem: "/nix/store/new", profileGeneration: 5, profileSystem: "/nix/store/new" },
     });
     expect(parseActivationState("started profile=system--link current= profileSystem=\n").before).toEqual({
       currentSystem: undefined, profileGeneration: undefined, profileSystem: undefined,
     });
+    // what no activation writes (a status file pointed at /etc/shadow) is left out and named, never read as a number
+    expect(parseActivationState("status root:$6$x:19000::::::\nrolled-back -1\nlock-wait \x1b[2Jcleared\nrunning\n")).toMatchObject({
+      status: undefined, rolledBack: undefined, waitingFor: undefined, running: true, garbled: ["status", "rolled-back", "lock-wait"],
+    });
+    expect(parseActivationState("status missing-tool:flock\nrolled-back nothing\n").garbled).toEqual([]);
   });
 });
 
@@ -195,7 +203,7 @@ describe("planActivation", () => {
       lockTimeoutSeconds: 300,
       start: startActivationCommand("abc", activationScript({ ...input, action: "switch", rollback: true }), { sudo: false, systemd: false }),
       readState: readStateCommand("abc"),
-      readLog: "cat /run/cdktf-nixos/abc.log",
+      readLog: "tail -c 65536 /run/cdktf-nixos/abc.log",
       logFile: "/run/cdktf-nixos/abc.log",
     });
     expect(planActivation({ ...input, action: "boot" }).rollbackTo).toBe("/nix/store/old-boot");
@@ -206,7 +214,7 @@ describe("planActivation", () => {
   it("confirms switch and test only, through sudo for other users", () => {
     const plan = planActivation({ ...input, action: "test", user: "deploy", confirmTimeoutSeconds: 30 });
     expect(plan.confirm).toEqual({ timeoutSeconds: 30, command: "sudo -n -- mkdir /run/cdktf-nixos/abc.decided" });
-    expect(plan.start.startsWith("sudo -n -- setsid -f sh -c ")).toBe(true);
+    expect(plan.start).toMatch(/^sudo -n -- sh -c '[\s\S]*\nexec setsid -f sh -c /);
     expect(plan.start).toContain("abc.decided");
     expect(planActivation({ ...input, action: "boot", confirmTimeoutSeconds: 30 }).confirm).toBeUndefined();
     expect(planActivation({ ...input, action: "switch", confirmTimeoutSeconds: 0 }).confirm).toBeUndefined();
@@ -214,7 +222,7 @@ describe("planActivation", () => {
 
   it("runs the activation in a transient systemd unit where systemd is PID 1", () => {
     const plan = planActivation({ ...input, before: { ...before, systemd: true }, action: "switch", installBootloader: true });
-    expect(plan.start.startsWith("systemd-run --unit=cdktf-nixos-activation-abc ")).toBe(true);
+    expect(plan.start).toMatch(/\nexec systemd-run --unit=cdktf-nixos-activation-abc /);
     expect(plan.start).toContain("NIXOS_INSTALL_BOOTLOADER=1");
   });
 });

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { deploy, type DeployRequest } from "../../src/deploy/deploy";
 import { INSPECT_COMMAND } from "../../src/deploy/inspection";
-import { BuildError, ConnectError, DeployError, exitCodeOf, TransportError } from "../../src/errors";
+import { BuildError, ConnectError, DeployError, EXIT_CODES, exitCodeOf, TransportError } from "../../src/errors";
 import { ServeError } from "../../src/nix/serve/session";
 import {
   CONFIRM, FakeHost, NEW, OLD, READ_LOG, READ_STATE, START, activationState, fakeDependencies, healthyHost, inspection, states,
@@ -270,8 +270,23 @@ describe("deploy orchestration over the Host seam", () => {
     expect(result).toMatchObject({ previousGeneration: 7, newGeneration: 8 });
   });
 
+  it("exit 9: a state directory that is not root's own starts nothing; exit 10: state files no activation wrote are never believed", async () => {
+    const unsafe = healthyHost([[START, { exitCode: 70, stderr: "unsafe /run/cdktf-nixos: it is owned by mallory, not root\n" }]]);
+    const refused = await failure(deploy(request, fakeDependencies(unsafe).deps));
+    expect(exitCodeOf(refused)).toBe(EXIT_CODES.lock);
+    expect(refused.message).toBe("the deployment's state directory on root@198.51.100.7:22 is not root's own: /run/cdktf-nixos: it is owned by mallory, not root; nothing was changed");
+    expect(unsafe.log.some((c) => READ_STATE.test(c))).toBe(false);
+
+    // a status redirected to a root-only file: its first line is no exit code, and no rollback "exit code: NaN" is made up
+    const garbled = healthyHost([[READ_STATE, { stdout: `${activationState({ done: true })}\nstatus root:$6$salt:19000:0:99999:7:::\nrolled-back root:x:0:0` }]]);
+    const unknown = await failure(deploy(request, fakeDependencies(garbled).deps));
+    expect(exitCodeOf(unknown)).toBe(EXIT_CODES.unknown);
+    expect(unknown.message).toBe(`the state files of 'switch' of ${NEW} on root@198.51.100.7:22 hold what no activation writes (status, rolled-back); what the host did cannot be told from them`);
+    expect(JSON.stringify(unknown)).not.toContain("salt");
+  });
+
   it("says why a start through sudo failed", async () => {
-    const host = healthyHost([[/^sudo -n -- setsid/, { exitCode: 1, stderr: "sudo: a password is required\n" }]]);
+    const host = healthyHost([[/^sudo -n -- sh -c [\s\S]*exec setsid/, { exitCode: 1, stderr: "sudo: a password is required\n" }]]);
     const err = await failure(deploy({ ...request, target: { ...request.target, user: "deploy" } }, fakeDependencies(host).deps));
     expect(exitCodeOf(err)).toBe(6);
     expect(err.message).toBe(`could not start 'switch' of ${NEW} on root@198.51.100.7:22`);
@@ -293,7 +308,7 @@ describe("confirmed activation (magic rollback) over the Host seam", () => {
       "reconnect",
       "mkdir /run/cdktf-nixos/ID.decided",
       INSPECT_COMMAND,
-      "cat /run/cdktf-nixos/ID.log",
+      "tail -c 65536 /run/cdktf-nixos/ID.log",
     ]);
     expect(result).toMatchObject({ newSystem: NEW, newGeneration: 5, previousGeneration: 4 });
     // the first connection was closed when the confirmation's replaced it

@@ -87,9 +87,9 @@ export class FakeHost implements Host {
 }
 
 /** The commands of the detached activation protocol, as root runs them (see activation.ts). */
-export const START = /^setsid -f sh -c /;
+export const START = /^sh -c 'safe_dir\(\)[\s\S]*\nexec setsid -f sh -c /;
 export const READ_STATE = /^for f in lock-wait started after status rolled-back; /;
-export const READ_LOG = /^cat \/run\/cdktf-nixos\/[0-9a-f]+\.log$/;
+export const READ_LOG = /^tail -c 65536 \/run\/cdktf-nixos\/[0-9a-f]+\.log$/;
 export const CONFIRM = /^mkdir \/run\/cdktf-nixos\/[0-9a-f]+\.decided$/;
 
 /** What readState prints for an activation that got this far; `started` defaults to OLD on generation 4. */

@@ -7,44 +7,103 @@ import { afterEach, describe, expect, it } from "vitest";
 import { deploy, type DeployRequest } from "../../src/deploy/deploy";
 import { INSPECT_COMMAND } from "../../src/deploy/inspection";
 import {
-  KeySpecError, keySpecsProblems, loadKeys, missingAccountsCommand, parseKeyArgument, uploadKeyCommand, type LoadedKey,
+  KeySpecError, keyRecordFile, keySpecsProblems, keysPreflightCommand, loadKeys, parseKeyArgument, uploadKeyCommand, type LoadedKey,
 } from "../../src/deploy/keys";
 import { DeployError, EXIT_CODES, KeysError, exitCodeOf } from "../../src/errors";
+import { SAFE_DIR_FUNCTION } from "../../src/deploy/safe-dir";
 import { FakeHost, NEW, READ_STATE, START, activationState, fakeDependencies, healthyHost, inspection } from "./fake-host";
 
 const sha256 = (text: string) => `sha256:${createHash("sha256").update(text).digest("hex")}`;
 const key = (name: string, content: string, overrides: Partial<LoadedKey> = {}): LoadedKey => ({
-  name, path: `/run/keys/${name}`, user: "root", group: "root", permissions: "0400", uploadAt: "before-activation",
+  name, path: `/run/keys/${name}`, user: "root", group: "root", permissions: "0400", uploadAt: "before-activation", replaceExisting: false,
   content: Buffer.from(content), sha256: sha256(content), ...overrides,
 });
 
-const GETENT = /^sh -c 'command -v getent/;
+const GETENT = /^sh -c 'safe_dir\(\)[\s\S]*command -v getent/;
 const UPLOAD = /^sh -c 'set -eu\n/;
 
 describe("key commands", () => {
-  it("writes a key from stdin into a private temporary file, checks its size, sets owner and mode, then renames it", () => {
-    expect(uploadKeyCommand({ name: "db", path: "/run/keys/db", user: "postgres", group: "keys", permissions: "0440" }, 6, false)).toBe(
-      "sh -c 'set -eu\numask 077\ndir=/run/keys\n" +
+  const quoted = (text: string) => text.replace(/'/g, `'\\''`);
+  const db = { name: "db", path: "/run/keys/db", user: "postgres", group: "keys", permissions: "0440", sha256: sha256("s3cret"), replaceExisting: false };
+  const sum = sha256("s3cret").slice("sha256:".length);
+  const record = keyRecordFile("/run/keys/db");
+
+  it("writes a key from stdin into a private temporary file in a root-only directory, checks size and hash, sets owner and mode, then renames it", () => {
+    expect(record).toBe(`/run/cdktf-nixos/keys/${createHash("sha256").update("/run/keys/db").digest("hex")}`);
+    expect(keyRecordFile("/var/lib/app/db")).toMatch(/^\/var\/lib\/cdktf-nixos\/keys\/[0-9a-f]{64}$/);
+    expect(uploadKeyCommand(db, 6, false)).toBe(
+      `sh -c 'set -eu\numask 077\n${quoted(SAFE_DIR_FUNCTION)}\ndir=/run/keys\n` +
         `getent passwd postgres >/dev/null || { echo "no user postgres" >&2; exit 65; }\n` +
         `getent group keys >/dev/null || { echo "no group keys" >&2; exit 65; }\n` +
-        `[ -d "$dir" ] || mkdir -p -m 0750 -- "$dir"\n` +
-        `if [ -L /run/keys/db ] || [ -d /run/keys/db ]; then echo "/run/keys/db is a symbolic link or a directory" >&2; exit 67; fi\n` +
-        `find "$dir" -maxdepth 1 -name '\\''.db.????????'\\'' -mmin +60 -exec rm -f -- {} + 2>/dev/null || true\n` +
+        `safe_dir "$dir" 0750 || exit 69\n` +
+        `safe_dir /run/cdktf-nixos/keys 0700 || exit 69\n` +
+        `if [ -L /run/keys/db ]; then echo "/run/keys/db is a symbolic link" >&2; exit 67; fi\n` +
+        `if [ -e /run/keys/db ] && [ ! -f /run/keys/db ]; then echo "/run/keys/db is a directory or not a regular file" >&2; exit 67; fi\n` +
+        `if [ -f /run/keys/db ]; then\n` +
+        `  [ "$(stat -c %s -- /run/keys/db)" -le 16777216 ] && have=$(sha256sum < /run/keys/db | cut -c1-64) || have=\n` +
+        `  recorded=$(head -c 64 ${record} 2>/dev/null || true)\n` +
+        `  if [ "$have" != ${sum} ] && { [ -z "$have" ] || [ "$have" != "$recorded" ]; }; then echo "/run/keys/db was not written by a key upload" >&2; exit 68; fi\n` +
+        `fi\n` +
+        `find "$dir" -maxdepth 1 -type f -name '\\''.db.????????'\\'' -mmin +60 -exec rm -f -- {} + 2>/dev/null || true\n` +
         `tmp=$(mktemp -p "$dir" .db.XXXXXXXX)\n` +
         `trap '\\''rm -f -- "$tmp"'\\'' EXIT\n` +
         `trap '\\''exit 1'\\'' HUP INT TERM PIPE\n` +
         `cat > "$tmp"\n` +
         `[ "$(wc -c < "$tmp")" -eq 6 ] || { echo "received $(wc -c < "$tmp") of 6 bytes" >&2; exit 66; }\n` +
-        `chown -- postgres:keys "$tmp"\nchmod -- 0440 "$tmp"\nmv -fT -- "$tmp" /run/keys/db\ntrap - EXIT'`,
+        `[ "$(sha256sum < "$tmp" | cut -c1-64)" = ${sum} ] || { echo "received other content than was sent" >&2; exit 66; }\n` +
+        `chown -- postgres:keys "$tmp"\nchmod -- 0440 "$tmp"\nmv -fT -- "$tmp" /run/keys/db\ntrap - EXIT\n` +
+        `echo ${sum} > ${record}.new && mv -fT -- ${record}.new ${record}'`,
     );
+    // replaceExisting: no check of what is there (but still never a link or a directory)
+    const replacing = uploadKeyCommand({ ...db, replaceExisting: true }, 6, false);
+    expect(replacing).not.toContain("was not written by a key upload");
+    expect(replacing).toContain("exit 67");
   });
 
-  it("goes through sudo -n for a login user other than root, and checks accounts in one command", () => {
-    expect(uploadKeyCommand({ name: "db", path: "/run/keys/db", user: "root", group: "root", permissions: "0400" }, 1, true)).toMatch(/^sudo -n -- sh -c 'set -eu\n/);
-    expect(missingAccountsCommand([{ user: "postgres", group: "postgres" }, { user: "root", group: "postgres" }], false)).toBe(
-      "sh -c 'command -v getent >/dev/null 2>&1 || { echo missing-tool getent; exit 0; }; getent passwd postgres >/dev/null || echo user postgres; getent passwd root >/dev/null || echo user root; " +
-        "getent group postgres >/dev/null || echo group postgres; true'",
+  it("goes through sudo -n for a login user other than root, and checks directories and accounts in one command", () => {
+    expect(uploadKeyCommand({ ...db, user: "root", group: "root", permissions: "0400" }, 1, true)).toMatch(/^sudo -n -- sh -c 'set -eu\n/);
+    const empty = quoted("''");
+    expect(keysPreflightCommand([{ user: "postgres", group: "postgres", path: "/run/keys/db" }, { user: "root", group: "postgres", path: "/var/lib/app/tls" }], false)).toBe(
+      `sh -c '${quoted(SAFE_DIR_FUNCTION)}\n` +
+        `safe_dir /run/keys ${empty} 2>&1\nsafe_dir /run/cdktf-nixos/keys ${empty} 2>&1\n` +
+        `safe_dir /var/lib/app ${empty} 2>&1\nsafe_dir /var/lib/cdktf-nixos/keys ${empty} 2>&1\n` +
+        "command -v getent >/dev/null 2>&1 || { echo missing-tool getent; exit 0; }\n" +
+        "getent passwd postgres >/dev/null || echo user postgres\ngetent passwd root >/dev/null || echo user root\n" +
+        "getent group postgres >/dev/null || echo group postgres\ntrue'",
     );
+  });
+});
+
+describe("safe_dir: the key directory check, run by a real sh", () => {
+  let dir: string;
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+  const safeDir = (path: string, mode = "") => {
+    try {
+      execFileSync("sh", ["-c", `${SAFE_DIR_FUNCTION}\nsafe_dir "$1" "$2"`, "sh", path, mode], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
+      return "safe";
+    } catch (err) {
+      return String((err as { stderr: string }).stderr).trim();
+    }
+  };
+
+  it("passes root's private directories (through a sticky /tmp), refuses links, others' and writable directories, creates missing ones", () => {
+    dir = mkdtempSync(join(tmpdir(), "safe-dir-"));
+    execFileSync("sh", ["-c", [
+      "mkdir -m 0755 ok", "mkdir -m 0775 groupw", "mkdir -m 0777 worldw", "mkdir -m 1777 sticky", "mkdir -m 0755 sticky/inner",
+      "mkdir -m 0755 theirs", "chown 65534 theirs", "ln -s ok link", "touch file",
+    ].join(" && ")], { cwd: dir });
+    expect(safeDir(`${dir}/ok`)).toBe("safe");
+    expect(safeDir(`${dir}/sticky/inner`)).toBe("safe");
+    expect(safeDir(`${dir}/sticky`)).toBe(`unsafe ${dir}/sticky: it is writable by everyone (mode 1777)`);
+    expect(safeDir(`${dir}/groupw/x`)).toBe(`unsafe ${dir}/groupw: it is writable by its group root (mode 775)`);
+    expect(safeDir(`${dir}/worldw`)).toBe(`unsafe ${dir}/worldw: it is writable by everyone (mode 777)`);
+    expect(safeDir(`${dir}/theirs`)).toBe(`unsafe ${dir}/theirs: it is owned by nobody, not root`);
+    expect(safeDir(`${dir}/link/x`)).toBe(`unsafe ${dir}/link: it is a symbolic link (to ok); give the real path`);
+    expect(safeDir(`${dir}/file/x`)).toBe(`unsafe ${dir}/file: it is not a directory`);
+    // without a mode a missing directory is fine (root will create it); with one it is created, its parents 0755
+    expect(safeDir(`${dir}/ok/new/keys`)).toBe("safe");
+    expect(safeDir(`${dir}/ok/new/keys`, "0750")).toBe("safe");
+    expect(execFileSync("stat", ["-c", "%a %U", `${dir}/ok/new`, `${dir}/ok/new/keys`], { encoding: "utf8" })).toBe("755 root\n750 root\n");
   });
 });
 
@@ -64,7 +123,7 @@ describe("key specs", () => {
     [{ name: "authorized_keys", file: "x", destDir: "/root/.ssh" }, `key "authorized_keys": /root/.ssh/authorized_keys would replace that user's SSH login keys (and can lock the deployer out): declare them in users.users.<name>.openssh.authorizedKeys instead`],
     [{ name: "ssh_host_ed25519_key", file: "x", destDir: "/etc/ssh" }, undefined],
     [{ name: "db", file: "x", text: "s3cret" }, `key "db": text is not supported: a literal key would be in the synthesized stack, Terraform state and the command line; give file or command`],
-    [{ name: "db", file: "x", premissions: "0440" }, `key "db": unknown field "premissions" (a key has name, file, command, destDir, user, group, permissions, uploadAt, commandTimeoutSeconds)`],
+    [{ name: "db", file: "x", premissions: "0440" }, `key "db": unknown field "premissions" (a key has name, file, command, destDir, user, group, permissions, uploadAt, commandTimeoutSeconds, replaceExisting)`],
     [{ name: "db", file: "x", commandTimeoutSeconds: 5 }, `key "db": commandTimeoutSeconds applies to a command, and this key is read from a file`],
     [{ name: "db", command: ["pass"], commandTimeoutSeconds: 0 }, `key "db": commandTimeoutSeconds 0 is not a number of seconds above 0 (at most 3600)`],
     [{ name: "db", command: ["pass"], commandTimeoutSeconds: "30" }, `key "db": commandTimeoutSeconds "30" is not a number of seconds above 0 (at most 3600)`],
@@ -184,7 +243,7 @@ describe("deploying with keys over the Host seam", () => {
     const events: string[] = [];
     const result = await deploy({ ...request, onEvent: (e) => events.push(e.type === "phase" ? `phase ${e.phase}` : e.type) }, world.deps);
     expect(shape(world.host.log).slice(0, 9)).toEqual([
-      INSPECT_COMMAND, `copy ${NEW}`, "GETENT", "UPLOAD /run/keys/db", "START", "READ_STATE", INSPECT_COMMAND, expect.stringMatching(/^cat /), "GETENT",
+      INSPECT_COMMAND, `copy ${NEW}`, "GETENT", "UPLOAD /run/keys/db", "START", "READ_STATE", INSPECT_COMMAND, expect.stringMatching(/^tail -c /), "GETENT",
     ]);
     expect(shape(world.host.log)[9]).toBe("UPLOAD /run/keys/tls");
     expect(world.host.stdin.get(3)?.toString()).toBe("s3cret");

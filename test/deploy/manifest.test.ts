@@ -98,7 +98,7 @@ describe("the deploy command of a deployment", () => {
       keepGenerations: 5,
       reactivate: false,
       keys: [{
-        name: "db-password", path: "/run/keys/db-password", user: "postgres", group: "postgres", permissions: "0440", uploadAt: "after-activation",
+        name: "db-password", path: "/run/keys/db-password", user: "postgres", group: "postgres", permissions: "0440", uploadAt: "after-activation", replaceExisting: false,
         content: Buffer.from("s3cret"), sha256: `sha256:${createHash("sha256").update("s3cret").digest("hex")}`,
       }],
     });

@@ -109,7 +109,7 @@ export function addDeployOptions(command: Command): Command {
     .option("--key <name=file>", "put FILE's content on the host as /run/keys/NAME (root, 0400) before activation; repeatable", collect, [])
     .option("--key-spec <json>", "a key with every setting, as NixosDeployment writes it: " +
       '\'{"name":"db", "file":"./db.pw", "user":"postgres", "permissions":"0440", "uploadAt":"after-activation"}\' ' +
-      "(fields: name, file or command, destDir, user, group, permissions, uploadAt, commandTimeoutSeconds); repeatable", collect, [])
+      "(fields: name, file or command, destDir, user, group, permissions, uploadAt, commandTimeoutSeconds, replaceExisting); repeatable", collect, [])
     .option("--sensitive-arg <name>", "take the value of this module argument out of every message; repeatable", collect, [])
     .option("--show-trace", "pass --show-trace to Nix: the full evaluation trace in errors")
     .option("--verbose", "print everything Nix says while it builds")
