@@ -52,6 +52,9 @@ export interface DeployErrorDetails {
   readonly hostState?: HostState;
 }
 
+/** How much of a failed command's stderr (an activation's log) a report shows: its end, where the reason is. */
+export const STDERR_TAIL_LINES = 40;
+
 /** A failure of one deployment phase, carrying the failed command and its stderr. */
 export class DeployError extends Error {
   readonly phase: DeployPhase;
@@ -77,15 +80,23 @@ export class DeployError extends Error {
     return EXIT_CODES[this.phase];
   }
 
-  /** The message with command, stderr and hint, as the CLI prints it. */
-  /** The error in full; `stderrShownFor` names a host whose report already showed the same stderr (said once). */
+  /**
+   * The error in full, as the CLI prints it: message, command, the last STDERR_TAIL_LINES lines of stderr, hint.
+   * `stderrShownFor` names a host whose report already showed the same stderr (said once).
+   */
   describe(options: { readonly stderrShownFor?: string } = {}): string {
     const lines = [`${this.phase} failed: ${this.message}`];
     if (this.command !== undefined) lines.push(`  command: ${this.command}`);
     if (this.exitCode !== undefined) lines.push(`  exit code: ${this.exitCode}`);
     if (this.stderr !== undefined && this.stderr.trim() !== "") {
-      if (options.stderrShownFor !== undefined) lines.push(`  stderr: the same as ${options.stderrShownFor}'s above`);
-      else lines.push("  stderr:", ...this.stderr.trimEnd().split("\n").map((l) => `    ${l}`));
+      if (options.stderrShownFor !== undefined) {
+        lines.push(`  stderr: the same as ${options.stderrShownFor}'s above`);
+      } else {
+        const all = this.stderr.trimEnd().split("\n");
+        const tail = all.slice(-STDERR_TAIL_LINES);
+        lines.push(tail.length < all.length ? `  stderr (its last ${tail.length} of ${all.length} lines):` : "  stderr:");
+        for (const line of tail) lines.push(`    ${line}`);
+      }
     }
     if (this.hostState !== undefined) lines.push(`  the host now runs: ${describeHostState(this.hostState)}`);
     if (this.hint !== undefined) lines.push(`  hint: ${this.hint}`);

@@ -116,6 +116,13 @@ export interface DeployRequest {
    */
   readonly activationTimeoutSeconds?: number;
   /**
+   * How long the host may keep a question unanswered — the inspection, a store query or reply of the copy (no byte
+   * moving either way), a key upload — before the deployment gives up on it (a host that takes the SSH connection and
+   * never answers cannot hold a deploy, or a push, for ever).
+   * @default 60
+   */
+  readonly replyTimeoutSeconds?: number;
+  /**
    * How long to wait for another deployment to the same host to finish (deployments to one host take turns).
    * @default 300
    */
@@ -165,6 +172,9 @@ export interface DeployResult {
 }
 
 export const DEFAULT_ACTIVATION_TIMEOUT_SECONDS = 600;
+export const DEFAULT_REPLY_TIMEOUT_SECONDS = 60;
+/** What the inspection prints is a few hundred bytes; more is not an answer to it. */
+const INSPECT_MAX_OUTPUT_BYTES = 64 * 1024;
 /** How long a deployment waits for another one's lock on the same host. */
 export const DEFAULT_LOCK_TIMEOUT_SECONDS = 300;
 /** How often a confirmed activation's exit status is read. */
@@ -204,11 +214,12 @@ export async function deployBuilt(
 
   const keys = request.keys ?? [];
   const sudo = (request.target.user ?? "root") !== "root";
+  const replyMs = replyTimeoutMs(request);
   const upload = async (uploadAt: LoadedKey["uploadAt"], when: string): Promise<KeyReport[]> => {
     const batch = action === "dry-activate" ? [] : keys.filter((k) => k.uploadAt === uploadAt);
     if (batch.length === 0) return [];
     emit({ type: "phase", phase: "keys", detail: `${batch.map((k) => k.name).join(", ")} ${when}` });
-    const uploaded = await uploadKeysOn(host, batch, sudo, when);
+    const uploaded = await uploadKeysOn(host, batch, { sudo, when, timeoutMs: replyMs });
     emit({ type: "keys-uploaded", keys: uploaded });
     return uploaded;
   };
@@ -240,6 +251,7 @@ export async function deployBuilt(
 
     emit({ type: "phase", phase: "copy" });
     const copy = await copyTo(host, local, request, deps, emit);
+    if (!request.buildOnTarget) await checkArrived(host, local.outPath, replyMs);
     emit({ type: "copied", report: copy });
 
     if (request.buildOnTarget && local.drvPath !== undefined) {
@@ -306,9 +318,10 @@ function afterLine(log: string, line: string): string {
 }
 
 /** Uploads a batch of keys; a transport failure becomes a KeysError that says what the host was left with. */
-async function uploadKeysOn(host: Host, keys: readonly LoadedKey[], sudo: boolean, when: string): Promise<KeyReport[]> {
+async function uploadKeysOn(host: Host, keys: readonly LoadedKey[], options: { sudo: boolean; when: string; timeoutMs: number }): Promise<KeyReport[]> {
+  const when = options.when;
   try {
-    return await uploadKeys(host, keys, { sudo, when });
+    return await uploadKeys(host, keys, options);
   } catch (err) {
     if (err instanceof DeployError) throw err;
     throw new KeysError(`uploading keys to ${host.name} ${when} failed: ${(err as Error).message}`, {
@@ -352,11 +365,12 @@ export async function previewDeploy(local: LocalSystem, request: BuiltDeployRequ
     const upToDate = request.reactivate !== true && isUpToDate(action, before, local.outPath);
     const roots = copyRoots(local, request);
     const store = await deps.openStore();
-    const plan = await during("inspect", `querying the store of ${host.name}`, () => host.planCopy(store, roots)).finally(() => store.close());
+    const plan = await during("inspect", `querying the store of ${host.name}`, () => host.planCopy(store, roots, { replyTimeoutMs: replyTimeoutMs(request) }))
+      .finally(() => store.close());
     let previousClosure: string[] = [];
     if (previousSystem !== undefined) {
       const command = `nix-store --query --requisites ${shellQuote(previousSystem)}`;
-      const listed = await during("inspect", `listing the closure of ${previousSystem} on ${host.name}`, () => host.run(command));
+      const listed = await during("inspect", `listing the closure of ${previousSystem} on ${host.name}`, () => host.run(command, { timeoutMs: replyTimeoutMs(request) }));
       if (listed.exitCode !== 0) {
         throw new InspectError(`could not list the closure of ${previousSystem} on ${host.name}`, { command, stderr: listed.stderr, exitCode: listed.exitCode });
       }
@@ -388,7 +402,7 @@ function connectTo(request: BuiltDeployRequest, deps: HostDependencies, emit: (e
 /** What the host runs, checked against what was built before anything is copied. */
 async function inspectFor(host: Host, local: LocalSystem, request: BuiltDeployRequest, emit: (event: DeployEvent) => void): Promise<TargetSystem> {
   emit({ type: "phase", phase: "inspect" });
-  const before = await inspect(host);
+  const before = await inspect(host, replyTimeoutMs(request));
   emit({ type: "target", target: before });
   checkTarget(host, before, local, request);
   return before;
@@ -420,8 +434,12 @@ function checkTarget(host: Host, target: TargetSystem, local: LocalSystem, reque
   }
 }
 
-async function inspect(host: Host): Promise<TargetSystem> {
-  const result = await during("inspect", `inspecting ${host.name}`, () => host.run(INSPECT_COMMAND));
+function replyTimeoutMs(request: BuiltDeployRequest): number {
+  return (request.replyTimeoutSeconds ?? DEFAULT_REPLY_TIMEOUT_SECONDS) * 1000;
+}
+
+async function inspect(host: Host, timeoutMs: number): Promise<TargetSystem> {
+  const result = await during("inspect", `inspecting ${host.name}`, () => host.run(INSPECT_COMMAND, { timeoutMs, maxOutputBytes: INSPECT_MAX_OUTPUT_BYTES }));
   if (result.exitCode !== 0) {
     throw new InspectError(`could not inspect ${host.name}`, { command: INSPECT_COMMAND, stderr: result.stderr, exitCode: result.exitCode });
   }
@@ -443,6 +461,7 @@ async function copyTo(
       useSubstitutes: request.useSubstitutes,
       compress: request.compress,
       maxChannels: request.maxChannels,
+      replyTimeoutMs: replyTimeoutMs(request),
       onProgress: (progress) => emit({ type: "copy-progress", progress }),
     });
   } catch (err) {
@@ -462,6 +481,33 @@ async function copyTo(
     });
   } finally {
     await store?.close();
+  }
+}
+
+/** The command that tells whether `path` is really in the host's store, not only said to be by its serve protocol. */
+export function arrivedCommand(path: string): string {
+  return `nix-store --check-validity ${shellQuote(path)} && test -e ${shellQuote(path)}`;
+}
+
+/**
+ * After the copy, the system must be in the host's store: a `nix-store --serve` (or what answers in its place) that
+ * claimed paths it does not have would otherwise surface as a puzzling activation failure.
+ */
+async function checkArrived(host: Host, path: string, timeoutMs: number): Promise<void> {
+  const command = arrivedCommand(path);
+  let result: RunResult;
+  try {
+    result = await host.run(command, { timeoutMs });
+  } catch (err) {
+    throw new CopyError(`checking that ${path} arrived on ${host.name} failed: ${(err as Error).message}`, { cause: err });
+  }
+  if (result.exitCode !== 0) {
+    throw new CopyError(`${host.name} claimed paths it does not have: ${path} is not in its store after the copy; nothing was activated`, {
+      command,
+      stderr: result.stderr,
+      exitCode: result.exitCode,
+      hint: "its nix-store --serve said the path was there: look at what answers as nix-store on that host (a forced command, a wrapper)",
+    });
   }
 }
 
@@ -716,7 +762,10 @@ async function activate(
       const failed = `${what} exited with code ${state.status}`;
       if (plan.rollback) emit({ type: "phase", phase: "rollback", detail: previous });
       const finished = await waitFor((s) => s.done, Date.now() + activationMs);
-      const details = { command: switchCommand, stderr: await readLog(), exitCode: Number(state.status), hostState: await hostState() };
+      const details = {
+        command: switchCommand, stderr: await readLog(), exitCode: Number(state.status), hostState: await hostState(),
+        hint: `the activation's whole log is ${plan.logFile} on ${name}`,
+      };
       if (!plan.rollback) {
         throw new ActivateError(request.rollback === false ? `${failed}; ${name} was left as it is (--no-rollback)` : failed, details);
       }

@@ -11,6 +11,10 @@ export interface RunResult {
 export interface RunOptions {
   /** Bytes streamed into the remote process's stdin (never its argv), then end of input. */
   readonly stdin?: Buffer;
+  /** Fail with a TransportError (and close the command's channel) when it has not finished by then. */
+  readonly timeoutMs?: number;
+  /** Fail with a TransportError when it prints more than this on stdout or stderr. @default 16 MiB */
+  readonly maxOutputBytes?: number;
 }
 
 export interface CopyOptions {
@@ -20,6 +24,8 @@ export interface CopyOptions {
   readonly compress?: CompressMode;
   /** Data channels a far target may get at most. @default MAX_DATA_CHANNELS (8) */
   readonly maxChannels?: number;
+  /** How long a reply may keep the copy waiting with no byte moving either way. @default - no limit */
+  readonly replyTimeoutMs?: number;
   readonly onProgress?: (progress: CopyProgress) => void;
 }
 
@@ -42,7 +48,7 @@ export interface Host {
   /** Copies the closure of `paths` from `source` (nix-copy-closure semantics: only what the host lacks). */
   copyClosure(source: StoreSource, paths: readonly string[], options?: CopyOptions): Promise<CopyReport>;
   /** What `copyClosure` would send, read from the host's store without writing to it. */
-  planCopy(source: StoreSource, paths: readonly string[]): Promise<CopyPlan>;
+  planCopy(source: StoreSource, paths: readonly string[], options?: Pick<CopyOptions, "replyTimeoutMs">): Promise<CopyPlan>;
   /** A second, fresh connection to the same host with the same checks (the host key must now be known). */
   reconnect(options: ReconnectOptions): Promise<Host>;
   close(): Promise<void>;

@@ -410,12 +410,12 @@ const UNSAFE_HINT = "keys go only into directories that no one but root can chan
  * in one command, that every user and group exists and every directory is safe, so such a problem fails before any
  * key of the batch is written.
  */
-export async function uploadKeys(host: Host, keys: readonly LoadedKey[], options: { sudo: boolean; when: string }): Promise<KeyReport[]> {
+export async function uploadKeys(host: Host, keys: readonly LoadedKey[], options: { sudo: boolean; when: string; timeoutMs?: number }): Promise<KeyReport[]> {
   if (keys.length === 0) return [];
   const before = keys.every((k) => k.uploadAt === "before-activation");
   const untouched = `no key was written${before ? "" : " (the host runs the new system)"}`;
   const check = keysPreflightCommand(keys, options.sudo);
-  const checked = await host.run(check);
+  const checked = await host.run(check, { timeoutMs: options.timeoutMs });
   if (checked.exitCode !== 0) {
     throw new KeysError(`could not check the keys' directories, users and groups on ${host.name}`, { command: "key preflight", stderr: checked.stderr, exitCode: checked.exitCode });
   }
@@ -444,7 +444,7 @@ export async function uploadKeys(host: Host, keys: readonly LoadedKey[], options
   const reports: KeyReport[] = [];
   for (const key of keys) {
     const command = uploadKeyCommand(key, key.content.length, options.sudo);
-    const result = await host.run(command, { stdin: key.content });
+    const result = await host.run(command, { stdin: key.content, timeoutMs: options.timeoutMs });
     if (result.exitCode !== 0) {
       const written = reports.length === 0 ? "" : ` (written before it: ${reports.map((r) => r.name).join(", ")})`;
       const failure = { command: `upload of key "${key.name}" to ${key.path}`, stderr: result.stderr, exitCode: result.exitCode };

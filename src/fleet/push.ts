@@ -30,6 +30,8 @@ export interface PushSettings {
   readonly reactivate: boolean;
   readonly lockTimeoutSeconds: number;
   readonly activationTimeoutSeconds: number;
+  /** How long a host may leave a question unanswered (see DeployRequest.replyTimeoutSeconds). @default 60 */
+  readonly replyTimeoutSeconds?: number;
   /** EC2 endpoint for the console host keys (default: AWS, or AWS_ENDPOINT_URL_EC2). */
   readonly ec2Endpoint?: string;
 }
@@ -79,6 +81,7 @@ export function planPush(hosts: readonly FleetHost[], settings: PushSettings): P
         confirmTimeoutSeconds: spec.confirmTimeoutSeconds > 0 ? spec.confirmTimeoutSeconds : undefined,
         lockTimeoutSeconds: settings.lockTimeoutSeconds,
         activationTimeoutSeconds: settings.activationTimeoutSeconds,
+        replyTimeoutSeconds: settings.replyTimeoutSeconds,
         keepGenerations: settings.keepGenerations ?? spec.keepGenerations,
         reactivate: settings.reactivate,
       },

@@ -9,6 +9,8 @@ export interface RemoteProcess {
   readonly exited: Promise<number | null>;
   /** Ends its input and releases the channel. */
   close(): void;
+  /** Closes the channel at once (a command that will not stop by itself): `exited` then resolves with null. */
+  abort(): void;
 }
 
 /** What copying to a target needs from a connection to it: to start commands there (an SSH connection, in practice). */

@@ -182,6 +182,7 @@ describe("cdktf-nixos deploy: every phase's failure has its exit code", () => {
       error: {
         phase: "activate", exitCode: 6, command: `${NEW}/bin/switch-to-configuration switch`,
         message: `'switch' of ${NEW} on root@198.51.100.7:22 exited with code 1; root@198.51.100.7:22 was rolled back to ${OLD}`,
+        hint: expect.stringMatching(/^the activation's whole log is \/run\/cdktf-nixos\/[0-9a-f]{12}\.log on root@198\.51\.100\.7:22$/),
       },
       hostState: { system: "x86_64-linux", nix: true, nixos: true, systemd: false, currentSystem: OLD, profileGeneration: 4, profileSystem: OLD },
     });

@@ -1,10 +1,10 @@
 import { describe, expect, it } from "vitest";
 import { deploy, type DeployRequest } from "../../src/deploy/deploy";
 import { INSPECT_COMMAND } from "../../src/deploy/inspection";
-import { BuildError, ConnectError, DeployError, EXIT_CODES, exitCodeOf, TransportError } from "../../src/errors";
+import { ActivateError, BuildError, ConnectError, DeployError, EXIT_CODES, exitCodeOf, TransportError } from "../../src/errors";
 import { ServeError } from "../../src/nix/serve/session";
 import {
-  CONFIRM, FakeHost, NEW, OLD, READ_LOG, READ_STATE, START, activationState, fakeDependencies, healthyHost, inspection, states,
+  ARRIVED, CONFIRM, FakeHost, NEW, OLD, READ_LOG, READ_STATE, START, activationState, fakeDependencies, healthyHost, inspection, states,
 } from "./fake-host";
 
 const request: DeployRequest = {
@@ -27,9 +27,9 @@ describe("deploy orchestration over the Host seam", () => {
     const world = fakeDependencies(healthyHost());
     const result = await deploy(request, world.deps);
     expect(world.host.log.map((c) => (START.test(c) ? "START" : READ_STATE.test(c) ? "READ_STATE" : c))).toEqual([
-      INSPECT_COMMAND, `copy ${NEW}`, "START", "READ_STATE", INSPECT_COMMAND, world.host.log.at(-1),
+      INSPECT_COMMAND, `copy ${NEW}`, ARRIVED, "START", "READ_STATE", INSPECT_COMMAND, world.host.log.at(-1),
     ]);
-    expect(world.host.log[2]).toContain(`{ ${SET_PROFILE} && ${SWITCH}; } 9>&-`);
+    expect(world.host.log[3]).toContain(`{ ${SET_PROFILE} && ${SWITCH}; } 9>&-`);
     expect(world.host.log.at(-1)).toMatch(READ_LOG);
     expect(result).toMatchObject({
       host: "root@198.51.100.7:22", action: "switch", newSystem: NEW, previousSystem: OLD,
@@ -113,7 +113,15 @@ describe("deploy orchestration over the Host seam", () => {
 
     const allowed = notNixos();
     await deploy({ ...request, allowNonNixos: true }, fakeDependencies(allowed).deps);
-    expect(allowed.log[2]).toContain(SWITCH);
+    expect(allowed.log[3]).toContain(SWITCH);
+  });
+
+  it("exit 5: a host whose serve protocol claimed paths it does not have is caught before anything is activated", async () => {
+    const host = healthyHost([[ARRIVED, { exitCode: 1, stderr: `error: path '${NEW}' is not valid\n` }]]);
+    const err = await failure(deploy(request, fakeDependencies(host).deps));
+    expect([err.phase, exitCodeOf(err)]).toEqual(["copy", 5]);
+    expect(err.message).toBe(`root@198.51.100.7:22 claimed paths it does not have: ${NEW} is not in its store after the copy; nothing was activated`);
+    expect(host.log).toEqual([INSPECT_COMMAND, `copy ${NEW}`, ARRIVED]);
   });
 
   it("exit 3: a host without nix-store", async () => {
@@ -190,7 +198,7 @@ describe("deploy orchestration over the Host seam", () => {
     const err = await failure(deploy({ ...request, rollback: false }, fakeDependencies(host).deps));
     expect(exitCodeOf(err)).toBe(6);
     expect(err.message).toBe(`'switch' of ${NEW} on root@198.51.100.7:22 exited with code 4; root@198.51.100.7:22 was left as it is (--no-rollback)`);
-    expect(host.log[2]).toContain(`echo "left as it is (no rollback)"`);
+    expect(host.log[3]).toContain(`echo "left as it is (no rollback)"`);
   });
 
   it("reconnects when the connection is lost during activation, and reports what the host really did", async () => {
@@ -248,7 +256,7 @@ describe("deploy orchestration over the Host seam", () => {
     expect(err.message).toBe("root@198.51.100.7:22 is locked by another deployment (laptop pid 42, activation f00 since " +
       "2026-11-25T16:00:00Z) for more than 1 s; nothing was changed");
     expect(holders).toEqual(["laptop pid 42, activation f00 since 2026-11-25T16:00:00Z"]);
-    expect(host.log[2]).toContain("flock -w 1 9");
+    expect(host.log[3]).toContain("flock -w 1 9");
   });
 
   it("exit 9: a host without flock is named as such, not as locked by another deployment; nothing was changed", async () => {
@@ -268,6 +276,14 @@ describe("deploy orchestration over the Host seam", () => {
     const result = await deploy(request, fakeDependencies(host).deps);
     // the inspection after would say generation 5
     expect(result).toMatchObject({ previousGeneration: 7, newGeneration: 8 });
+  });
+
+  it("describes a failure with a huge log by its last lines (no stack overflow from 200 000 of them)", () => {
+    const log = Array.from({ length: 200_000 }, (_, i) => `line ${i}`).join("\n");
+    const text = new ActivateError("it failed", { stderr: log }).describe();
+    expect(text.split("\n")).toHaveLength(1 + 1 + 40);
+    expect(text).toContain("  stderr (its last 40 of 200000 lines):\n    line 199960\n");
+    expect(text.endsWith("    line 199999")).toBe(true);
   });
 
   it("exit 9: a state directory that is not root's own starts nothing; exit 10: state files no activation wrote are never believed", async () => {
@@ -301,8 +317,8 @@ describe("confirmed activation (magic rollback) over the Host seam", () => {
     const host = healthyHost([[READ_STATE, states({ stdout: activationState() }, { stdout: activationState({ status: "0" }) })]]);
     const result = await deploy(confirmed, fakeDependencies(host).deps);
     expect(host.reconnects).toBe(1);
-    expect(host.log[2]).toMatch(START);
-    expect(host.log.slice(3).map((c) => c.replace(/[0-9a-f]{12}/g, "ID").replace(/^for f in .*/, "READ_STATE"))).toEqual([
+    expect(host.log[3]).toMatch(START);
+    expect(host.log.slice(4).map((c) => c.replace(/[0-9a-f]{12}/g, "ID").replace(/^for f in .*/, "READ_STATE"))).toEqual([
       "READ_STATE",
       "READ_STATE",
       "reconnect",

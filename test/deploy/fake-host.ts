@@ -1,4 +1,4 @@
-import type { DeployDependencies } from "../../src/deploy/deploy";
+import { arrivedCommand, type DeployDependencies } from "../../src/deploy/deploy";
 import type { Host, RunOptions, RunResult } from "../../src/deploy/host";
 import type { TargetSystem } from "../../src/deploy/inspection";
 import { INSPECT_COMMAND } from "../../src/deploy/inspection";
@@ -168,3 +168,6 @@ export function fakeDependencies(host: FakeHost, overrides: Partial<DeployDepend
     },
   };
 }
+
+/** The check after the copy that the new system really is in the host's store. */
+export const ARRIVED = arrivedCommand(NEW);

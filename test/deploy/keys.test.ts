@@ -11,7 +11,7 @@ import {
 } from "../../src/deploy/keys";
 import { DeployError, EXIT_CODES, KeysError, exitCodeOf } from "../../src/errors";
 import { SAFE_DIR_FUNCTION } from "../../src/deploy/safe-dir";
-import { FakeHost, NEW, READ_STATE, START, activationState, fakeDependencies, healthyHost, inspection } from "./fake-host";
+import { ARRIVED, FakeHost, NEW, READ_STATE, START, activationState, fakeDependencies, healthyHost, inspection } from "./fake-host";
 
 const sha256 = (text: string) => `sha256:${createHash("sha256").update(text).digest("hex")}`;
 const key = (name: string, content: string, overrides: Partial<LoadedKey> = {}): LoadedKey => ({
@@ -242,12 +242,12 @@ describe("deploying with keys over the Host seam", () => {
     const world = fakeDependencies(healthyHost());
     const events: string[] = [];
     const result = await deploy({ ...request, onEvent: (e) => events.push(e.type === "phase" ? `phase ${e.phase}` : e.type) }, world.deps);
-    expect(shape(world.host.log).slice(0, 9)).toEqual([
-      INSPECT_COMMAND, `copy ${NEW}`, "GETENT", "UPLOAD /run/keys/db", "START", "READ_STATE", INSPECT_COMMAND, expect.stringMatching(/^tail -c /), "GETENT",
+    expect(shape(world.host.log).slice(0, 10)).toEqual([
+      INSPECT_COMMAND, `copy ${NEW}`, ARRIVED, "GETENT", "UPLOAD /run/keys/db", "START", "READ_STATE", INSPECT_COMMAND, expect.stringMatching(/^tail -c /), "GETENT",
     ]);
-    expect(shape(world.host.log)[9]).toBe("UPLOAD /run/keys/tls");
-    expect(world.host.stdin.get(3)?.toString()).toBe("s3cret");
-    expect(world.host.stdin.get(9)?.toString()).toBe("cert");
+    expect(shape(world.host.log)[10]).toBe("UPLOAD /run/keys/tls");
+    expect(world.host.stdin.get(4)?.toString()).toBe("s3cret");
+    expect(world.host.stdin.get(10)?.toString()).toBe("cert");
     expect(world.host.log.join("\n")).not.toMatch(/s3cret|cert\b/);
     expect(result.keys).toEqual([
       { name: "db", path: "/run/keys/db", sha256: sha256("s3cret"), uploadAt: "before-activation" },
@@ -263,7 +263,7 @@ describe("deploying with keys over the Host seam", () => {
     expect(err).toBeInstanceOf(KeysError);
     expect((err as DeployError).message).toBe("root@198.51.100.7:22 has no user nginx (for key tls) before activation; no key was written");
     expect(exitCodeOf(err)).toBe(EXIT_CODES.keys);
-    expect(shape(world.host.log)).toEqual([INSPECT_COMMAND, `copy ${NEW}`, "GETENT"]);
+    expect(shape(world.host.log)).toEqual([INSPECT_COMMAND, `copy ${NEW}`, ARRIVED, "GETENT"]);
   });
 
   it("exit 11: a host without getent is named as such, not as missing the key's users; nothing is written", async () => {
@@ -271,7 +271,7 @@ describe("deploying with keys over the Host seam", () => {
     const err = await deploy({ ...request, keys: [key("db", "s3cret")] }, world.deps).catch((e: unknown) => e);
     expect((err as DeployError).message).toBe("root@198.51.100.7:22 has no getent command, which the key upload needs to check users and groups before activation; no key was written");
     expect(exitCodeOf(err)).toBe(EXIT_CODES.keys);
-    expect(shape(world.host.log)).toEqual([INSPECT_COMMAND, `copy ${NEW}`, "GETENT"]);
+    expect(shape(world.host.log)).toEqual([INSPECT_COMMAND, `copy ${NEW}`, ARRIVED, "GETENT"]);
   });
 
   it("exit 11: a key path that is a directory or a symbolic link on the host is refused by the upload, not written into", async () => {

@@ -93,6 +93,7 @@ describe("the deploy command of a deployment", () => {
       rollback: true,
       confirmTimeoutSeconds: 30,
       activationTimeoutSeconds: 600,
+      replyTimeoutSeconds: 60,
       lockTimeoutSeconds: 300,
       allowNonNixos: false,
       keepGenerations: 5,

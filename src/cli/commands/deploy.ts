@@ -6,7 +6,7 @@ import { regionProblem } from "../../aws/regions";
 import { readFile, readlink, stat } from "node:fs/promises";
 import { homedir } from "node:os";
 import { dirname, join, resolve } from "node:path";
-import { DEFAULT_ACTIVATION_TIMEOUT_SECONDS, DEFAULT_LOCK_TIMEOUT_SECONDS, deploy, type DeployDependencies, type DeployRequest } from "../../deploy/deploy";
+import { DEFAULT_ACTIVATION_TIMEOUT_SECONDS, DEFAULT_LOCK_TIMEOUT_SECONDS, DEFAULT_REPLY_TIMEOUT_SECONDS, deploy, type DeployDependencies, type DeployRequest } from "../../deploy/deploy";
 import type { DefaultDependencyOptions } from "../../deploy/default-dependencies";
 import { ACTIONS, type Action } from "../../deploy/goal";
 import { KeySpecError, checkKeySpecs, loadKeys, parseKeyArgument, type KeySpec } from "../../deploy/keys";
@@ -49,6 +49,7 @@ interface DeployFlags {
   consoleTimeout: string;
   connectTimeout: string;
   activationTimeout: string;
+  replyTimeout: string;
   lockTimeout: string;
   keepGenerations?: string;
   reactivate?: boolean;
@@ -90,6 +91,7 @@ export function addDeployOptions(command: Command): Command {
     .option("--confirm-timeout <seconds>", "switch/test: confirm over a new SSH connection within this time, or the target rolls itself back (magic rollback)")
     .option("--activation-timeout <seconds>", "give up waiting for activation after this long", String(DEFAULT_ACTIVATION_TIMEOUT_SECONDS))
     .option("--lock-timeout <seconds>", "wait this long for another deployment to the same host to finish", String(DEFAULT_LOCK_TIMEOUT_SECONDS))
+    .option("--reply-timeout <seconds>", "give up on a host that leaves a question unanswered this long (inspection, store queries, replies during the copy, key uploads)", String(DEFAULT_REPLY_TIMEOUT_SECONDS))
     .option("--keep-generations <n>", "after a switch or boot, delete all but the newest N system generations (nix-env --delete-generations +N)")
     .option("--reactivate", "activate even when the host already runs this system (default: report it up to date and leave it)")
     .option("--allow-non-nixos", "deploy onto a host that does not look like NixOS yet")
@@ -258,6 +260,7 @@ function deployRequest(flags: DeployFlags): Omit<DeployRequest, "onEvent"> {
   secondsFlag("--console-timeout", flags.consoleTimeout);
   secondsFlag("--activation-timeout", flags.activationTimeout, { above0: true });
   secondsFlag("--lock-timeout", flags.lockTimeout, { whole: true });
+  secondsFlag("--reply-timeout", flags.replyTimeout, { above0: true });
   const keepGenerations = parseKeepGenerations(flags.keepGenerations);
   let jumpHost: JumpHost | undefined;
   try {
@@ -299,6 +302,7 @@ function deployRequest(flags: DeployFlags): Omit<DeployRequest, "onEvent"> {
     rollback: flags.rollback,
     confirmTimeoutSeconds: flags.confirmTimeout === undefined ? undefined : Number(flags.confirmTimeout),
     activationTimeoutSeconds: Number(flags.activationTimeout),
+    replyTimeoutSeconds: Number(flags.replyTimeout),
     lockTimeoutSeconds: Number(flags.lockTimeout),
     allowNonNixos: flags.allowNonNixos === true,
     keepGenerations,

@@ -3,7 +3,7 @@ import { endpointProblem } from "../../aws/endpoint";
 import { accessSync, constants, statSync } from "node:fs";
 import { appendFile } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
-import { DEFAULT_ACTIVATION_TIMEOUT_SECONDS, DEFAULT_LOCK_TIMEOUT_SECONDS } from "../../deploy/deploy";
+import { DEFAULT_ACTIVATION_TIMEOUT_SECONDS, DEFAULT_LOCK_TIMEOUT_SECONDS, DEFAULT_REPLY_TIMEOUT_SECONDS } from "../../deploy/deploy";
 import type { DefaultDependencyOptions } from "../../deploy/default-dependencies";
 import { resolveInventory } from "../../fleet/inventory";
 import { ProjectError, loadStack, readStackState } from "../../fleet/project";
@@ -34,6 +34,7 @@ interface PushFlags extends ProjectFlags {
   connectTimeout: string;
   lockTimeout: string;
   activationTimeout: string;
+  replyTimeout: string;
   endpoint?: string;
   verbose?: boolean;
 }
@@ -57,6 +58,7 @@ export function registerPushCommand(program: Command, output: Output, dependenci
     .option("--connect-timeout <seconds>", "keep retrying an unreachable host this long", "10")
     .option("--lock-timeout <seconds>", "wait this long for another deployment to the same host to finish", String(DEFAULT_LOCK_TIMEOUT_SECONDS))
     .option("--activation-timeout <seconds>", "give up waiting for a host's activation after this long", String(DEFAULT_ACTIVATION_TIMEOUT_SECONDS))
+    .option("--reply-timeout <seconds>", "give up on a host that leaves a question unanswered this long (inspection, store queries, replies during the copy, key uploads)", String(DEFAULT_REPLY_TIMEOUT_SECONDS))
     .option("--endpoint <url>", "EC2 endpoint for host keys from instance consoles (default: AWS, or AWS_ENDPOINT_URL_EC2)")
     .option("--verbose", "print everything Nix says while it builds")
     .option("--json", "print one JSON object with every host's result as the last line of stdout")
@@ -130,6 +132,7 @@ function pushSettings(flags: PushFlags): PushSettings {
   secondsFlag("--connect-timeout", flags.connectTimeout);
   secondsFlag("--lock-timeout", flags.lockTimeout, { whole: true });
   secondsFlag("--activation-timeout", flags.activationTimeout, { above0: true });
+  secondsFlag("--reply-timeout", flags.replyTimeout, { above0: true });
   checkCompressMode(flags.compress);
   const badEndpoint = flags.endpoint === undefined ? undefined : endpointProblem(flags.endpoint);
   if (badEndpoint !== undefined) throw new UsageError(`--endpoint ${badEndpoint}`);
@@ -143,6 +146,7 @@ function pushSettings(flags: PushFlags): PushSettings {
     reactivate: flags.reactivate === true,
     lockTimeoutSeconds: Number(flags.lockTimeout),
     activationTimeoutSeconds: Number(flags.activationTimeout),
+    replyTimeoutSeconds: Number(flags.replyTimeout),
     ec2Endpoint: flags.endpoint,
   };
 }

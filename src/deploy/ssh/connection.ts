@@ -99,16 +99,35 @@ export class SshConnection {
   /**
    * Runs a command without a PTY and collects its output; `stdin` is streamed into it. Resolves with the exit code of
    * a command that ran (128 + n when a signal ended it); rejects with a TransportError when the connection failed
-   * before the command reported an exit status.
+   * before the command reported an exit status, when it printed more than `maxOutputBytes` on one stream, or when it
+   * did not finish within `timeoutMs` (the channel is then closed: a host cannot hold the deployer or fill its memory).
    */
-  async exec(command: string, stdin?: Buffer): Promise<{ exitCode: number; stdout: string; stderr: string }> {
+  async exec(command: string, stdin?: Buffer, limits: ExecLimits = {}): Promise<{ exitCode: number; stdout: string; stderr: string }> {
+    const maxOutputBytes = limits.maxOutputBytes ?? DEFAULT_MAX_OUTPUT_BYTES;
     const channel = await this.openChannel(command);
     const stdout: Buffer[] = [];
     const stderr: Buffer[] = [];
-    channel.stdout.on("data", (c: Buffer) => stdout.push(c));
-    channel.stderr.on("data", (c: Buffer) => stderr.push(c));
+    let stopped: string | undefined;
+    const stop = (why: string) => {
+      stopped ??= why;
+      channel.abort();
+    };
+    const collect = (into: Buffer[], what: string) => {
+      let size = 0;
+      return (c: Buffer) => {
+        size += c.length;
+        if (size > maxOutputBytes) stop(`printed more than ${maxOutputBytes / 1024} KiB on ${what}, more than it can mean`);
+        else into.push(c);
+      };
+    };
+    channel.stdout.on("data", collect(stdout, "stdout"));
+    channel.stderr.on("data", collect(stderr, "stderr"));
+    channel.stdin.on("error", () => undefined);
     channel.stdin.end(stdin);
-    const exitCode = await channel.exited;
+    const timer = limits.timeoutMs === undefined ? undefined : setTimeout(() => stop(`gave no answer within ${limits.timeoutMs! / 1000} s`), limits.timeoutMs);
+    timer?.unref();
+    const exitCode = await channel.exited.finally(() => clearTimeout(timer));
+    if (stopped !== undefined) throw new TransportError(`'${shortCommand(command)}' on ${this.name} ${stopped}`);
     if (exitCode === null) {
       throw new TransportError(`the connection to ${this.name} was lost before '${command}' reported an exit status`);
     }
@@ -140,7 +159,7 @@ export class SshConnection {
         // A dropped connection ends the channel with an error first; its 'close' then resolves with no status.
         channel.on("error", () => undefined);
         const exited = new Promise<number | null>((done) => channel.on("close", () => done(exitCode)));
-        resolve({ stdin: channel, stdout: channel, stderr: channel.stderr, exited, close: () => channel.end() });
+        resolve({ stdin: channel, stdout: channel, stderr: channel.stderr, exited, close: () => channel.end(), abort: () => channel.close() });
       };
       try {
         this.client.exec(command, started);
@@ -163,6 +182,22 @@ export class SshConnection {
       setTimeout(() => client.destroy(), CLOSE_GRACE_MS).unref();
     }
   }
+}
+
+/** What one command's output may be at most, unless the caller knows better: more is a host talking nonsense. */
+export const DEFAULT_MAX_OUTPUT_BYTES = 16 * 1024 * 1024;
+
+export interface ExecLimits {
+  /** Stop the command and fail when it has not finished by then. @default - no limit */
+  readonly timeoutMs?: number;
+  /** Stop the command and fail when it prints more than this on stdout or stderr. @default DEFAULT_MAX_OUTPUT_BYTES */
+  readonly maxOutputBytes?: number;
+}
+
+/** A command as messages show it: its first line, at most 80 characters. */
+function shortCommand(command: string): string {
+  const first = command.split("\n")[0];
+  return first.length > 80 || first !== command ? `${first.slice(0, 77)}...` : first;
 }
 
 /** The host offered another key than known_hosts records for it; nothing was sent to it. */

@@ -25,7 +25,7 @@ export class SshHost implements Host {
   }
 
   run(command: string, options: RunOptions = {}): Promise<RunResult> {
-    return this.connection.exec(command, options.stdin);
+    return this.connection.exec(command, options.stdin, { timeoutMs: options.timeoutMs, maxOutputBytes: options.maxOutputBytes });
   }
 
   copyClosure(source: StoreSource, paths: readonly string[], options: CopyOptions = {}): Promise<CopyReport> {
@@ -37,13 +37,14 @@ export class SshHost implements Host {
       useSubstitutes: options.useSubstitutes,
       compress: options.compress,
       maxChannels: options.maxChannels,
+      replyTimeoutMs: options.replyTimeoutMs,
       onProgress: options.onProgress,
     });
   }
 
-  planCopy(source: StoreSource, paths: readonly string[]): Promise<CopyPlan> {
+  planCopy(source: StoreSource, paths: readonly string[], options: Pick<CopyOptions, "replyTimeoutMs"> = {}): Promise<CopyPlan> {
     // without --write: the remote store refuses anything but queries
-    return planRemoteCopy(source, this.shell, paths);
+    return planRemoteCopy(source, this.shell, paths, options.replyTimeoutMs);
   }
 
   /** The host key was verified on first contact; a new connection must present the same, recorded key. */

@@ -102,6 +102,8 @@ export class UnexpectedEndError extends Error {
  */
 export class ServeReader {
   private readonly chunks: Buffer[] = [];
+  /** When bytes last moved either way (read here, or written by the session: see `touch`). */
+  private lastActivity = Date.now();
   private buffered = 0;
   private ended = false;
   private failure?: Error;
@@ -110,8 +112,13 @@ export class ServeReader {
   private consumed = 0;
   private static readonly HIGH_WATER = 4 * 1024 * 1024;
 
-  constructor(private readonly stream: Readable) {
+  /**
+   * `idleTimeoutMs`: a read that waits this long with no byte moving either way fails with a ReplyTimeoutError (a
+   * host that accepts the connection and never answers cannot hold the deployer).
+   */
+  constructor(private readonly stream: Readable, private readonly options: { idleTimeoutMs?: number } = {}) {
     stream.on("data", (chunk: Buffer) => {
+      this.lastActivity = Date.now();
       this.chunks.push(chunk);
       this.buffered += chunk.length;
       if (this.buffered >= ServeReader.HIGH_WATER) stream.pause();
@@ -135,6 +142,11 @@ export class ServeReader {
     return this.consumed;
   }
 
+  /** Bytes went to the server: a reply may take as long as they keep going. */
+  touch(): void {
+    this.lastActivity = Date.now();
+  }
+
   /** What is buffered but not consumed: on a protocol mismatch, the text the remote printed. */
   peekBuffered(): Buffer {
     return Buffer.concat(this.chunks);
@@ -151,17 +163,21 @@ export class ServeReader {
     return Number(value);
   }
 
-  async readString(what = "a string"): Promise<string> {
+  /** A string of at most `maxBytes` (what it can be: a store path is < 4 KiB); a longer one is refused unread. */
+  async readString(what = "a string", maxBytes = MAX_STRING_BYTES): Promise<string> {
     const length = await this.readU64(`the length of ${what}`);
+    if (length > maxBytes) throw new ReplyBoundError(`${what} of ${length} bytes, more than it can be (${maxBytes})`);
     const padded = length + ((8 - (length % 8)) % 8);
     const bytes = await this.take(padded, what);
     return bytes.subarray(0, length).toString("utf8");
   }
 
-  async readStrings(what = "a list of strings"): Promise<string[]> {
+  /** A list of at most `maxCount` strings (a reply has at most as many entries as were asked about). */
+  async readStrings(what = "a list of strings", maxCount = MAX_LIST_ENTRIES, maxBytes = MAX_STRING_BYTES): Promise<string[]> {
     const count = await this.readU64(`the size of ${what}`);
+    if (count > maxCount) throw new ReplyBoundError(`${what}: ${count} entries, more than it can have (${maxCount})`);
     const out: string[] = [];
-    for (let i = 0; i < count; i++) out.push(await this.readString(what));
+    for (let i = 0; i < count; i++) out.push(await this.readString(what, maxBytes));
     return out;
   }
 
@@ -186,11 +202,18 @@ export class ServeReader {
   }
 
   private async waitFor(length: number, what: string): Promise<void> {
+    const idle = this.options.idleTimeoutMs;
     while (this.buffered < length) {
       if (this.failure) throw this.failure;
       if (this.ended) throw new UnexpectedEndError(what, this.peekBuffered());
+      if (idle !== undefined && Date.now() - this.lastActivity >= idle) throw new ReplyTimeoutError(what, idle);
       this.stream.resume();
-      await new Promise<void>((resolve) => (this.wake = resolve));
+      let timer: NodeJS.Timeout | undefined;
+      await new Promise<void>((resolve) => {
+        this.wake = resolve;
+        if (idle !== undefined) timer = setTimeout(resolve, Math.max(idle - (Date.now() - this.lastActivity), 1));
+      });
+      clearTimeout(timer);
     }
   }
 
@@ -205,19 +228,41 @@ export class ServeReader {
   }
 }
 
-/** Reads one QueryPathInfos reply: infos until an empty path. */
-export async function readPathInfos(reader: ServeReader): Promise<ServePathInfo[]> {
+/** What a reply's parts can be at most: a store path (Nix's own limit is far below), a string, a list. */
+export const MAX_PATH_BYTES = 4096;
+export const MAX_STRING_BYTES = 64 * 1024;
+export const MAX_LIST_ENTRIES = 1_000_000;
+
+/** A reply claimed a size it cannot have (a string of 2^40 bytes, a set of 2^50 paths): refused before reading it. */
+export class ReplyBoundError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "ReplyBoundError";
+  }
+}
+
+/** No byte moved either way for the reader's idle timeout while a reply was awaited. */
+export class ReplyTimeoutError extends Error {
+  constructor(what: string, idleMs: number) {
+    super(`no answer within ${idleMs / 1000} s while waiting for ${what}`);
+    this.name = "ReplyTimeoutError";
+  }
+}
+
+/** Reads one QueryPathInfos reply: infos until an empty path, at most one per path asked about. */
+export async function readPathInfos(reader: ServeReader, maxCount = MAX_LIST_ENTRIES): Promise<ServePathInfo[]> {
   const infos: ServePathInfo[] = [];
   for (;;) {
-    const path = await reader.readString("a path info");
+    const path = await reader.readString("a path info", MAX_PATH_BYTES);
     if (path === "") return infos;
-    const deriver = await reader.readString("a deriver");
-    const references = await reader.readStrings("references");
+    if (infos.length >= maxCount) throw new ReplyBoundError(`path infos: more than the ${maxCount} asked about`);
+    const deriver = await reader.readString("a deriver", MAX_PATH_BYTES);
+    const references = await reader.readStrings("references", MAX_LIST_ENTRIES, MAX_PATH_BYTES);
     await reader.readU64("a download size");
     const narSize = await reader.readU64("a NAR size");
-    const narHash = await reader.readString("a NAR hash");
-    const ca = await reader.readString("a content address");
-    const sigs = await reader.readStrings("signatures");
+    const narHash = await reader.readString("a NAR hash", 256);
+    const ca = await reader.readString("a content address", MAX_PATH_BYTES);
+    const sigs = await reader.readStrings("signatures", 1024, MAX_PATH_BYTES);
     infos.push({
       path,
       deriver: deriver === "" ? undefined : deriver,

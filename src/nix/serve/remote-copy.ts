@@ -18,6 +18,8 @@ export interface RemoteCopyOptions {
   readonly compress?: CompressMode;
   /** @default MAX_DATA_CHANNELS */
   readonly maxChannels?: number;
+  /** How long a reply may keep the copy waiting with no byte moving either way. @default - no limit */
+  readonly replyTimeoutMs?: number;
   readonly onProgress?: (progress: CopyProgress) => void;
 }
 
@@ -34,7 +36,7 @@ export async function copyToRemote(options: RemoteCopyOptions): Promise<CopyRepo
   const compress = options.compress ?? "auto";
   // The direct session starts while the probe runs: on a LAN, the usual case, it is the one used, and the probe's
   // round trips then cost nothing. Far away it finds what is missing, which decides whether the spool pays.
-  const direct = openSession(options.shell, WRITE_COMMAND);
+  const direct = openSession(options.shell, WRITE_COMMAND, options.replyTimeoutMs);
   direct.catch(() => undefined);
   let probe: Probe;
   let closure: PathInfo[];
@@ -50,7 +52,7 @@ export async function copyToRemote(options: RemoteCopyOptions): Promise<CopyRepo
     // a target whose shell cannot run the probe still gets the single channel, which needs nothing but nix-store
     [closure, probe] = await Promise.all([
       options.source.closure(options.paths),
-      probeTarget(options.shell).catch((): Probe => ({ rttMs: 0, capabilities: undefined })),
+      probeTarget(options.shell, options.replyTimeoutMs).catch((): Probe => ({ rttMs: 0, capabilities: undefined })),
     ]);
     choice = choose(probe.rttMs);
   } catch (err) {
@@ -112,7 +114,7 @@ async function spooledOrDirect(
 ): Promise<CopyReport & { readonly transport: TransportReport }> {
   const spooled = await copySpooled(options, closure, choice, compress);
   if (spooled !== undefined) return { ...spooled.report, durationMs: Date.now() - started, transport: transport(spooled.transport) };
-  const direct = await withSession(options.shell, WRITE_COMMAND, (session) =>
+  const direct = await withSession(options.shell, WRITE_COMMAND, options.replyTimeoutMs, (session) =>
     copyClosure({
       source: options.source,
       target: session,
@@ -129,8 +131,8 @@ async function spooledOrDirect(
 }
 
 /** What copyToRemote would send, read through a `nix-store --serve` that cannot write (never substitutes). */
-export function planRemoteCopy(source: StoreSource, shell: RemoteShell, paths: readonly string[]): Promise<CopyPlan> {
-  return withSession(shell, "nix-store --serve", (session) => planClosureCopy(source, session, paths));
+export function planRemoteCopy(source: StoreSource, shell: RemoteShell, paths: readonly string[], replyTimeoutMs?: number): Promise<CopyPlan> {
+  return withSession(shell, "nix-store --serve", replyTimeoutMs, (session) => planClosureCopy(source, session, paths));
 }
 
 interface Probe {
@@ -144,8 +146,11 @@ interface Probe {
  * running shell: the first one also waits for the shell to start, which on a busy host is longer than a LAN's round
  * trip and would make a near host look far.
  */
-async function probeTarget(shell: RemoteShell): Promise<Probe> {
+async function probeTarget(shell: RemoteShell, replyTimeoutMs: number | undefined): Promise<Probe> {
   const process = await shell.start(probeCommand());
+  const silent = replyTimeoutMs === undefined ? undefined : setTimeout(() => process.abort(), replyTimeoutMs);
+  silent?.unref();
+  process.exited.finally(() => clearTimeout(silent)).catch(() => undefined);
   let stdout = "";
   let echoes = 0;
   let rttMs: number | undefined;
@@ -224,7 +229,7 @@ async function copySpooled(
     command: `ssh ${options.shell.name} '${command}'`,
     close: () => importer.close(),
   };
-  const { session, valid } = await ServeSession.openWithQuery(channel, query).catch(async (err: unknown) => {
+  const { session, valid } = await ServeSession.openWithQuery(channel, query, { replyTimeoutMs: options.replyTimeoutMs }).catch(async (err: unknown) => {
     for (const c of channels) c.close();
     importer.close();
     throw err;
@@ -274,7 +279,7 @@ async function removeSpool(shell: RemoteShell, id: string): Promise<void> {
   }
 }
 
-async function openSession(shell: RemoteShell, command: string): Promise<ServeSession> {
+async function openSession(shell: RemoteShell, command: string, replyTimeoutMs: number | undefined): Promise<ServeSession> {
   const remote = await shell.start(command);
   try {
     return await ServeSession.open({
@@ -284,15 +289,15 @@ async function openSession(shell: RemoteShell, command: string): Promise<ServeSe
       exited: remote.exited,
       command: `ssh ${shell.name} ${command}`,
       close: () => remote.close(),
-    });
+    }, { replyTimeoutMs });
   } catch (err) {
-    remote.close();
+    remote.abort();
     throw err;
   }
 }
 
-async function withSession<T>(shell: RemoteShell, command: string, use: (session: ServeSession) => Promise<T>): Promise<T> {
-  const session = await openSession(shell, command);
+async function withSession<T>(shell: RemoteShell, command: string, replyTimeoutMs: number | undefined, use: (session: ServeSession) => Promise<T>): Promise<T> {
+  const session = await openSession(shell, command, replyTimeoutMs);
   try {
     return await use(session);
   } finally {

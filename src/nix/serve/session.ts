@@ -2,6 +2,8 @@ import type { Readable, Writable } from "node:stream";
 import type { NarSink, PathInfo } from "../store-source";
 import { waitForDrain, type DrainWait } from "./drain";
 import {
+  MAX_LIST_ENTRIES,
+  MAX_PATH_BYTES,
   ProtocolMismatchError,
   ServeReader,
   UnexpectedEndError,
@@ -81,6 +83,14 @@ export interface ValidPathsQuery {
 
 const STDERR_LIMIT = 64 * 1024;
 
+export interface SessionOptions {
+  /**
+   * How long a reply may keep the session waiting with no byte moving either way before the session fails.
+   * @default - no limit (a local nix-store)
+   */
+  readonly replyTimeoutMs?: number;
+}
+
 /**
  * A client of one `nix-store --serve` process. Commands are answered in order, so several may be in flight at once;
  * addToStoreNars uses that to send NARs back to back instead of waiting a round trip per path.
@@ -97,8 +107,8 @@ export class ServeSession {
   private readonly drainWait: DrainWait = {};
   private negotiatedVersion = 0;
 
-  private constructor(private readonly channel: ServeChannel) {
-    this.reader = new ServeReader(channel.output);
+  private constructor(private readonly channel: ServeChannel, options: SessionOptions = {}) {
+    this.reader = new ServeReader(channel.output, { idleTimeoutMs: options.replyTimeoutMs });
   }
 
   /** The protocol version both sides speak. */
@@ -107,8 +117,8 @@ export class ServeSession {
   }
 
   /** Starts the session: sends the greeting and checks the server's. */
-  static async open(channel: ServeChannel): Promise<ServeSession> {
-    const session = new ServeSession(channel);
+  static async open(channel: ServeChannel, options: SessionOptions = {}): Promise<ServeSession> {
+    const session = new ServeSession(channel, options);
     session.listen();
     session.send((write) => writeHello(write));
     try {
@@ -131,8 +141,8 @@ export class ServeSession {
   }
 
   /** Starts a session whose server gets `preamble(query)` first, and returns the answer to that query. */
-  static async openWithQuery(channel: ServeChannel, query: ValidPathsQuery): Promise<{ session: ServeSession; valid: Set<string> }> {
-    const session = new ServeSession(channel);
+  static async openWithQuery(channel: ServeChannel, query: ValidPathsQuery, options: SessionOptions = {}): Promise<{ session: ServeSession; valid: Set<string> }> {
+    const session = new ServeSession(channel, options);
     session.listen();
     session.stats.queryValidPaths++;
     session.send((write) => write(ServeSession.preamble(query)));
@@ -141,7 +151,7 @@ export class ServeSession {
     } catch (err) {
       throw await session.explain(err, "starting the serve protocol");
     }
-    const valid = new Set(await session.reply(() => session.reader.readStrings("the valid paths"), "querying valid paths"));
+    const valid = new Set(await session.reply(() => session.reader.readStrings("the valid paths", query.paths.length, MAX_PATH_BYTES), "querying valid paths"));
     return { session, valid };
   }
 
@@ -157,19 +167,19 @@ export class ServeSession {
   async queryValidPaths(paths: readonly string[], options: { substitute?: boolean; lock?: boolean } = {}): Promise<Set<string>> {
     this.stats.queryValidPaths++;
     this.send((write) => writeQueryValidPaths(write, paths, { lock: options.lock === true, substitute: options.substitute === true }));
-    return new Set(await this.reply(() => this.reader.readStrings("the valid paths"), "querying valid paths"));
+    return new Set(await this.reply(() => this.reader.readStrings("the valid paths", paths.length, MAX_PATH_BYTES), "querying valid paths"));
   }
 
   async queryPathInfos(paths: readonly string[]): Promise<PathInfo[]> {
     this.stats.queryPathInfos++;
     this.send((write) => writeQueryPathInfos(write, paths));
-    return this.reply(() => readPathInfos(this.reader), "querying path infos");
+    return this.reply(() => readPathInfos(this.reader, paths.length), "querying path infos");
   }
 
   async queryClosure(paths: readonly string[]): Promise<string[]> {
     this.stats.queryClosure++;
     this.send((write) => writeQueryClosure(write, paths, false));
-    return this.reply(() => this.reader.readStrings("the closure"), "querying the closure");
+    return this.reply(() => this.reader.readStrings("the closure", MAX_LIST_ENTRIES, MAX_PATH_BYTES), "querying the closure");
   }
 
   /**
@@ -192,7 +202,7 @@ export class ServeSession {
       this.failWrites(err);
       stream?.abort(err);
     });
-    const write = stream ? (chunk: Buffer) => stream.write(chunk) : (chunk: Buffer) => this.writeWithBackpressure(chunk);
+    const write = stream ? (chunk: Buffer) => { this.reader.touch(); return stream.write(chunk); } : (chunk: Buffer) => this.writeWithBackpressure(chunk);
     try {
       for (const upload of uploads) {
         this.stats.addToStoreNar++;
@@ -242,6 +252,7 @@ export class ServeSession {
     if (this.writeFailure) throw this.writeFailure;
     encode((bytes) => {
       this.written += bytes.length;
+      this.reader.touch();
       this.channel.input.write(bytes);
     });
   }
@@ -249,6 +260,7 @@ export class ServeSession {
   private async writeWithBackpressure(chunk: Buffer): Promise<void> {
     if (this.writeFailure) throw this.writeFailure;
     this.written += chunk.length;
+    this.reader.touch();
     if (this.channel.input.write(chunk)) return;
     await waitForDrain(this.channel.input, this.drainWait);
   }
@@ -270,14 +282,16 @@ export class ServeSession {
   private async explain(err: unknown, doing: string): Promise<Error> {
     if (err instanceof ServeError) return err;
     if (err instanceof ProtocolMismatchError) {
-      const printed = err.received.toString("utf8").replace(/[^\x20-\x7e\n\t]/g, "").trim();
-      return new ServeError(
-        printed === ""
-          ? "the target did not answer with the nix-store --serve greeting"
-          : `the remote shell printed '${printed.slice(0, 200)}' before nix-store answered`,
-        this.channel.command,
-        this.stderr,
-      );
+      const head = err.received.subarray(0, 256);
+      const text = head.toString("latin1");
+      const printable = text.replace(/[^\x20-\x7e\n\t\r]/g, "");
+      // a shell rc's greeting is text; anything else is some other program's bytes, shown as they are
+      const message = printable.trim() === "" && head.length === 0
+        ? "the target did not answer with the nix-store --serve greeting"
+        : printable.length >= text.length * 0.9 && printable.trim() !== ""
+          ? `the remote shell printed '${printable.trim().slice(0, 200)}' before nix-store answered`
+          : `the target answered with bytes that are not Nix's serve protocol: ${head.subarray(0, 16).toString("hex").replace(/(..)(?!$)/g, "$1 ")}`;
+      return new ServeError(message, this.channel.command, this.stderr);
     }
     if (err instanceof UnexpectedEndError || (err as NodeJS.ErrnoException).code === "EPIPE") {
       const exitCode = await Promise.race([

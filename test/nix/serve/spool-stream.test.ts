@@ -29,7 +29,7 @@ function fakeDataProcess(spool: Map<number, Buffer>, delayMs: (n: number) => num
     }
   });
   stdin.on("end", () => setTimeout(() => finish(0), 5));
-  return { stdin, stdout, stderr, exited, close: () => finish(null), end: (code) => finish(code) };
+  return { stdin, stdout, stderr, exited, close: () => finish(null), abort: () => finish(null), end: (code) => finish(code) };
 }
 
 function importerInput(): { stdin: PassThrough; lines: () => string[] } {
