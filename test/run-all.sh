@@ -26,6 +26,7 @@ command -v unshare >/dev/null || missing+=(util-linux)
 command -v sudo >/dev/null || missing+=(sudo)
 command -v zstd >/dev/null || missing+=(zstd)
 [ -x /usr/bin/python3 ] || missing+=(python3)
+[ -x /usr/bin/time ] || missing+=(time)
 if [ ${#missing[@]} -gt 0 ]; then
   say "apt-get install ${missing[*]}"
   apt-get update -qq

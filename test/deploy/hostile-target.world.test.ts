@@ -1,10 +1,10 @@
-import { execFileSync } from "node:child_process";
+import { execFile, execFileSync } from "node:child_process";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { EXIT_CODES } from "../../src/cli/program";
-import { cdktfNixos as cli } from "../harness/cli";
+import { CLI, cdktfNixos as cli } from "../harness/cli";
 import { buildSystem } from "../harness/fixture";
 import { missing } from "../harness/requirements";
 import { startTargets, type TargetHost, type TargetWorld } from "../harness/target-hosts";
@@ -13,7 +13,7 @@ import { startTargets, type TargetHost, type TargetWorld } from "../harness/targ
  * Issue 22: a target (or a local user on it) tries to take root, memory or time from the deployer. Every case runs
  * against a real sshd and a real Nix store, with the hostile part played by a process on the target.
  */
-describe.skipIf(missing("root", "nix", "sshd", "netns"))("a hostile target or local user takes nothing from the deployer", () => {
+describe.skipIf(missing("root", "nix", "sshd", "netns", "python3", "time"))("a hostile target or local user takes nothing from the deployer", () => {
   let world: TargetWorld;
   let target: TargetHost;
   let work: string;
@@ -160,5 +160,99 @@ describe.skipIf(missing("root", "nix", "sshd", "netns"))("a hostile target or lo
     const deployed = await cli(["deploy", ...sshArgs(), "--toplevel", next]);
     expect(deployed.code, deployed.stderr).toBe(0);
     expect((await target.exec("stat -c '%U %a' /run/cdktf-nixos")).stdout).toBe("root 755\n");
+  });
+
+  /**
+   * Puts a forced command in front of the client's key on the target (as `command="…"` in authorized_keys): what
+   * `mode` says answers instead of `nix-store --serve`, or instead of everything; any other command runs as asked.
+   */
+  async function forceCommand(mode: "never-answer" | "zeros" | "huge-set" | "huge-string" | "garbage" | "claims-all-valid"): Promise<void> {
+    const serve = [
+      "import os, struct, sys",
+      "mode = sys.argv[1]",
+      "inp, out = sys.stdin.buffer, sys.stdout.buffer",
+      "def u64(): return struct.unpack('<Q', inp.read(8))[0]",
+      "def put(n): out.write(struct.pack('<Q', n))",
+      "if mode == 'garbage':",
+      "    out.write(b'\"3\\x00\\xff\\x13\\x37\\x00\\x01binary'); out.flush(); sys.exit(0)",
+      "u64(); u64()",
+      "put(0x5452eecb); put(0x205); out.flush()",
+      "while True:",
+      "    cmd = u64()",
+      "    if cmd != 1: sys.exit(0)",
+      "    u64(); u64()",
+      "    paths = []",
+      "    for _ in range(u64()):",
+      "        n = u64(); paths.append(inp.read(n)); inp.read((8 - n % 8) % 8)",
+      "    if mode == 'huge-set': put(2 ** 50)",
+      "    elif mode == 'huge-string': put(1); put(2 ** 40)",
+      "    else:",
+      "        put(len(paths))",
+      "        for p in paths: put(len(p)); out.write(p + b'\\x00' * ((8 - len(p) % 8) % 8))",
+      "    out.flush()",
+    ].join("\n");
+    const forced = [
+      "#!/bin/sh",
+      `case "$SSH_ORIGINAL_COMMAND" in`,
+      ...(mode === "never-answer" ? [`  *) exec sleep 3600 ;;`] : mode === "zeros" ? [`  *'echo machine='*) exec cat /dev/zero ;;`] : [`  *'nix-store --serve'*) exec /usr/bin/python3 /root/serve.py ${mode} ;;`]),
+      `  *) exec sh -c "$SSH_ORIGINAL_COMMAND" ;;`,
+      "esac",
+    ].join("\n");
+    await target.exec(`cat > /root/serve.py <<'PY'\n${serve}\nPY\ncat > /root/forced.sh <<'SH'\n${forced}\nSH\nchmod 755 /root/forced.sh && ` +
+      `printf 'command="/root/forced.sh" %s\\n' "${world.clientPublicKey.trim()}" > /root/.ssh/authorized_keys`);
+  }
+  async function unforce(): Promise<void> {
+    await target.exec(`printf '%s\\n' "${world.clientPublicKey.trim()}" > /root/.ssh/authorized_keys && rm -f /root/forced.sh /root/serve.py`);
+  }
+
+  /** Runs the CLI under /usr/bin/time: its result and its peak resident memory in MiB. */
+  function cliMeasured(args: string[]): Promise<{ code: number; stderr: string; peakMiB: number }> {
+    return new Promise((resolve) => {
+      execFile("/usr/bin/time", ["-f", "peak-kib %M", process.execPath, CLI, ...args], { env: { ...process.env, NIX_CONFIG: "substituters =" }, maxBuffer: 64 * 1024 * 1024 },
+        (err, _stdout, stderr) => {
+          const peak = /^peak-kib (\d+)$/m.exec(stderr);
+          resolve({ code: (err as { code?: number } | null)?.code ?? 0, stderr, peakMiB: peak === null ? Number.NaN : Number(peak[1]) / 1024 });
+        });
+    });
+  }
+
+  it("a host that never answers, floods or speaks garbage costs bounded memory and time, and is named for what it did", async () => {
+    const next = (await buildSystem({ config: { networking: { hostName: "hostile" }, environment: { etc: { motd: { text: "serve" } } } } })).toplevel;
+    const running = (await target.exec("readlink -f /run/current-system")).stdout;
+    const deploy = (extra: string[] = []) => cliMeasured(["deploy", ...sshArgs(), "--toplevel", next, "--reply-timeout", "3", ...extra]);
+    try {
+      await forceCommand("never-answer");
+      const started = Date.now();
+      const silent = await deploy();
+      expect(silent.code, silent.stderr).toBe(EXIT_CODES.inspect);
+      expect(silent.stderr).toContain(`inspect failed: inspecting root@${target.address}:22 failed: 'echo machine=$(uname -m); command -v nix-store >/dev/null 2>&1 && echo nix=1 ...' on root@${target.address}:22 gave no answer within 3 s`);
+      // a bound, not a speed: 3 s of silence, then the connection's close
+      expect(Date.now() - started).toBeLessThan(30_000);
+
+      await forceCommand("zeros");
+      const flood = await deploy();
+      expect(flood.code, flood.stderr).toBe(EXIT_CODES.inspect);
+      expect(flood.stderr).toContain("printed more than 64 KiB on stdout, more than it can mean");
+      expect(flood.peakMiB).toBeLessThan(256);
+
+      for (const [mode, message] of [
+        // a set has at most as many entries as were asked about (the closure's paths)
+        ["huge-set", /copy failed: querying valid paths failed: the valid paths: 1125899906842624 entries, more than it can have \(\d+\)/],
+        ["huge-string", /copy failed: querying valid paths failed: the valid paths of 1099511627776 bytes, more than it can be \(4096\)/],
+        ["garbage", /copy failed: the target answered with bytes that are not Nix's serve protocol: 22 33 00 ff 13 37 00 01 62 69 6e 61 72 79/],
+        ["claims-all-valid", new RegExp(`copy failed: root@${target.address}:22 claimed paths it does not have: ${next} is not in its store after the copy; nothing was activated`)],
+      ] as const) {
+        await forceCommand(mode);
+        const hostile = await deploy();
+        expect(hostile.code, `${mode}: ${hostile.stderr}`).toBe(EXIT_CODES.copy);
+        expect(hostile.stderr, mode).toMatch(message);
+        expect(hostile.peakMiB, mode).toBeLessThan(256);
+      }
+    } finally {
+      await unforce();
+    }
+    expect((await target.exec("readlink -f /run/current-system")).stdout).toBe(running);
+    // and the host, answering again, is deployed as usual
+    expect((await cli(["deploy", ...sshArgs(), "--toplevel", next])).code).toBe(0);
   });
 });

@@ -2,7 +2,7 @@ import { execFileSync } from "node:child_process";
 import { existsSync } from "node:fs";
 
 /** What a world test can need from the machine. */
-export type Requirement = "root" | "nix" | "sshd" | "netns" | "terraform" | "aws-provider-mirror" | "zstd" | "python3";
+export type Requirement = "root" | "nix" | "sshd" | "netns" | "terraform" | "aws-provider-mirror" | "zstd" | "python3" | "time";
 
 const checks: Record<Requirement, () => string | undefined> = {
   root: () => (process.getuid?.() === 0 ? undefined : "must run as root (namespaces, mounts, target stores)"),
@@ -12,6 +12,7 @@ const checks: Record<Requirement, () => string | undefined> = {
   zstd: () => (onPath("zstd") ? undefined : "zstd not on PATH (apt-get install zstd)"),
   // nixpkgs-lite's test driver runs test scripts as nixpkgs' does: in Python
   python3: () => (existsSync("/usr/bin/python3") ? undefined : "/usr/bin/python3 missing (apt-get install python3)"),
+  time: () => (existsSync("/usr/bin/time") ? undefined : "/usr/bin/time missing (apt-get install time): it measures a process's peak memory"),
   terraform: () => (onPath("terraform") ? undefined : "terraform not on PATH"),
   "aws-provider-mirror": () =>
     existsSync("/opt/tf-plugins/registry.terraform.io/hashicorp/aws")

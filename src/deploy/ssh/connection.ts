@@ -108,9 +108,14 @@ export class SshConnection {
     const stdout: Buffer[] = [];
     const stderr: Buffer[] = [];
     let stopped: string | undefined;
+    let abandon: () => void = () => undefined;
+    // a command that neither reads nor writes (sleep) keeps sshd from answering the channel's close until it exits:
+    // a stopped command is not waited for (closing the connection ends it)
+    const abandoned = new Promise<null>((resolve) => (abandon = () => resolve(null)));
     const stop = (why: string) => {
       stopped ??= why;
       channel.abort();
+      abandon();
     };
     const collect = (into: Buffer[], what: string) => {
       let size = 0;
@@ -126,7 +131,7 @@ export class SshConnection {
     channel.stdin.end(stdin);
     const timer = limits.timeoutMs === undefined ? undefined : setTimeout(() => stop(`gave no answer within ${limits.timeoutMs! / 1000} s`), limits.timeoutMs);
     timer?.unref();
-    const exitCode = await channel.exited.finally(() => clearTimeout(timer));
+    const exitCode = await Promise.race([channel.exited, abandoned]).finally(() => clearTimeout(timer));
     if (stopped !== undefined) throw new TransportError(`'${shortCommand(command)}' on ${this.name} ${stopped}`);
     if (exitCode === null) {
       throw new TransportError(`the connection to ${this.name} was lost before '${command}' reported an exit status`);
