@@ -92,8 +92,14 @@ export function activationScript(input: ActivationScriptInput): string {
   const q = shellQuote;
   const profile = setsProfile(input.action);
   const previous = input.action === "boot" ? `"$profile_system"` : `"\${current:-$profile_system}"`;
+  // The profile goes back to a generation of the system that runs again (the newest, if several), never to the
+  // generation the profile pointed at: after a reboot mid-activation that one may never have run. A system in no
+  // generation gets a new one.
   const rollbackSteps = [
-    ...(profile ? [`{ [ -z "$gen" ] || nix-env -p ${SYSTEM_PROFILE} --switch-generation "$gen"; }`] : []),
+    ...(profile ? [`{ if [ -z "$prev" ]; then nix-env -p ${SYSTEM_PROFILE} --switch-generation "$gen"; else ` +
+      'rgen=; for l in ' + SYSTEM_PROFILE + '-*-link; do n=${l#' + SYSTEM_PROFILE + '-}; n=${n%-link}; ' +
+      '[ "$(readlink -f "$l")" = "$prev" ] && { [ -z "$rgen" ] || [ "$n" -gt "$rgen" ]; } && rgen=$n; done; ' +
+      `if [ -n "$rgen" ]; then nix-env -p ${SYSTEM_PROFILE} --switch-generation "$rgen"; else nix-env -p ${SYSTEM_PROFILE} --set "$prev"; fi; fi; }`] : []),
     `{ [ -z "$prev" ] || env -i PATH=/run/current-system/sw/bin:/usr/bin:/bin NIXOS_INSTALL_BOOTLOADER=${input.installBootloader ? "1" : "0"} "$prev/bin/switch-to-configuration" ${input.action}; }`,
   ];
   const activate = [...(profile ? [setProfileCommand(input.toplevel)] : []), switchCommand(input.toplevel, input.action, input)];

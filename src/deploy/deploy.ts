@@ -405,7 +405,28 @@ async function inspectFor(host: Host, local: LocalSystem, request: BuiltDeployRe
   const before = await inspect(host, replyTimeoutMs(request));
   emit({ type: "target", target: before });
   checkTarget(host, before, local, request);
+  const user = request.target.user ?? "root";
+  if (user !== "root") await checkSudo(host, user, replyTimeoutMs(request));
   return before;
+}
+
+/** The command that tells whether the login user may run commands as root without a password. */
+export const SUDO_CHECK_COMMAND = "sudo -n true";
+
+/**
+ * A login user other than root activates (and writes keys) through `sudo -n`: checked before anything is copied, so
+ * a user without passwordless sudo does not copy a whole closure first and fail at the end.
+ */
+async function checkSudo(host: Host, user: string, timeoutMs: number): Promise<void> {
+  const result = await during("inspect", `checking sudo on ${host.name}`, () => host.run(SUDO_CHECK_COMMAND, { timeoutMs }));
+  if (result.exitCode !== 0) {
+    throw new InspectError(`${user} cannot run commands as root without a password on ${host.name} (sudo -n true failed); nothing was copied`, {
+      command: SUDO_CHECK_COMMAND,
+      stderr: result.stderr,
+      exitCode: result.exitCode,
+      hint: `give ${user} passwordless sudo on the host (NixOS: security.sudo.wheelNeedsPassword = false and ${user} in wheel), or deploy as root`,
+    });
+  }
 }
 
 /** What goes to the host: the system, or with buildOnTarget its derivation. */

@@ -64,7 +64,12 @@ describe("the activation script", () => {
       "rollback() {",
       `  if [ -z "$gen$prev" ]; then echo nothing >/run/cdktf-nixos/abc.rolled-back; return; fi`,
       `  echo "rolling back to \${prev:-generation $gen}"`,
-      `  { { [ -z "$gen" ] || nix-env -p /nix/var/nix/profiles/system --switch-generation "$gen"; } && { [ -z "$prev" ] || ${env} NIXOS_INSTALL_BOOTLOADER=0 "$prev/bin/switch-to-configuration" switch; }; } 9>&-`,
+      // the profile goes back to the newest generation of the system that runs again, or a new one for it
+      '  { { if [ -z "$prev" ]; then nix-env -p /nix/var/nix/profiles/system --switch-generation "$gen"; else rgen=; ' +
+        'for l in /nix/var/nix/profiles/system-*-link; do n=${l#/nix/var/nix/profiles/system-}; n=${n%-link}; ' +
+        '[ "$(readlink -f "$l")" = "$prev" ] && { [ -z "$rgen" ] || [ "$n" -gt "$rgen" ]; } && rgen=$n; done; ' +
+        'if [ -n "$rgen" ]; then nix-env -p /nix/var/nix/profiles/system --switch-generation "$rgen"; else nix-env -p /nix/var/nix/profiles/system --set "$prev"; fi; fi; } && ' +
+        `{ [ -z "$prev" ] || ${env} NIXOS_INSTALL_BOOTLOADER=0 "$prev/bin/switch-to-configuration" switch; }; } 9>&-`,
       "  echo $? >/run/cdktf-nixos/abc.rolled-back",
       "}",
       `echo 'switch of ${top}'`,

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { deploy, type DeployRequest } from "../../src/deploy/deploy";
+import { SUDO_CHECK_COMMAND, deploy, type DeployRequest } from "../../src/deploy/deploy";
 import { INSPECT_COMMAND } from "../../src/deploy/inspection";
 import { ActivateError, BuildError, ConnectError, DeployError, EXIT_CODES, exitCodeOf, TransportError } from "../../src/errors";
 import { ServeError } from "../../src/nix/serve/session";
@@ -124,6 +124,14 @@ describe("deploy orchestration over the Host seam", () => {
     expect(host.log).toEqual([INSPECT_COMMAND, `copy ${NEW}`, ARRIVED]);
   });
 
+  it("exit 3: a login user without passwordless sudo is found before anything is copied", async () => {
+    const host = healthyHost([[SUDO_CHECK_COMMAND, { exitCode: 1, stderr: "sudo: a password is required\n" }]]);
+    const err = await failure(deploy({ ...request, target: { ...request.target, user: "deploy" } }, fakeDependencies(host).deps));
+    expect([err.phase, exitCodeOf(err)]).toEqual(["inspect", 3]);
+    expect(err.message).toBe("deploy cannot run commands as root without a password on root@198.51.100.7:22 (sudo -n true failed); nothing was copied");
+    expect(host.log).toEqual([INSPECT_COMMAND, SUDO_CHECK_COMMAND]);
+  });
+
   it("exit 3: a host without nix-store", async () => {
     const host = new FakeHost([[INSPECT_COMMAND, { stdout: inspection({ nix: false }) }]]);
     const err = await failure(deploy(request, fakeDependencies(host).deps));
@@ -156,7 +164,7 @@ describe("deploy orchestration over the Host seam", () => {
     const err = await failure(deploy({ ...request, target: { ...request.target, user: "deploy" } }, fakeDependencies(host).deps));
     expect([err.phase, exitCodeOf(err)]).toEqual(["copy", 5]);
     expect(err.hint).toContain("add it to nix.settings.trusted-users");
-    expect(host.log).toEqual([INSPECT_COMMAND, `copy ${NEW}`]);
+    expect(host.log).toEqual([INSPECT_COMMAND, SUDO_CHECK_COMMAND, `copy ${NEW}`]);
   });
 
   it("exit 5: a full disk on the host says so, and that nothing half-copied was registered", async () => {

@@ -317,6 +317,23 @@ app.synth();
     writeFileSync(join(work, "nixos", "web1.nix"), before);
   });
 
+  it("a host that takes the SSH connection and never answers: the others deploy, its row says so, the table is printed", async () => {
+    writeConfig("web1", "web1 silent-neighbour");
+    writeConfig("app", "app silent");
+    const silent = target("app");
+    const keys = (await silent.exec("cat /root/.ssh/authorized_keys")).stdout;
+    await silent.exec(`sed -i 's/^/command="sleep 3600" /' /root/.ssh/authorized_keys`);
+    try {
+      const result = await push("--reply-timeout", "2");
+      expect(result.code, result.stderr).toBe(EXIT_CODES.inspect);
+      expect(result.stdout).toMatch(/│ app\s+│ failed: inspect: inspecting root@10\.233\.0\.\d+:22 failed: .* gave no answer within 2 s/);
+      expect(result.stdout).toMatch(/│ web1\s+│ deployed/);
+    } finally {
+      await silent.exec(`printf '%s' '${keys}' > /root/.ssh/authorized_keys; pkill -x sleep || true`);
+    }
+    expect(await motd("web1")).toBe("web1 silent-neighbour");
+  });
+
   it("one unreachable host: the others deploy, the summary says why it failed, the exit code is connect's", async () => {
     writeConfig("web2", "web2 v3");
     writeConfig("app", "app v4");
