@@ -1,13 +1,9 @@
 import { shellQuote } from "../shell";
 import { mayConfirm, mayPruneGenerations, mayRollBack, setsProfile, upToDateRequires, type Action } from "./goal";
-import { SYSTEM_PROFILE, parseInspection, type TargetSystem } from "./inspection";
+import { ACTIVATION_DIR, SYSTEM_PROFILE, parseInspection, scriptAliveTest, type TargetSystem } from "./inspection";
 import { SAFE_DIR_FUNCTION } from "./safe-dir";
 
-/**
- * Where activations keep their state on the target: /run, so a reboot forgets it (and releases the lock with it).
- * Every activation writes `<id>.log`, `<id>.started`, `<id>.status`, … there; `lock` serializes deployments.
- */
-export const ACTIVATION_DIR = "/run/cdktf-nixos";
+export { ACTIVATION_DIR };
 export const LOCK_FILE = `${ACTIVATION_DIR}/lock`;
 /** Who holds the lock: written by the holder once it has it, read by whoever waits. */
 export const LOCK_HOLDER_FILE = `${ACTIVATION_DIR}/lock.holder`;
@@ -31,7 +27,7 @@ export interface ActivationContext {
   readonly installBootloader?: boolean;
 }
 
-function privileged(context: ActivationContext, words: readonly string[]): string {
+function privileged(context: Pick<ActivationContext, "sudo">, words: readonly string[]): string {
   return [...(context.sudo ? ["sudo", "-n", "--"] : []), ...words].map(shellQuote).join(" ");
 }
 
@@ -103,11 +99,15 @@ export function activationScript(input: ActivationScriptInput): string {
     `{ [ -z "$prev" ] || env -i PATH=/run/current-system/sw/bin:/usr/bin:/bin NIXOS_INSTALL_BOOTLOADER=${input.installBootloader ? "1" : "0"} "$prev/bin/switch-to-configuration" ${input.action}; }`,
   ];
   const activate = [...(profile ? [setProfileCommand(input.toplevel)] : []), switchCommand(input.toplevel, input.action, input)];
+  const lockTimeout = input.lockTimeoutSeconds;
   const lines = [
     "set -u",
     // a transient unit's PATH may be systemd's minimal default; NixOS keeps flock, nix-env & co. in the system path
     `export PATH="$PATH:/run/current-system/sw/bin"`,
     `mkdir -p ${ACTIVATION_DIR}`,
+    // who runs this activation (pid and start time, so a reused pid is not mistaken for it): written before the log,
+    // so whoever sees the log can tell whether the script still runs
+    `echo "$$ $(cut -d' ' -f22 /proc/$$/stat)" >${state}.pid`,
     `exec >${state}.log 2>&1 </dev/null`,
     // without flock the lock below would look held by someone else: say which tool is missing instead
     `command -v flock >/dev/null 2>&1 || { echo "flock (util-linux) is missing"; echo ${MISSING_TOOL_STATUS}flock >${state}.status; touch ${state}.done; exit 0; }`,
@@ -117,7 +117,19 @@ export function activationScript(input: ActivationScriptInput): string {
     `  echo "waiting up to ${input.lockTimeoutSeconds} s for the deployment lock, held by $(cat ${state}.lock-wait)"`,
     `  if ! flock -w ${input.lockTimeoutSeconds} 9; then echo locked >${state}.status; touch ${state}.done; exit 0; fi`,
     "fi",
-    `echo ${q(`${input.holder}, activation ${input.id}`)}" since $(date -u +%Y-%m-%dT%H:%M:%SZ)" >${LOCK_HOLDER_FILE}`,
+    // The lock lives as long as everything an activation started: when the one before died (killed, its unit stopped)
+    // while what it started (switch-to-configuration, in its process group) still runs, wait for that too.
+    `prev_holder=$(head -c ${STATE_LINE_BYTES} ${LOCK_HOLDER_FILE} 2>/dev/null | head -n 1)`,
+    `prev_id=$(printf %s "$prev_holder" | sed -n 's/.*, activation \\([0-9a-f]*\\) since .*/\\1/p')`,
+    `prev_pgid=$(printf %s "$prev_holder" | sed -n 's/.* pgid=\\([0-9]*\\)$/\\1/p')`,
+    `if [ -n "$prev_id" ] && [ -n "$prev_pgid" ] && [ ! -e ${ACTIVATION_DIR}/$prev_id.done ] && kill -0 -- "-$prev_pgid" 2>/dev/null; then`,
+    `  printf '%s\\n' "$(printf %s "$prev_holder" | cut -c1-200): its activation script is gone, what it started still runs" >${state}.lock-wait`,
+    `  echo "waiting up to ${lockTimeout} s for what the activation before started to end ($prev_holder)"`,
+    `  i=0; while kill -0 -- "-$prev_pgid" 2>/dev/null; do if [ $i -ge ${lockTimeout} ]; then echo locked >${state}.status; touch ${state}.done; exit 0; fi; sleep 1; i=$((i+1)); done`,
+    "fi",
+    // an activation whose script died is over now: the next inspection no longer reports it
+    `[ -z "$prev_id" ] || [ -e ${ACTIVATION_DIR}/$prev_id.done ] || touch ${ACTIVATION_DIR}/$prev_id.done`,
+    `echo ${q(`${input.holder}, activation ${input.id}`)}" since $(date -u +%Y-%m-%dT%H:%M:%SZ) pgid=$$" >${LOCK_HOLDER_FILE}`,
     // under the lock no other activation runs, so week-old state files are of finished ones (a reboot clears all)
     `find ${ACTIVATION_DIR} -mindepth 1 -maxdepth 1 -name '*.*' ! -name 'lock*' -mtime +7 -exec rm -rf {} + 2>/dev/null`,
     "record() {",
@@ -149,7 +161,9 @@ export function activationScript(input: ActivationScriptInput): string {
   const timeout = input.confirmTimeoutSeconds;
   if (timeout !== undefined && timeout > 0 && mayConfirm(input.action)) {
     lines.push(
-      `i=0; while [ $i -lt ${timeout} ] && [ ! -d ${state}.decided ]; do sleep 1; i=$((i+1)); done`,
+      // the window, on the host's clock: the confirmation command refuses to confirm after it (see confirmCommand)
+      `deadline=$(( $(date +%s) + ${timeout} )); echo "$deadline ${input.toplevel}" >${state}.deadline`,
+      `while [ "$(date +%s)" -lt "$deadline" ] && [ ! -d ${state}.decided ]; do sleep 1; done`,
       `if mkdir ${state}.decided 2>/dev/null; then echo "no confirmation within ${timeout} s: rolling back"; rollback; fi`,
     );
   }
@@ -221,6 +235,8 @@ export interface ActivationState {
   readonly decided: boolean;
   /** The script finished and released the lock. */
   readonly done: boolean;
+  /** The script itself still runs (it may be waiting, activating, or counting down to a rollback). */
+  readonly alive: boolean;
   /** State files whose content no activation writes (left out above): the host's state cannot be told from them. */
   readonly garbled: readonly string[];
 }
@@ -232,6 +248,8 @@ export function readStateCommand(id: string): string {
   const state = `${ACTIVATION_DIR}/${id}`;
   return [
     `for f in ${STATE_FILES.join(" ")}; do [ -s ${state}.$f ] && echo "$f $(head -c ${STATE_LINE_BYTES} ${state}.$f | head -n 1)"; done`,
+    // alive before done: a script that exits right between the two reads has touched done first
+    `${scriptAliveTest(state)} && echo alive`,
     `[ -e ${state}.log ] && echo running`,
     `[ -d ${state}.decided ] && echo decided`,
     `[ -e ${state}.done ] && echo done`,
@@ -269,6 +287,7 @@ export function parseActivationState(output: string): ActivationState {
     rolledBack: values.get("rolled-back") || undefined,
     decided: values.has("decided"),
     done: values.has("done"),
+    alive: values.has("alive"),
     garbled,
   };
 }
@@ -318,6 +337,25 @@ export interface ActivationPlan {
   readonly logFile: string;
 }
 
+/** Exit codes of the confirmation command when it does not confirm. */
+export const CONFIRM_TOO_LATE = 4;
+export const CONFIRM_SCRIPT_GONE = 5;
+
+/**
+ * Confirms an activation by creating `<id>.decided` — only within the window the script recorded (on the host's own
+ * clock) and while the script runs, so a confirmation never lands after the window, or for an activation nothing
+ * watches any more. `mkdir` is atomic: when the script decided first (to roll back), it fails.
+ */
+export function confirmCommand(id: string, context: Pick<ActivationContext, "sudo">): string {
+  const state = `${ACTIVATION_DIR}/${id}`;
+  const script = [
+    `d=$(cut -d' ' -f1 ${state}.deadline 2>/dev/null); [ -n "$d" ] && [ "$(date +%s)" -lt "$d" ] || exit ${CONFIRM_TOO_LATE}`,
+    `${scriptAliveTest(state)} || exit ${CONFIRM_SCRIPT_GONE}`,
+    `mkdir ${state}.decided`,
+  ].join("; ");
+  return privileged(context, ["sh", "-c", script]);
+}
+
 /** The pure activation planner: the target's state and the request in, the exact commands out. */
 export function planActivation(input: ActivationInput): ActivationPlan {
   const context: ActivationContext = {
@@ -352,6 +390,6 @@ export function planActivation(input: ActivationInput): ActivationPlan {
     readState: readStateCommand(input.id),
     readLog: `tail -c ${LOG_TAIL_BYTES} ${state}.log`,
     logFile: `${state}.log`,
-    ...(confirmed ? { confirm: { timeoutSeconds: timeout, command: privileged(context, ["mkdir", `${state}.decided`]) } } : {}),
+    ...(confirmed ? { confirm: { timeoutSeconds: timeout, command: confirmCommand(input.id, context) } } : {}),
   };
 }

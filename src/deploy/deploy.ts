@@ -24,7 +24,7 @@ import type { StoreSource } from "../nix/store-source";
 import type { LocalSystem, SystemSource } from "../nix/system";
 import { shellQuote } from "../shell";
 import {
-  ACTIVATION_DIR, MISSING_TOOL_STATUS, UNSAFE_STATE_DIR_EXIT, parseActivationState, planActivation, rollbackTarget, type ActivationPlan, type ActivationState,
+  ACTIVATION_DIR, CONFIRM_SCRIPT_GONE, MISSING_TOOL_STATUS, UNSAFE_STATE_DIR_EXIT, parseActivationState, planActivation, rollbackTarget, type ActivationPlan, type ActivationState,
 } from "./activation";
 import { isUpToDate, type Action } from "./goal";
 import type { Host, RunResult } from "./host";
@@ -404,6 +404,14 @@ async function inspectFor(host: Host, local: LocalSystem, request: BuiltDeployRe
   emit({ type: "phase", phase: "inspect" });
   const before = await inspect(host, replyTimeoutMs(request));
   emit({ type: "target", target: before });
+  for (const abandoned of before.unconfirmed ?? []) {
+    if (abandoned.toplevel !== before.currentSystem) continue;
+    emit({
+      type: "notice",
+      message: `${host.name} runs ${abandoned.toplevel} unconfirmed: its activation (${abandoned.id}) was never confirmed, and its ` +
+        "script was stopped before it could roll back",
+    });
+  }
   checkTarget(host, before, local, request);
   const user = request.target.user ?? "root";
   if (user !== "root") await checkSudo(host, user, replyTimeoutMs(request));
@@ -653,7 +661,12 @@ async function activate(
     return state;
   };
   let lockReported = false;
-  /** Polls the state files until `until` holds; undefined when `deadline` passes first. */
+  let seenRunning = false;
+  /**
+   * Polls the state files until `until` holds; undefined when `deadline` passes first. The state files vanishing
+   * means the host restarted (they live in /run); a script that no longer runs without having finished was stopped:
+   * both are said as such, never waited out.
+   */
   const waitFor = async (until: (state: ActivationState) => boolean, deadline: number): Promise<ActivationState | undefined> => {
     for (;;) {
       const state = await readState(reconnectWindow(deadline));
@@ -662,6 +675,21 @@ async function activate(
         emit({ type: "lock-wait", holder: state.waitingFor });
       }
       if (until(state)) return state;
+      if (state.running) seenRunning = true;
+      else if (seenRunning) {
+        const now = await hostState();
+        throw new ActivateError(`${name} restarted during ${what}: the activation's state in /run is gone; it runs ` +
+          `${now?.currentSystem ?? "no system"}${now?.profileGeneration === undefined ? "" : ` (its profile is generation ${now.profileGeneration})`}`, {
+          command: switchCommand, hostState: now,
+          hint: "nothing rolls back across a restart: deploy again to put the host on the system you want",
+        });
+      }
+      if (state.running && !state.alive && !state.done) {
+        throw new HostStateUnknownError(`the activation script of ${what} stopped before it finished (was it killed, or its unit stopped?)`, {
+          command: switchCommand, stderr: await readLog(), hostState: await hostState(),
+          hint: `what it started may still run, and nothing rolls it back; the next deployment waits until that has ended. Its log is ${plan.logFile} on ${name}`,
+        });
+      }
       if (Date.now() >= deadline) return undefined;
       await sleep(Math.min(STATUS_POLL_MS, Math.max(deadline - Date.now(), 0)));
     }
@@ -867,13 +895,21 @@ async function confirm(
       `rolls itself back to ${previous}`, { cause: err, command });
   }
   if (confirmed.exitCode === 0) return;
-  // The host decided first: it is rolling back. Report what it did, not what it should do.
+  // The host decided first (it is rolling back), or no script watches the activation any more. Report what the host
+  // did, not what it should do.
   const readBoundMs = timeoutSeconds * 1000;
   let state: ActivationState | undefined;
   for (const deadline = Date.now() + activationMs; Date.now() < deadline; await sleep(STATUS_POLL_MS)) {
     const read = await withDeadline(confirmation.run(plan.readState), readBoundMs).catch(() => undefined);
     state = read === undefined ? undefined : parseActivationState(read.stdout);
-    if (state === undefined || state.done) break;
+    if (state === undefined || state.done || !state.alive) break;
+  }
+  if (confirmed.exitCode === CONFIRM_SCRIPT_GONE || (state !== undefined && !state.done && !state.alive && !state.decided)) {
+    throw new ConfirmError(`${what} was not confirmed: its activation script stopped (killed, or its unit stopped) before the ` +
+      `confirmation, so nothing rolls it back: ${session.host.name} runs it unconfirmed`, {
+      command,
+      hint: `check the host, then deploy again (or roll back with nixos-rebuild switch --rollback); its log is ${plan.logFile}`,
+    });
   }
   const outcome = state?.rolledBack === "0" ? `it rolled back to ${previous}` : state?.done
     ? `rolling back to ${previous} failed (exit ${state.rolledBack})`

@@ -14,6 +14,22 @@ export interface TargetSystem {
   readonly profileGeneration?: number;
   /** Store path of that generation, if any. */
   readonly profileSystem?: string;
+  /**
+   * Earlier confirmed activations whose script was stopped before the confirmation was decided: nothing rolled them
+   * back, so the host may run a system no one confirmed. Reported once: the next activation closes them.
+   */
+  readonly unconfirmed?: readonly { readonly id: string; readonly toplevel: string }[];
+}
+
+/**
+ * Where activations keep their state on the target: /run, so a reboot forgets it (and releases the lock with it).
+ * Every activation writes `<id>.log`, `<id>.started`, `<id>.status`, … there; `lock` serializes deployments.
+ */
+export const ACTIVATION_DIR = "/run/cdktf-nixos";
+
+/** Succeeds while the activation script of `state` (ACTIVATION_DIR/ID) runs: its recorded pid, with its start time. */
+export function scriptAliveTest(state: string): string {
+  return `{ read p t < ${state}.pid && [ "$(cut -d' ' -f22 /proc/$p/stat)" = "$t" ]; } 2>/dev/null`;
 }
 
 /** The system profile nixos-rebuild manages. */
@@ -27,6 +43,7 @@ export const INSPECT_COMMAND = [
   "test -d /run/systemd/system && echo systemd=1 || echo systemd=0",
   "test -e /run/current-system && echo current=$(readlink -f /run/current-system)",
   `test -e ${SYSTEM_PROFILE} && echo profile=$(readlink ${SYSTEM_PROFILE}) profileSystem=$(readlink -f ${SYSTEM_PROFILE})`,
+  `for f in ${ACTIVATION_DIR}/*.deadline; do s=\${f%.deadline}; [ -e "$f" ] && [ ! -d "$s.decided" ] && [ ! -e "$s.done" ] && ! ${scriptAliveTest('"$s"')} && echo "unconfirmed=\${s##*/}:$(cut -d' ' -f2 "$f")"; done`,
   "true",
 ].join("; ");
 
@@ -52,6 +69,10 @@ export function parseInspection(output: string): TargetSystem {
     const eq = word.indexOf("=");
     if (eq > 0) values.set(word.slice(0, eq), word.slice(eq + 1));
   }
+  const unconfirmed = output.split(/\s+/).filter((w) => w.startsWith("unconfirmed=")).flatMap((w) => {
+    const match = /^unconfirmed=([0-9a-f]{1,64}):(\/nix\/store\/\S+)$/.exec(w);
+    return match === null ? [] : [{ id: match[1], toplevel: match[2] }];
+  });
   const machine = values.get("machine") ?? "";
   const current = values.get("current") || undefined;
   const profileSystem = values.get("profileSystem") || undefined;
@@ -63,5 +84,6 @@ export function parseInspection(output: string): TargetSystem {
     currentSystem: current,
     profileGeneration: parseGeneration(values.get("profile") ?? ""),
     profileSystem,
+    ...(unconfirmed.length > 0 ? { unconfirmed } : {}),
   };
 }

@@ -36,6 +36,7 @@ describe("the activation script", () => {
     "set -u",
     `export PATH="$PATH:/run/current-system/sw/bin"`,
     "mkdir -p /run/cdktf-nixos",
+    `echo "$$ $(cut -d' ' -f22 /proc/$$/stat)" >/run/cdktf-nixos/abc.pid`,
     "exec >/run/cdktf-nixos/abc.log 2>&1 </dev/null",
     `command -v flock >/dev/null 2>&1 || { echo "flock (util-linux) is missing"; echo missing-tool:flock >/run/cdktf-nixos/abc.status; touch /run/cdktf-nixos/abc.done; exit 0; }`,
     "exec 9>>/run/cdktf-nixos/lock",
@@ -44,7 +45,17 @@ describe("the activation script", () => {
     `  echo "waiting up to 300 s for the deployment lock, held by $(cat /run/cdktf-nixos/abc.lock-wait)"`,
     "  if ! flock -w 300 9; then echo locked >/run/cdktf-nixos/abc.status; touch /run/cdktf-nixos/abc.done; exit 0; fi",
     "fi",
-    `echo 'laptop pid 42, activation abc'" since $(date -u +%Y-%m-%dT%H:%M:%SZ)" >/run/cdktf-nixos/lock.holder`,
+    // what the activation before started lives on after its script: the lock is free only once that has ended too
+    "prev_holder=$(head -c 4096 /run/cdktf-nixos/lock.holder 2>/dev/null | head -n 1)",
+    `prev_id=$(printf %s "$prev_holder" | sed -n 's/.*, activation \\([0-9a-f]*\\) since .*/\\1/p')`,
+    `prev_pgid=$(printf %s "$prev_holder" | sed -n 's/.* pgid=\\([0-9]*\\)$/\\1/p')`,
+    `if [ -n "$prev_id" ] && [ -n "$prev_pgid" ] && [ ! -e /run/cdktf-nixos/$prev_id.done ] && kill -0 -- "-$prev_pgid" 2>/dev/null; then`,
+    `  printf '%s\\n' "$(printf %s "$prev_holder" | cut -c1-200): its activation script is gone, what it started still runs" >/run/cdktf-nixos/abc.lock-wait`,
+    `  echo "waiting up to 300 s for what the activation before started to end ($prev_holder)"`,
+    `  i=0; while kill -0 -- "-$prev_pgid" 2>/dev/null; do if [ $i -ge 300 ]; then echo locked >/run/cdktf-nixos/abc.status; touch /run/cdktf-nixos/abc.done; exit 0; fi; sleep 1; i=$((i+1)); done`,
+    "fi",
+    "[ -z \"$prev_id\" ] || [ -e /run/cdktf-nixos/$prev_id.done ] || touch /run/cdktf-nixos/$prev_id.done",
+    `echo 'laptop pid 42, activation abc'" since $(date -u +%Y-%m-%dT%H:%M:%SZ) pgid=$$" >/run/cdktf-nixos/lock.holder`,
     "find /run/cdktf-nixos -mindepth 1 -maxdepth 1 -name '*.*' ! -name 'lock*' -mtime +7 -exec rm -rf {} + 2>/dev/null",
     "record() {",
     "  gen=$(readlink /nix/var/nix/profiles/system 2>/dev/null | sed -n 's/^system-\\([0-9]*\\)-link$/\\1/p')",
@@ -78,7 +89,9 @@ describe("the activation script", () => {
       "(record after)",
       "echo $rc >/run/cdktf-nixos/abc.status",
       "if [ $rc != 0 ]; then rollback; touch /run/cdktf-nixos/abc.done; exit 0; fi",
-      "i=0; while [ $i -lt 30 ] && [ ! -d /run/cdktf-nixos/abc.decided ]; do sleep 1; i=$((i+1)); done",
+      // the window on the host's clock, recorded so that a confirmation after it is refused
+      `deadline=$(( $(date +%s) + 30 )); echo "$deadline ${top}" >/run/cdktf-nixos/abc.deadline`,
+      `while [ "$(date +%s)" -lt "$deadline" ] && [ ! -d /run/cdktf-nixos/abc.decided ]; do sleep 1; done`,
       `if mkdir /run/cdktf-nixos/abc.decided 2>/dev/null; then echo "no confirmation within 30 s: rolling back"; rollback; fi`,
       "touch /run/cdktf-nixos/abc.done",
     ].join("\n"));
@@ -143,10 +156,11 @@ describe("activation state", () => {
   it("is read from the state files, and parsed whatever has been written so far", () => {
     expect(readStateCommand("abc")).toBe(
       `for f in lock-wait started after status rolled-back; do [ -s /run/cdktf-nixos/abc.$f ] && echo "$f $(head -c 4096 /run/cdktf-nixos/abc.$f | head -n 1)"; done; ` +
+        `{ read p t < /run/cdktf-nixos/abc.pid && [ "$(cut -d' ' -f22 /proc/$p/stat)" = "$t" ]; } 2>/dev/null && echo alive; ` +
         "[ -e /run/cdktf-nixos/abc.log ] && echo running; [ -d /run/cdktf-nixos/abc.decided ] && echo decided; " +
         "[ -e /run/cdktf-nixos/abc.done ] && echo done; true",
     );
-    expect(parseActivationState("")).toEqual({ running: false, decided: false, done: false, before: undefined, after: undefined, garbled: [] });
+    expect(parseActivationState("")).toEqual({ running: false, decided: false, done: false, alive: false, before: undefined, after: undefined, garbled: [] });
     expect(parseActivationState("lock-wait laptop pid 42, activation f00 since 2026-11-25T16:00:00Z\nrunning\n")).toMatchObject({
       running: true, waitingFor: "laptop pid 42, activation f00 since 2026-11-25T16:00:00Z", before: undefined,
     });
@@ -154,7 +168,7 @@ describe("activation state", () => {
       "lock-wait x\nstarted profile=system-4-link current=/nix/store/old profileSystem=/nix/store/old\n" +
         "after profile=system-5-link current=/nix/store/new profileSystem=/nix/store/new\nstatus 2\nrolled-back 0\nrunning\ndone\n",
     )).toEqual({
-      running: true, waitingFor: "x", status: "2", rolledBack: "0", decided: false, done: true, garbled: [],
+      running: true, waitingFor: "x", status: "2", rolledBack: "0", decided: false, done: true, alive: false, garbled: [],
       before: { currentSystem: "/nix/store/old", profileGeneration: 4, profileSystem: "/nix/store/old" },
       after: { currentSystem: "/nix/store/new", profileGeneration: 5, profileSystem: "/nix/store/new" },
     });
@@ -218,7 +232,12 @@ describe("planActivation", () => {
 
   it("confirms switch and test only, through sudo for other users", () => {
     const plan = planActivation({ ...input, action: "test", user: "deploy", confirmTimeoutSeconds: 30 });
-    expect(plan.confirm).toEqual({ timeoutSeconds: 30, command: "sudo -n -- mkdir /run/cdktf-nixos/abc.decided" });
+    // within the recorded window, and while the script runs (else nothing would roll back an unconfirmed system)
+    expect(plan.confirm).toEqual({
+      timeoutSeconds: 30,
+      command: "sudo -n -- sh -c " + shellQuote("d=$(cut -d' ' -f1 /run/cdktf-nixos/abc.deadline 2>/dev/null); [ -n \"$d\" ] && [ \"$(date +%s)\" -lt \"$d\" ] || exit 4; " +
+        "{ read p t < /run/cdktf-nixos/abc.pid && [ \"$(cut -d' ' -f22 /proc/$p/stat)\" = \"$t\" ]; } 2>/dev/null || exit 5; mkdir /run/cdktf-nixos/abc.decided"),
+    });
     expect(plan.start).toMatch(/^sudo -n -- sh -c '[\s\S]*\nexec setsid -f sh -c /);
     expect(plan.start).toContain("abc.decided");
     expect(planActivation({ ...input, action: "boot", confirmTimeoutSeconds: 30 }).confirm).toBeUndefined();

@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { confirmCommand } from "../../src/deploy/activation";
 import { SUDO_CHECK_COMMAND, deploy, type DeployRequest } from "../../src/deploy/deploy";
 import { INSPECT_COMMAND } from "../../src/deploy/inspection";
 import { ActivateError, BuildError, ConnectError, DeployError, EXIT_CODES, exitCodeOf, TransportError } from "../../src/errors";
@@ -330,7 +331,7 @@ describe("confirmed activation (magic rollback) over the Host seam", () => {
       "READ_STATE",
       "READ_STATE",
       "reconnect",
-      "mkdir /run/cdktf-nixos/ID.decided",
+      confirmCommand("ID", { sudo: false }),
       INSPECT_COMMAND,
       "tail -c 65536 /run/cdktf-nixos/ID.log",
     ]);

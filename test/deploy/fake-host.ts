@@ -90,7 +90,7 @@ export class FakeHost implements Host {
 export const START = /^sh -c 'safe_dir\(\)[\s\S]*\nexec setsid -f sh -c /;
 export const READ_STATE = /^for f in lock-wait started after status rolled-back; /;
 export const READ_LOG = /^tail -c 65536 \/run\/cdktf-nixos\/[0-9a-f]+\.log$/;
-export const CONFIRM = /^mkdir \/run\/cdktf-nixos\/[0-9a-f]+\.decided$/;
+export const CONFIRM = /^sh -c 'd=\$\(cut [\s\S]*mkdir \/run\/cdktf-nixos\/[0-9a-f]+\.decided'$/;
 
 /** What readState prints for an activation that got this far; `started` defaults to OLD on generation 4. */
 export function activationState(state: {
@@ -101,6 +101,8 @@ export function activationState(state: {
   rolledBack?: string;
   decided?: boolean;
   done?: boolean;
+  /** The script still runs. @default - until it is done */
+  alive?: boolean;
 } = {}): string {
   const started = state.started ?? `profile=system-4-link current=${OLD} profileSystem=${OLD}`;
   return [
@@ -109,6 +111,7 @@ export function activationState(state: {
     ...(state.after !== undefined ? [`after ${state.after}`] : []),
     ...(state.status !== undefined ? [`status ${state.status}`] : []),
     ...(state.rolledBack !== undefined ? [`rolled-back ${state.rolledBack}`] : []),
+    ...(state.alive ?? !state.done ? ["alive"] : []),
     "running",
     ...(state.decided ? ["decided"] : []),
     ...(state.done ? ["done"] : []),
