@@ -1,5 +1,6 @@
 import { MultiBar, Presets, type SingleBar } from "cli-progress";
 import Table from "cli-table3";
+import { constants } from "node:os";
 import type { DeployEvent } from "../deploy/deploy";
 import { DeployError, EXIT_CODES, exitCodeOf, type DeployPhase } from "../errors";
 import type { HostOutcome, PushEvent, PushReport } from "../fleet/push";
@@ -25,6 +26,10 @@ interface HostLine {
   started?: number;
   copy?: { pathsDone: number; pathsTotal: number; bytesSent: number; bytesTotal: number; since: number };
   activationLog?: string;
+  /** What the host was activated to, once it was (an interruption after it must say so). */
+  activated?: string;
+  keysPending?: string[];
+  keysWritten?: string[];
 }
 
 const mib = (bytes: number) => (bytes / 1048576).toFixed(1);
@@ -138,13 +143,22 @@ export function createFleetReporter(output: Output, hostNames: readonly string[]
         say(name, event.message);
         break;
       case "activated":
+        line.activated = `${event.report.action}, generation ${event.report.previousGeneration ?? "none"} → ${event.report.newGeneration ?? "none"}`;
         say(name, `${event.report.action}: generation ${event.report.previousGeneration ?? "-"} → ${event.report.newGeneration ?? "-"}`);
         break;
       case "rolled-back":
         say(name, `rolled back to ${event.toSystem ?? "the previous generation"}`);
         break;
+      case "keys-uploading":
+        line.keysPending = [...event.names];
+        line.keysWritten = [];
+        break;
       case "keys-uploaded":
-        for (const key of event.keys) say(name, `key ${key.name} → ${key.path} (${key.sha256})`);
+        for (const key of event.keys) {
+          line.keysWritten = [...(line.keysWritten ?? []), key.name];
+          line.keysPending = (line.keysPending ?? []).filter((n) => n !== key.name);
+          say(name, `key ${key.name} → ${key.path} (${key.sha256})`);
+        }
         break;
       case "built":
         break;
@@ -238,7 +252,13 @@ export function createFleetReporter(output: Output, hostNames: readonly string[]
     interrupted(signal) {
       stopBars();
       for (const [name, line] of lines) {
-        const state = ["activate", "confirm", "rollback"].includes(line.phase)
+        const activated = line.activated === undefined ? undefined : `activated (${line.activated})`;
+        const keys = `keys written: ${line.keysWritten?.join(", ") || "none"}; not written: ${line.keysPending?.join(", ") || "none"}`;
+        const state = line.phase === "keys"
+          ? `${activated ?? "not activated"}; ${keys}`
+          : activated !== undefined && !FINAL_PHASES.has(line.phase)
+            ? activated
+            : ["activate", "confirm", "rollback"].includes(line.phase)
           ? line.activationLog === undefined
             ? "its state is unknown: activation may have started"
             : `its activation goes on by itself (and rolls back if it fails); log: ${line.activationLog}`
@@ -250,7 +270,8 @@ export function createFleetReporter(output: Output, hostNames: readonly string[]
         log(`[${name}] interrupted during ${line.phase}: ${state}`);
       }
       if (options.json) {
-        output.stdout.write(`${JSON.stringify({ ok: false, error: { message: `interrupted (${signal})`, exitCode: EXIT_CODES.interrupted } })}\n`);
+        const exitCode = 128 + (constants.signals[signal as NodeJS.Signals] ?? EXIT_CODES.interrupted - 128);
+        output.stdout.write(`${JSON.stringify({ ok: false, error: { message: `interrupted (${signal})`, exitCode } })}\n`);
       }
     },
   };

@@ -1,4 +1,5 @@
 import { SingleBar } from "cli-progress";
+import { constants } from "node:os";
 import type { Writable } from "node:stream";
 import type { DeployEvent, DeployResult } from "../deploy/deploy";
 import { DeployError, EXIT_CODES, exitCodeOf, type DeployPhase } from "../errors";
@@ -35,8 +36,16 @@ export function createReporter(output: Output, options: { json: boolean; verbose
 
   let phase: DeployPhase | undefined;
   let activation: { id: string; logFile: string } | undefined;
+  /** What has been done on the host so far, for an interruption to say. */
+  let activated: Extract<DeployEvent, { type: "activated" }>["report"] | undefined;
+  let keysPending: string[] = [];
+  let keysWritten: string[] = [];
   const onEvent = (event: DeployEvent) => {
     switch (event.type) {
+      case "keys-uploading":
+        keysPending = [...event.names];
+        keysWritten = [];
+        break;
       case "activation-started":
         activation = { id: event.id, logFile: event.logFile };
         break;
@@ -88,6 +97,7 @@ export function createReporter(output: Output, options: { json: boolean; verbose
           copyTransport(event.report));
         break;
       case "activated":
+        activated = event.report;
         log(`${event.report.action}: ${event.report.newSystem}` +
           (event.report.newGeneration !== undefined ? ` is generation ${event.report.newGeneration}` : "") +
           (event.report.previousGeneration !== undefined ? ` (was ${event.report.previousGeneration})` : ""));
@@ -96,7 +106,11 @@ export function createReporter(output: Output, options: { json: boolean; verbose
         log(`rolled back to ${event.toSystem ?? "the previous generation"}`);
         break;
       case "keys-uploaded":
-        for (const key of event.keys) log(`key ${key.name} → ${key.path} (${key.sha256})`);
+        for (const key of event.keys) {
+          keysWritten.push(key.name);
+          keysPending = keysPending.filter((name) => name !== key.name);
+          log(`key ${key.name} → ${key.path} (${key.sha256})`);
+        }
         break;
     }
   };
@@ -106,6 +120,25 @@ export function createReporter(output: Output, options: { json: boolean; verbose
   function progressPayload(done: number, total: number, bytes: number) {
     const elapsed = Math.max((Date.now() - copyStarted) / 1000, 0.001);
     return { paths: `${done}/${total}`, mib: mib(bytes), rate: (bytes / 1048576 / elapsed).toFixed(1) };
+  }
+
+  /** What an interruption leaves the host in, from what the deployment reported so far. */
+  function interruptionState(): string {
+    const wasActivated = activated === undefined ? undefined
+      : `the host was activated (${activated.action} of ${activated.newSystem}` +
+        `${activated.newGeneration !== undefined ? `, generation ${activated.previousGeneration ?? "none"} → ${activated.newGeneration}` : ""})`;
+    if (phase === "keys") {
+      return `${wasActivated ?? "nothing was activated"}; keys written: ${keysWritten.join(", ") || "none"}; ` +
+        `not written: ${keysPending.join(", ") || "none"} (each key is written whole or not at all)`;
+    }
+    if (wasActivated !== undefined) return wasActivated;
+    if (phase === "activate" || phase === "confirm" || phase === "rollback") {
+      return activation === undefined
+        ? "the host's state is unknown: activation may have started"
+        : `the activation goes on on the host by itself (and rolls back if it fails${phase === "confirm" ? " or is not confirmed" : ""}); ` +
+          `its log is ${activation.logFile}`;
+    }
+    return phase === "copy" ? "the host is unchanged (paths copied so far stay valid in its store)" : "nothing was changed on the host";
   }
 
   return {
@@ -136,17 +169,12 @@ export function createReporter(output: Output, options: { json: boolean; verbose
     },
     interrupted(signal) {
       stopBar();
-      const state = phase === "activate" || phase === "confirm" || phase === "rollback"
-        ? activation === undefined
-          ? "the host's state is unknown: activation may have started"
-          : `the activation goes on on the host by itself (and rolls back if it fails${phase === "confirm" ? " or is not confirmed" : ""}); ` +
-            `its log is ${activation.logFile}`
-        : phase === "copy"
-          ? "the host is unchanged (paths copied so far stay valid in its store)"
-          : "nothing was changed on the host";
+      const state = interruptionState();
       log(`interrupted (${signal}) during ${phase ?? "start-up"}: ${state}`);
       if (options.json) {
-        output.stdout.write(`${JSON.stringify({ ok: false, error: { phase, message: `interrupted (${signal}): ${state}`, exitCode: EXIT_CODES.interrupted } })}\n`);
+        // the exit code the process ends with: 128 + the signal's number, as shells report it
+        const exitCode = 128 + (constants.signals[signal as NodeJS.Signals] ?? EXIT_CODES.interrupted - 128);
+        output.stdout.write(`${JSON.stringify({ ok: false, error: { phase, message: `interrupted (${signal}): ${state}`, exitCode } })}\n`);
       }
     },
   };

@@ -58,7 +58,9 @@ export type DeployEvent =
   | { readonly type: "copied"; readonly report: CopyReport }
   | { readonly type: "activated"; readonly report: ActivationReport }
   | { readonly type: "rolled-back"; readonly toSystem?: string }
-  /** Keys written on the host (names, paths and content hashes; never the content). */
+  /** About to write these keys (names only), before or after activation. */
+  | { readonly type: "keys-uploading"; readonly names: readonly string[]; readonly uploadAt: LoadedKey["uploadAt"] }
+  /** Keys written on the host, as each one is (names, paths and content hashes; never the content). */
   | { readonly type: "keys-uploaded"; readonly keys: readonly KeyReport[] }
   /** The detached activation runs on the target; from here on it finishes without us. */
   | { readonly type: "activation-started"; readonly id: string; readonly logFile: string }
@@ -219,9 +221,8 @@ export async function deployBuilt(
     const batch = action === "dry-activate" ? [] : keys.filter((k) => k.uploadAt === uploadAt);
     if (batch.length === 0) return [];
     emit({ type: "phase", phase: "keys", detail: `${batch.map((k) => k.name).join(", ")} ${when}` });
-    const uploaded = await uploadKeysOn(host, batch, { sudo, when, timeoutMs: replyMs });
-    emit({ type: "keys-uploaded", keys: uploaded });
-    return uploaded;
+    emit({ type: "keys-uploading", names: batch.map((k) => k.name), uploadAt });
+    return uploadKeysOn(host, batch, { sudo, when, timeoutMs: replyMs, onUploaded: (key) => emit({ type: "keys-uploaded", keys: [key] }) });
   };
 
   let host = await connectTo(request, deps, emit);
@@ -318,7 +319,11 @@ function afterLine(log: string, line: string): string {
 }
 
 /** Uploads a batch of keys; a transport failure becomes a KeysError that says what the host was left with. */
-async function uploadKeysOn(host: Host, keys: readonly LoadedKey[], options: { sudo: boolean; when: string; timeoutMs: number }): Promise<KeyReport[]> {
+async function uploadKeysOn(
+  host: Host,
+  keys: readonly LoadedKey[],
+  options: { sudo: boolean; when: string; timeoutMs: number; onUploaded: (key: KeyReport) => void },
+): Promise<KeyReport[]> {
   const when = options.when;
   try {
     return await uploadKeys(host, keys, options);

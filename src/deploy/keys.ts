@@ -410,7 +410,11 @@ const UNSAFE_HINT = "keys go only into directories that no one but root can chan
  * in one command, that every user and group exists and every directory is safe, so such a problem fails before any
  * key of the batch is written.
  */
-export async function uploadKeys(host: Host, keys: readonly LoadedKey[], options: { sudo: boolean; when: string; timeoutMs?: number }): Promise<KeyReport[]> {
+export async function uploadKeys(
+  host: Host,
+  keys: readonly LoadedKey[],
+  options: { sudo: boolean; when: string; timeoutMs?: number; onUploaded?: (key: KeyReport) => void },
+): Promise<KeyReport[]> {
   if (keys.length === 0) return [];
   const before = keys.every((k) => k.uploadAt === "before-activation");
   const untouched = `no key was written${before ? "" : " (the host runs the new system)"}`;
@@ -472,7 +476,9 @@ export async function uploadKeys(host: Host, keys: readonly LoadedKey[], options
         { ...failure, hint: full ? `free space on ${host.name} (df ${posix.dirname(key.path)})` : undefined },
       );
     }
-    reports.push({ name: key.name, path: key.path, sha256: key.sha256, uploadAt: key.uploadAt });
+    const report = { name: key.name, path: key.path, sha256: key.sha256, uploadAt: key.uploadAt };
+    reports.push(report);
+    options.onUploaded?.(report);
   }
   return reports;
 }
