@@ -6,7 +6,7 @@ import { DeployError, EXIT_CODES, exitCodeOf, type DeployPhase } from "../errors
 import type { HostOutcome, PushEvent, PushReport } from "../fleet/push";
 import { buildProgressTracker } from "../nix/build-log";
 import { describeChange } from "../nix/closure-diff";
-import { copyTransport, type Output } from "./progress";
+import { copyTransport, keysState, type Output } from "./progress";
 
 /** Renders a push: live lines on a terminal, prefixed lines on a pipe, then a summary table or one JSON object. */
 export interface FleetReporter {
@@ -253,7 +253,7 @@ export function createFleetReporter(output: Output, hostNames: readonly string[]
       stopBars();
       for (const [name, line] of lines) {
         const activated = line.activated === undefined ? undefined : `activated (${line.activated})`;
-        const keys = `keys written: ${line.keysWritten?.join(", ") || "none"}; not written: ${line.keysPending?.join(", ") || "none"}`;
+        const keys = keysState(line.keysWritten ?? [], line.keysPending ?? []);
         const state = line.phase === "keys"
           ? `${activated ?? "not activated"}; ${keys}`
           : activated !== undefined && !FINAL_PHASES.has(line.phase)

@@ -128,8 +128,7 @@ export function createReporter(output: Output, options: { json: boolean; verbose
       : `the host was activated (${activated.action} of ${activated.newSystem}` +
         `${activated.newGeneration !== undefined ? `, generation ${activated.previousGeneration ?? "none"} → ${activated.newGeneration}` : ""})`;
     if (phase === "keys") {
-      return `${wasActivated ?? "nothing was activated"}; keys written: ${keysWritten.join(", ") || "none"}; ` +
-        `not written: ${keysPending.join(", ") || "none"} (each key is written whole or not at all)`;
+      return `${wasActivated ?? "nothing was activated"}; ${keysState(keysWritten, keysPending)}`;
     }
     if (wasActivated !== undefined) return wasActivated;
     if (phase === "activate" || phase === "confirm" || phase === "rollback") {
@@ -178,6 +177,17 @@ export function createReporter(output: Output, options: { json: boolean; verbose
       }
     },
   };
+}
+
+/**
+ * Which keys of an interrupted batch are on the host: those reported written, the one being written (whole or not at
+ * all: its bytes may all have arrived), and those not started.
+ */
+export function keysState(written: readonly string[], pending: readonly string[]): string {
+  const [inFlight, ...notStarted] = pending;
+  return `keys written: ${written.join(", ") || "none"}` +
+    (inFlight === undefined ? "" : `; ${inFlight} was being written (it is there whole or not at all)`) +
+    (notStarted.length === 0 ? "" : `; not written: ${notStarted.join(", ")}`);
 }
 
 /** How a copy travelled, when it was not the plain single channel: ", over 8 channels (52 ms round trip), 15.1 MiB sent (zstd)". */

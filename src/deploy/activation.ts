@@ -1,6 +1,6 @@
 import { shellQuote } from "../shell";
 import { mayConfirm, mayPruneGenerations, mayRollBack, setsProfile, upToDateRequires, type Action } from "./goal";
-import { ACTIVATION_DIR, SYSTEM_PROFILE, parseInspection, scriptAliveTest, type TargetSystem } from "./inspection";
+import { ACTIVATION_DIR, BOOT_ID, SYSTEM_PROFILE, parseBootId, parseInspection, scriptAliveTest, type TargetSystem } from "./inspection";
 import { SAFE_DIR_FUNCTION } from "./safe-dir";
 
 export { ACTIVATION_DIR };
@@ -122,10 +122,10 @@ export function activationScript(input: ActivationScriptInput): string {
     `prev_holder=$(head -c ${STATE_LINE_BYTES} ${LOCK_HOLDER_FILE} 2>/dev/null | head -n 1)`,
     `prev_id=$(printf %s "$prev_holder" | sed -n 's/.*, activation \\([0-9a-f]*\\) since .*/\\1/p')`,
     `prev_pgid=$(printf %s "$prev_holder" | sed -n 's/.* pgid=\\([0-9]*\\)$/\\1/p')`,
-    `if [ -n "$prev_id" ] && [ -n "$prev_pgid" ] && [ ! -e ${ACTIVATION_DIR}/$prev_id.done ] && kill -0 -- "-$prev_pgid" 2>/dev/null; then`,
+    `if [ -n "$prev_id" ] && [ -n "$prev_pgid" ] && [ ! -e ${ACTIVATION_DIR}/$prev_id.done ] && kill -0 "-$prev_pgid" 2>/dev/null; then`,
     `  printf '%s\\n' "$(printf %s "$prev_holder" | cut -c1-200): its activation script is gone, what it started still runs" >${state}.lock-wait`,
     `  echo "waiting up to ${lockTimeout} s for what the activation before started to end ($prev_holder)"`,
-    `  i=0; while kill -0 -- "-$prev_pgid" 2>/dev/null; do if [ $i -ge ${lockTimeout} ]; then echo locked >${state}.status; touch ${state}.done; exit 0; fi; sleep 1; i=$((i+1)); done`,
+    `  i=0; while kill -0 "-$prev_pgid" 2>/dev/null; do if [ $i -ge ${lockTimeout} ]; then echo locked >${state}.status; touch ${state}.done; exit 0; fi; sleep 1; i=$((i+1)); done`,
     "fi",
     // an activation whose script died is over now: the next inspection no longer reports it
     `[ -z "$prev_id" ] || [ -e ${ACTIVATION_DIR}/$prev_id.done ] || touch ${ACTIVATION_DIR}/$prev_id.done`,
@@ -237,6 +237,8 @@ export interface ActivationState {
   readonly done: boolean;
   /** The script itself still runs (it may be waiting, activating, or counting down to a rollback). */
   readonly alive: boolean;
+  /** The host's boot when the state was read (BOOT_ID). */
+  readonly bootId?: string;
   /** State files whose content no activation writes (left out above): the host's state cannot be told from them. */
   readonly garbled: readonly string[];
 }
@@ -250,6 +252,7 @@ export function readStateCommand(id: string): string {
     `for f in ${STATE_FILES.join(" ")}; do [ -s ${state}.$f ] && echo "$f $(head -c ${STATE_LINE_BYTES} ${state}.$f | head -n 1)"; done`,
     // alive before done: a script that exits right between the two reads has touched done first
     `${scriptAliveTest(state)} && echo alive`,
+    `echo boot ${BOOT_ID}`,
     `[ -e ${state}.log ] && echo running`,
     `[ -d ${state}.decided ] && echo decided`,
     `[ -e ${state}.done ] && echo done`,
@@ -288,6 +291,7 @@ export function parseActivationState(output: string): ActivationState {
     decided: values.has("decided"),
     done: values.has("done"),
     alive: values.has("alive"),
+    bootId: parseBootId(values.get("boot")),
     garbled,
   };
 }

@@ -680,8 +680,9 @@ async function activate(
         emit({ type: "lock-wait", holder: state.waitingFor });
       }
       if (until(state)) return state;
-      if (state.running) seenRunning = true;
-      else if (seenRunning) {
+      const rebooted = inspected.bootId !== undefined && state.bootId !== undefined && state.bootId !== inspected.bootId;
+      if (state.running && !rebooted) seenRunning = true;
+      else if (seenRunning || rebooted) {
         const now = await hostState();
         throw new ActivateError(`${name} restarted during ${what}: the activation's state in /run is gone; it runs ` +
           `${now?.currentSystem ?? "no system"}${now?.profileGeneration === undefined ? "" : ` (its profile is generation ${now.profileGeneration})`}`, {

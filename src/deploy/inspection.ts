@@ -19,7 +19,15 @@ export interface TargetSystem {
    * back, so the host may run a system no one confirmed. Reported once: the next activation closes them.
    */
   readonly unconfirmed?: readonly { readonly id: string; readonly toplevel: string }[];
+  /** Which boot of the host this is (see BOOT_ID): a different one later means it restarted in between. */
+  readonly bootId?: string;
 }
+
+/**
+ * The identity of the host's current boot, as a shell expression: the kernel's boot id, and when PID 1 started (a
+ * container or namespace restarted on the same kernel has a new PID 1).
+ */
+export const BOOT_ID = "$(cat /proc/sys/kernel/random/boot_id 2>/dev/null)-$(cut -d' ' -f22 /proc/1/stat 2>/dev/null)";
 
 /**
  * Where activations keep their state on the target: /run, so a reboot forgets it (and releases the lock with it).
@@ -38,6 +46,7 @@ export const SYSTEM_PROFILE = "/nix/var/nix/profiles/system";
 /** One remote command that reports what TargetSystem needs as `key=value` words (store paths have no spaces). */
 export const INSPECT_COMMAND = [
   "echo machine=$(uname -m)",
+  `echo boot=${BOOT_ID}`,
   "command -v nix-store >/dev/null 2>&1 && echo nix=1 || echo nix=0",
   "test -e /etc/NIXOS && echo nixos=1 || echo nixos=0",
   "test -d /run/systemd/system && echo systemd=1 || echo systemd=0",
@@ -46,6 +55,10 @@ export const INSPECT_COMMAND = [
   `for f in ${ACTIVATION_DIR}/*.deadline; do s=\${f%.deadline}; [ -e "$f" ] && [ ! -d "$s.decided" ] && [ ! -e "$s.done" ] && ! ${scriptAliveTest('"$s"')} && echo "unconfirmed=\${s##*/}:$(cut -d' ' -f2 "$f")"; done`,
   "true",
 ].join("; ");
+
+export function parseBootId(word: string | undefined): string | undefined {
+  return word !== undefined && /^[0-9a-f-]{1,64}-\d{1,20}$/.test(word) ? word : undefined;
+}
 
 const MACHINE_TO_SYSTEM: Record<string, string> = {
   x86_64: "x86_64-linux",
@@ -85,5 +98,6 @@ export function parseInspection(output: string): TargetSystem {
     profileGeneration: parseGeneration(values.get("profile") ?? ""),
     profileSystem,
     ...(unconfirmed.length > 0 ? { unconfirmed } : {}),
+    ...(parseBootId(values.get("boot")) !== undefined ? { bootId: parseBootId(values.get("boot")) } : {}),
   };
 }

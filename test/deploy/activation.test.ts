@@ -49,10 +49,10 @@ describe("the activation script", () => {
     "prev_holder=$(head -c 4096 /run/cdktf-nixos/lock.holder 2>/dev/null | head -n 1)",
     `prev_id=$(printf %s "$prev_holder" | sed -n 's/.*, activation \\([0-9a-f]*\\) since .*/\\1/p')`,
     `prev_pgid=$(printf %s "$prev_holder" | sed -n 's/.* pgid=\\([0-9]*\\)$/\\1/p')`,
-    `if [ -n "$prev_id" ] && [ -n "$prev_pgid" ] && [ ! -e /run/cdktf-nixos/$prev_id.done ] && kill -0 -- "-$prev_pgid" 2>/dev/null; then`,
+    `if [ -n "$prev_id" ] && [ -n "$prev_pgid" ] && [ ! -e /run/cdktf-nixos/$prev_id.done ] && kill -0 "-$prev_pgid" 2>/dev/null; then`,
     `  printf '%s\\n' "$(printf %s "$prev_holder" | cut -c1-200): its activation script is gone, what it started still runs" >/run/cdktf-nixos/abc.lock-wait`,
     `  echo "waiting up to 300 s for what the activation before started to end ($prev_holder)"`,
-    `  i=0; while kill -0 -- "-$prev_pgid" 2>/dev/null; do if [ $i -ge 300 ]; then echo locked >/run/cdktf-nixos/abc.status; touch /run/cdktf-nixos/abc.done; exit 0; fi; sleep 1; i=$((i+1)); done`,
+    `  i=0; while kill -0 "-$prev_pgid" 2>/dev/null; do if [ $i -ge 300 ]; then echo locked >/run/cdktf-nixos/abc.status; touch /run/cdktf-nixos/abc.done; exit 0; fi; sleep 1; i=$((i+1)); done`,
     "fi",
     "[ -z \"$prev_id\" ] || [ -e /run/cdktf-nixos/$prev_id.done ] || touch /run/cdktf-nixos/$prev_id.done",
     `echo 'laptop pid 42, activation abc'" since $(date -u +%Y-%m-%dT%H:%M:%SZ) pgid=$$" >/run/cdktf-nixos/lock.holder`,
@@ -157,10 +157,13 @@ describe("activation state", () => {
     expect(readStateCommand("abc")).toBe(
       `for f in lock-wait started after status rolled-back; do [ -s /run/cdktf-nixos/abc.$f ] && echo "$f $(head -c 4096 /run/cdktf-nixos/abc.$f | head -n 1)"; done; ` +
         `{ read p t < /run/cdktf-nixos/abc.pid && [ "$(cut -d' ' -f22 /proc/$p/stat)" = "$t" ]; } 2>/dev/null && echo alive; ` +
+        // which boot of the host this is: a restart mid-activation is told by it, whenever the state was last seen
+        `echo boot $(cat /proc/sys/kernel/random/boot_id 2>/dev/null)-$(cut -d' ' -f22 /proc/1/stat 2>/dev/null); ` +
         "[ -e /run/cdktf-nixos/abc.log ] && echo running; [ -d /run/cdktf-nixos/abc.decided ] && echo decided; " +
         "[ -e /run/cdktf-nixos/abc.done ] && echo done; true",
     );
-    expect(parseActivationState("")).toEqual({ running: false, decided: false, done: false, alive: false, before: undefined, after: undefined, garbled: [] });
+    expect(parseActivationState("")).toEqual({ running: false, decided: false, done: false, alive: false, before: undefined, after: undefined, bootId: undefined, garbled: [] });
+    expect(parseActivationState("boot 0b1c2d3e-aaaa-bbbb-cccc-0123456789ab-4242\n").bootId).toBe("0b1c2d3e-aaaa-bbbb-cccc-0123456789ab-4242");
     expect(parseActivationState("lock-wait laptop pid 42, activation f00 since 2026-11-25T16:00:00Z\nrunning\n")).toMatchObject({
       running: true, waitingFor: "laptop pid 42, activation f00 since 2026-11-25T16:00:00Z", before: undefined,
     });
@@ -168,7 +171,7 @@ describe("activation state", () => {
       "lock-wait x\nstarted profile=system-4-link current=/nix/store/old profileSystem=/nix/store/old\n" +
         "after profile=system-5-link current=/nix/store/new profileSystem=/nix/store/new\nstatus 2\nrolled-back 0\nrunning\ndone\n",
     )).toEqual({
-      running: true, waitingFor: "x", status: "2", rolledBack: "0", decided: false, done: true, alive: false, garbled: [],
+      running: true, waitingFor: "x", status: "2", rolledBack: "0", decided: false, done: true, alive: false, bootId: undefined, garbled: [],
       before: { currentSystem: "/nix/store/old", profileGeneration: 4, profileSystem: "/nix/store/old" },
       after: { currentSystem: "/nix/store/new", profileGeneration: 5, profileSystem: "/nix/store/new" },
     });

@@ -287,6 +287,23 @@ describe("deploy orchestration over the Host seam", () => {
     expect(result).toMatchObject({ previousGeneration: 7, newGeneration: 8 });
   });
 
+  it("a restart mid-activation is told by the host's boot, even when the state was never seen; a stopped script is said so", async () => {
+    const boot = (id: string) => `boot 0b1c2d3e-aaaa-bbbb-cccc-0123456789ab-${id}`;
+    const inspected = `${inspection()}\nboot=0b1c2d3e-aaaa-bbbb-cccc-0123456789ab-1`;
+    const restarted = new FakeHost([
+      [INSPECT_COMMAND, states({ stdout: inspected }, { stdout: `${inspection()}\nboot=0b1c2d3e-aaaa-bbbb-cccc-0123456789ab-2` })],
+      [READ_STATE, { stdout: boot("2") }],
+    ]);
+    const err = await failure(deploy(request, fakeDependencies(restarted).deps));
+    expect(exitCodeOf(err)).toBe(EXIT_CODES.activate);
+    expect(err.message).toBe(`root@198.51.100.7:22 restarted during 'switch' of ${NEW} on root@198.51.100.7:22: the activation's state in /run is gone; it runs ${OLD} (its profile is generation 4)`);
+
+    const stopped = healthyHost([[READ_STATE, { stdout: `${activationState({ alive: false })}\n${boot("1")}` }]]);
+    const gone = await failure(deploy(request, fakeDependencies(stopped).deps));
+    expect(exitCodeOf(gone)).toBe(EXIT_CODES.unknown);
+    expect(gone.message).toBe(`the activation script of 'switch' of ${NEW} on root@198.51.100.7:22 stopped before it finished (was it killed, or its unit stopped?)`);
+  });
+
   it("describes a failure with a huge log by its last lines (no stack overflow from 200 000 of them)", () => {
     const log = Array.from({ length: 200_000 }, (_, i) => `line ${i}`).join("\n");
     const text = new ActivateError("it failed", { stderr: log }).describe();

@@ -1,11 +1,12 @@
 import { execFile, execFileSync } from "node:child_process";
+import { createHash, randomBytes } from "node:crypto";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { EXIT_CODES } from "../../src/cli/program";
-import { CLI, cdktfNixos as cli } from "../harness/cli";
-import { buildSystem } from "../harness/fixture";
+import { CLI, cdktfNixos as cli, startCdktfNixos } from "../harness/cli";
+import { buildSystem, type NixValue } from "../harness/fixture";
 import { missing } from "../harness/requirements";
 import { startTargets, type TargetHost, type TargetWorld } from "../harness/target-hosts";
 
@@ -254,5 +255,180 @@ describe.skipIf(missing("root", "nix", "sshd", "netns", "python3", "time"))("a h
     expect((await target.exec("readlink -f /run/current-system")).stdout).toBe(running);
     // and the host, answering again, is deployed as usual
     expect((await cli(["deploy", ...sshArgs(), "--toplevel", next])).code).toBe(0);
+  });
+});
+
+/**
+ * Issue 22 §4: crashes on either side (the activation script killed, the host restarted, the deployer interrupted)
+ * never leave a false report: what the tool says is read from the host, and the host ends where it says.
+ */
+describe.skipIf(missing("root", "nix", "sshd", "netns"))("a crash on either side never leaves a false report", () => {
+  let world: TargetWorld;
+  let target: TargetHost;
+  let work: string;
+  const sshArgs = () => ["--target-host", `root@${target.address}`, "--ssh-key", world.clientKeyFile, "--known-hosts", world.knownHostsFile];
+  const name = () => `root@${target.address}:22`;
+  const read = async (command: string) => (await target.exec(command)).stdout.trim();
+  const truth = async () => ({
+    current: await read("readlink -f /run/current-system || true"),
+    profileSystem: await read("readlink -f /nix/var/nix/profiles/system || true"),
+  });
+  const system = async (motd: string, lite: Record<string, NixValue> = {}) =>
+    (await buildSystem({ config: { networking: { hostName: "crash" }, environment: { etc: { motd: { text: motd } } }, lite } })).toplevel;
+  const deployed = async (motd: string) => {
+    const toplevel = await system(motd);
+    const result = await cli(["deploy", ...sshArgs(), "--toplevel", toplevel]);
+    expect(result.code, result.stderr).toBe(0);
+    return toplevel;
+  };
+  /** Polls `command` on the target until it succeeds; its stdout. */
+  const waitOn = async (command: string, what: string) => {
+    for (let i = 0; i < 300; i++) {
+      const result = await target.exec(command);
+      if (result.exitCode === 0 && result.stdout.trim() !== "") return result.stdout.trim();
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    throw new Error(`${what} did not happen within 30 s`);
+  };
+  /** The ids of the activations the target has state of. */
+  const activationIds = async (suffix: string) =>
+    (await read(`cd /run/cdktf-nixos 2>/dev/null && ls *.${suffix} 2>/dev/null || true`)).split("\n").filter(Boolean).map((f) => f.slice(0, -suffix.length - 1));
+  /** The id of an activation that writes `.suffix`, and is not one of `known`. */
+  const newActivation = async (known: readonly string[], suffix: string) => {
+    for (let i = 0; i < 300; i++) {
+      const fresh = (await activationIds(suffix)).filter((id) => !known.includes(id));
+      if (fresh.length > 0) return fresh[0];
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    throw new Error(`no new activation wrote .${suffix} within 30 s`);
+  };
+  /** The id of the activation started after `known` were, once its script is in switch-to-configuration. */
+  const switching = async (known: readonly string[]) => {
+    const id = await newActivation(known, "pid");
+    await waitOn(`grep -q '^switch of' /run/cdktf-nixos/${id}.log && echo yes`, "switch-to-configuration");
+    return id;
+  };
+  const killScript = (id: string) => target.exec(`kill -9 $(cut -d' ' -f1 /run/cdktf-nixos/${id}.pid)`);
+  const switchesDone = () => waitOn("pgrep -f '[s]witch-to-configuration' >/dev/null || echo none", "every switch-to-configuration to end");
+
+  beforeAll(async () => {
+    execFileSync("npm", ["run", "--silent", "build"], { cwd: join(__dirname, "..", ".."), stdio: "inherit" });
+    world = await startTargets(1, { users: [{ name: "nosudo" }] });
+    target = world.hosts[0];
+    work = await mkdtemp(join(tmpdir(), "crash-world-"));
+  });
+  afterAll(async () => {
+    await world?.stop();
+    if (work) await rm(work, { recursive: true, force: true });
+  });
+
+  it("a killed activation script: its deployer says so, the lock holds until its switch has ended, and the next deploy's system is what runs", async () => {
+    await deployed("orphan base");
+    const orphaned = await system("orphaned", { switchSleep: 3 });
+    const known = await activationIds("pid");
+    const run = startCdktfNixos(["deploy", ...sshArgs(), "--toplevel", orphaned]);
+    const id = await switching(known);
+    await killScript(id);
+    const first = await run.result;
+    expect(first.code, first.stderr).toBe(EXIT_CODES.unknown);
+    expect(first.stderr).toContain(`the activation script of 'switch' of ${orphaned} on ${name()} stopped before it finished (was it killed, or its unit stopped?)`);
+    expect(first.stderr).not.toContain("rolls back by itself");
+
+    // the orphaned switch-to-configuration still runs: the next deploy waits for it, then activates its own system
+    const next = await system("after the orphan");
+    const second = await cli(["deploy", ...sshArgs(), "--toplevel", next]);
+    expect(second.code, second.stderr).toBe(0);
+    expect(second.stderr).toContain("its activation script is gone, what it started still runs");
+    await switchesDone();
+    expect(await truth()).toEqual({ current: next, profileSystem: next });
+  });
+
+  it("a restart mid-activation is said as such with what the host booted, and a later rollback goes to the system that runs", async () => {
+    const base = await deployed("reboot base");
+    const generation = await read("readlink /nix/var/nix/profiles/system");
+    const interrupted = await system("interrupted by a restart", { switchSleep: 4 });
+    const known = await activationIds("pid");
+    const run = startCdktfNixos(["deploy", ...sshArgs(), "--toplevel", interrupted, "--connect-timeout", "30"]);
+    await switching(known);
+    await target.restart({ bootDefault: true });
+    const first = await run.result;
+    expect(first.code, first.stderr).toBe(EXIT_CODES.activate);
+    expect(first.stderr).toContain(`${name()} restarted during 'switch' of ${interrupted} on ${name()}: the activation's state in /run is gone; it runs ${base}`);
+    // the profile was set before the restart: it names a generation that never ran
+    expect(await truth()).toEqual({ current: base, profileSystem: interrupted });
+
+    const failing = await system("fails after the restart", { failActivation: true });
+    const rolledBack = await cli(["deploy", ...sshArgs(), "--toplevel", failing]);
+    expect(rolledBack.code, rolledBack.stderr).toBe(EXIT_CODES.activate);
+    expect(rolledBack.stderr).toContain(`was rolled back to ${base}`);
+    // the boot default and the profile are the system that runs again, not the generation that never ran
+    expect(await truth()).toEqual({ current: base, profileSystem: base });
+    expect(await read("readlink /nix/var/nix/profiles/system")).toBe(generation);
+  });
+
+  it("a confirmation never lands after its window or for an activation nothing watches; the next contact reports it unconfirmed", async () => {
+    await deployed("confirm base");
+    // the new system takes the network away for 6 s: long enough to stop the host's script before anyone can confirm
+    const unconfirmed = await system("unconfirmed", { breakNetwork: { seconds: 6 } });
+    const known = await activationIds("deadline");
+    const run = startCdktfNixos(["deploy", ...sshArgs(), "--toplevel", unconfirmed, "--confirm-timeout", "20"]);
+    const id = await newActivation(known, "deadline");
+    await killScript(id);
+    const first = await run.result;
+    expect(first.code, first.stderr).toBe(EXIT_CODES.confirm);
+    expect(first.stderr).toContain(`'switch' of ${unconfirmed} on ${name()} was not confirmed: its activation script stopped (killed, or its unit stopped) ` +
+      `before the confirmation, so nothing rolls it back: ${name()} runs it unconfirmed`);
+    expect(first.stderr).not.toMatch(/^deployed /m);
+    expect(await read(`test -d /run/cdktf-nixos/${id}.decided || echo undecided`)).toBe("undecided");
+    expect((await truth()).current).toBe(unconfirmed);
+
+    // the next contact says so (until an activation takes over), and only then
+    const notice = `${name()} runs ${unconfirmed} unconfirmed: its activation (${id}) was never confirmed, and its script was stopped before it could roll back`;
+    const next = await system("after the unconfirmed one");
+    const again = await cli(["deploy", ...sshArgs(), "--toplevel", next]);
+    expect(again.code, again.stderr).toBe(0);
+    expect(again.stderr).toContain(notice);
+    const later = await cli(["deploy", ...sshArgs(), "--toplevel", next]);
+    expect(later.code, later.stderr).toBe(0);
+    expect(later.stderr).not.toContain("unconfirmed");
+  });
+
+  it("Ctrl-C while keys are written after activation says the host was activated and which keys are there", async () => {
+    const before = await deployed("keys base");
+    const beforeGeneration = Number(/system-(\d+)-link/.exec(await read("readlink /nix/var/nix/profiles/system"))![1]);
+    const keys = ["first", "second", "third"].map((key) => ({ key, file: join(work, key), content: randomBytes(12 * 1024 * 1024) }));
+    for (const { file, content } of keys) await writeFile(file, content, { mode: 0o600 });
+    const next = await system("keys interrupted");
+    const run = startCdktfNixos(["deploy", ...sshArgs(), "--toplevel", next, "--json",
+      ...keys.flatMap(({ key, file }) => ["--key-spec", JSON.stringify({ name: key, file, uploadAt: "after-activation" })])]);
+    await run.waitForStderr(/^keys: first, second, third after activation$/m);
+    run.child.kill("SIGINT");
+    const result = await run.result;
+    expect(result.code).toBe(EXIT_CODES.interrupted);
+    expect(result.json).toMatchObject({ ok: false, error: { exitCode: 130 } });
+    const said = /interrupted \(SIGINT\) during keys: (.*)$/m.exec(result.stderr)?.[1];
+    expect(said, result.stderr).toBeDefined();
+    expect(said).toContain(`the host was activated (switch of ${next}, generation ${beforeGeneration} → ${beforeGeneration + 1})`);
+    expect(said).not.toContain("nothing was changed");
+    expect(before).not.toBe(next);
+    expect((await truth()).current).toBe(next);
+    // every key the message says is written is there, whole; every key it says is not written is not
+    const written = /keys written: ([^;]*)/.exec(said!)![1].split(", ").filter((k) => k !== "none");
+    const notWritten = /not written: (.*)$/.exec(said!)?.[1].split(", ") ?? [];
+    for (const { key, content } of keys) {
+      const sum = await read(`sha256sum < /run/keys/${key} 2>/dev/null | cut -c1-64`);
+      if (written.includes(key)) expect(sum, key).toBe(createHash("sha256").update(content).digest("hex"));
+      if (notWritten.includes(key)) expect(sum, key).toBe("");
+    }
+  });
+
+  it("a login user without passwordless sudo is refused before anything is copied", async () => {
+    const next = await system("for nosudo");
+    const refused = await cli(["deploy", "--target-host", `nosudo@${target.address}`, "--ssh-key", world.clientKeyFile,
+      "--known-hosts", world.knownHostsFile, "--toplevel", next]);
+    expect(refused.code, refused.stderr).toBe(EXIT_CODES.inspect);
+    expect(refused.stderr).toContain(`inspect failed: nosudo cannot run commands as root without a password on nosudo@${target.address}:22 (sudo -n true failed); nothing was copied`);
+    expect(refused.stderr).not.toMatch(/^copy/m);
+    expect((await target.exec(`nix-store --check-validity ${next}`)).exitCode).not.toBe(0);
   });
 });

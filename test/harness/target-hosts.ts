@@ -42,8 +42,12 @@ export interface TargetHost {
   readonly storeDir: string;
   /** Runs `sh -c command` inside the target's namespaces as root, without ssh: for setup and assertions. */
   exec(command: string): Promise<ExecResult>;
-  /** Stops the target and boots it again: fresh /run (no /run/current-system, no services), same store and keys. */
-  restart(): Promise<void>;
+  /**
+   * Stops the target and boots it again: fresh /run (no /run/current-system, no services), same store and keys. With
+   * `bootDefault`, the boot brings up the boot loader's default system as NixOS's stage 2 does
+   * (/run/current-system → nixpkgs-lite's boot default), without starting its services.
+   */
+  restart(options?: { bootDefault?: boolean }): Promise<void>;
 }
 
 export interface TargetWorld {
@@ -240,6 +244,7 @@ class Target implements TargetHost {
         ...binds.map(([from, to]) => `mount --bind ${from} ${to}`),
         "mount -t tmpfs -o mode=0755 tmpfs /run",
         "mkdir -p /run/sshd",
+        `if [ -e ${d}/boot-default-system ]; then rm -f ${d}/boot-default-system; b=$(cat /nix/var/nixos-lite/boot-default 2>/dev/null || true); [ -z "$b" ] || ln -sfn "$b" /run/current-system; fi`,
         "nix-store --init",
         ...daemon,
         `exec /usr/sbin/sshd -D -e -f ${d}/sshd_config`,
@@ -364,8 +369,9 @@ class Target implements TargetHost {
     }
   }
 
-  async restart(): Promise<void> {
+  async restart(options: { bootDefault?: boolean } = {}): Promise<void> {
     await this.halt();
+    if (options.bootDefault) await writeFile(`${this.dir}/boot-default-system`, "");
     await this.boot();
   }
 
