@@ -226,7 +226,7 @@ describe.skipIf(missing("root", "nix", "sshd", "netns", "python3", "time"))("a h
       const started = Date.now();
       const silent = await deploy();
       expect(silent.code, silent.stderr).toBe(EXIT_CODES.inspect);
-      expect(silent.stderr).toContain(`inspect failed: inspecting root@${target.address}:22 failed: 'echo machine=$(uname -m); command -v nix-store >/dev/null 2>&1 && echo nix=1 ...' on root@${target.address}:22 gave no answer within 3 s`);
+      expect(silent.stderr).toMatch(new RegExp(`inspect failed: inspecting root@${target.address}:22 failed: 'echo machine=.*\\.\\.\\.' on root@${target.address}:22 gave no answer within 3 s`));
       // a bound, not a speed: 3 s of silence, then the connection's close
       expect(Date.now() - started).toBeLessThan(30_000);
 
