@@ -99,6 +99,7 @@ export function activationScript(input: ActivationScriptInput): string {
     `{ [ -z "$prev" ] || env -i PATH=/run/current-system/sw/bin:/usr/bin:/bin NIXOS_INSTALL_BOOTLOADER=${input.installBootloader ? "1" : "0"} "$prev/bin/switch-to-configuration" ${input.action}; }`,
   ];
   const activate = [...(profile ? [setProfileCommand(input.toplevel)] : []), switchCommand(input.toplevel, input.action, input)];
+  const confirms = input.confirmTimeoutSeconds !== undefined && input.confirmTimeoutSeconds > 0 && mayConfirm(input.action);
   const lockTimeout = input.lockTimeoutSeconds;
   const lines = [
     "set -u",
@@ -153,16 +154,19 @@ export function activationScript(input: ActivationScriptInput): string {
     "rc=$?",
     // what this activation made, recorded under the lock: a deployment waiting for it may change the host right after
     `(record after)`,
+    // the window opens before the status says 0, so a deployer that reads the status finds the window to confirm in
+    ...(confirms ? [
+      // on the host's clock: the confirmation command refuses to confirm after it (see confirmCommand)
+      `[ $rc != 0 ] || { deadline=$(( $(date +%s) + ${input.confirmTimeoutSeconds} )); echo "$deadline ${input.toplevel}" >${state}.deadline; }`,
+    ] : []),
     `echo $rc >${state}.status`,
   ];
   if (mayRollBack(input.action)) {
     lines.push(`if [ $rc != 0 ]; then ${input.rollback ? "rollback" : `echo "left as it is (no rollback)"`}; touch ${state}.done; exit 0; fi`);
   }
   const timeout = input.confirmTimeoutSeconds;
-  if (timeout !== undefined && timeout > 0 && mayConfirm(input.action)) {
+  if (confirms) {
     lines.push(
-      // the window, on the host's clock: the confirmation command refuses to confirm after it (see confirmCommand)
-      `deadline=$(( $(date +%s) + ${timeout} )); echo "$deadline ${input.toplevel}" >${state}.deadline`,
       `while [ "$(date +%s)" -lt "$deadline" ] && [ ! -d ${state}.decided ]; do sleep 1; done`,
       `if mkdir ${state}.decided 2>/dev/null; then echo "no confirmation within ${timeout} s: rolling back"; rollback; fi`,
     );

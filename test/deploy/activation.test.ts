@@ -87,10 +87,10 @@ describe("the activation script", () => {
       `{ nix-env -p /nix/var/nix/profiles/system --set ${top} && ${env} NIXOS_INSTALL_BOOTLOADER=0 ${top}/bin/switch-to-configuration switch; } 9>&-`,
       "rc=$?",
       "(record after)",
+      // the window on the host's clock, recorded before the status says 0: a confirmation after it is refused
+      `[ $rc != 0 ] || { deadline=$(( $(date +%s) + 30 )); echo "$deadline ${top}" >/run/cdktf-nixos/abc.deadline; }`,
       "echo $rc >/run/cdktf-nixos/abc.status",
       "if [ $rc != 0 ]; then rollback; touch /run/cdktf-nixos/abc.done; exit 0; fi",
-      // the window on the host's clock, recorded so that a confirmation after it is refused
-      `deadline=$(( $(date +%s) + 30 )); echo "$deadline ${top}" >/run/cdktf-nixos/abc.deadline`,
       `while [ "$(date +%s)" -lt "$deadline" ] && [ ! -d /run/cdktf-nixos/abc.decided ]; do sleep 1; done`,
       `if mkdir /run/cdktf-nixos/abc.decided 2>/dev/null; then echo "no confirmation within 30 s: rolling back"; rollback; fi`,
       "touch /run/cdktf-nixos/abc.done",
