@@ -253,6 +253,20 @@ describe.skipIf(missing("root", "nix", "sshd", "netns", "python3", "time"))("a h
       await unforce();
     }
     expect((await target.exec("readlink -f /run/current-system")).stdout).toBe(running);
+
+    // a failed activation that printed 200 000 lines: its end and where the rest is, in bounded memory
+    const noisy = (await buildSystem({ config: {
+      networking: { hostName: "hostile" }, lite: { failActivation: true },
+      system: { activationScripts: { noisy: "seq 1 200000 | sed 's/^/noisy line /'" } },
+    } })).toplevel;
+    const failed = await cliMeasured(["deploy", ...sshArgs(), "--toplevel", noisy]);
+    expect(failed.code, failed.stderr.slice(-2000)).toBe(EXIT_CODES.activate);
+    expect(failed.stderr).toMatch(/ {2}stderr \(its last 40 of \d+ lines\):\n/);
+    expect(failed.stderr).toContain("nixos-lite: activation of");
+    expect(failed.stderr).toMatch(/hint: the activation's whole log is \/run\/cdktf-nixos\/[0-9a-f]{12}\.log on root@/);
+    expect(failed.stderr.length).toBeLessThan(16 * 1024);
+    expect(failed.peakMiB).toBeLessThan(256);
+    expect((await target.exec("readlink -f /run/current-system")).stdout).toBe(running);
     // and the host, answering again, is deployed as usual
     expect((await cli(["deploy", ...sshArgs(), "--toplevel", next])).code).toBe(0);
   });
