@@ -24,7 +24,7 @@ describe.skipIf(missing("root", "nix", "sshd", "netns"))("cdktf-nixos deploy aga
   beforeAll(async () => {
     execFileSync("npm", ["run", "--silent", "build"], { cwd: join(__dirname, "..", ".."), stdio: "inherit" });
     world = await startTargets(1, {
-      users: [{ name: "deployer", sudo: true }, { name: "stranger" }],
+      users: [{ name: "deployer", sudo: true }, { name: "stranger" }, { name: "untrusted", sudo: true }],
       nixDaemon: true,
       trustedUsers: ["deployer"],
     });
@@ -159,9 +159,10 @@ describe.skipIf(missing("root", "nix", "sshd", "netns"))("cdktf-nixos deploy aga
   it("explains the signature error for a user the target's Nix does not trust, and changes nothing", async () => {
     // NARs larger than the SSH window: the server gives up while we are still sending, and the CLI must still end
     const system = await buildSystem({ config: webConfig({ environment: { etc: { motd: { text: "untrusted" } } }, lite: { payload: { paths: 3, sizeKiB: 4096 } } }) });
-    const result = await cli(["deploy", "--target-host", `stranger@${target.address}`, "--ssh-key", world.clientKeyFile,
+    // may run sudo (checked before the copy), but is not in the target's trusted-users
+    const result = await cli(["deploy", "--target-host", `untrusted@${target.address}`, "--ssh-key", world.clientKeyFile,
       "--known-hosts", world.knownHostsFile, "--toplevel", system.toplevel]);
-    expect(result.code).toBe(EXIT_CODES.copy);
+    expect(result.code, result.stderr).toBe(EXIT_CODES.copy);
     expect(result.stderr).toContain("lacks a valid signature");
     expect(result.stderr).toContain("trusted-users");
     expect(await valid(system.toplevel)).toBe(false);

@@ -331,7 +331,7 @@ app.synth();
     } finally {
       await silent.exec(`printf '%s' '${keys}' > /root/.ssh/authorized_keys; pkill -x sleep || true`);
     }
-    expect(await motd("web1")).toBe("web1 silent-neighbour");
+    expect(await motd("web1")).toBe("hello: web1 silent-neighbour\n");
   });
 
   it("one unreachable host: the others deploy, the summary says why it failed, the exit code is connect's", async () => {
