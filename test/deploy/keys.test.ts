@@ -11,6 +11,7 @@ import {
 } from "../../src/deploy/keys";
 import { DeployError, EXIT_CODES, KeysError, exitCodeOf } from "../../src/errors";
 import { SAFE_DIR_FUNCTION } from "../../src/deploy/safe-dir";
+import { missing } from "../harness/requirements";
 import { ARRIVED, FakeHost, NEW, READ_STATE, START, activationState, fakeDependencies, healthyHost, inspection } from "./fake-host";
 
 const sha256 = (text: string) => `sha256:${createHash("sha256").update(text).digest("hex")}`;
@@ -74,7 +75,8 @@ describe("key commands", () => {
   });
 });
 
-describe("safe_dir: the key directory check, run by a real sh", () => {
+// chown to another user needs root
+describe.skipIf(missing("root"))("safe_dir: the key directory check, run by a real sh", () => {
   let dir: string;
   afterEach(() => rmSync(dir, { recursive: true, force: true }));
   const safeDir = (path: string, mode = "") => {
