@@ -319,7 +319,9 @@ describe.skipIf(missing("root", "nix", "sshd", "netns"))("a crash on either side
   /** The id of the activation started after `known` were, once its script is in switch-to-configuration. */
   const switching = async (known: readonly string[]) => {
     const id = await newActivation(known, "pid");
-    await waitOn(`grep -q '^switch of' /run/cdktf-nixos/${id}.log && echo yes`, "switch-to-configuration");
+    await waitOn(`grep -q '^switch of' /run/cdktf-nixos/${id}.log && echo yes`, "the activation's start");
+    // the script says "switch of" before nix-env sets the profile: wait until switch-to-configuration itself runs
+    await waitOn("pgrep -f '[s]witch-to-configuration switch' >/dev/null && echo yes", "switch-to-configuration");
     return id;
   };
   const killScript = (id: string) => target.exec(`kill -9 $(cut -d' ' -f1 /run/cdktf-nixos/${id}.pid)`);
