@@ -1,12 +1,12 @@
 import { MultiBar, Presets, type SingleBar } from "cli-progress";
 import Table from "cli-table3";
-import { constants } from "node:os";
 import type { DeployEvent } from "../deploy/deploy";
-import { DeployError, EXIT_CODES, exitCodeOf, type DeployPhase } from "../errors";
+import { DeployError, exitCodeOf, type DeployPhase } from "../errors";
 import type { HostOutcome, PushEvent, PushReport } from "../fleet/push";
 import { buildProgressTracker } from "../nix/build-log";
 import { describeChange } from "../nix/closure-diff";
 import { copyTransport, keysState, type Output } from "./progress";
+import { signalExitCode } from "./interruptible";
 
 /** Renders a push: live lines on a terminal, prefixed lines on a pipe, then a summary table or one JSON object. */
 export interface FleetReporter {
@@ -270,8 +270,7 @@ export function createFleetReporter(output: Output, hostNames: readonly string[]
         log(`[${name}] interrupted during ${line.phase}: ${state}`);
       }
       if (options.json) {
-        const exitCode = 128 + (constants.signals[signal as NodeJS.Signals] ?? EXIT_CODES.interrupted - 128);
-        output.stdout.write(`${JSON.stringify({ ok: false, error: { message: `interrupted (${signal})`, exitCode } })}\n`);
+        output.stdout.write(`${JSON.stringify({ ok: false, error: { message: `interrupted (${signal})`, exitCode: signalExitCode(signal) } })}\n`);
       }
     },
   };

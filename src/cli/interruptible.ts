@@ -1,5 +1,10 @@
 import { constants } from "node:os";
 
+/** The exit code of a process ended by `signal`, as shells report it: 128 + its number. */
+export function signalExitCode(signal: string): number {
+  return 128 + (constants.signals[signal as NodeJS.Signals] ?? 0);
+}
+
 /**
  * Runs a command's work so that Ctrl-C / TERM first let `onInterrupt` restore the terminal and say what the hosts are
  * left in, then exit 128 + signal, as shells report it. (Nothing local is left to clean up: module arguments reach Nix
@@ -8,7 +13,7 @@ import { constants } from "node:os";
 export async function interruptible<T>(onInterrupt: (signal: NodeJS.Signals) => void, work: () => Promise<T>): Promise<T> {
   const onSignal = (signal: NodeJS.Signals) => {
     onInterrupt(signal);
-    process.exit(128 + (constants.signals[signal] ?? 0));
+    process.exit(signalExitCode(signal));
   };
   process.once("SIGINT", onSignal).once("SIGTERM", onSignal);
   try {

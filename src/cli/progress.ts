@@ -1,9 +1,9 @@
 import { SingleBar } from "cli-progress";
-import { constants } from "node:os";
 import type { Writable } from "node:stream";
 import type { DeployEvent, DeployResult } from "../deploy/deploy";
-import { DeployError, EXIT_CODES, exitCodeOf, type DeployPhase } from "../errors";
+import { DeployError, exitCodeOf, type DeployPhase } from "../errors";
 import { buildProgressTracker } from "../nix/build-log";
+import { signalExitCode } from "./interruptible";
 import type { CopyReport } from "../nix/serve/copy";
 
 /** Where the CLI writes; a terminal gets live progress, anything else gets one line per step. */
@@ -171,9 +171,8 @@ export function createReporter(output: Output, options: { json: boolean; verbose
       const state = interruptionState();
       log(`interrupted (${signal}) during ${phase ?? "start-up"}: ${state}`);
       if (options.json) {
-        // the exit code the process ends with: 128 + the signal's number, as shells report it
-        const exitCode = 128 + (constants.signals[signal as NodeJS.Signals] ?? EXIT_CODES.interrupted - 128);
-        output.stdout.write(`${JSON.stringify({ ok: false, error: { phase, message: `interrupted (${signal}): ${state}`, exitCode } })}\n`);
+        // the exit code the process ends with
+        output.stdout.write(`${JSON.stringify({ ok: false, error: { phase, message: `interrupted (${signal}): ${state}`, exitCode: signalExitCode(signal) } })}\n`);
       }
     },
   };

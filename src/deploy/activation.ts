@@ -100,7 +100,6 @@ export function activationScript(input: ActivationScriptInput): string {
   ];
   const activate = [...(profile ? [setProfileCommand(input.toplevel)] : []), switchCommand(input.toplevel, input.action, input)];
   const confirms = input.confirmTimeoutSeconds !== undefined && input.confirmTimeoutSeconds > 0 && mayConfirm(input.action);
-  const lockTimeout = input.lockTimeoutSeconds;
   const lines = [
     "set -u",
     // a transient unit's PATH may be systemd's minimal default; NixOS keeps flock, nix-env & co. in the system path
@@ -125,8 +124,8 @@ export function activationScript(input: ActivationScriptInput): string {
     `prev_pgid=$(printf %s "$prev_holder" | sed -n 's/.* pgid=\\([0-9]*\\)$/\\1/p')`,
     `if [ -n "$prev_id" ] && [ -n "$prev_pgid" ] && [ ! -e ${ACTIVATION_DIR}/$prev_id.done ] && kill -0 "-$prev_pgid" 2>/dev/null; then`,
     `  printf '%s\\n' "$(printf %s "$prev_holder" | cut -c1-200): its activation script is gone, what it started still runs" >${state}.lock-wait`,
-    `  echo "waiting up to ${lockTimeout} s for what the activation before started to end ($prev_holder)"`,
-    `  i=0; while kill -0 "-$prev_pgid" 2>/dev/null; do if [ $i -ge ${lockTimeout} ]; then echo locked >${state}.status; touch ${state}.done; exit 0; fi; sleep 1; i=$((i+1)); done`,
+    `  echo "waiting up to ${input.lockTimeoutSeconds} s for what the activation before started to end ($prev_holder)"`,
+    `  i=0; while kill -0 "-$prev_pgid" 2>/dev/null; do if [ $i -ge ${input.lockTimeoutSeconds} ]; then echo locked >${state}.status; touch ${state}.done; exit 0; fi; sleep 1; i=$((i+1)); done`,
     "fi",
     // an activation whose script died is over now: the next inspection no longer reports it
     `[ -z "$prev_id" ] || [ -e ${ACTIVATION_DIR}/$prev_id.done ] || touch ${ACTIVATION_DIR}/$prev_id.done`,

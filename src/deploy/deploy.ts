@@ -30,6 +30,7 @@ import { isUpToDate, type Action } from "./goal";
 import type { Host, RunResult } from "./host";
 import { uploadKeys, type KeyReport, type LoadedKey } from "./keys";
 import { INSPECT_COMMAND, parseInspection, type TargetSystem } from "./inspection";
+import { unsafeDirReasons } from "./safe-dir";
 import type { TargetSpec } from "./target-spec";
 
 /** What orchestration needs from the world; the defaults wire in local Nix and ssh2. */
@@ -729,7 +730,7 @@ async function activate(
       }
     }
     if (started !== undefined && started.exitCode === UNSAFE_STATE_DIR_EXIT) {
-      const why = started.stderr.split("\n").find((l) => l.startsWith("unsafe "))?.slice("unsafe ".length) ?? `${ACTIVATION_DIR} is not root's own`;
+      const why = unsafeDirReasons(started.stderr)[0] ?? `${ACTIVATION_DIR} is not root's own`;
       throw new LockError(`the deployment's state directory on ${name} is not root's own: ${why}; nothing was changed`, {
         command: `start of ${what}`,
         stderr: started.stderr,

@@ -86,6 +86,7 @@ export function parseInspection(output: string): TargetSystem {
     const match = /^unconfirmed=([0-9a-f]{1,64}):(\/nix\/store\/\S+)$/.exec(w);
     return match === null ? [] : [{ id: match[1], toplevel: match[2] }];
   });
+  const bootId = parseBootId(values.get("boot"));
   const machine = values.get("machine") ?? "";
   const current = values.get("current") || undefined;
   const profileSystem = values.get("profileSystem") || undefined;
@@ -98,6 +99,6 @@ export function parseInspection(output: string): TargetSystem {
     profileGeneration: parseGeneration(values.get("profile") ?? ""),
     profileSystem,
     ...(unconfirmed.length > 0 ? { unconfirmed } : {}),
-    ...(parseBootId(values.get("boot")) !== undefined ? { bootId: parseBootId(values.get("boot")) } : {}),
+    ...(bootId !== undefined ? { bootId } : {}),
   };
 }

@@ -7,7 +7,7 @@ import { posix, resolve } from "node:path";
 import { KeysError } from "../errors";
 import { shellQuote } from "../shell";
 import type { Host } from "./host";
-import { SAFE_DIR_FUNCTION } from "./safe-dir";
+import { SAFE_DIR_FUNCTION, unsafeDirReasons } from "./safe-dir";
 
 /** When a key is uploaded, like colmena's `uploadAt`. */
 export const KEY_UPLOAD_TIMES = ["before-activation", "after-activation"] as const;
@@ -424,7 +424,7 @@ export async function uploadKeys(
     throw new KeysError(`could not check the keys' directories, users and groups on ${host.name}`, { command: "key preflight", stderr: checked.stderr, exitCode: checked.exitCode });
   }
   const lines = checked.stdout.split("\n");
-  const unsafe = lines.filter((l) => l.startsWith("unsafe ")).map((l) => l.slice("unsafe ".length));
+  const unsafe = unsafeDirReasons(checked.stdout);
   if (unsafe.length > 0) {
     throw new KeysError(`${unsafe.join("; ")} (on ${host.name}); ${untouched}`, { hint: UNSAFE_HINT });
   }
@@ -465,7 +465,7 @@ export async function uploadKeys(
         });
       }
       if (result.exitCode === UNSAFE_DIRECTORY) {
-        const why = result.stderr.split("\n").find((l) => l.startsWith("unsafe "))?.slice("unsafe ".length) ?? posix.dirname(key.path);
+        const why = unsafeDirReasons(result.stderr)[0] ?? posix.dirname(key.path);
         throw new KeysError(`${why} (on ${host.name}): key "${key.name}" was not written${written}`, { ...failure, hint: UNSAFE_HINT });
       }
       const full = /No space left on device/.test(result.stderr);

@@ -28,3 +28,8 @@ export const SAFE_DIR_FUNCTION = String.raw`safe_dir() {
     case $sd_rest in */*) sd_rest=${"$"}{sd_rest#*/} ;; *) sd_rest= ;; esac
   done
 }`;
+
+/** The reasons `safe_dir` gave in `output` (its `unsafe PATH: why` lines), as "PATH: why". */
+export function unsafeDirReasons(output: string): string[] {
+  return output.split("\n").filter((line) => line.startsWith("unsafe ")).map((line) => line.slice("unsafe ".length));
+}
