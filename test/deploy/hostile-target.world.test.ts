@@ -317,11 +317,12 @@ describe.skipIf(missing("root", "nix", "sshd", "netns"))("a crash on either side
     throw new Error(`no new activation wrote .${suffix} within 30 s`);
   };
   /** The id of the activation started after `known` were, once its script is in switch-to-configuration. */
-  const switching = async (known: readonly string[]) => {
+  const switching = async (known: readonly string[], toplevel: string) => {
     const id = await newActivation(known, "pid");
-    await waitOn(`grep -q '^switch of' /run/cdktf-nixos/${id}.log && echo yes`, "the activation's start");
-    // the script says "switch of" before nix-env sets the profile: wait until switch-to-configuration itself runs
-    await waitOn("pgrep -f '[s]witch-to-configuration switch' >/dev/null && echo yes", "switch-to-configuration");
+    // the profile is set and switch-to-configuration itself runs (the script's own command line names it too, so the
+    // process is matched by how it was started: the interpreter and the toplevel's script)
+    await waitOn(`[ "$(readlink -f /nix/var/nix/profiles/system)" = ${toplevel} ] && ` +
+      `pgrep -f '^[^ ]+ ${toplevel}/bin/switch-to-configuration switch$' >/dev/null && echo yes`, "switch-to-configuration");
     return id;
   };
   const killScript = (id: string) => target.exec(`kill -9 $(cut -d' ' -f1 /run/cdktf-nixos/${id}.pid)`);
@@ -343,7 +344,7 @@ describe.skipIf(missing("root", "nix", "sshd", "netns"))("a crash on either side
     const orphaned = await system("orphaned", { switchSleep: 3 });
     const known = await activationIds("pid");
     const run = startCdktfNixos(["deploy", ...sshArgs(), "--toplevel", orphaned]);
-    const id = await switching(known);
+    const id = await switching(known, orphaned);
     await killScript(id);
     const first = await run.result;
     expect(first.code, first.stderr).toBe(EXIT_CODES.unknown);
@@ -365,7 +366,7 @@ describe.skipIf(missing("root", "nix", "sshd", "netns"))("a crash on either side
     const interrupted = await system("interrupted by a restart", { switchSleep: 4 });
     const known = await activationIds("pid");
     const run = startCdktfNixos(["deploy", ...sshArgs(), "--toplevel", interrupted, "--connect-timeout", "30"]);
-    await switching(known);
+    await switching(known, interrupted);
     await target.restart({ bootDefault: true });
     const first = await run.result;
     expect(first.code, first.stderr).toBe(EXIT_CODES.activate);
