@@ -17,6 +17,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { FleetHost } from "../src/fleet/inventory";
+import { DEFAULT_SETTINGS } from "../src/spec/settings";
 import { NIXPKGS_LITE } from "../test/harness/fixture";
 import { startLatencyProxy, type LatencyProxy } from "../test/harness/latency-proxy";
 import { cleanupStaleTargets, startTargets, type TargetWorld } from "../test/harness/target-hosts";
@@ -61,6 +62,7 @@ function fleetHosts(dir: string, world: TargetWorld, proxies: LatencyProxy[], kn
     name: `host${i}`,
     tags: {},
     spec: {
+      ...DEFAULT_SETTINGS,
       id: `bench/host${i}/Deployment`, resource: `terraform_data.host${i}`, host: "127.0.0.1", user: "root", port: proxies[i].port,
       source: { configuration: join(dir, `host${i}.nix`), nixPath: { nixpkgs: NIXPKGS_LITE } },
       nixosArgs: {}, nixosArgsAtSynth: {}, drvPath: "", system: "x86_64-linux", action: "switch",

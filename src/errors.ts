@@ -31,6 +31,18 @@ export const EXIT_CODES = {
   interrupted: 130,
 } as const satisfies Record<DeployPhase | "ok" | "failure" | "usage" | "unknown" | "interrupted", number>;
 
+/**
+ * Input that cannot be acted on — a flag, a project, a host selection, a key spec, a file given to us — found before
+ * anything was built, contacted or written. One family for every command: the CLI prints the message alone and
+ * exits 2 (EXIT_CODES.usage); subclasses only say where the input came from.
+ */
+export class UserInputError extends Error {
+  constructor(message: string, options?: { readonly cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+  }
+}
+
 /** What a host was found running, for reports of failures as well as successes. */
 export interface HostState {
   readonly currentSystem?: string;
@@ -160,6 +172,7 @@ export class TransportError extends Error {
 
 /** The exit code for any failure: a phase's code for typed errors, 1 for anything unforeseen. */
 export function exitCodeOf(err: unknown): number {
+  if (err instanceof UserInputError) return EXIT_CODES.usage;
   return err instanceof DeployError ? err.exitCodeOfDeployment : EXIT_CODES.failure;
 }
 

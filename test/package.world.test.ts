@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { EXIT_CODES } from "../src/cli/program";
-import { MANIFEST_VERSION } from "../src/deploy/manifest";
+import { MANIFEST_VERSION } from "../src/spec/manifest";
 import { NIXPKGS_LITE, buildSystem } from "./harness/fixture";
 import { missing } from "./harness/requirements";
 import { startTargets } from "./harness/target-hosts";

@@ -2,7 +2,7 @@ import { Command, CommanderError } from "commander";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { defaultDependencies } from "../deploy/default-dependencies";
-import { DeployError, EXIT_CODES, exitCodeOf } from "../errors";
+import { DeployError, EXIT_CODES, UserInputError, exitCodeOf } from "../errors";
 import { registerAmiCommand } from "./commands/ami";
 import { registerDeployCommand, type DependencyFactory } from "./commands/deploy";
 import { registerForgetHostKeysCommand } from "./commands/forget-host-keys";
@@ -14,7 +14,6 @@ import { buildFleet } from "../nix/fleet-build";
 import type { Output } from "./progress";
 import { refuseRepeatedOptions } from "./repeated-options";
 import { removeStaleArgsDirs } from "./stale-args";
-import { UsageError } from "./usage-error";
 
 export { EXIT_CODES };
 
@@ -98,7 +97,7 @@ export async function main(argv: string[], environment: CliEnvironment = { outpu
       output.stderr.write(`cdktf-nixos: ${err.message}\n`);
       return err.exitCode;
     }
-    if (err instanceof UsageError) {
+    if (err instanceof UserInputError) {
       output.stderr.write(`cdktf-nixos: ${err.message}\n`);
       return EXIT_CODES.usage;
     }

@@ -1,7 +1,4 @@
+import { UserInputError } from "../errors";
+
 /** A command line that cannot be acted on; the CLI prints the message and exits 2 without touching any host. */
-export class UsageError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = "UsageError";
-  }
-}
+export class UsageError extends UserInputError {}

@@ -5,21 +5,15 @@ import type { ISynthesisSession } from "cdktf/lib/synthesize/types";
 import { AwsProvider } from "@cdktf/provider-aws/lib/provider";
 import { Construct } from "constructs";
 import { endpointProblem } from "../aws/endpoint";
-import { ACTIONS } from "../deploy/goal";
-import { keyFilePath, keySpecsProblems, type KeySpec } from "../deploy/keys";
-import { isHostName, isPort } from "../deploy/target-spec";
-import {
-  DEPLOY_ENV,
-  MANIFEST_FILE,
-  deployArguments,
-  deploymentManifest,
-  renderCommand,
-  type DeploymentSettings,
-  type DeploymentSpec,
-} from "../deploy/manifest";
-import { synthesisRecord, type SynthesisRecord } from "../deploy/synthesis";
+import { ACTIONS } from "../spec/goal";
+import { keyFilePath, keySpecsProblems, type KeySpec } from "../spec/key-spec";
+import { isHostName, isPort } from "../spec/target";
+import { DEPLOY_ENV, MANIFEST_FILE, deploymentManifest, type DeploymentSettings, type DeploymentSpec } from "../spec/manifest";
+import { deployArguments, renderCommand } from "../spec/command-line";
+import { CONSTRUCT_DEFAULTS, DEFAULT_SETTINGS } from "../spec/settings";
+import { synthesisRecord, type SynthesisRecord } from "../spec/synthesis";
 import { EvaluateError } from "../errors";
-import { privateKeyFileProblem } from "../deploy/private-key-file";
+import { privateKeyFileProblem } from "../spec/private-key-file";
 import { regionProblem } from "../aws/regions";
 import { checkProps, deploymentProps, jsonValueProblem } from "./prop-types";
 import { evaluateFleet, type EvaluatedSystem, type FleetMember } from "../nix/fleet-evaluation";
@@ -156,16 +150,16 @@ export interface NixosDeploymentOptions {
    */
   readonly tags?: { [key: string]: string };
   /**
-   * How long to retry SSH while the host boots, in seconds.
+   * How long to retry SSH while the host boots.
    * @default 300
    */
-  readonly connectTimeout?: number;
+  readonly connectTimeoutSeconds?: number;
   /**
    * Magic rollback for switch and test: the host must accept a new SSH connection within this many seconds after
    * activating, or it rolls itself back to the system it ran before. 0 turns it off.
    * @default 30
    */
-  readonly confirmTimeout?: number;
+  readonly confirmTimeoutSeconds?: number;
   /**
    * After a switch or boot, delete all but the newest this many system generations (`nix-env --delete-generations
    * +N`), so the host's store can be garbage-collected.
@@ -223,7 +217,7 @@ export class NixosDeployment extends Construct {
     super(scope, id);
     const path = this.node.path;
     validateDeploymentProps(path, props);
-    const port = props.port ?? 22;
+    const port = props.port ?? DEFAULT_SETTINGS.port;
     if (props.instanceId === undefined && props.acceptNewHostKey !== true) {
       Annotations.of(this).addInfo("no instanceId: the host key must already be in the known_hosts file");
     }
@@ -236,7 +230,6 @@ export class NixosDeployment extends Construct {
         Annotations.of(this).addWarning(`${path}: key "${key.name}": file ${keyFilePath(key.file)} does not exist yet; the deployment reads it when it runs`);
       }
     }
-    const confirmTimeout = props.confirmTimeout ?? 30;
     const configuration = props.configuration === undefined ? undefined : resolve(props.configuration);
     const nixPath = Object.fromEntries(Object.entries(props.nixPath ?? {}).map(([name, path]) => [name, resolvePathEntry(path)]));
     const flake = props.flake === undefined ? undefined : resolveFlake(props.flake);
@@ -256,34 +249,35 @@ export class NixosDeployment extends Construct {
     );
     this.drvPath = Lazy.stringValue({ produce: () => evaluated().drvPath });
 
-    const action = props.action ?? NixosAction.SWITCH;
-    const user = props.user ?? "root";
     const keys: KeySpec[] = props.keys ?? [];
+    // every setting resolved once, here: the manifest, the local-exec command line and push all read these values
     const settings: DeploymentSettings = {
+      ...DEFAULT_SETTINGS,
       id: this.node.path,
       host: props.host,
-      user,
-      port,
       source: configuration !== undefined ? { configuration, nixPath } : { flake },
       nixosArgs: args,
-      sensitiveArgs,
       nixosArgsAtSynth: synthArgs,
-      action,
-      sshPrivateKeyFile: props.sshPrivateKeyFile === undefined ? undefined : resolve(props.sshPrivateKeyFile),
-      knownHostsFile: resolve(props.knownHostsFile ?? ".cdktf-nixos/known_hosts"),
-      acceptNewHostKey: props.acceptNewHostKey === true,
       instanceId: props.instanceId,
       region: props.region,
+      tags: props.tags ?? {},
+      user: props.user ?? DEFAULT_SETTINGS.user,
+      port,
+      action: props.action ?? DEFAULT_SETTINGS.action,
+      sshPrivateKeyFile: props.sshPrivateKeyFile === undefined ? undefined : resolve(props.sshPrivateKeyFile),
+      knownHostsFile: resolve(props.knownHostsFile ?? CONSTRUCT_DEFAULTS.knownHostsFile),
+      acceptNewHostKey: props.acceptNewHostKey === true,
       ec2Endpoint: props.ec2Endpoint ?? providerEc2Endpoint(stack),
       useSubstitutes: props.useSubstitutes === true,
-      compress: props.compress,
+      compress: props.compress ?? DEFAULT_SETTINGS.compress,
       buildOnTarget: props.buildOnTarget === true,
-      connectTimeoutSeconds: props.connectTimeout ?? 300,
-      confirmTimeoutSeconds: confirmTimeout,
+      connectTimeoutSeconds: props.connectTimeoutSeconds ?? CONSTRUCT_DEFAULTS.connectTimeoutSeconds,
+      confirmTimeoutSeconds: props.confirmTimeoutSeconds ?? CONSTRUCT_DEFAULTS.confirmTimeoutSeconds,
       keepGenerations: props.keepGenerations,
-      tags: props.tags ?? {},
+      sensitiveArgs,
       keys: keys.map((key) => ({ ...key, file: key.file === undefined ? undefined : keyFilePath(key.file) })),
     };
+    const { user, action } = settings;
     const command = renderCommand([process.execPath, cliPath(), ...deployArguments(settings)]);
 
     this.resource = new DataResource(this, "Resource", {
@@ -293,6 +287,10 @@ export class NixosDeployment extends Construct {
         instance_id: props.instanceId ?? "",
         region: props.region ?? "",
       },
+      // What replaces the resource, and so deploys again: what the host ends up running (the derivation, module
+      // arguments, action), where and as whom (target, port, instance) and what is put on it (keys, by spec). Settings
+      // of how a deploy runs (timeouts, compression, channels, generations kept) are not here: changing one must not
+      // re-activate a fleet; it applies from the next deployment that runs anyway, and to every push at once.
       triggersReplace: {
         drv_path: this.drvPath,
         nixos_args: args,
@@ -487,11 +485,11 @@ function validateDeploymentProps(path: string, props: NixosDeploymentProps): voi
   }
   const action = props.action ?? NixosAction.SWITCH;
   if (!(ACTIONS as readonly string[]).includes(action)) fail(`action "${action}" is not one of ${ACTIONS.join(", ")}`);
-  const confirmTimeout = props.confirmTimeout ?? 30;
-  if (!Number.isInteger(confirmTimeout) || confirmTimeout < 0) fail(`confirmTimeout ${confirmTimeout} is not a whole number of seconds (0 turns it off)`);
-  const connectTimeout = props.connectTimeout ?? 300;
+  const confirmTimeout = props.confirmTimeoutSeconds ?? CONSTRUCT_DEFAULTS.confirmTimeoutSeconds;
+  if (!Number.isInteger(confirmTimeout) || confirmTimeout < 0) fail(`confirmTimeoutSeconds ${confirmTimeout} is not a whole number of seconds (0 turns it off)`);
+  const connectTimeout = props.connectTimeoutSeconds ?? CONSTRUCT_DEFAULTS.connectTimeoutSeconds;
   if (!Token.isUnresolved(connectTimeout) && !(Number.isFinite(connectTimeout) && connectTimeout >= 0)) {
-    fail(`connectTimeout ${connectTimeout} is not a number of seconds (0 or more)`);
+    fail(`connectTimeoutSeconds ${connectTimeout} is not a number of seconds (0 or more)`);
   }
   if (props.keepGenerations !== undefined && !(Number.isInteger(props.keepGenerations) && props.keepGenerations >= 1)) {
     fail(`keepGenerations ${props.keepGenerations} is not a whole number of at least 1 (the new generation always stays)`);
@@ -499,7 +497,7 @@ function validateDeploymentProps(path: string, props: NixosDeploymentProps): voi
   if (props.compress !== undefined && !Object.values(CopyCompression).includes(props.compress)) {
     fail(`compress '${props.compress}' is not one of ${Object.values(CopyCompression).join(", ")} (CopyCompression.AUTO, ZSTD or NONE)`);
   }
-  const port = props.port ?? 22;
+  const port = props.port ?? DEFAULT_SETTINGS.port;
   if (!Token.isUnresolved(port) && !isPort(port)) fail(`port ${port} is not a port number (1-65535)`);
   const endpoint = props.ec2Endpoint === undefined || Token.isUnresolved(props.ec2Endpoint) ? undefined : endpointProblem(props.ec2Endpoint);
   if (endpoint !== undefined) fail(`ec2Endpoint ${endpoint}`);

@@ -3,8 +3,8 @@ import { existsSync, mkdirSync, statSync } from "node:fs";
 import { dirname } from "node:path";
 import { KeyPair } from "@cdktf/provider-aws/lib/key-pair";
 import { Construct } from "constructs";
-import { keyFilePath } from "../deploy/keys";
-import { privateKeyFileProblem, readSmallFileSync } from "../deploy/private-key-file";
+import { keyFilePath } from "../spec/key-spec";
+import { privateKeyFileProblem, readSmallFileSync } from "../spec/private-key-file";
 import { checkProps, describeValue, generateKeyPairProps, keyPairProps } from "./prop-types";
 
 /** An EC2 key pair the instance's root account accepts. */

@@ -46,8 +46,8 @@ export const deploymentOptionsShape = {
   useSubstitutes: z.boolean().optional(),
   buildOnTarget: z.boolean().optional(),
   tags: tags.optional(),
-  connectTimeout: z.number().optional(),
-  confirmTimeout: z.number().optional(),
+  connectTimeoutSeconds: z.number().optional(),
+  confirmTimeoutSeconds: z.number().optional(),
   keepGenerations: z.number().optional(),
   compress: z.string().optional(),
 };

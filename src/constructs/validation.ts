@@ -1,6 +1,6 @@
 import { isIPv4, isIPv6 } from "node:net";
 import { Token } from "cdktf";
-import { isPort } from "../deploy/target-spec";
+import { isPort } from "../spec/target";
 
 /** Throws unless `cidr` is an IPv4 or IPv6 CIDR block; tokens (values known at apply) pass. */
 export function validateCidr(cidr: string, what: string): "ipv4" | "ipv6" | "token" {

@@ -1,5 +1,5 @@
 import { shellQuote } from "../shell";
-import { mayConfirm, mayPruneGenerations, mayRollBack, setsProfile, upToDateRequires, type Action } from "./goal";
+import { mayConfirm, mayPruneGenerations, mayRollBack, setsProfile, upToDateRequires, type Action } from "../spec/goal";
 import { ACTIVATION_DIR, BOOT_ID, SYSTEM_PROFILE, parseBootId, parseInspection, scriptAliveTest, type TargetSystem } from "./inspection";
 import { SAFE_DIR_FUNCTION } from "./safe-dir";
 

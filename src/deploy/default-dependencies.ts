@@ -3,23 +3,14 @@ import { buildSystem, instantiateSystem, type NixOptions } from "../nix/build";
 import { LocalStore } from "../nix/local-store";
 import { ConnectError } from "../errors";
 import type { DeployDependencies } from "./deploy";
-import type { TargetSpec } from "./target-spec";
+import type { TargetSpec } from "../spec/target";
+import { DEFAULT_SETTINGS } from "../spec/settings";
 import { HostKeyMismatchError, loginProblem, type SshOptions } from "./ssh/connection";
 import { KnownHostsFile, fingerprint, instanceComment, instanceOf, knownHostsName, knownKeyTypes } from "./ssh/known-hosts";
 import { SshHost } from "./ssh/ssh-host";
 
-export interface DefaultDependencyOptions extends NixOptions {
-  /**
-   * How long to keep retrying the SSH connection while the host is unreachable (it may still be booting).
-   * @default 10000
-   */
-  readonly connectRetryMs?: number;
-  /**
-   * How long to wait for an instance's console output to show its host key fingerprints.
-   * @default 600000
-   */
-  readonly consoleTimeoutMs?: number;
-}
+/** The Nix options of the local builds; how each host is connected to is its TargetSpec's. */
+export type DefaultDependencyOptions = NixOptions;
 
 /** The real world: the local Nix for building and reading the store, ssh2 for the target. */
 export function defaultDependencies(options: DefaultDependencyOptions = {}): DeployDependencies {
@@ -27,7 +18,7 @@ export function defaultDependencies(options: DefaultDependencyOptions = {}): Dep
     build: (source) => buildSystem(source, options),
     instantiate: (source) => instantiateSystem(source, options),
     openStore: () => LocalStore.open(),
-    connect: (target, onNotice) => connectChecked(target, options, onNotice ?? (() => undefined)),
+    connect: (target, onNotice) => connectChecked(target, onNotice ?? (() => undefined)),
     checkLogin: (target) => loginProblem(target.privateKeyFile),
   };
 }
@@ -40,7 +31,7 @@ export function defaultDependencies(options: DefaultDependencyOptions = {}): Dep
  * - a pinned key that mismatches is replaced only when every mismatching entry was recorded for another instance
  *   (this one replaced it at the same address) and this instance's console vouches for the new key. Never otherwise.
  */
-async function connectChecked(target: TargetSpec, options: DefaultDependencyOptions, onNotice: (message: string) => void): Promise<SshHost> {
+async function connectChecked(target: TargetSpec, onNotice: (message: string) => void): Promise<SshHost> {
   const port = target.port ?? 22;
   const ssh: SshOptions = {
     host: target.host,
@@ -53,7 +44,7 @@ async function connectChecked(target: TargetSpec, options: DefaultDependencyOpti
       ? undefined
       : { host: target.jumpHost.host, port: target.jumpHost.port, user: target.jumpHost.user ?? target.user ?? "root" },
     sshCompression: target.sshCompression,
-    retryForMs: options.connectRetryMs ?? 10_000,
+    retryForMs: (target.connectTimeoutSeconds ?? DEFAULT_SETTINGS.connectTimeoutSeconds) * 1000,
   };
   const ec2Console = target.hostKeyFromEc2Console;
   if (ec2Console === undefined) return SshHost.connect(ssh);
@@ -63,7 +54,7 @@ async function connectChecked(target: TargetSpec, options: DefaultDependencyOpti
   if (knownKeyTypes(knownHosts.entries, [name]).length === 0) {
     const host = await SshHost.connect({
       ...ssh,
-      expectedFingerprints: await consoleFingerprints(ec2Console, options.consoleTimeoutMs),
+      expectedFingerprints: await consoleFingerprints(ec2Console),
       recordComment: instanceComment(ec2Console.instanceId),
     });
     // a key recorded without a word would hide that the known_hosts file changed (after forget-host-keys, too)
@@ -76,7 +67,7 @@ async function connectChecked(target: TargetSpec, options: DefaultDependencyOpti
     if (!(err instanceof HostKeyMismatchError)) throw err;
     const owners = err.expected.map(instanceOf);
     if (owners.some((owner) => owner === undefined || owner === ec2Console.instanceId)) throw err;
-    const vouched = await consoleFingerprints(ec2Console, options.consoleTimeoutMs);
+    const vouched = await consoleFingerprints(ec2Console);
     const offered = fingerprint(err.offered);
     if (!vouched.includes(offered)) {
       throw new ConnectError(`${err.message}; the console of ${ec2Console.instanceId} does not vouch for it either (it lists ${vouched.join(", ")})`, {
@@ -93,14 +84,12 @@ async function connectChecked(target: TargetSpec, options: DefaultDependencyOpti
     return SshHost.connect(ssh);
   }
 }
-async function consoleFingerprints(
-  source: NonNullable<TargetSpec["hostKeyFromEc2Console"]>,
-  timeoutMs: number | undefined,
-): Promise<string[]> {
+async function consoleFingerprints(source: NonNullable<TargetSpec["hostKeyFromEc2Console"]>): Promise<string[]> {
+  const timeoutMs = (source.timeoutSeconds ?? DEFAULT_SETTINGS.consoleTimeoutSeconds) * 1000;
   try {
     // the AWS SDK takes a fifth of a second to load: only deploys that read a console pay for it
     const { waitForConsoleHostKeys } = await import("../aws/console-host-keys.js");
-    return await waitForConsoleHostKeys({ ...source, timeoutMs } satisfies ConsoleHostKeyQuery);
+    return await waitForConsoleHostKeys({ instanceId: source.instanceId, region: source.region, endpoint: source.endpoint, timeoutMs } satisfies ConsoleHostKeyQuery);
   } catch (err) {
     throw new ConnectError(`cannot read the host key fingerprints of ${source.instanceId}: ${(err as Error).message}`, {
       hint: "the deploy needs ec2:GetConsoleOutput on the instance; without the fingerprints no host key is trusted",

@@ -26,12 +26,13 @@ import { shellQuote } from "../shell";
 import {
   ACTIVATION_DIR, CONFIRM_SCRIPT_GONE, MISSING_TOOL_STATUS, UNSAFE_STATE_DIR_EXIT, parseActivationState, planActivation, rollbackTarget, type ActivationPlan, type ActivationState,
 } from "./activation";
-import { isUpToDate, type Action } from "./goal";
+import { isUpToDate, type Action } from "../spec/goal";
 import type { Host, RunResult } from "./host";
 import { uploadKeys, type KeyReport, type LoadedKey } from "./keys";
 import { INSPECT_COMMAND, parseInspection, type TargetSystem } from "./inspection";
 import { unsafeDirReasons } from "./safe-dir";
-import type { TargetSpec } from "./target-spec";
+import type { TargetSpec } from "../spec/target";
+import { DEFAULT_SETTINGS } from "../spec/settings";
 
 /** What orchestration needs from the world; the defaults wire in local Nix and ssh2. */
 export interface DeployDependencies {
@@ -174,12 +175,8 @@ export interface DeployResult {
   readonly durationMs: number;
 }
 
-export const DEFAULT_ACTIVATION_TIMEOUT_SECONDS = 600;
-export const DEFAULT_REPLY_TIMEOUT_SECONDS = 60;
 /** What the inspection prints is a few hundred bytes; more is not an answer to it. */
 const INSPECT_MAX_OUTPUT_BYTES = 64 * 1024;
-/** How long a deployment waits for another one's lock on the same host. */
-export const DEFAULT_LOCK_TIMEOUT_SECONDS = 300;
 /** How often a confirmed activation's exit status is read. */
 const STATUS_POLL_MS = 300;
 
@@ -271,7 +268,7 @@ export async function deployBuilt(
       installBootloader: request.installBootloader,
       confirmTimeoutSeconds: request.confirmTimeoutSeconds,
       rollback: request.rollback,
-      lockTimeoutSeconds: request.lockTimeoutSeconds ?? DEFAULT_LOCK_TIMEOUT_SECONDS,
+      lockTimeoutSeconds: request.lockTimeoutSeconds ?? DEFAULT_SETTINGS.lockTimeoutSeconds,
       holder: `${hostname()} pid ${process.pid}`,
       id: randomBytes(6).toString("hex"),
       keepGenerations: request.keepGenerations,
@@ -470,7 +467,7 @@ function checkTarget(host: Host, target: TargetSystem, local: LocalSystem, reque
 }
 
 function replyTimeoutMs(request: BuiltDeployRequest): number {
-  return (request.replyTimeoutSeconds ?? DEFAULT_REPLY_TIMEOUT_SECONDS) * 1000;
+  return (request.replyTimeoutSeconds ?? DEFAULT_SETTINGS.replyTimeoutSeconds) * 1000;
 }
 
 async function inspect(host: Host, timeoutMs: number): Promise<TargetSystem> {
@@ -645,7 +642,7 @@ async function activate(
   emit: (event: DeployEvent) => void,
 ): Promise<{ report: ActivationReport; host: Host }> {
   const session = new TargetSession(host, emit);
-  const activationMs = (request.activationTimeoutSeconds ?? DEFAULT_ACTIVATION_TIMEOUT_SECONDS) * 1000;
+  const activationMs = (request.activationTimeoutSeconds ?? DEFAULT_SETTINGS.activationTimeoutSeconds) * 1000;
   const confirmMs = plan.confirm === undefined ? undefined : plan.confirm.timeoutSeconds * 1000;
   // A confirmed activation's host counts down once activation ends: a connection lost then is only worth
   // reconnecting for most of that window (a confirmation still needs a round trip). Otherwise the activation

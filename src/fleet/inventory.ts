@@ -1,4 +1,4 @@
-import type { DeploymentManifest, DeploymentSpec } from "../deploy/manifest";
+import type { DeploymentManifest, DeploymentSpec } from "../spec/manifest";
 
 /**
  * The hosts of one synthesized stack, each with the values Terraform applied to it. Pure: the manifest and the

@@ -1,5 +1,6 @@
+import { UserInputError } from "../errors";
 import { tooDeep } from "../nix/system";
-import type { DeploymentSpec } from "../deploy/manifest";
+import type { DeploymentSpec } from "../spec/manifest";
 import { redactor, type Redact } from "../redact";
 import { isExpression, type DeploymentInput } from "./inventory";
 
@@ -7,7 +8,7 @@ import { isExpression, type DeploymentInput } from "./inventory";
  * Module arguments for building a stack's host on this machine (`vm`, `test`) rather than deploying it: the values
  * the stack gives, Terraform's values from the state, `--arg` values over both. Pure: the CLI reads the state.
  */
-export class LocalArgsError extends Error {}
+export class LocalArgsError extends UserInputError {}
 
 /** A host of the stack with what Terraform recorded for it (undefined: not applied, or no state could be read). */
 export interface LocalHost {

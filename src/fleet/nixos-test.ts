@@ -1,3 +1,4 @@
+import { UserInputError } from "../errors";
 import { dirname, relative } from "node:path";
 import { nixAttrName, nixString, nixValue, parseFlakeRef } from "../nix/system";
 import { isExpression } from "./inventory";
@@ -9,7 +10,7 @@ import { LocalArgsError, localRedactor, resolveLocalArgs, unknownOverrides, type
  * A NixOS integration test of a stack's hosts (`pkgs.testers.runNixOSTest`): one node per selected host, built from
  * the host's own configuration and module arguments. Pure: the plan of the test and the Nix expression of it.
  */
-export class NixosTestError extends Error {}
+export class NixosTestError extends UserInputError {}
 
 /** The attributes of an aws_instance that hold one of its addresses. */
 const INSTANCE_ADDRESS_ATTRIBUTES = ["private_ip", "public_ip", "private_dns", "public_dns"] as const;

@@ -1,14 +1,15 @@
+import { UserInputError } from "../errors";
 import { spawn } from "node:child_process";
 import { accessSync, constants, existsSync, readFileSync, realpathSync, statSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { join, relative, resolve as resolvePath } from "node:path";
 import { stripVTControlCharacters } from "node:util";
-import { MANIFEST_FILE, MANIFEST_VERSION, type DeploymentManifest } from "../deploy/manifest";
-import { changedSource } from "../deploy/synthesis";
+import { MANIFEST_FILE, MANIFEST_VERSION, type DeploymentManifest } from "../spec/manifest";
+import { changedSource } from "../spec/synthesis";
 import type { TerraformShowState } from "./inventory";
 
 /** The user's cdktf project cannot be read as asked (no cdktf.json, no such stack, synth failed, …). */
-export class ProjectError extends Error {}
+export class ProjectError extends UserInputError {}
 
 export type SynthMode = "auto" | "always" | "never";
 

@@ -1,4 +1,3 @@
-import type { CompressMode } from "../nix/serve/copy-policy";
 import {
   deployBuilt,
   previewDeploy,
@@ -8,11 +7,18 @@ import {
   type DeployResult,
   type HostDependencies,
 } from "../deploy/deploy";
-import { KeySpecError, checkKeySpecs, loadKeys } from "../deploy/keys";
-import { ConnectError, DeployError, exitCodeOf, worstExitCode, EXIT_CODES } from "../errors";
+import { loadKeys } from "../deploy/keys";
+import { KeySpecError, checkKeySpecs, type KeySpec } from "../spec/key-spec";
+import { ConnectError, DeployError, UserInputError, exitCodeOf, worstExitCode, EXIT_CODES } from "../errors";
+import { knownHostsFileProblem } from "../deploy/ssh/known-hosts";
 import { redactor, type Redact } from "../redact";
 import type { FleetBuildMember, FleetBuildResult } from "../nix/fleet-build";
-import type { FleetHost } from "./inventory";
+import { resolveInventory, type FleetHost } from "./inventory";
+import { loadStack, readStackState, type SynthMode } from "./project";
+import { selectHosts } from "./selection";
+import type { TargetSpec } from "../spec/target";
+import { deployRequestOf } from "../spec/request";
+import type { SettingOverrides } from "../spec/settings";
 
 export interface PushSettings {
   /** Hosts deployed at once. */
@@ -21,35 +27,26 @@ export interface PushSettings {
   readonly dryRun: boolean;
   /** Start no further host once one has failed. */
   readonly failFast: boolean;
-  /** Overrides every deployment's keepGenerations. */
-  readonly keepGenerations?: number;
-  /** Overrides every deployment's compress. */
-  readonly compress?: CompressMode;
-  /** Data channels a far host's copy may use at most. */
-  readonly maxChannels?: number;
-  readonly reactivate: boolean;
-  readonly lockTimeoutSeconds: number;
-  readonly activationTimeoutSeconds: number;
-  /** How long a host may leave a question unanswered (see DeployRequest.replyTimeoutSeconds). @default 60 */
-  readonly replyTimeoutSeconds?: number;
-  /** EC2 endpoint for the console host keys (default: AWS, or AWS_ENDPOINT_URL_EC2). */
-  readonly ec2Endpoint?: string;
+  /** Settings given on the command line: each replaces every selected deployment's own. */
+  readonly overrides: SettingOverrides;
 }
 
 /** One selected host of a push, decided before anything is built or contacted. */
 export type PlannedHost =
-  | { readonly name: string; readonly ready: true; readonly build: FleetBuildMember; readonly request: BuiltDeployRequest }
+  | { readonly name: string; readonly ready: true; readonly build: FleetBuildMember; readonly request: BuiltDeployRequest; readonly keys: readonly KeySpec[] }
   | { readonly name: string; readonly ready: false; readonly reason: string };
 
 /**
- * The pure plan of a push: for every selected host, what it is built from and how it is deployed, with the
- * deployment's own settings (action, confirmation, user, port, keys) and the values Terraform applied.
+ * The pure plan of a push: for every selected host, what it is built from and how it is deployed — the deployment's
+ * own settings with the command line's overrides and the values Terraform applied, mapped as `cdktf deploy` maps them
+ * (deployRequestOf).
  */
-export function planPush(hosts: readonly FleetHost[], settings: PushSettings): PlannedHost[] {
+export function planPush(hosts: readonly FleetHost[], settings: Pick<PushSettings, "overrides">): PlannedHost[] {
   return hosts.map((host): PlannedHost => {
     if (!host.applied.created) return { name: host.name, ready: false, reason: host.applied.reason };
     const spec = host.spec;
     const applied = host.applied;
+    const mapped = deployRequestOf(spec, applied, settings.overrides);
     return {
       name: host.name,
       ready: true,
@@ -59,32 +56,10 @@ export function planPush(hosts: readonly FleetHost[], settings: PushSettings): P
         nixPath: spec.source.nixPath ?? {},
         flake: spec.source.flake,
         moduleArgs: applied.moduleArgs,
-        buildOnTarget: spec.buildOnTarget,
+        buildOnTarget: mapped.request.buildOnTarget,
       },
-      request: {
-        target: {
-          host: applied.host,
-          user: spec.user,
-          port: spec.port,
-          privateKeyFile: spec.sshPrivateKeyFile,
-          knownHostsFile: spec.knownHostsFile,
-          acceptNewHostKey: spec.acceptNewHostKey,
-          hostKeyFromEc2Console: applied.instanceId === undefined
-            ? undefined
-            : { instanceId: applied.instanceId, region: applied.region, endpoint: settings.ec2Endpoint ?? spec.ec2Endpoint },
-        },
-        action: spec.action,
-        useSubstitutes: spec.useSubstitutes,
-        compress: settings.compress ?? spec.compress,
-        maxChannels: settings.maxChannels,
-        buildOnTarget: spec.buildOnTarget,
-        confirmTimeoutSeconds: spec.confirmTimeoutSeconds > 0 ? spec.confirmTimeoutSeconds : undefined,
-        lockTimeoutSeconds: settings.lockTimeoutSeconds,
-        activationTimeoutSeconds: settings.activationTimeoutSeconds,
-        replyTimeoutSeconds: settings.replyTimeoutSeconds,
-        keepGenerations: settings.keepGenerations ?? spec.keepGenerations,
-        reactivate: settings.reactivate,
-      },
+      request: mapped.request,
+      keys: mapped.keys,
     };
   });
 }
@@ -94,17 +69,16 @@ export function planPush(hosts: readonly FleetHost[], settings: PushSettings): P
  * anything is built or contacted. A dry run uploads no key, so it reads none (no secret is needed for it, no key
  * command runs): it only checks the specs. Throws a KeySpecError naming the host's key when one cannot be read.
  */
-export async function withKeys(plan: readonly PlannedHost[], hosts: readonly FleetHost[], options: { readonly dryRun: boolean }): Promise<PlannedHost[]> {
+export async function withKeys(plan: readonly PlannedHost[], options: { readonly dryRun: boolean }): Promise<PlannedHost[]> {
   const cache = new Map<string, Promise<Buffer>>();
-  const specs = new Map(hosts.map((h) => [h.name, h.spec.keys]));
   return Promise.all(plan.map(async (host) => {
     if (!host.ready) return host;
     try {
       if (options.dryRun) {
-        checkKeySpecs(specs.get(host.name) ?? []);
+        checkKeySpecs(host.keys);
         return host;
       }
-      return { ...host, request: { ...host.request, keys: await loadKeys(specs.get(host.name) ?? [], cache) } };
+      return { ...host, request: { ...host.request, keys: await loadKeys(host.keys, cache) } };
     } catch (err) {
       throw err instanceof KeySpecError ? new KeySpecError(`${host.name}: ${err.message}`) : err;
     }
@@ -220,4 +194,61 @@ async function eachAtMost<T>(limit: number, items: readonly T[], stop: () => boo
     }
   };
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+}
+
+/** What a push is asked to do, as its command line says it. */
+export interface PushOptions {
+  /** The cdktf project (the directory with cdktf.json). */
+  readonly projectDir: string;
+  /** The stack; may be left out when one stack has NixOS deployments. */
+  readonly stack?: string;
+  readonly synth: SynthMode;
+  /** `--on` selectors; none selects every host. */
+  readonly on: readonly string[];
+  readonly settings: PushSettings;
+}
+
+/** A push decided and checked: nothing has been built or contacted yet. */
+export interface PreparedPush {
+  readonly stack: string;
+  /** How the stack was obtained, in words ("synthesized: …", "cdktf.out is up to date"). */
+  readonly synth: string;
+  /** How long a synthesis took, when one ran. */
+  readonly synthMs?: number;
+  readonly hosts: readonly FleetHost[];
+  readonly plan: readonly PlannedHost[];
+  /** Takes the selected hosts' sensitive module arguments out of messages. */
+  readonly redact: Redact;
+}
+
+export interface PrepareCallbacks {
+  /** A synthesis is about to start, and why (it takes seconds). */
+  readonly onSynth?: (why: string) => void;
+  /** Something about the stack's state worth a line. */
+  readonly onNote?: (note: string) => void;
+  /** How a host would be logged in to is unusable (see DeployDependencies.checkLogin). */
+  readonly checkLogin?: (target: TargetSpec) => Promise<string | undefined>;
+}
+
+/**
+ * The push use case up to the first build or connection: the stack (synthesized when stale), its hosts with what
+ * Terraform applied, the selection, the plan with every host's keys read (none for a dry run) and how each host is
+ * logged in to checked. Every input error (a UserInputError) surfaces here; `push` then carries the plan out.
+ */
+export async function preparePush(options: PushOptions, callbacks: PrepareCallbacks = {}): Promise<PreparedPush> {
+  let synthStarted: number | undefined;
+  const loaded = await loadStack(options.projectDir, options.stack, options.synth, (why) => {
+    synthStarted = Date.now();
+    callbacks.onSynth?.(why);
+  });
+  const synthMs = synthStarted === undefined ? undefined : Date.now() - synthStarted;
+  const inventory = resolveInventory(loaded.manifest, await readStackState(loaded.stackDir, callbacks.onNote));
+  const hosts = selectHosts(inventory, options.on);
+  const plan = await withKeys(planPush(hosts, options.settings), { dryRun: options.settings.dryRun });
+  for (const host of plan) {
+    if (!host.ready) continue;
+    const problem = knownHostsFileProblem(host.request.target.knownHostsFile) ?? await callbacks.checkLogin?.(host.request.target);
+    if (problem !== undefined) throw new UserInputError(`${host.name}: ${problem}`);
+  }
+  return { stack: loaded.stack, synth: loaded.synth, synthMs, hosts, plan, redact: fleetRedactor(hosts) };
 }

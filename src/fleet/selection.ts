@@ -1,3 +1,5 @@
+import { UserInputError } from "../errors";
+
 /** What selection reads of a host: its name and its tags (a fleet host, or a stack's host for vm/test). */
 export interface SelectableHost {
   readonly name: string;
@@ -8,7 +10,7 @@ export interface SelectableHost {
  * `--on` selectors, colmena's vocabulary: a host name (`web`), a glob over names (`web-*`, `db/?`), or a tag
  * (`@role=web`: that key with that value; `@web`: any tag whose value, or key, is `web`; globs work in tags too).
  */
-export class SelectionError extends Error {}
+export class SelectionError extends UserInputError {}
 
 function glob(pattern: string): RegExp {
   const body = pattern.replace(/[.+^${}()|[\]\\]/g, "\\$&").replace(/\*/g, ".*").replace(/\?/g, ".");

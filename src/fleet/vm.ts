@@ -1,3 +1,4 @@
+import { UserInputError } from "../errors";
 import { lstat, open, readdir, readlink, rm, unlink } from "node:fs/promises";
 import { basename, join } from "node:path";
 import type { ExpressionBuild } from "../nix/build";
@@ -59,7 +60,7 @@ export function vmDiskImage(runScript: string, cwd: string, env: NodeJS.ProcessE
 }
 
 /** A VM disk that cdktf-nixos will neither boot from nor remove: the path names something else. */
-export class VmDiskError extends Error {}
+export class VmDiskError extends UserInputError {}
 
 /** What is at a VM's disk path: nothing yet, a QEMU qcow2 image, or the directory disk of a nixpkgs-lite VM. */
 export type VmDisk = "missing" | "qcow2" | "nixpkgs-lite";

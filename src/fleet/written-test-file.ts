@@ -1,3 +1,4 @@
+import { UserInputError } from "../errors";
 import { lstat, open, rename, unlink, writeFile } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 
@@ -7,7 +8,7 @@ export const WRITTEN_TEST_MARK = "# Written by `cdktf-nixos test --write`";
 const HEADER_BYTES = 4096;
 
 /** `test --write FILE` would replace or write where it must not; found before anything is synthesized or built. */
-export class WrittenTestFileError extends Error {}
+export class WrittenTestFileError extends UserInputError {}
 
 /**
  * Checks that `test --write` may write `path` (absolute; `shown` as the user gave it): its directory exists, and the

@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { main } from "../../src/cli/program";
-import { DEPLOY_ENV } from "../../src/deploy/manifest";
+import { DEPLOY_ENV } from "../../src/spec/manifest";
 import { loginProblem } from "../../src/deploy/ssh/connection";
 import { EXIT_CODES } from "../../src/errors";
 import type { SystemSource } from "../../src/nix/system";

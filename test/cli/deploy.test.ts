@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { main } from "../../src/cli/program";
 import type { DeployDependencies } from "../../src/deploy/deploy";
-import { DEPLOY_ENV } from "../../src/deploy/manifest";
+import { DEPLOY_ENV } from "../../src/spec/manifest";
 import { INSPECT_COMMAND } from "../../src/deploy/inspection";
 import { ConnectError, EXIT_CODES, TransportError } from "../../src/errors";
 import { capturedOutput } from "../harness/cli";
@@ -41,7 +41,7 @@ describe("cdktf-nixos deploy: usage errors, found before any build or connection
     [["--target-host", "root@", "--toplevel", NEW], "--target-host 'root@' is not [user@]host (for example root@203.0.113.10, or root@2001:db8::1 for IPv6)"],
     [[...target, "--toplevel", NEW, "--target-port", "70000"], "--target-port '70000' is not a port number (1-65535)"],
     [[...target, "--toplevel", NEW, "--jump-host", "admin@bastion:ssh"], "--jump-host 'admin@bastion:ssh' is not [user@]host[:port] (for example admin@bastion.example.com:22)"],
-    [[...target, "--toplevel", NEW, "--confirm-timeout", "0"], "--confirm-timeout '0' is not a whole number of seconds above 0 to 604800 (a week)"],
+    [[...target, "--toplevel", NEW, "--confirm-timeout", "1.5"], "--confirm-timeout '1.5' is not a whole number of seconds from 0 to 604800 (a week)"],
     [[...target, "--toplevel", NEW, "--activation-timeout", "soon"], "--activation-timeout 'soon' is not a number of seconds above 0 to 604800 (a week)"],
     [[...target, "--toplevel", NEW, "--connect-timeout", "-1"], "--connect-timeout '-1' is not a number of seconds from 0 to 604800 (a week)"],
     [[...target, "--toplevel", NEW, "--connect-timeout", ""], "--connect-timeout '' is not a number of seconds from 0 to 604800 (a week)"],

@@ -17,7 +17,7 @@ describe("NixosDeployment validation at synth", () => {
     [{ host: "" }, "fleet/web: host is empty; give the instance's address (e.g. instance.publicIp)"],
     [{ host: "h:22" }, 'fleet/web: host "h:22" includes a port; give the address alone and the port as `port`'],
     [{ host: "root@h" }, 'fleet/web: host "root@h" is not a host name or IP address (the user goes in `user`)'],
-    [{ connectTimeout: -5 }, "fleet/web: connectTimeout -5 is not a number of seconds (0 or more)"],
+    [{ connectTimeoutSeconds: -5 }, "fleet/web: connectTimeoutSeconds -5 is not a number of seconds (0 or more)"],
     [{ action: "reboot" as NixosAction }, 'fleet/web: action "reboot" is not one of switch, boot, test, dry-activate'],
     [{ sshPrivateKeyFile: "/nonexistent/id_ed25519" }, 'fleet/web: sshPrivateKeyFile "/nonexistent/id_ed25519" does not exist; leave it out to log in through ssh-agent'],
     [{ nixosArgs: { config: {}, pkgs: 1 } }, 'fleet/web: nixosArgs "config", "pkgs" would replace the module system\'s own arguments; rename them (e.g. appConfig)'],
@@ -35,6 +35,6 @@ describe("NixosDeployment validation at synth", () => {
     const stack = new TerraformStack(Testing.app(), "fleet");
     const address = new TerraformVariable(stack, "address", { type: "string" });
     const port = new TerraformVariable(stack, "port", { type: "number" });
-    expect(() => new NixosDeployment(stack, "web", { ...base, host: address.stringValue, port: port.numberValue, connectTimeout: port.numberValue })).not.toThrow();
+    expect(() => new NixosDeployment(stack, "web", { ...base, host: address.stringValue, port: port.numberValue, connectTimeoutSeconds: port.numberValue })).not.toThrow();
   });
 });

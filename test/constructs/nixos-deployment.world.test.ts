@@ -159,6 +159,6 @@ describe.skipIf(missing("nix"))("NixosDeployment at synth: one evaluation for th
     expect(() => new NixosDeployment(stack, "b", { host: "h", flake: "./x" })).toThrow(`b: flake "./x" is not REF#NAME (e.g. "./infra#web")`);
     expect(() => new NixosDeployment(stack, "c", { host: "h", configuration: "/nonexistent.nix" })).toThrow(`c: configuration "/nonexistent.nix" does not exist`);
     expect(() => new NixosDeployment(stack, "d", { host: "h", flake: "./x#web", nixosArgs: { a: "b" } })).toThrow("d: nixosArgs works with configuration");
-    expect(() => new NixosDeployment(stack, "e", { host: "h", flake: "./x#web", confirmTimeout: -1 })).toThrow("e: confirmTimeout -1 is not a whole number of seconds (0 turns it off)");
+    expect(() => new NixosDeployment(stack, "e", { host: "h", flake: "./x#web", confirmTimeoutSeconds: -1 })).toThrow("e: confirmTimeoutSeconds -1 is not a whole number of seconds (0 turns it off)");
   });
 });

@@ -6,9 +6,8 @@ import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { deploy, type DeployRequest } from "../../src/deploy/deploy";
 import { INSPECT_COMMAND } from "../../src/deploy/inspection";
-import {
-  KeySpecError, keyRecordFile, keySpecsProblems, keysPreflightCommand, loadKeys, parseKeyArgument, uploadKeyCommand, type LoadedKey,
-} from "../../src/deploy/keys";
+import { keyRecordFile, keysPreflightCommand, loadKeys, uploadKeyCommand, type LoadedKey } from "../../src/deploy/keys";
+import { KeySpecError, keySpecsProblems, parseKeyArgument } from "../../src/spec/key-spec";
 import { DeployError, EXIT_CODES, KeysError, exitCodeOf } from "../../src/errors";
 import { SAFE_DIR_FUNCTION } from "../../src/deploy/safe-dir";
 import { missing } from "../harness/requirements";

@@ -7,7 +7,7 @@ import { startEc2Double, type Ec2Double } from "../harness/ec2-double/server";
 import { NIXPKGS_LITE } from "../harness/fixture";
 import { missing } from "../harness/requirements";
 import { run } from "../harness/target-hosts";
-import { MANIFEST_VERSION, type DeploymentManifest } from "../../src/deploy/manifest";
+import { MANIFEST_VERSION, type DeploymentManifest } from "../../src/spec/manifest";
 import { terraform, useEc2Endpoint } from "../harness/terraform";
 
 const ROOT = join(__dirname, "..", "..");

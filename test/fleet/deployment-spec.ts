@@ -1,7 +1,9 @@
-import type { DeploymentSpec } from "../../src/deploy/manifest";
+import type { DeploymentSpec } from "../../src/spec/manifest";
+import { DEFAULT_SETTINGS } from "../../src/spec/settings";
 
 /** A synthesized deployment of an EC2 host `name` in stack "fleet", as the manifest holds it. */
 export const deploymentSpec = (name: string, overrides: Partial<DeploymentSpec> = {}): DeploymentSpec => ({
+  ...DEFAULT_SETTINGS,
   id: `fleet/${name}/Deployment`,
   resource: `terraform_data.${name}_Deployment_Resource_AB12`,
   host: `\${aws_instance.${name}_Instance_CD34.public_ip}`,

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import type { DeploymentSpec } from "../../src/deploy/manifest";
+import type { DeploymentSpec } from "../../src/spec/manifest";
 import { LocalArgsError, type LocalHost } from "../../src/fleet/local-args";
 import {
   NixosTestError,

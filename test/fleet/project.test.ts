@@ -3,8 +3,8 @@ import { mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, utimesSync,
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { MANIFEST_FILE, MANIFEST_VERSION } from "../../src/deploy/manifest";
-import { synthesisRecord } from "../../src/deploy/synthesis";
+import { MANIFEST_FILE, MANIFEST_VERSION } from "../../src/spec/manifest";
+import { synthesisRecord } from "../../src/spec/synthesis";
 import { loadStack, synthError, tmpdirProblem } from "../../src/fleet/project";
 
 const dirs: string[] = [];
@@ -134,12 +134,12 @@ describe("loadStack", () => {
   it("a manifest of another version: synthesizes again, or refuses with --no-synth", async () => {
     const dir = project(["fleet"]);
     writeManifests(dir, ["fleet"], [], 2);
-    await expect(loadStack(dir, "fleet", "never")).rejects.toThrow(/is manifest version 2, this cdktf-nixos reads 3: synthesize again \(--synth\)$/);
+    await expect(loadStack(dir, "fleet", "never")).rejects.toThrow(/is manifest version 2, this cdktf-nixos reads 4: synthesize again \(--synth\)$/);
     const loaded = await loadStack(dir, "fleet", "auto", undefined, [], (at) => {
       writeManifests(at, ["fleet"]);
       return Promise.resolve();
     });
-    expect(loaded.synth).toMatch(/^synthesized: .*cdktf-nixos.manifest.json is manifest version 2, this cdktf-nixos reads 3$/);
+    expect(loaded.synth).toMatch(/^synthesized: .*cdktf-nixos.manifest.json is manifest version 2, this cdktf-nixos reads 4$/);
   });
 
   it("a truncated manifest names the file and the fix", async () => {

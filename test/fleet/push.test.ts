@@ -3,9 +3,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import type { Host } from "../../src/deploy/host";
-import { KeySpecError } from "../../src/deploy/keys";
+import { KeySpecError } from "../../src/spec/key-spec";
 import { INSPECT_COMMAND } from "../../src/deploy/inspection";
-import type { DeploymentManifest, DeploymentSpec } from "../../src/deploy/manifest";
+import type { DeploymentManifest, DeploymentSpec } from "../../src/spec/manifest";
 import { ConnectError, EXIT_CODES, worstExitCode } from "../../src/errors";
 import { resolveInventory, type FleetHost } from "../../src/fleet/inventory";
 import { planPush, push, withKeys, type PushDependencies, type PushEvent, type PushSettings } from "../../src/fleet/push";
@@ -16,13 +16,11 @@ import { deploymentSpec as spec } from "./deployment-spec";
 const applied = (name: string, input: Record<string, unknown>) =>
   ({ address: `terraform_data.${name}_Deployment_Resource_AB12`, values: { input } });
 
-const settings: PushSettings = {
-  parallel: 10, dryRun: false, failFast: false, reactivate: false, lockTimeoutSeconds: 300, activationTimeoutSeconds: 600,
-};
+const settings: PushSettings = { parallel: 10, dryRun: false, failFast: false, overrides: {} };
 
 describe("resolveInventory", () => {
   const manifest: DeploymentManifest = {
-    version: 3,
+    version: 4,
     stack: "fleet",
     synthesis: { projectDir: "/work/app", sources: {} },
     deployments: [
@@ -69,10 +67,10 @@ function readyHost(name: string, overrides: Partial<DeploymentSpec> = {}): Fleet
 }
 
 describe("planPush", () => {
-  it("deploys each host with its deployment's own settings and the applied values; push flags override generations", () => {
+  it("deploys each host with its deployment's own settings and the applied values; push flags override them only when given", () => {
     const [web, cache] = planPush([readyHost("web1", { keepGenerations: 3, confirmTimeoutSeconds: 0, action: "boot" }),
       { ...readyHost("cache"), applied: { created: false, reason: "not created — run cdktf deploy" } }],
-    { ...settings, ec2Endpoint: "http://127.0.0.1:4566" });
+    { overrides: { ec2Endpoint: "http://127.0.0.1:4566" } });
     expect(web).toEqual({
       name: "web1",
       ready: true,
@@ -83,16 +81,20 @@ describe("planPush", () => {
       request: {
         target: {
           host: "web1.example", user: "root", port: 22, privateKeyFile: "/work/app/.cdktf-nixos/keys/fleet",
-          knownHostsFile: "/work/app/.cdktf-nixos/known_hosts", acceptNewHostKey: false,
-          hostKeyFromEc2Console: { instanceId: "i-0123456789abcdef0", region: "eu-central-1", endpoint: "http://127.0.0.1:4566" },
+          knownHostsFile: "/work/app/.cdktf-nixos/known_hosts", acceptNewHostKey: false, jumpHost: undefined, sshCompression: false,
+          // the deployment's own connect timeout (300 s), not a command line's default
+          connectTimeoutSeconds: 300,
+          hostKeyFromEc2Console: { instanceId: "i-0123456789abcdef0", region: "eu-central-1", endpoint: "http://127.0.0.1:4566", timeoutSeconds: 600 },
         },
-        action: "boot", useSubstitutes: false, buildOnTarget: false, confirmTimeoutSeconds: undefined,
-        lockTimeoutSeconds: 300, activationTimeoutSeconds: 600, keepGenerations: 3, reactivate: false,
+        action: "boot", useSubstitutes: false, compress: "auto", maxChannels: 8, buildOnTarget: false, installBootloader: false,
+        allowNonNixos: false, rollback: true, confirmTimeoutSeconds: undefined, lockTimeoutSeconds: 300, activationTimeoutSeconds: 600,
+        replyTimeoutSeconds: 60, keepGenerations: 3, reactivate: false,
       },
+      keys: [],
     });
     expect(cache).toEqual({ name: "cache", ready: false, reason: "not created — run cdktf deploy" });
-    const overridden = planPush([readyHost("web1", { keepGenerations: 3 })], { ...settings, keepGenerations: 1 })[0];
-    expect(overridden.ready && overridden.request.keepGenerations).toBe(1);
+    const overridden = planPush([readyHost("web1", { keepGenerations: 3 })], { overrides: { keepGenerations: 1, connectTimeoutSeconds: 5 } })[0];
+    expect(overridden.ready && [overridden.request.keepGenerations, overridden.request.target.connectTimeoutSeconds]).toEqual([1, 5]);
   });
 });
 
@@ -104,11 +106,11 @@ describe("withKeys", () => {
       const keys = [{ name: "db", file: join(dir, "absent-in-ci") }, { name: "api", command: ["sh", "-c", `echo ran > ${ran}; echo token`] }];
       const host = readyHost("web1", { keys });
       const plan = planPush([host], settings);
-      expect(await withKeys(plan, [host], { dryRun: true })).toEqual(plan);
+      expect(await withKeys(plan, { dryRun: true })).toEqual(plan);
       expect(existsSync(ran)).toBe(false);
-      await expect(withKeys(plan, [host], { dryRun: false })).rejects.toThrow(new KeySpecError(`web1: key "db": file ${join(dir, "absent-in-ci")} does not exist`));
+      await expect(withKeys(plan, { dryRun: false })).rejects.toThrow(new KeySpecError(`web1: key "db": file ${join(dir, "absent-in-ci")} does not exist`));
       const bad = readyHost("web1", { keys: [{ name: "db", file: "x", destDir: "/run/current-system" }] });
-      await expect(withKeys(planPush([bad], settings), [bad], { dryRun: true })).rejects.toThrow(
+      await expect(withKeys(planPush([bad], settings), { dryRun: true })).rejects.toThrow(
         new KeySpecError(`web1: key "db": /run/current-system/db is in /run/current-system, which NixOS manages (it links into the Nix store)`));
     } finally {
       rmSync(dir, { recursive: true, force: true });
@@ -217,7 +219,7 @@ describe("push", () => {
     expect(report.exitCode).toBe(0);
 
     // with --reactivate a host that runs its system would be activated again, and the dry run says so
-    const again = { ...dry, reactivate: true };
+    const again = { ...dry, overrides: { reactivate: true } };
     const upToDate = fleet({ web2: new FakeHost([
       [INSPECT_COMMAND, { stdout: inspection({ currentSystem: NEW, profileSystem: NEW, profileGeneration: 7 }) }],
       [/^nix-store --query --requisites /, { stdout: `${NEW}

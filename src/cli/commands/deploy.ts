@@ -1,24 +1,26 @@
 import { Command, Option } from "commander";
-import { COMPRESS_MODES, MAX_DATA_CHANNELS, type CompressMode } from "../../nix/serve/copy-policy";
+import { COMPRESS_MODES, type CompressMode } from "../../nix/serve/copy-policy";
 import { localZstdAvailable } from "../../nix/zstd";
 import { endpointProblem } from "../../aws/endpoint";
 import { regionProblem } from "../../aws/regions";
 import { readFile, readlink, stat } from "node:fs/promises";
-import { homedir } from "node:os";
-import { dirname, join, resolve } from "node:path";
-import { DEFAULT_ACTIVATION_TIMEOUT_SECONDS, DEFAULT_LOCK_TIMEOUT_SECONDS, DEFAULT_REPLY_TIMEOUT_SECONDS, deploy, type DeployDependencies, type DeployRequest } from "../../deploy/deploy";
+import { dirname, resolve } from "node:path";
+import { deploy, type DeployDependencies, type DeployRequest } from "../../deploy/deploy";
 import type { DefaultDependencyOptions } from "../../deploy/default-dependencies";
-import { ACTIONS, type Action } from "../../deploy/goal";
-import { KeySpecError, checkKeySpecs, loadKeys, parseKeyArgument, type KeySpec } from "../../deploy/keys";
-import { DEPLOY_ENV } from "../../deploy/manifest";
-import { isPort, parseJumpHost, parseTargetHost, type JumpHost } from "../../deploy/target-spec";
+import { ACTIONS, type Action } from "../../spec/goal";
+import { loadKeys } from "../../deploy/keys";
+import { checkKeySpecs, parseKeyArgument } from "../../spec/key-spec";
+import { DEPLOY_ENV } from "../../spec/manifest";
+import { parseTargetHost } from "../../spec/target";
 import { parseFlakeRef, reservedModuleArgsProblem, type SystemSource } from "../../nix/system";
 import { redactor } from "../../redact";
 import { collect, interruptible } from "../interruptible";
 import { createReporter, type Output } from "../progress";
+import { DEFAULT_SETTINGS, withOverrides } from "../../spec/settings";
+import { deployRequestOf, type MappedDeployment } from "../../spec/request";
+import { settingsGiven } from "../../spec/command-line";
 import { knownHostsFileProblem } from "../../deploy/ssh/known-hosts";
 import { tooDeep } from "../../nix/system";
-import { secondsFlag } from "../seconds-flag";
 import { UsageError } from "../usage-error";
 
 interface DeployFlags {
@@ -75,23 +77,23 @@ export type DependencyFactory = (options: DefaultDependencyOptions) => DeployDep
 export function addDeployOptions(command: Command): Command {
   return command
     .addOption(new Option("--target-host <[user@]host>", "host to deploy to").env(DEPLOY_ENV.targetHost))
-    .option("--target-port <port>", "SSH port of the target", "22")
+    .option("--target-port <port>", `SSH port of the target (default: ${DEFAULT_SETTINGS.port})`)
     .option("--ssh-key <file>", "private key to log in with (default: ssh-agent via SSH_AUTH_SOCK)")
-    .option("--known-hosts <file>", "OpenSSH known_hosts file the host key must be in", join(homedir(), ".ssh", "known_hosts"))
+    .option("--known-hosts <file>", "OpenSSH known_hosts file the host key must be in (default: ~/.ssh/known_hosts)")
     .option("--accept-new-host-key", "record the key of a host the known_hosts file does not know yet (never a changed key)")
     .option("--jump-host <[user@]host[:port]>", "connect through this bastion (like ssh -J)")
-    .addOption(new Option("--action <action>", "what switch-to-configuration does").choices(ACTIONS).default("switch"))
+    .addOption(new Option("--action <action>", "what switch-to-configuration does").choices(ACTIONS).default(DEFAULT_SETTINGS.action))
     .option("--use-substitutes", "let the target download paths from its binary caches instead of copying them")
-    .addOption(new Option("--compress <mode>", "zstd on the copy: auto (when the link is slower than zstd), zstd (always) or none").choices(COMPRESS_MODES).default("auto"))
-    .option("--max-channels <n>", "SSH channels a far target's copy may use at most (1 = never the spool)", String(MAX_DATA_CHANNELS))
+    .addOption(new Option("--compress <mode>", "zstd on the copy: auto (when the link is slower than zstd), zstd (always) or none").choices(COMPRESS_MODES).default(DEFAULT_SETTINGS.compress))
+    .option("--max-channels <n>", "SSH channels a far target's copy may use at most (1 = never the spool)", String(DEFAULT_SETTINGS.maxChannels))
     .option("--ssh-compression", "zlib on the whole SSH connection (ssh -C): slow, ~25 MiB/s at most; prefer --compress zstd")
     .option("--build-on-target", "copy the derivations and build on the target (for a target of another architecture)")
     .option("--install-bootloader", "reinstall the boot loader (NIXOS_INSTALL_BOOTLOADER=1)")
     .option("--no-rollback", "leave the target as it is when activation fails")
-    .option("--confirm-timeout <seconds>", "switch/test: confirm over a new SSH connection within this time, or the target rolls itself back (magic rollback)")
-    .option("--activation-timeout <seconds>", "give up waiting for activation after this long", String(DEFAULT_ACTIVATION_TIMEOUT_SECONDS))
-    .option("--lock-timeout <seconds>", "wait this long for another deployment to the same host to finish", String(DEFAULT_LOCK_TIMEOUT_SECONDS))
-    .option("--reply-timeout <seconds>", "give up on a host that leaves a question unanswered this long (inspection, store queries, replies during the copy, key uploads)", String(DEFAULT_REPLY_TIMEOUT_SECONDS))
+    .option("--confirm-timeout <seconds>", "switch/test: confirm over a new SSH connection within this time, or the target rolls itself back (magic rollback); 0: no confirmation", String(DEFAULT_SETTINGS.confirmTimeoutSeconds))
+    .option("--activation-timeout <seconds>", "give up waiting for activation after this long", String(DEFAULT_SETTINGS.activationTimeoutSeconds))
+    .option("--lock-timeout <seconds>", "wait this long for another deployment to the same host to finish", String(DEFAULT_SETTINGS.lockTimeoutSeconds))
+    .option("--reply-timeout <seconds>", "give up on a host that leaves a question unanswered this long (inspection, store queries, replies during the copy, key uploads)", String(DEFAULT_SETTINGS.replyTimeoutSeconds))
     .option("--keep-generations <n>", "after a switch or boot, delete all but the newest N system generations (nix-env --delete-generations +N)")
     .option("--reactivate", "activate even when the host already runs this system (default: report it up to date and leave it)")
     .option("--allow-non-nixos", "deploy onto a host that does not look like NixOS yet")
@@ -106,8 +108,8 @@ export function addDeployOptions(command: Command): Command {
     .option("--host-key-from-ec2-console <instance-id>", "trust only the host key whose fingerprint this EC2 instance printed on its console")
     .option("--region <region>", "AWS region of --host-key-from-ec2-console (default: AWS_REGION / the profile's)")
     .option("--endpoint <url>", "EC2 endpoint for --host-key-from-ec2-console (default: AWS, or AWS_ENDPOINT_URL_EC2)")
-    .option("--console-timeout <seconds>", "how long to wait for the console to show the fingerprints", "600")
-    .option("--connect-timeout <seconds>", "keep retrying an unreachable host this long (it may be booting)", "10")
+    .option("--console-timeout <seconds>", "how long to wait for the console to show the fingerprints", String(DEFAULT_SETTINGS.consoleTimeoutSeconds))
+    .option("--connect-timeout <seconds>", "keep retrying an unreachable host this long (it may be booting)", String(DEFAULT_SETTINGS.connectTimeoutSeconds))
     .option("--key <name=file>", "put FILE's content on the host as /run/keys/NAME (root, 0400) before activation; repeatable", collect, [])
     .option("--key-spec <json>", "a key with every setting, as NixosDeployment writes it: " +
       '\'{"name":"db", "file":"./db.pw", "user":"postgres", "permissions":"0440", "uploadAt":"after-activation"}\' ' +
@@ -123,8 +125,8 @@ export function registerDeployCommand(program: Command, output: Output, dependen
     .description(
       "build a NixOS system locally, copy its closure to the target over SSH and activate it (like nixos-rebuild --target-host)",
     )
-    .action(async (flags: DeployFlags) => {
-      const invocation = await deployInvocation(flags);
+    .action(async (flags: DeployFlags, command: Command) => {
+      const invocation = await deployInvocation(flags, givenOn(command));
       const reporter = createReporter(output, { json: invocation.json, verbose: flags.verbose === true });
       const deps = dependencies({ ...invocation.dependencyOptions, onLog: reporter.nixLog });
       const loginProblem = await deps.checkLogin?.(invocation.request.target);
@@ -151,16 +153,21 @@ export async function parseDeployArguments(args: readonly string[]): Promise<Dep
   const command = addDeployOptions(new Command("deploy"))
     .exitOverride()
     .configureOutput({ writeOut: () => undefined, writeErr: () => undefined })
-    .action(async (flags: DeployFlags) => {
-      parsed = await deployInvocation(flags);
+    .action(async (flags: DeployFlags, parsedCommand: Command) => {
+      parsed = await deployInvocation(flags, givenOn(parsedCommand));
     });
   await command.parseAsync([...args], { from: "user" });
   return parsed!;
 }
 
+/** Whether a flag was set on the command line or in its environment variable (not commander's default). */
+export function givenOn(command: Command): (attribute: string) => boolean {
+  return (attribute) => ["cli", "env"].includes(command.getOptionValueSource(attribute) ?? "");
+}
+
 /** Checks every flag and reads the module arguments: all usage errors surface here, before any build or connection. */
-export async function deployInvocation(flags: DeployFlags): Promise<DeployInvocation> {
-  const request = deployRequest(flags);
+export async function deployInvocation(flags: DeployFlags, given: (attribute: string) => boolean): Promise<DeployInvocation> {
+  const request = deployRequest(flags, given);
   const moduleArgsJson = await moduleArgs(flags);
   if (moduleArgsJson !== undefined && request.source.kind === "flake") {
     throw new UsageError("module arguments (--nixos-args-file, $" + DEPLOY_ENV.moduleArgsJson + ") work with --config only; " +
@@ -168,48 +175,24 @@ export async function deployInvocation(flags: DeployFlags): Promise<DeployInvoca
   }
   const source = await checkedSource(request.source);
   const args = moduleArgsJson === undefined ? {} : JSON.parse(moduleArgsJson) as Record<string, unknown>;
-  const unknownSensitive = flags.sensitiveArg.filter((name) => !(name in args));
+  const unknownSensitive = request.sensitiveArgs.filter((name) => !(name in args));
   if (unknownSensitive.length > 0) {
     throw new UsageError(`--sensitive-arg ${unknownSensitive.join(", ")}: no such module argument (the arguments are ${Object.keys(args).join(", ") || "none"})`);
   }
-  const redact = redactor(Object.fromEntries(flags.sensitiveArg.map((name) => [`nixosArgs.${name}`, args[name]])));
-  let keys;
-  try {
-    // dry-activate uploads no key: check the specs, read no secret and run no key command
-    const specs = keySpecs(flags);
-    if (request.action === "dry-activate") checkKeySpecs(specs);
-    keys = request.action === "dry-activate" ? [] : await loadKeys(specs);
-  } catch (err) {
-    if (err instanceof KeySpecError) throw new UsageError(err.message);
-    throw err;
-  }
+  const redact = redactor(Object.fromEntries(request.sensitiveArgs.map((name) => [`nixosArgs.${name}`, args[name]])));
+  // dry-activate uploads no key: check the specs, read no secret and run no key command
+  const specs = [...flags.key.map(parseKeyArgument), ...request.keys];
+  if (request.request.action === "dry-activate") checkKeySpecs(specs);
+  const keys = request.request.action === "dry-activate" ? [] : await loadKeys(specs);
   return {
-    request: { ...request, source, keys },
+    request: { ...request.request, source, keys },
     dependencyOptions: {
       moduleArgsJson,
       redact,
       extraArgs: flags.showTrace === true ? ["--show-trace"] : undefined,
-      connectRetryMs: Number(flags.connectTimeout) * 1000,
-      consoleTimeoutMs: Number(flags.consoleTimeout) * 1000,
     },
     json: flags.json === true,
   };
-}
-
-/** `--key NAME=FILE` and `--key-spec JSON`, as key specs. */
-function keySpecs(flags: DeployFlags): KeySpec[] {
-  const specs: KeySpec[] = flags.key.map(parseKeyArgument);
-  for (const text of flags.keySpec) {
-    let spec: unknown;
-    try {
-      spec = JSON.parse(text);
-    } catch {
-      throw new KeySpecError(`--key-spec '${text}' is not JSON, e.g. '{"name":"db","file":"./db.pw"}'`);
-    }
-    if (typeof spec !== "object" || spec === null || Array.isArray(spec)) throw new KeySpecError(`--key-spec '${text}' is not a JSON object`);
-    specs.push(spec as KeySpec);
-  }
-  return specs;
 }
 
 /**
@@ -239,38 +222,20 @@ async function checkedSource(source: SystemSource): Promise<SystemSource> {
   return { kind: "toplevel", path: storePath };
 }
 
-/** Turns the flags into a deploy request, or explains which flag is wrong. */
-function deployRequest(flags: DeployFlags): Omit<DeployRequest, "onEvent"> {
+/**
+ * Turns the flags into a deploy request, or explains which flag is wrong: the settings given (each flag through its
+ * one parser, SETTING_FLAGS) over the command line's defaults, mapped as push maps a deployment (deployRequestOf).
+ */
+function deployRequest(flags: DeployFlags, given: (attribute: string) => boolean): MappedDeployment & { readonly source: SystemSource } {
   if (flags.targetHost === undefined) {
     throw new UsageError("--target-host is required (or set CDKTF_NIXOS_TARGET_HOST), e.g. --target-host root@203.0.113.10");
   }
-  let target;
-  try {
-    target = parseTargetHost(flags.targetHost);
-  } catch (err) {
-    throw new UsageError((err as Error).message);
-  }
-  const port = Number(flags.targetPort);
-  if (!isPort(port)) {
-    throw new UsageError(`--target-port '${flags.targetPort}' is not a port number (1-65535)`);
-  }
-  const knownHosts = knownHostsFileProblem(flags.knownHosts);
+  const target = parseTargetHost(flags.targetHost);
+  const knownHosts = knownHostsFileProblem(flags.knownHosts ?? DEFAULT_SETTINGS.knownHostsFile);
   if (knownHosts !== undefined) throw new UsageError(`--known-hosts: ${knownHosts}`);
-  secondsFlag("--connect-timeout", flags.connectTimeout);
-  secondsFlag("--console-timeout", flags.consoleTimeout);
-  secondsFlag("--activation-timeout", flags.activationTimeout, { above0: true });
-  secondsFlag("--lock-timeout", flags.lockTimeout, { whole: true });
-  secondsFlag("--reply-timeout", flags.replyTimeout, { above0: true });
-  const keepGenerations = parseKeepGenerations(flags.keepGenerations);
-  let jumpHost: JumpHost | undefined;
-  try {
-    jumpHost = flags.jumpHost === undefined ? undefined : parseJumpHost(flags.jumpHost);
-  } catch (err) {
-    throw new UsageError((err as Error).message);
-  }
-  if (flags.confirmTimeout !== undefined) secondsFlag("--confirm-timeout", flags.confirmTimeout, { whole: true, above0: true });
-  checkCompressMode(flags.compress);
-  const badEndpoint = flags.endpoint === undefined ? undefined : endpointProblem(flags.endpoint);
+  const settings = withOverrides(DEFAULT_SETTINGS, { ...settingsGiven(flags as unknown as Record<string, unknown>, given), user: target.user });
+  checkCompressMode(settings.compress);
+  const badEndpoint = settings.ec2Endpoint === undefined ? undefined : endpointProblem(settings.ec2Endpoint);
   if (badEndpoint !== undefined) throw new UsageError(`--endpoint ${badEndpoint}`);
   // a typo'd region would surface only as "could not reach EC2 (ENOTFOUND)"; Terraform passes "" when it has none
   const badRegion = flags.region === undefined || flags.region === "" ? undefined : regionProblem(flags.region);
@@ -278,36 +243,12 @@ function deployRequest(flags: DeployFlags): Omit<DeployRequest, "onEvent"> {
   if (flags.hostKeyFromEc2Console !== undefined && !/^i-[0-9a-f]{8,17}$/.test(flags.hostKeyFromEc2Console)) {
     throw new UsageError(`--host-key-from-ec2-console '${flags.hostKeyFromEc2Console}' is not an instance ID (i-0123456789abcdef0)`);
   }
-  return {
-    source: systemSource(flags),
-    target: {
-      host: target.host,
-      user: target.user ?? "root",
-      port,
-      privateKeyFile: flags.sshKey,
-      knownHostsFile: flags.knownHosts,
-      acceptNewHostKey: flags.acceptNewHostKey === true,
-      jumpHost,
-      sshCompression: flags.sshCompression === true,
-      hostKeyFromEc2Console: flags.hostKeyFromEc2Console === undefined
-        ? undefined
-        : { instanceId: flags.hostKeyFromEc2Console, region: flags.region === "" ? undefined : flags.region, endpoint: flags.endpoint },
-    },
-    action: flags.action,
-    useSubstitutes: flags.useSubstitutes === true,
-    compress: flags.compress,
-    maxChannels: parseMaxChannels(flags.maxChannels),
-    buildOnTarget: flags.buildOnTarget === true,
-    installBootloader: flags.installBootloader === true,
-    rollback: flags.rollback,
-    confirmTimeoutSeconds: flags.confirmTimeout === undefined ? undefined : Number(flags.confirmTimeout),
-    activationTimeoutSeconds: Number(flags.activationTimeout),
-    replyTimeoutSeconds: Number(flags.replyTimeout),
-    lockTimeoutSeconds: Number(flags.lockTimeout),
-    allowNonNixos: flags.allowNonNixos === true,
-    keepGenerations,
-    reactivate: flags.reactivate === true,
-  };
+  const mapped = deployRequestOf(settings, {
+    host: target.host,
+    instanceId: flags.hostKeyFromEc2Console,
+    region: flags.region === "" ? undefined : flags.region,
+  });
+  return { ...mapped, source: systemSource(flags) };
 }
 
 /** `--compress zstd` compresses here: zstd must be on this machine's PATH (the target's is checked on the copy). */
@@ -315,23 +256,6 @@ export function checkCompressMode(mode: CompressMode | undefined): void {
   if (mode === "zstd" && !localZstdAvailable()) {
     throw new UsageError("--compress zstd needs the zstd program on this machine, and it is not on PATH (install zstd, or use --compress auto)");
   }
-}
-
-/** `--max-channels N`: a whole number from 1 to 64. */
-export function parseMaxChannels(value: string): number {
-  if (!(/^\d+$/.test(value) && Number(value) >= 1 && Number(value) <= 64)) {
-    throw new UsageError(`--max-channels '${value}' is not a whole number from 1 to 64 (sshd allows 10 sessions per connection by default)`);
-  }
-  return Number(value);
-}
-
-/** `--keep-generations N`: a whole number of at least 1 (the generation just made always stays). */
-export function parseKeepGenerations(value: string | undefined): number | undefined {
-  if (value === undefined) return undefined;
-  if (!(/^\d+$/.test(value) && Number(value) >= 1)) {
-    throw new UsageError(`--keep-generations '${value}' is not a whole number of at least 1 (the new generation always stays)`);
-  }
-  return Number(value);
 }
 
 function systemSource(flags: DeployFlags): SystemSource {

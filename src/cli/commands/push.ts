@@ -3,22 +3,17 @@ import { endpointProblem } from "../../aws/endpoint";
 import { accessSync, constants, statSync } from "node:fs";
 import { appendFile } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
-import { DEFAULT_ACTIVATION_TIMEOUT_SECONDS, DEFAULT_LOCK_TIMEOUT_SECONDS, DEFAULT_REPLY_TIMEOUT_SECONDS } from "../../deploy/deploy";
 import type { DefaultDependencyOptions } from "../../deploy/default-dependencies";
-import { resolveInventory } from "../../fleet/inventory";
-import { ProjectError, loadStack, readStackState } from "../../fleet/project";
-import { KeySpecError } from "../../deploy/keys";
-import { fleetRedactor, planPush, push, withKeys, type PushDependencies, type PushSettings } from "../../fleet/push";
-import { SelectionError, selectHosts } from "../../fleet/selection";
+import { preparePush, push, type PushDependencies, type PushSettings } from "../../fleet/push";
+import { settingsGiven } from "../../spec/command-line";
+import type { SettingOverrides } from "../../spec/settings";
 import { createFleetReporter, markdownSummary } from "../fleet-progress";
 import { collect, interruptible } from "../interruptible";
 import type { Output } from "../progress";
-import { knownHostsFileProblem } from "../../deploy/ssh/known-hosts";
-import { secondsFlag } from "../seconds-flag";
 import { UsageError } from "../usage-error";
 import { addProjectOptions, nixTraceArgs, synthModeOf, type ProjectFlags } from "./project-options";
-import { COMPRESS_MODES, MAX_DATA_CHANNELS, type CompressMode } from "../../nix/serve/copy-policy";
-import { checkCompressMode, parseKeepGenerations, parseMaxChannels } from "./deploy";
+import { COMPRESS_MODES, type CompressMode } from "../../nix/serve/copy-policy";
+import { checkCompressMode, givenOn } from "./deploy";
 
 interface PushFlags extends ProjectFlags {
   on: string[];
@@ -50,68 +45,42 @@ export function registerPushCommand(program: Command, output: Output, dependenci
     .option("--on <selector>", "only these hosts: a name, a glob ('web-*') or a tag (@role=web, @web); repeatable", collect, [])
     .option("--parallel <n>", "deploy at most this many hosts at once", "10")
     .option("--dry-run", "change nothing: per host, say whether it would be deployed, the package changes and the bytes to send")
-    .option("--keep-generations <n>", "after a switch or boot, delete all but the newest N system generations (default: the deployment's setting)")
+    .option("--keep-generations <n>", "after a switch or boot, delete all but the newest N system generations (default: each deployment's setting)")
     .addOption(new Option("--compress <mode>", "zstd on every copy: auto, zstd or none (default: each deployment's setting, else auto)").choices(COMPRESS_MODES))
-    .option("--max-channels <n>", "SSH channels a far host's copy may use at most (1 = never the spool)", String(MAX_DATA_CHANNELS))
+    .option("--max-channels <n>", "SSH channels a far host's copy may use at most (1 = never the spool; default: each deployment's setting)")
     .option("--fail-fast", "start no further host once one has failed (hosts already running finish)")
     .option("--reactivate", "activate even hosts that already run their system")
-    .option("--connect-timeout <seconds>", "keep retrying an unreachable host this long", "10")
-    .option("--lock-timeout <seconds>", "wait this long for another deployment to the same host to finish", String(DEFAULT_LOCK_TIMEOUT_SECONDS))
-    .option("--activation-timeout <seconds>", "give up waiting for a host's activation after this long", String(DEFAULT_ACTIVATION_TIMEOUT_SECONDS))
-    .option("--reply-timeout <seconds>", "give up on a host that leaves a question unanswered this long (inspection, store queries, replies during the copy, key uploads)", String(DEFAULT_REPLY_TIMEOUT_SECONDS))
-    .option("--endpoint <url>", "EC2 endpoint for host keys from instance consoles (default: AWS, or AWS_ENDPOINT_URL_EC2)")
+    .option("--connect-timeout <seconds>", "keep retrying an unreachable host this long (default: each deployment's connectTimeoutSeconds)")
+    .option("--lock-timeout <seconds>", "wait this long for another deployment to the same host to finish (default: each deployment's setting)")
+    .option("--activation-timeout <seconds>", "give up waiting for a host's activation after this long (default: each deployment's setting)")
+    .option("--reply-timeout <seconds>", "give up on a host that leaves a question unanswered this long: inspection, store queries, replies during the copy, key uploads (default: each deployment's setting)")
+    .option("--endpoint <url>", "EC2 endpoint for host keys from instance consoles (default: each deployment's ec2Endpoint, else AWS or AWS_ENDPOINT_URL_EC2)")
     .option("--verbose", "print everything Nix says while it builds")
     .option("--json", "print one JSON object with every host's result as the last line of stdout")
     .option("--summary-file <file>", "also append the result as a Markdown table to this file (in GitHub Actions: \"$GITHUB_STEP_SUMMARY\")");
   addProjectOptions(definition)
-    .action(async (stack: string | undefined, flags: PushFlags) => {
+    .action(async (stack: string | undefined, flags: PushFlags, command: Command) => {
       const started = Date.now();
-      const settings = pushSettings(flags);
+      const settings = pushSettings(flags, givenOn(command));
       // the report is written after the hosts were deployed: a path it cannot go to must stop the push before that
       if (flags.summaryFile !== undefined) {
         const problem = outputFileProblem(resolve(flags.summaryFile));
         if (problem !== undefined) throw new UsageError(`--summary-file ${flags.summaryFile}: ${problem}`);
       }
-      const synthMode = synthModeOf(flags);
-      const projectDir = resolve(flags.project);
-      let loaded;
-      let selected;
-      let synthStarted: number | undefined;
-      let synthMs: number | undefined;
-      try {
-        // synthesis takes seconds: say so before it starts (the reporter and its live lines come after)
-        loaded = await loadStack(projectDir, stack, synthMode, (why) => {
-          synthStarted = Date.now();
-          output.stderr.write(`${why}\n`);
-        });
-        if (synthStarted !== undefined) synthMs = Date.now() - synthStarted;
-        const inventory = resolveInventory(loaded.manifest, await readStackState(loaded.stackDir, (note) => output.stderr.write(`${note}\n`)));
-        selected = selectHosts(inventory, flags.on);
-      } catch (err) {
-        if (err instanceof ProjectError || err instanceof SelectionError) throw new UsageError(err.message);
-        throw err;
-      }
-      let plan;
-      try {
-        plan = await withKeys(planPush(selected, settings), selected, { dryRun: settings.dryRun });
-      } catch (err) {
-        if (err instanceof KeySpecError) throw new UsageError(err.message);
-        throw err;
-      }
-      // how each host is logged in to, checked before the build (the reporter's live lines come after)
-      const checker = dependencies({});
-      for (const host of plan) {
-        const problem = host.ready
-          ? knownHostsFileProblem(host.request.target.knownHostsFile) ?? await checker.checkLogin?.(host.request.target)
-          : undefined;
-        if (problem !== undefined) throw new UsageError(`${host.name}: ${problem}`);
-      }
-      const reporter = createFleetReporter(output, plan.map((h) => h.name), { json: flags.json === true, verbose: flags.verbose === true });
-      reporter.note(`stack ${loaded.stack}: ${loaded.synth}`);
-      const nix = { redact: fleetRedactor(selected), onLog: reporter.nixLog, extraArgs: nixTraceArgs(flags) };
-      const deps = dependencies({ ...nix, connectRetryMs: Number(flags.connectTimeout) * 1000 });
-      const report = await interruptible(reporter.interrupted, () => push(plan, settings, deps, reporter.onEvent));
-      const context = { stack: loaded.stack, synth: loaded.synth, totalMs: Date.now() - started, synthMs };
+      const prepared = await preparePush(
+        { projectDir: resolve(flags.project), stack, synth: synthModeOf(flags), on: flags.on, settings },
+        {
+          // synthesis takes seconds: say so before it starts (the reporter and its live lines come after)
+          onSynth: (why) => output.stderr.write(`${why}\n`),
+          onNote: (note) => output.stderr.write(`${note}\n`),
+          checkLogin: dependencies({}).checkLogin,
+        },
+      );
+      const reporter = createFleetReporter(output, prepared.plan.map((h) => h.name), { json: flags.json === true, verbose: flags.verbose === true });
+      reporter.note(`stack ${prepared.stack}: ${prepared.synth}`);
+      const deps = dependencies({ redact: prepared.redact, onLog: reporter.nixLog, extraArgs: nixTraceArgs(flags) });
+      const report = await interruptible(reporter.interrupted, () => push(prepared.plan, settings, deps, reporter.onEvent));
+      const context = { stack: prepared.stack, synth: prepared.synth, totalMs: Date.now() - started, synthMs: prepared.synthMs };
       reporter.done(report, context);
       if (flags.summaryFile !== undefined) await appendFile(flags.summaryFile, markdownSummary(report, context));
       if (report.exitCode !== 0) throw new PushFailed(report.exitCode);
@@ -125,30 +94,21 @@ export class PushFailed extends Error {
   }
 }
 
-function pushSettings(flags: PushFlags): PushSettings {
+/** The deployment settings push may override for every selected host: given flags only. */
+const PUSH_OVERRIDES = [
+  "keepGenerations", "compress", "maxChannels", "reactivate", "connectTimeoutSeconds", "lockTimeoutSeconds",
+  "activationTimeoutSeconds", "replyTimeoutSeconds", "ec2Endpoint",
+] as const satisfies ReadonlyArray<keyof SettingOverrides>;
+
+function pushSettings(flags: PushFlags, given: (attribute: string) => boolean): PushSettings {
   if (!/^\d+$/.test(flags.parallel) || Number(flags.parallel) < 1) {
     throw new UsageError(`--parallel '${flags.parallel}' is not a whole number of at least 1`);
   }
-  secondsFlag("--connect-timeout", flags.connectTimeout);
-  secondsFlag("--lock-timeout", flags.lockTimeout, { whole: true });
-  secondsFlag("--activation-timeout", flags.activationTimeout, { above0: true });
-  secondsFlag("--reply-timeout", flags.replyTimeout, { above0: true });
-  checkCompressMode(flags.compress);
-  const badEndpoint = flags.endpoint === undefined ? undefined : endpointProblem(flags.endpoint);
+  const overrides = settingsGiven(flags as unknown as Record<string, unknown>, given, PUSH_OVERRIDES);
+  checkCompressMode(overrides.compress);
+  const badEndpoint = overrides.ec2Endpoint === undefined ? undefined : endpointProblem(overrides.ec2Endpoint);
   if (badEndpoint !== undefined) throw new UsageError(`--endpoint ${badEndpoint}`);
-  return {
-    parallel: Number(flags.parallel),
-    dryRun: flags.dryRun === true,
-    failFast: flags.failFast === true,
-    keepGenerations: parseKeepGenerations(flags.keepGenerations),
-    compress: flags.compress,
-    maxChannels: parseMaxChannels(flags.maxChannels),
-    reactivate: flags.reactivate === true,
-    lockTimeoutSeconds: Number(flags.lockTimeout),
-    activationTimeoutSeconds: Number(flags.activationTimeout),
-    replyTimeoutSeconds: Number(flags.replyTimeout),
-    ec2Endpoint: flags.endpoint,
-  };
+  return { parallel: Number(flags.parallel), dryRun: flags.dryRun === true, failFast: flags.failFast === true, overrides };
 }
 
 /** Why a file cannot be appended to at `path` (absolute), checked before anything runs; undefined when it can. */

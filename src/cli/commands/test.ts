@@ -1,12 +1,11 @@
 import { Command, Option } from "commander";
 import { statSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { LocalArgsError, parseArgAssignments } from "../../fleet/local-args";
+import { parseArgAssignments } from "../../fleet/local-args";
 import { loadLocalHosts } from "../../fleet/local-run";
-import { NixosTestError, nixosTestBuildCommand, nixosTestExpression, planNixosTest } from "../../fleet/nixos-test";
-import { ProjectError } from "../../fleet/project";
-import { SelectionError, selectHosts } from "../../fleet/selection";
-import { WrittenTestFileError, checkWrittenTestFile, writeTestFile } from "../../fleet/written-test-file";
+import { nixosTestBuildCommand, nixosTestExpression, planNixosTest } from "../../fleet/nixos-test";
+import { selectHosts } from "../../fleet/selection";
+import { checkWrittenTestFile, writeTestFile } from "../../fleet/written-test-file";
 import { buildExpression } from "../../nix/build";
 import { ForegroundExit, runForeground } from "../foreground";
 import { collect } from "../interruptible";
@@ -52,30 +51,16 @@ export function registerTestCommand(program: Command, output: Output): void {
       if (!script.isFile()) throw new UsageError(`--script ${flags.script} is not a file${lookedAt === "" ? "" : ` (${lookedAt.slice(2)})`}: give the test script, e.g. --script tests/fleet.py`);
       if (flags.force === true && flags.write === undefined) throw new UsageError("--force only applies to --write (it lets --write replace a file it did not write)");
       if (flags.write !== undefined) {
-        try {
-          await checkWrittenTestFile(resolve(flags.write), flags.write, { force: flags.force === true, testScript });
-        } catch (err) {
-          if (err instanceof WrittenTestFileError) throw new UsageError(err.message);
-          throw err;
-        }
+        await checkWrittenTestFile(resolve(flags.write), flags.write, { force: flags.force === true, testScript });
       }
       const synthMode = synthModeOf(flags);
-      let plan;
-      let keysOf = new Map<string, readonly string[]>();
-      try {
-        const overrides = parseArgAssignments(flags.arg);
-        // the script and the written test are this command's own files, not the app's sources
-        const own = [testScript, ...(flags.write === undefined ? [] : [resolve(flags.write)])];
-        const local = await loadLocalHosts(resolve(flags.project), stack, synthMode, (why) => output.stderr.write(`${why}\n`), own);
-        const hosts = selectHosts(local.hosts, flags.on);
-        keysOf = new Map(hosts.map((h) => [h.name, h.spec.keys.map((k) => k.name)]));
-        plan = planNixosTest(hosts, overrides, { stack: local.loaded.stack, testScript, stateProblem: local.stateProblem, forFile: flags.write !== undefined });
-      } catch (err) {
-        if (err instanceof ProjectError || err instanceof SelectionError || err instanceof LocalArgsError || err instanceof NixosTestError) {
-          throw new UsageError(err.message);
-        }
-        throw err;
-      }
+      const overrides = parseArgAssignments(flags.arg);
+      // the script and the written test are this command's own files, not the app's sources
+      const own = [testScript, ...(flags.write === undefined ? [] : [resolve(flags.write)])];
+      const local = await loadLocalHosts(resolve(flags.project), stack, synthMode, (why) => output.stderr.write(`${why}\n`), own);
+      const hosts = selectHosts(local.hosts, flags.on);
+      const keysOf = new Map(hosts.map((h) => [h.name, h.spec.keys.map((k) => k.name)]));
+      const plan = planNixosTest(hosts, overrides, { stack: local.loaded.stack, testScript, stateProblem: local.stateProblem, forFile: flags.write !== undefined });
       for (const node of plan.test.nodes) {
         const origins = Object.entries(plan.origins[node.name]).map(([name, origin]) => `${name} from ${origin}`);
         output.stderr.write(`node ${node.name}: host ${node.hostName}${origins.length > 0 ? ` (module arguments: ${origins.join(", ")})` : ""}\n`);

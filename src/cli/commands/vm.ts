@@ -1,10 +1,9 @@
 import { Command } from "commander";
 import { readdir } from "node:fs/promises";
 import { join, relative, resolve } from "node:path";
-import { LocalArgsError, parseArgAssignments } from "../../fleet/local-args";
+import { parseArgAssignments } from "../../fleet/local-args";
 import { loadLocalHosts } from "../../fleet/local-run";
-import { ProjectError } from "../../fleet/project";
-import { VmDiskError, findHost, inspectVmDisk, planVm, removeVmDisk, vmDiskImage } from "../../fleet/vm";
+import { findHost, inspectVmDisk, planVm, removeVmDisk, vmDiskImage } from "../../fleet/vm";
 import { buildExpression } from "../../nix/build";
 import { ForegroundExit, runForeground } from "../foreground";
 import { collect } from "../interruptible";
@@ -47,15 +46,9 @@ export function registerVmCommand(program: Command, output: Output): void {
         throw new UsageError("--build-only does not run the VM: leave out --fresh, --console and QEMU arguments");
       }
       const synthMode = synthModeOf(flags);
-      let plan;
-      try {
-        const overrides = parseArgAssignments(flags.arg);
-        const local = await loadLocalHosts(resolve(flags.project), stack, synthMode, (why) => output.stderr.write(`${why}\n`));
-        plan = planVm(findHost(local.hosts, hostName), overrides, local.stateProblem);
-      } catch (err) {
-        if (err instanceof ProjectError || err instanceof LocalArgsError) throw new UsageError(err.message);
-        throw err;
-      }
+      const overrides = parseArgAssignments(flags.arg);
+      const local = await loadLocalHosts(resolve(flags.project), stack, synthMode, (why) => output.stderr.write(`${why}\n`));
+      const plan = planVm(findHost(local.hosts, hostName), overrides, local.stateProblem);
       const origins = Object.entries(plan.args.origins).map(([name, origin]) => `${name} from ${origin}`);
       output.stderr.write(`building the VM of ${plan.host}${origins.length > 0 ? ` (module arguments: ${origins.join(", ")})` : ""}\n`);
       const vm = await buildExpression(plan.build, { extraArgs: nixTraceArgs(flags), redact: plan.redact });
@@ -68,13 +61,7 @@ export function registerVmCommand(program: Command, output: Output): void {
       const script = join(vm, "bin", scripts[0]);
       const disk = vmDiskImage(script, process.cwd(), process.env);
       const shown = relative(process.cwd(), disk).startsWith("..") ? disk : `./${relative(process.cwd(), disk)}`;
-      let existing;
-      try {
-        existing = await inspectVmDisk(disk, process.env.NIX_DISK_IMAGE !== undefined && process.env.NIX_DISK_IMAGE !== "");
-      } catch (err) {
-        if (err instanceof VmDiskError) throw new UsageError(err.message);
-        throw err;
-      }
+      const existing = await inspectVmDisk(disk, process.env.NIX_DISK_IMAGE !== undefined && process.env.NIX_DISK_IMAGE !== "");
       if (flags.fresh === true && existing !== "missing") {
         await removeVmDisk(disk, existing);
         output.stderr.write(`removed ${shown}: the VM boots from a clean disk\n`);

@@ -1,4 +1,4 @@
-import { privateKeyFileProblem } from "../private-key-file";
+import { privateKeyFileProblem } from "../../spec/private-key-file";
 import { readFile, stat } from "node:fs/promises";
 import { Socket } from "node:net";
 import { constants } from "node:os";

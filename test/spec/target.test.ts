@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { parseJumpHost, parseTargetHost } from "../../src/deploy/target-spec";
+import { parseJumpHost, parseTargetHost } from "../../src/spec/target";
 
 describe("parseTargetHost", () => {
   it("reads user@host like nixos-rebuild --target-host", () => {

@@ -1,4 +1,5 @@
 import { isIP } from "node:net";
+import { UserInputError } from "../errors";
 
 /** How to reach a target. */
 export interface TargetSpec {
@@ -14,13 +15,24 @@ export interface TargetSpec {
   readonly acceptNewHostKey?: boolean;
   /** A bastion to connect through (ssh -J). */
   readonly jumpHost?: JumpHost;
+  /**
+   * How long to keep retrying while the host does not answer (it may still be booting).
+   * @default 10 (DEFAULT_SETTINGS.connectTimeoutSeconds)
+   */
+  readonly connectTimeoutSeconds?: number;
   /** zlib on the whole SSH connection (ssh -C): slow, at most ~25 MiB/s; --compress zstd is the fast way. */
   readonly sshCompression?: boolean;
   /**
    * Verify the host key of a host known_hosts does not list yet against the fingerprints this EC2 instance printed
    * on its console, instead of trusting it on first use; a matching key is recorded.
    */
-  readonly hostKeyFromEc2Console?: { readonly instanceId: string; readonly region?: string; readonly endpoint?: string };
+  readonly hostKeyFromEc2Console?: {
+    readonly instanceId: string;
+    readonly region?: string;
+    readonly endpoint?: string;
+    /** How long to wait for the console to show the fingerprints. @default 600 */
+    readonly timeoutSeconds?: number;
+  };
 }
 
 export interface JumpHost {
@@ -39,10 +51,10 @@ export function parseTargetHost(value: string): { user?: string; host: string } 
   const host = /^\[[0-9A-Fa-f:.%a-z]+\]$/.test(written) && isIP(written.slice(1, -1)) === 6 ? written.slice(1, -1) : written;
   const withPort = /^([^:]+):(\d+)$/.exec(host) ?? /^\[(.+)\]:(\d+)$/.exec(host);
   if (withPort !== null) {
-    throw new Error(`--target-host '${value}' includes a port: pass --target-host ${user === undefined ? "" : `${user}@`}${withPort[1]} --target-port ${withPort[2]}`);
+    throw new UserInputError(`--target-host '${value}' includes a port: pass --target-host ${user === undefined ? "" : `${user}@`}${withPort[1]} --target-port ${withPort[2]}`);
   }
   if (at === 0 || !isHostName(host) || (user !== undefined && !/^[A-Za-z0-9_][A-Za-z0-9_.-]*$/.test(user))) {
-    throw new Error(`--target-host '${value}' is not [user@]host (for example root@203.0.113.10, or root@2001:db8::1 for IPv6)`);
+    throw new UserInputError(`--target-host '${value}' is not [user@]host (for example root@203.0.113.10, or root@2001:db8::1 for IPv6)`);
   }
   return user === undefined ? { host } : { user, host };
 }
@@ -52,7 +64,7 @@ export function parseJumpHost(value: string): JumpHost {
   const match = /^(?:([A-Za-z0-9_][A-Za-z0-9_.-]*)@)?([^:@\s/]+)(?::(\d+))?$/.exec(value);
   const port = match?.[3] === undefined ? 22 : Number(match[3]);
   if (!match || !isPort(port) || !isHostName(match[2])) {
-    throw new Error(`--jump-host '${value}' is not [user@]host[:port] (for example admin@bastion.example.com:22)`);
+    throw new UserInputError(`--jump-host '${value}' is not [user@]host[:port] (for example admin@bastion.example.com:22)`);
   }
   return match[1] === undefined ? { host: match[2], port } : { user: match[1], host: match[2], port };
 }

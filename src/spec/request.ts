@@ -1,0 +1,84 @@
+import type { CompressMode } from "../nix/serve/copy-policy";
+import type { Action } from "./goal";
+import type { KeySpec } from "./key-spec";
+import { withOverrides, type ResolvedDeploymentSettings, type SettingOverrides } from "./settings";
+import { parseJumpHost, type TargetSpec } from "./target";
+
+/** What Terraform applied for one deployment (or the command line gave): known only at deploy time. */
+export interface AppliedValues {
+  readonly host: string;
+  /** The EC2 instance whose console vouches for the host key. */
+  readonly instanceId?: string;
+  /** Its region; undefined is the environment's. */
+  readonly region?: string;
+}
+
+/** How the engine deploys one host: the request both `cdktf deploy` (through the command line) and `push` run. */
+export interface HostDeployRequest {
+  readonly target: TargetSpec;
+  readonly action: Action;
+  readonly useSubstitutes: boolean;
+  readonly compress: CompressMode;
+  readonly maxChannels: number;
+  readonly buildOnTarget: boolean;
+  readonly installBootloader: boolean;
+  readonly allowNonNixos: boolean;
+  readonly rollback: boolean;
+  /** undefined: no confirmation (the setting's 0). */
+  readonly confirmTimeoutSeconds: number | undefined;
+  readonly activationTimeoutSeconds: number;
+  readonly replyTimeoutSeconds: number;
+  readonly lockTimeoutSeconds: number;
+  readonly keepGenerations: number | undefined;
+  readonly reactivate: boolean;
+}
+
+/** A deployment mapped for the engine: the request, and what is read on this machine before it runs. */
+export interface MappedDeployment {
+  readonly request: HostDeployRequest;
+  /** Read locally (loadKeys) right before the deployment, never earlier. */
+  readonly keys: readonly KeySpec[];
+  readonly sensitiveArgs: readonly string[];
+}
+
+/**
+ * The one mapping from a deployment's settings, the values Terraform applied and the command line's overrides (a
+ * flag replaces a deployment's setting only when it was given) to what the engine runs.
+ */
+export function deployRequestOf(settings: ResolvedDeploymentSettings, applied: AppliedValues, overrides: SettingOverrides = {}): MappedDeployment {
+  const s = withOverrides(settings, overrides);
+  return {
+    request: {
+      target: {
+        host: applied.host,
+        user: s.user,
+        port: s.port,
+        privateKeyFile: s.sshPrivateKeyFile,
+        knownHostsFile: s.knownHostsFile,
+        acceptNewHostKey: s.acceptNewHostKey,
+        jumpHost: s.jumpHost === undefined ? undefined : parseJumpHost(s.jumpHost),
+        sshCompression: s.sshCompression,
+        connectTimeoutSeconds: s.connectTimeoutSeconds,
+        hostKeyFromEc2Console: applied.instanceId === undefined
+          ? undefined
+          : { instanceId: applied.instanceId, region: applied.region, endpoint: s.ec2Endpoint, timeoutSeconds: s.consoleTimeoutSeconds },
+      },
+      action: s.action,
+      useSubstitutes: s.useSubstitutes,
+      compress: s.compress,
+      maxChannels: s.maxChannels,
+      buildOnTarget: s.buildOnTarget,
+      installBootloader: s.installBootloader,
+      allowNonNixos: s.allowNonNixos,
+      rollback: s.rollback,
+      confirmTimeoutSeconds: s.confirmTimeoutSeconds > 0 ? s.confirmTimeoutSeconds : undefined,
+      activationTimeoutSeconds: s.activationTimeoutSeconds,
+      replyTimeoutSeconds: s.replyTimeoutSeconds,
+      lockTimeoutSeconds: s.lockTimeoutSeconds,
+      keepGenerations: s.keepGenerations,
+      reactivate: s.reactivate,
+    },
+    keys: s.keys,
+    sensitiveArgs: s.sensitiveArgs,
+  };
+}

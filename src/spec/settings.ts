@@ -1,0 +1,107 @@
+import { homedir } from "node:os";
+import { join } from "node:path";
+import { MAX_DATA_CHANNELS, type CompressMode } from "../nix/serve/copy-policy";
+import type { Action } from "./goal";
+import type { KeySpec } from "./key-spec";
+
+/**
+ * Every setting of one host's deployment, each with its value: what the engine needs besides where the system comes
+ * from and the values Terraform applied. The one model of "how a host is deployed": NixosDeployment resolves its
+ * props into it and the manifest holds it; the `deploy` command line carries it (SETTING_FLAGS, one flag per field);
+ * `deployRequestOf` maps it, with the applied values and command-line overrides, to the request both `cdktf deploy`
+ * and `push` run. A field added here is a compile error in each of those places until it is handled.
+ */
+export interface ResolvedDeploymentSettings {
+  readonly user: string;
+  readonly port: number;
+  readonly action: Action;
+  /** Private key to log in with; undefined means ssh-agent. */
+  readonly sshPrivateKeyFile: string | undefined;
+  readonly knownHostsFile: string;
+  /** Trust the key of a host the known_hosts file does not list yet (OpenSSH's accept-new). */
+  readonly acceptNewHostKey: boolean;
+  /** A bastion, `[user@]host[:port]` (ssh -J); undefined connects directly. */
+  readonly jumpHost: string | undefined;
+  /** zlib on the whole SSH connection (ssh -C). */
+  readonly sshCompression: boolean;
+  readonly useSubstitutes: boolean;
+  /** zstd on the copy's data stream. */
+  readonly compress: CompressMode;
+  /** Data channels a far host's copy may use at most. */
+  readonly maxChannels: number;
+  readonly buildOnTarget: boolean;
+  readonly installBootloader: boolean;
+  /** Put the host back on its previous generation when activation fails. */
+  readonly rollback: boolean;
+  readonly allowNonNixos: boolean;
+  /** Activate even a host that already is what the action would make it. */
+  readonly reactivate: boolean;
+  /** How long an unreachable host is retried (it may be booting). */
+  readonly connectTimeoutSeconds: number;
+  /** How long an instance's console may take to show its host key fingerprints. */
+  readonly consoleTimeoutSeconds: number;
+  /** Magic rollback for switch and test; 0 is off. */
+  readonly confirmTimeoutSeconds: number;
+  readonly activationTimeoutSeconds: number;
+  readonly lockTimeoutSeconds: number;
+  readonly replyTimeoutSeconds: number;
+  /** Keep only the newest this many system generations after a switch or boot; undefined keeps all. */
+  readonly keepGenerations: number | undefined;
+  /** EC2 endpoint for the console host key check; undefined is AWS's (or AWS_ENDPOINT_URL_EC2). */
+  readonly ec2Endpoint: string | undefined;
+  /** Files put on the host outside the store: where their content comes from, never the content. */
+  readonly keys: readonly KeySpec[];
+  /** Module arguments whose values are taken out of every message. */
+  readonly sensitiveArgs: readonly string[];
+}
+
+/** A setting given on a command line, which replaces the deployment's own. */
+export type SettingOverrides = Partial<ResolvedDeploymentSettings>;
+
+/** The defaults of `cdktf-nixos deploy` (and of the library's DeployRequest): nixos-rebuild's, where it has one. */
+export const DEFAULT_SETTINGS: ResolvedDeploymentSettings = {
+  user: "root",
+  port: 22,
+  action: "switch",
+  sshPrivateKeyFile: undefined,
+  knownHostsFile: join(homedir(), ".ssh", "known_hosts"),
+  acceptNewHostKey: false,
+  jumpHost: undefined,
+  sshCompression: false,
+  useSubstitutes: false,
+  compress: "auto",
+  maxChannels: MAX_DATA_CHANNELS,
+  buildOnTarget: false,
+  installBootloader: false,
+  rollback: true,
+  allowNonNixos: false,
+  reactivate: false,
+  connectTimeoutSeconds: 10,
+  consoleTimeoutSeconds: 600,
+  confirmTimeoutSeconds: 0,
+  activationTimeoutSeconds: 600,
+  lockTimeoutSeconds: 300,
+  replyTimeoutSeconds: 60,
+  keepGenerations: undefined,
+  ec2Endpoint: undefined,
+  keys: [],
+  sensitiveArgs: [],
+};
+
+/**
+ * Where NixosDeployment differs from the command line, and why: Terraform deploys a host right after creating its
+ * instance, which may still be booting (retry 300 s); an unattended apply must not lock a fleet out (magic rollback
+ * after 30 s); host keys live with the project, not in the user's ~/.ssh.
+ */
+export const CONSTRUCT_DEFAULTS = {
+  connectTimeoutSeconds: 300,
+  confirmTimeoutSeconds: 30,
+  /** Relative to the directory `cdktf synth` runs in. */
+  knownHostsFile: join(".cdktf-nixos", "known_hosts"),
+} as const satisfies SettingOverrides;
+
+/** `base` with every override that was given (an undefined override is not given). */
+export function withOverrides(base: ResolvedDeploymentSettings, overrides: SettingOverrides): ResolvedDeploymentSettings {
+  const given = Object.fromEntries(Object.entries(overrides).filter(([, value]) => value !== undefined));
+  return { ...base, ...given };
+}
