@@ -63,12 +63,26 @@ describe("the module graph of src/", () => {
     expect(offending).toEqual([]);
   });
 
+  it("keeps spec/ a leaf: it imports spec/ and leaves only (modules that import nothing of ours)", () => {
+    const leaves = new Set([...graph].filter(([, imports]) => imports.length === 0).map(([file]) => file));
+    const offending = [...graph].filter(([file]) => file.startsWith("spec/"))
+      .flatMap(([file, imports]) => imports.filter((i) => !i.startsWith("spec/") && !leaves.has(i)).map((i) => `${file} -> ${i}`));
+    expect(offending).toEqual([]);
+    expect([...graph.keys()].filter((f) => f.startsWith("spec/")).length).toBeGreaterThan(5);
+  });
+
+  it("keeps the constructs off the engine: they import no deploy/, fleet/ or cli/", () => {
+    const offending = [...graph].filter(([file]) => file.startsWith("constructs/"))
+      .flatMap(([file, imports]) => imports.filter((i) => /^(deploy|fleet|cli)\//.test(i)).map((i) => `${file} -> ${i}`));
+    expect(offending).toEqual([]);
+  });
+
   it("keeps ssh2 and the AWS SDK out of what `cdktf synth` loads", () => {
     const loaded = (entry: string) => JSON.parse(execFileSync(process.execPath, ["-r", "tsx/cjs", "-e",
       `require(${JSON.stringify(entry)}); console.log(JSON.stringify(Object.keys(require.cache).filter((f) => /node_modules\\/(ssh2|@aws-sdk)\\//.test(f))))`,
     ], { encoding: "utf8" })) as string[];
     expect(loaded(join(SRC, "index.ts"))).toEqual([]);
-    expect(loaded(join(SRC, "deploy", "index.ts")).some((f) => f.includes("/ssh2/"))).toBe(true);
+    expect(loaded(join(SRC, "engine.ts")).some((f) => f.includes("/ssh2/"))).toBe(true);
     // the CLI starts without the AWS SDK (a fifth of a second); only `ami` and console host keys load it
     expect(loaded(join(SRC, "cli", "program.ts")).filter((f) => f.includes("/@aws-sdk/"))).toEqual([]);
   });
