@@ -334,6 +334,21 @@ app.synth();
     expect(await motd("web1")).toBe("hello: web1 silent-neighbour\n");
   });
 
+  it("retries a host for its deployment's own connect timeout (300 s), not a command-line default, until it answers", async () => {
+    writeConfig("db", "db back");
+    const restore = await target("db").refuseSsh();
+    // sshd comes back after longer than any command-line default (10 s): only the deployment's 300 s outlasts it
+    const back = new Promise<void>((resolve, reject) => setTimeout(() => restore().then(resolve, reject), 14_000));
+    try {
+      const result = await push("--on", "db", "--json");
+      expect(result.code, result.stderr).toBe(0);
+      expect(jsonHosts(result).get("db")).toMatchObject({ status: "deployed" });
+    } finally {
+      await back;
+    }
+    expect(await motd("db")).toBe("db back\n");
+  });
+
   it("one unreachable host: the others deploy, the summary says why it failed, the exit code is connect's", async () => {
     writeConfig("web2", "web2 v3");
     writeConfig("app", "app v4");

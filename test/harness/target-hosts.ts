@@ -48,6 +48,11 @@ export interface TargetHost {
    * (/run/current-system → nixpkgs-lite's boot default), without starting its services.
    */
   restart(options?: { bootDefault?: boolean }): Promise<void>;
+  /**
+   * Makes the host refuse SSH connections (sshd, told by SIGHUP, listens on another port: a connection is refused at
+   * once, as to a host still booting) until the returned function puts sshd back on its port and waits for its banner.
+   */
+  refuseSsh(): Promise<() => Promise<void>>;
 }
 
 export interface TargetWorld {
@@ -367,6 +372,30 @@ class Target implements TargetHost {
       child.kill("SIGKILL");
       await this.exited;
     }
+  }
+
+  async refuseSsh(): Promise<() => Promise<void>> {
+    const config = `${this.dir}/sshd_config`;
+    const original = await readFile(config, "utf8");
+    const listen = `ListenAddress ${this.address}:${this.port}`;
+    if (!original.includes(listen)) throw new Error(`${this.name}: ${config} has no "${listen}"`);
+    const reload = async () => {
+      // sshd re-executes itself on SIGHUP (same PID 1), reading the config again
+      const result = await this.exec("kill -HUP 1");
+      if (result.exitCode !== 0) throw new Error(`${this.name}: kill -HUP 1 failed: ${result.stderr}`);
+    };
+    await writeFile(config, original.replace(listen, `ListenAddress ${this.address}:${this.port + 1}`));
+    await reload();
+    const deadline = Date.now() + 5_000;
+    while (await sshBanner(this.address, this.port)) {
+      if (Date.now() > deadline) throw new Error(`${this.name}: sshd still answers on port ${this.port}`);
+      await sleep(20);
+    }
+    return async () => {
+      await writeFile(config, original);
+      await reload();
+      await this.waitForSsh();
+    };
   }
 
   async restart(options: { bootDefault?: boolean } = {}): Promise<void> {
