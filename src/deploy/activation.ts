@@ -1,21 +1,18 @@
 import { shellQuote } from "../shell";
 import { mayConfirm, mayPruneGenerations, mayRollBack, setsProfile, upToDateRequires, type Action } from "../spec/goal";
-import { ACTIVATION_DIR, BOOT_ID, SYSTEM_PROFILE, parseBootId, parseInspection, scriptAliveTest, type TargetSystem } from "./inspection";
+import { ACTIVATION_DIR, SYSTEM_PROFILE, scriptAliveTest, type TargetSystem } from "./inspection";
 import { SAFE_DIR_FUNCTION } from "./safe-dir";
+import { STATE_LINE_BYTES, STATUS_WORDS, readStateCommand, stateFile, type StateFileName } from "./activation-state";
 
 export { ACTIVATION_DIR };
 export const LOCK_FILE = `${ACTIVATION_DIR}/lock`;
 /** Who holds the lock: written by the holder once it has it, read by whoever waits. */
 export const LOCK_HOLDER_FILE = `${ACTIVATION_DIR}/lock.holder`;
-/** The status of an activation that could not run because the host lacks a tool: this, then the tool's name. */
-export const MISSING_TOOL_STATUS = "missing-tool:";
 /**
  * The exit code of the start command when ACTIVATION_DIR is not root's own (another user could point its lock,
  * holder or status files at any file root writes): nothing was started.
  */
 export const UNSAFE_STATE_DIR_EXIT = 70;
-/** What a state file may hold: the first this many bytes of its first line are read. */
-const STATE_LINE_BYTES = 4096;
 /** The activation's log is read as its last this many bytes (a service printing without end cannot fill memory). */
 export const LOG_TAIL_BYTES = 64 * 1024;
 
@@ -84,7 +81,7 @@ export interface ActivationScriptInput {
  * 6. writes `<id>.done` and releases the lock by exiting.
  */
 export function activationScript(input: ActivationScriptInput): string {
-  const state = `${ACTIVATION_DIR}/${input.id}`;
+  const f = (name: StateFileName) => stateFile(input.id, name);
   const q = shellQuote;
   const profile = setsProfile(input.action);
   const previous = input.action === "boot" ? `"$profile_system"` : `"\${current:-$profile_system}"`;
@@ -107,15 +104,15 @@ export function activationScript(input: ActivationScriptInput): string {
     `mkdir -p ${ACTIVATION_DIR}`,
     // who runs this activation (pid and start time, so a reused pid is not mistaken for it): written before the log,
     // so whoever sees the log can tell whether the script still runs
-    `echo "$$ $(cut -d' ' -f22 /proc/$$/stat)" >${state}.pid`,
-    `exec >${state}.log 2>&1 </dev/null`,
+    `echo "$$ $(cut -d' ' -f22 /proc/$$/stat)" >${f("pid")}`,
+    `exec >${f("log")} 2>&1 </dev/null`,
     // without flock the lock below would look held by someone else: say which tool is missing instead
-    `command -v flock >/dev/null 2>&1 || { echo "flock (util-linux) is missing"; echo ${MISSING_TOOL_STATUS}flock >${state}.status; touch ${state}.done; exit 0; }`,
+    `command -v flock >/dev/null 2>&1 || { echo "flock (util-linux) is missing"; echo ${STATUS_WORDS.missingTool}flock >${f("status")}; touch ${f("done")}; exit 0; }`,
     `exec 9>>${LOCK_FILE}`,
     "if ! flock -n 9; then",
-    `  { cat ${LOCK_HOLDER_FILE} 2>/dev/null || echo "another deployment"; } | head -n 1 >${state}.lock-wait`,
-    `  echo "waiting up to ${input.lockTimeoutSeconds} s for the deployment lock, held by $(cat ${state}.lock-wait)"`,
-    `  if ! flock -w ${input.lockTimeoutSeconds} 9; then echo locked >${state}.status; touch ${state}.done; exit 0; fi`,
+    `  { cat ${LOCK_HOLDER_FILE} 2>/dev/null || echo "another deployment"; } | head -n 1 >${f("lock-wait")}`,
+    `  echo "waiting up to ${input.lockTimeoutSeconds} s for the deployment lock, held by $(cat ${f("lock-wait")})"`,
+    `  if ! flock -w ${input.lockTimeoutSeconds} 9; then echo ${STATUS_WORDS.locked} >${f("status")}; touch ${f("done")}; exit 0; fi`,
     "fi",
     // The lock lives as long as everything an activation started: when the one before died (killed, its unit stopped)
     // while what it started (switch-to-configuration, in its process group) still runs, wait for that too.
@@ -123,9 +120,9 @@ export function activationScript(input: ActivationScriptInput): string {
     `prev_id=$(printf %s "$prev_holder" | sed -n 's/.*, activation \\([0-9a-f]*\\) since .*/\\1/p')`,
     `prev_pgid=$(printf %s "$prev_holder" | sed -n 's/.* pgid=\\([0-9]*\\)$/\\1/p')`,
     `if [ -n "$prev_id" ] && [ -n "$prev_pgid" ] && [ ! -e ${ACTIVATION_DIR}/$prev_id.done ] && kill -0 "-$prev_pgid" 2>/dev/null; then`,
-    `  printf '%s\\n' "$(printf %s "$prev_holder" | cut -c1-200): its activation script is gone, what it started still runs" >${state}.lock-wait`,
+    `  printf '%s\\n' "$(printf %s "$prev_holder" | cut -c1-200): its activation script is gone, what it started still runs" >${f("lock-wait")}`,
     `  echo "waiting up to ${input.lockTimeoutSeconds} s for what the activation before started to end ($prev_holder)"`,
-    `  i=0; while kill -0 "-$prev_pgid" 2>/dev/null; do if [ $i -ge ${input.lockTimeoutSeconds} ]; then echo locked >${state}.status; touch ${state}.done; exit 0; fi; sleep 1; i=$((i+1)); done`,
+    `  i=0; while kill -0 "-$prev_pgid" 2>/dev/null; do if [ $i -ge ${input.lockTimeoutSeconds} ]; then echo ${STATUS_WORDS.locked} >${f("status")}; touch ${f("done")}; exit 0; fi; sleep 1; i=$((i+1)); done`,
     "fi",
     // an activation whose script died is over now: the next inspection no longer reports it
     `[ -z "$prev_id" ] || [ -e ${ACTIVATION_DIR}/$prev_id.done ] || touch ${ACTIVATION_DIR}/$prev_id.done`,
@@ -136,45 +133,45 @@ export function activationScript(input: ActivationScriptInput): string {
     `  gen=$(readlink ${SYSTEM_PROFILE} 2>/dev/null | sed -n 's/^system-\\([0-9]*\\)-link$/\\1/p')`,
     "  current=; [ -e /run/current-system ] && current=$(readlink -f /run/current-system)",
     `  profile_system=; [ -e ${SYSTEM_PROFILE} ] && profile_system=$(readlink -f ${SYSTEM_PROFILE})`,
-    `  echo "profile=system-$gen-link current=$current profileSystem=$profile_system" >${state}.$1`,
+    `  echo "profile=system-$gen-link current=$current profileSystem=$profile_system" >"$1"`,
     "}",
-    "record started",
-    ...upToDateCheck(input, state),
+    `record ${f("started")}`,
+    ...upToDateCheck(input, f),
     `prev=${previous}`,
     "rollback() {",
-    `  if [ -z "$gen$prev" ]; then echo nothing >${state}.rolled-back; return; fi`,
+    `  if [ -z "$gen$prev" ]; then echo nothing >${f("rolled-back")}; return; fi`,
     `  echo "rolling back to \${prev:-generation $gen}"`,
     `  { ${rollbackSteps.join(" && ")}; } 9>&-`,
-    `  echo $? >${state}.rolled-back`,
+    `  echo $? >${f("rolled-back")}`,
     "}",
     `echo ${q(`${input.action} of ${input.toplevel}`)}`,
     // 9>&-: whatever activation starts (services, background jobs) must not inherit, and so hold, the lock
     `{ ${activate.join(" && ")}; } 9>&-`,
     "rc=$?",
     // what this activation made, recorded under the lock: a deployment waiting for it may change the host right after
-    `(record after)`,
+    `(record ${f("after")})`,
     // the window opens before the status says 0, so a deployer that reads the status finds the window to confirm in
     ...(confirms ? [
       // on the host's clock: the confirmation command refuses to confirm after it (see confirmCommand)
-      `[ $rc != 0 ] || { deadline=$(( $(date +%s) + ${input.confirmTimeoutSeconds} )); echo "$deadline ${input.toplevel}" >${state}.deadline; }`,
+      `[ $rc != 0 ] || { deadline=$(( $(date +%s) + ${input.confirmTimeoutSeconds} )); echo "$deadline ${input.toplevel}" >${f("deadline")}; }`,
     ] : []),
-    `echo $rc >${state}.status`,
+    `echo $rc >${f("status")}`,
   ];
   if (mayRollBack(input.action)) {
-    lines.push(`if [ $rc != 0 ]; then ${input.rollback ? "rollback" : `echo "left as it is (no rollback)"`}; touch ${state}.done; exit 0; fi`);
+    lines.push(`if [ $rc != 0 ]; then ${input.rollback ? "rollback" : `echo "left as it is (no rollback)"`}; touch ${f("done")}; exit 0; fi`);
   }
   const timeout = input.confirmTimeoutSeconds;
   if (confirms) {
     lines.push(
-      `while [ "$(date +%s)" -lt "$deadline" ] && [ ! -d ${state}.decided ]; do sleep 1; done`,
-      `if mkdir ${state}.decided 2>/dev/null; then echo "no confirmation within ${timeout} s: rolling back"; rollback; fi`,
+      `while [ "$(date +%s)" -lt "$deadline" ] && [ ! -d ${f("decided")} ]; do sleep 1; done`,
+      `if mkdir ${f("decided")} 2>/dev/null; then echo "no confirmation within ${timeout} s: rolling back"; rollback; fi`,
     );
   }
   if (input.keepGenerations !== undefined && mayPruneGenerations(input.action)) {
     // a rolled-back activation keeps everything: the generations it would prune are what the host fell back on
-    lines.push(`[ -e ${state}.rolled-back ] || { nix-env -p ${SYSTEM_PROFILE} --delete-generations +${input.keepGenerations}; } 9>&-`);
+    lines.push(`[ -e ${f("rolled-back")} ] || { nix-env -p ${SYSTEM_PROFILE} --delete-generations +${input.keepGenerations}; } 9>&-`);
   }
-  lines.push(`touch ${state}.done`);
+  lines.push(`touch ${f("done")}`);
   return lines.join("\n");
 }
 
@@ -182,12 +179,12 @@ export function activationScript(input: ActivationScriptInput): string {
  * Under the lock: a deployment that waited for another one may find the host already is what it would make it (two
  * pushes of one system at once). It then changes nothing, and says so in its status.
  */
-function upToDateCheck(input: ActivationScriptInput, state: string): string[] {
+function upToDateCheck(input: ActivationScriptInput, f: (name: StateFileName) => string): string[] {
   const requires = upToDateRequires(input.action);
   if (input.reactivate || requires === undefined) return [];
   const variable = { currentSystem: "$current", profileSystem: "$profile_system" } as const;
   const test = requires.map((what) => `[ "${variable[what]}" = ${shellQuote(input.toplevel)} ]`).join(" && ");
-  return [`if ${test}; then echo "already up to date: nothing to do"; echo up-to-date >${state}.status; touch ${state}.done; exit 0; fi`];
+  return [`if ${test}; then echo "already up to date: nothing to do"; echo ${STATUS_WORDS.upToDate} >${f("status")}; touch ${f("done")}; exit 0; fi`];
 }
 
 /**
@@ -207,96 +204,6 @@ export function startActivationCommand(id: string, script: string, context: Acti
     `exec ${[...runner, "sh", "-c", script].map(shellQuote).join(" ")}`,
   ].join("\n");
   return `${privileged(context, ["sh", "-c", guarded])} </dev/null >/dev/null`;
-}
-
-export type RecordedState = Pick<TargetSystem, "currentSystem" | "profileGeneration" | "profileSystem">;
-
-function recordedState(line: string | undefined): RecordedState | undefined {
-  if (line === undefined) return undefined;
-  const state = parseInspection(line);
-  return { currentSystem: state.currentSystem, profileGeneration: state.profileGeneration, profileSystem: state.profileSystem };
-}
-
-/** What an activation has got to, as its state files on the target tell. */
-export interface ActivationState {
-  /** The script ran (its log exists). */
-  readonly running: boolean;
-  /** The lock holder it waits for, while it waits. */
-  readonly waitingFor?: string;
-  /** The state it started from, read under the lock. */
-  readonly before?: RecordedState;
-  /** The state activation left (before any rollback), read under the lock. */
-  readonly after?: RecordedState;
-  /**
-   * switch-to-configuration's exit code, "locked" when the lock never came, or "up-to-date" when the host already was
-   * what the action would make it once the lock came.
-   */
-  readonly status?: string;
-  /** The rollback's exit code, or "nothing" when there was nothing to go back to. */
-  readonly rolledBack?: string;
-  /** The activation decided its confirmation (confirmed or rolling back). */
-  readonly decided: boolean;
-  /** The script finished and released the lock. */
-  readonly done: boolean;
-  /** The script itself still runs (it may be waiting, activating, or counting down to a rollback). */
-  readonly alive: boolean;
-  /** The host's boot when the state was read (BOOT_ID). */
-  readonly bootId?: string;
-  /** State files whose content no activation writes (left out above): the host's state cannot be told from them. */
-  readonly garbled: readonly string[];
-}
-
-const STATE_FILES = ["lock-wait", "started", "after", "status", "rolled-back"] as const;
-
-/** Prints one `name content` line per state file that exists. Read-only, so it is safe to repeat after a reconnect. */
-export function readStateCommand(id: string): string {
-  const state = `${ACTIVATION_DIR}/${id}`;
-  return [
-    `for f in ${STATE_FILES.join(" ")}; do [ -s ${state}.$f ] && echo "$f $(head -c ${STATE_LINE_BYTES} ${state}.$f | head -n 1)"; done`,
-    // alive before done: a script that exits right between the two reads has touched done first
-    `${scriptAliveTest(state)} && echo alive`,
-    `echo boot ${BOOT_ID}`,
-    `[ -e ${state}.log ] && echo running`,
-    `[ -d ${state}.decided ] && echo decided`,
-    `[ -e ${state}.done ] && echo done`,
-    "true",
-  ].join("; ");
-}
-
-/** What each state file may hold; anything else was not written by an activation script. */
-const STATE_VALUES: Record<(typeof STATE_FILES)[number], RegExp> = {
-  "lock-wait": /^[\x20-\x7e]{1,300}$/,
-  started: /^profile=\S* current=\S* profileSystem=\S*$/,
-  after: /^profile=\S* current=\S* profileSystem=\S*$/,
-  status: new RegExp(`^(\\d{1,3}|locked|up-to-date|${MISSING_TOOL_STATUS}[a-z-]{1,32})$`),
-  "rolled-back": /^(\d{1,3}|nothing)$/,
-};
-
-export function parseActivationState(output: string): ActivationState {
-  const values = new Map<string, string>();
-  const garbled: string[] = [];
-  for (const line of output.split("\n")) {
-    const space = line.indexOf(" ");
-    const name = space < 0 ? line.trim() : line.slice(0, space);
-    if (name === "") continue;
-    const value = space < 0 ? "" : line.slice(space + 1).trim();
-    const expected = STATE_VALUES[name as keyof typeof STATE_VALUES] as RegExp | undefined;
-    if (expected !== undefined && !expected.test(value)) garbled.push(name);
-    else values.set(name, value);
-  }
-  return {
-    running: values.has("running"),
-    waitingFor: values.get("lock-wait"),
-    before: recordedState(values.get("started")),
-    after: recordedState(values.get("after")),
-    status: values.get("status") || undefined,
-    rolledBack: values.get("rolled-back") || undefined,
-    decided: values.has("decided"),
-    done: values.has("done"),
-    alive: values.has("alive"),
-    bootId: parseBootId(values.get("boot")),
-    garbled,
-  };
 }
 
 export interface ActivationInput {
@@ -354,11 +261,12 @@ export const CONFIRM_SCRIPT_GONE = 5;
  * watches any more. `mkdir` is atomic: when the script decided first (to roll back), it fails.
  */
 export function confirmCommand(id: string, context: Pick<ActivationContext, "sudo">): string {
+  const f = (name: StateFileName) => stateFile(id, name);
   const state = `${ACTIVATION_DIR}/${id}`;
   const script = [
-    `d=$(cut -d' ' -f1 ${state}.deadline 2>/dev/null); [ -n "$d" ] && [ "$(date +%s)" -lt "$d" ] || exit ${CONFIRM_TOO_LATE}`,
+    `d=$(cut -d' ' -f1 ${f("deadline")} 2>/dev/null); [ -n "$d" ] && [ "$(date +%s)" -lt "$d" ] || exit ${CONFIRM_TOO_LATE}`,
     `${scriptAliveTest(state)} || exit ${CONFIRM_SCRIPT_GONE}`,
-    `mkdir ${state}.decided`,
+    `mkdir ${f("decided")}`,
   ].join("; ");
   return privileged(context, ["sh", "-c", script]);
 }
@@ -385,7 +293,7 @@ export function planActivation(input: ActivationInput): ActivationPlan {
     keepGenerations: input.keepGenerations,
     reactivate: input.reactivate,
   });
-  const state = `${ACTIVATION_DIR}/${input.id}`;
+  const f = (name: StateFileName) => stateFile(input.id, name);
   return {
     id: input.id,
     action: input.action,
@@ -395,8 +303,8 @@ export function planActivation(input: ActivationInput): ActivationPlan {
     lockTimeoutSeconds: input.lockTimeoutSeconds,
     start: startActivationCommand(input.id, script, context),
     readState: readStateCommand(input.id),
-    readLog: `tail -c ${LOG_TAIL_BYTES} ${state}.log`,
-    logFile: `${state}.log`,
+    readLog: `tail -c ${LOG_TAIL_BYTES} ${f("log")}`,
+    logFile: `${f("log")}`,
     ...(confirmed ? { confirm: { timeoutSeconds: timeout, command: confirmCommand(input.id, context) } } : {}),
   };
 }

@@ -1,14 +1,7 @@
 import { SAFE_DIR_FUNCTION } from "../../src/deploy/safe-dir";
 import { describe, expect, it } from "vitest";
-import {
-  activationScript,
-  parseActivationState,
-  planActivation,
-  readStateCommand,
-  setProfileCommand,
-  startActivationCommand,
-  switchCommand,
-} from "../../src/deploy/activation";
+import { activationScript, planActivation, setProfileCommand, startActivationCommand, switchCommand } from "../../src/deploy/activation";
+import { renderActivationState, type ActivationState, parseActivationState, readStateCommand } from "../../src/deploy/activation-state";
 import { parseGeneration, parseInspection } from "../../src/deploy/inspection";
 import { shellQuote } from "../../src/shell";
 
@@ -61,9 +54,9 @@ describe("the activation script", () => {
     "  gen=$(readlink /nix/var/nix/profiles/system 2>/dev/null | sed -n 's/^system-\\([0-9]*\\)-link$/\\1/p')",
     "  current=; [ -e /run/current-system ] && current=$(readlink -f /run/current-system)",
     "  profile_system=; [ -e /nix/var/nix/profiles/system ] && profile_system=$(readlink -f /nix/var/nix/profiles/system)",
-    `  echo "profile=system-$gen-link current=$current profileSystem=$profile_system" >/run/cdktf-nixos/abc.$1`,
+    `  echo "profile=system-$gen-link current=$current profileSystem=$profile_system" >"$1"`,
     "}",
-    "record started",
+    "record /run/cdktf-nixos/abc.started",
   ];
 
   it("locks, records the state it starts from, activates, rolls back on failure, and waits for the confirmation", () => {
@@ -86,7 +79,7 @@ describe("the activation script", () => {
       `echo 'switch of ${top}'`,
       `{ nix-env -p /nix/var/nix/profiles/system --set ${top} && ${env} NIXOS_INSTALL_BOOTLOADER=0 ${top}/bin/switch-to-configuration switch; } 9>&-`,
       "rc=$?",
-      "(record after)",
+      "(record /run/cdktf-nixos/abc.after)",
       // the window on the host's clock, recorded before the status says 0: a confirmation after it is refused
       `[ $rc != 0 ] || { deadline=$(( $(date +%s) + 30 )); echo "$deadline ${top}" >/run/cdktf-nixos/abc.deadline; }`,
       "echo $rc >/run/cdktf-nixos/abc.status",
@@ -135,7 +128,7 @@ describe("the activation script", () => {
     expect(dry.slice(-5)).toEqual([
       `{ ${env} NIXOS_INSTALL_BOOTLOADER=0 ${top}/bin/switch-to-configuration dry-activate; } 9>&-`,
       "rc=$?",
-      "(record after)",
+      "(record /run/cdktf-nixos/abc.after)",
       "echo $rc >/run/cdktf-nixos/abc.status",
       "touch /run/cdktf-nixos/abc.done",
     ]);
@@ -171,7 +164,7 @@ describe("activation state", () => {
       "lock-wait x\nstarted profile=system-4-link current=/nix/store/old profileSystem=/nix/store/old\n" +
         "after profile=system-5-link current=/nix/store/new profileSystem=/nix/store/new\nstatus 2\nrolled-back 0\nrunning\ndone\n",
     )).toEqual({
-      running: true, waitingFor: "x", status: "2", rolledBack: "0", decided: false, done: true, alive: false, bootId: undefined, garbled: [],
+      running: true, waitingFor: "x", status: { kind: "exited", code: 2 }, rolledBack: { kind: "exited", code: 0 }, decided: false, done: true, alive: false, bootId: undefined, garbled: [],
       before: { currentSystem: "/nix/store/old", profileGeneration: 4, profileSystem: "/nix/store/old" },
       after: { currentSystem: "/nix/store/new", profileGeneration: 5, profileSystem: "/nix/store/new" },
     });
@@ -182,7 +175,25 @@ describe("activation state", () => {
     expect(parseActivationState("status root:$6$x:19000::::::\nrolled-back -1\nlock-wait \x1b[2Jcleared\nrunning\n")).toMatchObject({
       status: undefined, rolledBack: undefined, waitingFor: undefined, running: true, garbled: ["status", "rolled-back", "lock-wait"],
     });
-    expect(parseActivationState("status missing-tool:flock\nrolled-back nothing\n").garbled).toEqual([]);
+    expect(parseActivationState("status missing-tool:flock\nrolled-back nothing\n")).toMatchObject({
+      garbled: [], status: { kind: "missing-tool", tool: "flock" }, rolledBack: { kind: "nothing" },
+    });
+  });
+
+  it("is written for the test fake by the same definition it is read by (renderActivationState round-trips)", () => {
+    const record = { currentSystem: "/nix/store/old", profileGeneration: 4, profileSystem: "/nix/store/old" };
+    const states: Array<Omit<ActivationState, "garbled">> = [
+      { running: false, decided: false, done: false, alive: false },
+      { running: true, waitingFor: "laptop pid 42, activation f00", decided: false, done: false, alive: true, bootId: "0b1c-42" },
+      { running: true, before: record, after: { ...record, profileGeneration: 5 }, status: { kind: "exited", code: 0 }, decided: true, done: false, alive: true },
+      { running: true, before: record, status: { kind: "exited", code: 3 }, rolledBack: { kind: "exited", code: 0 }, decided: false, done: true, alive: false },
+      { running: true, status: { kind: "locked" }, decided: false, done: true, alive: false },
+      { running: true, before: record, status: { kind: "up-to-date" }, decided: false, done: true, alive: false },
+      { running: true, status: { kind: "missing-tool", tool: "flock" }, rolledBack: { kind: "nothing" }, decided: false, done: true, alive: false },
+    ];
+    for (const state of states) {
+      expect(parseActivationState(renderActivationState(state))).toEqual({ after: undefined, before: undefined, bootId: undefined, ...state, garbled: [] });
+    }
   });
 });
 

@@ -2,6 +2,9 @@ import { arrivedCommand, type DeployDependencies } from "../../src/deploy/deploy
 import type { Host, RunOptions, RunResult } from "../../src/deploy/host";
 import type { TargetSystem } from "../../src/deploy/inspection";
 import { INSPECT_COMMAND } from "../../src/deploy/inspection";
+import { VirtualClock } from "./virtual-clock";
+import { confirmCommand, planActivation } from "../../src/deploy/activation";
+import { parseActivationState, readStateCommand, renderActivationState } from "../../src/deploy/activation-state";
 import { planCopy, type CopyPlan, type CopyReport } from "../../src/nix/serve/copy";
 import type { StoreSource } from "../../src/nix/store-source";
 import type { LocalSystem } from "../../src/nix/system";
@@ -86,17 +89,28 @@ export class FakeHost implements Host {
   }
 }
 
-/** The commands of the detached activation protocol, as root runs them (see activation.ts). */
-export const START = /^sh -c 'safe_dir\(\)[\s\S]*\nexec setsid -f sh -c /;
-export const READ_STATE = /^for f in lock-wait started after status rolled-back; /;
-export const READ_LOG = /^tail -c 65536 \/run\/cdktf-nixos\/[0-9a-f]+\.log$/;
-export const CONFIRM = /^sh -c 'd=\$\(cut [\s\S]*mkdir \/run\/cdktf-nixos\/[0-9a-f]+\.decided'$/;
+/** A protocol command as built for any activation id: its text with the id free. */
+function anyId(command: string, flags = ""): RegExp {
+  const escaped = command.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+  return new RegExp(`^${escaped.replaceAll("FAKEID", "[0-9a-f]+")}$`, flags);
+}
 
-/** What readState prints for an activation that got this far; `started` defaults to OLD on generation 4. */
+/** The commands of the detached activation protocol, as root runs them, from the builders themselves (activation.ts). */
+export const START = /^sh -c 'safe_dir\(\)[\s\S]*\nexec setsid -f sh -c /;
+export const READ_STATE = anyId(readStateCommand("FAKEID"));
+export const READ_LOG = anyId(planActivation({
+  before: { system: "x86_64-linux", nix: true, nixos: true, systemd: false }, toplevel: NEW, action: "switch", user: "root",
+  lockTimeoutSeconds: 1, holder: "test", id: "FAKEID",
+}).readLog);
+export const CONFIRM = anyId(confirmCommand("FAKEID", { sudo: false }));
+
+/** What readState prints for an activation that got this far (written by the protocol's own renderActivationState); `started` defaults to OLD on generation 4. */
 export function activationState(state: {
   lockWait?: string;
+  /** A recorded state line as the script writes it, or false for none yet. */
   started?: string | false;
   after?: string;
+  /** switch-to-configuration's exit code, or a status word. */
   status?: string;
   rolledBack?: string;
   decided?: boolean;
@@ -105,17 +119,22 @@ export function activationState(state: {
   alive?: boolean;
 } = {}): string {
   const started = state.started ?? `profile=system-4-link current=${OLD} profileSystem=${OLD}`;
-  return [
-    ...(state.lockWait !== undefined ? [`lock-wait ${state.lockWait}`] : []),
+  // the values as the script writes them, read by the protocol's own parser, so the fake cannot hold what no host does
+  const written = parseActivationState([
     ...(started !== false ? [`started ${started}`] : []),
     ...(state.after !== undefined ? [`after ${state.after}`] : []),
     ...(state.status !== undefined ? [`status ${state.status}`] : []),
     ...(state.rolledBack !== undefined ? [`rolled-back ${state.rolledBack}`] : []),
-    ...(state.alive ?? !state.done ? ["alive"] : []),
-    "running",
-    ...(state.decided ? ["decided"] : []),
-    ...(state.done ? ["done"] : []),
-  ].join("\n");
+  ].join("\n"));
+  if (written.garbled.length > 0) throw new Error(`no activation writes ${written.garbled.join(", ")} like that`);
+  return renderActivationState({
+    ...written,
+    waitingFor: state.lockWait,
+    running: true,
+    alive: state.alive ?? !state.done,
+    decided: state.decided === true,
+    done: state.done === true,
+  });
 }
 
 /** Answers successive state reads with these states; the last one repeats. */
@@ -167,6 +186,8 @@ export function fakeDependencies(host: FakeHost, overrides: Partial<DeployDepend
         calls.push(`connect ${target.user ?? "root"}@${target.host}`);
         return host;
       },
+      // every deadline and poll on virtual time: no test waits for one
+      clock: new VirtualClock(),
       ...overrides,
     },
   };
