@@ -1,9 +1,9 @@
+import { stripAnsi } from "../nix/nix-errors";
 import { UserInputError } from "../errors";
 import { spawn } from "node:child_process";
 import { accessSync, constants, existsSync, readFileSync, realpathSync, statSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { join, relative, resolve as resolvePath } from "node:path";
-import { stripVTControlCharacters } from "node:util";
 import { MANIFEST_FILE, MANIFEST_VERSION, type DeploymentManifest } from "../spec/manifest";
 import { changedSource } from "../spec/synthesis";
 import type { TerraformShowState } from "./inventory";
@@ -42,7 +42,7 @@ const NOISE = /^\s*([\u2800-\u28ff]\s|at\s|node:internal|triggerUncaughtExceptio
  */
 export function synthError(output: string): string {
   // cdktf's colours and cursor movement
-  const text = stripVTControlCharacters(output).replace(/\r/g, "\n");
+  const text = stripAnsi(output).replace(/\r/g, "\n");
   const block = /Command output on stderr:\n([\s\S]*)/.exec(text)?.[1] ?? text;
   const seen = new Set<string>();
   const lines = block.split("\n").filter((line) => {

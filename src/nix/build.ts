@@ -1,3 +1,4 @@
+import { nixError } from "./nix-errors";
 import { spawn } from "node:child_process";
 import { readFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
@@ -212,7 +213,7 @@ export function runNix(program: string, args: readonly string[], phase: "evaluat
       }
       const ErrorType = phase === "evaluate" ? EvaluateError : BuildError;
       const clean = redact(stderr);
-      const reason = clean.split("\n").find((l) => l.startsWith("error:"))?.replace(/^error:\s*/, "") ?? `exit code ${code}`;
+      const reason = nixError(clean).reason ?? `exit code ${code}`;
       reject(new ErrorType(`${program} failed: ${reason}`, { command: render(program, args), stderr: clean, exitCode: code ?? undefined, hint: buildHint(clean) }));
     });
   });

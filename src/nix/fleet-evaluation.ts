@@ -1,3 +1,4 @@
+import { nixError } from "./nix-errors";
 import { buildHint } from "./build";
 import { execFileSync } from "node:child_process";
 import { EvaluateError } from "../errors";
@@ -81,7 +82,7 @@ export function evaluateFleet(members: readonly FleetMember[], options: FleetEva
       });
     } catch (err) {
       const stderr = redact(String((err as { stderr?: string }).stderr ?? ""));
-      const { reason, location } = firstNixError(stderr);
+      const { reason, location } = nixError(stderr);
       const file = location?.replace(/:\d+:\d+$/, "");
       // the member whose configuration Nix points at, or names in its message (a type error names the defining file)
       const culprits = group.filter((m) => m.configuration !== undefined && (m.configuration === file || (reason ?? "").includes(m.configuration)));
@@ -99,12 +100,3 @@ export function evaluateFleet(members: readonly FleetMember[], options: FleetEva
   return results;
 }
 
-/** Nix's first `error:` line and the first `at FILE:LINE:COLUMN:` after it. */
-function firstNixError(stderr: string): { reason?: string; location?: string } {
-  const lines = stderr.split("\n");
-  const index = lines.findIndex((l) => l.startsWith("error:"));
-  if (index < 0) return {};
-  const reason = lines[index].replace(/^error:\s*/, "");
-  const at = lines.slice(index + 1).map((l) => /^\s+at (\/.+:\d+:\d+):$/.exec(l)).find((m) => m !== null);
-  return { reason, location: at?.[1] };
-}

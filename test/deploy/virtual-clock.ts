@@ -16,7 +16,7 @@ export class VirtualClock implements Clock {
   }
 
   timer(ms: number): { readonly elapsed: Promise<void>; cancel(): void } {
-    const entry = { due: this.time + Math.max(ms, 0), seq: this.seq++, fire: () => undefined };
+    const entry: { due: number; seq: number; fire: () => void } = { due: this.time + Math.max(ms, 0), seq: this.seq++, fire: () => undefined };
     const elapsed = new Promise<void>((resolve) => {
       entry.fire = resolve;
     });

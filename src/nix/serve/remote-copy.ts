@@ -1,3 +1,4 @@
+import { isNixErrorLine } from "../nix-errors";
 import { randomBytes } from "node:crypto";
 import { PassThrough } from "node:stream";
 import { splitLines, type RemoteProcess, type RemoteShell } from "../remote-shell";
@@ -218,7 +219,7 @@ async function copySpooled(
     }
     // Nix colours "error:" when it thinks stderr is a terminal
     // eslint-disable-next-line no-control-regex
-    if (/^(\x1b\[[0-9;]*m)*error:/.test(line)) stream?.importerFailed();
+    if (isNixErrorLine(line)) stream?.importerFailed();
     nixErrors.write(`${line}\n`);
   }, () => nixErrors.end());
   const channel: ServeChannel = {

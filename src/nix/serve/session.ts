@@ -1,3 +1,4 @@
+import { nixError } from "../nix-errors";
 import type { Readable, Writable } from "node:stream";
 import type { NarSink, PathInfo } from "../store-source";
 import { waitForDrain, type DrainWait } from "./drain";
@@ -301,7 +302,7 @@ export class ServeSession {
       // stderr may still be arriving after stdout closed
       await new Promise((resolve) => setImmediate(resolve));
       // null: the channel closed without an exit status, i.e. the connection itself was lost
-      const message = lastErrorLine(this.stderr) ?? (exitCode === null
+      const message = nixError(this.stderr, "last").reason ?? (exitCode === null
         ? "the connection to the target was lost"
         : `the server exited${exitCode === undefined ? "" : ` with code ${exitCode}`}`);
       return new ServeError(`${doing} failed: ${message}`, this.channel.command, this.stderr, exitCode);
@@ -311,11 +312,3 @@ export class ServeSession {
   }
 }
 
-/** Nix prints "error: ..." lines; the last one is the reason. */
-function lastErrorLine(stderr: string): string | undefined {
-  // Nix colours "error:" when it thinks stderr is a terminal.
-  // eslint-disable-next-line no-control-regex
-  const lines = stderr.split("\n").map((l) => l.replace(/\x1b\[[0-9;]*m/g, "").trim()).filter((l) => l !== "");
-  const errors = lines.filter((l) => l.startsWith("error:"));
-  return (errors.at(-1) ?? lines.at(-1))?.replace(/^error:\s*/, "");
-}
