@@ -33,17 +33,33 @@ export function setProfileCommand(toplevel: string): string {
   return ["nix-env", "-p", SYSTEM_PROFILE, "--set", toplevel].map(shellQuote).join(" ");
 }
 
-/** Runs switch-to-configuration with a clean environment, as root (the activation script's own user). */
-export function switchCommand(toplevel: string, action: Action, context: Pick<ActivationContext, "installBootloader">): string {
+/**
+ * Runs switch-to-configuration of `system` (a store path, or a shell word such as `"$prev"`) with a clean
+ * environment, as root (the activation script's own user): the one form of it, for activating and for rolling back.
+ */
+export function switchCommand(system: string, action: Action, context: Pick<ActivationContext, "installBootloader">): string {
   const bootloader = context.installBootloader ? "1" : "0";
-  return ["env", "-i", "PATH=/run/current-system/sw/bin:/usr/bin:/bin", `NIXOS_INSTALL_BOOTLOADER=${bootloader}`,
-    `${toplevel}/bin/switch-to-configuration`, action].map(shellQuote).join(" ");
+  const program = system.startsWith('"$') ? `"${system.slice(1, -1)}/bin/switch-to-configuration"` : shellQuote(`${system}/bin/switch-to-configuration`);
+  return [...["env", "-i", "PATH=/run/current-system/sw/bin:/usr/bin:/bin", `NIXOS_INSTALL_BOOTLOADER=${bootloader}`].map(shellQuote), program, shellQuote(action)].join(" ");
 }
 
-/** The system a failed activation goes back to: the boot default for boot, the running system otherwise. */
+/**
+ * What the host is compared with and goes back to, in order of preference: for boot the boot default; otherwise the
+ * running system, else the boot default (a host with no /run/current-system). One definition for the dry run's
+ * comparison, the report's rollback target and the script's `prev`.
+ */
+export function previousSystemSources(action: Action): ReadonlyArray<"currentSystem" | "profileSystem"> {
+  return action === "boot" ? ["profileSystem"] : ["currentSystem", "profileSystem"];
+}
+
+/** The system the host ran before, as `previousSystemSources` picks it. */
+export function previousSystemOf(action: Action, state: Pick<TargetSystem, "currentSystem" | "profileSystem">): string | undefined {
+  return previousSystemSources(action).map((source) => state[source]).find((system) => system !== undefined);
+}
+
+/** The system a failed activation goes back to; none for dry-activate, which changes nothing. */
 export function rollbackTarget(action: Action, before: Pick<TargetSystem, "currentSystem" | "profileSystem">): string | undefined {
-  if (!mayRollBack(action)) return undefined;
-  return action === "boot" ? before.profileSystem : before.currentSystem ?? before.profileSystem;
+  return mayRollBack(action) ? previousSystemOf(action, before) : undefined;
 }
 
 export interface ActivationScriptInput {
@@ -84,7 +100,10 @@ export function activationScript(input: ActivationScriptInput): string {
   const f = (name: StateFileName) => stateFile(input.id, name);
   const q = shellQuote;
   const profile = setsProfile(input.action);
-  const previous = input.action === "boot" ? `"$profile_system"` : `"\${current:-$profile_system}"`;
+  // previousSystemSources, as the script's variables (recorded under the lock)
+  const variables = { currentSystem: "current", profileSystem: "profile_system" } as const;
+  const sources = previousSystemSources(input.action).map((source) => variables[source]);
+  const previous = sources.length === 1 ? `"$${sources[0]}"` : `"\${${sources.join(":-$")}}"`;
   // The profile goes back to a generation of the system that runs again (the newest, if several), never to the
   // generation the profile pointed at: after a reboot mid-activation that one may never have run. A system in no
   // generation gets a new one.
@@ -93,7 +112,7 @@ export function activationScript(input: ActivationScriptInput): string {
       'rgen=; for l in ' + SYSTEM_PROFILE + '-*-link; do n=${l#' + SYSTEM_PROFILE + '-}; n=${n%-link}; ' +
       '[ "$(readlink -f "$l")" = "$prev" ] && { [ -z "$rgen" ] || [ "$n" -gt "$rgen" ]; } && rgen=$n; done; ' +
       `if [ -n "$rgen" ]; then nix-env -p ${SYSTEM_PROFILE} --switch-generation "$rgen"; else nix-env -p ${SYSTEM_PROFILE} --set "$prev"; fi; fi; }`] : []),
-    `{ [ -z "$prev" ] || env -i PATH=/run/current-system/sw/bin:/usr/bin:/bin NIXOS_INSTALL_BOOTLOADER=${input.installBootloader ? "1" : "0"} "$prev/bin/switch-to-configuration" ${input.action}; }`,
+    `{ [ -z "$prev" ] || ${switchCommand('"$prev"', input.action, input)}; }`,
   ];
   const activate = [...(profile ? [setProfileCommand(input.toplevel)] : []), switchCommand(input.toplevel, input.action, input)];
   const confirms = input.confirmTimeoutSeconds !== undefined && input.confirmTimeoutSeconds > 0 && mayConfirm(input.action);

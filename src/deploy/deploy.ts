@@ -1,3 +1,4 @@
+import { previousSystemOf } from "./activation";
 import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
 import { DeployError, InspectError, KeysError } from "../errors";
@@ -179,7 +180,7 @@ export async function previewDeploy(local: LocalSystem, request: BuiltDeployRequ
   const host = await connectTo(request, deps, emit);
   try {
     const before = await inspectFor(host, local, request, emit);
-    const previousSystem = action === "boot" ? before.profileSystem : before.currentSystem ?? before.profileSystem;
+    const previousSystem = previousSystemOf(action, before);
     // --reactivate activates a host that already runs the system: a dry run says it would
     const upToDate = request.reactivate !== true && isUpToDate(action, before, local.outPath);
     const roots = copyRoots(local, request);
