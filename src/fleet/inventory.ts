@@ -52,6 +52,15 @@ export function isExpression(value: unknown): boolean {
   return JSON.stringify(value ?? null).includes("${");
 }
 
+/**
+ * Whether Terraform applied a value: null (unknown, or not in the state) is none. For a module argument an empty
+ * string is a value (a variable may be ""); for the deployment's own fields (`target`, `instance_id`, `region`) it is
+ * none, as NixosDeployment writes "" for a field it does not have. The one reading for push, vm and test.
+ */
+export function isApplied(value: unknown, field: "module-argument" | "deployment-field"): boolean {
+  return value !== undefined && value !== null && (field === "module-argument" || value !== "");
+}
+
 /** The short name of a deployment: its construct path below the stack, without NixosInstance's "Deployment". */
 export function hostName(stack: string, id: string): string {
   const parts = id.split("/");
@@ -87,17 +96,17 @@ export function resolveInventory(manifest: DeploymentManifest, state: TerraformS
       return { ...base, applied: { created: false, reason: "not created — run cdktf deploy" } };
     }
     const missing: string[] = [];
-    const fromState = <T>(value: T, stateValue: unknown, what: string): T => {
+    const fromState = <T>(value: T, stateValue: unknown, what: string, field: Parameters<typeof isApplied>[1]): T => {
       if (!isExpression(value)) return value;
-      if (stateValue === undefined || stateValue === null || stateValue === "") missing.push(what);
+      if (!isApplied(stateValue, field)) missing.push(what);
       return stateValue as T;
     };
     const host = isExpression(spec.host) ? (input.target ?? "").replace(/^[^@]*@/, "") : spec.host;
     if (host === "") missing.push("host");
     const moduleArgs = Object.fromEntries(Object.entries(spec.nixosArgs).map(([key, value]) =>
-      [key, fromState(value, input.nixos_args?.[key], `nixosArgs.${key}`)]));
-    const instanceId = spec.instanceId === undefined ? undefined : fromState(spec.instanceId, input.instance_id, "instanceId");
-    const region = spec.region === undefined ? undefined : fromState(spec.region, input.region, "region") || undefined;
+      [key, fromState(value, input.nixos_args?.[key], `nixosArgs.${key}`, "module-argument")]));
+    const instanceId = spec.instanceId === undefined ? undefined : fromState(spec.instanceId, input.instance_id, "instanceId", "deployment-field");
+    const region = spec.region === undefined ? undefined : fromState(spec.region, input.region, "region", "deployment-field") || undefined;
     if (missing.length > 0) {
       return { ...base, applied: { created: false, reason: `${missing.join(", ")} not applied yet — run cdktf deploy` } };
     }

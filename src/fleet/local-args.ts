@@ -2,7 +2,7 @@ import { UserInputError } from "../errors";
 import { tooDeep } from "../nix/system";
 import type { DeploymentSpec } from "../spec/manifest";
 import { redactor, type Redact } from "../redact";
-import { isExpression, type DeploymentInput } from "./inventory";
+import { isApplied, isExpression, type DeploymentInput } from "./inventory";
 
 /**
  * Module arguments for building a stack's host on this machine (`vm`, `test`) rather than deploying it: the values
@@ -89,7 +89,7 @@ export function resolveLocalArgs(host: LocalHost, overrides: Readonly<Record<str
       continue;
     }
     const applied = host.input?.nixos_args?.[name];
-    if (applied !== undefined && applied !== null) {
+    if (isApplied(applied, "module-argument")) {
       args[name] = applied;
       origins[name] = "state";
       continue;

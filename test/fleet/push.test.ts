@@ -7,7 +7,7 @@ import { KeySpecError } from "../../src/spec/key-spec";
 import { INSPECT_COMMAND } from "../../src/deploy/inspection";
 import type { DeploymentManifest, DeploymentSpec } from "../../src/spec/manifest";
 import { ConnectError, EXIT_CODES, worstExitCode } from "../../src/errors";
-import { resolveInventory, type FleetHost } from "../../src/fleet/inventory";
+import { isApplied, resolveInventory, type FleetHost } from "../../src/fleet/inventory";
 import { planPush, push, withKeys, type PushDependencies, type PushEvent, type PushSettings } from "../../src/fleet/push";
 import type { FleetBuildMember } from "../../src/nix/fleet-build";
 import { FakeHost, NEW, OLD, READ_LOG, READ_STATE, activationState, healthyHost, inspection } from "../deploy/fake-host";
@@ -50,6 +50,15 @@ describe("resolveInventory", () => {
     expect(hosts[0].tags).toEqual({ role: "web" });
     expect(hosts[1].applied).toEqual({ created: false, reason: "nixosArgs.newValue not applied yet — run cdktf deploy" });
     expect(hosts[2].applied).toEqual({ created: false, reason: "not created — run cdktf deploy" });
+  });
+
+  it("reads an applied empty string as a module argument's value (as vm and test do), and as no instance id", () => {
+    const hosts = resolveInventory(manifest, { values: { root_module: { resources: [
+      applied("web1", { target: "root@198.51.100.1", nixos_args: { appAddress: "10.0.0.5", greeting: "" }, instance_id: "", region: "eu-central-1" }),
+    ] } } });
+    expect(hosts[0].applied).toEqual({ created: false, reason: "instanceId not applied yet — run cdktf deploy" });
+    expect(isApplied("", "module-argument")).toBe(true);
+    expect([isApplied("", "deployment-field"), isApplied(null, "module-argument"), isApplied(undefined, "module-argument")]).toEqual([false, false, false]);
   });
 
   it("reads an empty state (nothing applied) as nothing created", () => {
