@@ -18,7 +18,7 @@ import { regionProblem } from "../aws/regions";
 import { checkProps, deploymentProps, jsonValueProblem } from "./prop-types";
 import { evaluateFleet, type EvaluatedSystem, type FleetMember } from "../nix/fleet-evaluation";
 import { redactor } from "../redact";
-import { parseFlakeRef, reservedModuleArgsProblem } from "../nix/system";
+import { absoluteFlakeRef, parseFlakeRef, reservedModuleArgsProblem } from "../nix/system";
 import { withPlaceholders } from "./placeholders";
 
 /** What switch-to-configuration does, in nixos-rebuild's words. */
@@ -232,7 +232,7 @@ export class NixosDeployment extends Construct {
     }
     const configuration = props.configuration === undefined ? undefined : resolve(props.configuration);
     const nixPath = Object.fromEntries(Object.entries(props.nixPath ?? {}).map(([name, path]) => [name, resolvePathEntry(path)]));
-    const flake = props.flake === undefined ? undefined : resolveFlake(props.flake);
+    const flake = props.flake === undefined ? undefined : absoluteFlakeRef(props.flake);
     const args = props.nixosArgs ?? {};
     const stack = TerraformStack.of(this);
     const fleet = StackDeployments.of(stack);
@@ -534,8 +534,3 @@ function resolvePathEntry(path: string): string {
   return /^[a-z]+:/.test(path) ? path : resolve(path);
 }
 
-/** A relative flake becomes `path:/abs#name`: builtins.getFlake at synth needs an absolute reference. */
-function resolveFlake(flake: string): string {
-  const { ref, name } = parseFlakeRef(flake)!;
-  return /^[a-z]+:/.test(ref) ? flake : `path:${resolve(ref)}#${name}`;
-}

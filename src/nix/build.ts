@@ -6,9 +6,10 @@ import { BuildError, EvaluateError } from "../errors";
 import { NO_REDACTION, type Redact } from "../redact";
 import { shellQuote } from "../shell";
 import {
+  absoluteFlakeRef,
   configurationSystemExpression,
+  flakeSystemExpression,
   moduleArgsExpression,
-  nixAttrName,
   parseFlakeRef,
   type LocalSystem,
   type SystemSource,
@@ -54,12 +55,9 @@ export function instantiateCommand(source: SystemSource, options: NixOptions): E
       };
     }
     case "flake": {
-      const flake = parseFlakeRef(source.ref);
-      if (flake === undefined) throw new EvaluateError(`flake '${source.ref}' is not REF#NAME`);
-      return {
-        program: "nix",
-        args: [...FLAKES, "eval", "--raw", `${flake.ref}#nixosConfigurations.${nixAttrName(flake.name)}.config.system.build.toplevel.drvPath`, ...extra],
-      };
+      if (parseFlakeRef(source.ref) === undefined) throw new EvaluateError(`flake '${source.ref}' is not REF#NAME`);
+      // the expression of the synth-time evaluation and of push's build, so all three mean the same system
+      return { program: "nix-instantiate", args: [...FLAKES, ...extra, "-"], stdin: flakeSystemExpression(absoluteFlakeRef(source.ref)) };
     }
     case "toplevel":
       throw new EvaluateError("a ready toplevel needs no evaluation");

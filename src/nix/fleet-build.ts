@@ -1,20 +1,11 @@
 import { BuildError, EvaluateError } from "../errors";
 import type { Redact } from "../redact";
 import { render, runNix } from "./build";
-import { groupArgs, groupByNixPath } from "./fleet-evaluation";
-import { configurationSystemExpression, flakeSystemExpression, moduleArgsExpression, nixAttrName, type LocalSystem } from "./system";
+import { fleetExpression, groupArgs, groupByNixPath, type FleetMember, type FleetSystem } from "./fleet-evaluation";
+import { type LocalSystem } from "./system";
 
-/** One host's system, for the evaluation and build of a whole fleet. */
-export interface FleetBuildMember {
-  /** Unique within the fleet; names the result. */
-  readonly name: string;
-  /** Absolute path of configuration.nix (with `nixPath`), or undefined for a flake. */
-  readonly configuration?: string;
-  readonly nixPath: Readonly<Record<string, string>>;
-  /** `path:/abs#name` for a flake configuration. */
-  readonly flake?: string;
-  /** The real module arguments; they reach Nix in the expression on its stdin, never the command line or a file. */
-  readonly moduleArgs: Readonly<Record<string, unknown>>;
+/** One host's system, for the evaluation and build of a whole fleet: a member of the synth's evaluation, with its real module arguments. */
+export interface FleetBuildMember extends FleetMember {
   /** Only instantiate: the host builds it (a system of another architecture). */
   readonly buildOnTarget: boolean;
 }
@@ -24,20 +15,6 @@ export type FleetBuildResult =
   | { readonly ok: true; readonly system: LocalSystem & { readonly drvPath: string } }
   | { readonly ok: false; readonly error: EvaluateError | BuildError };
 
-/**
- * The evaluation of one group (same NIX_PATH): an attribute set name → { drv, out, system }. It holds the module
- * arguments, so it goes to Nix on stdin.
- */
-export function fleetBuildExpression(members: readonly FleetBuildMember[]): string {
-  const entries = members.map((member) => {
-    const args = `args.${nixAttrName(member.name)}`;
-    const toplevel = member.flake !== undefined ? flakeSystemExpression(member.flake) : configurationSystemExpression(member.configuration!, args);
-    // not `outPath`: builtins.toJSON turns a set with an outPath into that string
-    return `  ${nixAttrName(member.name)} = let t = ${toplevel}; in { drv = t.drvPath; out = t.outPath; inherit (t) system; };`;
-  });
-  const args = moduleArgsExpression(Object.fromEntries(members.map((m) => [m.name, m.moduleArgs])));
-  return `let args = ${args}; in {\n${entries.join("\n")}\n}`;
-}
 
 export interface FleetBuildOptions {
   /** Extra arguments for every Nix command, e.g. ["--show-trace"]. */
@@ -64,9 +41,9 @@ export async function buildFleet(members: readonly FleetBuildMember[], options: 
   const evaluate = async (group: readonly FleetBuildMember[]): Promise<void> => {
     // --read-write-mode: evaluating drvPath writes the derivations, which the build (here or on a host) needs
     const args = ["--eval", "--strict", "--json", "--read-write-mode", ...groupArgs(group), ...extra, "-"];
-    let evaluated: Record<string, { drv: string; out: string; system: string }>;
+    let evaluated: Record<string, FleetSystem>;
     try {
-      evaluated = JSON.parse(await runNix("nix-instantiate", args, "evaluate", { stdin: fleetBuildExpression(group), redact: options.redact })) as typeof evaluated;
+      evaluated = JSON.parse(await runNix("nix-instantiate", args, "evaluate", { stdin: fleetExpression(group), redact: options.redact })) as typeof evaluated;
     } catch (err) {
       if (!(err instanceof EvaluateError)) throw err;
       if (group.length > 1) {

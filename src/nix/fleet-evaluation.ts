@@ -3,7 +3,7 @@ import { buildHint } from "./build";
 import { execFileSync } from "node:child_process";
 import { EvaluateError } from "../errors";
 import { NO_REDACTION, type Redact } from "../redact";
-import { configurationSystemExpression, flakeSystemExpression, moduleArgsExpression, nixAttrName, nixString } from "./system";
+import { configurationSystemExpression, flakeSystemExpression, moduleArgsExpression, nixAttrName } from "./system";
 
 /** One system to evaluate at synth. */
 export interface FleetMember {
@@ -25,18 +25,27 @@ export interface EvaluatedSystem {
 }
 
 /**
- * The Nix expression that evaluates several systems at once, as an attribute set name → { drvPath, system }. It holds
- * the module arguments, so it goes to Nix on stdin, never on a command line.
+ * The Nix expression that evaluates several systems at once, as an attribute set name → { drv, out, system }: the one
+ * expression of a fleet, for the synth-time evaluation (Terraform's trigger) and push's build (what is deployed). It
+ * holds the module arguments, so it goes to Nix on stdin, never on a command line.
  */
 export function fleetExpression(members: readonly FleetMember[]): string {
   const entries = members.map((member) => {
     const toplevel = member.flake !== undefined
       ? flakeSystemExpression(member.flake)
       : configurationSystemExpression(member.configuration as string, `args.${nixAttrName(member.name)}`);
-    return `  ${nixString(member.name)} = let t = ${toplevel}; in { drvPath = t.drvPath; system = t.system; };`;
+    // not `outPath`: builtins.toJSON turns a set with an outPath into that string
+    return `  ${nixAttrName(member.name)} = let t = ${toplevel}; in { drv = t.drvPath; out = t.outPath; inherit (t) system; };`;
   });
   const args = moduleArgsExpression(Object.fromEntries(members.map((m) => [m.name, m.moduleArgs])));
   return `let args = ${args}; in {\n${entries.join("\n")}\n}`;
+}
+
+/** What fleetExpression gives for each member. */
+export interface FleetSystem {
+  readonly drv: string;
+  readonly out: string;
+  readonly system: string;
 }
 
 /** Members that share a NIX_PATH, so one Nix process can evaluate them together (usually one group per stack). */
@@ -95,7 +104,7 @@ export function evaluateFleet(members: readonly FleetMember[], options: FleetEva
         hint: notInstalled ? "is Nix installed and nix-instantiate on PATH?" : buildHint(stderr),
       });
     }
-    for (const [name, value] of Object.entries(JSON.parse(stdout) as Record<string, EvaluatedSystem>)) results.set(name, value);
+    for (const [name, value] of Object.entries(JSON.parse(stdout) as Record<string, FleetSystem>)) results.set(name, { drvPath: value.drv, system: value.system });
   }
   return results;
 }

@@ -1,3 +1,5 @@
+import { resolve } from "node:path";
+
 /** Where the NixOS system to deploy comes from. A closed union: the CLI accepts exactly one. */
 export type SystemSource =
   | { readonly kind: "toplevel"; readonly path: string }
@@ -52,7 +54,20 @@ function nixosAttribute(configuration: string, moduleArgs: string, attribute: "s
     `_module.args = ${moduleArgs}; }; }).${attribute}`;
 }
 
-/** The toplevel of a flake's nixosConfigurations.NAME. */
+/**
+ * A flake reference builtins.getFlake takes: a relative one (`./infra#web`, `.#web`) becomes `path:/abs/infra#web`,
+ * from `cwd`; one with a scheme (`path:`, `git+file:`, `github:`) stays as it is.
+ */
+export function absoluteFlakeRef(flake: string, cwd: string = process.cwd()): string {
+  const parsed = parseFlakeRef(flake);
+  if (parsed === undefined) throw new Error(`flake '${flake}' is not REF#NAME`);
+  return /^[a-z+]+:/.test(parsed.ref) ? flake : `path:${resolve(cwd, parsed.ref)}#${parsed.name}`;
+}
+
+/**
+ * The toplevel of a flake's nixosConfigurations.NAME (`flake` absolute: absoluteFlakeRef). The one expression the
+ * synth-time evaluation, push's build and `deploy --flake` use.
+ */
 export function flakeSystemExpression(flake: string): string {
   return `${flakeConfigurationExpression(flake)}.config.system.build.toplevel`;
 }
