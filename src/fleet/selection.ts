@@ -1,4 +1,5 @@
 import { UserInputError } from "../errors";
+import { globRegExp } from "../glob";
 
 /** What selection reads of a host: its name and its tags (a fleet host, or a stack's host for vm/test). */
 export interface SelectableHost {
@@ -12,10 +13,7 @@ export interface SelectableHost {
  */
 export class SelectionError extends UserInputError {}
 
-function glob(pattern: string): RegExp {
-  const body = pattern.replace(/[.+^${}()|[\]\\]/g, "\\$&").replace(/\*/g, ".*").replace(/\?/g, ".");
-  return new RegExp(`^${body}$`);
-}
+const glob = (pattern: string) => globRegExp(pattern);
 
 function matches(selector: string, host: SelectableHost): boolean {
   if (!selector.startsWith("@")) return glob(selector).test(host.name);

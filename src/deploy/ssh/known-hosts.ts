@@ -1,3 +1,4 @@
+import { globRegExp } from "../../glob";
 import { createHash, createHmac, randomBytes } from "node:crypto";
 import { appendFile, mkdir, readFile, rename, writeFile } from "node:fs/promises";
 import { statSync } from "node:fs";
@@ -90,12 +91,7 @@ export function hostFieldMatches(field: string, name: string): boolean {
 }
 
 function globMatches(pattern: string, name: string): boolean {
-  const regex = pattern
-    .toLowerCase()
-    .replace(/[.+^${}()|[\]\\]/g, "\\$&")
-    .replace(/\*/g, ".*")
-    .replace(/\?/g, ".");
-  return new RegExp(`^${regex}$`).test(name);
+  return globRegExp(pattern, { ignoreCase: true }).test(name);
 }
 
 /** The key type named inside an SSH public key blob (its first string). */
