@@ -7,6 +7,8 @@ ignoreClosedPipes(process.stdout, process.stderr);
 // The only place that turns an outcome into the process's exit code.
 main(process.argv).then((code) => {
   process.exitCode = code;
+  // interrupted: what the hosts were left in has been said; the work it stopped may still hold connections
+  if (code > 128) process.exit(code);
   // The outcome has been reported: a signal now (Terraform stopping, a late Ctrl-C) must not turn it into another.
   for (const signal of ["SIGINT", "SIGTERM"] as const) process.on(signal, () => undefined);
   // Everything has been reported: nothing left behind (a socket draining towards a host that stopped answering)

@@ -9,11 +9,11 @@ import { registerForgetHostKeysCommand } from "./commands/forget-host-keys";
 import { registerTestCommand } from "./commands/test";
 import { registerVmCommand } from "./commands/vm";
 import { ForegroundExit } from "./foreground";
+import { Interrupted } from "./interruptible";
 import { PushFailed, registerPushCommand, type PushDependencyFactory } from "./commands/push";
 import { buildFleet } from "../nix/fleet-build";
 import type { Output } from "./progress";
 import { refuseRepeatedOptions } from "./repeated-options";
-import { removeStaleArgsDirs } from "./stale-args";
 
 export { EXIT_CODES };
 
@@ -82,16 +82,14 @@ export interface CliEnvironment {
 /** Runs the CLI and resolves to the exit code; failures are printed, never thrown. */
 export async function main(argv: string[], environment: CliEnvironment = { output: processOutput }): Promise<number> {
   const output = environment.output;
-  // what killed runs of earlier versions left in /tmp: module arguments in plain text
-  await removeStaleArgsDirs();
   const program = buildProgram(output, environment.dependencies, environment.pushDependencies);
   try {
     await program.parseAsync(argv);
     return EXIT_CODES.ok;
   } catch (err) {
     if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : EXIT_CODES.usage;
-    // the push report already said what failed on which host
-    if (err instanceof PushFailed) return err.exitCode;
+    // the push report already said what failed on which host; an interruption said what the hosts were left in
+    if (err instanceof PushFailed || err instanceof Interrupted) return err.exitCode;
     // the VM or test driver had the terminal and said what happened; its code is ours
     if (err instanceof ForegroundExit) {
       output.stderr.write(`cdktf-nixos: ${err.message}\n`);

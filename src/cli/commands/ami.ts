@@ -1,3 +1,4 @@
+import { secondsFlag } from "../../spec/flags";
 import { Command } from "commander";
 import { endpointProblem } from "../../aws/endpoint";
 import { DEFAULT_NIXOS_RELEASE, parseArchitecture, validateRelease } from "../../aws/nixos-ami-names";
@@ -24,8 +25,7 @@ export function registerAmiCommand(program: Command, output: Output): void {
       }
       const badEndpoint = flags.endpoint === undefined ? undefined : endpointProblem(flags.endpoint);
       if (badEndpoint !== undefined) throw new UsageError(`--endpoint ${badEndpoint}`);
-      const timeout = Number(flags.timeout);
-      if (!(Number.isFinite(timeout) && timeout > 0)) throw new UsageError(`--timeout '${flags.timeout}' is not a number of seconds above 0`);
+      const timeout = secondsFlag("--timeout", flags.timeout, { above0: true });
       // loaded here: the AWS SDK takes a fifth of a second, which no other command should pay
       const { findLatestNixosAmi } = await import("../../aws/ami-lookup.js");
       const ami = await findLatestNixosAmi({
