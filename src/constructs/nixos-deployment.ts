@@ -1,3 +1,4 @@
+import { ValidationError } from "./validation-error";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { Annotations, DataResource, DefaultTokenResolver, Lazy, StringConcat, TerraformStack, Token, Tokenization } from "cdktf";
@@ -216,7 +217,7 @@ export class NixosDeployment extends Construct {
   constructor(scope: Construct, id: string, props: NixosDeploymentProps) {
     super(scope, id);
     const path = this.node.path;
-    validateDeploymentProps(path, props);
+    validateDeploymentProps(this, props);
     const port = props.port ?? DEFAULT_SETTINGS.port;
     if (props.instanceId === undefined && props.acceptNewHostKey !== true) {
       Annotations.of(this).addInfo("no instanceId: the host key must already be in the known_hosts file");
@@ -451,9 +452,10 @@ function providerEc2Endpoint(stack: TerraformStack): string | undefined {
 }
 
 /** Everything wrong with a deployment's props that can be seen at synth; values Terraform knows only later pass. */
-function validateDeploymentProps(path: string, props: NixosDeploymentProps): void {
+function validateDeploymentProps(scope: NixosDeployment, props: NixosDeploymentProps): void {
+  const path = scope.node.path;
   const fail = (message: string) => {
-    throw new Error(`${path}: ${message}`);
+    throw new ValidationError(message, scope);
   };
   if (props === undefined || props === null) fail("props are required: host, and configuration or flake");
   checkProps(`${path} (NixosDeployment)`, deploymentProps, props);

@@ -1,3 +1,4 @@
+import { ValidationError } from "./validation-error";
 import { DataAwsAmi } from "@cdktf/provider-aws/lib/data-aws-ami";
 import { Construct } from "constructs";
 import { checkProps, describeValue, latestImageProps } from "./prop-types";
@@ -51,18 +52,22 @@ export abstract class NixosImage {
   static latest(props: LatestNixosImageProps = {}): INixosImage {
     checkProps("NixosImage.latest", latestImageProps, props ?? {});
     const release = props.release ?? DEFAULT_NIXOS_RELEASE;
-    validateRelease(release);
+    try {
+      validateRelease(release);
+    } catch (err) {
+      throw new ValidationError((err as Error).message, "NixosImage.latest");
+    }
     return new LatestNixosImage(release, props.architecture ?? NixosArchitecture.X86_64, props.owner ?? NIXOS_AMI_OWNER);
   }
 
   /** A pinned AMI, e.g. one you built with nixos-generators or copied into your account. */
   static fromAmiId(amiId: string, architecture?: NixosArchitecture): INixosImage {
-    if (typeof amiId !== "string") throw new Error(`NixosImage.fromAmiId: the AMI ID must be a string, got ${describeValue(amiId)}`);
+    if (typeof amiId !== "string") throw new ValidationError(`the AMI ID must be a string, got ${describeValue(amiId)}`, "NixosImage.fromAmiId");
     if (architecture !== undefined && !Object.values(NixosArchitecture).includes(architecture)) {
-      throw new Error(`NixosImage.fromAmiId: architecture must be one of ${Object.values(NixosArchitecture).map((a) => `"${a}"`).join(", ")}, got ${describeValue(architecture)}`);
+      throw new ValidationError(`architecture must be one of ${Object.values(NixosArchitecture).map((a) => `"${a}"`).join(", ")}, got ${describeValue(architecture)}`, "NixosImage.fromAmiId");
     }
     if (!/^ami-[0-9a-f]{8,17}$/.test(amiId) && !amiId.includes("${")) {
-      throw new Error(`"${amiId}" is not an AMI ID (ami- followed by 8 or 17 hex digits)`);
+      throw new ValidationError(`"${amiId}" is not an AMI ID (ami- followed by 8 or 17 hex digits)`, "NixosImage.fromAmiId");
     }
     return { bind: () => ({ imageId: amiId, architecture }) };
   }

@@ -1,3 +1,4 @@
+import { ValidationError } from "./validation-error";
 import { Instance } from "@cdktf/provider-aws/lib/instance";
 import { Annotations, Token } from "cdktf";
 import { Construct } from "constructs";
@@ -94,7 +95,7 @@ export class NixosInstance extends Construct {
     super(scope, id);
     const path = this.node.path;
     const fail = (message: string): never => {
-      throw new Error(`${path}: ${message}`);
+      throw new ValidationError(message, this);
     };
     checkProps(`${path} (NixosInstance)`, instanceProps, props ?? {});
     this.instanceType = props.instanceType ?? DEFAULT_INSTANCE_TYPE;

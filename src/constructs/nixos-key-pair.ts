@@ -1,3 +1,4 @@
+import { ValidationError } from "./validation-error";
 import { execFileSync } from "node:child_process";
 import { existsSync, mkdirSync, statSync } from "node:fs";
 import { dirname } from "node:path";
@@ -39,7 +40,7 @@ export class NixosKeyPair extends Construct implements IKeyPair {
   /** From public key text, e.g. the contents of ~/.ssh/id_ed25519.pub. */
   static fromPublicKey(scope: Construct, id: string, publicKey: string, props: NixosKeyPairProps = {}): NixosKeyPair {
     const where = `${childPath(scope, id)} (NixosKeyPair.fromPublicKey)`;
-    if (typeof publicKey !== "string") throw new Error(`${where}: publicKey must be a string (a line such as "ssh-ed25519 AAAA... comment"), got ${describeValue(publicKey)}`);
+    if (typeof publicKey !== "string") throw new ValidationError(`publicKey must be a string (a line such as "ssh-ed25519 AAAA... comment"), got ${describeValue(publicKey)}`, where);
     checkProps(where, keyPairProps, props ?? {});
     return new NixosKeyPair(scope, id, publicKey, undefined, props ?? {});
   }
@@ -47,18 +48,19 @@ export class NixosKeyPair extends Construct implements IKeyPair {
   /** From a public key file, read at synth time (`~` is expanded). */
   static fromPublicKeyFile(scope: Construct, id: string, path: string, props: NixosKeyPairProps = {}): NixosKeyPair {
     const where = `${childPath(scope, id)} (NixosKeyPair.fromPublicKeyFile)`;
-    if (typeof path !== "string" || path === "") throw new Error(`${where}: path must be the public key file (e.g. "~/.ssh/id_ed25519.pub"), got ${describeValue(path)}`);
+    if (typeof path !== "string" || path === "") throw new ValidationError(`path must be the public key file (e.g. "~/.ssh/id_ed25519.pub"), got ${describeValue(path)}`, where);
     checkProps(where, keyPairProps, props ?? {});
     const file = keyFilePath(path);
-    const text = readPublicKeyFile(file, (why) => new Error(`${where}: cannot read public key file "${path}": ${why}`));
+    const text = readPublicKeyFile(file, (why) => new ValidationError(`cannot read public key file "${path}": ${why}`, where));
     return new NixosKeyPair(scope, id, text, undefined, props ?? {});
   }
 
-  /** A key pair that already exists in the account and region. */
-  static fromKeyPairName(keyName: string): IKeyPair {
-    if (typeof keyName !== "string") throw new Error(`NixosKeyPair.fromKeyPairName: the key pair name must be a string, got ${describeValue(keyName)}`);
-    if (keyName.trim() === "") throw new Error("NixosKeyPair.fromKeyPairName: the key pair name is empty");
-    return { keyName };
+  /** A key pair that already exists in the account and region (aws-cdk's `fromXxx(scope, id, …)`). */
+  static fromKeyPairName(scope: Construct, id: string, keyName: string): IKeyPair {
+    const where = `${childPath(scope, id)} (NixosKeyPair.fromKeyPairName)`;
+    if (typeof keyName !== "string") throw new ValidationError(`the key pair name must be a string, got ${describeValue(keyName)}`, where);
+    if (keyName.trim() === "") throw new ValidationError("the key pair name is empty", where);
+    return new ImportedKeyPair(scope, id, keyName);
   }
 
   /**
@@ -66,38 +68,38 @@ export class NixosKeyPair extends Construct implements IKeyPair {
    * `privateKeyFile`. Only the public key reaches Terraform.
    */
   static generate(scope: Construct, id: string, props: GenerateKeyPairProps): NixosKeyPair {
-    const where = childPath(scope, id);
-    if (props === undefined || props === null) throw new Error(`${where} (NixosKeyPair.generate): props are required: privateKeyFile`);
-    checkProps(`${where} (NixosKeyPair.generate)`, generateKeyPairProps, props);
+    const where = `${childPath(scope, id)} (NixosKeyPair.generate)`;
+    if (props === undefined || props === null) throw new ValidationError("props are required: privateKeyFile", where);
+    checkProps(where, generateKeyPairProps, props);
     const file = keyFilePath(props.privateKeyFile);
     const kernel = ["/proc", "/sys", "/dev"].find((root) => file === root || file.startsWith(`${root}/`));
-    if (kernel !== undefined) throw new Error(`${where}: privateKeyFile ${file} is in ${kernel}, where no file can be created; choose a privateKeyFile in a directory you can write`);
+    if (kernel !== undefined) throw new ValidationError(`privateKeyFile ${file} is in ${kernel}, where no file can be created; choose a privateKeyFile in a directory you can write`, where);
     if (!existsSync(file)) {
-      makeDirectories(dirname(file), (why) => new Error(`${where}: cannot create the directory ${dirname(file)} for the generated private key (${why}); ` +
-        "choose a privateKeyFile in a directory you can write"));
+      makeDirectories(dirname(file), (why) => new ValidationError(`cannot create the directory ${dirname(file)} for the generated private key (${why}); ` +
+        "choose a privateKeyFile in a directory you can write", where));
       try {
         execFileSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", `cdktf-nixos ${id}`, "-f", file], { stdio: ["ignore", "ignore", "pipe"], timeout: 30_000 });
       } catch (err) {
         const stderr = String((err as { stderr?: Buffer }).stderr ?? "").trim();
-        throw new Error(`${where}: ssh-keygen could not write the private key ${file}: ${stderr || (err as Error).message}; ` +
-          "choose a privateKeyFile in a directory you can write");
+        throw new ValidationError(`ssh-keygen could not write the private key ${file}: ${stderr || (err as Error).message}; ` +
+          "choose a privateKeyFile in a directory you can write", where);
       }
     }
     const problem = privateKeyFileProblem(file);
     if (problem !== undefined) {
-      throw new Error(`${where}: privateKeyFile ${file} ${problem}${/does not exist|readable by others/.test(problem) ? "" : "; it is never overwritten: move it away, or choose another privateKeyFile"}`);
+      throw new ValidationError(`privateKeyFile ${file} ${problem}${/does not exist|readable by others/.test(problem) ? "" : "; it is never overwritten: move it away, or choose another privateKeyFile"}`, where);
     }
     const publicFile = `${file}.pub`;
     let publicKey: string;
     if (existsSync(publicFile)) {
-      publicKey = readPublicKeyFile(publicFile, (why) => new Error(`${where}: cannot read ${publicFile}: ${why}`));
+      publicKey = readPublicKeyFile(publicFile, (why) => new ValidationError(`cannot read ${publicFile}: ${why}`, where));
     } else {
       try {
         publicKey = execFileSync("ssh-keygen", ["-y", "-f", file], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"], timeout: 30_000 });
       } catch (err) {
         const stderr = String((err as { stderr?: string }).stderr ?? "").trim();
-        throw new Error(`${where}: ssh-keygen cannot read the private key ${file} (${stderr || (err as Error).message}): ` +
-          "a passphrase-protected key cannot be used here; give the public key beside it as " + `${publicFile}, or choose another privateKeyFile`);
+        throw new ValidationError(`ssh-keygen cannot read the private key ${file} (${stderr || (err as Error).message}): ` +
+          "a passphrase-protected key cannot be used here; give the public key beside it as " + `${publicFile}, or choose another privateKeyFile`, where);
       }
     }
     return new NixosKeyPair(scope, id, publicKey, file, props);
@@ -112,9 +114,10 @@ export class NixosKeyPair extends Construct implements IKeyPair {
     super(scope, id);
     const key = publicKey.trim();
     if (!PUBLIC_KEY.test(key) || key.includes("\n")) {
-      throw new Error(
-        `${id}: not one OpenSSH public key line ("ssh-ed25519 AAAA... comment"): "${key.slice(0, 40)}${key.length > 40 ? "..." : ""}"` +
+      throw new ValidationError(
+        `not one OpenSSH public key line ("ssh-ed25519 AAAA... comment"): "${key.slice(0, 40)}${key.length > 40 ? "..." : ""}"` +
           (key.includes("PRIVATE KEY") ? " - that is a private key; pass the .pub file" : ""),
+        this,
       );
     }
     this.publicKey = key;
@@ -126,6 +129,13 @@ export class NixosKeyPair extends Construct implements IKeyPair {
       tags: props.tags,
     });
     this.keyName = this.keyPair.keyName;
+  }
+}
+
+/** A key pair of the account, by name: nothing is created for it. */
+class ImportedKeyPair extends Construct implements IKeyPair {
+  constructor(scope: Construct, id: string, readonly keyName: string) {
+    super(scope, id);
   }
 }
 

@@ -1,3 +1,4 @@
+import { ValidationError } from "./validation-error";
 import { SecurityGroup, type SecurityGroupIngress } from "@cdktf/provider-aws/lib/security-group";
 import { Annotations } from "cdktf";
 import { Construct } from "constructs";
@@ -63,10 +64,10 @@ export class NixosSecurityGroup extends Construct {
     for (const rule of props.ingress ?? []) {
       const protocol = rule.protocol ?? NixosProtocol.TCP;
       const key = `${protocol}/${rule.port}`;
-      if (seen.has(key)) throw new Error(`${path}: ingress ${key} is given twice; put every CIDR block of that port into one rule`);
+      if (seen.has(key)) throw new ValidationError(`ingress ${key} is given twice; put every CIDR block of that port into one rule`, this);
       seen.add(key);
       validatePort(rule.port, `${path}: ingress port`);
-      if (rule.cidrs.length === 0) throw new Error(`${path}: ingress ${protocol}/${rule.port}: cidrs is empty; say who may connect`);
+      if (rule.cidrs.length === 0) throw new ValidationError(`ingress ${protocol}/${rule.port}: cidrs is empty; say who may connect`, this);
       rules.push(ingressRule(rule.port, protocol, rule.cidrs, rule.description ?? `${protocol}/${rule.port}`, `${path}: ingress cidrs`));
     }
     this.securityGroup = new SecurityGroup(this, "Resource", {

@@ -1,3 +1,4 @@
+import { ValidationError } from "./validation-error";
 import { z } from "zod";
 import { MAX_VALUE_DEPTH } from "../nix/system";
 
@@ -167,7 +168,7 @@ export function checkProps(where: string, schema: z.ZodType, props: unknown, pre
         return `${name} must be ${issue.message}, got ${got}`;
     }
   });
-  throw new Error(`${where}: ${problems.join("; ")}`);
+  throw new ValidationError(problems.join("; "), where);
 }
 
 /**

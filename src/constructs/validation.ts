@@ -1,3 +1,4 @@
+import { ValidationError } from "./validation-error";
 import { isIPv4, isIPv6 } from "node:net";
 import { Token } from "cdktf";
 import { isPort } from "../spec/target";
@@ -15,13 +16,13 @@ export function validateCidr(cidr: string, what: string): "ipv4" | "ipv6" | "tok
       const hostBits = (1n << (width - BigInt(bits))) - 1n;
       if ((value & hostBits) !== 0n) {
         // EC2 refuses such a block only when the rule is created, after the instance exists
-        throw new Error(`${what}: "${cidr}" has host bits set; the block is "${format(kind, value & ~hostBits)}/${bits}" ` +
-          `(or "${address}/${width}" for that one address)`);
+        throw new ValidationError(`"${cidr}" has host bits set; the block is "${format(kind, value & ~hostBits)}/${bits}" ` +
+          `(or "${address}/${width}" for that one address)`, what);
       }
       return kind;
     }
   }
-  throw new Error(`${what}: "${cidr}" is not a CIDR block (e.g. "203.0.113.0/24" or "2001:db8::/32")`);
+  throw new ValidationError(`"${cidr}" is not a CIDR block (e.g. "203.0.113.0/24" or "2001:db8::/32")`, what);
 }
 
 function ipv4Value(address: string): bigint {
@@ -61,6 +62,6 @@ function format(kind: "ipv4" | "ipv6", value: bigint): string {
 
 export function validatePort(port: number, what: string): void {
   if (!isPort(port)) {
-    throw new Error(`${what}: ${port} is not a port number (1-65535)`);
+    throw new ValidationError(`${port} is not a port number (1-65535)`, what);
   }
 }

@@ -14,18 +14,18 @@ describe("NixosDeployment validation at synth", () => {
   const base: NixosDeploymentProps = { host: "10.0.0.5", configuration };
 
   it.each<[Partial<NixosDeploymentProps> & Record<string, unknown>, string]>([
-    [{ host: "" }, "fleet/web: host is empty; give the instance's address (e.g. instance.publicIp)"],
-    [{ host: "h:22" }, 'fleet/web: host "h:22" includes a port; give the address alone and the port as `port`'],
-    [{ host: "root@h" }, 'fleet/web: host "root@h" is not a host name or IP address (the user goes in `user`)'],
-    [{ connectTimeoutSeconds: -5 }, "fleet/web: connectTimeoutSeconds -5 is not a number of seconds (0 or more)"],
-    [{ action: "reboot" as NixosAction }, 'fleet/web: action "reboot" is not one of switch, boot, test, dry-activate'],
-    [{ sshPrivateKeyFile: "/nonexistent/id_ed25519" }, 'fleet/web: sshPrivateKeyFile "/nonexistent/id_ed25519" does not exist; leave it out to log in through ssh-agent'],
-    [{ nixosArgs: { config: {}, pkgs: 1 } }, 'fleet/web: nixosArgs "config", "pkgs" would replace the module system\'s own arguments; rename them (e.g. appConfig)'],
-    [{ nixosArgs: { a: 1 }, sensitiveArgs: ["b"] }, 'fleet/web: sensitiveArgs "b" are not nixosArgs'],
-    [{ keys: [{ name: "db", file: "x", uploadAt: "never" as KeyUploadAt }] }, 'fleet/web: key "db": uploadAt "never" is not one of before-activation, after-activation'],
-    [{ keys: [{ name: "db" }] }, 'fleet/web: key "db": give exactly one of file and command'],
-    [{ port: 0 }, "fleet/web: port 0 is not a port number (1-65535)"],
-    [{ keepGenerations: 0 }, "fleet/web: keepGenerations 0 is not a whole number of at least 1 (the new generation always stays)"],
+    [{ host: "" }, "fleet/web (NixosDeployment): host is empty; give the instance's address (e.g. instance.publicIp)"],
+    [{ host: "h:22" }, 'fleet/web (NixosDeployment): host "h:22" includes a port; give the address alone and the port as `port`'],
+    [{ host: "root@h" }, 'fleet/web (NixosDeployment): host "root@h" is not a host name or IP address (the user goes in `user`)'],
+    [{ connectTimeoutSeconds: -5 }, "fleet/web (NixosDeployment): connectTimeoutSeconds -5 is not a number of seconds (0 or more)"],
+    [{ action: "reboot" as NixosAction }, 'fleet/web (NixosDeployment): action "reboot" is not one of switch, boot, test, dry-activate'],
+    [{ sshPrivateKeyFile: "/nonexistent/id_ed25519" }, 'fleet/web (NixosDeployment): sshPrivateKeyFile "/nonexistent/id_ed25519" does not exist; leave it out to log in through ssh-agent'],
+    [{ nixosArgs: { config: {}, pkgs: 1 } }, 'fleet/web (NixosDeployment): nixosArgs "config", "pkgs" would replace the module system\'s own arguments; rename them (e.g. appConfig)'],
+    [{ nixosArgs: { a: 1 }, sensitiveArgs: ["b"] }, 'fleet/web (NixosDeployment): sensitiveArgs "b" are not nixosArgs'],
+    [{ keys: [{ name: "db", file: "x", uploadAt: "never" as KeyUploadAt }] }, 'fleet/web (NixosDeployment): key "db": uploadAt "never" is not one of before-activation, after-activation'],
+    [{ keys: [{ name: "db" }] }, 'fleet/web (NixosDeployment): key "db": give exactly one of file and command'],
+    [{ port: 0 }, "fleet/web (NixosDeployment): port 0 is not a port number (1-65535)"],
+    [{ keepGenerations: 0 }, "fleet/web (NixosDeployment): keepGenerations 0 is not a whole number of at least 1 (the new generation always stays)"],
   ])("%j", (props, message) => {
     const stack = new TerraformStack(Testing.app(), "fleet");
     expect(() => new NixosDeployment(stack, "web", { ...base, ...props })).toThrow(message);

@@ -19,7 +19,7 @@ function synth(build: (stack: TerraformStack) => void): string {
 
 describe("NixosInstance", () => {
   it("defaults: latest 25.05 x86_64 image, t3.micro, 20 GiB encrypted gp3, IMDSv2, its own security group", () => {
-    const out = synth((stack) => new NixosInstance(stack, "web", { keyPair: NixosKeyPair.fromKeyPairName("ops") }));
+    const out = synth((stack) => new NixosInstance(stack, "web", { keyPair: NixosKeyPair.fromKeyPairName(stack, "Ops", "ops") }));
     expect(out).toHaveDataSourceWithProperties(DataAwsAmi, {
       owners: ["427812963091"],
       most_recent: true,
@@ -64,7 +64,7 @@ describe("NixosInstance", () => {
     expect(architectureOfInstanceType("a1.medium")).toBe(NixosArchitecture.AARCH64);
     expect(architectureOfInstanceType("g5.xlarge")).toBe(NixosArchitecture.X86_64);
     expect(architectureOfInstanceType("m7i.large")).toBe(NixosArchitecture.X86_64);
-    const out = synth((stack) => new NixosInstance(stack, "db", { instanceType: "m7g.large", keyPair: NixosKeyPair.fromKeyPairName("ops") }));
+    const out = synth((stack) => new NixosInstance(stack, "db", { instanceType: "m7g.large", keyPair: NixosKeyPair.fromKeyPairName(stack, "Ops", "ops") }));
     expect(out).toHaveDataSourceWithProperties(DataAwsAmi, {
       filter: [
         { name: "name", values: ["nixos/25.05.*-aarch64-linux"] },
@@ -77,7 +77,7 @@ describe("NixosInstance", () => {
   it("passes network placement, user data, tags and existing security groups through", () => {
     const out = synth((stack) => new NixosInstance(stack, "app", {
       image: NixosImage.fromAmiId("ami-0123456789abcdef0"),
-      keyPair: NixosKeyPair.fromKeyPairName("ops"),
+      keyPair: NixosKeyPair.fromKeyPairName(stack, "Ops", "ops"),
       securityGroupIds: ["sg-0123"],
       subnetId: "subnet-1",
       associatePublicIpAddress: false,
@@ -106,7 +106,7 @@ describe("NixosInstance", () => {
     [{ sshAllowedCidrs: ["10.0.0.0/33"] }, `sshAllowedCidrs: "10.0.0.0/33" is not a CIDR block (e.g. "203.0.113.0/24" or "2001:db8::/32")`],
     [{ instanceType: "t4g.small", image: NixosImage.fromAmiId("ami-0123456789abcdef0", NixosArchitecture.X86_64) }, `image is x86_64 but instanceType "t4g.small" is aarch64`],
   ])("rejects %o", (props, message) => {
-    expect(() => synth((stack) => new NixosInstance(stack, "bad", { keyPair: NixosKeyPair.fromKeyPairName("ops"), ...props }))).toThrow(message);
+    expect(() => synth((stack) => new NixosInstance(stack, "bad", { keyPair: NixosKeyPair.fromKeyPairName(stack, "Ops", "ops"), ...props }))).toThrow(message);
   });
 
   it("rejects what is not an AMI ID", () => {

@@ -31,18 +31,20 @@ describe("NixosKeyPair", () => {
     onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
     writeFileSync(join(dir, "keys"), "a file, not a directory");
     expect(() => NixosKeyPair.generate(stack(), "fleet", { privateKeyFile: join(dir, "keys", "fleet") })).toThrow(
-      `test/fleet: cannot create the directory ${join(dir, "keys")} for the generated private key (a part of the path is a file); ` +
+      `test/fleet (NixosKeyPair.generate): cannot create the directory ${join(dir, "keys")} for the generated private key (a part of the path is a file); ` +
         "choose a privateKeyFile in a directory you can write",
     );
   });
 
   it("names an existing key pair without creating one", () => {
-    expect(NixosKeyPair.fromKeyPairName("ops").keyName).toBe("ops");
-    expect(() => NixosKeyPair.fromKeyPairName(" ")).toThrow("fromKeyPairName: the key pair name is empty");
+    const stack = new TerraformStack(Testing.app(), "t");
+    expect(NixosKeyPair.fromKeyPairName(stack, "Ops", "ops").keyName).toBe("ops");
+    expect(() => NixosKeyPair.fromKeyPairName(stack, "Blank", " ")).toThrow("t/Blank (NixosKeyPair.fromKeyPairName): the key pair name is empty");
+    expect(Testing.synth(stack)).not.toContain("aws_key_pair");
   });
 
   it("refuses what is not one public key line, and says when it is a private key", () => {
-    expect(() => NixosKeyPair.fromPublicKey(stack(), "x", "hello")).toThrow(`x: not one OpenSSH public key line ("ssh-ed25519 AAAA... comment"): "hello"`);
+    expect(() => NixosKeyPair.fromPublicKey(stack(), "x", "hello")).toThrow(`test/x (NixosKeyPair): not one OpenSSH public key line ("ssh-ed25519 AAAA... comment"): "hello"`);
     expect(() => NixosKeyPair.fromPublicKey(stack(), "x", "-----BEGIN OPENSSH PRIVATE KEY-----\nabc")).toThrow("that is a private key; pass the .pub file");
     expect(() => NixosKeyPair.fromPublicKeyFile(stack(), "x", "/nonexistent/id.pub")).toThrow(`cannot read public key file "/nonexistent/id.pub"`);
   });

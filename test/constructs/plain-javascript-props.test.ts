@@ -23,7 +23,7 @@ describe("construct props from plain JavaScript: one message naming construct an
   const KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIB0Gk5m5ZpVz8c3fY4Ok7Rr8m0Yq0k7d0p2n6Qv5m4c3 ops@laptop";
   const stack = () => new TerraformStack(Testing.app(), "t");
   const deployment = { host: "10.0.0.5", configuration };
-  const instance = { keyPair: NixosKeyPair.fromKeyPairName("ops") };
+  const instance = { keyPair: { keyName: "ops" } };
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
   type Loose = any;
 
@@ -31,7 +31,7 @@ describe("construct props from plain JavaScript: one message naming construct an
     ["C01 rootVolumeSize as a string", (s) => new NixosInstance(s, "web", { ...instance, rootVolumeSize: "50" as Loose }),
       't/web (NixosInstance): rootVolumeSize must be a number, got the string "50"'],
     ["C02 rootVolumeSize 0 names the construct", (s) => new NixosInstance(s, "web", { ...instance, rootVolumeSize: 0 }),
-      "t/web: rootVolumeSize 0 is out of range: a whole number of GiB from 1 to 16384 (gp3)"],
+      "t/web (NixosInstance): rootVolumeSize 0 is out of range: a whole number of GiB from 1 to 16384 (gp3)"],
     ["C09 release as a number", (s) => new NixosInstance(s, "web", { ...instance, release: 25.05 as Loose }),
       "t/web (NixosInstance): release must be a string, got the number 25.05"],
     ["C12 sshAllowedCidrs as one string", (s) => new NixosInstance(s, "web", { ...instance, sshAllowedCidrs: "10.0.0.0/8" as Loose }),
@@ -51,9 +51,9 @@ describe("construct props from plain JavaScript: one message naming construct an
     ["C25 nixosArgs as a string", (s) => new NixosDeployment(s, "d", { ...deployment, nixosArgs: "x" as Loose }),
       't/d (NixosDeployment): nixosArgs must be a map (an object of names to values), got the string "x"'],
     ["C28 a Date in nixosArgs", (s) => new NixosDeployment(s, "d", { ...deployment, nixosArgs: { when: new Date(0) } }),
-      "t/d: nixosArgs.when is a Date, which is not a JSON value (give a string, number, true/false, list or map)"],
+      "t/d (NixosDeployment): nixosArgs.when is a Date, which is not a JSON value (give a string, number, true/false, list or map)"],
     ["C30 NaN in nixosArgs", (s) => new NixosDeployment(s, "d", { ...deployment, nixosArgs: { peers: [1, NaN] } }),
-      "t/d: nixosArgs.peers[1] is NaN, which JSON cannot carry (it would become null)"],
+      "t/d (NixosDeployment): nixosArgs.peers[1] is NaN, which JSON cannot carry (it would become null)"],
     ["C35 sensitiveArgs as a string", (s) => new NixosDeployment(s, "d", { ...deployment, nixosArgs: { a: 1 }, sensitiveArgs: "a" as Loose }),
       't/d (NixosDeployment): sensitiveArgs must be a list, got the string "a"'],
     ["C37 keys as one object", (s) => new NixosDeployment(s, "d", { ...deployment, keys: { name: "k", file: "x" } as Loose }),
@@ -65,45 +65,45 @@ describe("construct props from plain JavaScript: one message naming construct an
     ["C53 port as a string", (s) => new NixosDeployment(s, "d", { ...deployment, port: "22" as Loose }),
       't/d (NixosDeployment): port must be a number, got the string "22"'],
     ["C55 an empty user", (s) => new NixosDeployment(s, "d", { ...deployment, user: "" }),
-      't/d: user "" is not a user name (letters, digits, _ . -; the host goes in `host`)'],
+      't/d (NixosDeployment): user "" is not a user name (letters, digits, _ . -; the host goes in `host`)'],
     ["C56 a user with the host in it", (s) => new NixosDeployment(s, "d", { ...deployment, user: "root@x" }),
-      't/d: user "root@x" is not a user name (letters, digits, _ . -; the host goes in `host`)'],
+      't/d (NixosDeployment): user "root@x" is not a user name (letters, digits, _ . -; the host goes in `host`)'],
     ["C57 a user with shell metacharacters", (s) => new NixosDeployment(s, "d", { ...deployment, user: "deploy; rm -rf /" }),
-      't/d: user "deploy; rm -rf /" is not a user name (letters, digits, _ . -; the host goes in `host`)'],
+      't/d (NixosDeployment): user "deploy; rm -rf /" is not a user name (letters, digits, _ . -; the host goes in `host`)'],
     ["C60 an IPv6 host with a port", (s) => new NixosDeployment(s, "d", { ...deployment, host: "[2001:db8::1]:22" }),
-      't/d: host "[2001:db8::1]:22" includes a port; give the address alone and the port as `port`'],
+      't/d (NixosDeployment): host "[2001:db8::1]:22" includes a port; give the address alone and the port as `port`'],
     ["an IPv6 host in brackets", (s) => new NixosDeployment(s, "d", { ...deployment, host: "[2001:db8::1]" }),
-      't/d: host "[2001:db8::1]": give an IPv6 address without brackets ("2001:db8::1")'],
+      't/d (NixosDeployment): host "[2001:db8::1]": give an IPv6 address without brackets ("2001:db8::1")'],
     ["C62 host as a number", (s) => new NixosDeployment(s, "d", { ...deployment, host: 42 as Loose }),
       "t/d (NixosDeployment): host must be a string, got the number 42"],
     ["no props at all", (s) => new NixosDeployment(s, "d", undefined as Loose),
-      "t/d: props are required: host, and configuration or flake"],
+      "t/d (NixosDeployment): props are required: host, and configuration or flake"],
     ["C67 sshPrivateKeyFile is the public key", (s) => new NixosDeployment(s, "d", { ...deployment, sshPrivateKeyFile: `${privateKey}.pub` }),
-      `t/d: sshPrivateKeyFile "${privateKey}.pub" is a public key; give the private key (${privateKey})`],
+      `t/d (NixosDeployment): sshPrivateKeyFile "${privateKey}.pub" is a public key; give the private key (${privateKey})`],
     ["C68 sshPrivateKeyFile is a directory", (s) => new NixosDeployment(s, "d", { ...deployment, sshPrivateKeyFile: dir }),
-      `t/d: sshPrivateKeyFile "${dir}" is a directory; give the private key file in it (e.g. id_ed25519)`],
+      `t/d (NixosDeployment): sshPrivateKeyFile "${dir}" is a directory; give the private key file in it (e.g. id_ed25519)`],
     ["sshPrivateKeyFile is not a key", (s) => new NixosDeployment(s, "d", { ...deployment, sshPrivateKeyFile: notAKey }),
-      `t/d: sshPrivateKeyFile "${notAKey}" is not a private key (no "-----BEGIN ... PRIVATE KEY-----" in it)`],
+      `t/d (NixosDeployment): sshPrivateKeyFile "${notAKey}" is not a private key (no "-----BEGIN ... PRIVATE KEY-----" in it)`],
     ["C76 instanceId that is no instance ID", (s) => new NixosDeployment(s, "d", { ...deployment, instanceId: "web" }),
-      't/d: instanceId "web" is not an EC2 instance ID (i-0123456789abcdef0); give instance.instanceId'],
+      't/d (NixosDeployment): instanceId "web" is not an EC2 instance ID (i-0123456789abcdef0); give instance.instanceId'],
     ["a typo'd region", (s) => new NixosDeployment(s, "d", { ...deployment, instanceId: "i-0123456789abcdef0", region: "eu-centrl-1" }),
-      't/d: region "eu-centrl-1" is not an AWS region; did you mean "eu-central-1"?'],
+      't/d (NixosDeployment): region "eu-centrl-1" is not an AWS region; did you mean "eu-central-1"?'],
     ["C78 acceptNewHostKey as a string", (s) => new NixosDeployment(s, "d", { ...deployment, acceptNewHostKey: "yes" as Loose }),
       't/d (NixosDeployment): acceptNewHostKey must be true or false, got the string "yes"'],
     ["a key into the system's store path", (s) => new NixosDeployment(s, "d", { ...deployment, keys: [{ name: "current-system", file: "x", destDir: "/run" }] }),
-      't/d: key "current-system": /run/current-system is in /run/current-system, which NixOS manages (it links into the Nix store)'],
+      't/d (NixosDeployment): key "current-system": /run/current-system is in /run/current-system, which NixOS manages (it links into the Nix store)'],
     ["C80 an ingress port as a string", (s) => new NixosSecurityGroup(s, "sg", { ingress: [{ port: "80" as Loose, cidrs: ["10.0.0.0/8"] }] }),
       't/sg (NixosSecurityGroup): ingress[0].port must be a number, got the string "80"'],
     ["C81 protocol icmp", (s) => new NixosSecurityGroup(s, "sg", { ingress: [{ port: 80, protocol: "icmp" as Loose, cidrs: ["10.0.0.0/8"] }] }),
       't/sg (NixosSecurityGroup): ingress[0].protocol must be one of "tcp", "udp", got the string "icmp"'],
     ["C85 the same rule twice", (s) => new NixosSecurityGroup(s, "sg", { ingress: [{ port: 80, cidrs: ["10.0.0.0/8"] }, { port: 80, cidrs: ["10.1.0.0/16"] }] }),
-      "t/sg: ingress tcp/80 is given twice; put every CIDR block of that port into one rule"],
+      "t/sg (NixosSecurityGroup): ingress tcp/80 is given twice; put every CIDR block of that port into one rule"],
     ["C90 generate with an empty privateKeyFile", (s) => NixosKeyPair.generate(s, "kp", { privateKeyFile: "" }),
       't/kp (NixosKeyPair.generate): privateKeyFile must not be empty, got the string ""'],
     ["C91 generate under /proc (Node's mkdir would spin forever)", (s) => NixosKeyPair.generate(s, "kp", { privateKeyFile: "/proc/nope/key" }),
-      "t/kp: privateKeyFile /proc/nope/key is in /proc, where no file can be created; choose a privateKeyFile in a directory you can write"],
+      "t/kp (NixosKeyPair.generate): privateKeyFile /proc/nope/key is in /proc, where no file can be created; choose a privateKeyFile in a directory you can write"],
     ["C92 generate over an existing file that is no key", (s) => NixosKeyPair.generate(s, "kp", { privateKeyFile: notAKey }),
-      `t/kp: privateKeyFile ${notAKey} is not a private key (no "-----BEGIN ... PRIVATE KEY-----" in it); it is never overwritten: move it away, or choose another privateKeyFile`],
+      `t/kp (NixosKeyPair.generate): privateKeyFile ${notAKey} is not a private key (no "-----BEGIN ... PRIVATE KEY-----" in it); it is never overwritten: move it away, or choose another privateKeyFile`],
     ["fromPublicKey with a number", (s) => NixosKeyPair.fromPublicKey(s, "kp", 42 as Loose),
       't/kp (NixosKeyPair.fromPublicKey): publicKey must be a string (a line such as "ssh-ed25519 AAAA... comment"), got the number 42'],
     ["fromPublicKeyFile of a FIFO-like device", (s) => NixosKeyPair.fromPublicKeyFile(s, "kp", "/dev/zero"),
@@ -123,7 +123,7 @@ describe("construct props from plain JavaScript: one message naming construct an
     process.env.HOME = "/proc";
     try {
       expect(() => NixosKeyPair.generate(stack(), "kp", { privateKeyFile: "~/nodir/key" })).toThrow(
-        "t/kp: privateKeyFile /proc/nodir/key is in /proc, where no file can be created; choose a privateKeyFile in a directory you can write");
+        "t/kp (NixosKeyPair.generate): privateKeyFile /proc/nodir/key is in /proc, where no file can be created; choose a privateKeyFile in a directory you can write");
     } finally {
       process.env.HOME = home;
     }
@@ -134,7 +134,7 @@ describe("construct props from plain JavaScript: one message naming construct an
     execFileSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", open]);
     chmodSync(open, 0o644);
     expect(() => new NixosDeployment(stack(), "d", { ...deployment, sshPrivateKeyFile: open })).toThrow(
-      `t/d: sshPrivateKeyFile "${open}" is readable by others (mode 0644), and OpenSSH refuses such a key: chmod 600 ${open}`);
+      `t/d (NixosDeployment): sshPrivateKeyFile "${open}" is readable by others (mode 0644), and OpenSSH refuses such a key: chmod 600 ${open}`);
   });
 
   it("warns at synth about what is fine now but not later: no security group at all, a key file not there yet, two deployments to one host", () => {
