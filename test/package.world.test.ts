@@ -92,7 +92,7 @@ console.log(typeof deploy, typeof planActivation, EXIT_CODES.rollback, request.t
 const { NixosInstance, NixosKeyPair } = require("cdktf-nixos");
 const stack = new TerraformStack(new App(), "plain");
 try {
-  new NixosInstance(stack, "web", { keyPair: NixosKeyPair.fromKeyPairName("ops"), tags: "web", rootVolumeSize: "50" });
+  new NixosInstance(stack, "web", { keyPair: NixosKeyPair.fromKeyPairName(stack, "Ops", "ops"), tags: "web", rootVolumeSize: "50" });
   console.log("accepted");
 } catch (err) {
   console.log(err.message);

@@ -155,10 +155,10 @@ describe.skipIf(missing("nix"))("NixosDeployment at synth: one evaluation for th
 
   it("rejects props that cannot work, with the bad value", () => {
     const stack = new TerraformStack(Testing.app(), "bad");
-    expect(() => new NixosDeployment(stack, "a", { host: "h" })).toThrow("a: give exactly one of configuration and flake");
-    expect(() => new NixosDeployment(stack, "b", { host: "h", flake: "./x" })).toThrow(`b: flake "./x" is not REF#NAME (e.g. "./infra#web")`);
-    expect(() => new NixosDeployment(stack, "c", { host: "h", configuration: "/nonexistent.nix" })).toThrow(`c: configuration "/nonexistent.nix" does not exist`);
-    expect(() => new NixosDeployment(stack, "d", { host: "h", flake: "./x#web", nixosArgs: { a: "b" } })).toThrow("d: nixosArgs works with configuration");
-    expect(() => new NixosDeployment(stack, "e", { host: "h", flake: "./x#web", confirmTimeoutSeconds: -1 })).toThrow("e: confirmTimeoutSeconds -1 is not a whole number of seconds (0 turns it off)");
+    expect(() => new NixosDeployment(stack, "a", { host: "h" })).toThrow("bad/a (NixosDeployment): give exactly one of configuration and flake");
+    expect(() => new NixosDeployment(stack, "b", { host: "h", flake: "./x" })).toThrow(`bad/b (NixosDeployment): flake "./x" is not REF#NAME (e.g. "./infra#web")`);
+    expect(() => new NixosDeployment(stack, "c", { host: "h", configuration: "/nonexistent.nix" })).toThrow(`bad/c (NixosDeployment): configuration "/nonexistent.nix" does not exist`);
+    expect(() => new NixosDeployment(stack, "d", { host: "h", flake: "./x#web", nixosArgs: { a: "b" } })).toThrow("bad/d (NixosDeployment): nixosArgs works with configuration");
+    expect(() => new NixosDeployment(stack, "e", { host: "h", flake: "./x#web", confirmTimeoutSeconds: -1 })).toThrow("bad/e (NixosDeployment): confirmTimeoutSeconds -1 is not a whole number of seconds (0 turns it off)");
   });
 });
