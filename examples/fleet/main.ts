@@ -47,7 +47,7 @@ export class FleetStack extends TerraformStack {
       nixos: { configuration: join(nixosDir, "app.nix"), nixPath, nixosArgs: { greeting: greeting.stringValue } },
     });
     const web = new NixosInstance(this, "web", {
-      instanceType: "t3.small", securityGroupIds: [webGroup.securityGroupId], keyPair, tags: { role: "web" },
+      instanceType: "t3.small", securityGroups: [webGroup], keyPair, tags: { role: "web" },
       nixos: { configuration: join(nixosDir, "web.nix"), nixPath, nixosArgs: { appAddress: app.privateIp, greeting: greeting.stringValue } },
     });
     const db = new NixosInstance(this, "db", {

@@ -8,7 +8,7 @@ import { architectureOfInstanceType } from "./instance-architecture";
 import { NixosDeployment, type NixosDeploymentOptions } from "./nixos-deployment";
 import { NixosImage, type INixosImage, type NixosImageConfig } from "./nixos-image";
 import { NixosKeyPair, type IKeyPair } from "./nixos-key-pair";
-import { NixosSecurityGroup } from "./nixos-security-group";
+import { NixosSecurityGroup, type INixosSecurityGroup } from "./nixos-security-group";
 import { checkProps, instanceProps } from "./prop-types";
 
 export interface NixosInstanceProps {
@@ -36,15 +36,16 @@ export interface NixosInstanceProps {
    */
   readonly keyPair?: IKeyPair;
   /**
-   * CIDR blocks allowed to reach SSH, for the security group created when `securityGroupIds` is not given.
+   * CIDR blocks allowed to reach SSH, for the security group created when `securityGroups` is not given.
    * @default - none: the instance gets no SSH ingress (a warning says so)
    */
   readonly sshAllowedCidrs?: string[];
   /**
-   * Existing security groups to use instead of creating one.
+   * Security groups to use instead of creating one: NixosSecurityGroups of the stack, or existing ones
+   * (`NixosSecurityGroup.fromSecurityGroupId(this, "Web", "sg-0123456789abcdef0")`).
    * @default - a NixosSecurityGroup with `sshAllowedCidrs`
    */
-  readonly securityGroupIds?: string[];
+  readonly securityGroups?: INixosSecurityGroup[];
   /** @default - the default subnet of the default VPC */
   readonly subnetId?: string;
   /** VPC of the created security group. @default - the default VPC */
@@ -80,7 +81,7 @@ export class NixosInstance extends Construct {
   readonly image: NixosImageConfig;
   readonly architecture: NixosArchitecture;
   readonly keyPair: IKeyPair;
-  /** The created security group, when `securityGroupIds` was not given. */
+  /** The created security group, when `securityGroups` was not given. */
   readonly securityGroup?: NixosSecurityGroup;
   readonly instanceType: string;
   readonly rootVolumeSize: number;
@@ -109,11 +110,11 @@ export class NixosInstance extends Construct {
     if (props.image !== undefined && props.release !== undefined) {
       fail(`give either image or release, not both (release "${props.release}" would be ignored)`);
     }
-    if (props.securityGroupIds !== undefined && props.sshAllowedCidrs !== undefined) {
-      fail("sshAllowedCidrs only applies to the security group created when securityGroupIds is not given");
+    if (props.securityGroups !== undefined && props.sshAllowedCidrs !== undefined) {
+      fail("sshAllowedCidrs only applies to the security group created when securityGroups is not given");
     }
-    if (props.securityGroupIds !== undefined && props.securityGroupIds.length === 0) {
-      Annotations.of(this).addWarning(`${path}: securityGroupIds is empty: the instance gets no security group rule at all, so nothing can reach SSH on it`);
+    if (props.securityGroups !== undefined && props.securityGroups.length === 0) {
+      Annotations.of(this).addWarning(`${path}: securityGroups is empty: the instance gets no security group rule at all, so nothing can reach SSH on it`);
     }
     const release = props.release ?? DEFAULT_NIXOS_RELEASE;
     try {
@@ -128,7 +129,7 @@ export class NixosInstance extends Construct {
       fail(`image is ${this.image.architecture} but instanceType "${this.instanceType}" is ${this.architecture}`);
     }
     this.keyPair = props.keyPair ?? NixosKeyPair.generate(this, "KeyPair", { privateKeyFile: `.cdktf-nixos/keys/${id}` });
-    if (props.securityGroupIds === undefined) {
+    if (props.securityGroups === undefined) {
       this.securityGroup = new NixosSecurityGroup(this, "SecurityGroup", {
         sshAllowedCidrs: props.sshAllowedCidrs,
         vpcId: props.vpcId,
@@ -139,7 +140,7 @@ export class NixosInstance extends Construct {
       ami: this.image.imageId,
       instanceType: this.instanceType,
       keyName: this.keyPair.keyName,
-      vpcSecurityGroupIds: props.securityGroupIds ?? [this.securityGroup!.securityGroupId],
+      vpcSecurityGroupIds: (props.securityGroups ?? [this.securityGroup!]).map((group) => group.securityGroupId),
       subnetId: props.subnetId,
       associatePublicIpAddress: props.associatePublicIpAddress,
       userData: props.userData,

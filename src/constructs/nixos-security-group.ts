@@ -1,6 +1,6 @@
 import { ValidationError } from "./validation-error";
 import { SecurityGroup, type SecurityGroupIngress } from "@cdktf/provider-aws/lib/security-group";
-import { Annotations } from "cdktf";
+import { Annotations, Token } from "cdktf";
 import { Construct } from "constructs";
 import { checkProps, securityGroupProps } from "./prop-types";
 import { validateCidr, validatePort } from "./validation";
@@ -42,8 +42,22 @@ export interface NixosSecurityGroupProps {
   readonly tags?: { [key: string]: string };
 }
 
+/** A security group NixosInstance can use: one this library creates, or one that exists. */
+export interface INixosSecurityGroup {
+  readonly securityGroupId: string;
+}
+
 /** Security group of NixOS hosts: SSH from given CIDRs only, extra ports on request, all egress. */
-export class NixosSecurityGroup extends Construct {
+export class NixosSecurityGroup extends Construct implements INixosSecurityGroup {
+  /** A security group that already exists (aws-cdk's `fromXxx(scope, id, …)`): nothing is created for it. */
+  static fromSecurityGroupId(scope: Construct, id: string, securityGroupId: string): INixosSecurityGroup {
+    const where = `${scope?.node?.path ? `${scope.node.path}/` : ""}${id} (NixosSecurityGroup.fromSecurityGroupId)`;
+    if (typeof securityGroupId !== "string" || (!/^sg-[0-9a-f]{8}([0-9a-f]{9})?$/.test(securityGroupId) && !Token.isUnresolved(securityGroupId))) {
+      throw new ValidationError(`${JSON.stringify(securityGroupId)} is not a security group ID (sg- followed by 8 or 17 hex digits)`, where);
+    }
+    return new ImportedSecurityGroup(scope, id, securityGroupId);
+  }
+
   readonly securityGroup: SecurityGroup;
   readonly securityGroupId: string;
 
@@ -107,4 +121,11 @@ function ingressRule(port: number, protocol: NixosProtocol, cidrs: string[], des
     securityGroups: [],
     selfAttribute: false,
   };
+}
+
+/** An existing security group, by ID. */
+class ImportedSecurityGroup extends Construct implements INixosSecurityGroup {
+  constructor(scope: Construct, id: string, readonly securityGroupId: string) {
+    super(scope, id);
+  }
 }

@@ -14,6 +14,8 @@ const stringList = z.array(z.string());
 /** jsii interfaces: an object with the members the constructs use. */
 export const keyPairRef = z.custom<object>((v) => typeof v === "object" && v !== null && typeof (v as { keyName?: unknown }).keyName === "string",
   "an IKeyPair (NixosKeyPair.generate(), .fromPublicKey(), .fromPublicKeyFile() or .fromKeyPairName())");
+export const securityGroupRef = z.custom<object>((v) => typeof v === "object" && v !== null && typeof (v as { securityGroupId?: unknown }).securityGroupId === "string",
+  "an INixosSecurityGroup (a NixosSecurityGroup, or NixosSecurityGroup.fromSecurityGroupId())");
 export const imageRef = z.custom<object>((v) => typeof v === "object" && v !== null && typeof (v as { bind?: unknown }).bind === "function",
   "an INixosImage (NixosImage.latest() or NixosImage.fromAmiId())");
 
@@ -68,7 +70,7 @@ export const instanceProps = z.strictObject({
   rootVolumeSize: z.number().optional(),
   keyPair: keyPairRef.optional(),
   sshAllowedCidrs: stringList.optional(),
-  securityGroupIds: stringList.optional(),
+  securityGroups: z.array(securityGroupRef).optional(),
   subnetId: z.string().optional(),
   vpcId: z.string().optional(),
   associatePublicIpAddress: z.boolean().optional(),

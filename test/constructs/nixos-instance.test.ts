@@ -4,7 +4,7 @@ import { KeyPair } from "@cdktf/provider-aws/lib/key-pair";
 import { SecurityGroup } from "@cdktf/provider-aws/lib/security-group";
 import { Testing, TerraformStack } from "cdktf";
 import { describe, expect, it } from "vitest";
-import { NixosImage, NixosInstance, NixosKeyPair } from "../../src";
+import { NixosImage, NixosInstance, NixosKeyPair, NixosSecurityGroup } from "../../src";
 import { architectureOfInstanceType } from "../../src/constructs/instance-architecture";
 import { NixosArchitecture } from "../../src/aws/nixos-ami-names";
 
@@ -78,7 +78,7 @@ describe("NixosInstance", () => {
     const out = synth((stack) => new NixosInstance(stack, "app", {
       image: NixosImage.fromAmiId("ami-0123456789abcdef0"),
       keyPair: NixosKeyPair.fromKeyPairName(stack, "Ops", "ops"),
-      securityGroupIds: ["sg-0123"],
+      securityGroups: [NixosSecurityGroup.fromSecurityGroupId(stack, "Web", "sg-0123456789abcdef0")],
       subnetId: "subnet-1",
       associatePublicIpAddress: false,
       userData: "#!/bin/sh\necho hi",
@@ -86,7 +86,7 @@ describe("NixosInstance", () => {
     }));
     expect(out).toHaveResourceWithProperties(Instance, {
       ami: "ami-0123456789abcdef0",
-      vpc_security_group_ids: ["sg-0123"],
+      vpc_security_group_ids: ["sg-0123456789abcdef0"],
       subnet_id: "subnet-1",
       associate_public_ip_address: false,
       user_data: "#!/bin/sh\necho hi",
@@ -102,11 +102,21 @@ describe("NixosInstance", () => {
     [{ instanceType: "t3micro" }, `instanceType "t3micro" is not an EC2 instance type (e.g. "t3.micro", "m7g.large")`],
     [{ release: "25.5" }, `release must be a NixOS release such as "25.05" (YY.05 or YY.11), got "25.5"`],
     [{ release: "25.05", image: NixosImage.fromAmiId("ami-0123456789abcdef0") }, `give either image or release, not both`],
-    [{ securityGroupIds: ["sg-1"], sshAllowedCidrs: ["10.0.0.0/8"] }, "sshAllowedCidrs only applies to the security group created when securityGroupIds is not given"],
+    [{ securityGroups: [{ securityGroupId: "sg-01234567" }], sshAllowedCidrs: ["10.0.0.0/8"] }, "sshAllowedCidrs only applies to the security group created when securityGroups is not given"],
     [{ sshAllowedCidrs: ["10.0.0.0/33"] }, `sshAllowedCidrs: "10.0.0.0/33" is not a CIDR block (e.g. "203.0.113.0/24" or "2001:db8::/32")`],
     [{ instanceType: "t4g.small", image: NixosImage.fromAmiId("ami-0123456789abcdef0", NixosArchitecture.X86_64) }, `image is x86_64 but instanceType "t4g.small" is aarch64`],
   ])("rejects %o", (props, message) => {
     expect(() => synth((stack) => new NixosInstance(stack, "bad", { keyPair: NixosKeyPair.fromKeyPairName(stack, "Ops", "ops"), ...props }))).toThrow(message);
+  });
+
+  it("uses the stack's own security groups, and refuses what is not a security group ID", () => {
+    const out = synth((stack) => {
+      const web = new NixosSecurityGroup(stack, "WebGroup", { sshAllowedCidrs: ["10.0.0.0/8"] });
+      new NixosInstance(stack, "web", { keyPair: NixosKeyPair.fromKeyPairName(stack, "Ops", "ops"), securityGroups: [web] });
+    });
+    expect(out).toHaveResourceWithProperties(Instance, { vpc_security_group_ids: ["${aws_security_group.WebGroup_EF1EEEC0.id}"] });
+    expect(() => synth((stack) => NixosSecurityGroup.fromSecurityGroupId(stack, "Web", "web")))
+      .toThrow('test/Web (NixosSecurityGroup.fromSecurityGroupId): "web" is not a security group ID (sg- followed by 8 or 17 hex digits)');
   });
 
   it("rejects what is not an AMI ID", () => {

@@ -139,12 +139,12 @@ describe("construct props from plain JavaScript: one message naming construct an
 
   it("warns at synth about what is fine now but not later: no security group at all, a key file not there yet, two deployments to one host", () => {
     const s = stack();
-    new NixosInstance(s, "web", { ...instance, securityGroupIds: [] });
+    new NixosInstance(s, "web", { ...instance, securityGroups: [] });
     new NixosDeployment(s, "d", { ...deployment, keys: [{ name: "db", file: join(dir, "secrets", "db") }] });
     new NixosDeployment(s, "d2", { ...deployment });
     new NixosDeployment(s, "d3", { ...deployment, port: 2222 });
     const warnings = s.node.findAll().flatMap((c) => c.node.metadata).filter((m) => m.type === "@cdktf/warn").map((m) => m.data);
-    expect(warnings).toContain("t/web: securityGroupIds is empty: the instance gets no security group rule at all, so nothing can reach SSH on it");
+    expect(warnings).toContain("t/web: securityGroups is empty: the instance gets no security group rule at all, so nothing can reach SSH on it");
     expect(warnings).toContain(`t/d: key "db": file ${join(dir, "secrets", "db")} does not exist yet; the deployment reads it when it runs`);
     expect(warnings).toContain("t/d2: deploys to the same host as t/d (10.0.0.5, port 22): each apply and push would put one system on it and then the other");
     expect(warnings.filter((w) => String(w).startsWith("t/d3"))).toEqual([]);
