@@ -2,7 +2,7 @@ import { ValidationError } from "./validation-error";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { Annotations, DataResource, DefaultTokenResolver, Lazy, StringConcat, TerraformStack, Token, Tokenization } from "cdktf";
-import type { ISynthesisSession } from "cdktf/lib/synthesize/types";
+import { hookStack } from "./stack-hooks";
 import { AwsProvider } from "@cdktf/provider-aws/lib/provider";
 import { Construct } from "constructs";
 import { endpointProblem } from "../aws/endpoint";
@@ -11,7 +11,7 @@ import { keyFilePath, keySpecsProblems, type KeySpec } from "../spec/key-spec";
 import { isHostName, isPort } from "../spec/target";
 import { DEPLOY_ENV, MANIFEST_FILE, deploymentManifest, type DeploymentSettings, type DeploymentSpec } from "../spec/manifest";
 import { deployArguments, renderCommand } from "../spec/command-line";
-import { CONSTRUCT_DEFAULTS, DEFAULT_SETTINGS } from "../spec/settings";
+import { CONSTRUCT_DEFAULTS, DEFAULT_SETTINGS, type ResolvedDeploymentSettings } from "../spec/settings";
 import { synthesisRecord, type SynthesisRecord } from "../spec/synthesis";
 import { EvaluateError } from "../errors";
 import { privateKeyFileProblem } from "../spec/private-key-file";
@@ -213,6 +213,8 @@ export class NixosDeployment extends Construct {
   /** The system's derivation path at synth (with placeholders for apply-time nixosArgs). */
   readonly drvPath: string;
   readonly resource: DataResource;
+  /** How this deployment deploys: every setting, defaults applied (what the manifest and the deploy command carry). */
+  readonly settings: ResolvedDeploymentSettings;
 
   constructor(scope: Construct, id: string, props: NixosDeploymentProps) {
     super(scope, id);
@@ -278,6 +280,7 @@ export class NixosDeployment extends Construct {
       sensitiveArgs,
       keys: keys.map((key) => ({ ...key, file: key.file === undefined ? undefined : keyFilePath(key.file) })),
     };
+    this.settings = Object.freeze(Object.fromEntries(Object.keys(DEFAULT_SETTINGS).map((name) => [name, settings[name as keyof ResolvedDeploymentSettings]]))) as unknown as ResolvedDeploymentSettings;
     const { user, action } = settings;
     const command = renderCommand([process.execPath, cliPath(), ...deployArguments(settings)]);
 
@@ -366,25 +369,19 @@ class StackDeployments {
   private results?: Map<string, EvaluatedSystem>;
 
   private constructor(stack: TerraformStack) {
-    // Evaluate before cdktf prepares the stack and resolves tokens: an evaluation error thrown while it resolves
-    // drvPath would come wrapped in "Resolution error" and a long creation stack.
-    const prepareStack = stack.prepareStack.bind(stack);
-    stack.prepareStack = () => {
-      this.results ??= this.evaluate();
-      prepareStack();
-    };
-    const synthesizer = stack.synthesizer;
-    stack.synthesizer = {
-      synthesize: (session: ISynthesisSession) => {
-        synthesizer.synthesize(session);
-        const manifest = session.manifest.forStack(stack);
-        const file = join(session.outdir, manifest.workingDirectory, MANIFEST_FILE);
+    hookStack(stack, {
+      // evaluate before cdktf resolves tokens: an evaluation error thrown while it resolves drvPath would come wrapped
+      // in "Resolution error" and a long creation stack
+      beforePrepare: () => {
+        this.results ??= this.evaluate();
+      },
+      afterSynthesize: (stackName, stackDir) => {
         // the app's process knows what it loaded: its modules are the sources a later push compares
         synthesis ??= synthesisRecord(process.cwd(), Object.keys(require.cache));
-        const content = deploymentManifest(manifest.name, this.specs.map((spec) => spec()), synthesis);
-        writeFileSync(file, `${JSON.stringify(content, null, 2)}\n`);
+        const content = deploymentManifest(stackName, this.specs.map((spec) => spec()), synthesis);
+        writeFileSync(join(stackDir, MANIFEST_FILE), `${JSON.stringify(content, null, 2)}\n`);
       },
-    };
+    });
   }
 
   static of(stack: TerraformStack): StackDeployments {

@@ -3,7 +3,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Testing, TerraformStack, TerraformVariable } from "cdktf";
 import { afterAll, describe, expect, it } from "vitest";
-import { KeyUploadAt, NixosAction, NixosDeployment, type NixosDeploymentProps } from "../../src";
+import { CopyCompression, KeyUploadAt, NixosAction, NixosDeployment, type NixosDeploymentProps } from "../../src";
+import { DEFAULT_SETTINGS } from "../../src/spec/settings";
 
 /** Props that pass synth but would fail once the instance exists: refused in the constructor, naming the construct. */
 describe("NixosDeployment validation at synth", () => {
@@ -36,5 +37,23 @@ describe("NixosDeployment validation at synth", () => {
     const address = new TerraformVariable(stack, "address", { type: "string" });
     const port = new TerraformVariable(stack, "port", { type: "number" });
     expect(() => new NixosDeployment(stack, "web", { ...base, host: address.stringValue, port: port.numberValue, connectTimeoutSeconds: port.numberValue })).not.toThrow();
+  });
+});
+
+describe("NixosDeployment.settings", () => {
+  const dir = mkdtempSync(join(tmpdir(), "deployment-settings-"));
+  const configuration = join(dir, "web.nix");
+  writeFileSync(configuration, "{ ... }: { }\n");
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it("exposes every setting resolved once, read-only: the construct's defaults where a prop is not given", () => {
+    const stack = new TerraformStack(Testing.app(), "fleet");
+    const deployment = new NixosDeployment(stack, "web", { host: "10.0.0.5", configuration, port: 2222, compress: CopyCompression.ZSTD });
+    expect(deployment.settings).toMatchObject({
+      port: 2222, compress: "zstd", user: "root", action: "switch", connectTimeoutSeconds: 300, confirmTimeoutSeconds: 30,
+      lockTimeoutSeconds: 300, replyTimeoutSeconds: 60, maxChannels: 8, rollback: true, keys: [], sensitiveArgs: [],
+    });
+    expect(Object.keys(deployment.settings).sort()).toEqual(Object.keys(DEFAULT_SETTINGS).sort());
+    expect(Object.isFrozen(deployment.settings)).toBe(true);
   });
 });
