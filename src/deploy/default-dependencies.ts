@@ -5,8 +5,7 @@ import { ConnectError } from "../errors";
 import type { DeployDependencies } from "./deploy";
 import type { TargetSpec } from "../spec/target";
 import { DEFAULT_SETTINGS } from "../spec/settings";
-import { HostKeyMismatchError, loginProblem, type SshOptions } from "./ssh/connection";
-import { KnownHostsFile, fingerprint, instanceComment, instanceOf, knownHostsName, knownKeyTypes } from "./ssh/known-hosts";
+import { ConsoleNeededError, loginProblem, type SshOptions } from "./ssh/connection";
 import { SshHost } from "./ssh/ssh-host";
 
 /** The Nix options of the local builds; how each host is connected to is its TargetSpec's. */
@@ -24,66 +23,37 @@ export function defaultDependencies(options: DefaultDependencyOptions = {}): Dep
 }
 
 /**
- * Connects with the host key checks of `target`. With an EC2 instance id:
- * - a host known_hosts already pins is checked against that entry alone: the console is not read (on a
- *   long-running instance the boot-time fingerprint block may be gone from it);
- * - a host it does not know is trusted only with a key its console vouches for, recorded with the instance id;
- * - a pinned key that mismatches is replaced only when every mismatching entry was recorded for another instance
- *   (this one replaced it at the same address) and this instance's console vouches for the new key. Never otherwise.
+ * Connects with the host key checks of `target`, as the host key policy decides them (ssh/host-key-policy.ts). The
+ * instance's console is read only when the policy needs it — a host known_hosts does not list yet, or one whose
+ * recorded key belongs to an instance no longer at that address — then the connection is made again with what the
+ * console vouches for. (On a long-running instance the boot-time fingerprint block may be gone from the console: a
+ * host known_hosts pins is checked against that entry alone.)
  */
 async function connectChecked(target: TargetSpec, onNotice: (message: string) => void): Promise<SshHost> {
-  const port = target.port ?? 22;
+  const ec2Console = target.hostKeyFromEc2Console;
   const ssh: SshOptions = {
     host: target.host,
-    port,
-    user: target.user ?? "root",
+    port: target.port ?? DEFAULT_SETTINGS.port,
+    user: target.user ?? DEFAULT_SETTINGS.user,
     privateKeyFile: target.privateKeyFile,
     knownHostsFile: target.knownHostsFile,
     acceptNewHostKey: target.acceptNewHostKey,
     jumpHost: target.jumpHost === undefined
       ? undefined
-      : { host: target.jumpHost.host, port: target.jumpHost.port, user: target.jumpHost.user ?? target.user ?? "root" },
+      : { host: target.jumpHost.host, port: target.jumpHost.port, user: target.jumpHost.user ?? target.user ?? DEFAULT_SETTINGS.user },
     sshCompression: target.sshCompression,
     retryForMs: (target.connectTimeoutSeconds ?? DEFAULT_SETTINGS.connectTimeoutSeconds) * 1000,
+    ec2Console: ec2Console === undefined ? undefined : { instanceId: ec2Console.instanceId },
+    onKnownHostsChanged: onNotice,
   };
-  const ec2Console = target.hostKeyFromEc2Console;
-  if (ec2Console === undefined) return SshHost.connect(ssh);
-
-  const name = knownHostsName(target.host, port);
-  const knownHosts = await KnownHostsFile.load(target.knownHostsFile);
-  if (knownKeyTypes(knownHosts.entries, [name]).length === 0) {
-    const host = await SshHost.connect({
-      ...ssh,
-      expectedFingerprints: await consoleFingerprints(ec2Console),
-      recordComment: instanceComment(ec2Console.instanceId),
-    });
-    // a key recorded without a word would hide that the known_hosts file changed (after forget-host-keys, too)
-    onNotice(`${name} was not in ${target.knownHostsFile}: recorded the host key it offered, which the console of ${ec2Console.instanceId} vouches for`);
-    return host;
-  }
   try {
     return await SshHost.connect(ssh);
   } catch (err) {
-    if (!(err instanceof HostKeyMismatchError)) throw err;
-    const owners = err.expected.map(instanceOf);
-    if (owners.some((owner) => owner === undefined || owner === ec2Console.instanceId)) throw err;
-    const vouched = await consoleFingerprints(ec2Console);
-    const offered = fingerprint(err.offered);
-    if (!vouched.includes(offered)) {
-      throw new ConnectError(`${err.message}; the console of ${ec2Console.instanceId} does not vouch for it either (it lists ${vouched.join(", ")})`, {
-        hint: "someone may be intercepting the connection; nothing was run on the host",
-      });
-    }
-    await knownHosts.rewrite((entry) => err.expected.some((e) => e.hosts === entry.hosts && e.key.equals(entry.key)), {
-      name: err.knownHostsName, key: err.offered, comment: instanceComment(ec2Console.instanceId),
-    });
-    onNotice(
-      `${name} now answers with ${offered}, which the console of ${ec2Console.instanceId} vouches for; replaced the key ` +
-        `recorded for ${[...new Set(owners)].join(", ")} (an instance no longer at that address) in ${target.knownHostsFile}`,
-    );
-    return SshHost.connect(ssh);
+    if (!(err instanceof ConsoleNeededError) || ec2Console === undefined) throw err;
+    return SshHost.connect({ ...ssh, ec2Console: { instanceId: ec2Console.instanceId, vouched: await consoleFingerprints(ec2Console) } });
   }
 }
+
 async function consoleFingerprints(source: NonNullable<TargetSpec["hostKeyFromEc2Console"]>): Promise<string[]> {
   const timeoutMs = (source.timeoutSeconds ?? DEFAULT_SETTINGS.consoleTimeoutSeconds) * 1000;
   try {

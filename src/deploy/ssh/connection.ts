@@ -5,7 +5,8 @@ import { constants } from "node:os";
 import { Client, utils, type ClientChannel, type ConnectConfig, type ServerHostKeyAlgorithm } from "ssh2";
 import { ConnectError, TransportError } from "../../errors";
 import type { RemoteProcess } from "../../nix/remote-shell";
-import { KnownHostsFile, checkHostKey, fingerprint, keyTypeOf, knownHostsName, knownKeyTypes, type KnownHostEntry } from "./known-hosts";
+import { KnownHostsFile, checkHostKey, fingerprint, instanceOf, keyTypeOf, knownHostsName, knownKeyTypes, type HostKeyVerdict, type KnownHostEntry } from "./known-hosts";
+import { decideHostKey, type HostKeyDecision } from "./host-key-policy";
 
 export interface SshEndpoint {
   readonly host: string;
@@ -20,12 +21,12 @@ export interface SshOptions extends SshEndpoint {
   /** Record the key of a host known_hosts does not list (OpenSSH's StrictHostKeyChecking=accept-new). */
   readonly acceptNewHostKey?: boolean;
   /**
-   * SHA256 fingerprints the host key must have when known_hosts does not list the host yet (read from a trusted
-   * channel such as the EC2 console); a matching key is recorded in known_hosts.
+   * The EC2 instance whose console vouches for host keys (see decideHostKey), with the fingerprints its console
+   * listed once they have been read; until then a host that needs them fails with ConsoleNeededError.
    */
-  readonly expectedFingerprints?: readonly string[];
-  /** Written after a key recorded in known_hosts (e.g. which EC2 instance's console vouched for it). */
-  readonly recordComment?: string;
+  readonly ec2Console?: { readonly instanceId: string; readonly vouched?: readonly string[] };
+  /** Hears what the connection wrote to known_hosts (a key recorded, or one replaced), in a sentence. */
+  readonly onKnownHostsChanged?: (message: string) => void;
   readonly jumpHost?: SshEndpoint;
   /** zlib on the whole connection (ssh -C): caps the copy at ~25 MiB/s; never on fast links. */
   readonly sshCompression?: boolean;
@@ -219,6 +220,9 @@ export class HostKeyMismatchError extends ConnectError {
   }
 }
 
+/** Whether the host key can be trusted depends on the EC2 console's fingerprints, which have not been read yet. */
+export class ConsoleNeededError extends ConnectError {}
+
 /** Something accepted the TCP connection but did not speak SSH to the end of the handshake. */
 const NOT_SSH_HINT = "something accepted the connection but did not complete an SSH handshake: check the port (--target-port / " +
   "port), a firewall or load balancer in between, and that sshd runs on the host";
@@ -292,7 +296,7 @@ function connectClient(
   const names = [knownHostsName(endpoint.host, endpoint.port)];
   const preferredTypes = knownKeyTypes(knownHosts.entries, names);
   let hostKeyProblem: ConnectError | undefined;
-  let recordKey: Buffer | undefined;
+  let record: { key: Buffer; decision: Extract<HostKeyDecision, { kind: "trust-and-record" | "replace" }> } | undefined;
 
   const config: ConnectConfig = {
     host: endpoint.host,
@@ -311,62 +315,61 @@ function connectClient(
     },
     hostVerifier: (key: Buffer) => {
       const verdict = checkHostKey(knownHosts.entries, names, key);
-      switch (verdict.kind) {
-        case "known":
+      const decision = decideHostKey(verdict, { offered: fingerprint(key), acceptNewHostKey: options.acceptNewHostKey === true, ec2Console: options.ec2Console });
+      switch (decision.kind) {
+        case "trust":
           return true;
-        case "unreadable":
-          hostKeyProblem = new ConnectError(
-            `${knownHosts.path} line${verdict.entries.length > 1 ? "s" : ""} ${verdict.entries.map((e) => e.line).join(", ")} for ` +
-              `${describe(endpoint)} cannot be read (the key is not a valid base64 ${verdict.entries[0].keyType} key), so the host key ` +
-              "cannot be checked",
-            { hint: `fix or remove ${verdict.entries.length > 1 ? "those lines" : "that line"} (ssh-keygen -R ${names[0]} -f ${knownHosts.path}); nothing was run on the host` },
-          );
+        case "trust-and-record":
+        case "replace":
+          record = { key, decision };
+          return true;
+        case "read-console":
+          hostKeyProblem = new ConsoleNeededError(`the host key of ${describe(endpoint)} needs the console of ${options.ec2Console?.instanceId} to be trusted`);
           return false;
-        case "revoked":
-          hostKeyProblem = new ConnectError(
-            `the host key of ${describe(endpoint)} (${fingerprint(key)}) is marked @revoked in ${knownHosts.path} line ${verdict.entry.line}`,
-          );
-          return false;
-        case "mismatch":
-          hostKeyProblem = new HostKeyMismatchError(
-            names[0],
-            key,
-            verdict.expected,
-            `HOST KEY MISMATCH for ${describe(endpoint)}: it offered ${keyTypeOf(key)} ${fingerprint(key)}, ` +
-              `but ${knownHosts.path} expects ${verdict.expected.map((e) => `${e.keyType} ${fingerprint(e.key)} (line ${e.line})`).join(", ")}`,
-            {
-              hint: "someone may be impersonating the host, or it was rebuilt. If you know it was rebuilt, remove the " +
-                `old entry (ssh-keygen -R ${names[0]} -f ${knownHosts.path}) and verify the new key out of band. Nothing was run on it.`,
-            },
-          );
-          return false;
-        case "unknown":
-          if (options.expectedFingerprints !== undefined) {
-            if (options.expectedFingerprints.includes(fingerprint(key))) {
-              recordKey = key;
-              return true;
-            }
-            hostKeyProblem = new ConnectError(
-              `the host key of ${describe(endpoint)} (${fingerprint(key)}) is not one of the fingerprints the instance ` +
-                `reported (${options.expectedFingerprints.join(", ")})`,
-              { hint: "someone may be intercepting the connection; nothing was run on the host" },
-            );
-            return false;
-          }
-          if (options.acceptNewHostKey) {
-            recordKey = key;
-            return true;
-          }
-          hostKeyProblem = new ConnectError(
-            `${describe(endpoint)} is not in ${knownHosts.path} (it offered ${keyTypeOf(key)} ${fingerprint(key)})`,
-            {
-              hint: "add its key to the known_hosts file (ssh-keyscan output verified out of band), or pass " +
-                "--accept-new-host-key to trust and record it on first use",
-            },
-          );
+        case "refuse":
+          hostKeyProblem = refusal(verdict, decision.why, key);
           return false;
       }
     },
+  };
+
+  /** The message of a refused host key, for the verdict known_hosts gave. */
+  const refusal = (verdict: HostKeyVerdict, why: Extract<HostKeyDecision, { kind: "refuse" }>["why"], key: Buffer): ConnectError => {
+    if (verdict.kind === "unreadable") {
+      return new ConnectError(
+        `${knownHosts.path} line${verdict.entries.length > 1 ? "s" : ""} ${verdict.entries.map((e) => e.line).join(", ")} for ` +
+          `${describe(endpoint)} cannot be read (the key is not a valid base64 ${verdict.entries[0].keyType} key), so the host key ` +
+          "cannot be checked",
+        { hint: `fix or remove ${verdict.entries.length > 1 ? "those lines" : "that line"} (ssh-keygen -R ${names[0]} -f ${knownHosts.path}); nothing was run on the host` },
+      );
+    }
+    if (verdict.kind === "revoked") {
+      return new ConnectError(`the host key of ${describe(endpoint)} (${fingerprint(key)}) is marked @revoked in ${knownHosts.path} line ${verdict.entry.line}`);
+    }
+    const vouched = options.ec2Console?.vouched ?? [];
+    if (verdict.kind === "mismatch") {
+      const mismatch = `HOST KEY MISMATCH for ${describe(endpoint)}: it offered ${keyTypeOf(key)} ${fingerprint(key)}, ` +
+        `but ${knownHosts.path} expects ${verdict.expected.map((e) => `${e.keyType} ${fingerprint(e.key)} (line ${e.line})`).join(", ")}`;
+      if (why === "not-vouched") {
+        return new ConnectError(`${mismatch}; the console of ${options.ec2Console?.instanceId} does not vouch for it either (it lists ${vouched.join(", ")})`, {
+          hint: "someone may be intercepting the connection; nothing was run on the host",
+        });
+      }
+      return new HostKeyMismatchError(names[0], key, verdict.expected, mismatch, {
+        hint: "someone may be impersonating the host, or it was rebuilt. If you know it was rebuilt, remove the " +
+          `old entry (ssh-keygen -R ${names[0]} -f ${knownHosts.path}) and verify the new key out of band. Nothing was run on it.`,
+      });
+    }
+    if (why === "not-vouched") {
+      return new ConnectError(
+        `the host key of ${describe(endpoint)} (${fingerprint(key)}) is not one of the fingerprints the instance reported (${vouched.join(", ")})`,
+        { hint: "someone may be intercepting the connection; nothing was run on the host" },
+      );
+    }
+    return new ConnectError(`${describe(endpoint)} is not in ${knownHosts.path} (it offered ${keyTypeOf(key)} ${fingerprint(key)})`, {
+      hint: "add its key to the known_hosts file (ssh-keyscan output verified out of band), or pass " +
+        "--accept-new-host-key to trust and record it on first use",
+    });
   };
 
   return new Promise((resolve, reject) => {
@@ -375,7 +378,21 @@ function connectClient(
     client.once("ready", async () => {
       settled = true;
       try {
-        if (recordKey) await knownHosts.add(names[0], recordKey, options.recordComment);
+        if (record?.decision.kind === "trust-and-record") {
+          await knownHosts.add(names[0], record.key, record.decision.comment);
+          // a key recorded without a word would hide that the known_hosts file changed
+          if (options.ec2Console !== undefined) {
+            options.onKnownHostsChanged?.(`${names[0]} was not in ${knownHosts.path}: recorded the host key it offered, which the console of ${options.ec2Console.instanceId} vouches for`);
+          }
+        } else if (record?.decision.kind === "replace") {
+          const remove = record.decision.remove;
+          await knownHosts.rewrite((entry) => remove.some((e) => e.hosts === entry.hosts && e.key.equals(entry.key)), {
+            name: names[0], key: record.key, comment: record.decision.comment,
+          });
+          const owners = [...new Set(remove.map(instanceOf))].join(", ");
+          options.onKnownHostsChanged?.(`${names[0]} now answers with ${fingerprint(record.key)}, which the console of ${options.ec2Console?.instanceId} ` +
+            `vouches for; replaced the key recorded for ${owners} (an instance no longer at that address) in ${knownHosts.path}`);
+        }
         resolve(client);
       } catch (err) {
         client.end();
