@@ -19,6 +19,7 @@ import { execFileSync, spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { recordTable } from "./results";
 import { buildSystem, closureOf } from "../test/harness/fixture";
 import { startLatencyProxy, type LatencyProxy } from "../test/harness/latency-proxy";
 import { cleanupStaleTargets, startTargets, type TargetHost, type TargetWorld } from "../test/harness/target-hosts";
@@ -204,8 +205,6 @@ async function main() {
   };
   const peak = Math.max(...r.ours.map((x) => x.peakRssMiB ?? 0));
   const lines = [
-    `| measurement | cdktf-nixos (spread) | reference (spread) | wall ratio | CPU-s client + target, ours vs reference |`,
-    `|---|---|---|---|---|`,
     row(`P1 cold copy, ${closure.length} paths / ${(narBytes / 1048576).toFixed(0)} MiB (${how("ours")})`, "ours", "ncc", "nix-copy-closure"),
     row("P1, our time without Node's start-up", "ours", "ncc", "nix-copy-closure", (x) => x.inProcessMs ?? x.ms),
     row("P1 vs export \\| ssh import", "ours", "exportImport", "export|import"),
@@ -218,8 +217,16 @@ async function main() {
     `| P1z SSH channel bytes, ours vs --compress none | ${(m("oursZ", (x) => x.wireBytes ?? 0) / 1048576).toFixed(0)} MiB | ${(m("oursZNone", (x) => x.wireBytes ?? 0) / 1048576).toFixed(0)} MiB | ${(m("oursZ", (x) => x.wireBytes ?? 0) / m("oursZNone", (x) => x.wireBytes ?? 0)).toFixed(2)}× | |`,
     `| peak RSS of our copy process (P1) | ${peak.toFixed(0)} MiB | closure ${(narBytes / 1048576).toFixed(0)} MiB | | |`,
   ];
-  console.log(`\nmedians of ${ROUNDS} (load average after: ${readFileSync("/proc/loadavg", "utf8").trim()})\n`);
-  console.log(lines.join("\n"));
+  recordTable("copy", {
+    header: ["measurement", "cdktf-nixos (spread)", "reference (spread)", "wall ratio", "CPU-s client + target, ours vs reference"],
+    rows: lines.map(cells),
+    conditions: `median of ${ROUNDS} rounds in alternating order, a fresh target each; load average after: ${readFileSync("/proc/loadavg", "utf8").trim()}`,
+  });
+}
+
+/** The cells of a Markdown table row (an escaped \\| stays in its cell). */
+function cells(line: string): string[] {
+  return line.replace(/^\|\s*|\s*\|$/g, "").split(/\s*(?<!\\)\|\s*/);
 }
 
 main()

@@ -7,6 +7,7 @@ import { spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { recordTable } from "./results";
 import { fleetExpression, type FleetMember } from "../src/nix/fleet-evaluation";
 import { NIXPKGS_LITE } from "../test/harness/fixture";
 
@@ -29,8 +30,7 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.len
 
 const dir = mkdtempSync(join(tmpdir(), "fleet-eval-"));
 try {
-  console.log("| hosts | one evaluation: wall / peak RSS | one per host: wall (sum) / peak RSS (sum of processes) | ratio wall | ratio memory |");
-  console.log("|---|---|---|---|---|");
+  const rows: string[][] = [];
   for (const hosts of [1, 10, 50]) {
     const members: FleetMember[] = Array.from({ length: hosts }, (_, i) => {
       const file = join(dir, `host${i}.nix`);
@@ -46,8 +46,14 @@ try {
     }
     const [oneS, oneM] = [median(one.map((m) => m.seconds)), median(one.map((m) => m.peakKiB))];
     const [eachS, eachM] = [median(each.map((m) => m.seconds)), median(each.map((m) => m.peakKiB))];
-    console.log(`| ${hosts} | ${oneS.toFixed(2)} s / ${(oneM / 1024).toFixed(0)} MiB | ${eachS.toFixed(2)} s / ${(eachM / 1024).toFixed(0)} MiB | ${(oneS / eachS).toFixed(2)}× | ${(oneM / eachM).toFixed(2)}× |`);
+    rows.push([String(hosts), `${oneS.toFixed(2)} s / ${(oneM / 1024).toFixed(0)} MiB`, `${eachS.toFixed(2)} s / ${(eachM / 1024).toFixed(0)} MiB`,
+      `${(oneS / eachS).toFixed(2)}×`, `${(oneM / eachM).toFixed(2)}×`]);
   }
+  recordTable("fleet-eval", {
+    header: ["hosts", "one evaluation: wall / peak RSS", "one per host: wall (sum) / peak RSS (sum of processes)", "ratio wall", "ratio memory"],
+    rows,
+    conditions: `nixpkgs-lite hosts, wall time and peak RSS of the Nix processes (GNU time), median of ${ROUNDS}`,
+  });
 } finally {
   rmSync(dir, { recursive: true, force: true });
 }

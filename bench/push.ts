@@ -5,6 +5,7 @@
  *   push to 8 hosts  vs  push to 1 host                                   (goal ≤ 1.5×)
  *   push to 8 hosts  vs  a sequential loop of nix-copy-closure + ssh switch-to-configuration over the 8 hosts,
  *                        what a shell script or deploy-rs does            (goal ≤ 0.15×)
+ *   push to 8 hosts  vs  the same per host, all hosts at once (xargs -P 8): what a parallel script does (goal ≤ 1×)
  *   and the peak RSS of the push process.
  *
  * Every measurement starts from empty target stores. The reference gets its systems built beforehand; push evaluates
@@ -15,7 +16,8 @@
 import { execFileSync, spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
+import { recordTable } from "./results";
 import type { FleetHost } from "../src/fleet/inventory";
 import { DEFAULT_SETTINGS } from "../src/spec/settings";
 import { NIXPKGS_LITE } from "../test/harness/fixture";
@@ -104,17 +106,37 @@ function sh(command: string, env: Record<string, string> = {}): Promise<void> {
   });
 }
 
-/** What a shell loop (or deploy-rs, one host after another) does: copy, then set the profile and switch, per host. */
-async function reference(world: TargetWorld, proxies: LatencyProxy[], toplevels: string[]): Promise<number> {
+/** An ssh config naming each host's proxy `benchN`, for the references. */
+function proxiesSshConfig(world: TargetWorld, proxies: LatencyProxy[]): string {
   const config = readFileSync(world.sshConfigFile, "utf8");
   const defaults = config.slice(config.indexOf("Host *"));
   const file = `${world.sshConfigFile}.proxies`;
   writeFileSync(file, world.hosts.map((h, i) => `Host bench${i}\n  HostName 127.0.0.1\n  Port ${proxies[i].port}\n  HostKeyAlias ${h.name}\n`).join("") + defaults);
+  return file;
+}
+
+/** One host by the reference tools: copy, then set the profile and switch. */
+function referenceHost(file: string, i: number | string, top: string): string {
+  return `nix-copy-closure --to root@bench${i} ${top} && ssh -F ${file} bench${i} 'nix-env -p /nix/var/nix/profiles/system --set ${top} && ${top}/bin/switch-to-configuration switch'`;
+}
+
+/** What a shell loop (or deploy-rs, one host after another) does. */
+async function reference(world: TargetWorld, proxies: LatencyProxy[], toplevels: string[]): Promise<number> {
+  const file = proxiesSshConfig(world, proxies);
   const started = process.hrtime.bigint();
-  for (const [i, top] of toplevels.entries()) {
-    await sh(`nix-copy-closure --to root@bench${i} ${top}`, { NIX_SSHOPTS: `-F ${file}` });
-    await sh(`ssh -F ${file} bench${i} 'nix-env -p /nix/var/nix/profiles/system --set ${top} && ${top}/bin/switch-to-configuration switch'`);
-  }
+  for (const [i, top] of toplevels.entries()) await sh(referenceHost(file, i, top), { NIX_SSHOPTS: `-F ${file}` });
+  return Number(process.hrtime.bigint() - started) / 1e6;
+}
+
+/** What a parallel script does: every host's copy and switch at once (`xargs -P`), each over its own connection. */
+async function parallelReference(world: TargetWorld, proxies: LatencyProxy[], toplevels: string[]): Promise<number> {
+  const file = proxiesSshConfig(world, proxies);
+  const script = join(dirname(file), "reference-host.sh");
+  writeFileSync(script, `#!/bin/sh\nset -e\n${referenceHost(file, "$1", "$2")}\n`);
+  const hosts = join(dirname(file), "reference-hosts");
+  writeFileSync(hosts, toplevels.map((top, i) => `${i} ${top}\n`).join(""));
+  const started = process.hrtime.bigint();
+  await sh(`xargs -P ${toplevels.length} -L 1 sh ${script} < ${hosts}`, { NIX_SSHOPTS: `-F ${file}` });
   return Number(process.hrtime.bigint() - started) / 1e6;
 }
 
@@ -135,6 +157,7 @@ async function main() {
     const fleet: number[] = [];
     const single: number[] = [];
     const loop: number[] = [];
+    const parallel: number[] = [];
     const peaks: number[] = [];
     const cpu: { fleet: number[]; single: number[]; fleetDeployer: number[]; singleDeployer: number[] } = { fleet: [], single: [], fleetDeployer: [], singleDeployer: [] };
     for (let round = 0; round < ROUNDS; round++) {
@@ -155,19 +178,25 @@ async function main() {
       cpu.single.push(one.cpuSeconds);
       cpu.singleDeployer.push(one.deployerCpuSeconds);
       loop.push(await withFleet(HOSTS, (world, proxies) => reference(world, proxies, toplevels)));
-      console.log(`round ${round + 1}/${ROUNDS}: push ${HOSTS} ${fmt(fleet.at(-1)!)}, push 1 ${fmt(single.at(-1)!)}, loop ${fmt(loop.at(-1)!)}`);
+      parallel.push(await withFleet(HOSTS, (world, proxies) => parallelReference(world, proxies, toplevels)));
+      console.log(`round ${round + 1}/${ROUNDS}: push ${HOSTS} ${fmt(fleet.at(-1)!)}, push 1 ${fmt(single.at(-1)!)}, loop ${fmt(loop.at(-1)!)}, xargs -P ${fmt(parallel.at(-1)!)}`);
     }
-    const [f, s, l] = [median(fleet), median(single), median(loop)];
-    console.log(`\nmedians of ${ROUNDS} (load average after: ${readFileSync("/proc/loadavg", "utf8").trim()})\n`);
-    console.log([
-      "| measurement | cdktf-nixos push | reference | ratio | goal |",
-      "|---|---|---|---|---|",
-      `| P4 ${HOSTS} hosts vs 1 host | ${fmt(f)} | push to 1 host ${fmt(s)} | **${(f / s).toFixed(2)}×** | ≤ 1.5× |`,
-      `| P4 ${HOSTS} hosts vs a sequential loop | ${fmt(f)} | nix-copy-closure + ssh switch, host after host ${fmt(l)} | **${(f / l).toFixed(2)}×** | ≤ 0.15× |`,
-      `| peak RSS of the push process (${HOSTS} hosts) | ${median(peaks).toFixed(0)} MiB | closure ${(narBytes / 1048576).toFixed(0)} MiB per host | | |`,
-      `| CPU time of the deployer (push process and its Nix children) | ${HOSTS} hosts ${median(cpu.fleetDeployer).toFixed(1)} CPU-s | 1 host ${median(cpu.singleDeployer).toFixed(1)} CPU-s | ${(median(cpu.fleetDeployer) / median(cpu.singleDeployer)).toFixed(1)}× | |`,
-      `| machine CPU time (deployer + every target's sshd and Nix, all on these cores) | ${HOSTS} hosts ${median(cpu.fleet).toFixed(1)} CPU-s | 1 host ${median(cpu.single).toFixed(1)} CPU-s | ${(median(cpu.fleet) / median(cpu.single)).toFixed(1)}× | |`,
-    ].join("\n"));
+    const [f, s, l, p] = [median(fleet), median(single), median(loop), median(parallel)];
+    recordTable("push", {
+      header: ["measurement", "cdktf-nixos push", "reference", "ratio", "goal"],
+      rows: [
+        [`P4 ${HOSTS} hosts vs 1 host`, fmt(f), `push to 1 host ${fmt(s)}`, `**${(f / s).toFixed(2)}×**`, "≤ 1.5×"],
+        [`P4 ${HOSTS} hosts vs a sequential loop`, fmt(f), `\`nix-copy-closure\` + \`ssh … switch-to-configuration\`, host after host: ${fmt(l)}`, `**${(f / l).toFixed(2)}×**`, "≤ 0.15×"],
+        [`P4 ${HOSTS} hosts vs the same in parallel`, fmt(f), `the same per host, all at once (\`xargs -P ${HOSTS}\`): ${fmt(p)}`, `**${(f / p).toFixed(2)}×**`, "≤ 1×"],
+        [`peak RSS of the push process (${HOSTS} hosts)`, `${median(peaks).toFixed(0)} MiB`, `closure ${(narBytes / 1048576).toFixed(1)} MiB per host`, "", ""],
+        ["CPU time of the deployer (push process and its Nix children)", `${HOSTS} hosts ${median(cpu.fleetDeployer).toFixed(1)} CPU-s`,
+          `1 host ${median(cpu.singleDeployer).toFixed(1)} CPU-s`, `${(median(cpu.fleetDeployer) / median(cpu.singleDeployer)).toFixed(1)}×`, ""],
+        ["CPU time of the whole machine (deployer, every target's sshd and Nix, the proxies)", `${HOSTS} hosts ${median(cpu.fleet).toFixed(1)} CPU-s`,
+          `1 host ${median(cpu.single).toFixed(1)} CPU-s`, `${(median(cpu.fleet) / median(cpu.single)).toFixed(1)}×`, ""],
+      ],
+      conditions: `${HOSTS} hosts, ${DELAY_MS} ms each way, ${closure.length} paths / ${(narBytes / 1048576).toFixed(1)} MiB of NAR per host, ` +
+        `from empty stores, median of ${ROUNDS}; load average after: ${readFileSync("/proc/loadavg", "utf8").trim()}`,
+    });
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -6,6 +6,7 @@ import { spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { recordTable } from "./results";
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
 const TSX = join(__dirname, "..", "node_modules", ".bin", "tsx");
@@ -24,7 +25,7 @@ function synthMs(variant: string, hosts: number): number {
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
-console.log(`| hosts | cdktf-nixos constructs | bare provider resources | ratio |\n|---|---|---|---|`);
+const rows: string[][] = [];
 for (const hosts of [3, 100]) {
   const constructs: number[] = [];
   const bare: number[] = [];
@@ -33,5 +34,11 @@ for (const hosts of [3, 100]) {
     bare.push(synthMs("bare", hosts));
   }
   const [c, b] = [median(constructs), median(bare)];
-  console.log(`| ${hosts} | ${(c / 1000).toFixed(2)} s | ${(b / 1000).toFixed(2)} s | ${(c / b).toFixed(2)}× |`);
+  rows.push([hosts === 3 ? "3 (the size of examples/fleet)" : String(hosts), `${(c / 1000).toFixed(2)} s`, `${(b / 1000).toFixed(2)} s`, `${(c / b).toFixed(2)}×`]);
+  console.log(`${hosts} hosts done`);
 }
+recordTable("synth", {
+  header: ["hosts", "constructs", "bare @cdktf/provider-aws", "ratio"],
+  rows,
+  conditions: `app process wall time, median of ${ROUNDS}`,
+});

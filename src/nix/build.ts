@@ -225,6 +225,11 @@ export function buildHint(stderr: string): string | undefined {
       "(buildOnTarget), or give Nix a remote builder or emulation for it";
   }
   if (/No space left on device/.test(stderr)) return "this machine's disk is full: free space (nix-collect-garbage) and build again";
+  const unlocked = /flake '([^']+)' requires lock file changes/.exec(stderr);
+  if (unlocked !== null) {
+    // builtins.getFlake, as synth, push and deploy --flake evaluate a flake, never writes the user's flake.lock
+    return `the flake's flake.lock is missing or out of date: lock it (nix flake lock ${unlocked[1]}), commit it, and deploy again`;
+  }
   if (/infinite recursion encountered/.test(stderr)) {
     return "a value of the configuration is defined from itself (often an option set from its own config value); " +
       "Nix's trace names the file and line: run again with --show-trace (cdktf synth: CDKTF_NIXOS_SHOW_TRACE=1)";

@@ -1,6 +1,7 @@
 import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { existsSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -261,6 +262,12 @@ describe.skipIf(missing("root", "nix", "sshd", "netns"))("cdktf-nixos deploy aga
   it("builds on the target with --build-on-target, and deploys a flake", async () => {
     const dir = join(work, "flake");
     await writeFlake(dir, { config: webConfig({ environment: { etc: { motd: { text: "flake" } } } }), name: "web" });
+    // evaluated as synth and push evaluate it (builtins.getFlake), which never writes the user's flake.lock
+    const unlocked = await cli(["deploy", ...sshArgs(), "--flake", `path:${dir}#web`]);
+    expect(unlocked.code).toBe(EXIT_CODES.evaluate);
+    expect(unlocked.stderr).toContain(`hint: the flake's flake.lock is missing or out of date: lock it (nix flake lock path:${dir}), commit it, and deploy again`);
+    expect(existsSync(join(dir, "flake.lock"))).toBe(false);
+    execFileSync("nix", ["--extra-experimental-features", "nix-command flakes", "flake", "lock", `path:${dir}`], { stdio: "ignore" });
     const flake = await cli(["deploy", ...sshArgs(), "--flake", `path:${dir}#web`, "--json"]);
     expect(flake.code, flake.stderr).toBe(0);
     const typo = await cli(["deploy", ...sshArgs(), "--flake", `path:${dir}#wbe`]);
