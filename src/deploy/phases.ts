@@ -1,5 +1,6 @@
 // The phases of one deployment before activation — connect, inspect, copy, build on the target, keys — each turning a
 // failure into its phase's error with a hint.
+import { CompressionUnavailableError } from "../nix/serve/copy-policy";
 import { BuildError, ConnectError, CopyError, DeployError, InspectError, TransportError } from "../errors";
 import type { CopyReport } from "../nix/serve/copy";
 import { ServeError } from "../nix/serve/session";
@@ -116,6 +117,13 @@ export async function copyTo(
     });
   } catch (err) {
     if (err instanceof DeployError) throw err;
+    // a precondition of the host, found before anything was sent: the host cannot be used as asked, not a failed copy
+    if (err instanceof CompressionUnavailableError) {
+      throw new InspectError(`${host.name} cannot take the copy as asked: ${err.message}; nothing was copied`, {
+        cause: err,
+        hint: "install zstd where it is missing (NixOS has it in every system), or leave out --compress zstd (auto compresses when it pays)",
+      });
+    }
     if (err instanceof ServeError) {
       throw new CopyError(err.message, {
         command: err.command,

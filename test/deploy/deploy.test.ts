@@ -1,4 +1,5 @@
 import { VirtualClock } from "./virtual-clock";
+import { CompressionUnavailableError } from "../../src/nix/serve/copy-policy";
 import { describe, expect, it } from "vitest";
 import { confirmCommand } from "../../src/deploy/activation";
 import { SUDO_CHECK_COMMAND, deploy, type DeployRequest } from "../../src/deploy/deploy";
@@ -186,6 +187,15 @@ describe("deploy orchestration over the Host seam", () => {
     const err = await failure(deploy(request, fakeDependencies(host).deps));
     expect(exitCodeOf(err)).toBe(5);
     expect(err.hint).toBe("paths already copied stay valid on the target; run the deploy again to copy the rest");
+  });
+
+  it("exit 3: --compress zstd on a host without zstd is a precondition of the host, not a failed copy; nothing was sent or activated", async () => {
+    const host = healthyHost();
+    host.copyFailure = new CompressionUnavailableError("--compress zstd needs zstd on the target, and it is not on its PATH");
+    const err = await failure(deploy({ ...request, compress: "zstd" }, fakeDependencies(host).deps));
+    expect([err.phase, exitCodeOf(err)]).toEqual(["inspect", 3]);
+    expect(err.message).toBe("root@198.51.100.7:22 cannot take the copy as asked: --compress zstd needs zstd on the target, and it is not on its PATH; nothing was copied");
+    expect(host.log.some((c) => START.test(c))).toBe(false);
   });
 
   it("exit 6: a switch that fails on the target is rolled back by the activation script; the report says what the host runs", async () => {
