@@ -1,0 +1,33 @@
+import { describe, expect, it } from "vitest";
+import { deployRequestOf } from "../../src/spec/request";
+import { DEFAULT_SETTINGS, type ResolvedDeploymentSettings } from "../../src/spec/settings";
+
+/** A value other than the default, for every setting. */
+const changed: ResolvedDeploymentSettings = {
+  user: "deploy", port: 2222, action: "boot", sshPrivateKeyFile: "/k", knownHostsFile: "/kh", acceptNewHostKey: true,
+  jumpHost: "bastion:22", sshCompression: true, useSubstitutes: true, compress: "zstd", maxChannels: 3, buildOnTarget: true,
+  installBootloader: true, rollback: false, allowNonNixos: true, reactivate: true, connectTimeoutSeconds: 1, consoleTimeoutSeconds: 2,
+  confirmTimeoutSeconds: 3, activationTimeoutSeconds: 4, lockTimeoutSeconds: 5, replyTimeoutSeconds: 6, keepGenerations: 7,
+  ec2Endpoint: "http://127.0.0.1:1", keys: [{ name: "k", file: "/f" }], sensitiveArgs: ["a"],
+};
+const applied = { host: "203.0.113.10", instanceId: "i-0123456789abcdef0", region: "eu-central-1" };
+
+describe("deployRequestOf", () => {
+  it.each(Object.keys(DEFAULT_SETTINGS) as Array<keyof ResolvedDeploymentSettings>)("carries %s into what the engine runs", (name) => {
+    const base = deployRequestOf(DEFAULT_SETTINGS, applied);
+    const one = deployRequestOf({ ...DEFAULT_SETTINGS, [name]: changed[name] }, applied);
+    expect(one).not.toEqual(base);
+  });
+
+  it("takes a command-line override only when it was given", () => {
+    const settings = { ...DEFAULT_SETTINGS, connectTimeoutSeconds: 300 };
+    expect(deployRequestOf(settings, applied, {}).request.target.connectTimeoutSeconds).toBe(300);
+    expect(deployRequestOf(settings, applied, { connectTimeoutSeconds: undefined }).request.target.connectTimeoutSeconds).toBe(300);
+    expect(deployRequestOf(settings, applied, { connectTimeoutSeconds: 5 }).request.target.connectTimeoutSeconds).toBe(5);
+  });
+
+  it("asks no console without an instance, and no confirmation for 0", () => {
+    const mapped = deployRequestOf(DEFAULT_SETTINGS, { host: "h" }).request;
+    expect([mapped.target.hostKeyFromEc2Console, mapped.confirmTimeoutSeconds]).toEqual([undefined, undefined]);
+  });
+});
