@@ -207,7 +207,7 @@ async function main() {
   const lines = [
     row(`P1 cold copy, ${closure.length} paths / ${(narBytes / 1048576).toFixed(0)} MiB (${how("ours")})`, "ours", "ncc", "nix-copy-closure"),
     row("P1, our time without Node's start-up", "ours", "ncc", "nix-copy-closure", (x) => x.inProcessMs ?? x.ms),
-    row("P1 vs export \\| ssh import", "ours", "exportImport", "export|import"),
+    row("P1 vs export \\| ssh import", "ours", "exportImport", "export \\| ssh import"),
     row(`P1w cold copy, ${DELAY_MS} ms each way (${how("oursW")})`, "oursW", "nccW", "nix-copy-closure"),
     row(`P1z compressible ${(zNarBytes / 1048576).toFixed(0)} MiB, ${RATE_MBIT} Mbit/s + ${DELAY_MS} ms each way (${how("oursZ")})`, "oursZ", "nccZ", "nix-copy-closure --gzip"),
     row("P1z vs our own --compress none", "oursZ", "oursZNone", "cdktf-nixos --compress none"),

@@ -117,7 +117,8 @@ function proxiesSshConfig(world: TargetWorld, proxies: LatencyProxy[]): string {
 
 /** One host by the reference tools: copy, then set the profile and switch. */
 function referenceHost(file: string, i: number | string, top: string): string {
-  return `nix-copy-closure --to root@bench${i} ${top} && ssh -F ${file} bench${i} 'nix-env -p /nix/var/nix/profiles/system --set ${top} && ${top}/bin/switch-to-configuration switch'`;
+  // double quotes: in the parallel reference's script, $1 and $2 expand on this side
+  return `nix-copy-closure --to root@bench${i} ${top} && ssh -F ${file} bench${i} "nix-env -p /nix/var/nix/profiles/system --set ${top} && ${top}/bin/switch-to-configuration switch"`;
 }
 
 /** What a shell loop (or deploy-rs, one host after another) does. */
