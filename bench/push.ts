@@ -143,7 +143,8 @@ async function parallelReference(world: TargetWorld, proxies: LatencyProxy[], to
 
 async function main() {
   await cleanupStaleTargets();
-  execFileSync("npm", ["run", "--silent", "build"], { cwd: join(__dirname, ".."), stdio: "inherit" });
+  // npm run bench built what it measures (BENCH_COMMIT); alone, this builds first
+  if (process.env.BENCH_COMMIT === undefined) execFileSync("npm", ["run", "--silent", "build"], { cwd: join(__dirname, ".."), stdio: "inherit" });
   const dir = mkdtempSync(join(tmpdir(), "bench-push-"));
   try {
     for (let i = 0; i < HOSTS; i++) writeFileSync(join(dir, `host${i}.nix`), configuration(i));

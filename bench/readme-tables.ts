@@ -14,7 +14,7 @@ export function withTables(readme: string, results: BenchResults, source: string
     if (table === undefined) continue;
     const pattern = new RegExp(`(<!-- bench:${name} -->\\n)[\\s\\S]*?(<!-- /bench:${name} -->)`);
     if (!pattern.test(text)) throw new Error(`README.md has no <!-- bench:${name} --> … <!-- /bench:${name} --> section`);
-    const body = `${markdownTable(table)}\n\n<sub>${table.conditions}; from bench/results/${basename(source)} (${results.commit.slice(0, 12)}).</sub>\n`;
+    const body = `${markdownTable(table)}\n\n<sub>${table.conditions}; measured at ${(table.commit ?? results.commit).slice(0, 12)}, from bench/results/${basename(source)}.</sub>\n`;
     text = text.replace(pattern, (_, open: string, close: string) => `${open}${body}${close}`);
   }
   return text;

@@ -17,6 +17,8 @@ export interface BenchTable {
   readonly rows: ReadonlyArray<readonly string[]>;
   /** How it was measured (rounds, sizes, load), for the record. */
   readonly conditions: string;
+  /** The commit whose build was measured (set by recordTable). */
+  readonly commit?: string;
 }
 
 export interface BenchResults {
@@ -33,11 +35,15 @@ export function resultsFile(): string {
   return join(RESULTS_DIR, `${new Date().toISOString().slice(0, 10)}-${commit}.json`);
 }
 
-/** Adds (or replaces) one benchmark's table in this run's results file; returns the file. */
-export function recordTable(name: BenchmarkName, table: BenchTable): string {
+/**
+ * Adds (or replaces) one benchmark's table in this run's results file; returns the file. The commit is the one whose
+ * build was measured: BENCH_COMMIT when `npm run bench` built it at the start, else HEAD.
+ */
+export function recordTable(name: BenchmarkName, measured: BenchTable): string {
   const file = resultsFile();
   mkdirSync(RESULTS_DIR, { recursive: true });
-  const commit = execFileSync("git", ["rev-parse", "HEAD"], { cwd: __dirname, encoding: "utf8" }).trim();
+  const commit = process.env.BENCH_COMMIT ?? execFileSync("git", ["rev-parse", "HEAD"], { cwd: __dirname, encoding: "utf8" }).trim();
+  const table: BenchTable = { ...measured, commit };
   const dirty = execFileSync("git", ["status", "--porcelain", "--", "src", "bench"], { cwd: __dirname, encoding: "utf8" }).trim() !== "";
   const previous: BenchResults | undefined = existsSync(file) ? JSON.parse(readFileSync(file, "utf8")) as BenchResults : undefined;
   const results: BenchResults = {

@@ -14,7 +14,7 @@ describe("the README's benchmark tables", () => {
     const readme = "intro\n<!-- bench:synth -->\n| old | table |\n|---|---|\n| 1 | 2 |\n<!-- /bench:synth -->\nafter\n";
     expect(withTables(readme, results, "/x/bench/results/2026-12-06-0123456789ab.json")).toBe(
       "intro\n<!-- bench:synth -->\n| hosts | constructs | bare | ratio |\n|---|---|---|---|\n| 3 | 0.81 s | 0.77 s | 1.05× |\n\n" +
-        "<sub>median of 5; from bench/results/2026-12-06-0123456789ab.json (0123456789ab).</sub>\n<!-- /bench:synth -->\nafter\n",
+        "<sub>median of 5; measured at 0123456789ab, from bench/results/2026-12-06-0123456789ab.json.</sub>\n<!-- /bench:synth -->\nafter\n",
     );
   });
 
