@@ -7,7 +7,7 @@ import { readFile, readlink, stat } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
 import { deploy, type DeployDependencies, type DeployRequest } from "../../deploy/deploy";
 import type { DefaultDependencyOptions } from "../../deploy/default-dependencies";
-import { ACTIONS, type Action } from "../../spec/goal";
+import { ACTIONS } from "../../spec/goal";
 import { loadKeys } from "../../deploy/keys";
 import { checkKeySpecs, parseKeyArgument } from "../../spec/key-spec";
 import { DEPLOY_ENV } from "../../spec/manifest";
@@ -23,23 +23,13 @@ import { knownHostsFileProblem } from "../../deploy/ssh/known-hosts";
 import { tooDeep } from "../../nix/system";
 import { UsageError } from "../usage-error";
 
+/**
+ * The flags this command reads itself; every deployment setting's flag (SETTING_FLAGS) is read through
+ * settingsGiven, which takes it only when it was given.
+ */
 interface DeployFlags {
   targetHost?: string;
-  targetPort: string;
-  sshKey?: string;
-  knownHosts: string;
-  acceptNewHostKey?: boolean;
-  jumpHost?: string;
-  action: Action;
-  useSubstitutes?: boolean;
-  sshCompression?: boolean;
-  compress: CompressMode;
-  maxChannels: string;
-  buildOnTarget?: boolean;
-  installBootloader?: boolean;
-  rollback: boolean;
-  confirmTimeout?: string;
-  allowNonNixos?: boolean;
+  knownHosts?: string;
   toplevel?: string;
   config?: string;
   include: string[];
@@ -47,17 +37,7 @@ interface DeployFlags {
   nixosArgsFile?: string;
   hostKeyFromEc2Console?: string;
   region?: string;
-  endpoint?: string;
-  consoleTimeout: string;
-  connectTimeout: string;
-  activationTimeout: string;
-  replyTimeout: string;
-  lockTimeout: string;
-  keepGenerations?: string;
-  reactivate?: boolean;
   key: string[];
-  keySpec: string[];
-  sensitiveArg: string[];
   showTrace?: boolean;
   verbose?: boolean;
   json?: boolean;

@@ -12,25 +12,17 @@ import { collect, interruptible } from "../interruptible";
 import type { Output } from "../progress";
 import { UsageError } from "../usage-error";
 import { addProjectOptions, nixTraceArgs, synthModeOf, type ProjectFlags } from "./project-options";
-import { COMPRESS_MODES, type CompressMode } from "../../nix/serve/copy-policy";
+import { COMPRESS_MODES } from "../../nix/serve/copy-policy";
 import { checkCompressMode, givenOn } from "./deploy";
 
+/** The flags this command reads itself; the deployment settings it may override are read through settingsGiven. */
 interface PushFlags extends ProjectFlags {
   on: string[];
   parallel: string;
   dryRun?: boolean;
   json?: boolean;
   summaryFile?: string;
-  keepGenerations?: string;
-  compress?: CompressMode;
-  maxChannels: string;
   failFast?: boolean;
-  reactivate?: boolean;
-  connectTimeout: string;
-  lockTimeout: string;
-  activationTimeout: string;
-  replyTimeout: string;
-  endpoint?: string;
   verbose?: boolean;
 }
 
