@@ -37,6 +37,8 @@ export function activationDeadlines(plan: ActivationPlan, activationTimeoutSecon
     reconnectUntil: (phaseDeadline: number, now: number) => (confirmMs === undefined ? phaseDeadline : Math.min(phaseDeadline, now + confirmMs * 0.8)),
     /** Reconnecting for the confirmation: stop with a fifth of the countdown left. */
     confirmRetryMs: confirmMs === undefined ? 0 : confirmMs * 0.8,
+    /** The confirmation command, and each read after a refused one: within the countdown. */
+    confirmBoundMs: confirmMs ?? 0,
   };
 }
 
@@ -221,7 +223,7 @@ async function confirm(
   await session.adopt(confirmation);
   let confirmed: RunResult;
   try {
-    confirmed = await withDeadline(clock, confirmation.run(command), timeoutSeconds * 1000);
+    confirmed = await withDeadline(clock, confirmation.run(command), deadlines.confirmBoundMs);
   } catch (err) {
     throw new ConfirmError(`confirming ${what} failed: ${(err as Error).message}; unless it got through, the host ` +
       `rolls itself back to ${previous}`, { cause: err, command });
@@ -229,7 +231,7 @@ async function confirm(
   if (confirmed.exitCode === 0) return;
   // The host decided first (it is rolling back), or no script watches the activation any more. Report what the host
   // did, not what it should do.
-  const readBoundMs = timeoutSeconds * 1000;
+  const readBoundMs = deadlines.confirmBoundMs;
   let state: ActivationState | undefined;
   for (const deadline = clock.now() + activationMs; clock.now() < deadline; await sleep(clock, deadlines.pollMs)) {
     const read = await withDeadline(clock, confirmation.run(plan.readState), readBoundMs).catch(() => undefined);

@@ -105,6 +105,6 @@ describe("activationDeadlines", () => {
     expect([plain.activationMs, plain.startWaitMs, plain.readBoundMs, plain.confirmRetryMs, plain.reconnectUntil(50_000, 1_000)]).toEqual([600_000, 315_000, 15_000, 0, 50_000]);
     const confirmed = activationDeadlines(plan({ confirm: 10 }), 600);
     // a confirmed host counts down: reads stay within its window, reconnecting stops with a fifth of it left
-    expect([confirmed.readBoundMs, confirmed.confirmRetryMs, confirmed.reconnectUntil(50_000, 1_000)]).toEqual([10_000, 8_000, 9_000]);
+    expect([confirmed.readBoundMs, confirmed.confirmRetryMs, confirmed.confirmBoundMs, confirmed.reconnectUntil(50_000, 1_000)]).toEqual([10_000, 8_000, 10_000, 9_000]);
   });
 });
