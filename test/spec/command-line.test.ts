@@ -141,9 +141,10 @@ describe("the deploy command of a deployment", () => {
   it("gives the same request for a deployment with every default", async () => {
     const deployment = { ...withConfiguration(), ...DEFAULT_SETTINGS, knownHostsFile: spec.knownHostsFile };
     const invocation = await throughTheCommandLine(deployment);
-    const { source: _source, keys, ...viaCli } = invocation.request;
+    const { source, keys, ...viaCli } = invocation.request;
     const [planned] = planPush([{ name: "web", tags: {}, spec: deployment, applied: { created: true, ...applied, moduleArgs: {} } }], { overrides: {} });
     expect(keys).toEqual([]);
+    expect(source.kind).toBe("config");
     expect(planned.ready && viaCli).toEqual(planned.ready && planned.request);
   });
 

@@ -217,8 +217,7 @@ async function copySpooled(
       stream?.consumedSegment();
       return;
     }
-    // Nix colours "error:" when it thinks stderr is a terminal
-    // eslint-disable-next-line no-control-regex
+    // Nix colours "error:" when it thinks stderr is a terminal: isNixErrorLine reads it without the colours
     if (isNixErrorLine(line)) stream?.importerFailed();
     nixErrors.write(`${line}\n`);
   }, () => nixErrors.end());
