@@ -5,25 +5,30 @@
 export interface Clock {
   /** Milliseconds since the epoch (or since the clock's own start). */
   now(): number;
-  /** A timer that does not keep the process alive; `cancel` drops it. */
-  timer(ms: number): { readonly elapsed: Promise<void>; cancel(): void };
+  /**
+   * A timer; `cancel` drops it. A wait (`keepsAlive`) keeps the process running until it fires; a deadline does not
+   * (the work it bounds does, while it runs).
+   */
+  timer(ms: number, options?: { readonly keepsAlive?: boolean }): { readonly elapsed: Promise<void>; cancel(): void };
 }
 
 /** The machine's clock. */
 export const SYSTEM_CLOCK: Clock = {
   now: () => Date.now(),
-  timer(ms) {
+  timer(ms, options = {}) {
     let handle: NodeJS.Timeout | undefined;
     const elapsed = new Promise<void>((resolve) => {
       handle = setTimeout(resolve, Math.max(ms, 0));
-      handle.unref();
+      // a deadline must not hold the process once its work is done; a wait must (nothing else may be running then)
+      if (options.keepsAlive !== true) handle.unref();
     });
     return { elapsed, cancel: () => clearTimeout(handle) };
   },
 };
 
+/** Waits `ms`; the process stays alive meanwhile (between two polls of a host nothing else may hold it). */
 export function sleep(clock: Clock, ms: number): Promise<void> {
-  return clock.timer(ms).elapsed;
+  return clock.timer(ms, { keepsAlive: true }).elapsed;
 }
 
 /** Resolves like `promise`, or rejects once `ms` have passed on `clock`. */

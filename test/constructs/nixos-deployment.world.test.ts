@@ -107,8 +107,11 @@ describe.skipIf(missing("nix"))("NixosDeployment at synth: one evaluation for th
     const web = data(synthesized, "web");
     const exec = web.provisioner[0]["local-exec"];
     const bin = join(__dirname, "..", "..", "lib", "cli", "bin.js");
-    expect(exec.command.startsWith(`${process.execPath} ${bin} deploy --target-port 22 --known-hosts ${join(process.cwd(), ".cdktf-nixos", "known_hosts")} --action switch --connect-timeout 300 --json`)).toBe(true);
-    expect(exec.command).toContain(`--confirm-timeout 30 --config ${join(dir, "web.nix")} -I nixpkgs=${NIXPKGS_LITE}`);
+    // every setting resolved, written by SETTING_FLAGS (the construct's own defaults: 300 s connect, 30 s confirm)
+    expect(exec.command).toBe(`${process.execPath} ${bin} deploy --target-port 22 --action switch --known-hosts ${join(process.cwd(), ".cdktf-nixos", "known_hosts")} ` +
+      "--compress auto --max-channels 8 --connect-timeout 300 --console-timeout 600 --confirm-timeout 30 --activation-timeout 600 " +
+      `--lock-timeout 300 --reply-timeout 60 --json --config ${join(dir, "web.nix")} -I nixpkgs=${NIXPKGS_LITE} ` +
+      '--host-key-from-ec2-console "$CDKTF_NIXOS_INSTANCE_ID" --region "$CDKTF_NIXOS_REGION"');
     expect(exec.command).toContain(`--host-key-from-ec2-console "$CDKTF_NIXOS_INSTANCE_ID" --region "$CDKTF_NIXOS_REGION"`);
     expect(exec.environment).toEqual({
       CDKTF_NIXOS_TARGET_HOST: "${self.input.target}",
@@ -116,7 +119,7 @@ describe.skipIf(missing("nix"))("NixosDeployment at synth: one evaluation for th
       CDKTF_NIXOS_INSTANCE_ID: "${self.input.instance_id}",
       CDKTF_NIXOS_REGION: "${self.input.region}",
     });
-    expect(data(synthesized, "app").provisioner[0]["local-exec"].command).toContain(`--action test --connect-timeout 300 --json --ssh-key ${join(dir, "ops")}`);
+    expect(data(synthesized, "app").provisioner[0]["local-exec"].command).toContain(`--action test --ssh-key ${join(dir, "ops")} --known-hosts`);
     expect(JSON.stringify(synthesized)).not.toMatch(/PRIVATE KEY/);
   });
 
