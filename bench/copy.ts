@@ -193,18 +193,18 @@ async function main() {
   const newNar = narSize(newPaths);
 
   const m = (k: string, f: (x: Sample) => number = (x) => x.ms) => median(r[k]!.map(f));
-  const row = (name: string, a: string, b: string, label: string, time: (x: Sample) => number = (x) => x.ms) => {
+  const row = (name: string, a: string, b: string, label: string, time: (x: Sample) => number = (x) => x.ms): string[] => {
     const ratio = m(a, time) / m(b);
     const cpuRatio = (m(a, (x) => x.clientCpu + x.targetCpu)) / (m(b, (x) => x.clientCpu + x.targetCpu));
-    return `| ${name} | ${s(m(a, time))} (${spread(r[a]!.map(time), s)}) | ${label} ${s(m(b))} (${spread(r[b]!.map((x) => x.ms), s)}) | **${ratio.toFixed(2)}×** | ` +
-      `${cpu(m(a, (x) => x.clientCpu))} + ${cpu(m(a, (x) => x.targetCpu))} vs ${cpu(m(b, (x) => x.clientCpu))} + ${cpu(m(b, (x) => x.targetCpu))} = **${cpuRatio.toFixed(2)}×** |`;
+    return [name, `${s(m(a, time))} (${spread(r[a]!.map(time), s)})`, `${label} ${s(m(b))} (${spread(r[b]!.map((x) => x.ms), s)})`, `**${ratio.toFixed(2)}×**`,
+      `${cpu(m(a, (x) => x.clientCpu))} + ${cpu(m(a, (x) => x.targetCpu))} vs ${cpu(m(b, (x) => x.clientCpu))} + ${cpu(m(b, (x) => x.targetCpu))} = **${cpuRatio.toFixed(2)}×**`];
   };
   const how = (k: string) => {
     const t = r[k]![0]!.transport;
     return t ? `${t.kind}, ${t.dataChannels} channel${t.dataChannels > 1 ? "s" : ""}${t.compressedSegments > 0 ? `, zstd on ${t.compressedSegments}/${t.segments} segments` : ""}` : "";
   };
   const peak = Math.max(...r.ours.map((x) => x.peakRssMiB ?? 0));
-  const lines = [
+  const rows = [
     row(`P1 cold copy, ${closure.length} paths / ${(narBytes / 1048576).toFixed(0)} MiB (${how("ours")})`, "ours", "ncc", "nix-copy-closure"),
     row("P1, our time without Node's start-up", "ours", "ncc", "nix-copy-closure", (x) => x.inProcessMs ?? x.ms),
     row("P1 vs export \\| ssh import", "ours", "exportImport", "export \\| ssh import"),
@@ -213,20 +213,17 @@ async function main() {
     row("P1z vs our own --compress none", "oursZ", "oursZNone", "cdktf-nixos --compress none"),
     row("P2 no-op redeploy", "oursNoop", "nccNoop", "nix-copy-closure"),
     row("P2, our time without Node's start-up", "oursNoop", "nccNoop", "nix-copy-closure", (x) => x.inProcessMs ?? x.ms),
-    `| P3 one-path change: SSH channel bytes (TCP bytes) | ${p3.wireBytes} B (${p3.socketBytes} B) | NAR size of the ${newPaths.length} new paths: ${newNar} B | **${((p3.wireBytes ?? 0) / newNar).toFixed(3)}×** (${((p3.socketBytes ?? 0) / newNar).toFixed(3)}×) | |`,
-    `| P1z SSH channel bytes, ours vs --compress none | ${(m("oursZ", (x) => x.wireBytes ?? 0) / 1048576).toFixed(0)} MiB | ${(m("oursZNone", (x) => x.wireBytes ?? 0) / 1048576).toFixed(0)} MiB | ${(m("oursZ", (x) => x.wireBytes ?? 0) / m("oursZNone", (x) => x.wireBytes ?? 0)).toFixed(2)}× | |`,
-    `| peak RSS of our copy process (P1) | ${peak.toFixed(0)} MiB | closure ${(narBytes / 1048576).toFixed(0)} MiB | | |`,
+    ["P3 one-path change: SSH channel bytes (TCP bytes)", `${p3.wireBytes} B (${p3.socketBytes} B)`, `NAR size of the ${newPaths.length} new paths: ${newNar} B`,
+      `**${((p3.wireBytes ?? 0) / newNar).toFixed(3)}×** (${((p3.socketBytes ?? 0) / newNar).toFixed(3)}×)`, ""],
+    ["P1z SSH channel bytes, ours vs --compress none", `${(m("oursZ", (x) => x.wireBytes ?? 0) / 1048576).toFixed(0)} MiB`, `${(m("oursZNone", (x) => x.wireBytes ?? 0) / 1048576).toFixed(0)} MiB`,
+      `${(m("oursZ", (x) => x.wireBytes ?? 0) / m("oursZNone", (x) => x.wireBytes ?? 0)).toFixed(2)}×`, ""],
+    ["peak RSS of our copy process (P1)", `${peak.toFixed(0)} MiB`, `closure ${(narBytes / 1048576).toFixed(0)} MiB`, "", ""],
   ];
   recordTable("copy", {
     header: ["measurement", "cdktf-nixos (spread)", "reference (spread)", "wall ratio", "CPU-s client + target, ours vs reference"],
-    rows: lines.map(cells),
+    rows,
     conditions: `median of ${ROUNDS} rounds in alternating order, a fresh target each; load average after: ${readFileSync("/proc/loadavg", "utf8").trim()}`,
   });
-}
-
-/** The cells of a Markdown table row (an escaped \\| stays in its cell). */
-function cells(line: string): string[] {
-  return line.replace(/^\|\s*|\s*\|$/g, "").split(/\s*(?<!\\)\|\s*/);
 }
 
 main()
