@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite on a fresh Debian/Ubuntu machine, as root: installs what it needs (idempotent),
-# then lint, typecheck, build, the unit suite and the world suite (real Nix, namespaced sshd targets, terraform).
+# then lint, typecheck, build, the unit suite and the world suite (real Nix, namespaced sshd targets, systemd
+# targets, terraform).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,7 +12,7 @@ if [ "$(id -u)" != 0 ]; then
   exit 2
 fi
 if ! command -v apt-get >/dev/null; then
-  say "this script installs its tools with apt-get (Debian/Ubuntu); elsewhere install nix, openssh-server,"
+  say "this script installs its tools with apt-get (Debian/Ubuntu); elsewhere install nix, openssh-server, debootstrap, systemd-nspawn,"
   say "iproute2 and util-linux by hand, then run: npm ci && npx vitest run"
   exit 2
 fi
@@ -27,10 +28,16 @@ command -v sudo >/dev/null || missing+=(sudo)
 command -v zstd >/dev/null || missing+=(zstd)
 [ -x /usr/bin/python3 ] || missing+=(python3)
 [ -x /usr/bin/time ] || missing+=(time)
+command -v debootstrap >/dev/null || missing+=(debootstrap)
+command -v systemd-nspawn >/dev/null || missing+=(systemd-container)
 if [ ${#missing[@]} -gt 0 ]; then
   say "apt-get install ${missing[*]}"
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+# systemd-container adds libnss-mymachines to nsswitch.conf; this machine runs no machined to answer it
+if dpkg -s libnss-mymachines >/dev/null 2>&1; then
+  DEBIAN_FRONTEND=noninteractive apt-get remove -y -qq libnss-mymachines >/dev/null
 fi
 command -v terraform >/dev/null || { say "terraform (>= 1.5) must be on PATH; it is not a Debian package"; exit 2; }
 
@@ -45,6 +52,11 @@ say "lint + typecheck + build"
 npx eslint .
 npx tsc -p tsconfig.json --noEmit
 npm run --silent build
+
+# The systemd targets' root filesystem: built once per machine (debootstrap from Debian's mirror), then reused.
+rootfs_started=$(date +%s)
+rootfs=$(test/harness/systemd-rootfs.sh)
+say "systemd target rootfs $rootfs ready in $(( $(date +%s) - rootfs_started )) s"
 
 results=$(mktemp -d)
 status=0

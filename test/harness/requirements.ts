@@ -2,7 +2,7 @@ import { execFileSync } from "node:child_process";
 import { existsSync } from "node:fs";
 
 /** What a world test can need from the machine. */
-export type Requirement = "root" | "nix" | "sshd" | "netns" | "terraform" | "aws-provider-mirror" | "zstd" | "python3" | "time";
+export type Requirement = "root" | "nix" | "sshd" | "netns" | "terraform" | "aws-provider-mirror" | "zstd" | "python3" | "time" | "systemd-targets";
 
 const checks: Record<Requirement, () => string | undefined> = {
   root: () => (process.getuid?.() === 0 ? undefined : "must run as root (namespaces, mounts, target stores)"),
@@ -13,6 +13,10 @@ const checks: Record<Requirement, () => string | undefined> = {
   // nixpkgs-lite's test driver runs test scripts as nixpkgs' does: in Python
   python3: () => (existsSync("/usr/bin/python3") ? undefined : "/usr/bin/python3 missing (apt-get install python3)"),
   time: () => (existsSync("/usr/bin/time") ? undefined : "/usr/bin/time missing (apt-get install time): it measures a process's peak memory"),
+  "systemd-targets": () =>
+    onPath("debootstrap") && onPath("systemd-nspawn")
+      ? undefined
+      : "debootstrap/systemd-nspawn missing (apt-get install debootstrap systemd-container): systemd target hosts",
   terraform: () => (onPath("terraform") ? undefined : "terraform not on PATH"),
   "aws-provider-mirror": () =>
     existsSync("/opt/tf-plugins/registry.terraform.io/hashicorp/aws")

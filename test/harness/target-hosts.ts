@@ -1,8 +1,13 @@
 import { spawn, type ChildProcess } from "node:child_process";
-import { closeSync, openSync, readFileSync, readdirSync, statSync } from "node:fs";
+import { closeSync, openSync, readFileSync, statSync } from "node:fs";
 import { chmod, chown, copyFile, mkdir, mkdtemp, readFile, readdir, rm, writeFile } from "node:fs/promises";
-import net from "node:net";
-import { constants } from "node:os";
+import {
+  type ExecResult, NAME_PREFIX, SYS_ENV, createNetwork, hostVethName, listDir, netnsName, readFileOr, removeNetwork, run, sleep, sshBanner,
+  targetAddress, tryKill, withTrailingNewline,
+} from "./host-util";
+import { SystemdTarget, stopStaleSystemdTarget, systemdCgroupSlots } from "./systemd-target";
+
+export { NAME_PREFIX, run, type ExecResult };
 
 /**
  * Throwaway "remote NixOS hosts" on this machine: each target is its own network namespace (a veth in
@@ -12,7 +17,15 @@ import { constants } from "node:os";
  * crashed run are recognisable (see cleanupStaleTargets).
  */
 
+/**
+ * `namespace`: sshd as PID 1 of namespaces over the machine's own root (fast, no init); `systemd`: a real systemd as
+ * PID 1 in a container booted from a Debian root filesystem (systemd-target.ts).
+ */
+export type TargetKind = "namespace" | "systemd";
+
 export interface TargetHostOptions {
+  /** What kind of host each target is; a list gives one kind per target, in order. @default "namespace" */
+  kind?: TargetKind | readonly TargetKind[];
   /** Extra login users, visible only inside the targets; `sudo: true` gives passwordless sudo. */
   users?: { name: string; sudo?: boolean }[];
   /** Start nix-daemon so non-root users reach the store (multi-user store, like NixOS). */
@@ -25,13 +38,9 @@ export interface TargetHostOptions {
   maxSessions?: number;
 }
 
-export interface ExecResult {
-  exitCode: number;
-  stdout: string;
-  stderr: string;
-}
 
 export interface TargetHost {
+  readonly kind: TargetKind;
   readonly name: string;
   readonly address: string;
   readonly port: number;
@@ -67,18 +76,10 @@ export interface TargetWorld {
 }
 
 export const STATE_DIR = "/tmp/cdktf-nixos-targets";
-export const NAME_PREFIX = "cdktfnx";
 const SLOTS_DIR = `${STATE_DIR}/slots`;
 const WORLDS_DIR = `${STATE_DIR}/worlds`;
 const MAX_SLOTS = 64;
-const SYS_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-const SYS_ENV = { PATH: SYS_PATH, HOME: "/root", USER: "root", LANG: "C.UTF-8" };
 const FIRST_USER_ID = 2000;
-
-const netnsName = (slot: number) => `${NAME_PREFIX}-s${slot}`;
-const hostVethName = (slot: number) => `${NAME_PREFIX}-h${slot}`;
-const hostSideAddress = (slot: number) => `10.233.0.${4 * slot + 1}`;
-const targetAddress = (slot: number) => `10.233.0.${4 * slot + 2}`;
 
 export async function startTargets(count: number, options: TargetHostOptions = {}): Promise<TargetWorld> {
   if (!Number.isInteger(count) || count < 1 || count > MAX_SLOTS) {
@@ -92,12 +93,20 @@ export async function startTargets(count: number, options: TargetHostOptions = {
   await mkdir(WORLDS_DIR, { recursive: true, mode: 0o700 });
   const worldDir = await mkdtemp(`${WORLDS_DIR}/w-`);
   await writeFile(`${worldDir}/owner`, ownerStamp());
-  const hosts: Target[] = [];
+  const hosts: (NamespaceTarget | SystemdTarget)[] = [];
   const world = new World(worldDir, hosts);
   try {
     await run("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", "cdktf-nixos-test-client", "-f", world.clientKeyFile]);
     world.clientPublicKey = (await readFile(`${world.clientKeyFile}.pub`, "utf8")).trim();
-    for (let i = 0; i < count; i++) hosts.push(new Target(`target${i + 1}`, await allocateSlot()));
+    const kinds = typeof options.kind === "object" ? options.kind : Array<TargetKind>(count).fill(options.kind ?? "namespace");
+    if (kinds.length !== count) throw new Error(`startTargets: ${kinds.length} kinds for ${count} targets`);
+    for (const [i, kind] of kinds.entries()) {
+      const name = `target${i + 1}`;
+      const slot = await allocateSlot();
+      hosts.push(kind === "systemd"
+        ? new SystemdTarget(name, slot, `${SLOTS_DIR}/${slot}`, targetAddress(slot), () => releaseSlot(slot))
+        : new NamespaceTarget(name, slot));
+    }
     await Promise.all(hosts.map((h) => h.create(world.clientPublicKey, options)));
     await world.writeClientFiles();
     return world;
@@ -116,7 +125,7 @@ class World implements TargetWorld {
 
   constructor(
     private readonly dir: string,
-    readonly hosts: Target[],
+    readonly hosts: (NamespaceTarget | SystemdTarget)[],
   ) {
     this.clientKeyFile = `${dir}/id_ed25519`;
     this.knownHostsFile = `${dir}/known_hosts`;
@@ -155,7 +164,8 @@ class World implements TargetWorld {
   }
 }
 
-class Target implements TargetHost {
+class NamespaceTarget implements TargetHost {
+  readonly kind = "namespace";
   readonly address: string;
   readonly port = 22;
   hostKey = "";
@@ -257,16 +267,7 @@ class Target implements TargetHost {
       ].join("\n"),
       { mode: 0o755 },
     );
-    const ns = netnsName(this.slot);
-    const veth = hostVethName(this.slot);
-    await removeNetwork(this.slot); // the slot directory is ours now, so anything named for it is a stale leftover
-    await run("ip", ["netns", "add", ns]);
-    await run("ip", ["link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", ns]);
-    await run("ip", ["addr", "add", `${hostSideAddress(this.slot)}/30`, "dev", veth]);
-    await run("ip", ["link", "set", veth, "up"]);
-    await run("ip", ["-n", ns, "addr", "add", `${this.address}/30`, "dev", "eth0"]);
-    await run("ip", ["-n", ns, "link", "set", "eth0", "up"]);
-    await run("ip", ["-n", ns, "link", "set", "lo", "up"]);
+    await createNetwork(this.slot);
     await this.boot();
   }
 
@@ -406,9 +407,13 @@ class Target implements TargetHost {
 
   async destroy(): Promise<void> {
     await this.halt();
-    // a slot reclaimed by cleanupStaleTargets may already belong to someone else
-    if (readFileOr(`${this.dir}/owner`, "") === ownerStamp()) await removeSlot(this.slot);
+    await releaseSlot(this.slot);
   }
+}
+
+async function releaseSlot(slot: number): Promise<void> {
+  // a slot reclaimed by cleanupStaleTargets may already belong to someone else
+  if (readFileOr(`${SLOTS_DIR}/${slot}/owner`, "") === ownerStamp()) await removeSlot(slot);
 }
 
 async function allocateSlot(): Promise<number> {
@@ -453,29 +458,9 @@ function isOurLauncher(pid: number, slotDir: string): boolean {
   }
 }
 
-function tryKill(pid: number, signal: NodeJS.Signals): void {
-  try {
-    process.kill(pid, signal);
-  } catch {
-    // already gone
-  }
-}
-
 async function removeSlot(slot: number): Promise<void> {
   await removeNetwork(slot);
   await rm(`${SLOTS_DIR}/${slot}`, { recursive: true, force: true });
-}
-
-/** Removes the slot's netns (which takes the veth pair with it) and the host-side veth if it survived. */
-async function removeNetwork(slot: number): Promise<void> {
-  const ns = netnsName(slot);
-  const nsPids = await run("ip", ["netns", "pids", ns], { check: false });
-  if (nsPids.exitCode === 0) {
-    // anything still inside our namespace was started there by a test
-    for (const p of nsPids.stdout.split(/\s+/).filter(Boolean)) tryKill(Number(p), "SIGKILL");
-    await run("ip", ["netns", "del", ns]);
-  }
-  await run("ip", ["link", "del", hostVethName(slot)], { check: false });
 }
 
 /** Set by global-setup for the world suite, so its teardown can tell its own leftovers from other live runs'. */
@@ -528,6 +513,8 @@ export async function cleanupStaleTargets(runId?: string): Promise<string[]> {
       for (let i = 0; i < 250 && isOurLauncher(pid, dir); i++) await sleep(20);
       if (isOurLauncher(pid, dir)) tryKill(pid, "SIGKILL");
     }
+    // a systemd target's (no-op for a namespace target: no nspawn, no overlay, no cgroups)
+    await stopStaleSystemdTarget(pid, Number(entry), dir);
     await removeSlot(Number(entry));
     cleaned.push(`slot ${entry}`);
   }
@@ -537,6 +524,11 @@ export async function cleanupStaleTargets(runId?: string): Promise<string[]> {
     if (listDir(SLOTS_DIR).includes(String(slot))) continue; // claimed meanwhile
     await removeNetwork(slot);
     cleaned.push(`netns ${netnsName(slot)}`);
+  }
+  for (const slot of systemdCgroupSlots()) {
+    if (live.has(slot)) continue;
+    await stopStaleSystemdTarget(0, slot, `${SLOTS_DIR}/${slot}`);
+    cleaned.push(`cgroup ${NAME_PREFIX}-c${slot}`);
   }
   for (const slot of await ourVeths()) {
     if (live.has(slot)) continue;
@@ -567,6 +559,7 @@ export async function leftoverTargets(ownPids: number[] = [], runId?: string): P
   const liveOthers = new Set(listDir(SLOTS_DIR).filter((s) => !slots.includes(s)).map(Number));
   left.push(...(await ourNamespaces()).filter((s) => !liveOthers.has(s)).map((s) => `netns ${netnsName(s)}`));
   left.push(...(await ourVeths()).filter((s) => !liveOthers.has(s)).map((s) => `veth ${hostVethName(s)}`));
+  left.push(...systemdCgroupSlots().filter((s) => !liveOthers.has(s)).map((s) => `cgroup ${NAME_PREFIX}-c${s}`));
   for (const pid of listDir("/proc").filter((p) => /^\d+$/.test(p))) {
     const cmdline = readFileOr(`/proc/${pid}/cmdline`, "").split("\0");
     const match = cmdline.find((a) => a.startsWith(`${SLOTS_DIR}/`));
@@ -591,81 +584,6 @@ async function ourNamespaces(): Promise<number[]> {
 async function ourVeths(): Promise<number[]> {
   const links = await run("ip", ["-o", "link", "show"], { check: false });
   return [...links.stdout.matchAll(new RegExp(`^\\d+: ${NAME_PREFIX}-h(\\d+)[@:]`, "gm"))].map((m) => Number(m[1]));
-}
-
-function listDir(dir: string): string[] {
-  try {
-    return readdirSync(dir);
-  } catch {
-    return [];
-  }
-}
-
-function readFileOr(file: string, fallback: string): string {
-  try {
-    return readFileSync(file, "utf8");
-  } catch {
-    return fallback;
-  }
-}
-
-function withTrailingNewline(s: string): string {
-  return s.endsWith("\n") ? s : `${s}\n`;
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-function sshBanner(host: string, port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = net.connect({ host, port });
-    let data = "";
-    const done = (ok: boolean) => {
-      socket.destroy();
-      resolve(ok);
-    };
-    socket.setTimeout(1_000, () => done(false));
-    socket.on("data", (chunk) => {
-      data += chunk.toString("latin1");
-      if (data.length >= 4) done(data.startsWith("SSH-"));
-    });
-    socket.on("error", () => done(false));
-    socket.on("close", () => done(data.startsWith("SSH-")));
-  });
-}
-
-/** Runs a machine-side command with a clean environment; rejects on non-zero exit unless check is false. */
-export function run(
-  command: string,
-  args: string[],
-  opts: { check?: boolean; env?: Record<string, string>; cwd?: string; input?: string } = {},
-): Promise<ExecResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(command, args, {
-      cwd: opts.cwd ?? "/",
-      env: { ...SYS_ENV, ...opts.env },
-      stdio: [opts.input === undefined ? "ignore" : "pipe", "pipe", "pipe"],
-    });
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
-    child.stdout!.on("data", (b: Buffer) => out.push(b));
-    child.stderr!.on("data", (b: Buffer) => err.push(b));
-    if (opts.input !== undefined) child.stdin!.end(opts.input);
-    child.on("error", reject);
-    child.on("close", (code, signal) => {
-      const result = {
-        exitCode: code ?? 128 + (signal ? constants.signals[signal] : 0),
-        stdout: Buffer.concat(out).toString("utf8"),
-        stderr: Buffer.concat(err).toString("utf8"),
-      };
-      if (opts.check !== false && result.exitCode !== 0) {
-        reject(new Error(`${command} ${args.join(" ")} exited ${result.exitCode}: ${result.stderr.trim()}`));
-      } else {
-        resolve(result);
-      }
-    });
-  });
 }
 
 /** Copy spools (cdktf-nixos-spool.*) of this target's importers (its PID namespace) still in the /tmp the targets share. */

@@ -2,7 +2,7 @@ import { readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { buildSystem } from "./fixture";
 import { missing } from "./requirements";
-import { cleanupStaleTargets, leftoverTargets, run, startTargets, STATE_DIR, type TargetWorld } from "./target-hosts";
+import { cleanupStaleTargets, leftoverTargets, run, startTargets, STATE_DIR, type TargetKind, type TargetWorld } from "./target-hosts";
 
 const ssh = (world: TargetWorld, destination: string, command: string, extra: string[] = []) =>
   run("ssh", ["-F", world.sshConfigFile, ...extra, destination, command], { check: false });
@@ -10,17 +10,19 @@ const ssh = (world: TargetWorld, destination: string, command: string, extra: st
 const copyClosure = (world: TargetWorld, destination: string, path: string) =>
   run("nix-copy-closure", ["--to", destination, path], { env: { NIX_SSHOPTS: `-F ${world.sshConfigFile}` }, check: false });
 
-describe.skipIf(missing("root", "nix", "sshd", "netns"))("target hosts", () => {
+const KINDS: TargetKind[] = ["namespace", "systemd"];
+
+describe.skipIf(missing("root", "nix", "sshd", "netns", "systemd-targets"))("target hosts", () => {
   let toplevel: string;
 
   beforeAll(async () => {
     ({ toplevel } = await buildSystem({ config: { networking: { hostName: "stores" } } }));
   });
 
-  describe("two hosts", () => {
+  describe.each(KINDS)("two %s hosts", (kind) => {
     let world: TargetWorld;
     beforeAll(async () => {
-      world = await startTargets(2);
+      world = await startTargets(2, { kind });
     });
     afterAll(async () => {
       await world?.stop();
@@ -33,8 +35,10 @@ describe.skipIf(missing("root", "nix", "sshd", "netns"))("target hosts", () => {
       expect((await t1.exec(`nix-store --check-validity ${toplevel}`)).exitCode).toBe(0);
       expect((await t2.exec(`nix-store --check-validity ${toplevel}`)).exitCode).not.toBe(0);
       await expect(readFile(`${t1.storeDir}/store/${toplevel.slice("/nix/store/".length)}/nixos-version`, "utf8")).resolves.toMatch(/lite/);
-      // the targets' bind mounts live only in their own mount namespaces
-      expect(await readFile("/proc/self/mountinfo", "utf8")).not.toContain(STATE_DIR);
+      // the targets' bind mounts live only in their own mount namespaces; a systemd target's overlay root is the
+      // one mount of ours the machine sees
+      const ours = (await readFile("/proc/self/mountinfo", "utf8")).split("\n").filter((l) => l.includes(STATE_DIR)).map((l) => l.split(" ")[4]);
+      expect(ours).toEqual(kind === "systemd" ? world.hosts.map((h) => `${h.storeDir.slice(0, -"/nix".length)}/merged`) : []);
       // the target's /nix is its own store: the topmost /nix mount there is the slot's directory (on a machine whose
       // /nix is a mount point itself, the machine's /nix lies below it)
       const nixMounts = (await t1.exec("grep ' /nix ' /proc/self/mountinfo")).stdout.trim().split("\n");
@@ -93,10 +97,11 @@ describe.skipIf(missing("root", "nix", "sshd", "netns"))("target hosts", () => {
     });
   });
 
-  describe("users and nix-daemon", () => {
+  describe.each(KINDS)("users and nix-daemon on a %s host", (kind) => {
     let world: TargetWorld;
     beforeAll(async () => {
       world = await startTargets(1, {
+        kind,
         users: [{ name: "alice", sudo: true }, { name: "bob" }],
         nixDaemon: true,
         trustedUsers: ["alice"],
@@ -126,8 +131,43 @@ describe.skipIf(missing("root", "nix", "sshd", "netns"))("target hosts", () => {
     });
   });
 
+  describe("a systemd host", () => {
+    let world: TargetWorld;
+    beforeAll(async () => {
+      world = await startTargets(1, { kind: "systemd" });
+    });
+    afterAll(async () => {
+      await world?.stop();
+    });
+
+    it("runs systemd as PID 1 with sshd and nix-daemon as units, in a cgroup2 tree of its own", async () => {
+      const t = world.hosts[0]!;
+      const out = await ssh(world, t.name, "cat /proc/1/comm; systemctl is-system-running; systemctl is-active ssh nix-daemon; " +
+        "stat -fc %T /sys/fs/cgroup; grep ^0:: /proc/self/cgroup; test -d /run/systemd/system && echo booted");
+      expect(out.stderr).toBe("");
+      const lines = out.stdout.trim().split("\n");
+      expect(lines.slice(0, 5)).toEqual(["systemd", "running", "active", "active", "cgroup2fs"]);
+      expect(lines[5]).toMatch(/^0::\/user\.slice\/|^0::\/system\.slice\/ssh\.service/);
+      expect(lines[6]).toBe("booted");
+      // a transient unit runs, and what it starts ends with it (KillMode=control-group)
+      const transient = await ssh(world, t.name, "systemd-run --quiet --unit=harness-probe --collect --service-type=exec sh -c 'sleep 300 & sleep 0.5'; " +
+        "sleep 1.5; pgrep -f '^sleep 300$' || echo gone");
+      expect(transient.stdout.trim()).toBe("gone");
+    });
+
+    it("reboots with its store and a fresh /run", async () => {
+      const t = world.hosts[0]!;
+      const bootBefore = (await t.exec("cat /proc/sys/kernel/random/boot_id; cat /proc/1/stat")).stdout.split("\n")[1]!.split(" ")[21];
+      await t.exec("echo kept > /nix/var/kept; touch /run/marker");
+      await t.restart();
+      const after = await ssh(world, t.name, "cat /nix/var/kept; test -e /run/marker && echo marker; cat /proc/1/comm; systemctl is-system-running");
+      expect(after.stdout).toBe("kept\nsystemd\nrunning\n");
+      expect((await t.exec("cat /proc/1/stat")).stdout.split(" ")[21]).not.toBe(bootBefore);
+    });
+  });
+
   it("start concurrent worlds on distinct slots, and stop() leaves nothing behind", async () => {
-    const [a, b] = await Promise.all([startTargets(1), startTargets(2)]);
+    const [a, b] = await Promise.all([startTargets(1), startTargets(2, { kind: ["systemd", "namespace"] })]);
     const slots = [...a.hosts, ...b.hosts].map((h) => h.storeDir.split("/").at(-2)!);
     try {
       const addresses = [...a.hosts, ...b.hosts].map((h) => h.address);
@@ -145,7 +185,7 @@ describe.skipIf(missing("root", "nix", "sshd", "netns"))("target hosts", () => {
 
   it("cleanupStaleTargets removes a crashed run's world and leaves live ones alone", async () => {
     const live = await startTargets(1);
-    const crashed = await startTargets(1);
+    const crashed = await startTargets(1, { kind: "systemd" });
     try {
       // what a killed test process leaves: its owner stamp no longer matches a live process
       const slot = crashed.hosts[0]!.storeDir.split("/").at(-2)!;
