@@ -212,3 +212,99 @@ describe.skipIf(missing("root", "nix", "sshd", "netns"))("nixpkgs-lite activatio
     expect((await ssh("/run/current-system/sw/bin/cowsay-lite moo")).stdout).toContain("< moo >");
   });
 });
+
+describe.skipIf(missing("root", "nix", "sshd", "netns", "systemd-targets"))("nixpkgs-lite activation on a systemd host", () => {
+  let world: TargetWorld;
+  let target: TargetHost;
+  const ssh = (command: string) => run("ssh", ["-F", world.sshConfigFile, "target1", command], { check: false });
+  const observe = async (command: string) => (await target.exec(command)).stdout.trim();
+  const mainPid = (unit: string) => observe(`systemctl show -p MainPID --value ${unit}`);
+
+  async function deploy(config: ModuleSource, action: string) {
+    const { toplevel } = await buildSystem({ config });
+    await run("nix-copy-closure", ["--to", "root@target1", toplevel], { env: { NIX_SSHOPTS: `-F ${world.sshConfigFile}` } });
+    if (action === "switch" || action === "boot") await ssh(`nix-env -p /nix/var/nix/profiles/system --set ${toplevel}`);
+    return { toplevel, ...(await ssh(`${toplevel}/bin/switch-to-configuration ${action}`)) };
+  }
+  const system = (services: Record<string, Record<string, unknown>>, motd = "m") => ({
+    networking: { hostName: "units" },
+    environment: { etc: { motd: { text: motd } } },
+    services: { lite: services },
+  });
+  const ticker = (message: string) => ({ script: `while true; do echo ${message} > /run/ticker; sleep 0.2; done` });
+
+  beforeAll(async () => {
+    world = await startTargets(1, { kind: "systemd", users: [{ name: "svc" }] });
+    target = world.hosts[0]!;
+  });
+  afterAll(async () => {
+    await world?.stop();
+  });
+
+  it("switch starts services as their own units, which outlive the session; an unchanged unit is left running", async () => {
+    const first = await deploy(system({ ticker: ticker("one") }), "switch");
+    expect(first.exitCode, first.stderr).toBe(0);
+    expect(first.stdout).toContain("starting service ticker");
+    expect(await observe("systemctl is-active ticker.service")).toBe("active");
+    expect(await observe(`readlink -f /etc/systemd/system/ticker.service /run/systemd/generator/ticker.service`)).toMatch(
+      new RegExp(`^/etc/systemd/system/ticker.service\n/nix/store/[a-z0-9]{32}-etc-ticker.service$`),
+    );
+    const pid = await mainPid("ticker.service");
+    // its own unit, not the session's scope (read from outside the container's cgroup namespace: the full path)
+    expect(await observe(`grep ^0:: /proc/${pid}/cgroup`)).toMatch(/\/payload\/system\.slice\/ticker\.service$/);
+    const unchanged = await deploy(system({ ticker: ticker("one") }, "changed motd"), "switch");
+    expect(unchanged.exitCode).toBe(0);
+    expect(unchanged.stdout).not.toMatch(/(starting|restarting|stopping) service ticker/);
+    expect(await mainPid("ticker.service")).toBe(pid);
+  });
+
+  it("dry-activate says what would start, stop and restart, and changes nothing", async () => {
+    const pid = await mainPid("ticker.service");
+    const dry = await deploy(system({ ticker: ticker("two"), other: ticker("other") }), "dry-activate");
+    expect(dry.exitCode).toBe(0);
+    expect(dry.stdout).toContain("would restart service ticker");
+    expect(dry.stdout).toContain("would start service other");
+    expect(await observe("systemctl is-active other.service")).not.toBe("active");
+    expect(await mainPid("ticker.service")).toBe(pid);
+    const dryRemove = await deploy(system({}), "dry-activate");
+    expect(dryRemove.stdout).toContain("would stop service ticker");
+  });
+
+  it("test restarts a changed unit and starts a new one; boot changes nothing that runs", async () => {
+    const pid = await mainPid("ticker.service");
+    const tested = await deploy(system({ ticker: ticker("two"), other: { ...ticker("other"), user: "svc" } }), "test");
+    expect(tested.exitCode, tested.stderr).toBe(0);
+    expect(tested.stdout).toContain("restarting service ticker");
+    expect(tested.stdout).toContain("starting service other");
+    expect(await mainPid("ticker.service")).not.toBe(pid);
+    expect(await observe("ps -o user= -p $(systemctl show -p MainPID --value other.service)")).toBe("svc");
+    const running = await mainPid("ticker.service");
+    const booted = await deploy(system({}), "boot");
+    expect(booted.exitCode).toBe(0);
+    expect(await mainPid("ticker.service")).toBe(running);
+    expect(await observe("cat /nix/var/nixos-lite/boot-default")).toBe(booted.toplevel);
+  });
+
+  it("a reboot brings up the boot default: its units run, the others do not", async () => {
+    const next = await deploy(system({ ticker: ticker("after reboot") }), "boot");
+    expect(next.exitCode).toBe(0);
+    await target.restart();
+    expect(await observe("readlink /run/current-system")).toBe(next.toplevel);
+    expect(await observe("systemctl is-active ticker.service; systemctl is-active other.service")).toBe("active\ninactive");
+    expect(await observe("sleep 0.5; cat /run/ticker")).toBe("after reboot");
+  });
+
+  it("a unit that fails to start: exit 4, NixOS's warning naming it, its status and journal lines; removing it clears it", async () => {
+    const bad = { script: "sleep 100", preStart: "echo 'config check: /etc/bad.conf is missing' >&2; exit 3" };
+    const failed = await deploy(system({ ticker: ticker("one"), bad }), "switch");
+    expect(failed.exitCode).toBe(4);
+    expect(failed.stderr).toContain("warning: the following units failed: bad.service");
+    expect(failed.stderr).toContain("config check: /etc/bad.conf is missing");
+    expect(await observe("systemctl is-failed bad.service")).toBe("failed");
+    expect(await observe("systemctl is-active ticker.service")).toBe("active");
+    const fixed = await deploy(system({ ticker: ticker("one") }), "switch");
+    expect(fixed.exitCode, fixed.stderr).toBe(0);
+    expect(fixed.stdout).toContain("stopping service bad");
+    expect(await observe("systemctl list-units --failed --plain --no-legend | wc -l")).toBe("0");
+  });
+});
