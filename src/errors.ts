@@ -50,6 +50,12 @@ export interface HostState {
   readonly profileSystem?: string;
 }
 
+/** A systemd unit that failed on the host, with its last journal lines. */
+export interface FailedUnit {
+  readonly name: string;
+  readonly journal: readonly string[];
+}
+
 export interface DeployErrorDetails {
   /** The command that failed, as the user could run it (never containing secrets). */
   readonly command?: string;
@@ -62,6 +68,8 @@ export interface DeployErrorDetails {
   readonly cause?: unknown;
   /** What the host runs after the failure, when it could be read. */
   readonly hostState?: HostState;
+  /** systemd units that were failed right after activating, with their last journal lines. */
+  readonly failedUnits?: readonly FailedUnit[];
 }
 
 /** How much of a failed command's stderr (an activation's log) a report shows: its end, where the reason is. */
@@ -75,6 +83,7 @@ export class DeployError extends Error {
   readonly exitCode?: number;
   readonly hint?: string;
   readonly hostState?: HostState;
+  readonly failedUnits?: readonly FailedUnit[];
 
   constructor(phase: DeployPhase, message: string, details: DeployErrorDetails = {}) {
     super(message, details.cause === undefined ? undefined : { cause: details.cause });
@@ -85,6 +94,7 @@ export class DeployError extends Error {
     this.exitCode = details.exitCode;
     this.hint = details.hint;
     this.hostState = details.hostState;
+    this.failedUnits = details.failedUnits;
   }
 
   /** The process exit code this failure ends a deployment with. */
@@ -110,10 +120,19 @@ export class DeployError extends Error {
         for (const line of tail) lines.push(`    ${line}`);
       }
     }
+    if (this.failedUnits !== undefined && this.failedUnits.length > 0) lines.push(...describeFailedUnits(this.failedUnits));
     if (this.hostState !== undefined) lines.push(`  the host now runs: ${describeHostState(this.hostState)}`);
     if (this.hint !== undefined) lines.push(`  hint: ${this.hint}`);
     return lines.join("\n");
   }
+}
+
+/** Failed units as a report shows them: each name, then its last journal lines, indented. */
+export function describeFailedUnits(units: readonly FailedUnit[]): string[] {
+  return [
+    `  failed units: ${units.map((u) => u.name).join(", ")}`,
+    ...units.flatMap((u) => u.journal.length === 0 ? [] : [`    ${u.name}, its last journal lines:`, ...u.journal.map((l) => `      ${l}`)]),
+  ];
 }
 
 export function describeHostState(state: HostState): string {

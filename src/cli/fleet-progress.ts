@@ -446,6 +446,7 @@ export function pushJson(report: PushReport, context: PushContext): Record<strin
         pathsInClosure: host.result.pathsInClosure,
         bytesSent: host.result.bytesSent,
         keys: host.result.keys,
+        ...(host.result.failedUnits !== undefined ? { failedUnits: host.result.failedUnits } : {}),
         ...(host.result.dryActivation !== undefined ? { dryActivation: host.result.dryActivation } : {}),
       } : {}),
       ...(host.preview !== undefined ? {
@@ -459,7 +460,10 @@ export function pushJson(report: PushReport, context: PushContext): Record<strin
       } : {}),
       ...(host.error !== undefined ? {
         error: host.error instanceof DeployError
-          ? { phase: host.error.phase, message: host.error.message, exitCode: exitCodeOf(host.error), hint: host.error.hint, hostState: host.error.hostState }
+          ? {
+            phase: host.error.phase, message: host.error.message, exitCode: exitCodeOf(host.error), hint: host.error.hint, hostState: host.error.hostState,
+            ...(host.error.failedUnits ? { failedUnits: host.error.failedUnits } : {}),
+          }
           : { message: host.error instanceof Error ? host.error.message : String(host.error), exitCode: exitCodeOf(host.error) },
       } : {}),
     })),

@@ -1,7 +1,7 @@
 import { SingleBar } from "cli-progress";
 import type { Writable } from "node:stream";
 import type { DeployEvent, DeployResult } from "../deploy/deploy";
-import { DeployError, exitCodeOf, type DeployPhase } from "../errors";
+import { DeployError, describeFailedUnits, exitCodeOf, type DeployPhase } from "../errors";
 import { buildProgressTracker } from "../nix/build-log";
 import { signalExitCode } from "./interruptible";
 import type { CopyReport } from "../nix/serve/copy";
@@ -101,6 +101,11 @@ export function createReporter(output: Output, options: { json: boolean; verbose
         log(`${event.report.action}: ${event.report.newSystem}` +
           (event.report.newGeneration !== undefined ? ` is generation ${event.report.newGeneration}` : "") +
           (event.report.previousGeneration !== undefined ? ` (was ${event.report.previousGeneration})` : ""));
+        // kept (--accept-failed-units): said, with what the units last logged
+        if (event.report.failedUnits !== undefined) {
+          log("warning: kept with failed units (--accept-failed-units)");
+          for (const line of describeFailedUnits(event.report.failedUnits)) log(line);
+        }
         break;
       case "rolled-back":
         log(`rolled back to ${event.toSystem ?? "the previous generation"}`);
@@ -161,7 +166,7 @@ export function createReporter(output: Output, options: { json: boolean; verbose
     failed(err) {
       if (!options.json) return;
       const error = err instanceof DeployError
-        ? { phase: err.phase, message: err.message, exitCode: exitCodeOf(err), hint: err.hint, command: err.command }
+        ? { phase: err.phase, message: err.message, exitCode: exitCodeOf(err), hint: err.hint, command: err.command, ...(err.failedUnits ? { failedUnits: err.failedUnits } : {}) }
         : { message: err instanceof Error ? err.message : String(err), exitCode: exitCodeOf(err) };
       const host = err instanceof DeployError ? err.hostState : undefined;
       output.stdout.write(`${JSON.stringify({ ok: false, error, ...(host ? { hostState: host } : {}) })}\n`);

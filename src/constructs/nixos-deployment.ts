@@ -168,6 +168,12 @@ export interface NixosDeploymentOptions {
    */
   readonly keepGenerations?: number;
   /**
+   * Keep a new system whose only failure is failed systemd units (switch-to-configuration's exit 4, as NixOS returns
+   * when a service does not start) instead of rolling the host back. The failed units are reported either way.
+   * @default false
+   */
+  readonly acceptFailedUnits?: boolean;
+  /**
    * zstd on the copy's data stream. AUTO compresses on far links (where the copy uses several SSH channels) while
    * the link is slower than zstd; ZSTD always (needs zstd on both machines); NONE never.
    * @default CopyCompression.AUTO
@@ -277,6 +283,7 @@ export class NixosDeployment extends Construct {
       connectTimeoutSeconds: props.connectTimeoutSeconds ?? CONSTRUCT_DEFAULTS.connectTimeoutSeconds,
       confirmTimeoutSeconds: props.confirmTimeoutSeconds ?? CONSTRUCT_DEFAULTS.confirmTimeoutSeconds,
       keepGenerations: props.keepGenerations,
+      acceptFailedUnits: props.acceptFailedUnits === true,
       sensitiveArgs,
       keys: keys.map((key) => ({ ...key, file: key.file === undefined ? undefined : keyFilePath(key.file) })),
     };

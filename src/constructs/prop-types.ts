@@ -52,6 +52,7 @@ export const deploymentOptionsShape = {
   connectTimeoutSeconds: z.number().optional(),
   confirmTimeoutSeconds: z.number().optional(),
   keepGenerations: z.number().optional(),
+  acceptFailedUnits: z.boolean().optional(),
   compress: z.string().optional(),
 };
 

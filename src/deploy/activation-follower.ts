@@ -101,6 +101,7 @@ export async function activate(
     const result = await session.read(INSPECT_COMMAND, { readBoundMs, reconnectUntil: () => clock.now() + readBoundMs }).catch(() => undefined);
     return result === undefined || result.exitCode !== 0 ? undefined : parseInspection(result.stdout);
   };
+  const readJournal = async () => (await session.read(plan.readJournal, { readBoundMs, reconnectUntil: () => clock.now() }).catch(() => undefined))?.stdout ?? "";
   const readLog = async () => (await session.read(plan.readLog, { readBoundMs, reconnectUntil: () => clock.now() }).catch(() => undefined))?.stdout ?? "";
   const unknown = (doing: string, err: Error) => new HostStateUnknownError(
     `lost the connection to ${name} ${doing} and could not reconnect: ${err.message}`,
@@ -122,18 +123,21 @@ export async function activate(
     if (stopped === undefined && last?.status === undefined) {
       stopped = await waitFor((s) => s.status !== undefined, clock.now() + activationMs, "status-timeout");
     }
-    const failedStatus = last?.status?.kind === "exited" && last.status.code !== 0;
+    const failedStatus = last?.status?.kind === "exited" && !plan.keptExitCodes.includes(last.status.code);
     if (stopped === undefined && failedStatus && plan.rollback) {
       emit({ type: "phase", phase: "rollback", detail: previousSystem(plan, last) });
       stopped = await waitFor((s) => s.done, clock.now() + activationMs, "rollback-timeout");
     }
     // Confirm over a new connection first (proof that the new system still lets us in): the host counts down.
-    if (stopped === undefined && last?.status?.kind === "exited" && last.status.code === 0 && plan.confirm !== undefined) {
+    if (stopped === undefined && last?.status?.kind === "exited" && plan.keptExitCodes.includes(last.status.code) && plan.confirm !== undefined) {
       await confirm(session, plan, what, previousSystem(plan, last), activationMs, emit, clock, deadlines);
     }
-    const needed = factsNeeded(last, stopped);
+    const needed = factsNeeded(last, stopped, plan);
     const hostNow = needed.hostNow ? await hostState() : undefined;
-    const facts: ActivationFacts = { state: last, stopped, hostNow, log: needed.log ? await readLog() : "", inspected };
+    const facts: ActivationFacts = {
+      state: last, stopped, hostNow, log: needed.log ? await readLog() : "", inspected,
+      ...(needed.journal ? { journal: await readJournal() } : {}),
+    };
     const verdict = interpretActivation({
       plan, name, rollbackDeclined: request.rollback === false, activationSeconds: activationMs / 1000, startWaitSeconds: deadlines.startWaitMs / 1000,
     }, facts);

@@ -1,3 +1,4 @@
+import type { FailedUnit } from "../errors";
 import { ACTIVATION_DIR, BOOT_ID, parseBootId, parseInspection, scriptAliveTest, type TargetSystem } from "./inspection";
 
 /**
@@ -20,6 +21,10 @@ export const STATE_FILES = {
   deadline: { read: false },
   /** switch-to-configuration's exit code, or a word (STATUS_WORDS). */
   status: { read: true, value: /^(\d{1,3}|locked|up-to-date|missing-tool:[a-z-]{1,32})$/ },
+  /** systemd units in the failed state right after activating (before any rollback), space-separated; a systemd host's only. */
+  "failed-units": { read: true, value: /^[A-Za-z0-9@._:\\-]{1,256}( [A-Za-z0-9@._:\\-]{1,256}){0,19}$/ },
+  /** The failed units' last journal lines: `== UNIT` then its lines, per unit. */
+  journal: { read: false },
   /** The rollback's exit code, or `nothing` when there was nothing to go back to. */
   "rolled-back": { read: true, value: /^(\d{1,3}|nothing)$/ },
   /** A directory: made (atomically) by whoever decides a confirmed activation first — the deployer or the script. */
@@ -57,6 +62,25 @@ export type RollbackOutcome = { readonly kind: "exited"; readonly code: number }
 
 export type RecordedState = Pick<TargetSystem, "currentSystem" | "profileGeneration" | "profileSystem">;
 
+
+/** How many journal lines per failed unit the script records, and how many failed units at most. */
+export const JOURNAL_LINES_PER_UNIT = 10;
+export const FAILED_UNITS_RECORDED = 20;
+/** The journal file is read as its last this many bytes. */
+export const JOURNAL_TAIL_BYTES = 16 * 1024;
+
+/** Reads the journal file (`== UNIT` headers, then lines) into the failed units named in `names`, in their order. */
+export function parseJournal(names: readonly string[], text: string): FailedUnit[] {
+  const lines = new Map<string, string[]>(names.map((name) => [name, []]));
+  let current: string[] | undefined;
+  for (const line of text.split("\n")) {
+    const header = /^== (\S+)$/.exec(line);
+    if (header) current = lines.get(header[1]!);
+    else if (current !== undefined && line !== "") current.push(line);
+  }
+  return names.map((name) => ({ name, journal: (lines.get(name) ?? []).slice(-JOURNAL_LINES_PER_UNIT) }));
+}
+
 /** What an activation has got to, as its state files on the target tell. */
 export interface ActivationState {
   /** The script ran (its log exists). */
@@ -68,6 +92,8 @@ export interface ActivationState {
   /** The state activation left (before any rollback), read under the lock. */
   readonly after?: RecordedState;
   readonly status?: ActivationStatus;
+  /** systemd units that were failed right after activating. */
+  readonly failedUnits?: readonly string[];
   readonly rolledBack?: RollbackOutcome;
   /** The activation decided its confirmation (confirmed or rolling back). */
   readonly decided: boolean;
@@ -110,6 +136,7 @@ export function renderActivationState(state: Omit<ActivationState, "garbled">): 
     started: state.before === undefined ? undefined : record(state.before),
     after: state.after === undefined ? undefined : record(state.after),
     status,
+    "failed-units": state.failedUnits === undefined || state.failedUnits.length === 0 ? undefined : state.failedUnits.join(" "),
     "rolled-back": rolledBack,
   };
   return [
@@ -155,6 +182,7 @@ export function parseActivationState(output: string): ActivationState {
     before: recordedState(values.get("started")),
     after: recordedState(values.get("after")),
     status: parseStatus(values.get("status")),
+    failedUnits: values.get("failed-units")?.split(" ").filter(Boolean),
     rolledBack: rolledBack === undefined || rolledBack === "" ? undefined : rolledBack === "nothing" ? { kind: "nothing" } : { kind: "exited", code: Number(rolledBack) },
     decided: values.has("decided"),
     done: values.has("done"),

@@ -2,7 +2,10 @@ import { shellQuote } from "../shell";
 import { mayConfirm, mayPruneGenerations, mayRollBack, setsProfile, upToDateRequires, type Action } from "../spec/goal";
 import { ACTIVATION_DIR, SYSTEM_PROFILE, scriptAliveTest, type TargetSystem } from "./inspection";
 import { SAFE_DIR_FUNCTION } from "./safe-dir";
-import { STATE_LINE_BYTES, STATUS_WORDS, readStateCommand, stateFile, type StateFileName } from "./activation-state";
+import {
+  FAILED_UNITS_RECORDED, JOURNAL_LINES_PER_UNIT, JOURNAL_TAIL_BYTES, STATE_LINE_BYTES, STATUS_WORDS, readStateCommand, stateFile,
+  type StateFileName,
+} from "./activation-state";
 
 export { ACTIVATION_DIR };
 export const LOCK_FILE = `${ACTIVATION_DIR}/lock`;
@@ -79,6 +82,31 @@ export interface ActivationScriptInput {
   readonly keepGenerations?: number;
   /** Activate even when the host already is what the action would make it. */
   readonly reactivate?: boolean;
+  /** systemd is PID 1: failed units are recorded after activating. */
+  readonly systemd?: boolean;
+  /** switch-to-configuration's exit 4 (units failed, everything else done) counts as success: no rollback. */
+  readonly acceptFailedUnits?: boolean;
+}
+
+/** switch-to-configuration's exit code when the switch was done but units failed (NixOS's, and nixpkgs-lite's). */
+export const UNITS_FAILED_EXIT = 4;
+
+/** The exit codes of switch-to-configuration an activation keeps (does not roll back). */
+export function keptExitCodes(acceptFailedUnits: boolean | undefined): readonly number[] {
+  return acceptFailedUnits ? [0, UNITS_FAILED_EXIT] : [0];
+}
+
+/**
+ * On a systemd host, right after activating and before any rollback: the failed units (our own activation units
+ * aside), and each one's last journal lines, into the state files `failed-units` and `journal`.
+ */
+function recordFailedUnitsCommand(f: (name: StateFileName) => string): string {
+  return [
+    "failed=$(systemctl list-units --failed --plain --no-legend --type=service 2>/dev/null | awk '{ print $1 }' | " +
+      `grep -v '^cdktf-nixos-activation-' | grep -E '^[A-Za-z0-9@._:-]{1,256}$' | head -n ${FAILED_UNITS_RECORDED} | tr '\\n' ' ' | sed 's/ $//')`,
+    `if [ -n "$failed" ]; then echo "$failed" >${f("failed-units")}; ` +
+      `for u in $failed; do echo "== $u"; journalctl -u "$u" -n ${JOURNAL_LINES_PER_UNIT} --no-pager -o cat 2>/dev/null | cut -c1-300 | tail -n ${JOURNAL_LINES_PER_UNIT}; done >${f("journal")}; fi`,
+  ].join("\n");
 }
 
 /**
@@ -169,15 +197,18 @@ export function activationScript(input: ActivationScriptInput): string {
     "rc=$?",
     // what this activation made, recorded under the lock: a deployment waiting for it may change the host right after
     `(record ${f("after")})`,
+    ...(input.systemd ? [recordFailedUnitsCommand(f)] : []),
+    // kept: switch-to-configuration succeeded, or (when accepted) only units failed
+    `case $rc in ${keptExitCodes(input.acceptFailedUnits).join("|")}) kept=0 ;; *) kept=$rc ;; esac`,
     // the window opens before the status says 0, so a deployer that reads the status finds the window to confirm in
     ...(confirms ? [
       // on the host's clock: the confirmation command refuses to confirm after it (see confirmCommand)
-      `[ $rc != 0 ] || { deadline=$(( $(date +%s) + ${input.confirmTimeoutSeconds} )); echo "$deadline ${input.toplevel}" >${f("deadline")}; }`,
+      `[ $kept != 0 ] || { deadline=$(( $(date +%s) + ${input.confirmTimeoutSeconds} )); echo "$deadline ${input.toplevel}" >${f("deadline")}; }`,
     ] : []),
     `echo $rc >${f("status")}`,
   ];
   if (mayRollBack(input.action)) {
-    lines.push(`if [ $rc != 0 ]; then ${input.rollback ? "rollback" : `echo "left as it is (no rollback)"`}; touch ${f("done")}; exit 0; fi`);
+    lines.push(`if [ $kept != 0 ]; then ${input.rollback ? "rollback" : `echo "left as it is (no rollback)"`}; touch ${f("done")}; exit 0; fi`);
   }
   const timeout = input.confirmTimeoutSeconds;
   if (confirms) {
@@ -220,7 +251,10 @@ export function startActivationCommand(id: string, script: string, context: Acti
   const guarded = [
     SAFE_DIR_FUNCTION,
     `safe_dir ${ACTIVATION_DIR} 0755 || exit ${UNSAFE_STATE_DIR_EXIT}`,
-    `exec ${[...runner, "sh", "-c", script].map(shellQuote).join(" ")}`,
+    // systemd expands ${NAME} (and $NAME as a word) in a unit's command line before running it, even in a transient
+    // unit's argv: every $ of the script is doubled there ($$ is systemd's literal $), or ${l#prefix} and $$ would
+    // reach the shell empty
+    `exec ${[...runner, "sh", "-c", context.systemd ? script.replaceAll("$", "$$$$") : script].map(shellQuote).join(" ")}`,
   ].join("\n");
   return `${privileged(context, ["sh", "-c", guarded])} </dev/null >/dev/null`;
 }
@@ -247,6 +281,8 @@ export interface ActivationInput {
   readonly keepGenerations?: number;
   /** Activate even when the host already is what the action would make it. */
   readonly reactivate?: boolean;
+  /** Keep an activation whose only failure is failed units (switch-to-configuration's exit 4). */
+  readonly acceptFailedUnits?: boolean;
 }
 
 /** Everything one activation does on the target, decided before anything runs. */
@@ -257,6 +293,8 @@ export interface ActivationPlan {
   /** The system a failed activation goes back to as inspected (the script re-reads it under the lock). */
   readonly rollbackTo?: string;
   readonly rollback: boolean;
+  /** switch-to-configuration's exit codes that keep the new system (0, and 4 when failed units are accepted). */
+  readonly keptExitCodes: readonly number[];
   readonly lockTimeoutSeconds: number;
   /** Starts the detached activation script; returns at once. */
   readonly start: string;
@@ -264,6 +302,8 @@ export interface ActivationPlan {
   readonly readState: string;
   /** Prints what the activation wrote. */
   readonly readLog: string;
+  /** Prints the failed units' journal lines (see `parseJournal`). */
+  readonly readJournal: string;
   /** Set for a confirmed (magic rollback) activation: run over a new connection, exit 0 = confirmed in time. */
   readonly confirm?: { readonly timeoutSeconds: number; readonly command: string };
   /** Where the activation's log is on the target, for messages. */
@@ -311,6 +351,8 @@ export function planActivation(input: ActivationInput): ActivationPlan {
     holder: input.holder,
     keepGenerations: input.keepGenerations,
     reactivate: input.reactivate,
+    systemd: context.systemd,
+    acceptFailedUnits: input.acceptFailedUnits,
   });
   const f = (name: StateFileName) => stateFile(input.id, name);
   return {
@@ -319,10 +361,12 @@ export function planActivation(input: ActivationInput): ActivationPlan {
     toplevel: input.toplevel,
     rollbackTo: rollbackTarget(input.action, input.before),
     rollback: rollback && mayRollBack(input.action),
+    keptExitCodes: keptExitCodes(input.acceptFailedUnits),
     lockTimeoutSeconds: input.lockTimeoutSeconds,
     start: startActivationCommand(input.id, script, context),
     readState: readStateCommand(input.id),
     readLog: `tail -c ${LOG_TAIL_BYTES} ${f("log")}`,
+    readJournal: `tail -c ${JOURNAL_TAIL_BYTES} ${f("journal")}`,
     logFile: `${f("log")}`,
     ...(confirmed ? { confirm: { timeoutSeconds: timeout, command: confirmCommand(input.id, context) } } : {}),
   };

@@ -109,6 +109,7 @@ export async function deployBuilt(
       id: deps.activationId?.() ?? randomBytes(6).toString("hex"),
       keepGenerations: request.keepGenerations,
       reactivate: request.reactivate,
+      acceptFailedUnits: request.acceptFailedUnits,
     });
     emit({ type: "phase", phase: "activate", detail: action });
     const activated = await activate(host, plan, before, request, emit, clock);
@@ -138,6 +139,7 @@ export async function deployBuilt(
       newGeneration: activation.newGeneration,
       keys: [...uploadedBefore, ...uploadedAfter],
       ...(action === "dry-activate" ? { dryActivation: afterLine(activation.output, `dry-activate of ${local.outPath}`) } : {}),
+      ...(activation.failedUnits !== undefined ? { failedUnits: activation.failedUnits } : {}),
       durationMs: clock.now() - startedAt,
     };
   } finally {

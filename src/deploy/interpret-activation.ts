@@ -1,7 +1,7 @@
 import { ActivateError, ConfirmError, HostStateUnknownError, LockError, RollbackError, type DeployError, type HostState } from "../errors";
 import { ACTIVATION_DIR, type TargetSystem } from "./inspection";
-import { rollbackTarget, type ActivationPlan } from "./activation";
-import type { ActivationState } from "./activation-state";
+import { UNITS_FAILED_EXIT, rollbackTarget, type ActivationPlan } from "./activation";
+import { parseJournal, type ActivationState } from "./activation-state";
 import type { ActivationReport } from "./request";
 
 /** What the follower saw of an activation by the time it stopped waiting. */
@@ -16,6 +16,8 @@ export interface ActivationFacts {
   readonly stopped?: "start-timeout" | "status-timeout" | "rollback-timeout" | "restarted" | "script-gone";
   /** What the activation wrote (its log's tail), when it was read. */
   readonly log: string;
+  /** The failed units' journal lines (the journal file's tail), when there were failed units. */
+  readonly journal?: string;
   /** What the host runs now, when it was read. */
   readonly hostNow?: TargetSystem;
   /** The host as inspected before the deployment touched it. */
@@ -47,13 +49,20 @@ export function previousSystem(plan: ActivationPlan, state: ActivationState | un
 }
 
 /** What the follower must read before interpreting: the log, and what the host runs now. */
-export function factsNeeded(state: ActivationState | undefined, stopped: ActivationFacts["stopped"]): { readonly log: boolean; readonly hostNow: boolean } {
-  if (stopped === "start-timeout") return { log: false, hostNow: false };
-  if (stopped !== undefined) return { log: stopped === "script-gone" || stopped === "rollback-timeout", hostNow: true };
+export function factsNeeded(
+  state: ActivationState | undefined,
+  stopped: ActivationFacts["stopped"],
+  plan: Pick<ActivationPlan, "keptExitCodes">,
+): { readonly log: boolean; readonly hostNow: boolean; readonly journal: boolean } {
+  const journal = (state?.failedUnits?.length ?? 0) > 0;
+  if (stopped === "start-timeout") return { log: false, hostNow: false, journal: false };
+  if (stopped !== undefined) return { log: stopped === "script-gone" || stopped === "rollback-timeout", hostNow: true, journal };
   const status = state?.status;
-  if (status?.kind === "up-to-date") return { log: true, hostNow: false };
-  if (status?.kind === "exited") return { log: true, hostNow: status.code !== 0 || state?.after === undefined };
-  return { log: false, hostNow: true };
+  if (status?.kind === "up-to-date") return { log: true, hostNow: false, journal: false };
+  if (status?.kind === "exited") {
+    return { log: true, hostNow: !plan.keptExitCodes.includes(status.code) || state?.after === undefined, journal };
+  }
+  return { log: false, hostNow: true, journal: false };
 }
 
 /**
@@ -140,7 +149,8 @@ export function interpretActivation(context: InterpretContext, facts: Activation
       break;
   }
 
-  if (status.code === 0) {
+  const failedUnits = parseJournal(state?.failedUnits ?? [], facts.journal ?? "");
+  if (plan.keptExitCodes.includes(status.code)) {
     const after = state?.after ?? now;
     return {
       kind: "activated",
@@ -152,14 +162,19 @@ export function interpretActivation(context: InterpretContext, facts: Activation
         previousSystem: before.currentSystem,
         newSystem: plan.toplevel,
         output: facts.log,
+        ...(failedUnits.length > 0 ? { failedUnits } : {}),
       },
     };
   }
 
-  const message = `${what} exited with code ${status.code}`;
+  const unitsFailed = status.code === UNITS_FAILED_EXIT && failedUnits.length > 0;
+  const message = `${what} exited with code ${status.code}` +
+    (unitsFailed ? ` (units failed: ${failedUnits.map((u) => u.name).join(", ")})` : "");
   const details = {
     command: switchCommand, stderr: facts.log, exitCode: status.code, hostState: now,
-    hint: `the activation's whole log is ${plan.logFile} on ${name}`,
+    ...(failedUnits.length > 0 ? { failedUnits } : {}),
+    hint: `the activation's whole log is ${plan.logFile} on ${name}` +
+      (status.code === UNITS_FAILED_EXIT ? "; to keep a system whose only failure is failed units, deploy with --accept-failed-units" : ""),
   };
   if (!plan.rollback) {
     return failed(new ActivateError(context.rollbackDeclined ? `${message}; ${name} was left as it is (--no-rollback)` : message, details));

@@ -1,6 +1,6 @@
 // The deploy engine's vocabulary: what a deployment is asked, what it needs from the world, what it reports.
 import type { CompressMode, TransportReport } from "../nix/serve/copy-policy";
-import { type DeployPhase, type HostState } from "../errors";
+import { type DeployPhase, type FailedUnit, type HostState } from "../errors";
 import type { CopyProgress, CopyReport } from "../nix/serve/copy";
 import { type ClosureChange } from "../nix/closure-diff";
 import type { StoreSource } from "../nix/store-source";
@@ -66,6 +66,8 @@ export interface ActivationReport {
    * same system finished first): nothing was activated.
    */
   readonly upToDate?: boolean;
+  /** systemd units failed right after activating (kept only when failed units are accepted), with their journal lines. */
+  readonly failedUnits?: readonly FailedUnit[];
 }
 
 export interface DeployRequest {
@@ -124,6 +126,8 @@ export interface DeployRequest {
    * @default false - such a host is reported up to date and left alone
    */
   readonly reactivate?: boolean;
+  /** Keep a system whose only failure is failed systemd units (exit 4 of switch-to-configuration). @default false */
+  readonly acceptFailedUnits?: boolean;
   /**
    * Files to put on the host outside the Nix store, read beforehand on this machine (loadKeys). Uploaded before or
    * after activation as each says; also when the host is up to date (a key may have changed); never by dry-activate.
@@ -155,6 +159,8 @@ export interface DeployResult {
   readonly keys: readonly KeyReport[];
   /** What dry-activate says it would start, stop, restart and reload; only for dry-activate. */
   readonly dryActivation?: string;
+  /** systemd units failed after activating, which this deployment accepted (acceptFailedUnits). */
+  readonly failedUnits?: readonly FailedUnit[];
   readonly durationMs: number;
 }
 

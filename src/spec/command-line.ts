@@ -48,6 +48,7 @@ export const SETTING_FLAGS: { readonly [K in keyof Settings]: SettingFlag<Settin
   rollback: { kind: "negated", flag: "--no-rollback" },
   allowNonNixos: { kind: "switch", flag: "--allow-non-nixos" },
   reactivate: { kind: "switch", flag: "--reactivate" },
+  acceptFailedUnits: { kind: "switch", flag: "--accept-failed-units" },
   connectTimeoutSeconds: { kind: "value", flag: "--connect-timeout", parse: (text) => secondsFlag("--connect-timeout", text), show: String },
   consoleTimeoutSeconds: { kind: "value", flag: "--console-timeout", parse: (text) => secondsFlag("--console-timeout", text), show: String },
   confirmTimeoutSeconds: {

@@ -31,6 +31,7 @@ export interface HostDeployRequest {
   readonly lockTimeoutSeconds: number;
   readonly keepGenerations: number | undefined;
   readonly reactivate: boolean;
+  readonly acceptFailedUnits: boolean;
 }
 
 /** A deployment mapped for the engine: the request, and what is read on this machine before it runs. */
@@ -77,6 +78,7 @@ export function deployRequestOf(settings: ResolvedDeploymentSettings, applied: A
       lockTimeoutSeconds: s.lockTimeoutSeconds,
       keepGenerations: s.keepGenerations,
       reactivate: s.reactivate,
+      acceptFailedUnits: s.acceptFailedUnits,
     },
     keys: s.keys,
     sensitiveArgs: s.sensitiveArgs,

@@ -36,6 +36,11 @@ export interface ResolvedDeploymentSettings {
   readonly allowNonNixos: boolean;
   /** Activate even a host that already is what the action would make it. */
   readonly reactivate: boolean;
+  /**
+   * Keep a new system whose only failure is failed systemd units (switch-to-configuration's exit 4) instead of
+   * rolling it back; the units are reported either way.
+   */
+  readonly acceptFailedUnits: boolean;
   /** How long an unreachable host is retried (it may be booting). */
   readonly connectTimeoutSeconds: number;
   /** How long an instance's console may take to show its host key fingerprints. */
@@ -76,6 +81,7 @@ export const DEFAULT_SETTINGS: ResolvedDeploymentSettings = {
   rollback: true,
   allowNonNixos: false,
   reactivate: false,
+  acceptFailedUnits: false,
   connectTimeoutSeconds: 10,
   consoleTimeoutSeconds: 600,
   confirmTimeoutSeconds: 0,

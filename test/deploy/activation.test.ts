@@ -80,10 +80,11 @@ describe("the activation script", () => {
       `{ nix-env -p /nix/var/nix/profiles/system --set ${top} && ${env} NIXOS_INSTALL_BOOTLOADER=0 ${top}/bin/switch-to-configuration switch; } 9>&-`,
       "rc=$?",
       "(record /run/cdktf-nixos/abc.after)",
+      "case $rc in 0) kept=0 ;; *) kept=$rc ;; esac",
       // the window on the host's clock, recorded before the status says 0: a confirmation after it is refused
-      `[ $rc != 0 ] || { deadline=$(( $(date +%s) + 30 )); echo "$deadline ${top}" >/run/cdktf-nixos/abc.deadline; }`,
+      `[ $kept != 0 ] || { deadline=$(( $(date +%s) + 30 )); echo "$deadline ${top}" >/run/cdktf-nixos/abc.deadline; }`,
       "echo $rc >/run/cdktf-nixos/abc.status",
-      "if [ $rc != 0 ]; then rollback; touch /run/cdktf-nixos/abc.done; exit 0; fi",
+      "if [ $kept != 0 ]; then rollback; touch /run/cdktf-nixos/abc.done; exit 0; fi",
       `while [ "$(date +%s)" -lt "$deadline" ] && [ ! -d /run/cdktf-nixos/abc.decided ]; do sleep 1; done`,
       `if mkdir /run/cdktf-nixos/abc.decided 2>/dev/null; then echo "no confirmation within 30 s: rolling back"; rollback; fi`,
       "touch /run/cdktf-nixos/abc.done",
@@ -122,25 +123,42 @@ describe("the activation script", () => {
 
   it("leaves a failed host as it is without rollback, and never rolls back a dry-activate", () => {
     expect(activationScript({ ...base, action: "switch", rollback: false })).toContain(
-      `if [ $rc != 0 ]; then echo "left as it is (no rollback)"; touch /run/cdktf-nixos/abc.done; exit 0; fi`,
+      `if [ $kept != 0 ]; then echo "left as it is (no rollback)"; touch /run/cdktf-nixos/abc.done; exit 0; fi`,
     );
     const dry = activationScript({ ...base, action: "dry-activate" }).split("\n");
-    expect(dry.slice(-5)).toEqual([
+    expect(dry.slice(-6)).toEqual([
       `{ ${env} NIXOS_INSTALL_BOOTLOADER=0 ${top}/bin/switch-to-configuration dry-activate; } 9>&-`,
       "rc=$?",
       "(record /run/cdktf-nixos/abc.after)",
+      "case $rc in 0) kept=0 ;; *) kept=$rc ;; esac",
       "echo $rc >/run/cdktf-nixos/abc.status",
       "touch /run/cdktf-nixos/abc.done",
     ]);
+  });
+
+  it("on a systemd host records the failed units and their journal lines before any rollback; keeps exit 4 only when accepted", () => {
+    const lines = activationScript({ ...base, action: "switch", systemd: true }).split("\n");
+    const after = lines.indexOf("(record /run/cdktf-nixos/abc.after)");
+    expect(lines.slice(after + 1, after + 4)).toEqual([
+      "failed=$(systemctl list-units --failed --plain --no-legend --type=service 2>/dev/null | awk '{ print $1 }' | " +
+        "grep -v '^cdktf-nixos-activation-' | grep -E '^[A-Za-z0-9@._:-]{1,256}$' | head -n 20 | tr '\\n' ' ' | sed 's/ $//')",
+      'if [ -n "$failed" ]; then echo "$failed" >/run/cdktf-nixos/abc.failed-units; for u in $failed; do echo "== $u"; ' +
+        'journalctl -u "$u" -n 10 --no-pager -o cat 2>/dev/null | cut -c1-300 | tail -n 10; done >/run/cdktf-nixos/abc.journal; fi',
+      "case $rc in 0) kept=0 ;; *) kept=$rc ;; esac",
+    ]);
+    expect(lines.indexOf("rollback() {")).toBeLessThan(after);
+    expect(activationScript({ ...base, action: "switch", systemd: true, acceptFailedUnits: true })).toContain("case $rc in 0|4) kept=0 ;; *) kept=$rc ;; esac");
+    expect(activationScript({ ...base, action: "switch" })).not.toContain("failed-units");
   });
 
   it("is started detached: in its own session, or in a transient unit where systemd runs; through sudo for other users", () => {
     // first, as root: the state directory is root's own (or nothing starts, exit 70)
     const guard = (runner: string) => shellQuote(`${SAFE_DIR_FUNCTION}\nsafe_dir /run/cdktf-nixos 0755 || exit 70\nexec ${runner}`);
     expect(startActivationCommand("abc", "echo hi", { sudo: false, systemd: false })).toBe(`sh -c ${guard("setsid -f sh -c 'echo hi'")} </dev/null >/dev/null`);
-    expect(startActivationCommand("abc", "echo hi", { sudo: true, systemd: true })).toBe(
+    // systemd expands ${NAME} in a unit's command line: the script's every $ reaches it doubled ($$ is a literal $)
+    expect(startActivationCommand("abc", 'echo "${x#a} $$"', { sudo: true, systemd: true })).toBe(
       `sudo -n -- sh -c ${guard("systemd-run --unit=cdktf-nixos-activation-abc '--description=cdktf-nixos activation' --collect " +
-        "--no-ask-password --quiet --service-type=exec -E LOCALE_ARCHIVE -- sh -c 'echo hi'")} </dev/null >/dev/null`,
+        `--no-ask-password --quiet --service-type=exec -E LOCALE_ARCHIVE -- sh -c 'echo "$\${x#a} $$$$"'`)} </dev/null >/dev/null`,
     );
   });
 });
@@ -148,7 +166,7 @@ describe("the activation script", () => {
 describe("activation state", () => {
   it("is read from the state files, and parsed whatever has been written so far", () => {
     expect(readStateCommand("abc")).toBe(
-      `for f in lock-wait started after status rolled-back; do [ -s /run/cdktf-nixos/abc.$f ] && echo "$f $(head -c 4096 /run/cdktf-nixos/abc.$f | head -n 1)"; done; ` +
+      `for f in lock-wait started after status failed-units rolled-back; do [ -s /run/cdktf-nixos/abc.$f ] && echo "$f $(head -c 4096 /run/cdktf-nixos/abc.$f | head -n 1)"; done; ` +
         `{ read p t < /run/cdktf-nixos/abc.pid && [ "$(cut -d' ' -f22 /proc/$p/stat)" = "$t" ]; } 2>/dev/null && echo alive; ` +
         // which boot of the host this is: a restart mid-activation is told by it, whenever the state was last seen
         `echo boot $(cat /proc/sys/kernel/random/boot_id 2>/dev/null)-$(cut -d' ' -f22 /proc/1/stat 2>/dev/null); ` +
@@ -175,6 +193,7 @@ describe("activation state", () => {
     expect(parseActivationState("status root:$6$x:19000::::::\nrolled-back -1\nlock-wait \x1b[2Jcleared\nrunning\n")).toMatchObject({
       status: undefined, rolledBack: undefined, waitingFor: undefined, running: true, garbled: ["status", "rolled-back", "lock-wait"],
     });
+    expect(parseActivationState("failed-units web.service $(reboot)\n")).toMatchObject({ failedUnits: undefined, garbled: ["failed-units"] });
     expect(parseActivationState("status missing-tool:flock\nrolled-back nothing\n")).toMatchObject({
       garbled: [], status: { kind: "missing-tool", tool: "flock" }, rolledBack: { kind: "nothing" },
     });
@@ -187,6 +206,7 @@ describe("activation state", () => {
       { running: true, waitingFor: "laptop pid 42, activation f00", decided: false, done: false, alive: true, bootId: "0b1c-42" },
       { running: true, before: record, after: { ...record, profileGeneration: 5 }, status: { kind: "exited", code: 0 }, decided: true, done: false, alive: true },
       { running: true, before: record, status: { kind: "exited", code: 3 }, rolledBack: { kind: "exited", code: 0 }, decided: false, done: true, alive: false },
+      { running: true, before: record, status: { kind: "exited", code: 4 }, failedUnits: ["web.service", "getty@tty1.service"], rolledBack: { kind: "exited", code: 0 }, decided: false, done: true, alive: false },
       { running: true, status: { kind: "locked" }, decided: false, done: true, alive: false },
       { running: true, before: record, status: { kind: "up-to-date" }, decided: false, done: true, alive: false },
       { running: true, status: { kind: "missing-tool", tool: "flock" }, rolledBack: { kind: "nothing" }, decided: false, done: true, alive: false },
@@ -237,6 +257,8 @@ describe("planActivation", () => {
       start: startActivationCommand("abc", activationScript({ ...input, action: "switch", rollback: true }), { sudo: false, systemd: false }),
       readState: readStateCommand("abc"),
       readLog: "tail -c 65536 /run/cdktf-nixos/abc.log",
+      readJournal: "tail -c 16384 /run/cdktf-nixos/abc.journal",
+      keptExitCodes: [0],
       logFile: "/run/cdktf-nixos/abc.log",
     });
     expect(planActivation({ ...input, action: "boot" }).rollbackTo).toBe("/nix/store/old-boot");

@@ -9,13 +9,17 @@ import { EXIT_CODES } from "../../src/cli/program";
 import { cdktfNixos as cli } from "../harness/cli";
 import { NIXPKGS_LITE, buildSystem, closureOf, writeConfiguration, writeFlake, type NixValue } from "../harness/fixture";
 import { missing } from "../harness/requirements";
-import { startTargets, type TargetHost, type TargetWorld } from "../harness/target-hosts";
+import { startTargets, type TargetHost, type TargetKind, type TargetWorld } from "../harness/target-hosts";
 
 function webConfig(extra: Record<string, NixValue> = {}): Record<string, NixValue> {
   return { networking: { hostName: "web" }, environment: { etc: { motd: { text: "v1" } } }, ...extra };
 }
 
-describe.skipIf(missing("root", "nix", "sshd", "netns"))("cdktf-nixos deploy against namespaced targets", () => {
+const KINDS: TargetKind[] = ["namespace", "systemd"];
+
+// What activates runs against both kinds of target; what no init changes (the copy, host keys, the login) against the
+// namespace target only.
+describe.skipIf(missing("root", "nix", "sshd", "netns", "systemd-targets")).each(KINDS)("cdktf-nixos deploy against a %s target", (kind) => {
   let world: TargetWorld;
   let target: TargetHost;
   let work: string;
@@ -25,6 +29,7 @@ describe.skipIf(missing("root", "nix", "sshd", "netns"))("cdktf-nixos deploy aga
   beforeAll(async () => {
     execFileSync("npm", ["run", "--silent", "build"], { cwd: join(__dirname, "..", ".."), stdio: "inherit" });
     world = await startTargets(1, {
+      kind,
       users: [{ name: "deployer", sudo: true }, { name: "stranger" }, { name: "untrusted", sudo: true }],
       nixDaemon: true,
       trustedUsers: ["deployer"],
@@ -32,6 +37,7 @@ describe.skipIf(missing("root", "nix", "sshd", "netns"))("cdktf-nixos deploy aga
     target = world.hosts[0];
     work = await mkdtemp(join(tmpdir(), "deploy-world-"));
   });
+  const itWithoutInit: typeof it = ((...a: Parameters<typeof it>) => (kind === "namespace" ? it(...a) : undefined)) as typeof it;
   afterAll(async () => {
     await world?.stop();
     if (work) await rm(work, { recursive: true, force: true });
@@ -62,7 +68,7 @@ describe.skipIf(missing("root", "nix", "sshd", "netns"))("cdktf-nixos deploy aga
     expect(again.json).toMatchObject({ pathsCopied: 0, bytesSent: 0, previousSystem: system.toplevel, newSystem: system.toplevel });
   });
 
-  it("copies only the changed paths of an incremental change, built from --config", async () => {
+  itWithoutInit("copies only the changed paths of an incremental change, built from --config", async () => {
     const dir = join(work, "incremental");
     // unique to this run, so Nix really builds (and says so) even where an earlier run left the result in the store
     const run = randomBytes(4).toString("hex");
@@ -118,7 +124,7 @@ describe.skipIf(missing("root", "nix", "sshd", "netns"))("cdktf-nixos deploy aga
     expect((await target.exec("cat /nix/var/nixos-lite/etc/motd")).stdout).toBe("good");
   });
 
-  it("refuses a host whose key is not the one in known_hosts, before running anything", async () => {
+  itWithoutInit("refuses a host whose key is not the one in known_hosts, before running anything", async () => {
     const system = await buildSystem({ config: webConfig({ environment: { etc: { motd: { text: "impostor" } } } }) });
     const otherKey = join(work, "other-host-key");
     execFileSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", otherKey]);
@@ -133,7 +139,7 @@ describe.skipIf(missing("root", "nix", "sshd", "netns"))("cdktf-nixos deploy aga
     expect(await valid(system.toplevel)).toBe(false);
   });
 
-  it("refuses an unknown host unless --accept-new-host-key, which records it", async () => {
+  itWithoutInit("refuses an unknown host unless --accept-new-host-key, which records it", async () => {
     const system = await buildSystem({ config: webConfig() });
     const empty = join(work, "empty_known_hosts");
     const args = ["deploy", "--target-host", `root@${target.address}`, "--ssh-key", world.clientKeyFile, "--known-hosts", empty,
@@ -157,7 +163,7 @@ describe.skipIf(missing("root", "nix", "sshd", "netns"))("cdktf-nixos deploy aga
     expect((await target.exec("readlink /run/current-system")).stdout.trim()).toBe(system.toplevel);
   });
 
-  it("explains the signature error for a user the target's Nix does not trust, and changes nothing", async () => {
+  itWithoutInit("explains the signature error for a user the target's Nix does not trust, and changes nothing", async () => {
     // NARs larger than the SSH window: the server gives up while we are still sending, and the CLI must still end
     const system = await buildSystem({ config: webConfig({ environment: { etc: { motd: { text: "untrusted" } } }, lite: { payload: { paths: 3, sizeKiB: 4096 } } }) });
     // may run sudo (checked before the copy), but is not in the target's trusted-users
@@ -169,7 +175,7 @@ describe.skipIf(missing("root", "nix", "sshd", "netns"))("cdktf-nixos deploy aga
     expect(await valid(system.toplevel)).toBe(false);
   });
 
-  it("says so when the login shell prints text before nix-store answers", async () => {
+  itWithoutInit("says so when the login shell prints text before nix-store answers", async () => {
     const system = await buildSystem({ config: webConfig({ environment: { etc: { motd: { text: "chatty" } } } }) });
     await target.exec("echo 'echo Welcome to target1' > /root/.bashrc");
     try {
@@ -205,7 +211,7 @@ describe.skipIf(missing("root", "nix", "sshd", "netns"))("cdktf-nixos deploy aga
     expect((await target.exec("test -e /run/keys/x || echo absent")).stdout).toBe("absent\n");
   });
 
-  it("never writes a key into a directory or through a symbolic link (a secret in the system's store path); a host without flock or getent is named so", async () => {
+  itWithoutInit("never writes a key into a directory or through a symbolic link (a secret in the system's store path); a host without flock or getent is named so", async () => {
     const secret = join(work, "db-password");
     await writeFile(secret, "s3cret-db\n", { mode: 0o600 });
     const base = await buildSystem({ config: webConfig({ environment: { etc: { motd: { text: "keys base" } } } }) });
@@ -247,7 +253,7 @@ describe.skipIf(missing("root", "nix", "sshd", "netns"))("cdktf-nixos deploy aga
     expect((await target.exec("readlink /nix/var/nix/profiles/system")).stdout).toBe(generation);
   });
 
-  it("a known_hosts file with only another type of key for the host says so (not 'no matching host key format')", async () => {
+  itWithoutInit("a known_hosts file with only another type of key for the host says so (not 'no matching host key format')", async () => {
     const rsa = join(work, "other_rsa");
     execFileSync("ssh-keygen", ["-q", "-t", "rsa", "-b", "2048", "-N", "", "-f", rsa]);
     const knownHosts = join(work, "known_hosts_rsa_only");
@@ -259,7 +265,7 @@ describe.skipIf(missing("root", "nix", "sshd", "netns"))("cdktf-nixos deploy aga
     expect(result.stderr).toContain(`ssh-keygen -R ${target.address} -f ${knownHosts}`);
   });
 
-  it("builds on the target with --build-on-target, and deploys a flake", async () => {
+  itWithoutInit("builds on the target with --build-on-target, and deploys a flake", async () => {
     const dir = join(work, "flake");
     await writeFlake(dir, { config: webConfig({ environment: { etc: { motd: { text: "flake" } } } }), name: "web" });
     // evaluated as synth and push evaluate it (builtins.getFlake), which never writes the user's flake.lock
@@ -344,13 +350,13 @@ describe.skipIf(missing("root", "nix", "sshd", "netns"))("cdktf-nixos deploy thr
   });
 });
 
-describe.skipIf(missing("root", "nix", "sshd", "netns"))("cdktf-nixos deploy --confirm-timeout (magic rollback)", () => {
+describe.skipIf(missing("root", "nix", "sshd", "netns", "systemd-targets")).each(KINDS)("cdktf-nixos deploy --confirm-timeout (magic rollback) on a %s target", (kind) => {
   let world: TargetWorld;
   const args = () => ["--target-host", `root@${world.hosts[0].address}`, "--ssh-key", world.clientKeyFile, "--known-hosts", world.knownHostsFile];
   const running = async () => (await world.hosts[0].exec("readlink /run/current-system")).stdout.trim();
 
   beforeAll(async () => {
-    world = await startTargets(1);
+    world = await startTargets(1, { kind });
   });
   afterAll(() => world?.stop());
 

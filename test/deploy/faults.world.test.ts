@@ -10,8 +10,7 @@ import { CLI, cdktfNixos, startCdktfNixos } from "../harness/cli";
 import { buildSystem, closureOf, type NixValue } from "../harness/fixture";
 import { startLatencyProxy } from "../harness/latency-proxy";
 import { missing } from "../harness/requirements";
-import { installSystemdRunStandIn } from "../harness/systemd-run";
-import { copySpoolsOf, startTargets, type TargetHost, type TargetWorld } from "../harness/target-hosts";
+import { copySpoolsOf, startTargets, type TargetHost, type TargetKind, type TargetWorld } from "../harness/target-hosts";
 
 /** What a target runs, from the target itself (not from what the tool said). */
 interface HostTruth {
@@ -35,7 +34,9 @@ async function truth(target: TargetHost): Promise<HostTruth> {
 
 /** Waits until every activation started on the target has finished (its detached script wrote `.done`). */
 async function activationsFinished(target: TargetHost): Promise<void> {
-  const check = "for f in /run/cdktf-nixos/*.log; do [ -e \"$f\" ] || continue; [ -e \"${f%.log}.done\" ] || exit 1; done";
+  // on a systemd host also every activation unit: one started just before its deployer was killed may have no log yet
+  const check = "for f in /run/cdktf-nixos/*.log; do [ -e \"$f\" ] || continue; [ -e \"${f%.log}.done\" ] || exit 1; done; " +
+    "! { command -v systemctl >/dev/null && [ -d /run/systemd/system ] && systemctl list-units --plain --no-legend 'cdktf-nixos-activation-*' | grep -q .; }";
   for (let i = 0; i < 300; i++) {
     if ((await target.exec(check)).exitCode === 0) return;
     await sleep(100);
@@ -50,17 +51,23 @@ function config(motd: string, lite: Record<string, NixValue> = {}): Record<strin
   return { networking: { hostName: "faults" }, environment: { etc: { motd: { text: motd } } }, lite };
 }
 
-describe.skipIf(missing("root", "nix", "sshd", "netns"))("deployments under faults: what the host ends in, what the tool says", () => {
+const KINDS: TargetKind[] = ["namespace", "systemd"];
+
+// Activation faults run against both kinds of host (a systemd one runs the activation in a transient unit and its
+// services as units); faults of the copy and the connection, which no init changes, against the namespace host only.
+describe.skipIf(missing("root", "nix", "sshd", "netns", "systemd-targets")).each(KINDS)("deployments under faults on a %s host: what the host ends in, what the tool says", (kind) => {
   let world: TargetWorld;
   let target: TargetHost;
   const args = () => ["--target-host", `root@${target.address}`, "--ssh-key", world.clientKeyFile, "--known-hosts", world.knownHostsFile];
 
   beforeAll(async () => {
     execFileSync("npm", ["run", "--silent", "build"], { cwd: join(__dirname, "..", ".."), stdio: "inherit" });
-    world = await startTargets(1);
+    world = await startTargets(1, { kind });
     target = world.hosts[0];
   });
   afterAll(() => world?.stop());
+  /** Only where the host's init makes no difference (the copy, the connection): registered for the namespace host. */
+  const itWithoutInit: typeof it = ((...a: Parameters<typeof it>) => (kind === "namespace" ? it(...a) : undefined)) as typeof it;
 
   async function deployed(motd: string): Promise<string> {
     const system = await buildSystem({ config: config(motd) });
@@ -136,7 +143,7 @@ describe.skipIf(missing("root", "nix", "sshd", "netns"))("deployments under faul
     expect(base).not.toBe(slow);
   });
 
-  it("killed at random points of the copy: no valid path with an invalid reference, the store verifies, a rerun completes (x3)", async () => {
+  itWithoutInit("killed at random points of the copy: no valid path with an invalid reference, the store verifies, a rerun completes (x3)", async () => {
     for (const round of [1, 2, 3]) {
       const system = await buildSystem({ config: config(`copy ${round}`, { payload: { paths: 40, sizeKiB: 512, seed: `copy-${round}` } }) });
       const run = startCdktfNixos(["deploy", ...args(), "--toplevel", system.toplevel]);
@@ -160,7 +167,7 @@ describe.skipIf(missing("root", "nix", "sshd", "netns"))("deployments under faul
     }
   });
 
-  it("killed at random points of a multi-channel copy 25 ms away: the store stays consistent, no spool stays, a rerun completes (x6)", async () => {
+  itWithoutInit("killed at random points of a multi-channel copy 25 ms away: the store stays consistent, no spool stays, a rerun completes (x6)", async () => {
     // the spooled copy needs a far link: the latency proxy in front of the target, at 25 MB/s so the copy lasts
     const proxy = await startLatencyProxy({ target: { host: target.address, port: target.port }, delayMs: 25, bytesPerSecond: 25_000_000 });
     const knownHosts = join(await mkdtemp(join(tmpdir(), "faults-spool-")), "known_hosts");
@@ -279,7 +286,7 @@ describe.skipIf(missing("root", "nix", "sshd", "netns"))("deployments under faul
     expect(host.current).toBe(next);
   });
 
-  it("retries a host that drops connections during the SSH handshake, within --connect-timeout", async () => {
+  itWithoutInit("retries a host that drops connections during the SSH handshake, within --connect-timeout", async () => {
     let accepted = 0;
     const sockets: Socket[] = [];
     const flaky: Server = createServer((socket) => {
@@ -330,7 +337,7 @@ describe.skipIf(missing("root", "nix", "sshd", "netns"))("deployments under faul
     expect(host.profileSystem).toBe(host.current);
   });
 
-  it("Ctrl-C on a terminal during the live copy bar gives the cursor back", async () => {
+  itWithoutInit("Ctrl-C on a terminal during the live copy bar gives the cursor back", async () => {
     const system = (await buildSystem({ config: config("tty", { payload: { paths: 80, sizeKiB: 1024, seed: "tty" } }) })).toplevel;
     // script(1) runs the CLI on a pseudo-terminal; ^C written to it is turned into SIGINT by the terminal, as a key press is
     const command = [process.execPath, CLI, "deploy", ...args(), "--toplevel", system].map((w) => `'${w}'`).join(" ");
@@ -347,35 +354,69 @@ describe.skipIf(missing("root", "nix", "sshd", "netns"))("deployments under faul
     expect(afterHiding).toContain("interrupted (SIGINT) during copy: the host is unchanged");
   });
 
-  it("on a systemd host the activation runs in a transient unit: switch, a confirmed switch, and a failure rolled back", async () => {
-    const old = await deployed("systemd base");
-    const remove = await installSystemdRunStandIn(target);
-    try {
-      const units = async () => (await target.exec("ls /run/systemd/transient 2>/dev/null || true")).stdout.split("\n").filter(Boolean);
-      const next = (await buildSystem({ config: config("systemd next") })).toplevel;
-      const plain = await cdktfNixos(["deploy", ...args(), "--toplevel", next, "--json"]);
-      expect(plain.code, plain.stderr).toBe(0);
-      expect((await truth(target)).current).toBe(next);
-      const confirmed = (await buildSystem({ config: config("systemd confirmed") })).toplevel;
-      const withConfirm = await cdktfNixos(["deploy", ...args(), "--toplevel", confirmed, "--confirm-timeout", "5"]);
-      expect(withConfirm.code, withConfirm.stderr).toBe(0);
-      expect((await truth(target)).current).toBe(confirmed);
-      const failing = (await buildSystem({ config: config("systemd failing", { failActivation: true }) })).toplevel;
-      const failed = await cdktfNixos(["deploy", ...args(), "--toplevel", failing]);
-      expect(failed.code).toBe(EXIT_CODES.activate);
-      expect(failed.stderr).toContain(`was rolled back to ${confirmed}`);
-      const started = await units();
-      expect(started).toHaveLength(3);
-      for (const unit of started) {
-        expect(unit).toMatch(/^cdktf-nixos-activation-[0-9a-f]{12}\.service$/);
-        expect((await target.exec(`head -n 2 /run/systemd/transient/${unit}`)).stdout).toBe("sh\n-c\n");
-      }
-      expect(old).not.toBe(next);
-    } finally {
-      await remove();
-    }
-    expect((await target.exec("test -e /run/systemd/system")).exitCode).not.toBe(0);
-  });
+  if (kind === "systemd") {
+    it("runs each activation in a transient unit (journal); a service the activation started runs on under its own unit", async () => {
+      const service = (message: string) => ({ ticker: { script: `while true; do echo ${message} > /run/ticker; sleep 0.2; done` } });
+      const first = (await buildSystem({ config: { ...config("units 1"), services: { lite: service("one") } } })).toplevel;
+      const result = await cdktfNixos(["deploy", ...args(), "--toplevel", first, "--json"]);
+      expect(result.code, result.stderr).toBe(0);
+      // the journal: systemd ran this activation as its own unit (its output goes to the activation's log file)
+      const id = (result.stderr.match(/activation ([0-9a-f]{12})/) ?? (await target.exec("ls -t /run/cdktf-nixos/*.log | head -n 1")).stdout.match(/([0-9a-f]{12})\.log/))![1];
+      await activationsFinished(target);
+      const unitJournal = await target.exec(`journalctl --no-pager -o cat -u cdktf-nixos-activation-${id}.service`);
+      expect(unitJournal.stdout).toMatch(/Started cdktf-nixos-activation-[0-9a-f]{12}\.service - cdktf-nixos activation/);
+      expect((await target.exec(`grep -c 'starting service ticker' /run/cdktf-nixos/${id}.log`)).stdout.trim()).toBe("1");
+      expect((await target.exec("journalctl --no-pager -o cat -u ticker.service")).stdout).toContain("Started ticker.service - nixpkgs-lite service ticker");
+      // the activation's unit is gone (--collect), the service it started is not
+      await sleep(500);
+      expect((await target.exec("systemctl list-units --all --plain --no-legend 'cdktf-nixos-activation-*' | wc -l")).stdout.trim()).toBe("0");
+      expect((await target.exec("systemctl is-active ticker.service; sleep 0.5; cat /run/ticker")).stdout).toBe("active\none\n");
+      const pid = (await target.exec("systemctl show -p MainPID --value ticker.service")).stdout.trim();
+      expect((await target.exec(`grep ^0:: /proc/${pid}/cgroup`)).stdout.trim()).toMatch(/\/system\.slice\/ticker\.service$/);
+    });
+
+    it("a service whose new version fails to start: a failed activation naming the unit and its journal lines; the old system and service run again", async () => {
+      const ok = { ...config("units ok"), services: { lite: { web: { script: "while true; do echo old > /run/web; sleep 0.2; done" } } } };
+      const good = (await buildSystem({ config: ok })).toplevel;
+      expect((await cdktfNixos(["deploy", ...args(), "--toplevel", good])).code).toBe(0);
+      const broken = { ...config("units broken"), services: { lite: { web: {
+        script: "while true; do echo new > /run/web; sleep 0.2; done",
+        preStart: "echo 'web: /etc/web/web.conf: no such file or directory' >&2; exit 78",
+      } } } };
+      const bad = (await buildSystem({ config: broken })).toplevel;
+      const result = await cdktfNixos(["deploy", ...args(), "--toplevel", bad, "--json"]);
+      expect(result.code).toBe(EXIT_CODES.activate);
+      expect(result.stderr).toContain("exited with code 4 (units failed: web.service); ");
+      expect(result.stderr).toContain(`was rolled back to ${good}`);
+      expect(result.stderr).toContain("failed units: web.service");
+      expect(result.stderr).toContain("web: /etc/web/web.conf: no such file or directory");
+      expect(result.json).toMatchObject({ ok: false, error: { failedUnits: [{ name: "web.service", journal: expect.arrayContaining(["web: /etc/web/web.conf: no such file or directory"]) }] } });
+      await activationsFinished(target);
+      const host = await truth(target);
+      expect([host.current, host.profileSystem]).toEqual([good, good]);
+      expect((await target.exec("systemctl is-active web.service; sleep 0.5; cat /run/web; systemctl list-units --failed --plain --no-legend | wc -l")).stdout).toBe("active\nold\n0\n");
+
+      // accepted: kept, and the units are still named
+      const accepted = await cdktfNixos(["deploy", ...args(), "--toplevel", bad, "--accept-failed-units", "--json"]);
+      expect(accepted.code, accepted.stderr).toBe(0);
+      expect(accepted.stderr).toContain("warning: kept with failed units (--accept-failed-units)");
+      expect(accepted.json).toMatchObject({ ok: true, failedUnits: [{ name: "web.service" }] });
+      expect((await truth(target)).current).toBe(bad);
+      expect((await target.exec("systemctl is-failed web.service")).stdout.trim()).toBe("failed");
+      expect((await cdktfNixos(["deploy", ...args(), "--toplevel", good])).code).toBe(0);
+    });
+
+    it("a reboot after 'boot' starts the new system and its services", async () => {
+      const next = (await buildSystem({ config: { ...config("after reboot"), services: { lite: { booted: { script: "sleep 1000" } } } } })).toplevel;
+      const result = await cdktfNixos(["deploy", ...args(), "--toplevel", next, "--action", "boot"]);
+      expect(result.code, result.stderr).toBe(0);
+      expect((await truth(target)).current).not.toBe(next);
+      await target.restart();
+      const host = await truth(target);
+      expect([host.current, host.profileSystem, host.bootDefault]).toEqual([next, next, next]);
+      expect((await target.exec("systemctl is-active booted.service")).stdout.trim()).toBe("active");
+    });
+  }
 
   it("prunes the state files of activations finished over a week ago, and keeps the rest", async () => {
     await target.exec("mkdir -p /run/cdktf-nixos && cd /run/cdktf-nixos && touch 0ld0ld0ld0ld.log 0ld0ld0ld0ld.done " +
@@ -401,7 +442,7 @@ describe.skipIf(missing("root", "nix", "sshd", "netns"))("deployments under faul
     expect(result.json).toMatchObject({ ok: false, hostState: { currentSystem: failing, profileGeneration: host.generation } });
   });
 
-  it("a connection cut during the copy is a copy failure that says so, and a rerun completes", async () => {
+  itWithoutInit("a connection cut during the copy is a copy failure that says so, and a rerun completes", async () => {
     const system = await buildSystem({ config: config("copy cut", { payload: { paths: 80, sizeKiB: 1024, seed: "copy-cut" } }) });
     const run = startCdktfNixos(["deploy", ...args(), "--toplevel", system.toplevel]);
     await run.waitForStderr(/^copy$/m);

@@ -13,10 +13,13 @@ const recorded = { currentSystem: OLD, profileGeneration: 4, profileSystem: OLD 
 const after = { currentSystem: NEW, profileGeneration: 5, profileSystem: NEW };
 const now: TargetSystem = { ...before, currentSystem: NEW, profileGeneration: 5, profileSystem: NEW };
 
-const plan = (overrides: { action?: "switch" | "boot" | "test" | "dry-activate"; confirm?: number; rollback?: boolean } = {}): ActivationPlan => planActivation({
+const plan = (overrides: { action?: "switch" | "boot" | "test" | "dry-activate"; confirm?: number; rollback?: boolean; acceptFailedUnits?: boolean } = {}): ActivationPlan => planActivation({
   before, toplevel: NEW, action: overrides.action ?? "switch", user: "root", lockTimeoutSeconds: 300, holder: "laptop pid 1", id: "abc",
-  confirmTimeoutSeconds: overrides.confirm, rollback: overrides.rollback,
+  confirmTimeoutSeconds: overrides.confirm, rollback: overrides.rollback, acceptFailedUnits: overrides.acceptFailedUnits,
 });
+const JOURNAL = "== web.service\nstarting web\nweb: /etc/web.conf: no such file\n== db.service\n";
+const WEB = { name: "web.service", journal: ["starting web", "web: /etc/web.conf: no such file"] };
+const DB = { name: "db.service", journal: [] };
 const state = (s: Partial<ActivationState>): ActivationState => ({ running: true, decided: false, done: false, alive: true, garbled: [], before: recorded, ...s });
 const context = (p: ActivationPlan, rollbackDeclined = false) => ({ plan: p, name: "web", rollbackDeclined, activationSeconds: 600, startWaitSeconds: 315 });
 const facts = (f: Partial<ActivationFacts>): ActivationFacts => ({ log: "the log\n", inspected: before, ...f });
@@ -63,6 +66,21 @@ const rows: Row[] = [
     (v) => expect(v.kind === "activated" && v.report.newGeneration).toBe(5)],
   ["failed and rolled back", plan(), { state: state({ status: { kind: "exited", code: 3 }, rolledBack: { kind: "exited", code: 0 }, done: true }), hostNow: before }, false,
     failsWith(ActivateError, `${what} exited with code 3; web was rolled back to ${OLD}`, 6, (v) => expect(v.rolledBackTo).toBe(OLD))],
+  ["units failed (exit 4): rolled back, the units named with their journal lines", plan(),
+    { state: state({ status: { kind: "exited", code: 4 }, failedUnits: ["web.service", "db.service"], rolledBack: { kind: "exited", code: 0 }, done: true }), journal: JOURNAL, hostNow: before }, false,
+    failsWith(ActivateError, `${what} exited with code 4 (units failed: web.service, db.service); web was rolled back to ${OLD}`, 6, (v) => {
+      expect(v.error.failedUnits).toEqual([WEB, DB]);
+      expect(v.error.hint).toContain("--accept-failed-units");
+      expect(v.error.describe()).toContain("  failed units: web.service, db.service\n    web.service, its last journal lines:\n      starting web\n");
+    })],
+  ["units failed (exit 4), accepted: kept, the units reported", plan({ acceptFailedUnits: true }),
+    { state: state({ after, status: { kind: "exited", code: 4 }, failedUnits: ["web.service"], done: true }), journal: JOURNAL }, false,
+    (v) => expect(v).toEqual({ kind: "activated", previous: OLD, report: {
+      action: "switch", previousGeneration: 4, newGeneration: 5, previousSystem: OLD, newSystem: NEW, output: "the log\n", failedUnits: [WEB],
+    } })],
+  ["activation failed (exit 2), accepting failed units does not keep it", plan({ acceptFailedUnits: true }),
+    { state: state({ status: { kind: "exited", code: 2 }, rolledBack: { kind: "exited", code: 0 }, done: true }) }, false,
+    failsWith(ActivateError, `${what} exited with code 2; web was rolled back to ${OLD}`, 6)],
   ["failed, nothing to roll back to", plan(), { state: state({ status: { kind: "exited", code: 3 }, rolledBack: { kind: "nothing" }, done: true }) }, false,
     failsWith(ActivateError, `${what} exited with code 3; web had no earlier system to roll back to`, 6, (v) => expect(v.rolledBackTo).toBeUndefined())],
   ["failed, and the rollback failed", plan(), { state: state({ status: { kind: "exited", code: 3 }, rolledBack: { kind: "exited", code: 1 }, done: true }) }, false,
@@ -91,11 +109,16 @@ describe("interpretActivation", () => {
   });
 
   it("asks for the log and the host's state only where a report uses them", () => {
-    expect(factsNeeded(undefined, "start-timeout")).toEqual({ log: false, hostNow: false });
-    expect(factsNeeded(state({ status: { kind: "exited", code: 0 }, after }), undefined)).toEqual({ log: true, hostNow: false });
-    expect(factsNeeded(state({ status: { kind: "exited", code: 0 } }), undefined)).toEqual({ log: true, hostNow: true });
-    expect(factsNeeded(state({ status: { kind: "exited", code: 2 } }), undefined)).toEqual({ log: true, hostNow: true });
-    expect(factsNeeded(state({ status: { kind: "locked" } }), undefined)).toEqual({ log: false, hostNow: true });
+    const plan = { keptExitCodes: [0] };
+    expect(factsNeeded(undefined, "start-timeout", plan)).toEqual({ log: false, hostNow: false, journal: false });
+    expect(factsNeeded(state({ status: { kind: "exited", code: 0 }, after }), undefined, plan)).toEqual({ log: true, hostNow: false, journal: false });
+    expect(factsNeeded(state({ status: { kind: "exited", code: 0 } }), undefined, plan)).toEqual({ log: true, hostNow: true, journal: false });
+    expect(factsNeeded(state({ status: { kind: "exited", code: 2 } }), undefined, plan)).toEqual({ log: true, hostNow: true, journal: false });
+    expect(factsNeeded(state({ status: { kind: "locked" } }), undefined, plan)).toEqual({ log: false, hostNow: true, journal: false });
+    // failed units: their journal; exit 4 kept when accepted, so the host's state after it is what the script recorded
+    const unitsFailed = state({ status: { kind: "exited", code: 4 }, after, failedUnits: ["web.service"] });
+    expect(factsNeeded(unitsFailed, undefined, plan)).toEqual({ log: true, hostNow: true, journal: true });
+    expect(factsNeeded(unitsFailed, undefined, { keptExitCodes: [0, 4] })).toEqual({ log: true, hostNow: false, journal: true });
   });
 });
 

@@ -96,7 +96,7 @@ describe("planPush", () => {
           hostKeyFromEc2Console: { instanceId: "i-0123456789abcdef0", region: "eu-central-1", endpoint: "http://127.0.0.1:4566", timeoutSeconds: 600 },
         },
         action: "boot", useSubstitutes: false, compress: "auto", maxChannels: 8, buildOnTarget: false, installBootloader: false,
-        allowNonNixos: false, rollback: true, confirmTimeoutSeconds: undefined, lockTimeoutSeconds: 300, activationTimeoutSeconds: 600,
+        allowNonNixos: false, rollback: true, acceptFailedUnits: false, confirmTimeoutSeconds: undefined, lockTimeoutSeconds: 300, activationTimeoutSeconds: 600,
         replyTimeoutSeconds: 60, keepGenerations: 3, reactivate: false,
       },
       keys: [],

@@ -43,7 +43,7 @@ in {
  * `cdktf-nixos push` against a four-host stack applied with real terraform and the real AWS provider against the EC2
  * double, whose instances are namespaced target hosts.
  */
-describe.skipIf(missing("root", "nix", "sshd", "netns", "terraform", "aws-provider-mirror"))("cdktf-nixos push", () => {
+describe.skipIf(missing("root", "nix", "sshd", "netns", "systemd-targets", "terraform", "aws-provider-mirror"))("cdktf-nixos push to a fleet of namespace and systemd hosts", () => {
   let work: string;
   let ec2: Ec2Double;
   const worlds = new Map<string, TargetWorld>();
@@ -79,6 +79,7 @@ describe.skipIf(missing("root", "nix", "sshd", "netns", "terraform", "aws-provid
   const canaries = { dbPassword: `canary-db-${randomBytes(12).toString("hex")}`, apiToken: `canary-api-${randomBytes(12).toString("hex")}` };
   let firstApply: { output: string; hits: ProcHit[]; sweeps: number };
   const started = new Date();
+  let launched = 0;
 
   beforeAll(async () => {
     execFileSync("npm", ["run", "--silent", "build"], { cwd: ROOT, stdio: "inherit" });
@@ -91,8 +92,10 @@ describe.skipIf(missing("root", "nix", "sshd", "netns", "terraform", "aws-provid
     writeFileSync(join(work, "cdktf.json"), JSON.stringify({ language: "typescript", app: `${join(ROOT, "node_modules", ".bin", "tsx")} main.ts`, projectId: "push-test", sendCrashReports: "false" }));
     ec2 = await startEc2Double({
       images: NIXOS_IMAGES,
+      // a mixed fleet: every other instance is a systemd host
       launch: async (publicKey) => {
-        const world = await startTargets(1, { authorizedKeys: publicKey ? [publicKey] : [] });
+        const kind = launched++ % 2 === 0 ? "namespace" : "systemd";
+        const world = await startTargets(1, { kind, authorizedKeys: publicKey ? [publicKey] : [] });
         const host = world.hosts[0];
         worlds.set(host.address, world);
         let stopped: Promise<void> | undefined;

@@ -1,6 +1,6 @@
 import { stat } from "node:fs/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { buildSystem, closureOf, evalSystem, nix, type ModuleSource } from "./fixture";
+import { buildSystem, closureOf, evalSystem, nix, type ModuleSource, type NixValue } from "./fixture";
 import { missing } from "./requirements";
 import { run, startTargets, type TargetHost, type TargetWorld } from "./target-hosts";
 
@@ -226,7 +226,7 @@ describe.skipIf(missing("root", "nix", "sshd", "netns", "systemd-targets"))("nix
     if (action === "switch" || action === "boot") await ssh(`nix-env -p /nix/var/nix/profiles/system --set ${toplevel}`);
     return { toplevel, ...(await ssh(`${toplevel}/bin/switch-to-configuration ${action}`)) };
   }
-  const system = (services: Record<string, Record<string, unknown>>, motd = "m") => ({
+  const system = (services: Record<string, Record<string, NixValue>>, motd = "m") => ({
     networking: { hostName: "units" },
     environment: { etc: { motd: { text: motd } } },
     services: { lite: services },

@@ -136,7 +136,8 @@ export class SystemdTarget implements TargetHost {
       ["-c", `for f in ${procs}; do echo $$ > "$f"; done; exec "$@"`, "sh",
         "systemd-nspawn", "--quiet", "-D", this.merged, "--boot", `--machine=${NAME_PREFIX}-m${this.slot}`,
         `--hostname=${this.name}`, "--register=no", "--keep-unit", `--network-namespace-path=/run/netns/${netnsName(this.slot)}`,
-        `--bind=${this.storeDir}:/nix`, "--console=read-only"],
+        // root on a real host may take its own network down (nixpkgs-lite's breakNetwork does)
+        `--bind=${this.storeDir}:/nix`, "--capability=CAP_NET_ADMIN", "--console=read-only"],
       // a pure cgroup2 tree inside, as NixOS has
       { detached: true, stdio: ["ignore", log, log], env: { ...SYS_ENV, SYSTEMD_NSPAWN_UNIFIED_HIERARCHY: "1" } },
     );

@@ -42,6 +42,7 @@ const spec: DeploymentSpec = {
   rollback: false,
   allowNonNixos: true,
   reactivate: true,
+  acceptFailedUnits: true,
   connectTimeoutSeconds: 300,
   consoleTimeoutSeconds: 120,
   confirmTimeoutSeconds: 30,
@@ -98,7 +99,7 @@ describe("the deploy command of a deployment", () => {
     expect(renderCommand(["/usr/bin/node", "/opt/cdktf-nixos/lib/cli/bin.js", ...deployArguments(spec)])).toBe(
       "/usr/bin/node /opt/cdktf-nixos/lib/cli/bin.js deploy --target-port 2222 --action boot --ssh-key /work/app/.cdktf-nixos/keys/fleet " +
         "--known-hosts /work/app/.cdktf-nixos/known_hosts --accept-new-host-key --jump-host admin@bastion.example.com:2200 --ssh-compression " +
-        "--use-substitutes --compress zstd --max-channels 3 --build-on-target --install-bootloader --no-rollback --allow-non-nixos --reactivate " +
+        "--use-substitutes --compress zstd --max-channels 3 --build-on-target --install-bootloader --no-rollback --allow-non-nixos --reactivate --accept-failed-units " +
         "--connect-timeout 300 --console-timeout 120 --confirm-timeout 30 --activation-timeout 900 --lock-timeout 45 --reply-timeout 20 " +
         "--keep-generations 5 --endpoint http://127.0.0.1:4566 " +
         `--key-spec '{"name":"db-password","command":["printf","%s","s3cret"],"user":"postgres","group":"postgres","permissions":"0440","uploadAt":"after-activation"}' ` +

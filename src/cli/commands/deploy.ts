@@ -76,6 +76,7 @@ export function addDeployOptions(command: Command): Command {
     .option("--reply-timeout <seconds>", "give up on a host that leaves a question unanswered this long (inspection, store queries, replies during the copy, key uploads)", String(DEFAULT_SETTINGS.replyTimeoutSeconds))
     .option("--keep-generations <n>", "after a switch or boot, delete all but the newest N system generations (nix-env --delete-generations +N)")
     .option("--reactivate", "activate even when the host already runs this system (default: report it up to date and leave it)")
+    .option("--accept-failed-units", "keep a new system whose only failure is failed systemd units (switch-to-configuration exit 4); by default it is rolled back")
     .option("--allow-non-nixos", "deploy onto a host that does not look like NixOS yet")
     .option("--toplevel <store-path>", "deploy this already built system")
     .option("--config <file>", "build <nixpkgs/nixos> with this configuration.nix")

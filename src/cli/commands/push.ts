@@ -42,6 +42,7 @@ export function registerPushCommand(program: Command, output: Output, dependenci
     .option("--max-channels <n>", "SSH channels a far host's copy may use at most (1 = never the spool; default: each deployment's setting)")
     .option("--fail-fast", "start no further host once one has failed (hosts already running finish)")
     .option("--reactivate", "activate even hosts that already run their system")
+    .option("--accept-failed-units", "keep a new system whose only failure is failed systemd units (default: each deployment's setting: roll it back)")
     .option("--connect-timeout <seconds>", "keep retrying an unreachable host this long (default: each deployment's connectTimeoutSeconds)")
     .option("--lock-timeout <seconds>", "wait this long for another deployment to the same host to finish (default: each deployment's setting)")
     .option("--activation-timeout <seconds>", "give up waiting for a host's activation after this long (default: each deployment's setting)")
@@ -88,7 +89,7 @@ export class PushFailed extends Error {
 
 /** The deployment settings push may override for every selected host: given flags only. */
 const PUSH_OVERRIDES = [
-  "keepGenerations", "compress", "maxChannels", "reactivate", "connectTimeoutSeconds", "lockTimeoutSeconds",
+  "keepGenerations", "compress", "maxChannels", "reactivate", "acceptFailedUnits", "connectTimeoutSeconds", "lockTimeoutSeconds",
   "activationTimeoutSeconds", "replyTimeoutSeconds", "ec2Endpoint",
 ] as const satisfies ReadonlyArray<keyof SettingOverrides>;
 
