@@ -1,4 +1,4 @@
-import { spawn } from "node:child_process";
+import { spawn, type ChildProcess } from "node:child_process";
 import { readFileSync, readdirSync } from "node:fs";
 import net from "node:net";
 import { constants } from "node:os";
@@ -76,6 +76,17 @@ export function readFileOr(file: string, fallback: string): string {
 
 export function withTrailingNewline(s: string): string {
   return s.endsWith("\n") ? s : `${s}\n`;
+}
+
+/** Waits up to `ms` for a launcher told to stop to exit, then SIGKILLs it and waits for that. */
+export async function exitedOrKilled(child: ChildProcess, exited: Promise<void>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const stopped = await Promise.race([exited.then(() => true), new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), ms)))]);
+  clearTimeout(timer);
+  if (!stopped) {
+    child.kill("SIGKILL");
+    await exited;
+  }
 }
 
 export function sleep(ms: number): Promise<void> {

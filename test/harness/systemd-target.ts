@@ -3,7 +3,7 @@ import { closeSync, existsSync, openSync, readFileSync, readdirSync, rmdirSync }
 import { chmod, copyFile, mkdir, readFile, symlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import { type ExecResult, NAME_PREFIX, SYS_ENV, createNetwork, netnsName, readFileOr, run, sleep, sshBanner, tryKill } from "./host-util";
+import { type ExecResult, NAME_PREFIX, SYS_ENV, exitedOrKilled, createNetwork, netnsName, readFileOr, run, sleep, sshBanner, tryKill } from "./host-util";
 import type { TargetHost, TargetHostOptions } from "./target-hosts";
 
 /**
@@ -189,16 +189,7 @@ export class SystemdTarget implements TargetHost {
     const child = this.launcher;
     if (!child || child.exitCode !== null || child.signalCode !== null) return;
     if (isSystemdLauncher(child.pid!, this.dir)) tryKill(child.pid!, "SIGTERM");
-    let timer: NodeJS.Timeout | undefined;
-    const stopped = await Promise.race([
-      this.exited!.then(() => true),
-      new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), 10_000))),
-    ]);
-    clearTimeout(timer);
-    if (!stopped) {
-      child.kill("SIGKILL");
-      await this.exited;
-    }
+    await exitedOrKilled(child, this.exited!, 10_000);
     removeCgroups(this.slot);
   }
 

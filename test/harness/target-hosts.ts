@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { closeSync, openSync, readFileSync, statSync } from "node:fs";
 import { chmod, chown, copyFile, mkdir, mkdtemp, readFile, readdir, rm, writeFile } from "node:fs/promises";
 import {
-  type ExecResult, NAME_PREFIX, SYS_ENV, createNetwork, hostVethName, listDir, netnsName, readFileOr, removeNetwork, run, sleep, sshBanner,
+  type ExecResult, NAME_PREFIX, SYS_ENV, exitedOrKilled, createNetwork, hostVethName, listDir, netnsName, readFileOr, removeNetwork, run, sleep, sshBanner,
   targetAddress, tryKill, withTrailingNewline,
 } from "./host-util";
 import { SystemdTarget, stopStaleSystemdTarget, systemdCgroupSlots } from "./systemd-target";
@@ -363,16 +363,7 @@ class NamespaceTarget implements TargetHost {
     const child = this.launcher;
     if (!child || child.exitCode !== null || child.signalCode !== null) return;
     stopLauncher(child.pid!, this.dir);
-    let timer: NodeJS.Timeout | undefined;
-    const killed = await Promise.race([
-      this.exited!.then(() => true),
-      new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), 5_000))),
-    ]);
-    clearTimeout(timer);
-    if (!killed) {
-      child.kill("SIGKILL");
-      await this.exited;
-    }
+    await exitedOrKilled(child, this.exited!, 5_000);
   }
 
   async refuseSsh(): Promise<() => Promise<void>> {
