@@ -280,7 +280,9 @@ function outcomeDetail(outcome: HostOutcome): string {
   switch (outcome.status) {
     case "deployed": {
       const r = outcome.result!;
-      return `generation ${r.previousGeneration ?? "-"} → ${r.newGeneration ?? "-"}, ${r.pathsCopied} paths, ${size(r.bytesSent)}, ${seconds(outcome.durationMs)}`;
+      return `generation ${r.previousGeneration ?? "-"} → ${r.newGeneration ?? "-"}, ${r.pathsCopied} paths, ${size(r.bytesSent)}, ${seconds(outcome.durationMs)}` +
+        // kept under --accept-failed-units: never a plain "deployed"
+        (r.failedUnits !== undefined ? `; failed units kept: ${r.failedUnits.map((u) => u.name).join(", ")}` : "");
     }
     case "up-to-date":
       return `generation ${outcome.result?.newGeneration ?? outcome.preview?.previousGeneration ?? "-"}: nothing to copy or activate`;
@@ -311,7 +313,9 @@ function generations(outcome: HostOutcome): string {
 
 /** A host's result, with why where its status is one of `explained`. */
 function resultCell(host: HostOutcome, explained: readonly HostOutcome["status"][]): string {
-  return FINAL[host.status] + (explained.includes(host.status) ? `: ${wrap(outcomeDetail(host))}` : "");
+  const kept = host.result?.failedUnits;
+  return FINAL[host.status] + (explained.includes(host.status) ? `: ${wrap(outcomeDetail(host))}`
+    : kept !== undefined ? `, ${wrap(`failed units kept: ${kept.map((u) => u.name).join(", ")}`)}` : "");
 }
 
 /** The end-of-push table's columns and rows: host, result, generation before → after, paths and MiB copied, time (or what a dry run found). */

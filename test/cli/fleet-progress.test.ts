@@ -23,6 +23,22 @@ const report: PushReport = {
 };
 
 describe("the push reporter on a pipe", () => {
+  it("never shows a host kept with failed units (--accept-failed-units) as plainly deployed: line, table and --json name them", () => {
+    const failedUnits = [{ name: "web.service", journal: ["web: /etc/web.conf: no such file"] }];
+    const kept = { name: "web", status: "deployed" as const, durationMs: 2100, exitCode: 0, result: { ...deployed, failedUnits } };
+    const io = capturedOutput();
+    const reporter = createFleetReporter(io.output, ["web"], { json: false });
+    reporter.onEvent({ type: "host-done", outcome: kept });
+    reporter.done({ ...report, exitCode: 0, hosts: [kept] }, { stack: "fleet", synth: "using cdktf.out" });
+    expect(io.stderr()).toContain("[web] deployed: generation 4 → 5, 12 paths, 3.0 MiB, 2.1 s; failed units kept: web.service\n");
+    expect(io.stdout()).toContain("│ web  │ deployed, failed units kept: web.service │");
+    const json = capturedOutput();
+    const jsonReporter = createFleetReporter(json.output, ["web"], { json: true });
+    jsonReporter.done({ ...report, exitCode: 0, hosts: [kept] }, { stack: "fleet", synth: "using cdktf.out" });
+    expect(JSON.parse(json.stdout()).hosts[0]).toMatchObject({ name: "web", failedUnits });
+  });
+
+
   it("prints one prefixed line per host per phase, then the summary table and the counts", () => {
     const io = capturedOutput();
     const reporter = createFleetReporter(io.output, ["web", "app", "db", "cache"], { json: false });
