@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from "node:child_process";
-import { readFileSync, readdirSync } from "node:fs";
+import { readFileSync, readdirSync, writeFileSync } from "node:fs";
 import net from "node:net";
 import { constants } from "node:os";
 
@@ -87,6 +87,36 @@ export async function exitedOrKilled(child: ChildProcess, exited: Promise<void>,
     child.kill("SIGKILL");
     await exited;
   }
+}
+
+/**
+ * Moves sshd's listener one port up (its config `file` rewritten, then `reload`) until sshd no longer answers on
+ * `port`; returns the function that puts it back and waits for its banner.
+ */
+export async function refuseSshOn(
+  host: { readonly name: string; readonly address: string; readonly port: number },
+  file: string,
+  reload: () => Promise<void>,
+): Promise<() => Promise<void>> {
+  const original = readFileSync(file, "utf8");
+  const listen = `ListenAddress ${host.address}:${host.port}`;
+  if (!original.includes(listen)) throw new Error(`${host.name}: ${file} has no "${listen}"`);
+  writeFileSync(file, original.replace(listen, `ListenAddress ${host.address}:${host.port + 1}`));
+  await reload();
+  const deadline = Date.now() + 5_000;
+  while (await sshBanner(host.address, host.port)) {
+    if (Date.now() > deadline) throw new Error(`${host.name}: sshd still answers on port ${host.port}`);
+    await sleep(20);
+  }
+  return async () => {
+    writeFileSync(file, original);
+    await reload();
+    const back = Date.now() + 15_000;
+    while (!(await sshBanner(host.address, host.port))) {
+      if (Date.now() > back) throw new Error(`${host.name}: sshd did not come back on port ${host.port}`);
+      await sleep(20);
+    }
+  };
 }
 
 export function sleep(ms: number): Promise<void> {

@@ -3,7 +3,7 @@ import { closeSync, existsSync, openSync, readFileSync, readdirSync, rmdirSync }
 import { chmod, copyFile, mkdir, readFile, symlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import { type ExecResult, NAME_PREFIX, SYS_ENV, exitedOrKilled, createNetwork, netnsName, readFileOr, run, sleep, sshBanner, tryKill } from "./host-util";
+import { type ExecResult, NAME_PREFIX, SYS_ENV, exitedOrKilled, refuseSshOn, createNetwork, netnsName, readFileOr, run, sleep, sshBanner, tryKill } from "./host-util";
 import type { TargetHost, TargetHostOptions } from "./target-hosts";
 
 /**
@@ -194,24 +194,10 @@ export class SystemdTarget implements TargetHost {
   }
 
   async refuseSsh(): Promise<() => Promise<void>> {
-    const file = `${this.merged}/etc/ssh/sshd_config.d/cdktf-nixos-test.conf`;
-    const original = await readFile(file, "utf8");
-    const reload = async () => {
+    return refuseSshOn(this, `${this.merged}/etc/ssh/sshd_config.d/cdktf-nixos-test.conf`, async () => {
       const result = await this.exec("systemctl reload ssh");
       if (result.exitCode !== 0) throw new Error(`${this.name}: systemctl reload ssh failed: ${result.stderr}`);
-    };
-    await writeFile(file, original.replace(`ListenAddress ${this.address}:${this.port}`, `ListenAddress ${this.address}:${this.port + 1}`));
-    await reload();
-    const deadline = Date.now() + 5_000;
-    while (await sshBanner(this.address, this.port)) {
-      if (Date.now() > deadline) throw new Error(`${this.name}: sshd still answers on port ${this.port}`);
-      await sleep(20);
-    }
-    return async () => {
-      await writeFile(file, original);
-      await reload();
-      while (!(await sshBanner(this.address, this.port))) await sleep(20);
-    };
+    });
   }
 
   /** A real reboot: systemd powers off and boots again, stage 2 activates the boot default; /run starts empty. */

@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { closeSync, openSync, readFileSync, statSync } from "node:fs";
 import { chmod, chown, copyFile, mkdir, mkdtemp, readFile, readdir, rm, writeFile } from "node:fs/promises";
 import {
-  type ExecResult, NAME_PREFIX, SYS_ENV, exitedOrKilled, createNetwork, hostVethName, listDir, netnsName, readFileOr, removeNetwork, run, sleep, sshBanner,
+  type ExecResult, NAME_PREFIX, SYS_ENV, exitedOrKilled, refuseSshOn, createNetwork, hostVethName, listDir, netnsName, readFileOr, removeNetwork, run, sleep, sshBanner,
   targetAddress, tryKill, withTrailingNewline,
 } from "./host-util";
 import { SystemdTarget, stopStaleSystemdTarget, systemdCgroupSlots } from "./systemd-target";
@@ -367,27 +367,11 @@ class NamespaceTarget implements TargetHost {
   }
 
   async refuseSsh(): Promise<() => Promise<void>> {
-    const config = `${this.dir}/sshd_config`;
-    const original = await readFile(config, "utf8");
-    const listen = `ListenAddress ${this.address}:${this.port}`;
-    if (!original.includes(listen)) throw new Error(`${this.name}: ${config} has no "${listen}"`);
-    const reload = async () => {
-      // sshd re-executes itself on SIGHUP (same PID 1), reading the config again
+    // sshd re-executes itself on SIGHUP (same PID 1), reading the config again
+    return refuseSshOn(this, `${this.dir}/sshd_config`, async () => {
       const result = await this.exec("kill -HUP 1");
       if (result.exitCode !== 0) throw new Error(`${this.name}: kill -HUP 1 failed: ${result.stderr}`);
-    };
-    await writeFile(config, original.replace(listen, `ListenAddress ${this.address}:${this.port + 1}`));
-    await reload();
-    const deadline = Date.now() + 5_000;
-    while (await sshBanner(this.address, this.port)) {
-      if (Date.now() > deadline) throw new Error(`${this.name}: sshd still answers on port ${this.port}`);
-      await sleep(20);
-    }
-    return async () => {
-      await writeFile(config, original);
-      await reload();
-      await this.waitForSsh();
-    };
+    });
   }
 
   async restart(options: { bootDefault?: boolean } = {}): Promise<void> {

@@ -67,6 +67,16 @@ describe.skipIf(missing("root", "nix", "sshd", "netns", "systemd-targets"))("tar
       expect(wrong.stderr).toContain("REMOTE HOST IDENTIFICATION HAS CHANGED");
     });
 
+    it("refuse SSH connections on request (as a booting host does) and take them again", async () => {
+      const t1 = world.hosts[0]!;
+      const restore = await t1.refuseSsh();
+      const refused = await ssh(world, t1.name, "true");
+      expect(refused.exitCode).toBe(255);
+      expect(refused.stderr).toContain("Connection refused");
+      await restore();
+      expect((await ssh(world, t1.name, "true")).exitCode).toBe(0);
+    });
+
     it("restart with a fresh /run and the same store", async () => {
       const t1 = world.hosts[0]!;
       await t1.exec("touch /run/marker && echo x > /nix/var/kept");
