@@ -115,10 +115,12 @@ export function readStateCommand(id: string): string {
   const file = (name: StateFileName) => stateFile(id, name);
   return [
     `for f in ${READ_FILES.join(" ")}; do [ -s ${stateFile(id, "$f" as StateFileName)} ] && echo "$f $(head -c ${STATE_LINE_BYTES} ${stateFile(id, "$f" as StateFileName)} | head -n 1)"; done`,
-    // alive before done: a script that exits right between the two reads has touched done first
+    // running, then alive, then done: the script writes its pid file before its log, so once the log was seen the
+    // pid file can tell whether it runs (read the other way round, a script just starting looked gone); and one that
+    // exits right between the reads has touched done first
+    `[ -e ${file("log")} ] && echo running`,
     `${scriptAliveTest(`${ACTIVATION_DIR}/${id}`)} && echo alive`,
     `echo boot ${BOOT_ID}`,
-    `[ -e ${file("log")} ] && echo running`,
     `[ -d ${file("decided")} ] && echo decided`,
     `[ -e ${file("done")} ] && echo done`,
     "true",

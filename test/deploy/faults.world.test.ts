@@ -1,4 +1,5 @@
 import { execFileSync, spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
 import { createServer, connect, type Server, type Socket } from "node:net";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
@@ -6,6 +7,8 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { EXIT_CODES } from "../../src/cli/program";
+import { planActivation } from "../../src/deploy/activation";
+import { parseActivationState } from "../../src/deploy/activation-state";
 import { CLI, cdktfNixos, startCdktfNixos } from "../harness/cli";
 import { buildSystem, closureOf, type NixValue } from "../harness/fixture";
 import { startLatencyProxy } from "../harness/latency-proxy";
@@ -352,6 +355,26 @@ describe.skipIf(missing("root", "nix", "sshd", "netns", "systemd-targets")).each
     const afterHiding = screen.slice(screen.lastIndexOf("\x1b[?25l"));
     expect(afterHiding).toContain("\x1b[?25h");
     expect(afterHiding).toContain("interrupted (SIGINT) during copy: the host is unchanged");
+  });
+
+  it("a state read the moment the activation unit starts never takes the script for gone (x20)", async () => {
+    // the start command returns once the script runs (systemd-run: once it is exec'd), so the first read races the
+    // script's first lines. Read as the follower does, as fast as possible, until the log shows: then the script must be
+    // alive or done (before the fix, 1 read in 6 on a systemd host found it "gone")
+    const seen: string[] = [];
+    for (let i = 0; i < 20; i++) {
+      const id = randomBytes(6).toString("hex");
+      const plan = planActivation({
+        before: { system: "x86_64-linux", nix: true, nixos: true, systemd: kind === "systemd" }, toplevel: "/nix/store/00000000000000000000000000000000-nixos-system-gone",
+        action: "dry-activate", user: "root", lockTimeoutSeconds: 30, holder: "race probe", id,
+      });
+      const probe = await target.exec(`${plan.start}; for j in $(seq 1 500); do o=$(${plan.readState}); case "$o" in *running*) echo "$o"; break;; esac; done`);
+      const state = parseActivationState(probe.stdout);
+      expect(state.running, probe.stderr).toBe(true);
+      if (!state.alive && !state.done) seen.push(probe.stdout);
+    }
+    await activationsFinished(target);
+    expect(seen).toEqual([]);
   });
 
   if (kind === "systemd") {
