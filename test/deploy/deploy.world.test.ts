@@ -192,16 +192,19 @@ describe.skipIf(missing("root", "nix", "sshd", "netns", "systemd-targets")).each
     await writeFile(secret, "s3cret-db\n", { mode: 0o600 });
     const system = await buildSystem({ config: webConfig({ environment: { etc: { motd: { text: "keys" } } } }) });
     const spec = JSON.stringify({ name: "db", file: secret, user: "stranger", group: "stranger", permissions: "0440", destDir: "/run/keys/app" });
-    const after = JSON.stringify({ name: "late", file: secret, user: "stranger", permissions: "0400", destDir: "/run/keys/app", uploadAt: "after-activation" });
+    // as NixOS has it (and colmena documents): /run/keys is root:keys 0750, a service user reads its keys through the
+    // keys group (SupplementaryGroups=keys)
+    await target.exec("grep -q '^keys:' /etc/group || echo 'keys:x:2999:stranger' >> /etc/group; install -d -m 0750 -o root -g keys /run/keys");
+    const after = JSON.stringify({ name: "late", file: secret, user: "stranger", permissions: "0400", uploadAt: "after-activation" });
     const result = await cli(["deploy", "--target-host", `deployer@${target.address}`, "--ssh-key", world.clientKeyFile,
       "--known-hosts", world.knownHostsFile, "--toplevel", system.toplevel, "--key", `token=${secret}`, "--key-spec", spec, "--key-spec", after, "--json"]);
     expect(result.code, result.stderr).toBe(0);
-    expect((await target.exec("stat -c '%a %U %G' /run/keys/token /run/keys/app /run/keys/app/db /run/keys/app/late; cat /run/keys/app/db")).stdout)
+    expect((await target.exec("stat -c '%a %U %G' /run/keys/token /run/keys/app /run/keys/app/db /run/keys/late; cat /run/keys/app/db")).stdout)
       .toBe("400 root root\n750 root root\n440 stranger stranger\n400 stranger root\ns3cret-db\n");
-    // the service user reads its keys (what a service running as it does)
-    expect((await target.exec("su -s /bin/sh stranger -c 'cat /run/keys/app/late'")).stdout).toBe("s3cret-db\n");
+    // the service user reads its key after activation (as a service running as it would)
+    expect((await target.exec("su -s /bin/sh stranger -c 'cat /run/keys/late'")).stdout).toBe("s3cret-db\n");
     // no temporary file left beside the keys, and the content is in no report
-    expect((await target.exec("ls -A /run/keys/app")).stdout).toBe("db\nlate\n");
+    expect((await target.exec("ls -A /run/keys/app")).stdout).toBe("db\n");
     expect(result.stdout + result.stderr).not.toContain("s3cret-db");
     expect(result.stderr).toMatch(/^key db → \/run\/keys\/app\/db \(sha256:[0-9a-f]{64}\)$/m);
 

@@ -38,7 +38,7 @@ describe.skipIf(missing("root", "nix", "sshd", "netns", "systemd-targets"))("tar
       // the targets' bind mounts live only in their own mount namespaces; a systemd target's overlay root is the
       // one mount of ours the machine sees
       const ours = (await readFile("/proc/self/mountinfo", "utf8")).split("\n").filter((l) => l.includes(STATE_DIR)).map((l) => l.split(" ")[4]);
-      expect(ours).toEqual(kind === "systemd" ? world.hosts.map((h) => `${h.storeDir.slice(0, -"/nix".length)}/merged`) : []);
+      expect(ours.sort()).toEqual(kind === "systemd" ? world.hosts.map((h) => `${h.storeDir.slice(0, -"/nix".length)}/merged`).sort() : []);
       // the target's /nix is its own store: the topmost /nix mount there is the slot's directory (on a machine whose
       // /nix is a mount point itself, the machine's /nix lies below it)
       const nixMounts = (await t1.exec("grep ' /nix ' /proc/self/mountinfo")).stdout.trim().split("\n");
