@@ -117,7 +117,7 @@ describe.skipIf(missing("root", "nix", "sshd", "netns", "systemd-targets")).each
 
     const bad = await buildSystem({ config: webConfig({ lite: { failActivation: true } }) });
     const result = await cli(["deploy", ...sshArgs(), "--toplevel", bad.toplevel]);
-    expect(result.code).toBe(EXIT_CODES.activate);
+    expect(result.code, result.stderr).toBe(EXIT_CODES.activate);
     expect(result.stderr).toContain(`was rolled back to ${good.toplevel}`);
     expect((await target.exec("readlink /run/current-system")).stdout.trim()).toBe(good.toplevel);
     expect((await target.exec("readlink /nix/var/nix/profiles/system")).stdout.trim()).toBe(goodGeneration);

@@ -108,6 +108,12 @@ export async function refuseSshOn(
     if (Date.now() > deadline) throw new Error(`${host.name}: sshd still answers on port ${host.port}`);
     await sleep(20);
   }
+  // sshd re-executes itself on SIGHUP: until it listens again its handler is not installed, and the next SIGHUP (the
+  // restore) would end it
+  while (!(await sshBanner(host.address, host.port + 1))) {
+    if (Date.now() > deadline) throw new Error(`${host.name}: sshd did not come back on port ${host.port + 1}`);
+    await sleep(20);
+  }
   return async () => {
     writeFileSync(file, original);
     await reload();
