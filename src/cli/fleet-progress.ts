@@ -281,8 +281,7 @@ function outcomeDetail(outcome: HostOutcome): string {
     case "deployed": {
       const r = outcome.result!;
       return `generation ${r.previousGeneration ?? "-"} → ${r.newGeneration ?? "-"}, ${r.pathsCopied} paths, ${size(r.bytesSent)}, ${seconds(outcome.durationMs)}` +
-        // kept under --accept-failed-units: never a plain "deployed"
-        (r.failedUnits !== undefined ? `; failed units kept: ${r.failedUnits.map((u) => u.name).join(", ")}` : "");
+        (r.failedUnits !== undefined ? `; ${keptUnits(r.failedUnits)}` : "");
     }
     case "up-to-date":
       return `generation ${outcome.result?.newGeneration ?? outcome.preview?.previousGeneration ?? "-"}: nothing to copy or activate`;
@@ -315,7 +314,12 @@ function generations(outcome: HostOutcome): string {
 function resultCell(host: HostOutcome, explained: readonly HostOutcome["status"][]): string {
   const kept = host.result?.failedUnits;
   return FINAL[host.status] + (explained.includes(host.status) ? `: ${wrap(outcomeDetail(host))}`
-    : kept !== undefined ? `, ${wrap(`failed units kept: ${kept.map((u) => u.name).join(", ")}`)}` : "");
+    : kept !== undefined ? `, ${wrap(keptUnits(kept))}` : "");
+}
+
+/** A host kept with failed units (--accept-failed-units) is never shown as plainly deployed. */
+function keptUnits(units: readonly { readonly name: string }[]): string {
+  return `failed units kept: ${units.map((u) => u.name).join(", ")}`;
 }
 
 /** The end-of-push table's columns and rows: host, result, generation before → after, paths and MiB copied, time (or what a dry run found). */

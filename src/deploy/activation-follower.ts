@@ -101,8 +101,9 @@ export async function activate(
     const result = await session.read(INSPECT_COMMAND, { readBoundMs, reconnectUntil: () => clock.now() + readBoundMs }).catch(() => undefined);
     return result === undefined || result.exitCode !== 0 ? undefined : parseInspection(result.stdout);
   };
-  const readJournal = async () => (await session.read(plan.readJournal, { readBoundMs, reconnectUntil: () => clock.now() }).catch(() => undefined))?.stdout ?? "";
-  const readLog = async () => (await session.read(plan.readLog, { readBoundMs, reconnectUntil: () => clock.now() }).catch(() => undefined))?.stdout ?? "";
+  /** Best effort, for the report: a file's tail (the log, the failed units' journal), or nothing. */
+  const readTail = async (command: string) =>
+    (await session.read(command, { readBoundMs, reconnectUntil: () => clock.now() }).catch(() => undefined))?.stdout ?? "";
   const unknown = (doing: string, err: Error) => new HostStateUnknownError(
     `lost the connection to ${name} ${doing} and could not reconnect: ${err.message}`,
     {
@@ -135,8 +136,8 @@ export async function activate(
     const needed = factsNeeded(last, stopped, plan);
     const hostNow = needed.hostNow ? await hostState() : undefined;
     const facts: ActivationFacts = {
-      state: last, stopped, hostNow, log: needed.log ? await readLog() : "", inspected,
-      ...(needed.journal ? { journal: await readJournal() } : {}),
+      state: last, stopped, hostNow, log: needed.log ? await readTail(plan.readLog) : "", inspected,
+      ...(needed.journal ? { journal: await readTail(plan.readJournal) } : {}),
     };
     const verdict = interpretActivation({
       plan, name, rollbackDeclined: request.rollback === false, activationSeconds: activationMs / 1000, startWaitSeconds: deadlines.startWaitMs / 1000,
