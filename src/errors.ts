@@ -2,7 +2,7 @@
  * The phases of a deployment: one vocabulary for progress events, errors and exit codes. A leaf module, so `nix/`,
  * `deploy/` and `cli/` can all name phases without depending on each other.
  */
-export const PHASES = ["evaluate", "build", "connect", "inspect", "copy", "keys", "lock", "activate", "confirm", "rollback"] as const;
+export const PHASES = ["evaluate", "build", "connect", "inspect", "copy", "keys", "lock", "activate", "health", "confirm", "rollback"] as const;
 export type DeployPhase = (typeof PHASES)[number];
 
 /**
@@ -27,6 +27,8 @@ export const EXIT_CODES = {
   unknown: 10,
   /** A key could not be uploaded (its user or group is missing on the host, the disk is full, …). */
   keys: 11,
+  /** A health check failed after activation: the new system was not confirmed and the host rolled back. */
+  health: 12,
   /** Interrupted (Ctrl-C, SIGTERM), as shells report SIGINT. */
   interrupted: 130,
 } as const satisfies Record<DeployPhase | "ok" | "failure" | "usage" | "unknown" | "interrupted", number>;
@@ -56,6 +58,18 @@ export interface FailedUnit {
   readonly journal: readonly string[];
 }
 
+/** What one health check of a new system found. */
+export interface HealthCheckResult {
+  readonly name: string;
+  readonly outcome: "passed" | "failed" | "skipped";
+  /** Attempts made (0 when skipped). */
+  readonly attempts: number;
+  /** What the last attempt saw, in words: "exit 0", "status 503 …", "degraded; failed units: web.service". */
+  readonly saw: string;
+  /** The systemd check's failed units, with their last journal lines. */
+  readonly failedUnits?: readonly FailedUnit[];
+}
+
 export interface DeployErrorDetails {
   /** The command that failed, as the user could run it (never containing secrets). */
   readonly command?: string;
@@ -70,6 +84,8 @@ export interface DeployErrorDetails {
   readonly hostState?: HostState;
   /** systemd units that were failed right after activating, with their last journal lines. */
   readonly failedUnits?: readonly FailedUnit[];
+  /** The health checks run before the failure, the failed one last. */
+  readonly healthChecks?: readonly HealthCheckResult[];
 }
 
 /** How much of a failed command's stderr (an activation's log) a report shows: its end, where the reason is. */
@@ -84,6 +100,7 @@ export class DeployError extends Error {
   readonly hint?: string;
   readonly hostState?: HostState;
   readonly failedUnits?: readonly FailedUnit[];
+  readonly healthChecks?: readonly HealthCheckResult[];
 
   constructor(phase: DeployPhase, message: string, details: DeployErrorDetails = {}) {
     super(message, details.cause === undefined ? undefined : { cause: details.cause });
@@ -95,6 +112,7 @@ export class DeployError extends Error {
     this.hint = details.hint;
     this.hostState = details.hostState;
     this.failedUnits = details.failedUnits;
+    this.healthChecks = details.healthChecks;
   }
 
   /** The process exit code this failure ends a deployment with. */
@@ -120,6 +138,7 @@ export class DeployError extends Error {
         for (const line of tail) lines.push(`    ${line}`);
       }
     }
+    if (this.healthChecks !== undefined && this.healthChecks.length > 0) lines.push(...describeHealthChecks(this.healthChecks));
     if (this.failedUnits !== undefined && this.failedUnits.length > 0) lines.push(...describeFailedUnits(this.failedUnits));
     if (this.hostState !== undefined) lines.push(`  the host now runs: ${describeHostState(this.hostState)}`);
     if (this.hint !== undefined) lines.push(`  hint: ${this.hint}`);
@@ -132,6 +151,15 @@ export function describeFailedUnits(units: readonly FailedUnit[]): string[] {
   return [
     `  failed units: ${units.map((u) => u.name).join(", ")}`,
     ...units.flatMap((u) => u.journal.length === 0 ? [] : [`    ${u.name}, its last journal lines:`, ...u.journal.map((l) => `      ${l}`)]),
+  ];
+}
+
+/** Health checks as a report shows them: one line each. */
+export function describeHealthChecks(checks: readonly HealthCheckResult[]): string[] {
+  return [
+    "  health checks:",
+    ...checks.map((c) => `    ${c.outcome === "passed" ? "✓" : c.outcome === "failed" ? "✗" : "-"} ${c.name}: ${c.outcome === "skipped" ? "skipped, " : ""}${c.saw}` +
+      (c.attempts > 1 ? ` (${c.attempts} attempts)` : "")),
   ];
 }
 
@@ -161,6 +189,8 @@ export class ActivateError extends phaseError("activate") {}
 export class ConfirmError extends phaseError("confirm") {}
 export class RollbackError extends phaseError("rollback") {}
 export class LockError extends phaseError("lock") {}
+/** A health check of the new system failed: it was not confirmed (the report says whether the host rolled back). */
+export class HealthCheckError extends phaseError("health") {}
 /** A key could not be uploaded to the host. */
 export class KeysError extends phaseError("keys") {}
 
@@ -201,7 +231,7 @@ export function exitCodeOf(err: unknown): number {
  * failed copy, a failed build and an unreachable host; then anything else.
  */
 export const EXIT_CODE_SEVERITY: readonly number[] = [
-  EXIT_CODES.unknown, EXIT_CODES.rollback, EXIT_CODES.confirm, EXIT_CODES.activate, EXIT_CODES.keys, EXIT_CODES.lock,
+  EXIT_CODES.unknown, EXIT_CODES.rollback, EXIT_CODES.confirm, EXIT_CODES.health, EXIT_CODES.activate, EXIT_CODES.keys, EXIT_CODES.lock,
   EXIT_CODES.copy, EXIT_CODES.build, EXIT_CODES.connect, EXIT_CODES.usage, EXIT_CODES.failure,
 ];
 

@@ -136,10 +136,10 @@ export function createReporter(output: Output, options: { json: boolean; verbose
       return `${wasActivated ?? "nothing was activated"}; ${keysState(keysWritten, keysPending)}`;
     }
     if (wasActivated !== undefined) return wasActivated;
-    if (phase === "activate" || phase === "confirm" || phase === "rollback") {
+    if (phase === "activate" || phase === "health" || phase === "confirm" || phase === "rollback") {
       return activation === undefined
         ? "the host's state is unknown: activation may have started"
-        : `the activation goes on on the host by itself (and rolls back if it fails${phase === "confirm" ? " or is not confirmed" : ""}); ` +
+        : `the activation goes on on the host by itself (and rolls back if it fails${phase === "confirm" || phase === "health" ? " or is not confirmed" : ""}); ` +
           `its log is ${activation.logFile}`;
     }
     return phase === "copy" ? "the host is unchanged (paths copied so far stay valid in its store)" : "nothing was changed on the host";

@@ -3,3 +3,4 @@ export * from "./nixos-image";
 export * from "./nixos-instance";
 export * from "./nixos-key-pair";
 export * from "./nixos-security-group";
+export { HealthCheckFrom, type HealthCheck, type HttpHealthCheck } from "../spec/health-check";

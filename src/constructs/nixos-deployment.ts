@@ -8,6 +8,7 @@ import { Construct } from "constructs";
 import { endpointProblem } from "../aws/endpoint";
 import { ACTIONS } from "../spec/goal";
 import { keyFilePath, keySpecsProblems, type KeySpec } from "../spec/key-spec";
+import { resolveHealthCheck, type HealthCheck } from "../spec/health-check";
 import { isHostName, isPort } from "../spec/target";
 import { DEPLOY_ENV, MANIFEST_FILE, deploymentManifest, type DeploymentSettings, type DeploymentSpec } from "../spec/manifest";
 import { deployArguments, renderCommand } from "../spec/command-line";
@@ -174,6 +175,21 @@ export interface NixosDeploymentOptions {
    */
   readonly acceptFailedUnits?: boolean;
   /**
+   * Checks a new system must pass after switch or test, before it is confirmed: a command run on the host (argv, no
+   * shell, as the login user) or an HTTP GET (from the host, through the SSH connection, or from the deploying
+   * machine), each with a timeout, retries and an interval. A check that fails makes the host roll back at once, and
+   * the deployment fails naming the check and what it saw. E.g. `[{ command: ["systemctl", "is-active", "nginx"] },
+   * { http: { url: "http://localhost/health", bodyContains: "ok" } }]`.
+   * @default - none (systemd's own check still runs: see systemdHealthCheck)
+   */
+  readonly healthChecks?: HealthCheck[];
+  /**
+   * Before confirming a switch or test, check systemd: `systemctl is-system-running` not degraded and no failed
+   * unit (their names and last journal lines are reported). Skipped, and said so, on a host without systemd.
+   * @default true
+   */
+  readonly systemdHealthCheck?: boolean;
+  /**
    * zstd on the copy's data stream. AUTO compresses on far links (where the copy uses several SSH channels) while
    * the link is slower than zstd; ZSTD always (needs zstd on both machines); NONE never.
    * @default CopyCompression.AUTO
@@ -284,6 +300,8 @@ export class NixosDeployment extends Construct {
       confirmTimeoutSeconds: props.confirmTimeoutSeconds ?? CONSTRUCT_DEFAULTS.confirmTimeoutSeconds,
       keepGenerations: props.keepGenerations,
       acceptFailedUnits: props.acceptFailedUnits === true,
+      healthChecks: (props.healthChecks ?? []).map((check, i) => resolveHealthCheck(check, `healthChecks[${i}]`)),
+      systemdHealthCheck: props.systemdHealthCheck ?? DEFAULT_SETTINGS.systemdHealthCheck,
       sensitiveArgs,
       keys: keys.map((key) => ({ ...key, file: key.file === undefined ? undefined : keyFilePath(key.file) })),
     };
@@ -467,6 +485,13 @@ function validateDeploymentProps(scope: NixosDeployment, props: NixosDeploymentP
     const problem = jsonValueProblem(value, `nixosArgs.${name}`);
     if (problem !== undefined) fail(problem);
   }
+  (props.healthChecks ?? []).forEach((check, i) => {
+    try {
+      resolveHealthCheck(check, `healthChecks[${i}]`);
+    } catch (err) {
+      fail((err as Error).message);
+    }
+  });
   if (props.user !== undefined && !Token.isUnresolved(props.user) && !/^[A-Za-z0-9_][A-Za-z0-9_.-]*$/.test(props.user)) {
     fail(`user ${JSON.stringify(props.user)} is not a user name (letters, digits, _ . -; the host goes in \`host\`)`);
   }

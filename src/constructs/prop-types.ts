@@ -53,6 +53,9 @@ export const deploymentOptionsShape = {
   confirmTimeoutSeconds: z.number().optional(),
   keepGenerations: z.number().optional(),
   acceptFailedUnits: z.boolean().optional(),
+  // each check's fields are checked by resolveHealthCheck, with one message naming the field
+  healthChecks: z.array(z.record(z.string(), z.unknown())).optional(),
+  systemdHealthCheck: z.boolean().optional(),
   compress: z.string().optional(),
 };
 

@@ -1,5 +1,6 @@
 // Follows the detached activation script on the target to its end through its state files (see activation.ts).
-import { ActivateError, ConfirmError, HostStateUnknownError, LockError } from "../errors";
+import { ActivateError, ConfirmError, HealthCheckError, HostStateUnknownError, LockError, RollbackError, type HealthCheckResult } from "../errors";
+import { runHealthChecks, type HealthPlan } from "./health";
 import { ACTIVATION_DIR, CONFIRM_SCRIPT_GONE, UNSAFE_STATE_DIR_EXIT, type ActivationPlan } from "./activation";
 import { factsNeeded, interpretActivation, previousSystem, type ActivationFacts } from "./interpret-activation";
 import { parseActivationState, type ActivationState } from "./activation-state";
@@ -54,6 +55,7 @@ export async function activate(
   request: BuiltDeployRequest,
   emit: (event: DeployEvent) => void,
   clock: Clock,
+  health?: HealthPlan,
 ): Promise<{ report: ActivationReport; host: Host }> {
   const session = new TargetSession(host, emit, clock);
   const deadlines = activationDeadlines(plan, request.activationTimeoutSeconds ?? DEFAULT_SETTINGS.activationTimeoutSeconds);
@@ -130,8 +132,9 @@ export async function activate(
       stopped = await waitFor((s) => s.done, clock.now() + activationMs, "rollback-timeout");
     }
     // Confirm over a new connection first (proof that the new system still lets us in): the host counts down.
+    let healthChecks: HealthCheckResult[] | undefined;
     if (stopped === undefined && last?.status?.kind === "exited" && plan.keptExitCodes.includes(last.status.code) && plan.confirm !== undefined) {
-      await confirm(session, plan, what, previousSystem(plan, last), activationMs, emit, clock, deadlines);
+      healthChecks = await confirm(session, plan, what, previousSystem(plan, last), activationMs, emit, clock, deadlines, health);
     }
     const needed = factsNeeded(last, stopped, plan);
     const hostNow = needed.hostNow ? await hostState() : undefined;
@@ -146,7 +149,7 @@ export async function activate(
       if (verdict.rolledBackTo !== undefined) emit({ type: "rolled-back", toSystem: verdict.rolledBackTo });
       throw verdict.error;
     }
-    return { host: session.host, report: verdict.report };
+    return { host: session.host, report: healthChecks === undefined ? verdict.report : { ...verdict.report, healthChecks } };
   } catch (err) {
     await session.close().catch(() => undefined);
     if (!(err instanceof Unreachable)) throw err;
@@ -210,9 +213,10 @@ async function confirm(
   emit: (event: DeployEvent) => void,
   clock: Clock,
   deadlines: ReturnType<typeof activationDeadlines>,
-): Promise<void> {
+  health: HealthPlan | undefined,
+): Promise<HealthCheckResult[] | undefined> {
   const { timeoutSeconds, command } = plan.confirm!;
-  emit({ type: "phase", phase: "confirm", detail: `within ${timeoutSeconds} s` });
+  emit({ type: "phase", phase: health === undefined ? "confirm" : "health", detail: `within ${timeoutSeconds} s` });
   let confirmation: Host;
   try {
     // The target's countdown started when activation ended, no later than now; confirming still needs a round trip
@@ -226,6 +230,14 @@ async function confirm(
     );
   }
   await session.adopt(confirmation);
+  // The checks run over the new connection, inside the window; one that fails makes the host roll back now.
+  let checks: HealthCheckResult[] | undefined;
+  if (health !== undefined) {
+    checks = await runHealthChecks(health, { host: confirmation, clock, onResult: (result) => emit({ type: "health-check", result }) });
+    const failed = checks.find((c) => c.outcome === "failed");
+    if (failed !== undefined) await reject(confirmation, plan, what, previous, failed, checks, activationMs, emit, clock, deadlines);
+    emit({ type: "phase", phase: "confirm", detail: "health checks passed" });
+  }
   let confirmed: RunResult;
   try {
     confirmed = await withDeadline(clock, confirmation.run(command), deadlines.confirmBoundMs);
@@ -233,7 +245,7 @@ async function confirm(
     throw new ConfirmError(`confirming ${what} failed: ${(err as Error).message}; unless it got through, the host ` +
       `rolls itself back to ${previous}`, { cause: err, command });
   }
-  if (confirmed.exitCode === 0) return;
+  if (confirmed.exitCode === 0) return checks;
   // The host decided first (it is rolling back), or no script watches the activation any more. Report what the host
   // did, not what it should do.
   const readBoundMs = deadlines.confirmBoundMs;
@@ -262,3 +274,56 @@ async function confirm(
   });
 }
 
+
+/**
+ * A health check failed: tell the host (it rolls back at once instead of at the end of the window), follow its
+ * rollback, and report the check and what the host ended in.
+ */
+async function reject(
+  host: Host,
+  plan: ActivationPlan,
+  what: string,
+  previous: string,
+  failed: HealthCheckResult,
+  checks: readonly HealthCheckResult[],
+  activationMs: number,
+  emit: (event: DeployEvent) => void,
+  clock: Clock,
+  deadlines: ReturnType<typeof activationDeadlines>,
+): Promise<never> {
+  const { reject: command, timeoutSeconds } = plan.confirm!;
+  const saw = `health check '${failed.name}' failed (${failed.saw})`;
+  const details = {
+    command: failed.name, healthChecks: checks, ...(failed.failedUnits !== undefined ? { failedUnits: failed.failedUnits } : {}),
+    hint: "the new system stays installed in the store; fix what the check found and deploy again, or change the check",
+  };
+  emit({ type: "phase", phase: "rollback", detail: previous });
+  const rejected = await withDeadline(clock, host.run(command), deadlines.confirmBoundMs).catch((err: Error) => err);
+  if (rejected instanceof Error || rejected.exitCode !== 0) {
+    // not confirmed either way: the host rolls back when its window closes
+    throw new HealthCheckError(`${what}: ${saw}; telling the host failed (${rejected instanceof Error ? rejected.message : rejected.stderr.trim()}), ` +
+      `so it rolls itself back to ${previous} when its ${timeoutSeconds} s window closes`, details);
+  }
+  let state: ActivationState | undefined;
+  for (const deadline = clock.now() + activationMs; clock.now() < deadline; await sleep(clock, deadlines.pollMs)) {
+    const read = await withDeadline(clock, host.run(plan.readState), deadlines.readBoundMs).catch(() => undefined);
+    state = read === undefined ? state : parseActivationState(read.stdout);
+    // done, or its script gone (nothing will roll back any more)
+    if (state !== undefined && (state.done || (state.running && !state.alive))) break;
+  }
+  const rolledBack = state?.rolledBack;
+  if (rolledBack?.kind === "exited" && rolledBack.code === 0) {
+    emit({ type: "rolled-back", toSystem: previous });
+    throw new HealthCheckError(`${what}: ${saw}; ${host.name} was rolled back to ${previous}`, details);
+  }
+  if (state?.done && rolledBack !== undefined) {
+    throw new RollbackError(`${what}: ${saw}, and rolling back to ${previous} failed (${rolledBack.kind === "exited" ? `exit ${rolledBack.code}` : "nothing to roll back to"})`, {
+      ...details, hint: `log in to ${host.name} and activate a known-good generation (nixos-rebuild switch --rollback); its log is ${plan.logFile}`,
+    });
+  }
+  const stopped = state !== undefined && state.running && !state.alive && !state.done;
+  throw new HostStateUnknownError(`${what}: ${saw}; the host was told to roll back to ${previous}, but ` +
+    (stopped ? "its activation script stopped before it finished" : `did not finish within ${activationMs / 1000} s`), {
+    ...details, hint: `read ${plan.logFile} on ${host.name}`,
+  });
+}

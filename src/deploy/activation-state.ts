@@ -29,6 +29,8 @@ export const STATE_FILES = {
   "rolled-back": { read: true, value: /^(\d{1,3}|nothing)$/ },
   /** A directory: made (atomically) by whoever decides a confirmed activation first — the deployer or the script. */
   decided: { read: false },
+  /** Made by the deployer when a health check failed: the script stops waiting for the confirmation and rolls back. */
+  reject: { read: false },
   /** The script finished and released the lock. */
   done: { read: false },
 } as const;

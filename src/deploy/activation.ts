@@ -2,6 +2,7 @@ import { shellQuote } from "../shell";
 import { mayConfirm, mayPruneGenerations, mayRollBack, setsProfile, upToDateRequires, type Action } from "../spec/goal";
 import { ACTIVATION_DIR, SYSTEM_PROFILE, scriptAliveTest, type TargetSystem } from "./inspection";
 import { SAFE_DIR_FUNCTION } from "./safe-dir";
+import { CHECKED_CONFIRM_SECONDS } from "../spec/health-check";
 import {
   FAILED_UNITS_RECORDED, JOURNAL_LINES_PER_UNIT, JOURNAL_TAIL_BYTES, STATE_LINE_BYTES, STATUS_WORDS, readStateCommand, stateFile,
   type StateFileName,
@@ -16,6 +17,13 @@ export const LOCK_HOLDER_FILE = `${ACTIVATION_DIR}/lock.holder`;
  * holder or status files at any file root writes): nothing was started.
  */
 export const UNSAFE_STATE_DIR_EXIT = 70;
+/**
+ * What the last activation that got the lock did, one line (see LAST_ACTIVATION_PATTERN), kept across reboots for
+ * `status`: written by the script when it ends, through a directory only root can change.
+ */
+export const LAST_ACTIVATION_DIR = "/var/lib/cdktf-nixos";
+export const LAST_ACTIVATION_FILE = `${LAST_ACTIVATION_DIR}/last-activation`;
+
 /** The activation's log is read as its last this many bytes (a service printing without end cannot fill memory). */
 export const LOG_TAIL_BYTES = 64 * 1024;
 
@@ -86,6 +94,11 @@ export interface ActivationScriptInput {
   readonly systemd?: boolean;
   /** switch-to-configuration's exit 4 (units failed, everything else done) counts as success: no rollback. */
   readonly acceptFailedUnits?: boolean;
+  /**
+   * Point the profile back at this existing generation (`nix-env --switch-generation`, as `nixos-rebuild --rollback`
+   * does) instead of making a new one; its system is `toplevel`.
+   */
+  readonly switchGeneration?: number;
 }
 
 /** switch-to-configuration's exit code when the switch was done but units failed (NixOS's, and nixpkgs-lite's). */
@@ -142,7 +155,12 @@ export function activationScript(input: ActivationScriptInput): string {
       `if [ -n "$rgen" ]; then nix-env -p ${SYSTEM_PROFILE} --switch-generation "$rgen"; else nix-env -p ${SYSTEM_PROFILE} --set "$prev"; fi; fi; }`] : []),
     `{ [ -z "$prev" ] || ${switchCommand('"$prev"', input.action, input)}; }`,
   ];
-  const activate = [...(profile ? [setProfileCommand(input.toplevel)] : []), switchCommand(input.toplevel, input.action, input)];
+  const setProfile = input.switchGeneration === undefined
+    ? setProfileCommand(input.toplevel)
+    // the generation is checked to still be the system the deployer read: it may have changed since
+    : `[ "$(readlink -f ${SYSTEM_PROFILE}-${input.switchGeneration}-link)" = ${q(input.toplevel)} ] && ` +
+      ["nix-env", "-p", SYSTEM_PROFILE, "--switch-generation", String(input.switchGeneration)].map(shellQuote).join(" ");
+  const activate = [...(profile ? [setProfile] : []), switchCommand(input.toplevel, input.action, input)];
   const confirms = input.confirmTimeoutSeconds !== undefined && input.confirmTimeoutSeconds > 0 && mayConfirm(input.action);
   const lines = [
     "set -u",
@@ -174,6 +192,15 @@ export function activationScript(input: ActivationScriptInput): string {
     // an activation whose script died is over now: the next inspection no longer reports it
     `[ -z "$prev_id" ] || [ -e ${ACTIVATION_DIR}/$prev_id.done ] || touch ${ACTIVATION_DIR}/$prev_id.done`,
     `echo ${q(`${input.holder}, activation ${input.id}`)}" since $(date -u +%Y-%m-%dT%H:%M:%SZ) pgid=$$" >${LOCK_HOLDER_FILE}`,
+    // from here on, however the script ends, what it did is recorded for `status` (best effort: never fails it)
+    SAFE_DIR_FUNCTION,
+    "last() {",
+    `  st=$(head -c 64 ${f("status")} 2>/dev/null | head -n 1); rb=$(head -c 64 ${f("rolled-back")} 2>/dev/null | head -n 1)`,
+    `  safe_dir ${LAST_ACTIVATION_DIR} 0755 2>/dev/null && printf '%s\\n' "at=$(date -u +%Y-%m-%dT%H:%M:%SZ) id=${input.id} action=${input.action} ` +
+      `system=${input.toplevel} status=\${st:-none} rolledBack=\${rb:-no} by="${q(input.holder.slice(0, 200))} ` +
+      `>${LAST_ACTIVATION_FILE}.new && mv -f ${LAST_ACTIVATION_FILE}.new ${LAST_ACTIVATION_FILE}`,
+    "}",
+    "trap last EXIT",
     // under the lock no other activation runs, so week-old state files are of finished ones (a reboot clears all)
     `find ${ACTIVATION_DIR} -mindepth 1 -maxdepth 1 -name '*.*' ! -name 'lock*' -mtime +7 -exec rm -rf {} + 2>/dev/null`,
     "record() {",
@@ -213,8 +240,10 @@ export function activationScript(input: ActivationScriptInput): string {
   const timeout = input.confirmTimeoutSeconds;
   if (confirms) {
     lines.push(
-      `while [ "$(date +%s)" -lt "$deadline" ] && [ ! -d ${f("decided")} ]; do sleep 1; done`,
-      `if mkdir ${f("decided")} 2>/dev/null; then echo "no confirmation within ${timeout} s: rolling back"; rollback; fi`,
+      // the deployer confirms (decided), or rejects (a health check failed), or the window closes
+      `while [ "$(date +%s)" -lt "$deadline" ] && [ ! -d ${f("decided")} ] && [ ! -e ${f("reject")} ]; do sleep 1; done`,
+      `if mkdir ${f("decided")} 2>/dev/null; then ` +
+        `if [ -e ${f("reject")} ]; then echo "a health check failed: rolling back"; else echo "no confirmation within ${timeout} s: rolling back"; fi; rollback; fi`,
     );
   }
   if (input.keepGenerations !== undefined && mayPruneGenerations(input.action)) {
@@ -283,6 +312,13 @@ export interface ActivationInput {
   readonly reactivate?: boolean;
   /** Keep an activation whose only failure is failed units (switch-to-configuration's exit 4). */
   readonly acceptFailedUnits?: boolean;
+  /**
+   * The longest the health checks may take (healthCheckBudgetSeconds); above 0, a switch or test is confirmed in a
+   * window that holds them and then the confirmation timeout (CHECKED_CONFIRM_SECONDS when that is 0).
+   */
+  readonly healthCheckSeconds?: number;
+  /** Go back to this existing generation of the profile (rollback) instead of making a new one. */
+  readonly switchGeneration?: number;
 }
 
 /** Everything one activation does on the target, decided before anything runs. */
@@ -304,8 +340,11 @@ export interface ActivationPlan {
   readonly readLog: string;
   /** Prints the failed units' journal lines (see `parseJournal`). */
   readonly readJournal: string;
-  /** Set for a confirmed (magic rollback) activation: run over a new connection, exit 0 = confirmed in time. */
-  readonly confirm?: { readonly timeoutSeconds: number; readonly command: string };
+  /**
+   * Set for a confirmed (magic rollback) activation: `command` runs over a new connection, exit 0 = confirmed in time;
+   * `reject` makes the host roll back at once (a health check failed); `checkSeconds` of the window are for the checks.
+   */
+  readonly confirm?: { readonly timeoutSeconds: number; readonly command: string; readonly reject: string; readonly checkSeconds: number };
   /** Where the activation's log is on the target, for messages. */
   readonly logFile: string;
 }
@@ -330,6 +369,23 @@ export function confirmCommand(id: string, context: Pick<ActivationContext, "sud
   return privileged(context, ["sh", "-c", script]);
 }
 
+/**
+ * Rejects an activation after a failed health check: `<id>.reject` ends the script's wait for the confirmation, and
+ * it rolls back at once (unless it already decided: then the confirmation window had closed and it rolls back anyway).
+ */
+export function rejectCommand(id: string, context: Pick<ActivationContext, "sudo">): string {
+  return privileged(context, ["touch", stateFile(id, "reject")]);
+}
+
+/** The confirmation window of an activation, or undefined for none: the confirmation timeout, plus the checks' time. */
+export function confirmWindowSeconds(action: Action, confirmTimeoutSeconds: number | undefined, healthCheckSeconds: number | undefined): number | undefined {
+  if (!mayConfirm(action)) return undefined;
+  const checks = healthCheckSeconds ?? 0;
+  const confirm = confirmTimeoutSeconds ?? 0;
+  if (checks <= 0) return confirm > 0 ? confirm : undefined;
+  return checks + (confirm > 0 ? confirm : CHECKED_CONFIRM_SECONDS);
+}
+
 /** The pure activation planner: the target's state and the request in, the exact commands out. */
 export function planActivation(input: ActivationInput): ActivationPlan {
   const context: ActivationContext = {
@@ -337,8 +393,8 @@ export function planActivation(input: ActivationInput): ActivationPlan {
     systemd: input.before.systemd,
     installBootloader: input.installBootloader,
   };
-  const timeout = input.confirmTimeoutSeconds;
-  const confirmed = timeout !== undefined && timeout > 0 && mayConfirm(input.action);
+  const timeout = confirmWindowSeconds(input.action, input.confirmTimeoutSeconds, input.healthCheckSeconds);
+  const confirmed = timeout !== undefined;
   const rollback = input.rollback ?? true;
   const script = activationScript({
     id: input.id,
@@ -353,6 +409,7 @@ export function planActivation(input: ActivationInput): ActivationPlan {
     reactivate: input.reactivate,
     systemd: context.systemd,
     acceptFailedUnits: input.acceptFailedUnits,
+    switchGeneration: input.switchGeneration,
   });
   const f = (name: StateFileName) => stateFile(input.id, name);
   return {
@@ -368,6 +425,11 @@ export function planActivation(input: ActivationInput): ActivationPlan {
     readLog: `tail -c ${LOG_TAIL_BYTES} ${f("log")}`,
     readJournal: `tail -c ${JOURNAL_TAIL_BYTES} ${f("journal")}`,
     logFile: `${f("log")}`,
-    ...(confirmed ? { confirm: { timeoutSeconds: timeout, command: confirmCommand(input.id, context) } } : {}),
+    ...(confirmed ? {
+      confirm: {
+        timeoutSeconds: timeout, command: confirmCommand(input.id, context), reject: rejectCommand(input.id, context),
+        checkSeconds: input.healthCheckSeconds ?? 0,
+      },
+    } : {}),
   };
 }

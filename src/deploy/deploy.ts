@@ -12,9 +12,11 @@ import { uploadKeys, type KeyReport, type LoadedKey } from "./keys";
 import { DEFAULT_SETTINGS } from "../spec/settings";
 
 import { SYSTEM_CLOCK } from "./clock";
-import type { BuiltDeployRequest, DeployDependencies, DeployPreview, DeployRequest, DeployResult, HostDependencies } from "./request";
+import type { ActivationReport, BuiltDeployRequest, DeployDependencies, DeployEvent, DeployPreview, DeployRequest, DeployResult, HostDependencies } from "./request";
+import type { TargetSystem } from "./inspection";
 import { checkArrived, connectTo, copyRoots, copyTo, during, inspectFor, realiseOnTarget, replyTimeoutMs } from "./phases";
 import { activate } from "./activation-follower";
+import { healthPlanOf, healthPlanSeconds } from "./health";
 
 export type { ActivationReport, BuiltDeployRequest, DeployDependencies, DeployEvent, DeployPreview, DeployRequest, DeployResult, HostDependencies } from "./request";
 export { SUDO_CHECK_COMMAND, arrivedCommand } from "./phases";
@@ -96,23 +98,7 @@ export async function deployBuilt(
 
     const uploadedBefore = await upload("before-activation", "before activation");
 
-    const plan = planActivation({
-      before,
-      toplevel: local.outPath,
-      action,
-      user: request.target.user ?? "root",
-      installBootloader: request.installBootloader,
-      confirmTimeoutSeconds: request.confirmTimeoutSeconds,
-      rollback: request.rollback,
-      lockTimeoutSeconds: request.lockTimeoutSeconds ?? DEFAULT_SETTINGS.lockTimeoutSeconds,
-      holder: `${hostname()} pid ${process.pid}`,
-      id: deps.activationId?.() ?? randomBytes(6).toString("hex"),
-      keepGenerations: request.keepGenerations,
-      reactivate: request.reactivate,
-      acceptFailedUnits: request.acceptFailedUnits,
-    });
-    emit({ type: "phase", phase: "activate", detail: action });
-    const activated = await activate(host, plan, before, request, emit, clock);
+    const activated = await activateSystem(host, before, local.outPath, request, deps, emit);
     // activation may have replaced the connection; the finally below closes whichever is current
     host = activated.host;
     const activation = activated.report;
@@ -140,11 +126,49 @@ export async function deployBuilt(
       keys: [...uploadedBefore, ...uploadedAfter],
       ...(action === "dry-activate" ? { dryActivation: afterLine(activation.output, `dry-activate of ${local.outPath}`) } : {}),
       ...(activation.failedUnits !== undefined ? { failedUnits: activation.failedUnits } : {}),
+      ...(activation.healthChecks !== undefined ? { healthChecks: activation.healthChecks } : {}),
       durationMs: clock.now() - startedAt,
     };
   } finally {
     await host.close();
   }
+}
+
+/**
+ * Activates `toplevel` (already in the host's store) by the request, through the detached, locked activation script,
+ * with its health checks and confirmation: what a deployment does after the copy, and what a rollback does.
+ */
+export async function activateSystem(
+  host: Host,
+  before: TargetSystem,
+  toplevel: string,
+  request: BuiltDeployRequest,
+  deps: HostDependencies,
+  emit: (event: DeployEvent) => void,
+  options: { readonly switchGeneration?: number } = {},
+): Promise<{ host: Host; report: ActivationReport }> {
+  const clock = deps.clock ?? SYSTEM_CLOCK;
+  const action = request.action ?? "switch";
+  const health = healthPlanOf({ ...request, action }, before);
+  const plan = planActivation({
+    before,
+    toplevel,
+    action,
+    user: request.target.user ?? "root",
+    installBootloader: request.installBootloader,
+    confirmTimeoutSeconds: request.confirmTimeoutSeconds,
+    rollback: request.rollback,
+    lockTimeoutSeconds: request.lockTimeoutSeconds ?? DEFAULT_SETTINGS.lockTimeoutSeconds,
+    holder: `${hostname()} pid ${process.pid}`,
+    id: deps.activationId?.() ?? randomBytes(6).toString("hex"),
+    keepGenerations: request.keepGenerations,
+    reactivate: request.reactivate,
+    acceptFailedUnits: request.acceptFailedUnits,
+    healthCheckSeconds: healthPlanSeconds(health),
+    switchGeneration: options.switchGeneration,
+  });
+  emit({ type: "phase", phase: "activate", detail: action });
+  return activate(host, plan, before, request, emit, clock, health);
 }
 
 /** What a log says after `line` (the script's own lines before it are not the activation's output). */

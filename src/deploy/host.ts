@@ -1,3 +1,4 @@
+import type { Duplex } from "node:stream";
 import type { CopyPlan, CopyProgress, CopyReport } from "../nix/serve/copy";
 import type { CompressMode } from "../nix/serve/copy-policy";
 import type { StoreSource } from "../nix/store-source";
@@ -49,6 +50,11 @@ export interface Host {
   copyClosure(source: StoreSource, paths: readonly string[], options?: CopyOptions): Promise<CopyReport>;
   /** What `copyClosure` would send, read from the host's store without writing to it. */
   planCopy(source: StoreSource, paths: readonly string[], options?: Pick<CopyOptions, "replyTimeoutMs">): Promise<CopyPlan>;
+  /**
+   * A TCP connection the host itself opens to `address:port` (a direct-tcpip channel, as `ssh -L` makes): to reach
+   * what only the host can, e.g. its own `localhost`. Rejects with a TransportError when the host refuses.
+   */
+  forwardTcp(address: string, port: number): Promise<Duplex>;
   /** A second, fresh connection to the same host with the same checks (the host key must now be known). */
   reconnect(options: ReconnectOptions): Promise<Host>;
   close(): Promise<void>;

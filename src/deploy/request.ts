@@ -1,6 +1,6 @@
 // The deploy engine's vocabulary: what a deployment is asked, what it needs from the world, what it reports.
 import type { CompressMode, TransportReport } from "../nix/serve/copy-policy";
-import { type DeployPhase, type FailedUnit, type HostState } from "../errors";
+import { type DeployPhase, type FailedUnit, type HealthCheckResult, type HostState } from "../errors";
 import type { CopyProgress, CopyReport } from "../nix/serve/copy";
 import { type ClosureChange } from "../nix/closure-diff";
 import type { StoreSource } from "../nix/store-source";
@@ -10,6 +10,7 @@ import type { Host } from "./host";
 import { type KeyReport, type LoadedKey } from "./keys";
 import { type TargetSystem } from "./inspection";
 import type { TargetSpec } from "../spec/target";
+import type { ResolvedHealthCheck } from "../spec/health-check";
 
 import type { Clock } from "./clock";
 
@@ -50,6 +51,8 @@ export type DeployEvent =
   /** The detached activation runs on the target; from here on it finishes without us. */
   | { readonly type: "activation-started"; readonly id: string; readonly logFile: string }
   | { readonly type: "lock-wait"; readonly holder: string }
+  /** One health check of the new system finished (passed, failed or skipped). */
+  | { readonly type: "health-check"; readonly result: HealthCheckResult }
   | { readonly type: "reconnecting"; readonly reason: string }
   | { readonly type: "notice"; readonly message: string };
 
@@ -68,6 +71,8 @@ export interface ActivationReport {
   readonly upToDate?: boolean;
   /** systemd units failed right after activating (kept only when failed units are accepted), with their journal lines. */
   readonly failedUnits?: readonly FailedUnit[];
+  /** The health checks the new system passed before it was confirmed (a skipped one says why). */
+  readonly healthChecks?: readonly HealthCheckResult[];
 }
 
 export interface DeployRequest {
@@ -129,6 +134,17 @@ export interface DeployRequest {
   /** Keep a system whose only failure is failed systemd units (exit 4 of switch-to-configuration). @default false */
   readonly acceptFailedUnits?: boolean;
   /**
+   * Checks the new system must pass after switch or test, before it is confirmed; a failed one rolls the host back.
+   * With checks the activation is confirmed even without `confirmTimeoutSeconds`.
+   * @default - none
+   */
+  readonly healthChecks?: readonly ResolvedHealthCheck[];
+  /**
+   * Whenever an activation is confirmed, check that systemd is not degraded and no unit failed (skipped without systemd).
+   * @default true
+   */
+  readonly systemdHealthCheck?: boolean;
+  /**
    * Files to put on the host outside the Nix store, read beforehand on this machine (loadKeys). Uploaded before or
    * after activation as each says; also when the host is up to date (a key may have changed); never by dry-activate.
    * @default - none
@@ -161,6 +177,8 @@ export interface DeployResult {
   readonly dryActivation?: string;
   /** systemd units failed after activating, which this deployment accepted (acceptFailedUnits). */
   readonly failedUnits?: readonly FailedUnit[];
+  /** The health checks the new system passed before it was confirmed. */
+  readonly healthChecks?: readonly HealthCheckResult[];
   readonly durationMs: number;
 }
 

@@ -1,6 +1,7 @@
 import { COMPRESS_MODES } from "../nix/serve/copy-policy";
 import { shellQuote } from "../shell";
 import { ACTIONS } from "./goal";
+import { parseHealthCheckArgument } from "./health-check";
 import { KeySpecError, type KeySpec } from "./key-spec";
 import { DEPLOY_ENV, type DeploymentSettings } from "./manifest";
 import { parseChoice, parseKeepGenerations, parseMaxChannels, parsePort, secondsFlag } from "./flags";
@@ -49,6 +50,9 @@ export const SETTING_FLAGS: { readonly [K in keyof Settings]: SettingFlag<Settin
   allowNonNixos: { kind: "switch", flag: "--allow-non-nixos" },
   reactivate: { kind: "switch", flag: "--reactivate" },
   acceptFailedUnits: { kind: "switch", flag: "--accept-failed-units" },
+  // a check given as a command line is read as argv; the manifest's and local-exec's are whole checks, as JSON
+  healthChecks: { kind: "list", flag: "--health-check", parse: (texts) => texts.map(parseHealthCheckArgument), show: (checks) => checks.map((c) => JSON.stringify(c)) },
+  systemdHealthCheck: { kind: "negated", flag: "--no-systemd-health-check" },
   connectTimeoutSeconds: { kind: "value", flag: "--connect-timeout", parse: (text) => secondsFlag("--connect-timeout", text), show: String },
   consoleTimeoutSeconds: { kind: "value", flag: "--console-timeout", parse: (text) => secondsFlag("--console-timeout", text), show: String },
   confirmTimeoutSeconds: {

@@ -1,5 +1,6 @@
 import type { CompressMode } from "../nix/serve/copy-policy";
 import type { Action } from "./goal";
+import type { ResolvedHealthCheck } from "./health-check";
 import type { KeySpec } from "./key-spec";
 import { withOverrides, type ResolvedDeploymentSettings, type SettingOverrides } from "./settings";
 import { parseJumpHost, type TargetSpec } from "./target";
@@ -32,6 +33,8 @@ export interface HostDeployRequest {
   readonly keepGenerations: number | undefined;
   readonly reactivate: boolean;
   readonly acceptFailedUnits: boolean;
+  readonly healthChecks: readonly ResolvedHealthCheck[];
+  readonly systemdHealthCheck: boolean;
 }
 
 /** A deployment mapped for the engine: the request, and what is read on this machine before it runs. */
@@ -79,6 +82,8 @@ export function deployRequestOf(settings: ResolvedDeploymentSettings, applied: A
       keepGenerations: s.keepGenerations,
       reactivate: s.reactivate,
       acceptFailedUnits: s.acceptFailedUnits,
+      healthChecks: s.healthChecks,
+      systemdHealthCheck: s.systemdHealthCheck,
     },
     keys: s.keys,
     sensitiveArgs: s.sensitiveArgs,

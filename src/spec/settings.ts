@@ -2,6 +2,7 @@ import { homedir } from "node:os";
 import { join } from "node:path";
 import { MAX_DATA_CHANNELS, type CompressMode } from "../nix/serve/copy-policy";
 import type { Action } from "./goal";
+import type { ResolvedHealthCheck } from "./health-check";
 import type { KeySpec } from "./key-spec";
 
 /**
@@ -41,6 +42,16 @@ export interface ResolvedDeploymentSettings {
    * rolling it back; the units are reported either way.
    */
   readonly acceptFailedUnits: boolean;
+  /**
+   * Checks a new system must pass after switch or test, before it is confirmed (otherwise the host rolls itself back).
+   * With checks, the activation is confirmed even without a confirmation timeout.
+   */
+  readonly healthChecks: readonly ResolvedHealthCheck[];
+  /**
+   * The systemd check, run with the others whenever an activation is confirmed: `systemctl is-system-running` is not
+   * degraded and no unit failed. Skipped (and said so) on a host without systemd.
+   */
+  readonly systemdHealthCheck: boolean;
   /** How long an unreachable host is retried (it may be booting). */
   readonly connectTimeoutSeconds: number;
   /** How long an instance's console may take to show its host key fingerprints. */
@@ -82,6 +93,8 @@ export const DEFAULT_SETTINGS: ResolvedDeploymentSettings = {
   allowNonNixos: false,
   reactivate: false,
   acceptFailedUnits: false,
+  healthChecks: [],
+  systemdHealthCheck: true,
   connectTimeoutSeconds: 10,
   consoleTimeoutSeconds: 600,
   confirmTimeoutSeconds: 0,

@@ -49,6 +49,15 @@ describe("the activation script", () => {
     "fi",
     "[ -z \"$prev_id\" ] || [ -e /run/cdktf-nixos/$prev_id.done ] || touch /run/cdktf-nixos/$prev_id.done",
     `echo 'laptop pid 42, activation abc'" since $(date -u +%Y-%m-%dT%H:%M:%SZ) pgid=$$" >/run/cdktf-nixos/lock.holder`,
+    // however it ends from here on, what it did is recorded for `status`, through a directory only root can change
+    SAFE_DIR_FUNCTION,
+    "last() {",
+    "  st=$(head -c 64 /run/cdktf-nixos/abc.status 2>/dev/null | head -n 1); rb=$(head -c 64 /run/cdktf-nixos/abc.rolled-back 2>/dev/null | head -n 1)",
+    `  safe_dir /var/lib/cdktf-nixos 0755 2>/dev/null && printf '%s\\n' "at=$(date -u +%Y-%m-%dT%H:%M:%SZ) id=abc action=ACTION system=${top} ` +
+      `status=\${st:-none} rolledBack=\${rb:-no} by="'laptop pid 42' >/var/lib/cdktf-nixos/last-activation.new && ` +
+      "mv -f /var/lib/cdktf-nixos/last-activation.new /var/lib/cdktf-nixos/last-activation",
+    "}",
+    "trap last EXIT",
     "find /run/cdktf-nixos -mindepth 1 -maxdepth 1 -name '*.*' ! -name 'lock*' -mtime +7 -exec rm -rf {} + 2>/dev/null",
     "record() {",
     "  gen=$(readlink /nix/var/nix/profiles/system 2>/dev/null | sed -n 's/^system-\\([0-9]*\\)-link$/\\1/p')",
@@ -61,7 +70,7 @@ describe("the activation script", () => {
 
   it("locks, records the state it starts from, activates, rolls back on failure, and waits for the confirmation", () => {
     expect(activationScript({ ...base, action: "switch", confirmTimeoutSeconds: 30 })).toBe([
-      ...lockAndState,
+      ...lockAndState.map((line) => line.replace("action=ACTION", "action=switch")),
       `if [ "$current" = ${top} ] && [ "$profile_system" = ${top} ]; then echo "already up to date: nothing to do"; ` +
         "echo up-to-date >/run/cdktf-nixos/abc.status; touch /run/cdktf-nixos/abc.done; exit 0; fi",
       `prev="\${current:-$profile_system}"`,
@@ -85,8 +94,10 @@ describe("the activation script", () => {
       `[ $kept != 0 ] || { deadline=$(( $(date +%s) + 30 )); echo "$deadline ${top}" >/run/cdktf-nixos/abc.deadline; }`,
       "echo $rc >/run/cdktf-nixos/abc.status",
       "if [ $kept != 0 ]; then rollback; touch /run/cdktf-nixos/abc.done; exit 0; fi",
-      `while [ "$(date +%s)" -lt "$deadline" ] && [ ! -d /run/cdktf-nixos/abc.decided ]; do sleep 1; done`,
-      `if mkdir /run/cdktf-nixos/abc.decided 2>/dev/null; then echo "no confirmation within 30 s: rolling back"; rollback; fi`,
+      // confirmed, or rejected by a failed health check (a rollback at once), or the window closed
+      `while [ "$(date +%s)" -lt "$deadline" ] && [ ! -d /run/cdktf-nixos/abc.decided ] && [ ! -e /run/cdktf-nixos/abc.reject ]; do sleep 1; done`,
+      "if mkdir /run/cdktf-nixos/abc.decided 2>/dev/null; then if [ -e /run/cdktf-nixos/abc.reject ]; then echo \"a health check failed: rolling back\"; " +
+        `else echo "no confirmation within 30 s: rolling back"; fi; rollback; fi`,
       "touch /run/cdktf-nixos/abc.done",
     ].join("\n"));
   });
@@ -113,7 +124,8 @@ describe("the activation script", () => {
   it("prunes old generations after a switch or boot that stays, under the lock; never after test or a rollback", () => {
     const lines = activationScript({ ...base, action: "switch", confirmTimeoutSeconds: 30, keepGenerations: 3 }).split("\n");
     expect(lines.slice(-3)).toEqual([
-      `if mkdir /run/cdktf-nixos/abc.decided 2>/dev/null; then echo "no confirmation within 30 s: rolling back"; rollback; fi`,
+      "if mkdir /run/cdktf-nixos/abc.decided 2>/dev/null; then if [ -e /run/cdktf-nixos/abc.reject ]; then echo \"a health check failed: rolling back\"; " +
+        `else echo "no confirmation within 30 s: rolling back"; fi; rollback; fi`,
       "[ -e /run/cdktf-nixos/abc.rolled-back ] || { nix-env -p /nix/var/nix/profiles/system --delete-generations +3; } 9>&-",
       "touch /run/cdktf-nixos/abc.done",
     ]);
@@ -275,11 +287,28 @@ describe("planActivation", () => {
       timeoutSeconds: 30,
       command: "sudo -n -- sh -c " + shellQuote("d=$(cut -d' ' -f1 /run/cdktf-nixos/abc.deadline 2>/dev/null); [ -n \"$d\" ] && [ \"$(date +%s)\" -lt \"$d\" ] || exit 4; " +
         "{ read p t < /run/cdktf-nixos/abc.pid && [ \"$(cut -d' ' -f22 /proc/$p/stat)\" = \"$t\" ]; } 2>/dev/null || exit 5; mkdir /run/cdktf-nixos/abc.decided"),
+      // a failed health check ends the wait for the confirmation: the host rolls back at once
+      reject: "sudo -n -- touch /run/cdktf-nixos/abc.reject",
+      checkSeconds: 0,
     });
     expect(plan.start).toMatch(/^sudo -n -- sh -c '[\s\S]*\nexec setsid -f sh -c /);
     expect(plan.start).toContain("abc.decided");
     expect(planActivation({ ...input, action: "boot", confirmTimeoutSeconds: 30 }).confirm).toBeUndefined();
     expect(planActivation({ ...input, action: "switch", confirmTimeoutSeconds: 0 }).confirm).toBeUndefined();
+  });
+
+  it("opens a window for health checks: their time, then the confirmation timeout (30 s when there is none)", () => {
+    expect(planActivation({ ...input, action: "switch", confirmTimeoutSeconds: 0, healthCheckSeconds: 64 }).confirm?.timeoutSeconds).toBe(94);
+    expect(planActivation({ ...input, action: "test", confirmTimeoutSeconds: 10, healthCheckSeconds: 64 }).confirm?.timeoutSeconds).toBe(74);
+    expect(planActivation({ ...input, action: "boot", confirmTimeoutSeconds: 10, healthCheckSeconds: 64 }).confirm).toBeUndefined();
+    expect(planActivation({ ...input, action: "switch", healthCheckSeconds: 64 }).start).toContain("+ 94 ))");
+  });
+
+  it("goes back to an existing generation by switching to it, checked to still hold the system", () => {
+    const script = activationScript({ id: "abc", toplevel: top, action: "switch", lockTimeoutSeconds: 300, holder: "h", rollback: true, switchGeneration: 7 });
+    expect(script).toContain(`{ [ "$(readlink -f /nix/var/nix/profiles/system-7-link)" = ${top} ] && nix-env -p /nix/var/nix/profiles/system --switch-generation 7 && ` +
+      `${env} NIXOS_INSTALL_BOOTLOADER=0 ${top}/bin/switch-to-configuration switch; } 9>&-`);
+    expect(script).not.toContain(`--set ${top}`);
   });
 
   it("runs the activation in a transient systemd unit where systemd is PID 1", () => {

@@ -1,3 +1,5 @@
+import type { Duplex } from "node:stream";
+import { TransportError } from "../../src/errors";
 import { arrivedCommand, type DeployDependencies } from "../../src/deploy/deploy";
 import type { Host, RunOptions, RunResult } from "../../src/deploy/host";
 import type { TargetSystem } from "../../src/deploy/inspection";
@@ -75,6 +77,16 @@ export class FakeHost implements Host {
   async planCopy(source: StoreSource, paths: readonly string[]): Promise<CopyPlan> {
     this.log.push(`plan-copy ${paths.join(" ")}`);
     return planCopy(await source.closure(paths), this.validPaths);
+  }
+
+  /** What `forwardTcp` answers with: a stream the test drives (an HTTP reply), or a refusal. */
+  forward?: (address: string, port: number) => Duplex | Error;
+
+  async forwardTcp(address: string, port: number): Promise<Duplex> {
+    this.log.push(`forward ${address}:${port}`);
+    const answer = this.forward?.(address, port) ?? new TransportError(`${this.name} refused a TCP connection to ${address}:${port}`);
+    if (answer instanceof Error) throw answer;
+    return answer;
   }
 
   async reconnect(): Promise<Host> {

@@ -12,6 +12,7 @@ import { deployRequestOf } from "../../src/spec/request";
 import { DEFAULT_SETTINGS, type ResolvedDeploymentSettings } from "../../src/spec/settings";
 import { addDeployOptions } from "../../src/cli/commands/deploy";
 import { Command } from "commander";
+import { HealthCheckFrom } from "../../src/spec/health-check";
 
 /** A deployment whose every setting differs from the command line's default: each one must travel to be seen. */
 const spec: DeploymentSpec = {
@@ -43,6 +44,11 @@ const spec: DeploymentSpec = {
   allowNonNixos: true,
   reactivate: true,
   acceptFailedUnits: true,
+  healthChecks: [
+    { name: "nginx's page", command: ["sh", "-c", "curl -s localhost | grep 'it works'"], timeoutSeconds: 5, retries: 1, intervalSeconds: 0.5 },
+    { name: "GET http://localhost/health", http: { url: "http://localhost/health", expectStatus: 204, bodyContains: "ok $HOME", from: HealthCheckFrom.DEPLOYER }, timeoutSeconds: 10, retries: 2, intervalSeconds: 2 },
+  ],
+  systemdHealthCheck: false,
   connectTimeoutSeconds: 300,
   consoleTimeoutSeconds: 120,
   confirmTimeoutSeconds: 30,
@@ -100,7 +106,10 @@ describe("the deploy command of a deployment", () => {
       "/usr/bin/node /opt/cdktf-nixos/lib/cli/bin.js deploy --target-port 2222 --action boot --ssh-key /work/app/.cdktf-nixos/keys/fleet " +
         "--known-hosts /work/app/.cdktf-nixos/known_hosts --accept-new-host-key --jump-host admin@bastion.example.com:2200 --ssh-compression " +
         "--use-substitutes --compress zstd --max-channels 3 --build-on-target --install-bootloader --no-rollback --allow-non-nixos --reactivate --accept-failed-units " +
-        "--connect-timeout 300 --console-timeout 120 --confirm-timeout 30 --activation-timeout 900 --lock-timeout 45 --reply-timeout 20 " +
+        // whole checks as JSON, quoted for the shell: the command line's own words and $ reach deploy as written
+        `--health-check '{"name":"nginx'\\''s page","command":["sh","-c","curl -s localhost | grep '\\''it works'\\''"],"timeoutSeconds":5,"retries":1,"intervalSeconds":0.5}' ` +
+        `--health-check '{"name":"GET http://localhost/health","http":{"url":"http://localhost/health","expectStatus":204,"bodyContains":"ok $HOME","from":"deployer"},"timeoutSeconds":10,"retries":2,"intervalSeconds":2}' ` +
+        "--no-systemd-health-check --connect-timeout 300 --console-timeout 120 --confirm-timeout 30 --activation-timeout 900 --lock-timeout 45 --reply-timeout 20 " +
         "--keep-generations 5 --endpoint http://127.0.0.1:4566 " +
         `--key-spec '{"name":"db-password","command":["printf","%s","s3cret"],"user":"postgres","group":"postgres","permissions":"0440","uploadAt":"after-activation"}' ` +
         "--sensitive-arg appAddress --json --config /work/app/nixos/web.nix -I 'nixpkgs=/work/nixpkgs with space' " +

@@ -6,7 +6,9 @@ import { DEFAULT_SETTINGS, type ResolvedDeploymentSettings } from "../../src/spe
 const changed: ResolvedDeploymentSettings = {
   user: "deploy", port: 2222, action: "boot", sshPrivateKeyFile: "/k", knownHostsFile: "/kh", acceptNewHostKey: true,
   jumpHost: "bastion:22", sshCompression: true, useSubstitutes: true, compress: "zstd", maxChannels: 3, buildOnTarget: true,
-  installBootloader: true, rollback: false, allowNonNixos: true, reactivate: true, acceptFailedUnits: true, connectTimeoutSeconds: 1, consoleTimeoutSeconds: 2,
+  installBootloader: true, rollback: false, allowNonNixos: true, reactivate: true, acceptFailedUnits: true,
+  healthChecks: [{ name: "nginx", command: ["systemctl", "is-active", "nginx"], timeoutSeconds: 5, retries: 1, intervalSeconds: 1 }],
+  systemdHealthCheck: false, connectTimeoutSeconds: 1, consoleTimeoutSeconds: 2,
   confirmTimeoutSeconds: 3, activationTimeoutSeconds: 4, lockTimeoutSeconds: 5, replyTimeoutSeconds: 6, keepGenerations: 7,
   ec2Endpoint: "http://127.0.0.1:1", keys: [{ name: "k", file: "/f" }], sensitiveArgs: ["a"],
 };

@@ -77,6 +77,10 @@ export function addDeployOptions(command: Command): Command {
     .option("--keep-generations <n>", "after a switch or boot, delete all but the newest N system generations (nix-env --delete-generations +N)")
     .option("--reactivate", "activate even when the host already runs this system (default: report it up to date and leave it)")
     .option("--accept-failed-units", "keep a new system whose only failure is failed systemd units (switch-to-configuration exit 4); by default it is rolled back")
+    .option("--health-check <command>", "switch/test: a command (argv, quoted like a shell) the new system must pass on the target " +
+      "before it is confirmed, or the host rolls back; or a whole check as JSON, e.g. " +
+      '\'{"http":{"url":"http://localhost/health"}}\'; repeatable', collect, [])
+    .option("--no-systemd-health-check", "do not check systemd (is-system-running not degraded, no failed units) before confirming")
     .option("--allow-non-nixos", "deploy onto a host that does not look like NixOS yet")
     .option("--toplevel <store-path>", "deploy this already built system")
     .option("--config <file>", "build <nixpkgs/nixos> with this configuration.nix")

@@ -1,6 +1,7 @@
 import { privateKeyFileProblem } from "../../spec/private-key-file";
 import { readFile, stat } from "node:fs/promises";
 import { Socket } from "node:net";
+import type { Duplex } from "node:stream";
 import { constants } from "node:os";
 import { Client, utils, type ClientChannel, type ConnectConfig, type ServerHostKeyAlgorithm } from "ssh2";
 import { ConnectError, TransportError } from "../../errors";
@@ -147,6 +148,21 @@ export class SshConnection {
   /** Bytes written to the TCP socket so far (0 through a jump host, whose channel carries them). */
   get socketBytesWritten(): number {
     return this.socket?.bytesWritten ?? 0;
+  }
+
+  /** A TCP connection the host opens (direct-tcpip); AllowTcpForwarding must allow it (OpenSSH's and NixOS's default). */
+  forwardTcp(address: string, port: number): Promise<Duplex> {
+    return new Promise((resolve, reject) => {
+      const opened = (err: Error | undefined, channel: ClientChannel) => {
+        if (err) reject(new TransportError(`${this.name} could not open a TCP connection to ${address}:${port}: ${err.message}`, { cause: err }));
+        else resolve(channel);
+      };
+      try {
+        this.client.forwardOut("127.0.0.1", 0, address, port, opened);
+      } catch (err) {
+        reject(new TransportError(`${this.name} could not open a TCP connection to ${address}:${port}: ${(err as Error).message}`, { cause: err }));
+      }
+    });
   }
 
   /** Starts a command and hands over its streams (for the serve protocol). */

@@ -1,3 +1,4 @@
+import type { Duplex } from "node:stream";
 import type { CopyPlan, CopyReport } from "../../nix/serve/copy";
 import { copyToRemote, planRemoteCopy } from "../../nix/serve/remote-copy";
 import type { StoreSource } from "../../nix/store-source";
@@ -45,6 +46,10 @@ export class SshHost implements Host {
   planCopy(source: StoreSource, paths: readonly string[], options: Pick<CopyOptions, "replyTimeoutMs"> = {}): Promise<CopyPlan> {
     // without --write: the remote store refuses anything but queries
     return planRemoteCopy(source, this.shell, paths, options.replyTimeoutMs);
+  }
+
+  forwardTcp(address: string, port: number): Promise<Duplex> {
+    return this.connection.forwardTcp(address, port);
   }
 
   /** The host key was verified on first contact; a new connection must present the same, recorded key. */
