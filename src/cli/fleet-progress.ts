@@ -1,7 +1,7 @@
 import { MultiBar, Presets, type SingleBar } from "cli-progress";
 import Table from "cli-table3";
 import type { DeployEvent } from "../deploy/deploy";
-import { DeployError, exitCodeOf, type DeployPhase } from "../errors";
+import { DeployError, exitCodeOf, type DeployPhase, type HealthCheckResult } from "../errors";
 import type { HostOutcome, PushEvent, PushReport } from "../fleet/push";
 import { buildProgressTracker } from "../nix/build-log";
 import { describeChange } from "../nix/closure-diff";
@@ -21,7 +21,7 @@ export interface FleetReporter {
 }
 
 interface HostLine {
-  phase: DeployPhase | "waiting" | "up to date" | "deployed" | "would deploy" | "failed" | "not created" | "skipped";
+  phase: DeployPhase | "waiting" | "up to date" | "deployed" | "would deploy" | "failed" | "not created" | "skipped" | "rolled back";
   detail: string;
   started?: number;
   copy?: { pathsDone: number; pathsTotal: number; bytesSent: number; bytesTotal: number; since: number };
@@ -44,6 +44,7 @@ const FINAL: Record<HostOutcome["status"], HostLine["phase"]> = {
   failed: "failed",
   "not-created": "not created",
   skipped: "skipped",
+  "rolled-back": "rolled back",
 };
 
 const FINAL_PHASES: ReadonlySet<HostLine["phase"]> = new Set(Object.values(FINAL));
@@ -149,6 +150,10 @@ export function createFleetReporter(output: Output, hostNames: readonly string[]
       case "rolled-back":
         say(name, `rolled back to ${event.toSystem ?? "the previous generation"}`);
         break;
+      case "health-check":
+        line.detail = `${event.result.name}: ${event.result.outcome}`;
+        say(name, `health check ${event.result.name}: ${event.result.outcome}${event.result.outcome === "skipped" ? ` (${event.result.saw})` : `, ${event.result.saw}`}`);
+        break;
       case "keys-uploading":
         line.keysPending = [...event.names];
         line.keysWritten = [];
@@ -186,6 +191,12 @@ export function createFleetReporter(output: Output, hostNames: readonly string[]
         break;
       case "host":
         onHostEvent(event.host, event.event);
+        break;
+      case "wave":
+        note(`wave ${event.wave}${Number.isFinite(event.capacity) ? ` (${event.capacity} host${event.capacity === 1 ? "" : "s"})` : " (the rest)"}`);
+        break;
+      case "halted":
+        note(`the rollout stopped: ${event.reason}; later waves are not started`);
         break;
       case "host-done": {
         const line = lines.get(event.outcome.name)!;
@@ -258,7 +269,7 @@ export function createFleetReporter(output: Output, hostNames: readonly string[]
           ? `${activated ?? "not activated"}; ${keys}`
           : activated !== undefined && !FINAL_PHASES.has(line.phase)
             ? activated
-            : ["activate", "confirm", "rollback"].includes(line.phase)
+            : ["activate", "health", "confirm", "rollback"].includes(line.phase)
           ? line.activationLog === undefined
             ? "its state is unknown: activation may have started"
             : `its activation goes on by itself (and rolls back if it fails); log: ${line.activationLog}`
@@ -294,6 +305,8 @@ function outcomeDetail(outcome: HostOutcome): string {
     case "not-created":
     case "skipped":
       return outcome.reason ?? "";
+    case "rolled-back":
+      return outcome.reason ?? "rolled back";
   }
 }
 
@@ -326,11 +339,12 @@ function keptUnits(units: readonly { readonly name: string }[]): string {
 function summaryRows(report: PushReport): { head: string[]; rows: string[][] } {
   if (report.dryRun) {
     return {
-      head: ["host", "result", "generation", "to send", "package changes"],
+      head: ["host", ...(report.waves !== undefined ? ["wave"] : []), "result", "generation", "to send", "package changes"],
       rows: report.hosts.map((host) => {
         const p = host.preview;
         return [
           host.name,
+          ...(report.waves !== undefined ? [host.wave === undefined ? "" : String(host.wave)] : []),
           resultCell(host, ["failed", "not-created"]),
           generations(host),
           p === undefined || p.upToDate ? "" : `${p.pathsToSend} paths, ${size(p.bytesToSend)}`,
@@ -339,19 +353,28 @@ function summaryRows(report: PushReport): { head: string[]; rows: string[][] } {
       }),
     };
   }
+  const waves = report.hosts.some((h) => h.wave !== undefined);
+  const checked = report.hosts.some((h) => healthChecksOf(h) !== undefined);
   return {
-    head: ["host", "result", "generation", "copied", "time"],
+    head: ["host", ...(waves ? ["wave"] : []), "result", "generation", "copied", ...(checked ? ["health checks"] : []), "time"],
     rows: report.hosts.map((host) => {
       const r = host.result;
       return [
         host.name,
-        resultCell(host, ["failed", "not-created", "skipped"]),
+        ...(waves ? [host.wave === undefined ? "" : String(host.wave)] : []),
+        resultCell(host, ["failed", "not-created", "skipped", "rolled-back"]),
         generations(host),
         r === undefined || r.upToDate ? "" : `${r.pathsCopied} paths, ${size(r.bytesSent)}`,
+        ...(checked ? [(healthChecksOf(host) ?? []).map((c) => `${c.name}: ${c.outcome}`).join("\n")] : []),
         host.status === "not-created" || host.status === "skipped" ? "" : seconds(host.durationMs),
       ];
     }),
   };
+}
+
+/** The health checks a host's new system went through: passed ones on a result, the failed one's on its error. */
+function healthChecksOf(host: HostOutcome): readonly HealthCheckResult[] | undefined {
+  return host.result?.healthChecks ?? (host.error instanceof DeployError ? host.error.healthChecks : undefined);
 }
 
 /**
@@ -391,7 +414,9 @@ function countsLine(report: PushReport, context: Partial<PushContext> = {}): str
     ...(report.buildMs > 0 ? [`evaluate and build ${seconds(report.buildMs)}`] : []),
     `hosts ${seconds(report.durationMs - report.buildMs)}`,
   ];
-  return `${counts.map(([status, n]) => `${n} ${status}`).join(", ")} in ${seconds(total)} (${phases.join(", ")})`;
+  return `${counts.map(([status, n]) => `${n} ${status}`).join(", ")} in ${seconds(total)} (${phases.join(", ")})` +
+    (report.waves !== undefined ? `; ${report.waves.length} wave${report.waves.length === 1 ? "" : "s"}: ${report.waves.map((w) => w.join(" ")).join(" | ")}` : "") +
+    (report.halted !== undefined ? `\nthe rollout stopped: ${report.halted}` : "");
 }
 
 /**
@@ -437,13 +462,18 @@ export function pushJson(report: PushReport, context: PushContext): Record<strin
     dryRun: report.dryRun,
     exitCode: report.exitCode,
     durationMs: report.durationMs,
+    ...(report.halted !== undefined ? { halted: report.halted } : {}),
+    ...(report.waves !== undefined ? { waves: report.waves } : {}),
     ...(context.totalMs !== undefined ? { totalMs: context.totalMs } : {}),
     hosts: report.hosts.map((host) => ({
       name: host.name,
       status: host.status,
       durationMs: host.durationMs,
       exitCode: host.exitCode,
+      ...(host.wave !== undefined ? { wave: host.wave } : {}),
       ...(host.reason !== undefined ? { reason: host.reason } : {}),
+      ...(healthChecksOf(host) !== undefined ? { healthChecks: healthChecksOf(host) } : {}),
+      ...(host.rollback?.result !== undefined ? { rollback: { newGeneration: host.rollback.result.newGeneration, newSystem: host.rollback.result.newSystem } } : {}),
       ...(host.result !== undefined ? {
         host: host.result.host,
         previousGeneration: host.result.previousGeneration,

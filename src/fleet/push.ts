@@ -19,6 +19,9 @@ import { selectHosts } from "./selection";
 import type { TargetSpec } from "../spec/target";
 import { deployRequestOf } from "../spec/request";
 import type { SettingOverrides } from "../spec/settings";
+import type { ResolvedHealthCheck } from "../spec/health-check";
+import { rollbackHost } from "../deploy/rollback";
+import { NO_WAVES, byName, inWaves, planWaves, waveCapacity, type WaveOptions } from "./waves";
 
 export interface PushSettings {
   /** Hosts deployed at once. */
@@ -29,6 +32,10 @@ export interface PushSettings {
   readonly failFast: boolean;
   /** Settings given on the command line: each replaces every selected deployment's own. */
   readonly overrides: SettingOverrides;
+  /** Health checks added to every selected deployment's own (`--health-check`). */
+  readonly addHealthChecks?: readonly ResolvedHealthCheck[];
+  /** A rollout in waves (canary, batch size, failures allowed). @default NO_WAVES: every host at once */
+  readonly waves?: WaveOptions;
 }
 
 /** One selected host of a push, decided before anything is built or contacted. */
@@ -41,12 +48,14 @@ export type PlannedHost =
  * own settings with the command line's overrides and the values Terraform applied, mapped as `cdktf deploy` maps them
  * (deployRequestOf).
  */
-export function planPush(hosts: readonly FleetHost[], settings: Pick<PushSettings, "overrides">): PlannedHost[] {
+export function planPush(hosts: readonly FleetHost[], settings: Pick<PushSettings, "overrides" | "addHealthChecks">): PlannedHost[] {
   return hosts.map((host): PlannedHost => {
     if (!host.applied.created) return { name: host.name, ready: false, reason: host.applied.reason };
     const spec = host.spec;
     const applied = host.applied;
-    const mapped = deployRequestOf(spec, applied, settings.overrides);
+    const added = settings.addHealthChecks ?? [];
+    const overrides = added.length === 0 ? settings.overrides : { ...settings.overrides, healthChecks: [...spec.healthChecks, ...added] };
+    const mapped = deployRequestOf(spec, applied, overrides);
     return {
       name: host.name,
       ready: true,
@@ -95,7 +104,8 @@ export function fleetRedactor(hosts: readonly FleetHost[]): Redact {
   return redactor(values);
 }
 
-export type HostStatus = "deployed" | "up-to-date" | "would-deploy" | "failed" | "not-created" | "skipped";
+/** `rolled-back`: deployed, then put back on its previous generation when the rollout stopped (--rollback-completed-on-failure). */
+export type HostStatus = "deployed" | "up-to-date" | "would-deploy" | "failed" | "not-created" | "skipped" | "rolled-back";
 
 /** What a push did to one host (or, with --dry-run, would do). */
 export interface HostOutcome {
@@ -109,13 +119,21 @@ export interface HostOutcome {
   readonly reason?: string;
   /** The exit code this host alone would give: 0 for deployed, up to date or would-deploy. */
   readonly exitCode: number;
+  /** The wave it was deployed in (or, in a dry run, would be); none for a host up to date, not created or not started. */
+  readonly wave?: number;
+  /** For rolled-back: the rollback to the generation it had before the push (its result, or why it failed). */
+  readonly rollback?: { readonly result?: DeployResult; readonly error?: unknown };
 }
 
 export type PushEvent =
   | { readonly type: "fleet"; readonly phase: "evaluate-and-build"; readonly hosts: readonly string[] }
   | { readonly type: "built"; readonly host: string; readonly result: FleetBuildResult }
   | { readonly type: "host"; readonly host: string; readonly event: DeployEvent }
-  | { readonly type: "host-done"; readonly outcome: HostOutcome };
+  | { readonly type: "host-done"; readonly outcome: HostOutcome }
+  /** A wave starts with these hosts (more join it as hosts in it turn out up to date). */
+  | { readonly type: "wave"; readonly wave: number; readonly capacity: number }
+  /** The rollout stopped: later waves are not started. */
+  | { readonly type: "halted"; readonly reason: string };
 
 export interface PushReport {
   readonly dryRun: boolean;
@@ -125,20 +143,29 @@ export interface PushReport {
   readonly durationMs: number;
   /** Of durationMs, the fleet's one evaluation and build. */
   readonly buildMs: number;
+  /** Why the rollout stopped before every host was tried (a wave failed). */
+  readonly halted?: string;
+  /** A dry run in waves: the hosts each wave would change, in order. */
+  readonly waves?: readonly (readonly string[])[];
 }
 
 export interface PushDependencies extends HostDependencies {
+  /** Puts a host back on an earlier generation (--rollback-completed-on-failure). @default rollbackHost */
+  rollbackHost?: typeof rollbackHost;
   /** One evaluation and one build for every member (see nix/fleet-build). */
   buildFleet(members: readonly FleetBuildMember[]): Promise<Map<string, FleetBuildResult>>;
 }
 
 /**
- * Carries out a plan: one evaluation and build of every ready host's system, then each host through
- * deployBuilt (or previewDeploy for a dry run), at most `parallel` at once. One host's failure never stops the
- * others already running; with failFast no further host starts.
+ * Carries out a plan: one evaluation and build of every ready host's system, then each host through deployBuilt (or
+ * previewDeploy for a dry run), at most `parallel` at once, in waves when asked (hosts in name order; a host found up
+ * to date takes no place in its wave). Without waves one host's failure never stops the others (with failFast no
+ * further host starts); in waves, once more hosts failed than `maxFailures` no further host starts and no later wave,
+ * and with rollbackCompletedOnFailure the hosts this push changed go back to the generation they had before it.
  */
 export async function push(plan: readonly PlannedHost[], settings: PushSettings, deps: PushDependencies, onEvent: (event: PushEvent) => void = () => undefined): Promise<PushReport> {
   const started = Date.now();
+  const waves = settings.waves ?? NO_WAVES;
   const outcomes = new Map<string, HostOutcome>();
   const finish = (outcome: HostOutcome) => {
     outcomes.set(outcome.name, outcome);
@@ -149,38 +176,104 @@ export async function push(plan: readonly PlannedHost[], settings: PushSettings,
   }
   const ready = plan.filter((host): host is Extract<PlannedHost, { ready: true }> => host.ready);
   let buildMs = 0;
+  let halted: string | undefined;
+  let dryRunWaves: string[][] | undefined;
   if (ready.length > 0) {
     onEvent({ type: "fleet", phase: "evaluate-and-build", hosts: ready.map((h) => h.name) });
     const built = await deps.buildFleet(ready.map((h) => h.build));
     buildMs = Date.now() - started;
-    const deployable: Array<{ host: (typeof ready)[number]; system: Extract<FleetBuildResult, { ok: true }>["system"] }> = [];
+    const deployable: Deployable[] = [];
     for (const host of ready) {
       const result = built.get(host.name)!;
       onEvent({ type: "built", host: host.name, result });
       if (result.ok) deployable.push({ host, system: result.system });
       else finish({ name: host.name, status: "failed", error: result.error, durationMs: Date.now() - started, exitCode: exitCodeOf(result.error) });
     }
-    let failed = [...outcomes.values()].some((o) => o.status === "failed");
-    await eachAtMost(settings.parallel, deployable, () => settings.failFast && failed, async ({ host, system }) => {
+    deployable.sort((a, b) => byName(a.host.name, b.host.name));
+    const rollout = { failed: [...outcomes.values()].filter((o) => o.status === "failed").map((o) => o.name) };
+    const tooMany = () => inWaves(waves) ? rollout.failed.length > waves.maxFailures : settings.failFast && rollout.failed.length > 0;
+    const deployOne = async ({ host, system }: Deployable, wave: number | undefined): Promise<HostOutcome> => {
       const hostStarted = Date.now();
       const request = { ...host.request, onEvent: (event: DeployEvent) => onEvent({ type: "host", host: host.name, event }) };
       try {
         if (settings.dryRun) {
           const preview = await previewDeploy(system, request, deps);
-          finish({ name: host.name, status: preview.upToDate ? "up-to-date" : "would-deploy", preview, durationMs: Date.now() - hostStarted, exitCode: 0 });
-        } else {
-          const result = await deployBuilt(system, request, deps, hostStarted);
-          finish({ name: host.name, status: result.upToDate ? "up-to-date" : "deployed", result, durationMs: result.durationMs, exitCode: 0 });
+          return { name: host.name, status: preview.upToDate ? "up-to-date" : "would-deploy", preview, durationMs: Date.now() - hostStarted, exitCode: 0 };
         }
+        const result = await deployBuilt(system, request, deps, hostStarted);
+        return { name: host.name, status: result.upToDate ? "up-to-date" : "deployed", result, durationMs: result.durationMs, exitCode: 0, ...(result.upToDate ? {} : { wave }) };
       } catch (err) {
-        failed = true;
+        rollout.failed.push(host.name);
         const error = err instanceof DeployError ? err : new ConnectError(`${host.name}: ${(err as Error).message}`, { cause: err });
-        finish({ name: host.name, status: "failed", error, durationMs: Date.now() - hostStarted, exitCode: exitCodeOf(error) });
+        return { name: host.name, status: "failed", error, durationMs: Date.now() - hostStarted, exitCode: exitCodeOf(error), wave };
       }
-    }, (skipped) => finish({ name: skipped.host.name, status: "skipped", reason: "not started: another host failed (--fail-fast)", durationMs: 0, exitCode: EXIT_CODES.failure }));
+    };
+
+    if (settings.dryRun) {
+      // a dry run changes nothing, so every host is previewed; the waves are those of the hosts that would change
+      await eachAtMost(settings.parallel, deployable, () => false, async (item) => finish(await deployOne(item, undefined)), () => undefined);
+      if (inWaves(waves)) {
+        dryRunWaves = planWaves(deployable.map((d) => d.host.name).filter((name) => outcomes.get(name)?.status === "would-deploy"), deployable.length, waves);
+        dryRunWaves.forEach((names, i) => names.forEach((name) => outcomes.set(name, { ...outcomes.get(name)!, wave: i + 1 })));
+      }
+    } else {
+      let next = 0;
+      for (let wave = 1; next < deployable.length && halted === undefined; wave++) {
+        const capacity = waveCapacity(wave, deployable.length, waves);
+        if (inWaves(waves)) onEvent({ type: "wave", wave, capacity });
+        let changed = 0;
+        let running = 0;
+        const worker = async () => {
+          while (next < deployable.length && changed + running < capacity && !tooMany()) {
+            const item = deployable[next++]!;
+            running++;
+            const outcome = await deployOne(item, inWaves(waves) ? wave : undefined);
+            running--;
+            if (outcome.status !== "up-to-date") changed++;
+            finish(outcome);
+          }
+        };
+        await Promise.all(Array.from({ length: Math.max(1, Math.min(settings.parallel, capacity, deployable.length - next)) }, worker));
+        if (tooMany()) {
+          halted = inWaves(waves)
+            ? `wave ${wave} failed: ${rollout.failed.join(", ")} (${rollout.failed.length} failed, --max-failures ${waves.maxFailures})`
+            : `${rollout.failed.join(", ")} failed (--fail-fast)`;
+        }
+      }
+      for (const { host } of deployable.slice(next)) {
+        finish({ name: host.name, status: "skipped", reason: inWaves(waves) ? `not started: the rollout stopped (${halted})` : "not started: another host failed (--fail-fast)", durationMs: 0, exitCode: EXIT_CODES.failure });
+      }
+      if (halted !== undefined) onEvent({ type: "halted", reason: halted });
+      if (halted !== undefined && inWaves(waves) && waves.rollbackCompletedOnFailure) {
+        const completed = deployable.filter(({ host }) => outcomes.get(host.name)?.status === "deployed");
+        await eachAtMost(settings.parallel, completed, () => false, async ({ host }) => finish(await rollBackCompleted(host, outcomes.get(host.name)!, deps, onEvent)), () => undefined);
+      }
+    }
   }
   const hosts = plan.map((host) => outcomes.get(host.name)!);
-  return { dryRun: settings.dryRun, hosts, exitCode: worstExitCode(hosts.map((h) => h.exitCode)), durationMs: Date.now() - started, buildMs };
+  return {
+    dryRun: settings.dryRun, hosts, exitCode: worstExitCode(hosts.map((h) => h.exitCode)), durationMs: Date.now() - started, buildMs,
+    ...(halted !== undefined ? { halted } : {}), ...(dryRunWaves !== undefined ? { waves: dryRunWaves } : {}),
+  };
+}
+
+type Deployable = { readonly host: Extract<PlannedHost, { ready: true }>; readonly system: Extract<FleetBuildResult, { ok: true }>["system"] };
+
+/** A host this push changed goes back to the generation it had before, through the same checked activation. */
+async function rollBackCompleted(host: Deployable["host"], outcome: HostOutcome, deps: PushDependencies, onEvent: (event: PushEvent) => void): Promise<HostOutcome> {
+  const before = outcome.result!.previousGeneration;
+  const started = Date.now();
+  const request = { ...host.request, onEvent: (event: DeployEvent) => onEvent({ type: "host", host: host.name, event }) };
+  if (before === undefined) {
+    return { ...outcome, reason: "kept: it had no generation before this push to go back to" };
+  }
+  try {
+    const result = await (deps.rollbackHost ?? rollbackHost)(request, deps, { to: before });
+    return { ...outcome, status: "rolled-back", reason: `back on generation ${before} (the rollout stopped)`, rollback: { result }, durationMs: outcome.durationMs + Date.now() - started };
+  } catch (err) {
+    const error = err instanceof DeployError ? err : new ConnectError(`${host.name}: ${(err as Error).message}`, { cause: err });
+    return { ...outcome, status: "failed", error, reason: `rolling back to generation ${before} failed`, rollback: { error }, exitCode: exitCodeOf(error) };
+  }
 }
 
 /** Runs `work` for each item with at most `limit` at a time; once `stop()` holds, the rest go to `skip`. */

@@ -97,7 +97,7 @@ describe("planPush", () => {
         },
         action: "boot", useSubstitutes: false, compress: "auto", maxChannels: 8, buildOnTarget: false, installBootloader: false,
         allowNonNixos: false, rollback: true, acceptFailedUnits: false, confirmTimeoutSeconds: undefined, lockTimeoutSeconds: 300, activationTimeoutSeconds: 600,
-        replyTimeoutSeconds: 60, keepGenerations: 3, reactivate: false,
+        replyTimeoutSeconds: 60, keepGenerations: 3, reactivate: false, healthChecks: [], systemdHealthCheck: true,
       },
       keys: [],
     });
@@ -191,7 +191,8 @@ describe("push", () => {
     const world = fleet({ web1: new ConnectError("cannot reach web1"), web2: healthyHost(), app: healthyHost() }, { delayMs: 20 });
     const failFast = { ...settings, failFast: true, parallel: 1 };
     const report = await push(planPush([readyHost("web1"), readyHost("web2"), readyHost("app")], failFast), failFast, world.deps);
-    expect(report.hosts.map((h) => [h.name, h.status])).toEqual([["web1", "failed"], ["web2", "skipped"], ["app", "skipped"]]);
+    // hosts go in name order: app first
+    expect(report.hosts.map((h) => [h.name, h.status])).toEqual([["web1", "failed"], ["web2", "skipped"], ["app", "deployed"]]);
     expect(report.hosts[1].reason).toBe("not started: another host failed (--fail-fast)");
 
     const many = Object.fromEntries(Array.from({ length: 7 }, (_, i) => [`h${i}`, healthyHost()]));
@@ -245,5 +246,69 @@ describe("worstExitCode", () => {
     expect(worstExitCode([EXIT_CODES.lock, EXIT_CODES.activate, EXIT_CODES.connect])).toBe(EXIT_CODES.activate);
     expect(worstExitCode([EXIT_CODES.connect, EXIT_CODES.unknown, EXIT_CODES.rollback])).toBe(EXIT_CODES.unknown);
     expect(worstExitCode([EXIT_CODES.failure, EXIT_CODES.build])).toBe(EXIT_CODES.build);
+  });
+});
+
+describe("push in waves", () => {
+  const failingHost = () => new FakeHost([
+    [INSPECT_COMMAND, { stdout: inspection() }],
+    [READ_STATE, { stdout: activationState({ status: "1", rolledBack: "0", done: true }) }],
+    [READ_LOG, { stdout: "boom\n" }],
+  ]);
+  const names = ["h1", "h2", "h3", "h4", "h5", "h6"];
+  const waves = { canary: 1, batchSize: { count: 2 }, maxFailures: 0, rollbackCompletedOnFailure: false };
+
+  it("deploys a canary, then batches in name order; a failed wave stops the rollout and later waves stay untouched", async () => {
+    const world = fleet({ h1: healthyHost(), h2: healthyHost(), h3: failingHost(), h4: healthyHost(), h5: healthyHost(), h6: healthyHost() });
+    const events: PushEvent[] = [];
+    const inWaves = { ...settings, waves };
+    const report = await push(planPush(names.map((n) => readyHost(n)), inWaves), inWaves, world.deps, (e) => events.push(e));
+    expect(report.hosts.map((h) => [h.name, h.status, h.wave])).toEqual([
+      ["h1", "deployed", 1], ["h2", "deployed", 2], ["h3", "failed", 2], ["h4", "skipped", undefined], ["h5", "skipped", undefined], ["h6", "skipped", undefined],
+    ]);
+    expect(report.halted).toBe("wave 2 failed: h3 (1 failed, --max-failures 0)");
+    expect(report.hosts[3].reason).toBe("not started: the rollout stopped (wave 2 failed: h3 (1 failed, --max-failures 0))");
+    expect(report.exitCode).toBe(EXIT_CODES.activate);
+    expect(events.filter((e) => e.type === "wave").map((e) => e.type === "wave" && [e.wave, e.capacity])).toEqual([[1, 1], [2, 2]]);
+  });
+
+  it("goes on past failures up to --max-failures; hosts up to date take no place in a wave", async () => {
+    const world = fleet({ h1: upToDateHost(), h2: healthyHost(), h3: failingHost(), h4: healthyHost(), h5: upToDateHost(), h6: healthyHost() });
+    const tolerant = { ...settings, parallel: 1, waves: { ...waves, maxFailures: 1 } };
+    const report = await push(planPush(names.map((n) => readyHost(n)), tolerant), tolerant, world.deps);
+    // wave 1: h1 was up to date, so h2 is the canary; wave 2: h3 (failed), h4; wave 3: h5 up to date, h6
+    expect(report.hosts.map((h) => [h.name, h.status, h.wave])).toEqual([
+      ["h1", "up-to-date", undefined], ["h2", "deployed", 1], ["h3", "failed", 2], ["h4", "deployed", 2], ["h5", "up-to-date", undefined], ["h6", "deployed", 3],
+    ]);
+    expect(report.halted).toBeUndefined();
+  });
+
+  it("--rollback-completed-on-failure puts the hosts this push changed back on the generation they had before it", async () => {
+    const world = fleet({ h1: healthyHost(), h2: healthyHost(), h3: failingHost(), h4: healthyHost(), h5: healthyHost(), h6: healthyHost() });
+    const rolledBack: Array<[string, number | undefined]> = [];
+    const deps: PushDependencies = {
+      ...world.deps,
+      rollbackHost: async (request, _deps, options) => {
+        rolledBack.push([request.target.host, options?.to]);
+        return { host: request.target.host, action: "switch", system: "x86_64-linux", upToDate: false, pathsCopied: 0, pathsInClosure: 0, bytesSent: 0, wireBytes: 0, newSystem: OLD, previousGeneration: 5, newGeneration: options?.to, keys: [], durationMs: 1 };
+      },
+    };
+    const undo = { ...settings, waves: { ...waves, rollbackCompletedOnFailure: true } };
+    const report = await push(planPush(names.map((n) => readyHost(n)), undo), undo, deps);
+    expect(rolledBack.sort()).toEqual([["h1.example", 4], ["h2.example", 4]]);
+    expect(report.hosts.map((h) => [h.name, h.status])).toEqual([
+      ["h1", "rolled-back"], ["h2", "rolled-back"], ["h3", "failed"], ["h4", "skipped"], ["h5", "skipped"], ["h6", "skipped"],
+    ]);
+    expect(report.hosts[0].reason).toBe("back on generation 4 (the rollout stopped)");
+  });
+
+  it("a dry run previews every host and shows the waves of those that would change", async () => {
+    const world = fleet({ h1: upToDateHost(), h2: healthyHost(), h3: healthyHost(), h4: healthyHost() });
+    const dry = { ...settings, dryRun: true, waves };
+    const report = await push(planPush(["h1", "h2", "h3", "h4"].map((n) => readyHost(n)), dry), dry, world.deps);
+    expect(report.waves).toEqual([["h2"], ["h3", "h4"]]);
+    expect(report.hosts.map((h) => [h.name, h.status, h.wave])).toEqual([
+      ["h1", "up-to-date", undefined], ["h2", "would-deploy", 1], ["h3", "would-deploy", 2], ["h4", "would-deploy", 2],
+    ]);
   });
 });

@@ -14,6 +14,8 @@ import { UsageError } from "../usage-error";
 import { addProjectOptions, nixTraceArgs, synthModeOf, type ProjectFlags } from "./project-options";
 import { COMPRESS_MODES } from "../../nix/serve/copy-policy";
 import { checkCompressMode, givenOn } from "./deploy";
+import { inWaves, parseBatchSize, parseHostCount, type WaveOptions } from "../../fleet/waves";
+import { parseHealthCheckArgument } from "../../spec/health-check";
 
 /** The flags this command reads itself; the deployment settings it may override are read through settingsGiven. */
 interface PushFlags extends ProjectFlags {
@@ -24,6 +26,11 @@ interface PushFlags extends ProjectFlags {
   summaryFile?: string;
   failFast?: boolean;
   verbose?: boolean;
+  canary?: string;
+  batchSize?: string;
+  maxFailures?: string;
+  rollbackCompletedOnFailure?: boolean;
+  healthCheck: string[];
 }
 
 /** Builds push's dependencies; tests pass fakes of the seams. */
@@ -41,8 +48,15 @@ export function registerPushCommand(program: Command, output: Output, dependenci
     .addOption(new Option("--compress <mode>", "zstd on every copy: auto, zstd or none (default: each deployment's setting, else auto)").choices(COMPRESS_MODES))
     .option("--max-channels <n>", "SSH channels a far host's copy may use at most (1 = never the spool; default: each deployment's setting)")
     .option("--fail-fast", "start no further host once one has failed (hosts already running finish)")
+    .option("--canary <n>", "roll out in waves: the first N hosts (in name order) alone, before any other")
+    .option("--batch-size <n|p%>", "roll out in waves of N hosts (or P% of the selected hosts); a wave starts once every host of the one before passed its checks")
+    .option("--max-failures <n>", "in waves: hosts that may fail before the rollout stops (later waves untouched)", "0")
+    .option("--rollback-completed-on-failure", "in waves: when the rollout stops, put the hosts it already changed back on the generation they had before it")
     .option("--reactivate", "activate even hosts that already run their system")
     .option("--accept-failed-units", "keep a new system whose only failure is failed systemd units (default: each deployment's setting: roll it back)")
+    .option("--health-check <command>", "add a check every selected host's new system must pass before it is confirmed (a command run " +
+      "on the host, argv quoted like a shell; or a check as JSON); repeatable", collect, [])
+    .option("--no-systemd-health-check", "do not check systemd (not degraded, no failed units) before confirming")
     .option("--connect-timeout <seconds>", "keep retrying an unreachable host this long (default: each deployment's connectTimeoutSeconds)")
     .option("--lock-timeout <seconds>", "wait this long for another deployment to the same host to finish (default: each deployment's setting)")
     .option("--activation-timeout <seconds>", "give up waiting for a host's activation after this long (default: each deployment's setting)")
@@ -89,7 +103,7 @@ export class PushFailed extends Error {
 
 /** The deployment settings push may override for every selected host: given flags only. */
 const PUSH_OVERRIDES = [
-  "keepGenerations", "compress", "maxChannels", "reactivate", "acceptFailedUnits", "connectTimeoutSeconds", "lockTimeoutSeconds",
+  "keepGenerations", "compress", "maxChannels", "reactivate", "acceptFailedUnits", "systemdHealthCheck", "connectTimeoutSeconds", "lockTimeoutSeconds",
   "activationTimeoutSeconds", "replyTimeoutSeconds", "ec2Endpoint",
 ] as const satisfies ReadonlyArray<keyof SettingOverrides>;
 
@@ -101,7 +115,18 @@ function pushSettings(flags: PushFlags, given: (attribute: string) => boolean): 
   checkCompressMode(overrides.compress);
   const badEndpoint = overrides.ec2Endpoint === undefined ? undefined : endpointProblem(overrides.ec2Endpoint);
   if (badEndpoint !== undefined) throw new UsageError(`--endpoint ${badEndpoint}`);
-  return { parallel: Number(flags.parallel), dryRun: flags.dryRun === true, failFast: flags.failFast === true, overrides };
+  const waves: WaveOptions = {
+    canary: flags.canary === undefined ? 0 : parseHostCount("--canary", flags.canary),
+    ...(flags.batchSize !== undefined ? { batchSize: parseBatchSize(flags.batchSize) } : {}),
+    maxFailures: parseHostCount("--max-failures", flags.maxFailures ?? "0"),
+    rollbackCompletedOnFailure: flags.rollbackCompletedOnFailure === true,
+  };
+  if (!inWaves(waves) && (given("maxFailures") || waves.rollbackCompletedOnFailure)) {
+    throw new UsageError(`${given("maxFailures") ? "--max-failures" : "--rollback-completed-on-failure"} is for a rollout in waves: add --canary N or --batch-size N`);
+  }
+  if (inWaves(waves) && flags.failFast === true) throw new UsageError("--fail-fast and waves (--canary, --batch-size) both stop a rollout: waves stop after --max-failures failed hosts (default 0)");
+  const addHealthChecks = flags.healthCheck.map(parseHealthCheckArgument);
+  return { parallel: Number(flags.parallel), dryRun: flags.dryRun === true, failFast: flags.failFast === true, overrides, waves, addHealthChecks };
 }
 
 /** Why a file cannot be appended to at `path` (absolute), checked before anything runs; undefined when it can. */
