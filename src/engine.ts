@@ -20,3 +20,11 @@ export { findLatestNixosAmi, type AmiQuery, type NixosAmi } from "./aws/ami-look
 export { preparePush, push, planPush, type PreparedPush, type PushOptions, type PushSettings, type PushReport, type PushEvent, type HostOutcome, type PushDependencies } from "./fleet/push";
 export { deployRequestOf, type AppliedValues, type HostDeployRequest, type MappedDeployment } from "./spec/request";
 export { CONSTRUCT_DEFAULTS, type SettingOverrides } from "./spec/settings";
+// operating a fleet after a rollout: waves, health checks, status, rollback, exec
+export { planWaves, waveCapacity, parseBatchSize, type WaveOptions, type BatchSize } from "./fleet/waves";
+export { HealthCheckFrom, resolveHealthCheck, type HealthCheck, type ResolvedHealthCheck } from "./spec/health-check";
+export { runHealthChecks, healthPlanOf, type HealthPlan } from "./deploy/health";
+export { rollbackHost, chooseRollback, type Generation } from "./deploy/rollback";
+export { fleetStatus, classifyHost, STATUS_EXIT_CODES, type StatusReport, type HostStatusReport, type FleetHostState, type LastActivation } from "./fleet/status";
+export { execOnHosts, EXEC_EXIT_CODES, type ExecReport, type ExecOutcome } from "./fleet/exec";
+export { rollbackFleet } from "./fleet/rollback-hosts";

@@ -12,6 +12,7 @@ import { ForegroundExit } from "./foreground";
 import { Interrupted } from "./interruptible";
 import { PushFailed, registerPushCommand, type PushDependencyFactory } from "./commands/push";
 import { buildFleet } from "../nix/fleet-build";
+import { registerFleetCommands } from "./commands/fleet-ops";
 import type { Output } from "./progress";
 import { refuseRepeatedOptions } from "./repeated-options";
 
@@ -47,6 +48,7 @@ export function buildProgram(
     .configureHelp({ helpWidth: (output.stdout as NodeJS.WriteStream).columns ?? 100 });
   registerDeployCommand(program, output, dependencies);
   registerPushCommand(program, output, pushDependencies);
+  registerFleetCommands(program, output, pushDependencies);
   registerVmCommand(program, output);
   registerTestCommand(program, output);
   registerAmiCommand(program, output);

@@ -21,6 +21,8 @@ export interface FleetMember {
 
 export interface EvaluatedSystem {
   readonly drvPath: string;
+  /** The toplevel a build of drvPath makes. */
+  readonly outPath: string;
   readonly system: string;
 }
 
@@ -104,7 +106,7 @@ export function evaluateFleet(members: readonly FleetMember[], options: FleetEva
         hint: notInstalled ? "is Nix installed and nix-instantiate on PATH?" : buildHint(stderr),
       });
     }
-    for (const [name, value] of Object.entries(JSON.parse(stdout) as Record<string, FleetSystem>)) results.set(name, { drvPath: value.drv, system: value.system });
+    for (const [name, value] of Object.entries(JSON.parse(stdout) as Record<string, FleetSystem>)) results.set(name, { drvPath: value.drv, outPath: value.out, system: value.system });
   }
   return results;
 }
