@@ -120,7 +120,7 @@ export function evaluateSystemd(output: string, acceptFailedUnits: boolean): Att
   const names = [...output.matchAll(/^== (\S{1,256})$/gm)].map((m) => m[1]!);
   const failedUnits = parseJournal(names, output);
   const units = failedUnits.length > 0 ? `; failed units: ${names.join(", ")}` : "";
-  if (SETTLING.has(state)) return { ok: false, wait: true, saw: `${state}${units}` };
+  if (SETTLING.has(state)) return { ok: false, wait: true, saw: `${state}${units}`, ...(failedUnits.length > 0 ? { failedUnits } : {}) };
   if (state === "running" && failedUnits.length === 0) return { ok: true, saw: "running" };
   if (acceptFailedUnits && (state === "running" || state === "degraded")) {
     return { ok: true, saw: `${state}${units} (failed units accepted)`, ...(failedUnits.length > 0 ? { failedUnits } : {}) };
@@ -165,13 +165,14 @@ async function runSystemdCheck(plan: HealthPlan, context: HealthRunContext): Pro
     const result = await withDeadline(clock, host.run(SYSTEMD_HEALTH_COMMAND, { maxOutputBytes: CHECK_OUTPUT_BYTES }), SYSTEMD_CHECK_TIMEOUT_SECONDS * 1000)
       .catch((err: Error) => err);
     const verdict = result instanceof Error ? { ok: false, saw: `could not ask systemd: ${result.message}` } : evaluateSystemd(result.stdout, plan.acceptFailedUnits);
-    const done = verdict.ok || !("wait" in verdict && verdict.wait === true) || clock.now() >= deadline;
-    if (done) {
-      const saw = "wait" in verdict && verdict.wait === true ? `still ${verdict.saw} after ${SYSTEMD_CHECK_TIMEOUT_SECONDS} s` : verdict.saw;
-      return {
-        name: SYSTEMD_CHECK_NAME, outcome: verdict.ok ? "passed" : "failed", attempts, saw,
-        ...("failedUnits" in verdict && verdict.failedUnits !== undefined ? { failedUnits: verdict.failedUnits } : {}),
-      };
+    const waiting = "wait" in verdict && verdict.wait === true;
+    if (verdict.ok || !waiting || clock.now() >= deadline) {
+      const failedUnits = "failedUnits" in verdict ? verdict.failedUnits : undefined;
+      // a host still booting (a new instance deployed right away) may start units for minutes: judged by its failed
+      // units alone once the wait is over
+      const ok = verdict.ok || (waiting && (failedUnits === undefined || failedUnits.length === 0));
+      const saw = waiting ? `still ${verdict.saw} after ${SYSTEMD_CHECK_TIMEOUT_SECONDS} s${ok ? ", no failed unit" : ""}` : verdict.saw;
+      return { name: SYSTEMD_CHECK_NAME, outcome: ok ? "passed" : "failed", attempts, saw, ...(failedUnits !== undefined ? { failedUnits } : {}) };
     }
     await sleep(clock, 1000);
   }

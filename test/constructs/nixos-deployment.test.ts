@@ -27,6 +27,10 @@ describe("NixosDeployment validation at synth", () => {
     [{ keys: [{ name: "db" }] }, 'fleet/web (NixosDeployment): key "db": give exactly one of file and command'],
     [{ port: 0 }, "fleet/web (NixosDeployment): port 0 is not a port number (1-65535)"],
     [{ keepGenerations: 0 }, "fleet/web (NixosDeployment): keepGenerations 0 is not a whole number of at least 1 (the new generation always stays)"],
+    [{ healthChecks: [{ command: ["true"], http: { url: "http://localhost/" } }] }, "fleet/web (NixosDeployment): healthChecks[0]: a health check has exactly one of 'command' and 'http'"],
+    [{ healthChecks: [{ http: { url: "localhost/health" } }] }, "fleet/web (NixosDeployment): healthChecks[0]: 'http.url' \"localhost/health\" is not a URL, e.g. http://localhost/health"],
+    [{ healthChecks: [{ command: "systemctl is-active nginx" as unknown as string[] }] },
+      "fleet/web (NixosDeployment): healthChecks[0]: 'command' must be a non-empty list of words (argv, no shell), e.g. [\"systemctl\", \"is-active\", \"nginx\"]; got \"systemctl is-active nginx\""],
   ])("%j", (props, message) => {
     const stack = new TerraformStack(Testing.app(), "fleet");
     expect(() => new NixosDeployment(stack, "web", { ...base, ...props })).toThrow(message);

@@ -71,6 +71,7 @@ describe("health check evaluation", () => {
   it.each([
     ["state=running\n", false, { ok: true, saw: "running" }],
     ["state=starting\n", false, { ok: false, wait: true, saw: "starting" }],
+    ["state=starting\n== db.service\n", false, { ok: false, wait: true, saw: "starting; failed units: db.service", failedUnits: [{ name: "db.service", journal: [] }] }],
     ["state=degraded\n== web.service\nweb: cannot bind\n", false, {
       ok: false, saw: "degraded; failed units: web.service", failedUnits: [{ name: "web.service", journal: ["web: cannot bind"] }],
     }],
@@ -148,6 +149,19 @@ describe("health checks in a deployment (over the Host seam)", () => {
     expect(host.log).toContain("touch /run/cdktf-nixos/" + host.log.find((c) => c.startsWith("touch "))!.split("/").pop());
     expect(host.log.some((c) => CONFIRM.test(c))).toBe(false);
     expect(err.describe()).toContain("    ✗ systemctl is-active web: exit 3: failed (3 attempts)");
+  });
+
+  it("waits up to 30 s for a host still starting units, then judges it by its failed units alone", async () => {
+    const clock = new VirtualClock();
+    const host = healthyHost([
+      [INSPECT_COMMAND, { stdout: inspection({ systemd: true }) }],
+      [READ_STATE, states({ stdout: activationState({ status: "0" }) }, { stdout: activationState({ status: "0", decided: true, done: true }) })],
+      [SYSTEMD_HEALTH_COMMAND, { stdout: "state=starting\n" }],
+    ]);
+    const started = clock.now();
+    const result = await deploy({ ...request, healthChecks: [], confirmTimeoutSeconds: 10 }, fakeDependencies(host, { clock }).deps);
+    expect(result.healthChecks).toEqual([{ name: "systemd", outcome: "passed", attempts: 31, saw: "still starting after 30 s, no failed unit" }]);
+    expect(clock.now() - started).toBeGreaterThanOrEqual(30_000);
   });
 
   it("runs systemd's check first on a systemd host, and a degraded system names its failed units", async () => {

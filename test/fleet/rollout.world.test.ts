@@ -1,7 +1,7 @@
 import { execFileSync } from "node:child_process";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { appendFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -50,7 +50,12 @@ describe.skipIf(missing("root", "nix", "sshd", "netns", "systemd-targets", "terr
   const unhealthy = new Set<string>();
   const stackDir = () => join(work, "cdktf.out", "stacks", "rollout");
   const env = () => ({ NIX_CONFIG: "substituters =", CHECKPOINT_DISABLE: "1", PATH: `${join(ROOT, "node_modules", ".bin")}:${process.env.PATH}` });
-  const cli = (command: string, ...args: string[]): Promise<CliResult> => cdktfNixos([command, "--project", work, ...args], env());
+  const cli = async (command: string, ...args: string[]): Promise<CliResult> => {
+    const result = await cdktfNixos([command, "--project", work, ...args], env());
+    // ROLLOUT_TRANSCRIPT=FILE keeps what each command printed (the README's transcript comes from there)
+    if (process.env.ROLLOUT_TRANSCRIPT) appendFileSync(process.env.ROLLOUT_TRANSCRIPT, `$ cdktf-nixos ${[command, ...args].join(" ")}\n${result.stderr}${result.stdout}[exit ${result.code}]\n`);
+    return result;
+  };
   const host = (name: Name): TargetHost => world.hosts[NAMES.indexOf(name)]!;
   const running = async (name: Name) => (await host(name).exec("readlink -f /run/current-system")).stdout.trim();
   const web = async (name: Name) => (await host(name).exec("sleep 0.5; systemctl is-active web.service; cat /run/web")).stdout;
