@@ -18,11 +18,10 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { recordTable } from "./results";
-import type { FleetHost } from "../src/fleet/inventory";
-import { DEFAULT_SETTINGS } from "../src/spec/settings";
+import { proxiedFleetHosts, withProxiedFleet } from "./proxied-fleet";
 import { NIXPKGS_LITE } from "../test/harness/fixture";
-import { startLatencyProxy, type LatencyProxy } from "../test/harness/latency-proxy";
-import { cleanupStaleTargets, startTargets, type TargetWorld } from "../test/harness/target-hosts";
+import type { LatencyProxy } from "../test/harness/latency-proxy";
+import { cleanupStaleTargets, type TargetWorld } from "../test/harness/target-hosts";
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
 const HOSTS = Number(process.env.BENCH_HOSTS ?? 8);
@@ -44,36 +43,8 @@ function configuration(i: number): string {
 `;
 }
 
-/** A fresh fleet: empty stores, a latency proxy in front of each host, known_hosts entries for the proxies. */
-async function withFleet<T>(count: number, fn: (world: TargetWorld, proxies: LatencyProxy[], knownHosts: string) => Promise<T>): Promise<T> {
-  const world = await startTargets(count);
-  const proxies: LatencyProxy[] = [];
-  try {
-    for (const host of world.hosts) proxies.push(await startLatencyProxy({ target: { host: host.address, port: host.port }, delayMs: DELAY_MS }));
-    const knownHosts = `${world.knownHostsFile}.proxies`;
-    writeFileSync(knownHosts, world.hosts.map((h, i) => `[127.0.0.1]:${proxies[i].port} ${h.hostKey}\n`).join(""));
-    return await fn(world, proxies, knownHosts);
-  } finally {
-    for (const proxy of proxies) await proxy.close();
-    await world.stop();
-  }
-}
-
-function fleetHosts(dir: string, world: TargetWorld, proxies: LatencyProxy[], knownHosts: string): FleetHost[] {
-  return world.hosts.map((_, i) => ({
-    name: `host${i}`,
-    tags: {},
-    spec: {
-      ...DEFAULT_SETTINGS,
-      id: `bench/host${i}/Deployment`, resource: `terraform_data.host${i}`, host: "127.0.0.1", user: "root", port: proxies[i].port,
-      source: { configuration: join(dir, `host${i}.nix`), nixPath: { nixpkgs: NIXPKGS_LITE } },
-      nixosArgs: {}, nixosArgsAtSynth: {}, drvPath: "", system: "x86_64-linux", action: "switch",
-      sshPrivateKeyFile: world.clientKeyFile, knownHostsFile: knownHosts, acceptNewHostKey: false,
-      useSubstitutes: false, buildOnTarget: false, connectTimeoutSeconds: 10, confirmTimeoutSeconds: 0, tags: {}, sensitiveArgs: [], keys: [],
-    },
-    applied: { created: true, host: "127.0.0.1", moduleArgs: {} },
-  }));
-}
+const withFleet = <T>(count: number, fn: (world: TargetWorld, proxies: LatencyProxy[], knownHosts: string) => Promise<T>) => withProxiedFleet(count, DELAY_MS, fn);
+const fleetHosts = proxiedFleetHosts;
 
 /** CPU time the whole machine spent (every process: ours, sshd and Nix on the targets, the proxies), in seconds. */
 function machineCpuSeconds(): number {

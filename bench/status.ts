@@ -16,16 +16,15 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { recordTable } from "./results";
+import { proxiedFleetHosts, withProxiedFleet } from "./proxied-fleet";
 import { defaultDependencies } from "../src/deploy/default-dependencies";
 import { evaluateFleet } from "../src/nix/fleet-evaluation";
 import { buildFleet } from "../src/nix/fleet-build";
 import { planPush, push } from "../src/fleet/push";
 import { fleetStatus, type StatusReport } from "../src/fleet/status";
 import type { FleetHost } from "../src/fleet/inventory";
-import { DEFAULT_SETTINGS } from "../src/spec/settings";
-import { NIXPKGS_LITE } from "../test/harness/fixture";
-import { startLatencyProxy, type LatencyProxy } from "../test/harness/latency-proxy";
-import { cleanupStaleTargets, startTargets, type TargetWorld } from "../test/harness/target-hosts";
+import type { LatencyProxy } from "../test/harness/latency-proxy";
+import { cleanupStaleTargets, type TargetWorld } from "../test/harness/target-hosts";
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
 const HOSTS = Number(process.env.BENCH_HOSTS ?? 8);
@@ -43,38 +42,15 @@ function configuration(i: number): string {
   return `{ ... }: { networking.hostName = "host${i}"; environment.etc."motd".text = "host ${i}\\n"; system.stateVersion = "25.05"; }\n`;
 }
 
-function fleetHosts(dir: string, world: TargetWorld, proxies: LatencyProxy[], knownHosts: string): FleetHost[] {
-  return world.hosts.map((_, i) => ({
-    name: `host${i}`,
-    tags: {},
-    spec: {
-      ...DEFAULT_SETTINGS,
-      id: `bench/host${i}/Deployment`, resource: `terraform_data.host${i}`, host: "127.0.0.1", port: proxies[i]!.port,
-      source: { configuration: join(dir, `host${i}.nix`), nixPath: { nixpkgs: NIXPKGS_LITE } },
-      nixosArgs: {}, nixosArgsAtSynth: {}, drvPath: "", system: "x86_64-linux",
-      sshPrivateKeyFile: world.clientKeyFile, knownHostsFile: knownHosts, tags: {},
-    },
-    applied: { created: true, host: "127.0.0.1", moduleArgs: {} },
-  }));
-}
-
-/** Hosts with a deployed system, each behind a latency proxy. */
-async function withFleet<T>(dir: string, count: number, fn: (hosts: FleetHost[], world: TargetWorld, proxies: LatencyProxy[]) => Promise<T>): Promise<T> {
-  const world = await startTargets(count);
-  const proxies: LatencyProxy[] = [];
-  try {
-    for (const host of world.hosts) proxies.push(await startLatencyProxy({ target: { host: host.address, port: host.port }, delayMs: DELAY_MS }));
-    const knownHosts = `${world.knownHostsFile}.proxies`;
-    writeFileSync(knownHosts, world.hosts.map((h, i) => `[127.0.0.1]:${proxies[i]!.port} ${h.hostKey}\n`).join(""));
-    const hosts = fleetHosts(dir, world, proxies, knownHosts);
+/** Hosts with a deployed system (one push first), each behind a latency proxy. */
+function withFleet<T>(dir: string, count: number, fn: (hosts: FleetHost[], world: TargetWorld, proxies: LatencyProxy[]) => Promise<T>): Promise<T> {
+  return withProxiedFleet(count, DELAY_MS, async (world, proxies, knownHosts) => {
+    const hosts = proxiedFleetHosts(dir, world, proxies, knownHosts);
     const settings = { parallel: 10, dryRun: false, failFast: false, overrides: {} };
     const pushed = await push(planPush(hosts, settings), settings, { ...defaultDependencies(), buildFleet: (members) => buildFleet(members) });
     if (pushed.exitCode !== 0) throw new Error(`push before status: exit ${pushed.exitCode}`);
-    return await fn(hosts, world, proxies);
-  } finally {
-    for (const proxy of proxies) await proxy.close();
-    await world.stop();
-  }
+    return fn(hosts, world, proxies);
+  });
 }
 
 /** What a script does: one `ssh … readlink -f /run/current-system` per host, host after host. */

@@ -2,7 +2,8 @@
 import { EXIT_CODES } from "../errors";
 import type { HostDependencies } from "../deploy/request";
 import { shellQuote } from "../shell";
-import type { PlannedHost } from "./push";
+import { readyHosts, type PlannedHost } from "./push";
+import { eachAtMost } from "./pool";
 
 export interface ExecOutcome {
   readonly name: string;
@@ -61,31 +62,25 @@ export async function execOnHosts(
     options.onHost?.(outcome);
   };
   for (const host of plan) if (!host.ready) done({ name: host.name, stdout: "", stderr: "", error: `not created: ${host.reason}`, reached: false, durationMs: 0 });
-  const ready = plan.filter((h): h is Extract<PlannedHost, { ready: true }> => h.ready);
-  let next = 0;
-  const worker = async () => {
-    while (next < ready.length) {
-      const host = ready[next++]!;
-      const started = Date.now();
-      let connection;
-      try {
-        connection = await deps.connect(host.request.target);
-      } catch (err) {
-        done({ name: host.name, stdout: "", stderr: "", error: `unreachable: ${(err as Error).message}`, reached: false, durationMs: Date.now() - started });
-        continue;
-      }
-      try {
-        const timeoutMs = options.timeoutSeconds === undefined ? undefined : options.timeoutSeconds * 1000;
-        const result = await connection.run(command, { timeoutMs, maxOutputBytes: EXEC_MAX_OUTPUT_BYTES });
-        done({ name: host.name, exitCode: result.exitCode, stdout: result.stdout, stderr: result.stderr, reached: true, durationMs: Date.now() - started });
-      } catch (err) {
-        done({ name: host.name, stdout: "", stderr: "", error: (err as Error).message, reached: true, durationMs: Date.now() - started });
-      } finally {
-        await connection.close();
-      }
+  await eachAtMost(options.parallel, readyHosts(plan), async (host) => {
+    const started = Date.now();
+    let connection;
+    try {
+      connection = await deps.connect(host.request.target);
+    } catch (err) {
+      done({ name: host.name, stdout: "", stderr: "", error: `unreachable: ${(err as Error).message}`, reached: false, durationMs: Date.now() - started });
+      return;
     }
-  };
-  await Promise.all(Array.from({ length: Math.min(options.parallel, ready.length) }, worker));
+    try {
+      const timeoutMs = options.timeoutSeconds === undefined ? undefined : options.timeoutSeconds * 1000;
+      const result = await connection.run(command, { timeoutMs, maxOutputBytes: EXEC_MAX_OUTPUT_BYTES });
+      done({ name: host.name, exitCode: result.exitCode, stdout: result.stdout, stderr: result.stderr, reached: true, durationMs: Date.now() - started });
+    } catch (err) {
+      done({ name: host.name, stdout: "", stderr: "", error: (err as Error).message, reached: true, durationMs: Date.now() - started });
+    } finally {
+      await connection.close();
+    }
+  });
   const hosts = plan.map((h) => outcomes.get(h.name)!);
   return { hosts, exitCode: execExitCode(hosts) };
 }

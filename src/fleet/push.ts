@@ -21,6 +21,7 @@ import { deployRequestOf } from "../spec/request";
 import type { SettingOverrides } from "../spec/settings";
 import type { ResolvedHealthCheck } from "../spec/health-check";
 import { rollbackHost } from "../deploy/rollback";
+import { eachAtMost } from "./pool";
 import { NO_WAVES, byName, inWaves, planWaves, waveCapacity, type WaveOptions } from "./waves";
 
 export interface PushSettings {
@@ -166,15 +167,7 @@ export interface PushDependencies extends HostDependencies {
 export async function push(plan: readonly PlannedHost[], settings: PushSettings, deps: PushDependencies, onEvent: (event: PushEvent) => void = () => undefined): Promise<PushReport> {
   const started = Date.now();
   const waves = settings.waves ?? NO_WAVES;
-  const outcomes = new Map<string, HostOutcome>();
-  const finish = (outcome: HostOutcome) => {
-    outcomes.set(outcome.name, outcome);
-    onEvent({ type: "host-done", outcome });
-  };
-  for (const host of plan) {
-    if (!host.ready) finish({ name: host.name, status: "not-created", reason: host.reason, durationMs: 0, exitCode: EXIT_CODES.connect });
-  }
-  const ready = plan.filter((host): host is Extract<PlannedHost, { ready: true }> => host.ready);
+  const { outcomes, finish, ready } = recordOutcomes(plan, onEvent);
   let buildMs = 0;
   let halted: string | undefined;
   let dryRunWaves: string[][] | undefined;
@@ -211,7 +204,7 @@ export async function push(plan: readonly PlannedHost[], settings: PushSettings,
 
     if (settings.dryRun) {
       // a dry run changes nothing, so every host is previewed; the waves are those of the hosts that would change
-      await eachAtMost(settings.parallel, deployable, () => false, async (item) => finish(await deployOne(item, undefined)), () => undefined);
+      await eachAtMost(settings.parallel, deployable, async (item) => finish(await deployOne(item, undefined)));
       if (inWaves(waves)) {
         dryRunWaves = planWaves(deployable.map((d) => d.host.name).filter((name) => outcomes.get(name)?.status === "would-deploy"), deployable.length, waves);
         dryRunWaves.forEach((names, i) => names.forEach((name) => outcomes.set(name, { ...outcomes.get(name)!, wave: i + 1 })));
@@ -246,7 +239,7 @@ export async function push(plan: readonly PlannedHost[], settings: PushSettings,
       if (halted !== undefined) onEvent({ type: "halted", reason: halted });
       if (halted !== undefined && inWaves(waves) && waves.rollbackCompletedOnFailure) {
         const completed = deployable.filter(({ host }) => outcomes.get(host.name)?.status === "deployed");
-        await eachAtMost(settings.parallel, completed, () => false, async ({ host }) => finish(await rollBackCompleted(host, outcomes.get(host.name)!, deps, onEvent)), () => undefined);
+        await eachAtMost(settings.parallel, completed, async ({ host }) => finish(await rollBackCompleted(host, outcomes.get(host.name)!, deps, onEvent)));
       }
     }
   }
@@ -255,6 +248,25 @@ export async function push(plan: readonly PlannedHost[], settings: PushSettings,
     dryRun: settings.dryRun, hosts, exitCode: worstExitCode(hosts.map((h) => h.exitCode)), durationMs: Date.now() - started, buildMs,
     ...(halted !== undefined ? { halted } : {}), ...(dryRunWaves !== undefined ? { waves: dryRunWaves } : {}),
   };
+}
+
+/** A plan's outcomes as they come (each also told to `onEvent`), starting with its hosts not created; and its ready hosts. */
+export function recordOutcomes(plan: readonly PlannedHost[], onEvent: (event: PushEvent) => void) {
+  const outcomes = new Map<string, HostOutcome>();
+  const finish = (outcome: HostOutcome) => {
+    outcomes.set(outcome.name, outcome);
+    onEvent({ type: "host-done", outcome });
+  };
+  for (const host of plan) {
+    if (!host.ready) finish({ name: host.name, status: "not-created", reason: host.reason, durationMs: 0, exitCode: EXIT_CODES.connect });
+  }
+  return { outcomes, finish, ready: readyHosts(plan) };
+}
+
+export type ReadyHost = Extract<PlannedHost, { ready: true }>;
+
+export function readyHosts(plan: readonly PlannedHost[]): ReadyHost[] {
+  return plan.filter((host): host is ReadyHost => host.ready);
 }
 
 type Deployable = { readonly host: Extract<PlannedHost, { ready: true }>; readonly system: Extract<FleetBuildResult, { ok: true }>["system"] };
@@ -274,19 +286,6 @@ async function rollBackCompleted(host: Deployable["host"], outcome: HostOutcome,
     const error = err instanceof DeployError ? err : new ConnectError(`${host.name}: ${(err as Error).message}`, { cause: err });
     return { ...outcome, status: "failed", error, reason: `rolling back to generation ${before} failed`, rollback: { error }, exitCode: exitCodeOf(error) };
   }
-}
-
-/** Runs `work` for each item with at most `limit` at a time; once `stop()` holds, the rest go to `skip`. */
-async function eachAtMost<T>(limit: number, items: readonly T[], stop: () => boolean, work: (item: T) => Promise<void>, skip: (item: T) => void): Promise<void> {
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) {
-      const item = items[next++];
-      if (stop()) skip(item);
-      else await work(item);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
 }
 
 /** What a push is asked to do, as its command line says it. */

@@ -7,7 +7,8 @@ import { withDeadline } from "../deploy/clock";
 import { SYSTEM_CLOCK } from "../deploy/clock";
 import { evaluateFleet as evaluateFleetWithNix, type EvaluatedSystem, type FleetMember } from "../nix/fleet-evaluation";
 import { isUpToDate, type Action } from "../spec/goal";
-import type { PlannedHost } from "./push";
+import { readyHosts, type PlannedHost } from "./push";
+import { eachAtMost } from "./pool";
 
 /** A host's state against the stack, as `status` reports it (and its `--json` writes it). */
 export type FleetHostState =
@@ -126,7 +127,7 @@ export interface StatusDependencies extends Pick<HostDependencies, "connect" | "
  * `unreachable`.
  */
 export async function fleetStatus(plan: readonly PlannedHost[], deps: StatusDependencies, options: { readonly parallel: number; readonly onHost?: (host: HostStatusReport) => void }): Promise<StatusReport> {
-  const ready = plan.filter((h): h is Extract<PlannedHost, { ready: true }> => h.ready);
+  const ready = readyHosts(plan);
   const declared = ready.length === 0 ? new Map<string, EvaluatedSystem>() : (deps.evaluateFleet ?? evaluateFleetWithNix)(ready.map((h) => h.build));
   const clock = deps.clock ?? SYSTEM_CLOCK;
   const reports = new Map<string, HostStatusReport>();
@@ -135,36 +136,31 @@ export async function fleetStatus(plan: readonly PlannedHost[], deps: StatusDepe
     options.onHost?.(report);
   };
   for (const host of plan) if (!host.ready) done({ name: host.name, state: "not-created", failedUnits: [], reason: host.reason });
-  let next = 0;
-  const worker = async () => {
-    while (next < ready.length) {
-      const host = ready[next++]!;
-      const declaredSystem = declared.get(host.name)?.outPath;
-      const replyMs = (host.request.replyTimeoutSeconds ?? 60) * 1000;
+  await eachAtMost(options.parallel, ready, async (host) => {
+    const declaredSystem = declared.get(host.name)?.outPath;
+    const replyMs = (host.request.replyTimeoutSeconds ?? 60) * 1000;
+    try {
+      const connection = await deps.connect(host.request.target);
       try {
-        const connection = await deps.connect(host.request.target);
-        try {
-          const result = await withDeadline(clock, connection.run(STATUS_COMMAND, { timeoutMs: replyMs, maxOutputBytes: 256 * 1024 }), replyMs);
-          const read = parseStatusOutput(result.stdout);
-          done({
-            name: host.name,
-            state: classifyHost(host.request.action ?? "switch", declaredSystem ?? "", read.target),
-            declaredSystem,
-            runningSystem: read.target.currentSystem,
-            bootSystem: read.target.profileSystem,
-            generation: read.target.profileGeneration,
-            failedUnits: read.failedUnits,
-            ...(read.lastActivation !== undefined ? { lastActivation: read.lastActivation } : {}),
-          });
-        } finally {
-          await connection.close();
-        }
-      } catch (err) {
-        done({ name: host.name, state: "unreachable", declaredSystem, failedUnits: [], reason: (err as Error).message });
+        const result = await withDeadline(clock, connection.run(STATUS_COMMAND, { timeoutMs: replyMs, maxOutputBytes: 256 * 1024 }), replyMs);
+        const read = parseStatusOutput(result.stdout);
+        done({
+          name: host.name,
+          state: classifyHost(host.request.action ?? "switch", declaredSystem ?? "", read.target),
+          declaredSystem,
+          runningSystem: read.target.currentSystem,
+          bootSystem: read.target.profileSystem,
+          generation: read.target.profileGeneration,
+          failedUnits: read.failedUnits,
+          ...(read.lastActivation !== undefined ? { lastActivation: read.lastActivation } : {}),
+        });
+      } finally {
+        await connection.close();
       }
+    } catch (err) {
+      done({ name: host.name, state: "unreachable", declaredSystem, failedUnits: [], reason: (err as Error).message });
     }
-  };
-  await Promise.all(Array.from({ length: Math.min(options.parallel, ready.length) }, worker));
+  });
   const hosts = plan.map((h) => reports.get(h.name)!);
   return { hosts, exitCode: statusExitCode(hosts) };
 }
