@@ -18,6 +18,8 @@ export interface HealthPlan {
   readonly systemd: "check" | "skipped" | "off";
   /** Failed units were accepted (acceptFailedUnits): a degraded system passes the systemd check. */
   readonly acceptFailedUnits: boolean;
+  /** How long the systemd check waits for a host still starting units before judging it by its failed units. */
+  readonly systemdSettleSeconds: number;
 }
 
 /** How reports name systemd's own check. */
@@ -40,12 +42,18 @@ export function healthPlanOf(
   if (checks.length === 0 && (request.confirmTimeoutSeconds ?? 0) <= 0) return undefined;
   const systemd = request.systemdHealthCheck === false ? "off" : host.systemd ? "check" : "skipped";
   if (checks.length === 0 && systemd === "off") return undefined;
-  return { checks, systemd, acceptFailedUnits: request.acceptFailedUnits === true };
+  // systemd's check alone must not stretch the magic rollback window the user chose: it waits for a starting host
+  // within half of it; next to user checks (which get a window of their own) it waits its full time
+  const systemdSettleSeconds = checks.length > 0 ? SYSTEMD_CHECK_TIMEOUT_SECONDS : Math.min(SYSTEMD_CHECK_TIMEOUT_SECONDS, (request.confirmTimeoutSeconds ?? 0) / 2);
+  return { checks, systemd, acceptFailedUnits: request.acceptFailedUnits === true, systemdSettleSeconds };
 }
 
-/** The longest a plan's checks take (0 without a plan): the part of the confirmation window they get. */
+/**
+ * The longest a plan's checks take (0 without a plan): the part of the confirmation window they get. Only a plan
+ * with user checks gets any: systemd's check alone runs within the confirmation timeout.
+ */
 export function healthPlanSeconds(plan: HealthPlan | undefined): number {
-  return plan === undefined ? 0 : healthCheckBudgetSeconds(plan.checks, plan.systemd === "check");
+  return plan === undefined || plan.checks.length === 0 ? 0 : healthCheckBudgetSeconds(plan.checks, plan.systemd === "check");
 }
 
 export type { HealthCheckResult };
@@ -160,9 +168,10 @@ export async function runHealthChecks(plan: HealthPlan, context: HealthRunContex
 
 async function runSystemdCheck(plan: HealthPlan, context: HealthRunContext): Promise<HealthCheckResult> {
   const { host, clock } = context;
-  const deadline = clock.now() + SYSTEMD_CHECK_TIMEOUT_SECONDS * 1000;
+  const settleMs = plan.systemdSettleSeconds * 1000;
+  const deadline = clock.now() + settleMs;
   for (let attempts = 1; ; attempts++) {
-    const result = await withDeadline(clock, host.run(SYSTEMD_HEALTH_COMMAND, { maxOutputBytes: CHECK_OUTPUT_BYTES }), SYSTEMD_CHECK_TIMEOUT_SECONDS * 1000)
+    const result = await withDeadline(clock, host.run(SYSTEMD_HEALTH_COMMAND, { maxOutputBytes: CHECK_OUTPUT_BYTES }), Math.max(settleMs, 5000))
       .catch((err: Error) => err);
     const verdict = result instanceof Error ? { ok: false, saw: `could not ask systemd: ${result.message}` } : evaluateSystemd(result.stdout, plan.acceptFailedUnits);
     const waiting = "wait" in verdict && verdict.wait === true;
@@ -171,7 +180,7 @@ async function runSystemdCheck(plan: HealthPlan, context: HealthRunContext): Pro
       // a host still booting (a new instance deployed right away) may start units for minutes: judged by its failed
       // units alone once the wait is over
       const ok = verdict.ok || (waiting && (failedUnits === undefined || failedUnits.length === 0));
-      const saw = waiting ? `still ${verdict.saw} after ${SYSTEMD_CHECK_TIMEOUT_SECONDS} s${ok ? ", no failed unit" : ""}` : verdict.saw;
+      const saw = waiting ? `still ${verdict.saw} after ${plan.systemdSettleSeconds} s${ok ? ", no failed unit" : ""}` : verdict.saw;
       return { name: SYSTEMD_CHECK_NAME, outcome: ok ? "passed" : "failed", attempts, saw, ...(failedUnits !== undefined ? { failedUnits } : {}) };
     }
     await sleep(clock, 1000);
