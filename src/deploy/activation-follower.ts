@@ -216,7 +216,7 @@ async function confirm(
   health: HealthPlan | undefined,
 ): Promise<HealthCheckResult[] | undefined> {
   const { timeoutSeconds, command } = plan.confirm!;
-  emit({ type: "phase", phase: health === undefined ? "confirm" : "health", detail: `within ${timeoutSeconds} s` });
+  emit({ type: "phase", phase: health === undefined ? "confirm" : "health", detail: health === undefined ? `within ${timeoutSeconds} s` : `then confirm, within ${timeoutSeconds} s` });
   let confirmation: Host;
   try {
     // The target's countdown started when activation ended, no later than now; confirming still needs a round trip

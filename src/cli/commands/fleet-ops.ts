@@ -114,7 +114,8 @@ export function registerFleetCommands(program: Command, output: Output, dependen
 
 function statusTable(report: StatusReport): string {
   const table = new Table({ head: ["host", "state", "generation", "running", "declared", "failed units", "last activation"], style: { head: [], border: [] } });
-  const short = (path: string | undefined) => path?.replace(/^\/nix\/store\/[0-9a-z]{32}-/, "") ?? "";
+  // the hash's start stays: two systems of one host differ there, not in their names
+  const short = (path: string | undefined) => path?.replace(/^\/nix\/store\/([0-9a-z]{8})[0-9a-z]{24}-/, "$1…-") ?? "";
   for (const host of report.hosts) {
     table.push([
       host.name,
