@@ -65,7 +65,8 @@ export const STATUS_EXIT_CODES = {
 
 /** Pure: a reached host's state from what it runs and boots, against the declared system and the deployment's action. */
 export function classifyHost(action: Action, declared: string, host: Pick<TargetSystem, "currentSystem" | "profileSystem">): FleetHostState {
-  if (isUpToDate(action, host, declared)) return "up-to-date";
+  // a dry-activate deployment never makes the host anything: whether it runs the declared system is judged as for switch
+  if (isUpToDate(action === "dry-activate" ? "switch" : action, host, declared)) return "up-to-date";
   if (host.profileSystem === declared && host.currentSystem !== declared) return "pending";
   return "drifted";
 }

@@ -16,6 +16,8 @@ describe("status classification", () => {
     ["boot", A, B, "drifted"],
     ["test", A, B, "up-to-date"],
     ["test", B, A, "pending"],
+    ["dry-activate", A, A, "up-to-date"],
+    ["dry-activate", B, B, "drifted"],
   ] as const)("%s: running %s, booting %s", (action, running, boot, state) => {
     expect(classifyHost(action, A, { currentSystem: running, profileSystem: boot })).toBe(state);
   });
