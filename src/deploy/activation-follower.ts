@@ -13,6 +13,9 @@ import { sleep, withDeadline, type Clock } from "./clock";
 import type { ActivationReport, BuiltDeployRequest, DeployEvent } from "./request";
 import { TargetSession, Unreachable } from "./target-session";
 
+/** How many reads of the state files in a row may end without their exit status 0 before the state counts as unknown. */
+const INCOMPLETE_READS = 5;
+
 /**
  * Every deadline of following one activation, from its plan and request: one pure function, so the deadlines that
  * interact (lock, activation, confirmation, reconnecting, each read) are decided and tested in one place.
@@ -65,9 +68,18 @@ export async function activate(
   const previous = plan.rollbackTo ?? "its previous system";
 
   const readState = async (phaseDeadline: number) => {
-    const state = parseActivationState((await session.read(plan.readState, {
-      readBoundMs, reconnectUntil: () => deadlines.reconnectUntil(phaseDeadline, clock.now()),
-    })).stdout);
+    let read = await session.read(plan.readState, { readBoundMs, reconnectUntil: () => deadlines.reconnectUntil(phaseDeadline, clock.now()) });
+    // the read ends with `true`: another exit status (a signal) means its output may stop anywhere — read again
+    for (let tries = 1; read.exitCode !== 0; tries++) {
+      if (tries >= INCOMPLETE_READS) {
+        throw new HostStateUnknownError(`the state files of ${what} could not be read (exit ${read.exitCode}, ${tries} times)`, {
+          command: plan.readState, stderr: read.stderr, hint: `read ${plan.logFile} on ${name}`,
+        });
+      }
+      await sleep(clock, deadlines.pollMs);
+      read = await session.read(plan.readState, { readBoundMs, reconnectUntil: () => deadlines.reconnectUntil(phaseDeadline, clock.now()) });
+    }
+    const state = parseActivationState(read.stdout);
     if (state.garbled.length > 0) {
       throw new HostStateUnknownError(`the state files of ${what} hold what no activation writes (${state.garbled.join(", ")}); ` +
         "what the host did cannot be told from them", { hint: `look at ${ACTIVATION_DIR} on ${name}: who else writes there?` });
@@ -76,6 +88,7 @@ export async function activate(
   };
   let lockReported = false;
   let seenRunning = false;
+  let goneOnce = false;
   let last: ActivationState | undefined;
   /**
    * Polls the state files until `until` holds (the state), or says why it stopped short: the deadline passed, the
@@ -93,7 +106,11 @@ export async function activate(
       const rebooted = inspected.bootId !== undefined && state.bootId !== undefined && state.bootId !== inspected.bootId;
       if (state.running && !rebooted) seenRunning = true;
       else if (seenRunning || rebooted) return "restarted";
-      if (state.running && !state.alive && !state.done) return "script-gone";
+      // gone only when two reads in a row say so: one read can race the script's own last steps
+      if (state.running && !state.alive && !state.done) {
+        if (goneOnce) return "script-gone";
+        goneOnce = true;
+      } else goneOnce = false;
       if (clock.now() >= deadline) return timeout;
       await sleep(clock, Math.min(deadlines.pollMs, Math.max(deadline - clock.now(), 0)));
     }
@@ -307,9 +324,12 @@ async function reject(
   let state: ActivationState | undefined;
   for (const deadline = clock.now() + activationMs; clock.now() < deadline; await sleep(clock, deadlines.pollMs)) {
     const read = await withDeadline(clock, host.run(plan.readState), deadlines.readBoundMs).catch(() => undefined);
-    state = read === undefined ? state : parseActivationState(read.stdout);
-    // done, or its script gone (nothing will roll back any more)
-    if (state !== undefined && (state.done || (state.running && !state.alive))) break;
+    const complete = read !== undefined && read.exitCode === 0;
+    const gone = (s: ActivationState | undefined) => s !== undefined && s.running && !s.alive && !s.done;
+    const previous = state;
+    state = complete ? parseActivationState(read.stdout) : state;
+    // done, or its script gone (two reads in a row: nothing will roll back any more)
+    if (complete && state !== undefined && (state.done || (gone(state) && gone(previous)))) break;
   }
   const rolledBack = state?.rolledBack;
   if (rolledBack?.kind === "exited" && rolledBack.code === 0) {

@@ -419,3 +419,25 @@ describe("confirmed activation (magic rollback) over the Host seam", () => {
     expect(host.log.some((c) => CONFIRM.test(c))).toBe(false);
   });
 });
+
+describe("reading the activation's state files", () => {
+  it("reads again when a read ends without its exit status 0 (its output may stop anywhere), instead of calling the script gone", async () => {
+    const host = healthyHost([[READ_STATE, states(
+      { stdout: activationState() },
+      // killed mid-read: "running" printed, "alive" not yet
+      { exitCode: 143, stdout: "started profile=system-4-link current=x profileSystem=x\nrunning\n" },
+      { stdout: activationState({ status: "0", done: true }) },
+    )]]);
+    const result = await deploy(request, fakeDependencies(host).deps);
+    expect(result).toMatchObject({ newSystem: NEW, newGeneration: 5 });
+  });
+
+  it("calls the script gone only when two reads in a row say so", async () => {
+    const gone = { stdout: activationState({ alive: false }) };
+    const blip = healthyHost([[READ_STATE, states({ stdout: activationState() }, gone, { stdout: activationState({ status: "0", done: true }) })]]);
+    expect(await deploy(request, fakeDependencies(blip).deps)).toMatchObject({ newGeneration: 5 });
+    const dead = healthyHost([[READ_STATE, states({ stdout: activationState() }, gone, gone)]]);
+    const err = await failure(deploy(request, fakeDependencies(dead).deps));
+    expect([exitCodeOf(err), err.message]).toEqual([10, `the activation script of 'switch' of ${NEW} on root@198.51.100.7:22 stopped before it finished (was it killed, or its unit stopped?)`]);
+  });
+});

@@ -408,7 +408,7 @@ describe.skipIf(missing("root", "nix", "sshd", "netns", "systemd-targets")).each
       } } } };
       const bad = (await buildSystem({ config: broken })).toplevel;
       const result = await cdktfNixos(["deploy", ...args(), "--toplevel", bad, "--json"]);
-      expect(result.code).toBe(EXIT_CODES.activate);
+      expect(result.code, result.stderr).toBe(EXIT_CODES.activate);
       expect(result.stderr).toContain("exited with code 4 (units failed: web.service); ");
       expect(result.stderr).toContain(`was rolled back to ${good}`);
       expect(result.stderr).toContain("failed units: web.service");
