@@ -116,15 +116,19 @@ export interface ActivationState {
 export function readStateCommand(id: string): string {
   const file = (name: StateFileName) => stateFile(id, name);
   return [
+    // done is looked at first and said last: the script writes every file before it touches done, so "done" means
+    // the files read after it are final (read the other way round, a script that wrote rolled-back and touched done
+    // between the reads looked done with no rollback outcome). One that ends during the read looks gone, not done, to
+    // that one read: the follower believes "gone" only when two reads in a row say it.
+    `d=; [ -e ${file("done")} ] && d=1`,
     `for f in ${READ_FILES.join(" ")}; do [ -s ${stateFile(id, "$f" as StateFileName)} ] && echo "$f $(head -c ${STATE_LINE_BYTES} ${stateFile(id, "$f" as StateFileName)} | head -n 1)"; done`,
-    // running, then alive, then done: the script writes its pid file before its log, so once the log was seen the
-    // pid file can tell whether it runs (read the other way round, a script just starting looked gone); and one that
-    // exits right between the reads has touched done first
+    // running, then alive: the script writes its pid file before its log, so once the log was seen the pid file can
+    // tell whether it runs (read the other way round, a script just starting looked gone)
     `[ -e ${file("log")} ] && echo running`,
     `${scriptAliveTest(`${ACTIVATION_DIR}/${id}`)} && echo alive`,
     `echo boot ${BOOT_ID}`,
     `[ -d ${file("decided")} ] && echo decided`,
-    `[ -e ${file("done")} ] && echo done`,
+    `[ -n "$d" ] && echo done`,
     "true",
   ].join("; ");
 }

@@ -178,6 +178,8 @@ describe("the activation script", () => {
 describe("activation state", () => {
   it("is read from the state files, and parsed whatever has been written so far", () => {
     expect(readStateCommand("abc")).toBe(
+      // done first: the script touches it after writing every file, so the files read after seeing it are final
+      "d=; [ -e /run/cdktf-nixos/abc.done ] && d=1; " +
       `for f in lock-wait started after status failed-units rolled-back; do [ -s /run/cdktf-nixos/abc.$f ] && echo "$f $(head -c 4096 /run/cdktf-nixos/abc.$f | head -n 1)"; done; ` +
         // running before alive: the pid file is written before the log, so a script seen running can be told alive
         "[ -e /run/cdktf-nixos/abc.log ] && echo running; " +
@@ -185,7 +187,7 @@ describe("activation state", () => {
         // which boot of the host this is: a restart mid-activation is told by it, whenever the state was last seen
         `echo boot $(cat /proc/sys/kernel/random/boot_id 2>/dev/null)-$(cut -d' ' -f22 /proc/1/stat 2>/dev/null); ` +
         "[ -d /run/cdktf-nixos/abc.decided ] && echo decided; " +
-        "[ -e /run/cdktf-nixos/abc.done ] && echo done; true",
+        '[ -n "$d" ] && echo done; true',
     );
     expect(parseActivationState("")).toEqual({ running: false, decided: false, done: false, alive: false, before: undefined, after: undefined, bootId: undefined, garbled: [] });
     expect(parseActivationState("boot 0b1c2d3e-aaaa-bbbb-cccc-0123456789ab-4242\n").bootId).toBe("0b1c2d3e-aaaa-bbbb-cccc-0123456789ab-4242");

@@ -355,7 +355,7 @@ describe("confirmed activation (magic rollback) over the Host seam", () => {
     const result = await deploy(confirmed, fakeDependencies(host).deps);
     expect(host.reconnects).toBe(1);
     expect(host.log[3]).toMatch(START);
-    expect(host.log.slice(4).map((c) => c.replace(/[0-9a-f]{12}/g, "ID").replace(/^for f in .*/, "READ_STATE"))).toEqual([
+    expect(host.log.slice(4).map((c) => c.replace(/[0-9a-f]{12}/g, "ID").replace(/^d=; .*/, "READ_STATE"))).toEqual([
       "READ_STATE",
       "READ_STATE",
       "reconnect",
