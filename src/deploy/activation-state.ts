@@ -68,6 +68,19 @@ export type RecordedState = Pick<TargetSystem, "currentSystem" | "profileGenerat
 /** How many journal lines per failed unit the script records, and how many failed units at most. */
 export const JOURNAL_LINES_PER_UNIT = 10;
 export const FAILED_UNITS_RECORDED = 20;
+/**
+ * The host's failed units, one name per line: our own activation units aside, only what a unit name can be, at most
+ * FAILED_UNITS_RECORDED. The one listing the activation script, the systemd health check and `status` run.
+ */
+export function failedUnitsCommand(options: { readonly servicesOnly?: boolean } = {}): string {
+  return `systemctl list-units --failed --plain --no-legend${options.servicesOnly === true ? " --type=service" : ""} 2>/dev/null | awk '{ print $1 }' | ` +
+    `grep -v '^cdktf-nixos-activation-' | grep -E '^[A-Za-z0-9@._:-]{1,256}$' | head -n ${FAILED_UNITS_RECORDED}`;
+}
+
+/** `== UNIT` and the last journal lines of the unit named in `$u`: what parseJournal reads. */
+export const UNIT_JOURNAL_COMMAND =
+  `echo "== $u"; journalctl -u "$u" -n ${JOURNAL_LINES_PER_UNIT} --no-pager -o cat 2>/dev/null | cut -c1-300 | tail -n ${JOURNAL_LINES_PER_UNIT}`;
+
 /** The journal file is read as its last this many bytes. */
 export const JOURNAL_TAIL_BYTES = 16 * 1024;
 

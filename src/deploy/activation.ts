@@ -4,7 +4,7 @@ import { ACTIVATION_DIR, SYSTEM_PROFILE, scriptAliveTest, type TargetSystem } fr
 import { SAFE_DIR_FUNCTION } from "./safe-dir";
 import { CHECKED_CONFIRM_SECONDS } from "../spec/health-check";
 import {
-  FAILED_UNITS_RECORDED, JOURNAL_LINES_PER_UNIT, JOURNAL_TAIL_BYTES, STATE_LINE_BYTES, STATUS_WORDS, readStateCommand, stateFile,
+  JOURNAL_TAIL_BYTES, STATE_LINE_BYTES, STATUS_WORDS, UNIT_JOURNAL_COMMAND, failedUnitsCommand, readStateCommand, stateFile,
   type StateFileName,
 } from "./activation-state";
 
@@ -115,10 +115,8 @@ export function keptExitCodes(acceptFailedUnits: boolean | undefined): readonly 
  */
 function recordFailedUnitsCommand(f: (name: StateFileName) => string): string {
   return [
-    "failed=$(systemctl list-units --failed --plain --no-legend --type=service 2>/dev/null | awk '{ print $1 }' | " +
-      `grep -v '^cdktf-nixos-activation-' | grep -E '^[A-Za-z0-9@._:-]{1,256}$' | head -n ${FAILED_UNITS_RECORDED} | tr '\\n' ' ' | sed 's/ $//')`,
-    `if [ -n "$failed" ]; then echo "$failed" >${f("failed-units")}; ` +
-      `for u in $failed; do echo "== $u"; journalctl -u "$u" -n ${JOURNAL_LINES_PER_UNIT} --no-pager -o cat 2>/dev/null | cut -c1-300 | tail -n ${JOURNAL_LINES_PER_UNIT}; done >${f("journal")}; fi`,
+    `failed=$(${failedUnitsCommand({ servicesOnly: true })} | tr '\\n' ' ' | sed 's/ $//')`,
+    `if [ -n "$failed" ]; then echo "$failed" >${f("failed-units")}; for u in $failed; do ${UNIT_JOURNAL_COMMAND}; done >${f("journal")}; fi`,
   ].join("\n");
 }
 

@@ -7,7 +7,7 @@ import type { FailedUnit, HealthCheckResult } from "../errors";
 import { shellQuote } from "../shell";
 import { mayConfirm, type Action } from "../spec/goal";
 import { HealthCheckFrom, SYSTEMD_CHECK_TIMEOUT_SECONDS, healthCheckBudgetSeconds, type ResolvedHealthCheck } from "../spec/health-check";
-import { parseJournal, FAILED_UNITS_RECORDED, JOURNAL_LINES_PER_UNIT } from "./activation-state";
+import { UNIT_JOURNAL_COMMAND, failedUnitsCommand, parseJournal } from "./activation-state";
 import { sleep, withDeadline, type Clock } from "./clock";
 import type { Host, RunResult } from "./host";
 
@@ -115,9 +115,7 @@ export function evaluateHttp(check: ResolvedHealthCheck, answer: HttpAnswer | Er
  */
 export const SYSTEMD_HEALTH_COMMAND = [
   "echo \"state=$(systemctl is-system-running 2>/dev/null)\"",
-  "systemctl list-units --failed --plain --no-legend 2>/dev/null | awk '{ print $1 }' | grep -v '^cdktf-nixos-activation-' | " +
-    `grep -E '^[A-Za-z0-9@._:\\\\-]{1,256}$' | head -n ${FAILED_UNITS_RECORDED} | while read -r u; do echo "== $u"; ` +
-    `journalctl -u "$u" -n ${JOURNAL_LINES_PER_UNIT} --no-pager -o cat 2>/dev/null | cut -c1-300 | tail -n ${JOURNAL_LINES_PER_UNIT}; done`,
+  `${failedUnitsCommand()} | while read -r u; do ${UNIT_JOURNAL_COMMAND}; done`,
 ].join("; ");
 
 /** systemd's states a host passes in, and those it may pass through while it still starts units. */

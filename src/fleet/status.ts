@@ -2,6 +2,7 @@
 import { EXIT_CODES } from "../errors";
 import { LAST_ACTIVATION_FILE } from "../deploy/activation";
 import { INSPECT_COMMAND, parseInspection, type TargetSystem } from "../deploy/inspection";
+import { failedUnitsCommand } from "../deploy/activation-state";
 import type { HostDependencies } from "../deploy/request";
 import { withDeadline } from "../deploy/clock";
 import { SYSTEM_CLOCK } from "../deploy/clock";
@@ -82,7 +83,7 @@ const SECTION = "--cdktf-nixos-status--";
 export const STATUS_COMMAND = [
   INSPECT_COMMAND,
   `echo ${SECTION}`,
-  "echo \"failed $(systemctl list-units --failed --plain --no-legend 2>/dev/null | awk '{ print $1 }' | head -n 20 | tr '\\n' ' ')\"",
+  `echo "failed $(${failedUnitsCommand()} | tr '\\n' ' ')"`,
   `echo "last $(head -c 1024 ${LAST_ACTIVATION_FILE} 2>/dev/null | head -n 1)"`,
 ].join("; ");
 
