@@ -67,24 +67,25 @@ export async function activate(
   const what = `'${plan.action}' of ${plan.toplevel} on ${name}`;
   const previous = plan.rollbackTo ?? "its previous system";
 
-  const readState = async (phaseDeadline: number) => {
-    let read = await session.read(plan.readState, { readBoundMs, reconnectUntil: () => deadlines.reconnectUntil(phaseDeadline, clock.now()) });
-    // the read ends with `true`: another exit status (a signal) means its output may stop anywhere — read again
-    for (let tries = 1; read.exitCode !== 0; tries++) {
+  const readState = async (phaseDeadline: number): Promise<ActivationState> => {
+    for (let tries = 1; ; tries++) {
+      const read = await session.read(plan.readState, { readBoundMs, reconnectUntil: () => deadlines.reconnectUntil(phaseDeadline, clock.now()) });
+      if (read.exitCode === 0) {
+        const state = parseActivationState(read.stdout);
+        if (state.garbled.length > 0) {
+          throw new HostStateUnknownError(`the state files of ${what} hold what no activation writes (${state.garbled.join(", ")}); ` +
+            "what the host did cannot be told from them", { hint: `look at ${ACTIVATION_DIR} on ${name}: who else writes there?` });
+        }
+        return state;
+      }
+      // the read ends with `true`: another exit status (a signal) means its output may stop anywhere — read again
       if (tries >= INCOMPLETE_READS) {
         throw new HostStateUnknownError(`the state files of ${what} could not be read (exit ${read.exitCode}, ${tries} times)`, {
           command: plan.readState, stderr: read.stderr, hint: `read ${plan.logFile} on ${name}`,
         });
       }
       await sleep(clock, deadlines.pollMs);
-      read = await session.read(plan.readState, { readBoundMs, reconnectUntil: () => deadlines.reconnectUntil(phaseDeadline, clock.now()) });
     }
-    const state = parseActivationState(read.stdout);
-    if (state.garbled.length > 0) {
-      throw new HostStateUnknownError(`the state files of ${what} hold what no activation writes (${state.garbled.join(", ")}); ` +
-        "what the host did cannot be told from them", { hint: `look at ${ACTIVATION_DIR} on ${name}: who else writes there?` });
-    }
-    return state;
   };
   let lockReported = false;
   let seenRunning = false;
@@ -115,6 +116,8 @@ export async function activate(
       await sleep(clock, Math.min(deadlines.pollMs, Math.max(deadline - clock.now(), 0)));
     }
   };
+  /** Follows the script's own rollback (after a rejected confirmation) to its end, or says why it stopped short. */
+  const followRollback = async () => ({ stopped: await waitFor((s) => s.done, clock.now() + activationMs, "rollback-timeout"), state: last });
   /** Best effort: what the host runs now, for the report. */
   const hostState = async (): Promise<TargetSystem | undefined> => {
     const result = await session.read(INSPECT_COMMAND, { readBoundMs, reconnectUntil: () => clock.now() + readBoundMs }).catch(() => undefined);
@@ -151,7 +154,7 @@ export async function activate(
     // Confirm over a new connection first (proof that the new system still lets us in): the host counts down.
     let healthChecks: HealthCheckResult[] | undefined;
     if (stopped === undefined && last?.status?.kind === "exited" && plan.keptExitCodes.includes(last.status.code) && plan.confirm !== undefined) {
-      healthChecks = await confirm(session, plan, what, previousSystem(plan, last), activationMs, emit, clock, deadlines, health);
+      healthChecks = await confirm(session, plan, what, previousSystem(plan, last), activationMs, emit, clock, deadlines, health, followRollback);
     }
     const needed = factsNeeded(last, stopped, plan);
     const hostNow = needed.hostNow ? await hostState() : undefined;
@@ -231,6 +234,7 @@ async function confirm(
   clock: Clock,
   deadlines: ReturnType<typeof activationDeadlines>,
   health: HealthPlan | undefined,
+  followRollback: () => Promise<{ stopped: ActivationFacts["stopped"]; state: ActivationState | undefined }>,
 ): Promise<HealthCheckResult[] | undefined> {
   const { timeoutSeconds, command } = plan.confirm!;
   emit({ type: "phase", phase: health === undefined ? "confirm" : "health", detail: health === undefined ? `within ${timeoutSeconds} s` : `then confirm, within ${timeoutSeconds} s` });
@@ -252,7 +256,7 @@ async function confirm(
   if (health !== undefined) {
     checks = await runHealthChecks(health, { host: confirmation, clock, onResult: (result) => emit({ type: "health-check", result }) });
     const failed = checks.find((c) => c.outcome === "failed");
-    if (failed !== undefined) await reject(confirmation, plan, what, previous, failed, checks, activationMs, emit, clock, deadlines);
+    if (failed !== undefined) await reject(confirmation, plan, what, previous, failed, checks, emit, clock, deadlines, followRollback);
     emit({ type: "phase", phase: "confirm", detail: "health checks passed" });
   }
   let confirmed: RunResult;
@@ -303,10 +307,10 @@ async function reject(
   previous: string,
   failed: HealthCheckResult,
   checks: readonly HealthCheckResult[],
-  activationMs: number,
   emit: (event: DeployEvent) => void,
   clock: Clock,
   deadlines: ReturnType<typeof activationDeadlines>,
+  followRollback: () => Promise<{ stopped: ActivationFacts["stopped"]; state: ActivationState | undefined }>,
 ): Promise<never> {
   const { reject: command, timeoutSeconds } = plan.confirm!;
   const saw = `health check '${failed.name}' failed (${failed.saw})`;
@@ -321,29 +325,20 @@ async function reject(
     throw new HealthCheckError(`${what}: ${saw}; telling the host failed (${rejected instanceof Error ? rejected.message : rejected.stderr.trim()}), ` +
       `so it rolls itself back to ${previous} when its ${timeoutSeconds} s window closes`, details);
   }
-  let state: ActivationState | undefined;
-  for (const deadline = clock.now() + activationMs; clock.now() < deadline; await sleep(clock, deadlines.pollMs)) {
-    const read = await withDeadline(clock, host.run(plan.readState), deadlines.readBoundMs).catch(() => undefined);
-    const complete = read !== undefined && read.exitCode === 0;
-    const gone = (s: ActivationState | undefined) => s !== undefined && s.running && !s.alive && !s.done;
-    const previous = state;
-    state = complete ? parseActivationState(read.stdout) : state;
-    // done, or its script gone (two reads in a row: nothing will roll back any more)
-    if (complete && state !== undefined && (state.done || (gone(state) && gone(previous)))) break;
-  }
+  const { stopped, state } = await followRollback();
   const rolledBack = state?.rolledBack;
-  if (rolledBack?.kind === "exited" && rolledBack.code === 0) {
+  if (stopped === undefined && rolledBack?.kind === "exited" && rolledBack.code === 0) {
     emit({ type: "rolled-back", toSystem: previous });
     throw new HealthCheckError(`${what}: ${saw}; ${host.name} was rolled back to ${previous}`, details);
   }
-  if (state?.done && rolledBack !== undefined) {
+  if (stopped === undefined && rolledBack !== undefined) {
     throw new RollbackError(`${what}: ${saw}, and rolling back to ${previous} failed (${rolledBack.kind === "exited" ? `exit ${rolledBack.code}` : "nothing to roll back to"})`, {
       ...details, hint: `log in to ${host.name} and activate a known-good generation (nixos-rebuild switch --rollback); its log is ${plan.logFile}`,
     });
   }
-  const stopped = state !== undefined && state.running && !state.alive && !state.done;
-  throw new HostStateUnknownError(`${what}: ${saw}; the host was told to roll back to ${previous}, but ` +
-    (stopped ? "its activation script stopped before it finished" : `did not finish within ${activationMs / 1000} s`), {
+  const why = stopped === "script-gone" ? "its activation script stopped before it finished"
+    : stopped === "restarted" ? "the host restarted before it finished" : `it did not finish within ${deadlines.activationMs / 1000} s`;
+  throw new HostStateUnknownError(`${what}: ${saw}; the host was told to roll back to ${previous}, but ${why}`, {
     ...details, hint: `read ${plan.logFile} on ${host.name}`,
   });
 }

@@ -171,10 +171,10 @@ async function runSystemdCheck(plan: HealthPlan, context: HealthRunContext): Pro
   for (let attempts = 1; ; attempts++) {
     const result = await withDeadline(clock, host.run(SYSTEMD_HEALTH_COMMAND, { maxOutputBytes: CHECK_OUTPUT_BYTES }), Math.max(settleMs, 5000))
       .catch((err: Error) => err);
-    const verdict = result instanceof Error ? { ok: false, saw: `could not ask systemd: ${result.message}` } : evaluateSystemd(result.stdout, plan.acceptFailedUnits);
-    const waiting = "wait" in verdict && verdict.wait === true;
+    const verdict: AttemptVerdict = result instanceof Error ? { ok: false, saw: `could not ask systemd: ${result.message}` } : evaluateSystemd(result.stdout, plan.acceptFailedUnits);
+    const waiting = verdict.wait === true;
     if (verdict.ok || !waiting || clock.now() >= deadline) {
-      const failedUnits = "failedUnits" in verdict ? verdict.failedUnits : undefined;
+      const failedUnits = verdict.failedUnits;
       // a host still booting (a new instance deployed right away) may start units for minutes: judged by its failed
       // units alone once the wait is over
       const ok = verdict.ok || (waiting && (failedUnits === undefined || failedUnits.length === 0));

@@ -12,7 +12,7 @@ import { createFleetReporter } from "../fleet-progress";
 import { collect, interruptible } from "../interruptible";
 import type { Output } from "../progress";
 import { UsageError } from "../usage-error";
-import { addProjectOptions, synthModeOf, type ProjectFlags } from "./project-options";
+import { addProjectOptions, splitAtDashes, synthModeOf, type ProjectFlags } from "./project-options";
 import { givenOn } from "./deploy";
 import { PushFailed, type PushDependencyFactory } from "./push";
 
@@ -91,10 +91,7 @@ export function registerFleetCommands(program: Command, output: Output, dependen
     .option("--group", "print each host's output as one block (default: every line prefixed with the host's name)")
     .option("--timeout <seconds>", "stop waiting for a host's command after this long"), "10")
     .action(async (operands: string[], flags: FleetFlags & { group?: boolean; timeout?: string }, command: Command) => {
-      const raw = (command.parent as unknown as { rawArgs?: string[] } | null)?.rawArgs ?? [];
-      const dashes = raw.indexOf("--");
-      const argv = dashes < 0 ? [] : raw.slice(dashes + 1);
-      const names = operands.slice(0, operands.length - argv.length);
+      const { names, after: argv } = splitAtDashes(command, operands);
       if (argv.length === 0) throw new UsageError("exec needs the command after --: cdktf-nixos exec [stack] -- systemctl is-active nginx");
       if (names.length > 1) throw new UsageError(`exec takes [stack] -- command, got ${names.map((n) => `'${n}'`).join(" ")} before -- (the command goes after --)`);
       const timeoutSeconds = flags.timeout === undefined ? undefined : secondsFlag("--timeout", flags.timeout, { above0: true });

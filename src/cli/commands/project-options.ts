@@ -22,6 +22,17 @@ export function synthModeOf(flags: ProjectFlags): SynthMode {
   return flags.synth === true ? "always" : flags.synth === false ? "never" : "auto";
 }
 
+/**
+ * A variadic command's operands split at `--`: the names before it, the words after it (a command's own argv). Commander
+ * hands every operand over alike, so the part after `--` is counted in the command line it parsed (untyped).
+ */
+export function splitAtDashes(command: Command, operands: readonly string[]): { readonly names: string[]; readonly after: string[] } {
+  const raw = (command.parent as unknown as { rawArgs?: string[] } | null)?.rawArgs ?? [];
+  const dashes = raw.indexOf("--");
+  const after = dashes < 0 ? [] : raw.slice(dashes + 1);
+  return { names: operands.slice(0, operands.length - after.length), after };
+}
+
 /** Nix's extra arguments for `--show-trace`. */
 export function nixTraceArgs(flags: ProjectFlags): string[] | undefined {
   return flags.showTrace === true ? ["--show-trace"] : undefined;

@@ -9,7 +9,7 @@ import { ForegroundExit, runForeground } from "../foreground";
 import { collect } from "../interruptible";
 import type { Output } from "../progress";
 import { UsageError } from "../usage-error";
-import { addProjectOptions, nixTraceArgs, synthModeOf, type ProjectFlags } from "./project-options";
+import { addProjectOptions, nixTraceArgs, splitAtDashes, synthModeOf, type ProjectFlags } from "./project-options";
 
 interface VmFlags extends ProjectFlags {
   arg: string[];
@@ -30,12 +30,8 @@ export function registerVmCommand(program: Command, output: Output): void {
     .option("--fresh", "remove the VM's disk image (<host>.qcow2 in this directory) first, so it boots from a clean state");
   addProjectOptions(definition)
     .action(async (operands: string[], flags: VmFlags, command: Command) => {
-      // operands after `--` are QEMU's, as with the VM script itself; commander keeps the command line it parsed
-      // (untyped) and hands every operand over alike, so the part after `--` is counted there
-      const raw = (command.parent as unknown as { rawArgs?: string[] } | null)?.rawArgs ?? [];
-      const dashes = raw.indexOf("--");
-      const qemuArgs = dashes < 0 ? [] : raw.slice(dashes + 1);
-      const names = operands.slice(0, operands.length - qemuArgs.length);
+      // operands after `--` are QEMU's, as with the VM script itself
+      const { names, after: qemuArgs } = splitAtDashes(command, operands);
       if (names.length === 0 || names.length > 2) {
         throw new UsageError(names.length === 0
           ? "vm needs the host to run: cdktf-nixos vm [stack] <host> (e.g. cdktf-nixos vm web)"
