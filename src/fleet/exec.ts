@@ -3,7 +3,7 @@ import { EXIT_CODES } from "../errors";
 import type { HostDependencies } from "../deploy/request";
 import { shellQuote } from "../shell";
 import { readyHosts, type PlannedHost } from "./push";
-import { eachAtMost } from "./pool";
+import { eachAtMost } from "../pool";
 
 export interface ExecOutcome {
   readonly name: string;

@@ -21,7 +21,7 @@ import { deployRequestOf } from "../spec/request";
 import type { SettingOverrides } from "../spec/settings";
 import type { ResolvedHealthCheck } from "../spec/health-check";
 import { rollbackHost } from "../deploy/rollback";
-import { eachAtMost } from "./pool";
+import { eachAtMost } from "../pool";
 import { NO_WAVES, byName, inWaves, planWaves, waveCapacity, type WaveOptions } from "./waves";
 
 export interface PushSettings {

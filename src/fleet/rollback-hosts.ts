@@ -3,7 +3,7 @@ import { ConnectError, DeployError, exitCodeOf, worstExitCode } from "../errors"
 import type { DeployEvent, HostDependencies } from "../deploy/request";
 import { rollbackHost } from "../deploy/rollback";
 import { recordOutcomes, type PlannedHost, type PushEvent, type PushReport } from "./push";
-import { eachAtMost } from "./pool";
+import { eachAtMost } from "../pool";
 
 /**
  * Every ready host of the plan goes back to its previous generation (or `to`), at most `parallel` at once, with its

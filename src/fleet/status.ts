@@ -9,7 +9,7 @@ import { SYSTEM_CLOCK } from "../deploy/clock";
 import { evaluateFleet as evaluateFleetWithNix, type EvaluatedSystem, type FleetMember } from "../nix/fleet-evaluation";
 import { isUpToDate, type Action } from "../spec/goal";
 import { readyHosts, type PlannedHost } from "./push";
-import { eachAtMost } from "./pool";
+import { eachAtMost } from "../pool";
 
 /** A host's state against the stack, as `status` reports it (and its `--json` writes it). */
 export type FleetHostState =

@@ -1,6 +1,6 @@
 /**
  * Runs `work` for each item with at most `limit` at a time, in order; once `stop()` holds, the items not started yet
- * go to `skip` instead. The one bounded pool of every fleet command.
+ * go to `skip` instead. The one bounded pool: hosts of a fleet command, paths of a cache upload.
  */
 export async function eachAtMost<T>(
   limit: number,
