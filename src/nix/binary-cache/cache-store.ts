@@ -1,0 +1,98 @@
+import { randomBytes } from "node:crypto";
+import { createReadStream } from "node:fs";
+import { lstat, mkdir, open, rename, rm } from "node:fs/promises";
+import { dirname, join } from "node:path";
+import type { Readable } from "node:stream";
+
+/**
+ * Where a binary cache's objects are written and looked up: an S3 bucket (src/aws/s3-cache-store.ts) or a directory.
+ * Keys are the cache's relative names (`nix-cache-info`, `HASH.narinfo`, `nar/FILEHASH.nar.zst`).
+ */
+export interface CacheStore {
+  /** The cache as hosts and messages name it. */
+  readonly url: string;
+  exists(key: string): Promise<boolean>;
+  /** The object's bytes, or undefined when there is none; more than `maxBytes` is an error. */
+  get(key: string, maxBytes: number): Promise<Buffer | undefined>;
+  put(key: string, body: CacheBody, contentType: string): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** What is uploaded: small text, or a spooled file (read as often as a retry needs). */
+export type CacheBody = { readonly text: string } | { readonly file: string; readonly size: number };
+
+export function bodyStream(body: CacheBody): Readable | Buffer {
+  return "text" in body ? Buffer.from(body.text, "utf8") : createReadStream(body.file);
+}
+
+/**
+ * A `file://` cache. An object is written to a new file beside its place and renamed over it, so a reader never sees
+ * half an object and a symlink at its place is replaced, never written through.
+ */
+export class FileCacheStore implements CacheStore {
+  constructor(readonly url: string, private readonly directory: string) {}
+
+  async exists(key: string): Promise<boolean> {
+    try {
+      await lstat(this.path(key));
+      return true;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === "ENOENT") return false;
+      throw err;
+    }
+  }
+
+  async get(key: string, maxBytes: number): Promise<Buffer | undefined> {
+    let handle;
+    try {
+      handle = await open(this.path(key), "r");
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+      throw err;
+    }
+    try {
+      const buffer = Buffer.alloc(maxBytes + 1);
+      const { bytesRead } = await handle.read(buffer, 0, buffer.length, 0);
+      if (bytesRead > maxBytes) throw new Error(`${this.url}: ${key} is larger than ${maxBytes} bytes`);
+      return buffer.subarray(0, bytesRead);
+    } finally {
+      await handle.close();
+    }
+  }
+
+  async put(key: string, body: CacheBody): Promise<void> {
+    const target = this.path(key);
+    await mkdir(dirname(target), { recursive: true });
+    const temporary = `${target}.${randomBytes(6).toString("hex")}.part`;
+    try {
+      if ("text" in body) {
+        const handle = await open(temporary, "wx", 0o644);
+        try {
+          await handle.writeFile(body.text);
+        } finally {
+          await handle.close();
+        }
+      } else {
+        // a spooled file is ours: moved into place rather than copied (on another file system, copied)
+        await copyInto(body.file, temporary);
+      }
+      await rename(temporary, target);
+    } catch (err) {
+      await rm(temporary, { force: true });
+      throw err;
+    }
+  }
+
+  async close(): Promise<void> {}
+
+  private path(key: string): string {
+    if (key.split("/").some((part) => part === "" || part === "." || part === "..")) throw new Error(`not a cache key: ${key}`);
+    return join(this.directory, key);
+  }
+}
+
+async function copyInto(from: string, to: string): Promise<void> {
+  const { pipeline } = await import("node:stream/promises");
+  const { createWriteStream } = await import("node:fs");
+  await pipeline(createReadStream(from), createWriteStream(to, { flags: "wx", mode: 0o644 }));
+}
