@@ -1,11 +1,11 @@
 import { MultiBar, Presets, type SingleBar } from "cli-progress";
 import Table from "cli-table3";
-import type { DeployEvent } from "../deploy/deploy";
+import type { DeployEvent, DeployResult } from "../deploy/deploy";
 import { DeployError, exitCodeOf, type DeployPhase, type HealthCheckResult } from "../errors";
 import type { HostOutcome, PushEvent, PushReport } from "../fleet/push";
 import { buildProgressTracker } from "../nix/build-log";
 import { describeChange } from "../nix/closure-diff";
-import { copyTransport, keysState, type Output } from "./progress";
+import { copyTransport, fetchedLine, keysState, sizeText, uploadedLine, type Output } from "./progress";
 import { signalExitCode } from "./interruptible";
 
 /** Renders a push: live lines on a terminal, prefixed lines on a pipe, then a summary table or one JSON object. */
@@ -33,8 +33,7 @@ interface HostLine {
 }
 
 const mib = (bytes: number) => (bytes / 1048576).toFixed(1);
-/** Bytes for people: KiB below a MiB, so small pushes do not read "0.0 MiB". */
-const size = (bytes: number) => (bytes < 1048576 ? `${(bytes / 1024).toFixed(1)} KiB` : `${mib(bytes)} MiB`);
+const size = sizeText;
 const seconds = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
 
 const FINAL: Record<HostOutcome["status"], HostLine["phase"]> = {
@@ -129,6 +128,12 @@ export function createFleetReporter(output: Output, hostNames: readonly string[]
       case "copied":
         say(name, `copied ${event.report.pathsCopied} of ${event.report.pathsInClosure} paths (${size(event.report.bytesSent)}) in ${seconds(event.report.durationMs)}${copyTransport(event.report)}`);
         break;
+      case "cache-fetched":
+        say(name, fetchedLine(event.report));
+        break;
+      case "cache-progress":
+      case "cache-uploaded":
+        break;
       case "activation-started":
         line.activationLog = event.logFile;
         break;
@@ -197,6 +202,14 @@ export function createFleetReporter(output: Output, hostNames: readonly string[]
         break;
       case "halted":
         note(`the rollout stopped: ${event.reason}; later waves are not started`);
+        break;
+      case "cache-upload":
+        note(`binary cache ${event.cache}: looking up the closures of ${event.hosts.length} host${event.hosts.length === 1 ? "" : "s"}`);
+        break;
+      case "cache-progress":
+        break;
+      case "cache-uploaded":
+        note(uploadedLine(event.report));
         break;
       case "host-done": {
         const line = lines.get(event.outcome.name)!;
@@ -291,14 +304,14 @@ function outcomeDetail(outcome: HostOutcome): string {
   switch (outcome.status) {
     case "deployed": {
       const r = outcome.result!;
-      return `generation ${r.previousGeneration ?? "-"} → ${r.newGeneration ?? "-"}, ${r.pathsCopied} paths, ${size(r.bytesSent)}, ${seconds(outcome.durationMs)}` +
+      return `generation ${r.previousGeneration ?? "-"} → ${r.newGeneration ?? "-"}, ${fromCache(r)}${r.pathsCopied} paths, ${size(r.bytesSent)}, ${seconds(outcome.durationMs)}` +
         (r.failedUnits !== undefined ? `; ${keptUnits(r.failedUnits)}` : "");
     }
     case "up-to-date":
       return `generation ${outcome.result?.newGeneration ?? outcome.preview?.previousGeneration ?? "-"}: nothing to copy or activate`;
     case "would-deploy": {
       const p = outcome.preview!;
-      return `${p.pathsToSend} paths, ${size(p.bytesToSend)} to send, ${p.changes.length} package change${p.changes.length === 1 ? "" : "s"}`;
+      return `${p.pathsToSend} paths, ${size(p.bytesToSend)} to ${p.cache !== undefined ? `fetch from ${p.cache.substituter}` : "send"}, ${p.changes.length} package change${p.changes.length === 1 ? "" : "s"}`;
     }
     case "failed":
       return errorSummary(outcome.error);
@@ -308,6 +321,11 @@ function outcomeDetail(outcome: HostOutcome): string {
     case "rolled-back":
       return outcome.reason ?? "rolled back";
   }
+}
+
+/** "12 paths from the cache, " before the direct copy's count, for a host that went through one. */
+function fromCache(result: DeployResult): string {
+  return result.cacheFetch === undefined ? "" : `${result.cacheFetch.pathsFetched} from the cache${result.cacheFetch.fellBack !== undefined ? " (fell back)" : ""} + copied `;
 }
 
 function errorSummary(error: unknown): string {
@@ -347,7 +365,7 @@ function summaryRows(report: PushReport): { head: string[]; rows: string[][] } {
           ...(report.waves !== undefined ? [host.wave === undefined ? "" : String(host.wave)] : []),
           resultCell(host, ["failed", "not-created"]),
           generations(host),
-          p === undefined || p.upToDate ? "" : `${p.pathsToSend} paths, ${size(p.bytesToSend)}`,
+          p === undefined || p.upToDate ? "" : `${p.pathsToSend} paths, ${size(p.bytesToSend)}${p.cache !== undefined ? ` from the cache (${p.cache.uploadedFirst} uploaded first)` : ""}`,
           p === undefined ? "" : p.changes.length === 0 ? "none" : p.changes.map(describeChange).join("\n"),
         ];
       }),
@@ -364,7 +382,7 @@ function summaryRows(report: PushReport): { head: string[]; rows: string[][] } {
         ...(waves ? [host.wave === undefined ? "" : String(host.wave)] : []),
         resultCell(host, ["failed", "not-created", "skipped", "rolled-back"]),
         generations(host),
-        r === undefined || r.upToDate ? "" : `${r.pathsCopied} paths, ${size(r.bytesSent)}`,
+        r === undefined || r.upToDate ? "" : `${fromCache(r)}${r.pathsCopied} paths, ${size(r.bytesSent)}`,
         ...(checked ? [(healthChecksOf(host) ?? []).map((c) => `${c.name}: ${c.outcome}`).join("\n")] : []),
         host.status === "not-created" || host.status === "skipped" ? "" : seconds(host.durationMs),
       ];
@@ -464,6 +482,7 @@ export function pushJson(report: PushReport, context: PushContext): Record<strin
     durationMs: report.durationMs,
     ...(report.halted !== undefined ? { halted: report.halted } : {}),
     ...(report.waves !== undefined ? { waves: report.waves } : {}),
+    ...(report.caches !== undefined ? { caches: report.caches.map(({ missing: _missing, ...cache }) => cache) } : {}),
     ...(context.totalMs !== undefined ? { totalMs: context.totalMs } : {}),
     hosts: report.hosts.map((host) => ({
       name: host.name,
@@ -484,6 +503,7 @@ export function pushJson(report: PushReport, context: PushContext): Record<strin
         pathsInClosure: host.result.pathsInClosure,
         bytesSent: host.result.bytesSent,
         keys: host.result.keys,
+        ...(host.result.cacheFetch !== undefined ? { cacheFetch: host.result.cacheFetch } : {}),
         ...(host.result.failedUnits !== undefined ? { failedUnits: host.result.failedUnits } : {}),
         ...(host.result.dryActivation !== undefined ? { dryActivation: host.result.dryActivation } : {}),
       } : {}),
@@ -495,6 +515,7 @@ export function pushJson(report: PushReport, context: PushContext): Record<strin
         pathsToSend: host.preview.pathsToSend,
         bytesToSend: host.preview.bytesToSend,
         changes: host.preview.changes,
+        ...(host.preview.cache !== undefined ? { cache: host.preview.cache } : {}),
       } : {}),
       ...(host.error !== undefined ? {
         error: host.error instanceof DeployError

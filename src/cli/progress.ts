@@ -5,6 +5,7 @@ import { DeployError, describeFailedUnits, exitCodeOf, type DeployPhase } from "
 import { buildProgressTracker } from "../nix/build-log";
 import { signalExitCode } from "./interruptible";
 import type { CopyReport } from "../nix/serve/copy";
+import type { CacheFetchReport, CacheUploadReport } from "../deploy/cache";
 
 /** Where the CLI writes; a terminal gets live progress, anything else gets one line per step. */
 export interface Output {
@@ -110,6 +111,12 @@ export function createReporter(output: Output, options: { json: boolean; verbose
       case "rolled-back":
         log(`rolled back to ${event.toSystem ?? "the previous generation"}`);
         break;
+      case "cache-uploaded":
+        log(uploadedLine(event.report));
+        break;
+      case "cache-fetched":
+        log(fetchedLine(event.report));
+        break;
       case "keys-uploaded":
         for (const key of event.keys) {
           keysWritten.push(key.name);
@@ -202,6 +209,25 @@ export function copyTransport(report: CopyReport): string {
   const zstd = t.compressedSegments > 0 ? `, ${mib(report.wireBytes)} MiB sent (zstd)` : "";
   return channels + zstd;
 }
+
+/** What a push (or deploy) put in a binary cache, in one line. */
+export function uploadedLine(report: CacheUploadReport): string {
+  if (report.byPushCommand === true) return `binary cache ${report.cache}: ${report.dryRun === true ? "would run" : "ran"} the push command`;
+  if (report.dryRun === true) {
+    return `binary cache ${report.cache}: lacks ${report.pathsUploaded} of ${report.pathsInClosure} paths (${sizeText(report.narBytes)}), which the push would upload once`;
+  }
+  return `binary cache ${report.cache}: uploaded ${report.pathsUploaded} of ${report.pathsInClosure} paths once ` +
+    `(${sizeText(report.narBytes)}, ${sizeText(report.fileBytes)} compressed)${report.pathsUploaded === 0 ? ": it had them all" : ""}`;
+}
+
+/** What a host fetched from the binary cache, in one line. */
+export function fetchedLine(report: CacheFetchReport): string {
+  return `fetched ${report.pathsFetched} path${report.pathsFetched === 1 ? "" : "s"} (${sizeText(report.downloadBytes)}) from ${report.substituter}` +
+    (report.fellBack !== undefined ? `; the rest is copied directly (${report.fellBack})` : "");
+}
+
+/** Bytes for people: KiB below a MiB, so small pushes do not read "0.0 MiB". */
+export const sizeText = (bytes: number) => (bytes < 1048576 ? `${(bytes / 1024).toFixed(1)} KiB` : `${mib(bytes)} MiB`);
 
 function mib(bytes: number): string {
   return (bytes / 1048576).toFixed(1);

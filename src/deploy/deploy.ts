@@ -16,6 +16,7 @@ import type { ActivationReport, BuiltDeployRequest, DeployDependencies, DeployEv
 import type { TargetSystem } from "./inspection";
 import { checkArrived, connectTo, copyRoots, copyTo, during, inspectFor, realiseOnTarget, replyTimeoutMs } from "./phases";
 import { activate } from "./activation-follower";
+import { cachePublicKey, fetchFromCache, uploadClosure, type CacheFetchReport } from "./cache";
 import { healthPlanOf, healthPlanSeconds } from "./health";
 
 export type { ActivationReport, BuiltDeployRequest, DeployDependencies, DeployEvent, DeployPreview, DeployRequest, DeployResult, HostDependencies } from "./request";
@@ -28,10 +29,17 @@ export { SUDO_CHECK_COMMAND, arrivedCommand } from "./phases";
 export async function deploy(request: DeployRequest, deps: DeployDependencies): Promise<DeployResult> {
   const started = (deps.clock ?? SYSTEM_CLOCK).now();
   const emit = request.onEvent ?? (() => undefined);
+  // the cache's key is read before anything is built: a key that cannot be read is the user's to fix first
+  const cache = request.cache === undefined ? undefined : { ...request.cache, publicKey: await cachePublicKey(request.cache) };
   emit({ type: "phase", phase: request.buildOnTarget ? "evaluate" : "build" });
   const local = request.buildOnTarget ? await deps.instantiate(request.source) : await deps.build(request.source);
   emit({ type: "built", system: local });
-  return deployBuilt(local, request, deps, started);
+  if (cache !== undefined && !request.buildOnTarget) {
+    emit({ type: "phase", phase: "copy", detail: `uploading to ${cache.url}` });
+    const uploaded = await uploadClosure(cache, [local.outPath], deps.openStore, { ...deps, onProgress: (progress) => emit({ type: "cache-progress", progress }) });
+    emit({ type: "cache-uploaded", report: uploaded });
+  }
+  return deployBuilt(local, { ...request, cache }, deps, started);
 }
 
 /**
@@ -86,6 +94,18 @@ export async function deployBuilt(
       };
     }
 
+    let cacheFetch: CacheFetchReport | undefined;
+    if (request.cache !== undefined && !request.buildOnTarget) {
+      const cache = request.cache;
+      emit({ type: "phase", phase: "copy", detail: `fetching from ${cache.substituter}` });
+      const timeoutMs = (request.activationTimeoutSeconds ?? DEFAULT_SETTINGS.activationTimeoutSeconds) * 1000;
+      cacheFetch = await fetchFromCache(host, local.outPath, cache.substituter, await cachePublicKey(cache), { sudo, timeoutMs });
+      emit({ type: "cache-fetched", report: cacheFetch });
+      if (cacheFetch.fellBack !== undefined) {
+        emit({ type: "notice", message: `${host.name} could not fetch everything from ${cache.substituter} (${cacheFetch.fellBack}): copying the rest directly` });
+      }
+    }
+
     emit({ type: "phase", phase: "copy" });
     const copy = await copyTo(host, local, request, deps, emit);
     if (!request.buildOnTarget) await checkArrived(host, local.outPath, replyMs);
@@ -119,6 +139,7 @@ export async function deployBuilt(
       bytesSent: copy.bytesSent,
       wireBytes: copy.wireBytes,
       copyTransport: copy.transport,
+      ...(cacheFetch !== undefined ? { cacheFetch } : {}),
       previousSystem: activation.previousSystem,
       newSystem: activation.newSystem,
       previousGeneration: activation.previousGeneration,
@@ -200,7 +221,12 @@ async function uploadKeysOn(
  * `--dry-run`: connects and inspects like a deployment, then asks the host's store which paths it lacks and lists the
  * host's current closure, but writes nothing on the host (the serve session runs without --write).
  */
-export async function previewDeploy(local: LocalSystem, request: BuiltDeployRequest, deps: HostDependencies): Promise<DeployPreview> {
+export async function previewDeploy(
+  local: LocalSystem,
+  request: BuiltDeployRequest,
+  deps: HostDependencies,
+  options: { readonly cacheLacks?: ReadonlySet<string> } = {},
+): Promise<DeployPreview> {
   const action = request.action ?? "switch";
   const emit = request.onEvent ?? (() => undefined);
   const host = await connectTo(request, deps, emit);
@@ -234,6 +260,9 @@ export async function previewDeploy(local: LocalSystem, request: BuiltDeployRequ
       pathsToSend: plan.send.length,
       bytesToSend: plan.bytesToSend,
       changes: upToDate || request.buildOnTarget ? [] : diffClosures(previousClosure, newClosure),
+      ...(request.cache !== undefined && !request.buildOnTarget && !upToDate
+        ? { cache: { substituter: request.cache.substituter, uploadedFirst: plan.send.filter((info) => options.cacheLacks?.has(info.path) === true).length } }
+        : {}),
     };
   } finally {
     await host.close();

@@ -13,9 +13,12 @@ import type { TargetSpec } from "../spec/target";
 import type { ResolvedHealthCheck } from "../spec/health-check";
 
 import type { Clock } from "./clock";
+import type { CacheDependencies, CacheFetchReport, CacheUploadReport } from "./cache";
+import type { CacheUploadProgress } from "../nix/binary-cache/upload";
+import type { CacheSpec } from "../spec/cache";
 
 /** What orchestration needs from the world; the defaults wire in local Nix and ssh2. */
-export interface DeployDependencies {
+export interface DeployDependencies extends CacheDependencies {
   /** Evaluate and build the system locally. */
   build(source: SystemSource): Promise<LocalSystem>;
   /** Evaluate only, for building on the target. */
@@ -42,6 +45,11 @@ export type DeployEvent =
   | { readonly type: "up-to-date"; readonly state: HostState }
   | { readonly type: "copy-progress"; readonly progress: CopyProgress }
   | { readonly type: "copied"; readonly report: CopyReport }
+  /** The closure's paths the cache lacked are being uploaded (by `deploy`; push uploads for the fleet). */
+  | { readonly type: "cache-progress"; readonly progress: CacheUploadProgress }
+  | { readonly type: "cache-uploaded"; readonly report: CacheUploadReport }
+  /** The host fetched from the cache what it could, before the direct copy. */
+  | { readonly type: "cache-fetched"; readonly report: CacheFetchReport }
   | { readonly type: "activated"; readonly report: ActivationReport }
   | { readonly type: "rolled-back"; readonly toSystem?: string }
   /** About to write these keys (names only), before or after activation. */
@@ -150,6 +158,13 @@ export interface DeployRequest {
    * @default - none
    */
   readonly keys?: readonly LoadedKey[];
+  /**
+   * A binary cache the closure goes through: `deploy` uploads what it lacks, the host fetches from it, and what it
+   * cannot fetch is copied directly. @default - copied directly
+   */
+  readonly cache?: CacheSpec;
+  /** Builds there instead of on this machine. @default - built here */
+  readonly buildHost?: TargetSpec;
   readonly onEvent?: (event: DeployEvent) => void;
 }
 
@@ -167,6 +182,8 @@ export interface DeployResult {
   readonly wireBytes: number;
   /** How the copy travelled: one channel or the spool with several, compression, the measured round trip. */
   readonly copyTransport?: TransportReport;
+  /** What the host fetched from the binary cache before the direct copy (pathsCopied counts only the copy). */
+  readonly cacheFetch?: CacheFetchReport;
   readonly previousSystem?: string;
   readonly newSystem: string;
   readonly previousGeneration?: number;
@@ -206,5 +223,10 @@ export interface DeployPreview {
   readonly bytesToSend: number;
   /** Packages added, removed and changed in version between the previous system's closure and the new one. */
   readonly changes: readonly ClosureChange[];
+  /**
+   * Through a binary cache: the host would fetch the paths it lacks from `substituter` (what the cache cannot give
+   * is copied directly); `uploadedFirst` of them the cache lacks, which the push would upload once first.
+   */
+  readonly cache?: { readonly substituter: string; readonly uploadedFirst: number };
 }
 

@@ -21,6 +21,8 @@ import { deployRequestOf } from "../spec/request";
 import type { SettingOverrides } from "../spec/settings";
 import type { ResolvedHealthCheck } from "../spec/health-check";
 import { rollbackHost } from "../deploy/rollback";
+import { cachePublicKey, uploadClosure, type CacheDependencies, type CacheUploadReport } from "../deploy/cache";
+import type { CacheUploadProgress } from "../nix/binary-cache/upload";
 import { eachAtMost } from "../pool";
 import { NO_WAVES, byName, inWaves, planWaves, waveCapacity, type WaveOptions } from "./waves";
 
@@ -88,7 +90,9 @@ export async function withKeys(plan: readonly PlannedHost[], options: { readonly
         checkKeySpecs(host.keys);
         return host;
       }
-      return { ...host, request: { ...host.request, keys: await loadKeys(host.keys, cache) } };
+      const keys = await loadKeys(host.keys, cache);
+      const binaryCache = host.request.cache === undefined ? undefined : { ...host.request.cache, publicKey: await cachePublicKey(host.request.cache) };
+      return { ...host, request: { ...host.request, keys, cache: binaryCache } };
     } catch (err) {
       throw err instanceof KeySpecError ? new KeySpecError(`${host.name}: ${err.message}`) : err;
     }
@@ -134,7 +138,11 @@ export type PushEvent =
   /** A wave starts with these hosts (more join it as hosts in it turn out up to date). */
   | { readonly type: "wave"; readonly wave: number; readonly capacity: number }
   /** The rollout stopped: later waves are not started. */
-  | { readonly type: "halted"; readonly reason: string };
+  | { readonly type: "halted"; readonly reason: string }
+  /** The fleet's closures go to a binary cache once, before any host (a dry run only looks up what it lacks). */
+  | { readonly type: "cache-upload"; readonly cache: string; readonly hosts: readonly string[] }
+  | { readonly type: "cache-progress"; readonly cache: string; readonly progress: CacheUploadProgress }
+  | { readonly type: "cache-uploaded"; readonly report: CacheUploadReport };
 
 export interface PushReport {
   readonly dryRun: boolean;
@@ -148,9 +156,11 @@ export interface PushReport {
   readonly halted?: string;
   /** A dry run in waves: the hosts each wave would change, in order. */
   readonly waves?: readonly (readonly string[])[];
+  /** Each binary cache the push went through: what was uploaded to it (a dry run: what it lacks). */
+  readonly caches?: readonly CacheUploadReport[];
 }
 
-export interface PushDependencies extends HostDependencies {
+export interface PushDependencies extends HostDependencies, CacheDependencies {
   /** Puts a host back on an earlier generation (--rollback-completed-on-failure). @default rollbackHost */
   rollbackHost?: typeof rollbackHost;
   /** One evaluation and one build for every member (see nix/fleet-build). */
@@ -171,6 +181,7 @@ export async function push(plan: readonly PlannedHost[], settings: PushSettings,
   let buildMs = 0;
   let halted: string | undefined;
   let dryRunWaves: string[][] | undefined;
+  let caches: CacheUploadReport[] = [];
   if (ready.length > 0) {
     onEvent({ type: "fleet", phase: "evaluate-and-build", hosts: ready.map((h) => h.name) });
     const built = await deps.buildFleet(ready.map((h) => h.build));
@@ -183,6 +194,12 @@ export async function push(plan: readonly PlannedHost[], settings: PushSettings,
       else finish({ name: host.name, status: "failed", error: result.error, durationMs: Date.now() - started, exitCode: exitCodeOf(result.error) });
     }
     deployable.sort((a, b) => byName(a.host.name, b.host.name));
+    const uploads = await uploadToCaches(deployable, settings.dryRun, deps, onEvent);
+    caches = uploads.reports;
+    for (const failed of uploads.failed) {
+      finish({ name: failed.host.host.name, status: "failed", error: failed.error, durationMs: Date.now() - started, exitCode: exitCodeOf(failed.error) });
+      deployable.splice(deployable.indexOf(failed.host), 1);
+    }
     const rollout = { failed: [...outcomes.values()].filter((o) => o.status === "failed").map((o) => o.name) };
     const tooMany = () => inWaves(waves) ? rollout.failed.length > waves.maxFailures : settings.failFast && rollout.failed.length > 0;
     const deployOne = async ({ host, system }: Deployable, wave: number | undefined): Promise<HostOutcome> => {
@@ -190,7 +207,7 @@ export async function push(plan: readonly PlannedHost[], settings: PushSettings,
       const request = { ...host.request, onEvent: (event: DeployEvent) => onEvent({ type: "host", host: host.name, event }) };
       try {
         if (settings.dryRun) {
-          const preview = await previewDeploy(system, request, deps);
+          const preview = await previewDeploy(system, request, deps, { cacheLacks: uploads.lacking });
           return { name: host.name, status: preview.upToDate ? "up-to-date" : "would-deploy", preview, durationMs: Date.now() - hostStarted, exitCode: 0 };
         }
         const result = await deployBuilt(system, request, deps, hostStarted);
@@ -247,7 +264,42 @@ export async function push(plan: readonly PlannedHost[], settings: PushSettings,
   return {
     dryRun: settings.dryRun, hosts, exitCode: worstExitCode(hosts.map((h) => h.exitCode)), durationMs: Date.now() - started, buildMs,
     ...(halted !== undefined ? { halted } : {}), ...(dryRunWaves !== undefined ? { waves: dryRunWaves } : {}),
+    ...(caches.length > 0 ? { caches } : {}),
   };
+}
+
+/**
+ * Uploads the closures of every host that goes through a binary cache, once per cache (a path several hosts share is
+ * uploaded once), before any host is deployed; a dry run looks up what each cache lacks. A failed upload fails the
+ * hosts of that cache (they are not deployed: a cache that cannot be written is the user's to fix, not a reason to
+ * push every closure through this machine's uplink unasked).
+ */
+async function uploadToCaches(deployable: readonly Deployable[], dryRun: boolean, deps: PushDependencies, onEvent: (event: PushEvent) => void) {
+  const groups = new Map<string, Deployable[]>();
+  for (const item of deployable) {
+    const cache = item.host.request.cache;
+    if (cache === undefined || item.host.request.buildOnTarget) continue;
+    const key = JSON.stringify([cache.url, cache.signingKeyFile, cache.pushCommand]);
+    groups.set(key, [...(groups.get(key) ?? []), item]);
+  }
+  const reports: CacheUploadReport[] = [];
+  const failed: { host: Deployable; error: DeployError }[] = [];
+  const lacking = new Set<string>();
+  for (const members of groups.values()) {
+    const spec = members[0]!.host.request.cache!;
+    onEvent({ type: "cache-upload", cache: spec.url, hosts: members.map((m) => m.host.name) });
+    try {
+      const roots = [...new Set(members.map((m) => m.system.outPath))];
+      const report = await uploadClosure(spec, roots, deps.openStore, { ...deps, dryRun, onProgress: (progress) => onEvent({ type: "cache-progress", cache: spec.url, progress }) });
+      for (const path of report.missing ?? []) lacking.add(path);
+      reports.push(report);
+      onEvent({ type: "cache-uploaded", report });
+    } catch (err) {
+      const error = err instanceof DeployError ? err : new ConnectError((err as Error).message, { cause: err });
+      for (const host of members) failed.push({ host, error });
+    }
+  }
+  return { reports, failed, lacking };
 }
 
 /** A plan's outcomes as they come (each also told to `onEvent`), starting with its hosts not created; and its ready hosts. */

@@ -1,4 +1,5 @@
 import { COMPRESS_MODES } from "../nix/serve/copy-policy";
+import { parseCacheUrl, parsePublicKeyText } from "./cache-url";
 import { shellQuote } from "../shell";
 import { ACTIONS } from "./goal";
 import { parseHealthCheckArgument } from "./health-check";
@@ -42,6 +43,13 @@ export const SETTING_FLAGS: { readonly [K in keyof Settings]: SettingFlag<Settin
   },
   sshCompression: { kind: "switch", flag: "--ssh-compression" },
   useSubstitutes: { kind: "switch", flag: "--use-substitutes" },
+  // checked here, kept as written (as the jump host): the manifest and the command line hold the same text
+  cache: { kind: "value", flag: "--cache", parse: (text) => (parseCacheUrl(text), text), show: (value) => value },
+  cacheSubstituter: { kind: "value", flag: "--cache-substituter", parse: (text) => (parseCacheUrl(text, "--cache-substituter"), text), show: (value) => value },
+  cacheSigningKeyFile: { kind: "value", flag: "--cache-signing-key", parse: (text) => text, show: (value) => value },
+  cachePublicKey: { kind: "value", flag: "--cache-public-key", parse: (text) => (parsePublicKeyText(text), text), show: (value) => value },
+  cachePushCommand: { kind: "value", flag: "--cache-push-command", parse: (text) => text, show: (value) => value },
+  buildHost: { kind: "value", flag: "--build-host", parse: (text) => (parseJumpHost(text, "--build-host"), text), show: (value) => value },
   compress: { kind: "value", flag: "--compress", parse: (text) => parseChoice("--compress", text, COMPRESS_MODES), show: String },
   maxChannels: { kind: "value", flag: "--max-channels", parse: parseMaxChannels, show: String },
   buildOnTarget: { kind: "switch", flag: "--build-on-target" },

@@ -3,7 +3,8 @@ import type { Action } from "./goal";
 import type { ResolvedHealthCheck } from "./health-check";
 import type { KeySpec } from "./key-spec";
 import { withOverrides, type ResolvedDeploymentSettings, type SettingOverrides } from "./settings";
-import { parseJumpHost, type TargetSpec } from "./target";
+import { parseJumpHost, type JumpHost, type TargetSpec } from "./target";
+import { cacheSpecOf, type CacheSpec } from "./cache";
 
 /** What Terraform applied for one deployment (or the command line gave): known only at deploy time. */
 export interface AppliedValues {
@@ -35,6 +36,10 @@ export interface HostDeployRequest {
   readonly acceptFailedUnits: boolean;
   readonly healthChecks: readonly ResolvedHealthCheck[];
   readonly systemdHealthCheck: boolean;
+  /** The binary cache the closure goes through; undefined copies it to each host directly. */
+  readonly cache: CacheSpec | undefined;
+  /** Builds there instead of on this machine; the target spec of the build host (the deployment's login settings). */
+  readonly buildHost: TargetSpec | undefined;
 }
 
 /** A deployment mapped for the engine: the request, and what is read on this machine before it runs. */
@@ -84,8 +89,25 @@ export function deployRequestOf(settings: ResolvedDeploymentSettings, applied: A
       acceptFailedUnits: s.acceptFailedUnits,
       healthChecks: s.healthChecks,
       systemdHealthCheck: s.systemdHealthCheck,
+      cache: cacheSpecOf(s),
+      buildHost: s.buildHost === undefined ? undefined : buildHostTarget(parseJumpHost(s.buildHost, "--build-host"), s),
     },
     keys: s.keys,
     sensitiveArgs: s.sensitiveArgs,
+  };
+}
+
+/** The build host is logged in to as the targets are (key, known_hosts, bastion), as its own `user@host:port`. */
+function buildHostTarget(host: JumpHost, s: ResolvedDeploymentSettings): TargetSpec {
+  return {
+    host: host.host,
+    port: host.port,
+    user: host.user ?? s.user,
+    privateKeyFile: s.sshPrivateKeyFile,
+    knownHostsFile: s.knownHostsFile,
+    acceptNewHostKey: s.acceptNewHostKey,
+    jumpHost: s.jumpHost === undefined ? undefined : parseJumpHost(s.jumpHost),
+    sshCompression: s.sshCompression,
+    connectTimeoutSeconds: s.connectTimeoutSeconds,
   };
 }

@@ -26,6 +26,21 @@ export interface ResolvedDeploymentSettings {
   /** zlib on the whole SSH connection (ssh -C). */
   readonly sshCompression: boolean;
   readonly useSubstitutes: boolean;
+  /**
+   * A binary cache the closure goes through (`s3://BUCKET?region=…`, `file:///DIR`; another kind with
+   * cachePushCommand): uploaded to once, every host fetches from it; undefined copies each host's closure directly.
+   */
+  readonly cache: string | undefined;
+  /** Where hosts fetch the cache from, when not at `cache` itself (e.g. its https address). */
+  readonly cacheSubstituter: string | undefined;
+  /** The secret key (`nix-store --generate-binary-cache-key`'s) uploads are signed with; read at deploy time. */
+  readonly cacheSigningKeyFile: string | undefined;
+  /** The key hosts trust for the cache; undefined derives it from the signing key. */
+  readonly cachePublicKey: string | undefined;
+  /** A command that uploads store paths (given as its arguments) to the cache instead of this tool. */
+  readonly cachePushCommand: string | undefined;
+  /** `[user@]host[:port]` that builds the system instead of this machine (nixos-rebuild's --build-host). */
+  readonly buildHost: string | undefined;
   /** zstd on the copy's data stream. */
   readonly compress: CompressMode;
   /** Data channels a far host's copy may use at most. */
@@ -85,6 +100,12 @@ export const DEFAULT_SETTINGS: ResolvedDeploymentSettings = {
   jumpHost: undefined,
   sshCompression: false,
   useSubstitutes: false,
+  cache: undefined,
+  cacheSubstituter: undefined,
+  cacheSigningKeyFile: undefined,
+  cachePublicKey: undefined,
+  cachePushCommand: undefined,
+  buildHost: undefined,
   compress: "auto",
   maxChannels: MAX_DATA_CHANNELS,
   buildOnTarget: false,

@@ -60,11 +60,11 @@ export function parseTargetHost(value: string): { user?: string; host: string } 
 }
 
 /** Parses `[user@]host[:port]`, like ssh -J. */
-export function parseJumpHost(value: string): JumpHost {
+export function parseJumpHost(value: string, flag = "--jump-host"): JumpHost {
   const match = /^(?:([A-Za-z0-9_][A-Za-z0-9_.-]*)@)?([^:@\s/]+)(?::(\d+))?$/.exec(value);
   const port = match?.[3] === undefined ? 22 : Number(match[3]);
   if (!match || !isPort(port) || !isHostName(match[2])) {
-    throw new UserInputError(`--jump-host '${value}' is not [user@]host[:port] (for example admin@bastion.example.com:22)`);
+    throw new UserInputError(`${flag} '${value}' is not [user@]host[:port] (for example admin@${flag === "--jump-host" ? "bastion" : "builder"}.example.com:22)`);
   }
   return match[1] === undefined ? { host: match[2], port } : { user: match[1], host: match[2], port };
 }

@@ -33,6 +33,10 @@ describe("deploy: bad input is refused with one clear message, before anything c
   execFileSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", openKey]);
   chmodSync(openKey, 0o644);
   const target = ["--target-host", "root@198.51.100.7", "--known-hosts", "/dev/null"];
+  const usableKey = join(dir, "id_usable");
+  execFileSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", usableKey]);
+  const publicCacheKey = join(dir, "cache.public");
+  writeFileSync(publicCacheKey, `cache-1:${Buffer.alloc(32, 1).toString("base64")}\n`);
   const env = { SSH_AUTH_SOCK: join(dir, "agent.sock") };
 
   async function cli(args: string[], moduleArgs?: string) {
@@ -102,6 +106,22 @@ describe("deploy: bad input is refused with one clear message, before anything c
       `the SSH private key ${openKey} is readable by others (mode 0644), and OpenSSH refuses such a key: chmod 600 ${openKey}`],
     ["--max-channels that is not a count", [...target, "--toplevel", NEW, "--max-channels", "0"],
       "--max-channels '0' is not a whole number from 1 to 64 (sshd allows 10 sessions per connection by default)"],
+    ["a --cache of a kind Nix has no store for", [...target, "--toplevel", NEW, "--cache", "ftp://cache.example.com/nix"],
+      "--cache 'ftp://cache.example.com/nix': ftp:// caches are not supported: give s3://, file:// or http(s)://"],
+    ["a --cache without a signing key", [...target, "--toplevel", NEW, "--cache", "s3://fleet-cache?region=eu-central-1"],
+      "--cache s3://fleet-cache?region=eu-central-1 needs --cache-signing-key FILE: hosts accept only signed paths (make a key with nix-store --generate-binary-cache-key NAME secret.key public.key)"],
+    ["--cache-signing-key without --cache", [...target, "--toplevel", NEW, "--cache-signing-key", configuration],
+      "--cache-signing-key without --cache URL: give the cache too, or leave it out"],
+    ["an https --cache this tool cannot upload to", [...target, "--toplevel", NEW, "--cache", "https://cache.example.com", "--cache-signing-key", configuration],
+      "--cache https://cache.example.com: this tool uploads to s3:// and file:// caches; for an http(s) cache give the command that uploads to it as --cache-push-command (e.g. 'cachix push NAME', 'attic push NAME')"],
+    ["a --cache-signing-key that is not there", [...target, "--ssh-key", usableKey, "--toplevel", NEW, "--cache", "file:///var/cache/nix", "--cache-signing-key", join(dir, "cache.secret")],
+      `the cache signing key ${join(dir, "cache.secret")} does not exist (make one with nix-store --generate-binary-cache-key NAME ${join(dir, "cache.secret")} ${join(dir, "cache.secret")}.pub)`],
+    ["the public key as --cache-signing-key", [...target, "--ssh-key", usableKey, "--toplevel", NEW, "--cache", "file:///var/cache/nix", "--cache-signing-key", publicCacheKey],
+      `${publicCacheKey} holds 32 key bytes, not the 64 of a secret key (is it the public key?)`],
+    ["a --cache-public-key that is no key", [...target, "--toplevel", NEW, "--cache", "https://c.example.com", "--cache-push-command", "cachix push c", "--cache-public-key", "c.example.com-1"],
+      "'c.example.com-1' is not a Nix binary cache public key (NAME:BASE64 of 32 bytes, e.g. cache-1:AbC…=)"],
+    ["a --build-host that is no host", [...target, "--toplevel", NEW, "--build-host", "b@ild!"],
+      "--build-host 'b@ild!' is not [user@]host[:port] (for example admin@builder.example.com:22)"],
     ["SSH_AUTH_SOCK pointing nowhere", [...target, "--toplevel", NEW],
       `SSH_AUTH_SOCK is ${env.SSH_AUTH_SOCK}, which does not exist (is ssh-agent still running?); start ssh-agent and add a key, or give the private key file`],
   ])("%s", async (_what, args, message, moduleArgs) => {

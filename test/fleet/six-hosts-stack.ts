@@ -1,13 +1,14 @@
 import { join } from "node:path";
 import { TerraformStack } from "cdktf";
 import { Construct } from "constructs";
-import { HealthCheckFrom, NixosDeployment } from "../../src";
+import { HealthCheckFrom, NixosDeployment, type NixosDeploymentProps } from "../../src";
 
 /** One host of the rollout tests: where it is, and the URL its health check asks (through its SSH connection). */
 export interface RolloutHost {
   readonly name: string;
   readonly address: string;
-  readonly healthUrl: string;
+  /** @default - no HTTP health check */
+  readonly healthUrl?: string;
 }
 
 /**
@@ -16,7 +17,11 @@ export interface RolloutHost {
  * within 30 s by default).
  */
 export class SixHostsStack extends TerraformStack {
-  constructor(scope: Construct, id: string, props: { nixosDir: string; nixpkgs: string; hosts: readonly RolloutHost[]; sshPrivateKeyFile: string; knownHostsFile: string }) {
+  constructor(scope: Construct, id: string, props: {
+    nixosDir: string; nixpkgs: string; hosts: readonly RolloutHost[]; sshPrivateKeyFile: string; knownHostsFile: string;
+    /** More settings of every deployment. */
+    deployment?: Partial<NixosDeploymentProps>;
+  }) {
     super(scope, id);
     for (const host of props.hosts) {
       new NixosDeployment(this, host.name, {
@@ -26,7 +31,10 @@ export class SixHostsStack extends TerraformStack {
         sshPrivateKeyFile: props.sshPrivateKeyFile,
         knownHostsFile: props.knownHostsFile,
         tags: { role: "web" },
-        healthChecks: [{ name: "health endpoint", http: { url: host.healthUrl, bodyContains: "ok", from: HealthCheckFrom.TARGET }, timeoutSeconds: 5, retries: 1, intervalSeconds: 1 }],
+        healthChecks: host.healthUrl === undefined
+          ? []
+          : [{ name: "health endpoint", http: { url: host.healthUrl, bodyContains: "ok", from: HealthCheckFrom.TARGET }, timeoutSeconds: 5, retries: 1, intervalSeconds: 1 }],
+        ...props.deployment,
       });
     }
   }

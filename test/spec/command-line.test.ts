@@ -36,6 +36,12 @@ const spec: DeploymentSpec = {
   jumpHost: "admin@bastion.example.com:2200",
   sshCompression: true,
   useSubstitutes: true,
+  cache: "s3://fleet-cache?region=eu-central-1&endpoint=minio.example.com:9000",
+  cacheSubstituter: "https://cache.example.com/fleet",
+  cacheSigningKeyFile: "/work/app/.cdktf-nixos/cache.key",
+  cachePublicKey: "cache-1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
+  cachePushCommand: "attic push fleet",
+  buildHost: "builder@build.example.com:2222",
   compress: "zstd",
   maxChannels: 3,
   buildOnTarget: true,
@@ -105,7 +111,10 @@ describe("the deploy command of a deployment", () => {
     expect(renderCommand(["/usr/bin/node", "/opt/cdktf-nixos/lib/cli/bin.js", ...deployArguments(spec)])).toBe(
       "/usr/bin/node /opt/cdktf-nixos/lib/cli/bin.js deploy --target-port 2222 --action boot --ssh-key /work/app/.cdktf-nixos/keys/fleet " +
         "--known-hosts /work/app/.cdktf-nixos/known_hosts --accept-new-host-key --jump-host admin@bastion.example.com:2200 --ssh-compression " +
-        "--use-substitutes --compress zstd --max-channels 3 --build-on-target --install-bootloader --no-rollback --allow-non-nixos --reactivate --accept-failed-units " +
+        "--use-substitutes --cache 's3://fleet-cache?region=eu-central-1&endpoint=minio.example.com:9000' " +
+        "--cache-substituter https://cache.example.com/fleet --cache-signing-key /work/app/.cdktf-nixos/cache.key " +
+        "--cache-public-key cache-1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8= --cache-push-command 'attic push fleet' --build-host builder@build.example.com:2222 " +
+        "--compress zstd --max-channels 3 --build-on-target --install-bootloader --no-rollback --allow-non-nixos --reactivate --accept-failed-units " +
         // whole checks as JSON, quoted for the shell: the command line's own words and $ reach deploy as written
         `--health-check '{"name":"nginx'\\''s page","command":["sh","-c","curl -s localhost | grep '\\''it works'\\''"],"timeoutSeconds":5,"retries":1,"intervalSeconds":0.5}' ` +
         `--health-check '{"name":"GET http://localhost/health","http":{"url":"http://localhost/health","expectStatus":204,"bodyContains":"ok $HOME","from":"deployer"},"timeoutSeconds":10,"retries":2,"intervalSeconds":2}' ` +

@@ -52,6 +52,12 @@ export function registerPushCommand(program: Command, output: Output, dependenci
     .option("--batch-size <n|p%>", "roll out in waves of N hosts (or P% of the selected hosts); a wave starts once every host of the one before passed its checks")
     .option("--max-failures <n>", "in waves: hosts that may fail before the rollout stops (later waves untouched)", "0")
     .option("--rollback-completed-on-failure", "in waves: when the rollout stops, put the hosts it already changed back on the generation they had before it")
+    .option("--cache <url>", "upload the closure once to this binary cache (s3://BUCKET?region=…[&endpoint=…], file:///DIR) and let every host fetch it from there (default: each deployment's cache)")
+    .option("--cache-substituter <url>", "where hosts fetch the cache from, when not at --cache itself (e.g. its https address)")
+    .option("--cache-signing-key <file>", "sign what is uploaded with this secret key (nix-store --generate-binary-cache-key's); hosts trust its public half")
+    .option("--cache-public-key <name:base64>", "the key hosts trust for the cache (default: derived from --cache-signing-key)")
+    .option("--cache-push-command <command>", "upload with this command instead (store paths appended as arguments), e.g. 'cachix push NAME' or 'attic push NAME'")
+    .option("--build-host <[user@]host[:port]>", "build on this host instead of this machine (nixos-rebuild's --build-host); the outputs go from there to the cache or the hosts")
     .option("--reactivate", "activate even hosts that already run their system")
     .option("--accept-failed-units", "keep a new system whose only failure is failed systemd units (default: each deployment's setting: roll it back)")
     .option("--health-check <command>", "add a check every selected host's new system must pass before it is confirmed (a command run " +
@@ -104,7 +110,8 @@ export class PushFailed extends Error {
 /** The deployment settings push may override for every selected host: given flags only. */
 const PUSH_OVERRIDES = [
   "keepGenerations", "compress", "maxChannels", "reactivate", "acceptFailedUnits", "systemdHealthCheck", "connectTimeoutSeconds", "lockTimeoutSeconds",
-  "activationTimeoutSeconds", "replyTimeoutSeconds", "ec2Endpoint",
+  "activationTimeoutSeconds", "replyTimeoutSeconds", "ec2Endpoint", "cache", "cacheSubstituter", "cacheSigningKeyFile", "cachePublicKey",
+  "cachePushCommand", "buildHost",
 ] as const satisfies ReadonlyArray<keyof SettingOverrides>;
 
 function pushSettings(flags: PushFlags, given: (attribute: string) => boolean): PushSettings {
