@@ -1,4 +1,5 @@
 import { App } from "cdktf";
+import { CachedFleetStack } from "./cached-fleet/main";
 import { FleetStack } from "./fleet/main";
 import { SingleHostStack } from "./single-host/main";
 
@@ -6,4 +7,5 @@ import { SingleHostStack } from "./single-host/main";
 const app = new App();
 new SingleHostStack(app, "single-host");
 new FleetStack(app, "fleet");
+new CachedFleetStack(app, "cached-fleet");
 app.synth();

@@ -1,3 +1,4 @@
+export * from "./nixos-binary-cache";
 export * from "./nixos-deployment";
 export * from "./nixos-image";
 export * from "./nixos-instance";

@@ -9,7 +9,9 @@ import { endpointProblem } from "../aws/endpoint";
 import { ACTIONS } from "../spec/goal";
 import { keyFilePath, keySpecsProblems, type KeySpec } from "../spec/key-spec";
 import { resolveHealthCheck, type HealthCheck } from "../spec/health-check";
-import { isHostName, isPort } from "../spec/target";
+import { isHostName, isPort, parseJumpHost } from "../spec/target";
+import { cacheSpecOf } from "../spec/cache";
+import type { INixosBinaryCache } from "./nixos-binary-cache";
 import { DEPLOY_ENV, MANIFEST_FILE, deploymentManifest, type DeploymentSettings, type DeploymentSpec } from "../spec/manifest";
 import { deployArguments, renderCommand } from "../spec/command-line";
 import { CONSTRUCT_DEFAULTS, DEFAULT_SETTINGS, type ResolvedDeploymentSettings } from "../spec/settings";
@@ -195,6 +197,20 @@ export interface NixosDeploymentOptions {
    * @default CopyCompression.AUTO
    */
   readonly compress?: CopyCompression;
+  /**
+   * A binary cache the closure goes through (a NixosBinaryCache, or NixosBinaryCache.fromUrl's): the deployment
+   * uploads what the cache lacks (signed with its signingKeyFile, or by its pushCommand), the host fetches its closure
+   * from the cache's substituter, and what the cache cannot give it is copied directly.
+   * @default - the closure is copied to the host directly
+   */
+  readonly binaryCache?: INixosBinaryCache;
+  /**
+   * `[user@]host[:port]` that builds the system instead of the machine running the deployment (nixos-rebuild's
+   * --build-host), logged in to with this deployment's key and known_hosts; the outputs go from there to the
+   * binary cache, or to the host.
+   * @default - built on the machine running the deployment
+   */
+  readonly buildHost?: string;
 }
 
 /** zstd on a deployment's copy (`cdktf-nixos deploy --compress`). */
@@ -302,6 +318,12 @@ export class NixosDeployment extends Construct {
       acceptFailedUnits: props.acceptFailedUnits === true,
       healthChecks: (props.healthChecks ?? []).map((check, i) => resolveHealthCheck(check, `healthChecks[${i}]`)),
       systemdHealthCheck: props.systemdHealthCheck ?? DEFAULT_SETTINGS.systemdHealthCheck,
+      cache: props.binaryCache?.url,
+      cacheSubstituter: props.binaryCache === undefined || props.binaryCache.substituter === props.binaryCache.url ? undefined : props.binaryCache.substituter,
+      cacheSigningKeyFile: props.binaryCache?.signingKeyFile,
+      cachePublicKey: props.binaryCache?.publicKey,
+      cachePushCommand: props.binaryCache?.pushCommand,
+      buildHost: props.buildHost,
       sensitiveArgs,
       keys: keys.map((key) => ({ ...key, file: key.file === undefined ? undefined : keyFilePath(key.file) })),
     };
@@ -513,6 +535,21 @@ function validateDeploymentProps(scope: NixosDeployment, props: NixosDeploymentP
     if (/^[^:[\]]+:\d+$/.test(props.host) || /^\[.*\]:\d+$/.test(props.host)) fail(`host "${props.host}" includes a port; give the address alone and the port as \`port\``);
     if (/^\[.*\]$/.test(props.host)) fail(`host "${props.host}": give an IPv6 address without brackets ("${props.host.slice(1, -1)}")`);
     if (!isHostName(props.host)) fail(`host "${props.host}" is not a host name or IP address${props.host.includes("@") ? " (the user goes in `user`)" : ""}`);
+  }
+  if (props.buildHost !== undefined && !Token.isUnresolved(props.buildHost)) {
+    try {
+      parseJumpHost(props.buildHost, "buildHost");
+    } catch (err) {
+      fail((err as Error).message);
+    }
+  }
+  if (props.binaryCache !== undefined) {
+    const cache = props.binaryCache;
+    try {
+      cacheSpecOf({ cache: cache.url, cacheSubstituter: cache.substituter, cacheSigningKeyFile: cache.signingKeyFile, cachePublicKey: cache.publicKey, cachePushCommand: cache.pushCommand });
+    } catch (err) {
+      fail(`binaryCache: ${(err as Error).message}`);
+    }
   }
   const action = props.action ?? NixosAction.SWITCH;
   if (!(ACTIONS as readonly string[]).includes(action)) fail(`action "${action}" is not one of ${ACTIONS.join(", ")}`);

@@ -6,6 +6,7 @@ import { DEFAULT_NIXOS_RELEASE, NixosArchitecture, validateRelease } from "../aw
 import { DataAwsRegion } from "@cdktf/provider-aws/lib/data-aws-region";
 import { architectureOfInstanceType } from "./instance-architecture";
 import { NixosDeployment, type NixosDeploymentOptions } from "./nixos-deployment";
+import type { INixosBinaryCache } from "./nixos-binary-cache";
 import { NixosImage, type INixosImage, type NixosImageConfig } from "./nixos-image";
 import { NixosKeyPair, type IKeyPair } from "./nixos-key-pair";
 import { NixosSecurityGroup, type INixosSecurityGroup } from "./nixos-security-group";
@@ -62,6 +63,15 @@ export interface NixosInstanceProps {
    * @default - none: the instance runs the image's configuration
    */
   readonly nixos?: NixosInstanceDeployment;
+  /**
+   * A binary cache for this host: the instance gets the cache's instance profile (to read an S3 cache with its own
+   * role), and `nixos`'s deployment uploads to and fetches from it, with `binaryCache = { substituter; publicKey; }`
+   * among its module arguments (a configuration sets `nix.settings` from them).
+   * @default - none
+   */
+  readonly binaryCache?: INixosBinaryCache;
+  /** An instance profile of your own (it must allow reading the binary cache, if any). @default - the binaryCache's, else none */
+  readonly iamInstanceProfile?: string;
 }
 
 export interface NixosInstanceDeployment extends NixosDeploymentOptions {
@@ -144,6 +154,7 @@ export class NixosInstance extends Construct {
       subnetId: props.subnetId,
       associatePublicIpAddress: props.associatePublicIpAddress,
       userData: props.userData,
+      iamInstanceProfile: props.iamInstanceProfile ?? props.binaryCache?.instanceProfileName,
       rootBlockDevice: { volumeType: "gp3", volumeSize: this.rootVolumeSize, encrypted: true, deleteOnTermination: true },
       metadataOptions: { httpEndpoint: "enabled", httpTokens: "required", httpPutResponseHopLimit: 1 },
       tags: { Name: id, ...props.tags },
@@ -155,10 +166,14 @@ export class NixosInstance extends Construct {
 
     if (props.nixos !== undefined) {
       const { usePrivateIp, ...options } = props.nixos;
+      const cache = props.binaryCache;
       this.deployment = new NixosDeployment(this, "Deployment", {
         sshPrivateKeyFile: this.keyPair.privateKeyFile,
         tags: props.tags,
+        ...(cache !== undefined ? { binaryCache: cache } : {}),
         ...options,
+        // a flake takes no module arguments (specialArgs in flake.nix); a configuration gets the cache's
+        ...(cache !== undefined && options.configuration !== undefined ? { nixosArgs: { ...cache.nixosArgs, ...options.nixosArgs } } : {}),
         host: usePrivateIp ? this.privateIp : this.publicIp,
         instanceId: this.instanceId,
         region: new DataAwsRegion(this, "Region").name,

@@ -33,6 +33,35 @@ const nixosKey = z.strictObject({
   replaceExisting: z.boolean().optional(),
 });
 
+/** What a deployment reads of an INixosBinaryCache (a NixosBinaryCache, or NixosBinaryCache.fromUrl's). */
+export const binaryCacheRef = z.looseObject({
+  url: z.string(),
+  substituter: z.string(),
+  publicKey: z.string(),
+  signingKeyFile: z.string().optional(),
+  pushCommand: z.string().optional(),
+  instanceProfileName: z.string().optional(),
+});
+
+export const binaryCacheProps = z.strictObject({
+  bucketName: z.string(),
+  region: z.string(),
+  signingKeyFile: z.string().optional(),
+  keyName: z.string().optional(),
+  expireAfterDays: z.number().optional(),
+  substituter: z.string().optional(),
+  tags: tags.optional(),
+});
+
+export const binaryCacheImport = z.strictObject({
+  url: z.string(),
+  publicKey: z.string(),
+  substituter: z.string().optional(),
+  signingKeyFile: z.string().optional(),
+  pushCommand: z.string().optional(),
+  instanceProfileName: z.string().optional(),
+});
+
 export const deploymentOptionsShape = {
   configuration: z.string().optional(),
   nixPath: z.record(z.string(), z.string()).optional(),
@@ -57,6 +86,8 @@ export const deploymentOptionsShape = {
   healthChecks: z.array(z.record(z.string(), z.unknown())).optional(),
   systemdHealthCheck: z.boolean().optional(),
   compress: z.string().optional(),
+  binaryCache: binaryCacheRef.optional(),
+  buildHost: z.string().optional(),
 };
 
 export const deploymentProps = z.strictObject({
@@ -68,6 +99,8 @@ export const deploymentProps = z.strictObject({
 });
 
 export const instanceProps = z.strictObject({
+  binaryCache: binaryCacheRef.optional(),
+  iamInstanceProfile: z.string().optional(),
   release: z.string().optional(),
   image: imageRef.optional(),
   instanceType: z.string().optional(),

@@ -140,8 +140,15 @@ export const CONSTRUCT_DEFAULTS = {
   knownHostsFile: join(".cdktf-nixos", "known_hosts"),
 } as const satisfies SettingOverrides;
 
-/** `base` with every override that was given (an undefined override is not given). */
+/** The settings of one binary cache: a cache given on a command line comes with its own, or none of the deployment's. */
+const CACHE_SETTINGS = ["cacheSubstituter", "cacheSigningKeyFile", "cachePublicKey", "cachePushCommand"] as const;
+
+/**
+ * `base` with every override that was given (an undefined override is not given). A given `cache` replaces the
+ * deployment's cache with all its settings: the substituter, keys and push command of another cache never apply.
+ */
 export function withOverrides(base: ResolvedDeploymentSettings, overrides: SettingOverrides): ResolvedDeploymentSettings {
   const given = Object.fromEntries(Object.entries(overrides).filter(([, value]) => value !== undefined));
-  return { ...base, ...given };
+  const cache = overrides.cache !== undefined ? Object.fromEntries(CACHE_SETTINGS.map((name) => [name, overrides[name]])) : {};
+  return { ...base, ...cache, ...given };
 }

@@ -7,7 +7,7 @@ import { startEc2Double, type Ec2Double } from "../harness/ec2-double/server";
 import { NIXPKGS_LITE } from "../harness/fixture";
 import { missing } from "../harness/requirements";
 import { run } from "../harness/target-hosts";
-import { MANIFEST_VERSION, type DeploymentManifest } from "../../src/spec/manifest";
+import { MANIFEST_FILE, MANIFEST_VERSION, type DeploymentManifest } from "../../src/spec/manifest";
 import { terraform, useEc2Endpoint } from "../harness/terraform";
 
 const ROOT = join(__dirname, "..", "..");
@@ -74,6 +74,25 @@ describe.skipIf(missing("terraform", "aws-provider-mirror", "nix"))("example sta
     expect(amiOf(planned, "db")).toBe(NEWEST_2505_AARCH64);
     const synthesized = await readFile(join(out, "stacks", "fleet", "cdk.tf.json"), "utf8");
     expect(synthesized).not.toContain("PRIVATE KEY");
+  });
+
+  it("cached-fleet plans a private S3 bucket as the hosts' binary cache, an instance profile that reads it, and deployments that go through it", async () => {
+    const planned = await plan("cached-fleet");
+    const created = new Set(planned.resource_changes.filter((r) => r.change.actions.includes("create")).map((r) => r.type));
+    for (const type of ["aws_s3_bucket", "aws_s3_bucket_public_access_block", "aws_s3_bucket_ownership_controls", "aws_s3_bucket_lifecycle_configuration",
+      "aws_iam_role", "aws_iam_role_policy", "aws_iam_instance_profile"]) expect(created).toContain(type);
+    const instances = planned.resource_changes.filter((r) => r.type === "aws_instance");
+    expect(instances).toHaveLength(3);
+    const manifest = JSON.parse(await readFile(join(out, "stacks", "cached-fleet", MANIFEST_FILE), "utf8")) as DeploymentManifest;
+    for (const deployment of manifest.deployments) {
+      expect(deployment).toMatchObject({ cache: "s3://example-fleet-nix-cache?region=eu-central-1", cacheSigningKeyFile: expect.stringMatching(/\.cdktf-nixos\/binary-cache-key$/) });
+      expect(deployment.cachePublicKey).toMatch(/^example-fleet-nix-cache-1:[A-Za-z0-9+/]{43}=$/);
+      expect(deployment.nixosArgs).toMatchObject({ binaryCache: { substituter: deployment.cache, publicKey: deployment.cachePublicKey } });
+    }
+    const synthesized = await readFile(join(out, "stacks", "cached-fleet", "cdk.tf.json"), "utf8");
+    expect(synthesized).toContain("--cache-signing-key");
+    const secret = (await readFile(join(ROOT, ".cdktf-nixos", "binary-cache-key"), "utf8")).split(":")[1]!;
+    expect(synthesized).not.toContain(secret);
   });
 
   it("fleet's synth writes the deployment manifest: every host, its source, its apply-time values as Terraform expressions", async () => {

@@ -67,6 +67,21 @@ describe.skipIf(missing("root", "nix", "sshd", "netns", "terraform"))("push thro
     "--cache-substituter", `${s3.endpoint}/${bucket}`,
     "--cache-signing-key", join(keys, key),
   ];
+  const writeMain = (binaryCache?: { url: string; publicKey: string; substituter: string; signingKeyFile: string }) => {
+    const stackHosts = NAMES.map((name, i) => ({ name, address: world.hosts[i]!.address }));
+    writeFileSync(join(work, "main.ts"), `import { App } from ${JSON.stringify(join(ROOT, "node_modules", "cdktf"))};
+import { SixHostsStack } from ${JSON.stringify(join(__dirname, "six-hosts-stack"))};
+const app = new App();
+new SixHostsStack(app, "cached", { nixosDir: ${JSON.stringify(join(work, "nixos"))}, nixpkgs: ${JSON.stringify(NIXPKGS_LITE)}, hosts: ${JSON.stringify(stackHosts)},
+  sshPrivateKeyFile: ${JSON.stringify(world.clientKeyFile)}, knownHostsFile: ${JSON.stringify(world.knownHostsFile)}, deployment: { confirmTimeoutSeconds: 0 },
+  binaryCache: ${JSON.stringify(binaryCache)} });
+app.synth();
+`);
+  };
+  const synth = async () => {
+    const result = await run(join(ROOT, "node_modules", ".bin", "cdktf"), ["synth"], { cwd: work, env: { ...process.env, ...env() } as Record<string, string>, check: false });
+    if (result.exitCode !== 0) throw new Error(`synth failed:\n${result.stdout}\n${result.stderr}`);
+  };
   /** The requests the server answered while `step` ran. */
   const during = async <T>(step: () => Promise<T>) => {
     const first = s3.requests.length;
@@ -86,16 +101,8 @@ describe.skipIf(missing("root", "nix", "sshd", "netns", "terraform"))("push thro
     mkdirSync(join(work, "nixos"));
     writeAll("v1");
     writeFileSync(join(work, "cdktf.json"), JSON.stringify({ language: "typescript", app: `${join(ROOT, "node_modules", ".bin", "tsx")} main.ts`, projectId: "cache-test", sendCrashReports: "false" }));
-    const stackHosts = NAMES.map((name, i) => ({ name, address: world.hosts[i]!.address }));
-    writeFileSync(join(work, "main.ts"), `import { App } from ${JSON.stringify(join(ROOT, "node_modules", "cdktf"))};
-import { SixHostsStack } from ${JSON.stringify(join(__dirname, "six-hosts-stack"))};
-const app = new App();
-new SixHostsStack(app, "cached", { nixosDir: ${JSON.stringify(join(work, "nixos"))}, nixpkgs: ${JSON.stringify(NIXPKGS_LITE)}, hosts: ${JSON.stringify(stackHosts)},
-  sshPrivateKeyFile: ${JSON.stringify(world.clientKeyFile)}, knownHostsFile: ${JSON.stringify(world.knownHostsFile)}, deployment: { confirmTimeoutSeconds: 0 } });
-app.synth();
-`);
-    const synth = await run(join(ROOT, "node_modules", ".bin", "cdktf"), ["synth"], { cwd: work, env: { ...process.env, ...env() } as Record<string, string>, check: false });
-    if (synth.exitCode !== 0) throw new Error(`synth failed:\n${synth.stdout}\n${synth.stderr}`);
+    writeMain();
+    await synth();
     await terraform(stackDir(), ["init", "-input=false", "-no-color"], env());
     await terraform(stackDir(), ["apply", "-auto-approve", "-input=false", "-no-color"], env());
   });
@@ -193,6 +200,30 @@ app.synth();
       expect(outcome.cacheFetch?.fellBack).toMatch(/the substitute for '.*' from 'http:\/\/.*' is not signed by any of the keys in 'trusted-public-keys'/);
       expect(outcome.pathsCopied).toBeGreaterThan(0);
       expect(await running(name)).toBe(outcome.newSystem);
+    }
+  });
+
+  it("cdktf deploy of NixosDeployments with a binaryCache: each host's deployment uploads what the cache lacks and the host fetches its closure from there", async () => {
+    writeAll("v6");
+    writeMain({ url: `s3://${BUCKET}?region=us-east-1&endpoint=${s3.endpoint}`, publicKey: readFileSync(join(keys, "a.public"), "utf8").trim(), substituter: `${s3.endpoint}/${BUCKET}`, signingKeyFile: join(keys, "a.secret") });
+    await synth();
+    const applied = await during(() => terraform(stackDir(), ["apply", "-auto-approve", "-input=false", "-no-color"], env()));
+    const status = await cli("status", "--json");
+    expect(status.code, status.stderr).toBe(0);
+    for (const [i, name] of NAMES.entries()) {
+      const declared = ((status.json?.hosts ?? []) as Array<{ name: string; runningSystem: string }>).find((h) => h.name === name)!.runningSystem;
+      expect(await running(name)).toBe(declared);
+      // the host read its new system from the cache itself
+      expect(applied.requests.some((r) => r.method === "GET" && r.from === world.hosts[i]!.address && r.path.endsWith(".narinfo"))).toBe(true);
+    }
+    // the six deployments ran at once: a path two of them lacked may go up twice, but only paths the cache lacked did
+    const narinfos = applied.requests.filter((r) => r.method === "PUT" && r.path.endsWith(".narinfo")).map((r) => r.path);
+    expect(narinfos.length).toBeGreaterThan(0);
+    expect(applied.result.stdout).toMatch(/fetched \d+ paths? \(.*\) from http:\/\//);
+    // the secret key stays in its file: not in the synthesized stack, Terraform's state or what the deployments printed
+    const secret = readFileSync(join(keys, "a.secret"), "utf8").split(":")[1]!;
+    for (const text of [readFileSync(join(stackDir(), "cdk.tf.json"), "utf8"), readFileSync(join(work, "terraform.cached.tfstate"), "utf8"), applied.result.stdout, applied.result.stderr]) {
+      expect(text).not.toContain(secret);
     }
   });
 

@@ -1,7 +1,7 @@
 import { join } from "node:path";
 import { TerraformStack } from "cdktf";
 import { Construct } from "constructs";
-import { HealthCheckFrom, NixosDeployment, type NixosDeploymentProps } from "../../src";
+import { HealthCheckFrom, NixosBinaryCache, NixosDeployment, type NixosDeploymentProps } from "../../src";
 
 /** One host of the rollout tests: where it is, and the URL its health check asks (through its SSH connection). */
 export interface RolloutHost {
@@ -21,8 +21,13 @@ export class SixHostsStack extends TerraformStack {
     nixosDir: string; nixpkgs: string; hosts: readonly RolloutHost[]; sshPrivateKeyFile: string; knownHostsFile: string;
     /** More settings of every deployment. */
     deployment?: Partial<NixosDeploymentProps>;
+    /** An existing binary cache every deployment goes through (NixosBinaryCache.fromUrl). */
+    binaryCache?: { url: string; publicKey: string; substituter: string; signingKeyFile: string };
   }) {
     super(scope, id);
+    const cache = props.binaryCache === undefined
+      ? undefined
+      : NixosBinaryCache.fromUrl(this, "cache", props.binaryCache.url, props.binaryCache.publicKey, { substituter: props.binaryCache.substituter, signingKeyFile: props.binaryCache.signingKeyFile });
     for (const host of props.hosts) {
       new NixosDeployment(this, host.name, {
         host: host.address,
@@ -35,6 +40,7 @@ export class SixHostsStack extends TerraformStack {
           ? []
           : [{ name: "health endpoint", http: { url: host.healthUrl, bodyContains: "ok", from: HealthCheckFrom.TARGET }, timeoutSeconds: 5, retries: 1, intervalSeconds: 1 }],
         ...props.deployment,
+        ...(cache !== undefined ? { binaryCache: cache } : {}),
       });
     }
   }

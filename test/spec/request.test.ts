@@ -35,6 +35,13 @@ describe("deployRequestOf", () => {
     expect(deployRequestOf(settings, applied, { connectTimeoutSeconds: 5 }).request.target.connectTimeoutSeconds).toBe(5);
   });
 
+  it("takes a cache given on the command line with its own settings only, none of the deployment's cache", () => {
+    const settings = { ...DEFAULT_SETTINGS, cache: "s3://fleet?region=eu-west-1", cacheSubstituter: "https://cache.example.com", cacheSigningKeyFile: "/fleet.key" };
+    const cache = deployRequestOf(settings, applied, { cache: "file:///var/cache/nix", cacheSigningKeyFile: "/local.key" }).request.cache;
+    expect(cache).toEqual({ url: "file:///var/cache/nix", substituter: "file:///var/cache/nix", signingKeyFile: "/local.key", publicKey: undefined, pushCommand: undefined });
+    expect(deployRequestOf(settings, applied, { cacheSigningKeyFile: "/other.key" }).request.cache?.substituter).toBe("https://cache.example.com");
+  });
+
   it("asks no console without an instance, and no confirmation for 0", () => {
     const mapped = deployRequestOf(DEFAULT_SETTINGS, { host: "h" }).request;
     expect([mapped.target.hostKeyFromEc2Console, mapped.confirmTimeoutSeconds]).toEqual([undefined, undefined]);

@@ -1,4 +1,5 @@
-import { createPrivateKey, createPublicKey, sign, verify, type KeyObject } from "node:crypto";
+import { createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify, type KeyObject } from "node:crypto";
+import { closeSync, fstatSync, openSync, readSync, writeSync } from "node:fs";
 import { open } from "node:fs/promises";
 import { UserInputError } from "../../errors";
 import { parsePublicKeyText } from "../../spec/cache-url";
@@ -80,4 +81,37 @@ export function verifySignature(publicKey: string, fingerprint: string, signatur
   const colon = signature.indexOf(":");
   if (colon < 0 || signature.slice(0, colon) !== key.name) return false;
   return verify(null, Buffer.from(fingerprint, "utf8"), key.key, Buffer.from(signature.slice(colon + 1), "base64"));
+}
+
+/**
+ * A new key in `nix-store --generate-binary-cache-key`'s format, written to `file` (created, never replaced: `wx`)
+ * readable by its owner only; returns it.
+ */
+export function generateSigningKeyFile(file: string, name: string): SigningKey {
+  const { privateKey, publicKey } = generateKeyPairSync("ed25519");
+  const seed = privateKey.export({ format: "der", type: "pkcs8" }).subarray(PKCS8_ED25519.length);
+  const pub = publicKey.export({ format: "der", type: "spki" }).subarray(SPKI_ED25519.length);
+  const text = `${name}:${Buffer.concat([seed, pub]).toString("base64")}`;
+  const fd = openSync(file, "wx", 0o600);
+  try {
+    writeSync(fd, text);
+  } finally {
+    closeSync(fd);
+  }
+  return parseSigningKey(text, file);
+}
+
+/** Reads a secret key file at synth (bounded). */
+export function readSigningKeySync(file: string): SigningKey {
+  const fd = openSync(file, "r");
+  try {
+    const stat = fstatSync(fd);
+    if (!stat.isFile()) throw new SigningKeyError(`the cache signing key ${file} is not a file`);
+    const buffer = Buffer.alloc(MAX_KEY_FILE_BYTES + 1);
+    const bytesRead = readSync(fd, buffer, 0, buffer.length, 0);
+    if (bytesRead > MAX_KEY_FILE_BYTES) throw new SigningKeyError(`${file} is larger than a cache signing key (over ${MAX_KEY_FILE_BYTES} bytes)`);
+    return parseSigningKey(buffer.subarray(0, bytesRead).toString("utf8"), file);
+  } finally {
+    closeSync(fd);
+  }
 }
