@@ -203,6 +203,12 @@ export function createFleetReporter(output: Output, hostNames: readonly string[]
       case "halted":
         note(`the rollout stopped: ${event.reason}; later waves are not started`);
         break;
+      case "build-host":
+        note(`building ${event.hosts.join(", ")} on the build host ${event.buildHost}`);
+        break;
+      case "built-on-build-host":
+        note(`built on ${event.buildHost}: ${event.hosts.join(", ")} (their closures are copied from there)`);
+        break;
       case "cache-upload":
         note(`binary cache ${event.cache}: looking up the closures of ${event.hosts.length} host${event.hosts.length === 1 ? "" : "s"}`);
         break;

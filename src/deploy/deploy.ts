@@ -17,6 +17,7 @@ import type { TargetSystem } from "./inspection";
 import { checkArrived, connectTo, copyRoots, copyTo, during, inspectFor, realiseOnTarget, replyTimeoutMs } from "./phases";
 import { activate } from "./activation-follower";
 import { cachePublicKey, fetchFromCache, uploadClosure, type CacheFetchReport } from "./cache";
+import { buildOnBuildHost, type BuiltOnHost } from "./build-host";
 import { healthPlanOf, healthPlanSeconds } from "./health";
 
 export type { ActivationReport, BuiltDeployRequest, DeployDependencies, DeployEvent, DeployPreview, DeployRequest, DeployResult, HostDependencies } from "./request";
@@ -31,15 +32,31 @@ export async function deploy(request: DeployRequest, deps: DeployDependencies): 
   const emit = request.onEvent ?? (() => undefined);
   // the cache's key is read before anything is built: a key that cannot be read is the user's to fix first
   const cache = request.cache === undefined ? undefined : { ...request.cache, publicKey: await cachePublicKey(request.cache) };
-  emit({ type: "phase", phase: request.buildOnTarget ? "evaluate" : "build" });
-  const local = request.buildOnTarget ? await deps.instantiate(request.source) : await deps.build(request.source);
-  emit({ type: "built", system: local });
-  if (cache !== undefined && !request.buildOnTarget) {
-    emit({ type: "phase", phase: "copy", detail: `uploading to ${cache.url}` });
-    const uploaded = await uploadClosure(cache, [local.outPath], deps.openStore, { ...deps, onProgress: (progress) => emit({ type: "cache-progress", progress }) });
-    emit({ type: "cache-uploaded", report: uploaded });
+  const instantiateOnly = request.buildOnTarget === true || request.buildHost !== undefined;
+  emit({ type: "phase", phase: instantiateOnly ? "evaluate" : "build" });
+  const local = instantiateOnly ? await deps.instantiate(request.source) : await deps.build(request.source);
+  let builder: BuiltOnHost | undefined;
+  if (request.buildHost !== undefined) {
+    emit({ type: "phase", phase: "build", detail: `on the build host ${request.buildHost.host}` });
+    builder = await buildOnBuildHost(request.buildHost, [local], deps, {
+      cache: cache === undefined ? undefined : { substituter: cache.substituter, publicKey: cache.publicKey },
+      replyTimeoutMs: replyTimeoutMs(request),
+      onNotice: (message) => emit({ type: "notice", message }),
+    });
   }
-  return deployBuilt(local, { ...request, cache }, deps, started);
+  try {
+    // the outputs come from the build host's store, when there is one: they never enter this machine's
+    const hostDeps = builder === undefined ? deps : { ...deps, openStore: builder.openStore };
+    emit({ type: "built", system: local });
+    if (cache !== undefined && !request.buildOnTarget) {
+      emit({ type: "phase", phase: "copy", detail: `uploading to ${cache.url}` });
+      const uploaded = await uploadClosure(cache, [local.outPath], hostDeps.openStore, { ...deps, onProgress: (progress) => emit({ type: "cache-progress", progress }) });
+      emit({ type: "cache-uploaded", report: uploaded });
+    }
+    return await deployBuilt(local, { ...request, cache }, hostDeps, started);
+  } finally {
+    await builder?.close();
+  }
 }
 
 /**

@@ -50,6 +50,8 @@ export interface Host {
   copyClosure(source: StoreSource, paths: readonly string[], options?: CopyOptions): Promise<CopyReport>;
   /** What `copyClosure` would send, read from the host's store without writing to it. */
   planCopy(source: StoreSource, paths: readonly string[], options?: Pick<CopyOptions, "replyTimeoutMs">): Promise<CopyPlan>;
+  /** The host's own store as the source of a copy (a build host's outputs), read-only. */
+  openStore(options?: Pick<CopyOptions, "replyTimeoutMs">): Promise<StoreSource>;
   /**
    * A TCP connection the host itself opens to `address:port` (a direct-tcpip channel, as `ssh -L` makes): to reach
    * what only the host can, e.g. its own `localhost`. Rejects with a TransportError when the host refuses.

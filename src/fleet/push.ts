@@ -22,6 +22,7 @@ import type { SettingOverrides } from "../spec/settings";
 import type { ResolvedHealthCheck } from "../spec/health-check";
 import { rollbackHost } from "../deploy/rollback";
 import { cachePublicKey, uploadClosure, type CacheDependencies, type CacheUploadReport } from "../deploy/cache";
+import { buildOnBuildHost, type BuiltOnHost } from "../deploy/build-host";
 import type { CacheUploadProgress } from "../nix/binary-cache/upload";
 import { eachAtMost } from "../pool";
 import { NO_WAVES, byName, inWaves, planWaves, waveCapacity, type WaveOptions } from "./waves";
@@ -68,7 +69,8 @@ export function planPush(hosts: readonly FleetHost[], settings: Pick<PushSetting
         nixPath: spec.source.nixPath ?? {},
         flake: spec.source.flake,
         moduleArgs: applied.moduleArgs,
-        buildOnTarget: mapped.request.buildOnTarget,
+        // evaluated only here: the target or the build host builds it
+        buildOnTarget: mapped.request.buildOnTarget || mapped.request.buildHost !== undefined,
       },
       request: mapped.request,
       keys: mapped.keys,
@@ -142,7 +144,10 @@ export type PushEvent =
   /** The fleet's closures go to a binary cache once, before any host (a dry run only looks up what it lacks). */
   | { readonly type: "cache-upload"; readonly cache: string; readonly hosts: readonly string[] }
   | { readonly type: "cache-progress"; readonly cache: string; readonly progress: CacheUploadProgress }
-  | { readonly type: "cache-uploaded"; readonly report: CacheUploadReport };
+  | { readonly type: "cache-uploaded"; readonly report: CacheUploadReport }
+  /** These hosts' systems are built on a build host (`user@host:port`), and then were. */
+  | { readonly type: "build-host"; readonly buildHost: string; readonly hosts: readonly string[] }
+  | { readonly type: "built-on-build-host"; readonly buildHost: string; readonly hosts: readonly string[] };
 
 export interface PushReport {
   readonly dryRun: boolean;
@@ -175,6 +180,21 @@ export interface PushDependencies extends HostDependencies, CacheDependencies {
  * and with rollbackCompletedOnFailure the hosts this push changed go back to the generation they had before it.
  */
 export async function push(plan: readonly PlannedHost[], settings: PushSettings, deps: PushDependencies, onEvent: (event: PushEvent) => void = () => undefined): Promise<PushReport> {
+  let closeBuilders = async (): Promise<unknown> => undefined;
+  try {
+    return await pushWithBuilders(plan, settings, deps, onEvent, (close) => (closeBuilders = close));
+  } finally {
+    await closeBuilders();
+  }
+}
+
+async function pushWithBuilders(
+  plan: readonly PlannedHost[],
+  settings: PushSettings,
+  deps: PushDependencies,
+  onEvent: (event: PushEvent) => void,
+  onBuilders: (close: () => Promise<unknown>) => void,
+): Promise<PushReport> {
   const started = Date.now();
   const waves = settings.waves ?? NO_WAVES;
   const { outcomes, finish, ready } = recordOutcomes(plan, onEvent);
@@ -194,7 +214,18 @@ export async function push(plan: readonly PlannedHost[], settings: PushSettings,
       else finish({ name: host.name, status: "failed", error: result.error, durationMs: Date.now() - started, exitCode: exitCodeOf(result.error) });
     }
     deployable.sort((a, b) => byName(a.host.name, b.host.name));
-    const uploads = await uploadToCaches(deployable, settings.dryRun, deps, onEvent);
+    const builders = settings.dryRun ? { built: new Map<string, BuiltOnHost>(), failed: [] } : await buildOnBuildHosts(deployable, deps, onEvent);
+    onBuilders(() => Promise.all([...builders.built.values()].map((b) => b.close())));
+    for (const failed of builders.failed) {
+      finish({ name: failed.host.host.name, status: "failed", error: failed.error, durationMs: Date.now() - started, exitCode: exitCodeOf(failed.error) });
+      deployable.splice(deployable.indexOf(failed.host), 1);
+    }
+    /** A host's dependencies: its closure comes from its build host's store, when it has one. */
+    const depsOf = (host: ReadyHost): PushDependencies => {
+      const builder = host.request.buildHost === undefined ? undefined : builders.built.get(buildHostKey(host.request.buildHost));
+      return builder === undefined ? deps : { ...deps, openStore: builder.openStore };
+    };
+    const uploads = await uploadToCaches(deployable, settings.dryRun, depsOf, onEvent);
     caches = uploads.reports;
     for (const failed of uploads.failed) {
       finish({ name: failed.host.host.name, status: "failed", error: failed.error, durationMs: Date.now() - started, exitCode: exitCodeOf(failed.error) });
@@ -207,10 +238,12 @@ export async function push(plan: readonly PlannedHost[], settings: PushSettings,
       const request = { ...host.request, onEvent: (event: DeployEvent) => onEvent({ type: "host", host: host.name, event }) };
       try {
         if (settings.dryRun) {
-          const preview = await previewDeploy(system, request, deps, { cacheLacks: uploads.lacking });
+          // a dry run builds nothing: a host built on a build host is previewed with its derivations
+          const previewed = request.buildHost !== undefined ? { ...request, buildOnTarget: true } : request;
+          const preview = await previewDeploy(system, previewed, deps, { cacheLacks: uploads.lacking });
           return { name: host.name, status: preview.upToDate ? "up-to-date" : "would-deploy", preview, durationMs: Date.now() - hostStarted, exitCode: 0 };
         }
-        const result = await deployBuilt(system, request, deps, hostStarted);
+        const result = await deployBuilt(system, request, depsOf(host), hostStarted);
         return { name: host.name, status: result.upToDate ? "up-to-date" : "deployed", result, durationMs: result.durationMs, exitCode: 0, ...(result.upToDate ? {} : { wave }) };
       } catch (err) {
         rollout.failed.push(host.name);
@@ -274,12 +307,15 @@ export async function push(plan: readonly PlannedHost[], settings: PushSettings,
  * hosts of that cache (they are not deployed: a cache that cannot be written is the user's to fix, not a reason to
  * push every closure through this machine's uplink unasked).
  */
-async function uploadToCaches(deployable: readonly Deployable[], dryRun: boolean, deps: PushDependencies, onEvent: (event: PushEvent) => void) {
+async function uploadToCaches(deployable: readonly Deployable[], dryRun: boolean, depsOf: (host: ReadyHost) => PushDependencies, onEvent: (event: PushEvent) => void) {
   const groups = new Map<string, Deployable[]>();
   for (const item of deployable) {
     const cache = item.host.request.cache;
-    if (cache === undefined || item.host.request.buildOnTarget) continue;
-    const key = JSON.stringify([cache.url, cache.signingKeyFile, cache.pushCommand]);
+    // a dry run builds nothing, so what a build host would build is not known to be missing from the cache yet
+    if (cache === undefined || item.host.request.buildOnTarget || (dryRun && item.host.request.buildHost !== undefined)) continue;
+    // what was built on a build host goes up from its store
+    const from = item.host.request.buildHost === undefined ? "" : buildHostKey(item.host.request.buildHost);
+    const key = JSON.stringify([cache.url, cache.signingKeyFile, cache.pushCommand, from]);
     groups.set(key, [...(groups.get(key) ?? []), item]);
   }
   const reports: CacheUploadReport[] = [];
@@ -290,6 +326,7 @@ async function uploadToCaches(deployable: readonly Deployable[], dryRun: boolean
     onEvent({ type: "cache-upload", cache: spec.url, hosts: members.map((m) => m.host.name) });
     try {
       const roots = [...new Set(members.map((m) => m.system.outPath))];
+      const deps = depsOf(members[0]!.host);
       const report = await uploadClosure(spec, roots, deps.openStore, { ...deps, dryRun, onProgress: (progress) => onEvent({ type: "cache-progress", cache: spec.url, progress }) });
       for (const path of report.missing ?? []) lacking.add(path);
       reports.push(report);
@@ -395,4 +432,38 @@ export async function preparePush(options: PushOptions, callbacks: PrepareCallba
     if (problem !== undefined) throw new UserInputError(`${host.name}: ${problem}`);
   }
   return { stack: loaded.stack, synth: loaded.synth, synthMs, hosts, plan, redact: fleetRedactor(hosts) };
+}
+
+function buildHostKey(target: TargetSpec): string {
+  return `${target.user ?? "root"}@${target.host}:${target.port ?? 22}`;
+}
+
+/**
+ * Builds every host that has a build host there, once per build host (all its hosts' derivations in one build), before
+ * anything is uploaded or deployed. A failed build fails that build host's hosts only.
+ */
+async function buildOnBuildHosts(deployable: readonly Deployable[], deps: PushDependencies, onEvent: (event: PushEvent) => void) {
+  const groups = new Map<string, Deployable[]>();
+  for (const item of deployable) {
+    const target = item.host.request.buildHost;
+    if (target === undefined) continue;
+    groups.set(buildHostKey(target), [...(groups.get(buildHostKey(target)) ?? []), item]);
+  }
+  const built = new Map<string, BuiltOnHost>();
+  const failed: { host: Deployable; error: DeployError }[] = [];
+  await Promise.all([...groups].map(async ([key, members]) => {
+    const request = members[0]!.host.request;
+    onEvent({ type: "build-host", buildHost: key, hosts: members.map((m) => m.host.name) });
+    try {
+      const cache = request.cache?.publicKey === undefined ? undefined : { substituter: request.cache.substituter, publicKey: request.cache.publicKey };
+      built.set(key, await buildOnBuildHost(request.buildHost!, members.map((m) => m.system), deps, {
+        cache, replyTimeoutMs: (request.replyTimeoutSeconds ?? 60) * 1000,
+      }));
+      onEvent({ type: "built-on-build-host", buildHost: key, hosts: members.map((m) => m.host.name) });
+    } catch (err) {
+      const error = err instanceof DeployError ? err : new ConnectError((err as Error).message, { cause: err });
+      for (const host of members) failed.push({ host, error });
+    }
+  }));
+  return { built, failed };
 }

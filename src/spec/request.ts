@@ -5,6 +5,7 @@ import type { KeySpec } from "./key-spec";
 import { withOverrides, type ResolvedDeploymentSettings, type SettingOverrides } from "./settings";
 import { parseJumpHost, type JumpHost, type TargetSpec } from "./target";
 import { cacheSpecOf, type CacheSpec } from "./cache";
+import { UserInputError } from "../errors";
 
 /** What Terraform applied for one deployment (or the command line gave): known only at deploy time. */
 export interface AppliedValues {
@@ -56,6 +57,9 @@ export interface MappedDeployment {
  */
 export function deployRequestOf(settings: ResolvedDeploymentSettings, applied: AppliedValues, overrides: SettingOverrides = {}): MappedDeployment {
   const s = withOverrides(settings, overrides);
+  if (s.buildHost !== undefined && s.buildOnTarget) {
+    throw new UserInputError(`--build-host ${s.buildHost} and --build-on-target say different machines build: give one of them`);
+  }
   return {
     request: {
       target: {

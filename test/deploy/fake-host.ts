@@ -8,7 +8,7 @@ import { VirtualClock } from "./virtual-clock";
 import { confirmCommand, planActivation } from "../../src/deploy/activation";
 import { parseActivationState, readStateCommand, renderActivationState } from "../../src/deploy/activation-state";
 import { planCopy, type CopyPlan, type CopyReport } from "../../src/nix/serve/copy";
-import type { StoreSource } from "../../src/nix/store-source";
+import type { PathInfo, StoreSource } from "../../src/nix/store-source";
 import type { LocalSystem } from "../../src/nix/system";
 
 /** What a fake host answers to a command: a result, an error (the transport failed), or never (a hang). */
@@ -77,6 +77,15 @@ export class FakeHost implements Host {
   async planCopy(source: StoreSource, paths: readonly string[]): Promise<CopyPlan> {
     this.log.push(`plan-copy ${paths.join(" ")}`);
     return planCopy(await source.closure(paths), this.validPaths);
+  }
+
+  /** The fake host's own store as a source (a build host's): its closures are what `storePaths` lists. */
+  storePaths: PathInfo[] = [];
+
+  async openStore(): Promise<StoreSource> {
+    this.log.push("open-store");
+    const paths = this.storePaths;
+    return { closure: async () => paths, dumpPath: async () => undefined, close: async () => undefined };
   }
 
   /** What `forwardTcp` answers with: a stream the test drives (an HTTP reply), or a refusal. */

@@ -1,4 +1,5 @@
 import { execFileSync } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import { appendFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -91,7 +92,8 @@ app.synth();
 
   beforeAll(async () => {
     execFileSync("npm", ["run", "--silent", "build"], { cwd: ROOT, stdio: "inherit" });
-    world = await startTargets(NAMES.length);
+    // the six hosts, and a seventh machine as the build host
+    world = await startTargets(NAMES.length + 1);
     // the cache listens on the machine's side of h1's link; every other host reaches it through a route via its own
     s3 = await startS3Server(cacheAddress(), [BUCKET, WRONG_KEY_BUCKET]);
     for (const target of world.hosts.slice(1)) await target.exec(`ip route add default via ${hostSideAddress(slotOf(target))}`);
@@ -200,6 +202,28 @@ app.synth();
       expect(outcome.cacheFetch?.fellBack).toMatch(/the substitute for '.*' from 'http:\/\/.*' is not signed by any of the keys in 'trusted-public-keys'/);
       expect(outcome.pathsCopied).toBeGreaterThan(0);
       expect(await running(name)).toBe(outcome.newSystem);
+    }
+  });
+
+  it("push --build-host: the build host builds systems this machine never realises, and the hosts run them (copied from its store, or through the cache)", async () => {
+    const builder = world.hosts[NAMES.length]!;
+    const notHere = async (path: string) => (await run("nix-store", ["--check-validity", path], { check: false })).exitCode !== 0;
+    for (const through of ["direct", "cache"] as const) {
+      writeAll(`built-${through}-${randomBytes(4).toString("hex")}`);
+      const pushed = await during(() => cli("push", "--build-host", `root@${builder.address}`, ...(through === "cache" ? cacheFlags() : []), "--json"));
+      expect(pushed.result.code, pushed.result.stderr).toBe(0);
+      expect(pushed.result.stderr).toContain(`building h1, h2, h3, h4, h5, h6 on the build host root@${builder.address}:22`);
+      for (const name of NAMES) {
+        const outcome = hosts(pushed.result).get(name)!;
+        expect(outcome.status).toBe("deployed");
+        expect(await running(name)).toBe(outcome.newSystem);
+        expect((await builder.exec(`nix-store --check-validity ${outcome.newSystem}`)).exitCode).toBe(0);
+        // built there, never here
+        expect(await notHere(outcome.newSystem!)).toBe(true);
+        if (through === "cache") expect([outcome.pathsCopied, outcome.cacheFetch!.pathsFetched > 0]).toEqual([0, true]);
+        else expect(outcome.pathsCopied).toBeGreaterThan(0);
+      }
+      if (through === "cache") expect(pushed.requests.filter((r) => r.method === "PUT" && r.path.endsWith(".narinfo")).length).toBeGreaterThan(0);
     }
   });
 

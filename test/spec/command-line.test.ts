@@ -127,7 +127,8 @@ describe("the deploy command of a deployment", () => {
   });
 
   it("gives cdktf deploy (local-exec → CLI) and push the same request for every manifest field", async () => {
-    const deployment = withConfiguration();
+    // a build host and building on the target exclude each other: the mapper refuses both at once (the rendering above shows both)
+    const deployment = { ...withConfiguration(), buildOnTarget: false };
     const invocation = await throughTheCommandLine(deployment);
     const [planned] = await withKeys(planPush([{
       name: "web", tags: deployment.tags, spec: deployment,
@@ -155,6 +156,10 @@ describe("the deploy command of a deployment", () => {
     // read once, then gone from the environment every child process inherits
     expect(process.env[DEPLOY_ENV.moduleArgsJson]).toBeUndefined();
     expect(invocation.json).toBe(true);
+  });
+
+  it("refuses a build host together with building on the target", () => {
+    expect(() => deployRequestOf({ ...spec, buildOnTarget: true }, applied)).toThrow("--build-host builder@build.example.com:2222 and --build-on-target say different machines build: give one of them");
   });
 
   it("gives the same request for a deployment with every default", async () => {

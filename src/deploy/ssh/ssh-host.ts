@@ -1,6 +1,7 @@
 import type { Duplex } from "node:stream";
 import type { CopyPlan, CopyReport } from "../../nix/serve/copy";
 import { copyToRemote, planRemoteCopy } from "../../nix/serve/remote-copy";
+import { RemoteStore } from "../../nix/serve/remote-store";
 import type { StoreSource } from "../../nix/store-source";
 import type { RemoteShell } from "../../nix/remote-shell";
 import type { CopyOptions, Host, ReconnectOptions, RunOptions, RunResult } from "../host";
@@ -46,6 +47,10 @@ export class SshHost implements Host {
   planCopy(source: StoreSource, paths: readonly string[], options: Pick<CopyOptions, "replyTimeoutMs"> = {}): Promise<CopyPlan> {
     // without --write: the remote store refuses anything but queries
     return planRemoteCopy(source, this.shell, paths, options.replyTimeoutMs);
+  }
+
+  openStore(options: Pick<CopyOptions, "replyTimeoutMs"> = {}): Promise<StoreSource> {
+    return RemoteStore.open(this.shell, options.replyTimeoutMs);
   }
 
   forwardTcp(address: string, port: number): Promise<Duplex> {

@@ -15,6 +15,7 @@ export const MIN_SERVER_VERSION = 0x205;
 export const enum ServeCommand {
   QueryValidPaths = 1,
   QueryPathInfos = 2,
+  DumpStorePath = 3,
   QueryClosure = 7,
   AddToStoreNar = 9,
 }
@@ -53,6 +54,11 @@ export function writeQueryValidPaths(write: Write, paths: readonly string[], opt
 
 export function writeQueryPathInfos(write: Write, paths: readonly string[]): void {
   write(Buffer.concat([encodeU64(ServeCommand.QueryPathInfos), encodeStrings(paths)]));
+}
+
+/** DumpStorePath: the server answers with the path's NAR (its length is the path's narSize, from its info). */
+export function writeDumpStorePath(write: Write, path: string): void {
+  write(Buffer.concat([encodeU64(ServeCommand.DumpStorePath), encodeString(path)]));
 }
 
 export function writeQueryClosure(write: Write, paths: readonly string[], includeOutputs: boolean): void {

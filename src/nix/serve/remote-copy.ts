@@ -279,7 +279,7 @@ async function removeSpool(shell: RemoteShell, id: string): Promise<void> {
   }
 }
 
-async function openSession(shell: RemoteShell, command: string, replyTimeoutMs: number | undefined): Promise<ServeSession> {
+export async function openSession(shell: RemoteShell, command: string, replyTimeoutMs: number | undefined): Promise<ServeSession> {
   const remote = await shell.start(command);
   try {
     return await ServeSession.open({

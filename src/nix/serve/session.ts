@@ -12,6 +12,7 @@ import {
   readPathInfos,
   writeAddToStoreNarHeader,
   writeHello,
+  writeDumpStorePath,
   writeQueryClosure,
   writeQueryPathInfos,
   writeQueryValidPaths,
@@ -96,6 +97,9 @@ export interface SessionOptions {
  * A client of one `nix-store --serve` process. Commands are answered in order, so several may be in flight at once;
  * addToStoreNars uses that to send NARs back to back instead of waiting a round trip per path.
  */
+/** A NAR read from the server is handed on in pieces of at most this size. */
+const DUMP_CHUNK_BYTES = 256 * 1024;
+
 export class ServeSession {
   readonly stats: SessionStats = {
     queryValidPaths: 0, queryPathInfos: 0, queryClosure: 0, addToStoreNar: 0, narBytesSent: 0,
@@ -181,6 +185,20 @@ export class ServeSession {
     this.stats.queryClosure++;
     this.send((write) => writeQueryClosure(write, paths, false));
     return this.reply(() => this.reader.readStrings("the closure", MAX_LIST_ENTRIES, MAX_PATH_BYTES), "querying the closure");
+  }
+
+  /**
+   * Streams the NAR of `info.path` from the server's store into `sink`: exactly `info.narSize` bytes (the reply has
+   * no length of its own; the size comes from the path's info), in pieces the sink may hold up.
+   */
+  async dumpStorePath(info: PathInfo, sink: (chunk: Buffer) => Promise<void> | void): Promise<void> {
+    this.send((write) => writeDumpStorePath(write, info.path));
+    let left = info.narSize;
+    while (left > 0) {
+      const chunk = await this.reply(() => this.reader.readBytes(Math.min(left, DUMP_CHUNK_BYTES), `the NAR of ${info.path}`), `reading ${info.path}`);
+      left -= chunk.length;
+      await sink(chunk);
+    }
   }
 
   /**
