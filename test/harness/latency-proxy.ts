@@ -9,7 +9,24 @@ import net from "node:net";
 export interface LatencyProxy {
   readonly host: "127.0.0.1";
   readonly port: number;
+  /** Bytes that went through, client → target ("up", what the deploying machine sent) and back: counted on the wire. */
+  readonly bytes: { up: number; down: number };
   close(): Promise<void>;
+}
+
+/**
+ * One link several proxies share (a laptop's uplink): chunks of all of them queue for it in turn. Make one with
+ * `sharedLink(bytesPerSecond)` and give it to each proxy.
+ */
+export interface SharedLink {
+  readonly bytesPerSecond: number;
+  /** When the link has sent everything queued for it (performance.now() time). */
+  freeAt: number;
+}
+
+export function sharedLink(bytesPerSecond: number): SharedLink {
+  if (!(bytesPerSecond > 0)) throw new Error(`sharedLink: bytesPerSecond must be > 0, got ${bytesPerSecond}`);
+  return { bytesPerSecond, freeAt: 0 };
 }
 
 export interface LatencyProxyOptions {
@@ -18,12 +35,15 @@ export interface LatencyProxyOptions {
   delayMs: number;
   /** The link's rate in each direction: a chunk arrives delayMs after the link has finished sending it. @default unlimited */
   bytesPerSecond?: number;
+  /** The client → target direction goes through this link, shared with other proxies (instead of bytesPerSecond). */
+  uplink?: SharedLink;
 }
 
 const MAX_IN_FLIGHT = 4 * 1024 * 1024;
 
 export async function startLatencyProxy(options: LatencyProxyOptions): Promise<LatencyProxy> {
-  const { target, delayMs, bytesPerSecond } = options;
+  const { target, delayMs, bytesPerSecond, uplink } = options;
+  const bytes = { up: 0, down: 0 };
   if (!Number.isFinite(delayMs) || delayMs < 0) throw new Error(`startLatencyProxy: delayMs must be >= 0, got ${delayMs}`);
   if (bytesPerSecond !== undefined && !(bytesPerSecond > 0)) throw new Error(`startLatencyProxy: bytesPerSecond must be > 0, got ${bytesPerSecond}`);
   const sockets = new Set<net.Socket>();
@@ -39,8 +59,9 @@ export async function startLatencyProxy(options: LatencyProxyOptions): Promise<L
         upstream.destroy();
       });
     }
-    delayed(client, upstream, delayMs, bytesPerSecond);
-    delayed(upstream, client, delayMs, bytesPerSecond);
+    const ownLink = () => (bytesPerSecond === undefined ? undefined : { bytesPerSecond, freeAt: 0 });
+    delayed(client, upstream, delayMs, uplink ?? ownLink(), (n) => (bytes.up += n));
+    delayed(upstream, client, delayMs, ownLink(), (n) => (bytes.down += n));
   });
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
@@ -51,6 +72,7 @@ export async function startLatencyProxy(options: LatencyProxyOptions): Promise<L
   return {
     host: "127.0.0.1",
     port,
+    bytes,
     close() {
       closed ??= new Promise<void>((resolve) => {
         server.close(() => resolve());
@@ -65,10 +87,9 @@ export async function startLatencyProxy(options: LatencyProxyOptions): Promise<L
  * Forwards from → to, each chunk (and the end of the stream) delivered delayMs after it arrived, or after the link
  * finished sending it when the link has a rate.
  */
-function delayed(from: net.Socket, to: net.Socket, delayMs: number, bytesPerSecond?: number): void {
+function delayed(from: net.Socket, to: net.Socket, delayMs: number, link: SharedLink | undefined, count: (bytes: number) => void): void {
   const queue: { due: number; chunk: Buffer | null }[] = [];
   let inFlight = 0;
-  let linkFreeAt = 0;
   let timer: NodeJS.Timeout | undefined;
 
   const flush = () => {
@@ -88,10 +109,11 @@ function delayed(from: net.Socket, to: net.Socket, delayMs: number, bytesPerSeco
   };
   const enqueue = (chunk: Buffer | null) => {
     let sent = performance.now();
-    if (bytesPerSecond !== undefined) {
-      linkFreeAt = Math.max(linkFreeAt, sent) + ((chunk?.length ?? 0) * 1000) / bytesPerSecond;
-      sent = linkFreeAt;
+    if (link !== undefined) {
+      link.freeAt = Math.max(link.freeAt, sent) + ((chunk?.length ?? 0) * 1000) / link.bytesPerSecond;
+      sent = link.freeAt;
     }
+    if (chunk) count(chunk.length);
     queue.push({ due: sent + delayMs, chunk });
     if (chunk) {
       inFlight += chunk.length;

@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
 import net from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startLatencyProxy, type LatencyProxy } from "./latency-proxy";
+import { sharedLink, startLatencyProxy, type LatencyProxy } from "./latency-proxy";
 import { missing } from "./requirements";
 import { run, startTargets, type TargetWorld } from "./target-hosts";
 
@@ -71,6 +71,36 @@ describe("latency proxy with a rate limit", () => {
       expect(seconds).toBeLessThan((3 * data.length) / rate + 2);
     } finally {
       await proxy.close();
+      echo.close();
+    }
+  });
+});
+
+describe("latency proxies sharing one uplink", () => {
+  it("send what all of them carry up through the one link, and count each one's bytes each way", async () => {
+    const echo = net.createServer({ allowHalfOpen: true }, (socket) => socket.pipe(socket));
+    await new Promise<void>((resolve) => echo.listen(0, "127.0.0.1", resolve));
+    const rate = 8 * 1024 * 1024;
+    const uplink = sharedLink(rate);
+    const target = { host: "127.0.0.1", port: (echo.address() as net.AddressInfo).port };
+    const proxies = [await startLatencyProxy({ target, delayMs: 1, uplink }), await startLatencyProxy({ target, delayMs: 1, uplink })];
+    try {
+      const data = randomBytes(4 * 1024 * 1024);
+      const started = performance.now();
+      await Promise.all(proxies.map(async (proxy) => {
+        const socket = net.connect(proxy.port, proxy.host);
+        let received = 0;
+        socket.on("data", (chunk: Buffer) => (received += chunk.length));
+        const closed = new Promise((resolve) => socket.once("close", resolve));
+        socket.end(data);
+        await closed;
+        expect(received).toBe(data.length);
+      }));
+      // both streams went up the one link: together they took at least what the link needs for both
+      expect((performance.now() - started) / 1000).toBeGreaterThanOrEqual((2 * data.length) / rate);
+      for (const proxy of proxies) expect(proxy.bytes).toEqual({ up: data.length, down: data.length });
+    } finally {
+      for (const proxy of proxies) await proxy.close();
       echo.close();
     }
   });

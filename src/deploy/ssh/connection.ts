@@ -455,6 +455,12 @@ function connectClient(
     });
     try {
       client.connect(config);
+      // ssh2 counts a keepalive as answered only by its reply; OpenSSH by any message from the host. On a saturated
+      // uplink (a push to many hosts from a laptop) the reply waits behind megabytes of upload while the host keeps
+      // sending window adjustments and output, and ssh2 would drop a connection that is working. Anything the host
+      // sends restarts the count, as in OpenSSH (ssh2 keeps that restart as _resetKA, set by connect()).
+      const resetKeepalive = (client as unknown as { _resetKA?: () => void })._resetKA;
+      if (resetKeepalive !== undefined) config.sock!.on("data", () => resetKeepalive());
     } catch (err) {
       settled = true;
       reject(new ConnectError(`cannot connect to ${describe(endpoint)}: ${(err as Error).message}`, {

@@ -1,4 +1,7 @@
+import { randomBytes } from "node:crypto";
+import { writeFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { sharedLink, startLatencyProxy, type LatencyProxy } from "../../harness/latency-proxy";
 import { SshConnection } from "../../../src/deploy/ssh/connection";
 import { SshHost } from "../../../src/deploy/ssh/ssh-host";
 import { TransportError } from "../../../src/errors";
@@ -96,6 +99,37 @@ describe.skipIf(missing("root", "sshd", "netns"))("SshHost: the transport seam o
       } finally {
         await again.close();
       }
+    } finally {
+      await host.close();
+    }
+  });
+});
+
+describe.skipIf(missing("root", "sshd", "netns"))("a connection over a saturated uplink", () => {
+  let world: TargetWorld;
+  let proxy: LatencyProxy;
+  let knownHosts: string;
+
+  beforeAll(async () => {
+    world = await startTargets(1);
+    const target = world.hosts[0]!;
+    // a slow uplink: what the client sends waits behind everything it sent before
+    proxy = await startLatencyProxy({ target: { host: target.address, port: target.port }, delayMs: 5, uplink: sharedLink(512 * 1024) });
+    knownHosts = `${world.knownHostsFile}.proxy`;
+    writeFileSync(knownHosts, `[127.0.0.1]:${proxy.port} ${target.hostKey}\n`);
+  });
+  afterAll(async () => {
+    await proxy?.close();
+    await world?.stop();
+  });
+
+  it("stays up while the host keeps answering, though its keepalive replies wait behind the upload (as OpenSSH counts them)", async () => {
+    // keepalives every 0.5 s, three unanswered allowed: the 2 MiB the channel's window lets through take 4 s to go up
+    const host = await SshHost.connect({ host: "127.0.0.1", port: proxy.port, user: "root", privateKeyFile: world.clientKeyFile, knownHostsFile: knownHosts, keepaliveIntervalMs: 500 });
+    try {
+      const result = await host.run("while sleep 0.2; do echo .; done & cat > /dev/null; kill $!; echo done", { stdin: randomBytes(3 * 1024 * 1024) });
+      expect(result.exitCode, result.stderr).toBe(0);
+      expect(result.stdout.endsWith("done\n")).toBe(true);
     } finally {
       await host.close();
     }
