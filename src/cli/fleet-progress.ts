@@ -176,6 +176,7 @@ export function createFleetReporter(output: Output, hostNames: readonly string[]
     redraw(name);
   };
 
+  const uploadQuarters = new Map<string, number>();
   const onEvent = (event: PushEvent) => {
     switch (event.type) {
       case "fleet":
@@ -212,8 +213,16 @@ export function createFleetReporter(output: Output, hostNames: readonly string[]
       case "cache-upload":
         note(`binary cache ${event.cache}: looking up the closures of ${event.hosts.length} host${event.hosts.length === 1 ? "" : "s"}`);
         break;
-      case "cache-progress":
+      case "cache-progress": {
+        // a long upload says how far it got, a quarter at a time
+        const { narBytesUploaded: done, narBytesToUpload: total } = event.progress;
+        const quarter = total === 0 ? 4 : Math.floor((4 * done) / total);
+        if (quarter > (uploadQuarters.get(event.cache) ?? 0) && quarter < 4) {
+          uploadQuarters.set(event.cache, quarter);
+          note(`binary cache ${event.cache}: uploaded ${size(done)} of ${size(total)}`);
+        }
         break;
+      }
       case "cache-uploaded":
         note(uploadedLine(event.report));
         break;

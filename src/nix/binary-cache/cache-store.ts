@@ -1,5 +1,6 @@
 import { randomBytes } from "node:crypto";
-import { createReadStream } from "node:fs";
+import { createReadStream, createWriteStream } from "node:fs";
+import { pipeline } from "node:stream/promises";
 import { lstat, mkdir, open, rename, rm } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import type { Readable } from "node:stream";
@@ -73,7 +74,7 @@ export class FileCacheStore implements CacheStore {
           await handle.close();
         }
       } else {
-        // a spooled file is ours: moved into place rather than copied (on another file system, copied)
+        // the spool file stays the uploader's (it removes it); the cache gets its own copy
         await copyInto(body.file, temporary);
       }
       await rename(temporary, target);
@@ -92,7 +93,5 @@ export class FileCacheStore implements CacheStore {
 }
 
 async function copyInto(from: string, to: string): Promise<void> {
-  const { pipeline } = await import("node:stream/promises");
-  const { createWriteStream } = await import("node:fs");
   await pipeline(createReadStream(from), createWriteStream(to, { flags: "wx", mode: 0o644 }));
 }
