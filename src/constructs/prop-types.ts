@@ -53,14 +53,8 @@ export const binaryCacheProps = z.strictObject({
   tags: tags.optional(),
 });
 
-export const binaryCacheImport = z.strictObject({
-  url: z.string(),
-  publicKey: z.string(),
-  substituter: z.string().optional(),
-  signingKeyFile: z.string().optional(),
-  pushCommand: z.string().optional(),
-  instanceProfileName: z.string().optional(),
-});
+/** NixosBinaryCache.fromUrl's url, public key and options: a cache reference whose substituter may be left out. */
+export const binaryCacheImport = z.strictObject({ ...binaryCacheRef.shape, substituter: z.string().optional() });
 
 export const deploymentOptionsShape = {
   configuration: z.string().optional(),

@@ -4,7 +4,7 @@ import { spawn } from "node:child_process";
 import { CopyError, DeployError } from "../errors";
 import { FileCacheStore, type CacheStore } from "../nix/binary-cache/cache-store";
 import { parseCacheUrl } from "../spec/cache-url";
-import { missingFromCache, uploadToCache, type CacheUploadProgress } from "../nix/binary-cache/upload";
+import { missingFromCache, uploadToCache, type CacheUploadProgress, type CacheUploadReport as UploadedToCache } from "../nix/binary-cache/upload";
 import { readSigningKey } from "../nix/binary-cache/signing-key";
 import type { PathInfo, StoreSource } from "../nix/store-source";
 import { shellQuote } from "../shell";
@@ -13,15 +13,11 @@ import type { Host } from "./host";
 
 export type { CacheSpec } from "../spec/cache";
 
-/** What uploading a closure to a cache did (or, in a dry run, would do). */
-export interface CacheUploadReport {
-  readonly cache: string;
-  readonly pathsInClosure: number;
-  /** Paths the cache lacked: uploaded once each (or, in a dry run, would be). */
-  readonly pathsUploaded: number;
-  readonly narBytes: number;
-  /** Compressed bytes sent (0 in a dry run and for a push command, which does not say). */
-  readonly fileBytes: number;
+/**
+ * What uploading a closure to a cache did (or, in a dry run, would do: `pathsUploaded` the cache lacks, `fileBytes`
+ * 0). A push command does not say what it uploaded: its counts are 0.
+ */
+export interface CacheUploadReport extends UploadedToCache {
   /** The user's push command did the upload (the cache's content was not looked at). */
   readonly byPushCommand?: boolean;
   readonly dryRun?: boolean;

@@ -66,12 +66,7 @@ export function deployRequestOf(settings: ResolvedDeploymentSettings, applied: A
         host: applied.host,
         user: s.user,
         port: s.port,
-        privateKeyFile: s.sshPrivateKeyFile,
-        knownHostsFile: s.knownHostsFile,
-        acceptNewHostKey: s.acceptNewHostKey,
-        jumpHost: s.jumpHost === undefined ? undefined : parseJumpHost(s.jumpHost),
-        sshCompression: s.sshCompression,
-        connectTimeoutSeconds: s.connectTimeoutSeconds,
+        ...loginOf(s),
         hostKeyFromEc2Console: applied.instanceId === undefined
           ? undefined
           : { instanceId: applied.instanceId, region: applied.region, endpoint: s.ec2Endpoint, timeoutSeconds: s.consoleTimeoutSeconds },
@@ -101,17 +96,19 @@ export function deployRequestOf(settings: ResolvedDeploymentSettings, applied: A
   };
 }
 
-/** The build host is logged in to as the targets are (key, known_hosts, bastion), as its own `user@host:port`. */
-function buildHostTarget(host: JumpHost, s: ResolvedDeploymentSettings): TargetSpec {
+/** How a deployment logs in (key, known_hosts, bastion, retries), wherever: its host, and its build host. */
+function loginOf(s: ResolvedDeploymentSettings) {
   return {
-    host: host.host,
-    port: host.port,
-    user: host.user ?? s.user,
     privateKeyFile: s.sshPrivateKeyFile,
     knownHostsFile: s.knownHostsFile,
     acceptNewHostKey: s.acceptNewHostKey,
     jumpHost: s.jumpHost === undefined ? undefined : parseJumpHost(s.jumpHost),
     sshCompression: s.sshCompression,
     connectTimeoutSeconds: s.connectTimeoutSeconds,
-  };
+  } satisfies Partial<TargetSpec>;
+}
+
+/** The build host is logged in to as the targets are, as its own `user@host:port`. */
+function buildHostTarget(host: JumpHost, s: ResolvedDeploymentSettings): TargetSpec {
+  return { host: host.host, port: host.port, user: host.user ?? s.user, ...loginOf(s) };
 }
