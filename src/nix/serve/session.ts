@@ -68,6 +68,12 @@ export interface AddToStoreStream {
   readonly failure?: Error;
   /** Bytes the stream wrote on its own ways to the server (SSH channel data). */
   readonly bytesWritten: number;
+  /**
+   * Called whenever bytes moved on the stream's own ways (the server took data: a channel drained, a segment arrived
+   * or was read): the session's reply deadline counts from there, not from its own last write, which on a saturated
+   * link may wait behind the other channels far longer than any reply.
+   */
+  onActivity?: () => void;
 }
 
 export interface AddToStoreOptions {
@@ -221,6 +227,7 @@ export class ServeSession {
       this.failWrites(err);
       stream?.abort(err);
     });
+    if (stream !== undefined) stream.onActivity = () => this.reader.touch();
     const write = stream ? (chunk: Buffer) => { this.reader.touch(); return stream.write(chunk); } : (chunk: Buffer) => this.writeWithBackpressure(chunk);
     try {
       for (const upload of uploads) {

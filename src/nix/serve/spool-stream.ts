@@ -63,6 +63,7 @@ export interface SpoolStreamStats {
  */
 export class SpoolStream implements AddToStoreStream {
   failure?: Error;
+  onActivity?: () => void;
   readonly stats: SpoolStreamStats = { wireBytes: 0, segments: 0, compressedSegments: 0 };
   private pending: Buffer[] = [];
   private pendingBytes = 0;
@@ -86,7 +87,13 @@ export class SpoolStream implements AddToStoreStream {
     private readonly compression: { readonly allowed: boolean; readonly mode: CompressMode },
   ) {
     this.evidence = new Evidence(Math.min(channels.length, availableParallelism()));
-    for (const channel of channels) channel.onArrived = (n, kind, bytes) => this.arrivedWhole(n, kind, bytes);
+    for (const channel of channels) {
+      channel.onArrived = (n, kind, bytes) => {
+        this.onActivity?.();
+        this.arrivedWhole(n, kind, bytes);
+      };
+      channel.onDrained = () => this.onActivity?.();
+    }
     this.workers = channels.map((channel) => this.work(channel).catch((err: Error) => this.failWith(err)));
   }
 
@@ -96,6 +103,7 @@ export class SpoolStream implements AddToStoreStream {
 
   /** The importer read segment n (its stderr notice). */
   consumedSegment(): void {
+    this.onActivity?.();
     this.consumed++;
     this.wake(this.wakeProducer);
   }
@@ -142,7 +150,8 @@ export class SpoolStream implements AddToStoreStream {
    * had already failed: then the data channels' failures are its consequence (its exit removes the spool).
    */
   failWith(err: Error): void {
-    if (!this.importerFailedFirst) this.failure ??= err;
+    // once stopped (the server failed first), a channel's failure is the consequence of that stop, not its cause
+    if (!this.importerFailedFirst && this.stopped === undefined) this.failure ??= err;
     this.abort(err);
   }
 
@@ -222,6 +231,8 @@ export class SpoolStream implements AddToStoreStream {
 /** One data channel: uploads the segments it is given into the spool and reports each one that arrived whole. */
 export class DataChannel {
   onArrived: (n: number, kind: "z" | "r", bytes: number) => void = () => undefined;
+  /** The channel took more after waiting for room: the target received what was before. */
+  onDrained: () => void = () => undefined;
   private readonly inFlight = new Map<number, { kind: "z" | "r"; bytes: number }>();
   private finished = false;
   private closed = false;
@@ -255,6 +266,7 @@ export class DataChannel {
     this.process.stdin.write(header);
     if (this.process.stdin.write(body)) return;
     await waitForDrain(this.process.stdin, this.drainWait);
+    this.onDrained();
   }
 
   /** No more segments: the remote loop ends at the end of its input. */

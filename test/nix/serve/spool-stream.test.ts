@@ -97,4 +97,31 @@ describe("the spooled stream", () => {
     expect(stream.failure?.message).toContain("No space left on device");
     expect(ended).toBe(true);
   });
+
+  it("stopped because the server failed, the stream reports no failure of its own: the channels it closed are the consequence", async () => {
+    const spool = new Map<number, Buffer>();
+    const importer = importerInput();
+    const channels = [0, 1].map((i) => new DataChannel(fakeDataProcess(spool, () => 10_000), `data ${i}`, (err) => stream.failWith(err)));
+    const stream: SpoolStream = new SpoolStream({ stdin: importer.stdin }, channels, { allowed: false, mode: "none" });
+    await stream.write(Buffer.alloc(2 * SEGMENT_BYTES));
+    stream.abort(new Error("no answer within 60 s while waiting for the acknowledgement"));
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(stream.failure).toBeUndefined();
+  });
+
+  it("tells the session whenever bytes moved on its channels, which keeps the session's reply deadline from running out on a busy link", async () => {
+    const spool = new Map<number, Buffer>();
+    const importer = importerInput();
+    const channels = [new DataChannel(fakeDataProcess(spool, () => 0), "data 0", (err) => stream.failWith(err))];
+    const stream: SpoolStream = new SpoolStream({ stdin: importer.stdin }, channels, { allowed: false, mode: "none" });
+    let activity = 0;
+    stream.onActivity = () => activity++;
+    importer.stdin.on("data", (c: Buffer) => {
+      for (const line of c.toString().split("\n")) if (/^\d+ r$/.test(line)) stream.consumedSegment();
+    });
+    await stream.write(Buffer.alloc(3 * SEGMENT_BYTES));
+    await stream.finish();
+    // each segment arrived whole and was read: at least two signs of life per segment
+    expect(activity).toBeGreaterThanOrEqual(6);
+  });
 });
