@@ -4,15 +4,20 @@ import { join } from "node:path";
 import type { FleetHost } from "../src/fleet/inventory";
 import { DEFAULT_SETTINGS } from "../src/spec/settings";
 import { NIXPKGS_LITE } from "../test/harness/fixture";
-import { startLatencyProxy, type LatencyProxy } from "../test/harness/latency-proxy";
+import { startLatencyProxy, type LatencyProxy, type SharedLink } from "../test/harness/latency-proxy";
 import { startTargets, type TargetWorld } from "../test/harness/target-hosts";
 
 /** A fresh fleet: empty stores, a latency proxy (`delayMs` each way) in front of each host, known_hosts entries for the proxies. */
-export async function withProxiedFleet<T>(count: number, delayMs: number, fn: (world: TargetWorld, proxies: LatencyProxy[], knownHosts: string) => Promise<T>): Promise<T> {
+export async function withProxiedFleet<T>(
+  count: number,
+  delayMs: number,
+  fn: (world: TargetWorld, proxies: LatencyProxy[], knownHosts: string) => Promise<T>,
+  options: { readonly uplink?: SharedLink } = {},
+): Promise<T> {
   const world = await startTargets(count);
   const proxies: LatencyProxy[] = [];
   try {
-    for (const host of world.hosts) proxies.push(await startLatencyProxy({ target: { host: host.address, port: host.port }, delayMs }));
+    for (const host of world.hosts) proxies.push(await startLatencyProxy({ target: { host: host.address, port: host.port }, delayMs, uplink: options.uplink }));
     const knownHosts = `${world.knownHostsFile}.proxies`;
     writeFileSync(knownHosts, world.hosts.map((h, i) => `[127.0.0.1]:${proxies[i]!.port} ${h.hostKey}\n`).join(""));
     return await fn(world, proxies, knownHosts);

@@ -15,4 +15,5 @@ npx tsx bench/fleet-eval.ts
 npx tsx bench/copy.ts
 npx tsx bench/push.ts
 npx tsx bench/status.ts
+npx tsx bench/cache.ts
 npx tsx bench/readme-tables.ts "$BENCH_RESULTS_FILE"
