@@ -3,6 +3,9 @@ import { ignoreClosedPipes } from "./closed-pipe";
 import { main } from "./program";
 
 ignoreClosedPipes(process.stdout, process.stderr);
+// The AWS SDK warns on Node < 22 that its releases after January 2027 will need Node 22; the version we ship does not,
+// and its nine lines would land in the middle of a push's output (once per process, when S3 or EC2 is first used).
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= "true";
 
 // The only place that turns an outcome into the process's exit code.
 main(process.argv).then((code) => {

@@ -222,8 +222,10 @@ export function uploadedLine(report: CacheUploadReport): string {
 
 /** What a host fetched from the binary cache, in one line. */
 export function fetchedLine(report: CacheFetchReport): string {
-  return `fetched ${report.pathsFetched} path${report.pathsFetched === 1 ? "" : "s"} (${sizeText(report.downloadBytes)}) from ${report.substituter}` +
-    (report.fellBack !== undefined ? `; the rest is copied directly (${report.fellBack})` : "");
+  // Nix announces the download in hundredths of a MiB: a few small paths are "0.00 MiB", not worth a size
+  const download = report.downloadBytes > 0 ? ` (${sizeText(report.downloadBytes)})` : "";
+  // why it fell short is the deployment's notice, said once
+  return `fetched ${report.pathsFetched} path${report.pathsFetched === 1 ? "" : "s"}${download} from ${report.substituter}`;
 }
 
 /** Bytes for people: KiB below a MiB, so small pushes do not read "0.0 MiB". */

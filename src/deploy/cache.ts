@@ -153,12 +153,14 @@ export function parseCacheFetch(substituter: string, exitCode: number, stderr: s
   const lines = stderr.split("\n");
   const fetched = new Set(lines.flatMap((line) => /^copying path '([^']+)' from '/.exec(line)?.[1] ?? []));
   const download = /these \d+ paths will be fetched \(([\d.]+) MiB download/.exec(stderr) ?? /this path will be fetched \(([\d.]+) MiB download/.exec(stderr);
-  const problems = lines.filter((line) => /does not have a valid signature|is not signed by any of the keys|^error:|^warning: (?!ignoring the client-specified setting)|unable to download|HTTP error/.test(line));
+  // curl's retries repeat a line with another delay: said once, without it
+  const problems = lines.filter((line) => /does not have a valid signature|is not signed by any of the keys|^error:|^warning: (?!ignoring the client-specified setting)|unable to download|HTTP error/.test(line))
+    .map((line) => line.replace(/;? retrying in \d+ ms$/, ""));
   return {
     substituter,
     pathsFetched: fetched.size,
     downloadBytes: download === null ? 0 : Math.round(Number(download[1]) * 1024 * 1024),
-    ...(exitCode !== 0 ? { fellBack: problems.length > 0 ? [...new Set(problems)].slice(0, 5).join("; ") : `nix-store --realise exited with ${exitCode}` } : {}),
+    ...(exitCode !== 0 ? { fellBack: problems.length > 0 ? [...new Set(problems)].slice(0, 3).join("; ") : `nix-store --realise exited with ${exitCode}` } : {}),
   };
 }
 

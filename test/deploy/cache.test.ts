@@ -36,6 +36,9 @@ describe("fetching from a binary cache on the host", () => {
       substituter: "http://10.0.0.1:9000/fleet", pathsFetched: 0, downloadBytes: 0, fellBack: `${refused}; error: build of '${SYSTEM}' failed`,
     });
     expect(parseCacheFetch("http://x", 1, "").fellBack).toBe("nix-store --realise exited with 1");
+    const retried = ["warning: error: unable to download 'http://x/a.narinfo': Couldn't connect to server (7); retrying in 349 ms",
+      "warning: error: unable to download 'http://x/a.narinfo': Couldn't connect to server (7); retrying in 712 ms"].join("\n");
+    expect(parseCacheFetch("http://x", 1, retried).fellBack).toBe("warning: error: unable to download 'http://x/a.narinfo': Couldn't connect to server (7)");
   });
 });
 
