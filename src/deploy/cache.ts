@@ -76,7 +76,10 @@ export async function uploadClosure(
     }
     const signingKey = options.dryRun ? undefined : await readSigningKey(spec.signingKeyFile!);
     const cache = await (options.openCache ?? openCacheStore)(spec.url);
-    const source = await openSource();
+    const source = await openSource().catch(async (err: unknown) => {
+      await cache.close();
+      throw err;
+    });
     try {
       const closure = await source.closure(roots);
       const missing = await missingFromCache(cache, closure);
