@@ -3,6 +3,9 @@ import { cacheFetchCommand, parseCacheFetch, uploadClosure } from "../../src/dep
 import { cacheSpecOf } from "../../src/spec/cache";
 import { DEFAULT_SETTINGS } from "../../src/spec/settings";
 import { CopyError } from "../../src/errors";
+import { deploy, type DeployEvent } from "../../src/deploy/deploy";
+import { INSPECT_COMMAND } from "../../src/deploy/inspection";
+import { ARRIVED, NEW, fakeDependencies, healthyHost } from "./fake-host";
 
 const SYSTEM = "/nix/store/7dlgxz57s50dzmgmjpazf9639k1gx417-nixos-system-h1-24.05.lite";
 const KEY = `cache-1:${Buffer.alloc(32, 1).toString("base64")}`;
@@ -63,5 +66,30 @@ describe("uploading a closure", () => {
     const failed = uploadClosure(real, [SYSTEM], () => Promise.reject(new Error("no store")));
     await expect(failed).rejects.toThrow(CopyError);
     await expect(failed).rejects.toThrow(/uploading to the binary cache https:\/\/cache.example.com failed: --cache-push-command '.*' exited with 3: cachix: unauthorized/);
+  });
+});
+
+describe("a deployment through a cache, over the Host seam", () => {
+  const spec = cacheSpecOf({ ...DEFAULT_SETTINGS, cache: "https://cache.example.com", cachePushCommand: "cachix push fleet", cachePublicKey: KEY })!;
+  const fetch = cacheFetchCommand(NEW, "https://cache.example.com", KEY, false);
+
+  it("uploads, lets the host fetch, then copies only what it still lacks; a fetch that falls short is said once, with Nix's reason", async () => {
+    const host = healthyHost([[fetch, { exitCode: 1, stderr: "warning: error: unable to download 'https://cache.example.com/x.narinfo': Couldn't resolve host name (6)\n" }]]);
+    const pushed: string[] = [];
+    const world = fakeDependencies(host, { runPushCommand: async (command, paths) => void pushed.push(`${command} ${paths.join(" ")}`) });
+    const events: DeployEvent[] = [];
+    const result = await deploy({
+      source: { kind: "toplevel", path: NEW }, target: { host: "198.51.100.7", knownHostsFile: "/dev/null" }, cache: spec, onEvent: (e) => events.push(e),
+    }, world.deps);
+    expect(pushed).toEqual([`cachix push fleet ${NEW}`]);
+    expect(host.log.slice(0, 4)).toEqual([INSPECT_COMMAND, fetch, `copy ${NEW}`, ARRIVED]);
+    expect(result.cacheFetch).toEqual({
+      substituter: "https://cache.example.com", pathsFetched: 0, downloadBytes: 0,
+      fellBack: "warning: error: unable to download 'https://cache.example.com/x.narinfo': Couldn't resolve host name (6)",
+    });
+    expect(events.filter((e) => e.type === "notice").map((e) => (e as { message: string }).message)).toEqual([
+      "root@198.51.100.7:22 could not fetch everything from https://cache.example.com (warning: error: unable to download " +
+        "'https://cache.example.com/x.narinfo': Couldn't resolve host name (6)): copying the rest directly",
+    ]);
   });
 });
