@@ -11,8 +11,6 @@ import { shellQuote } from "../shell";
 import type { CacheSpec } from "../spec/cache";
 import type { Host } from "./host";
 
-export type { CacheSpec } from "../spec/cache";
-
 /**
  * What uploading a closure to a cache did (or, in a dry run, would do: `pathsUploaded` the cache lacks, `fileBytes`
  * 0). A push command does not say what it uploaded: its counts are 0.

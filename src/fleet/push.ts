@@ -180,11 +180,12 @@ export interface PushDependencies extends HostDependencies, CacheDependencies {
  * and with rollbackCompletedOnFailure the hosts this push changed go back to the generation they had before it.
  */
 export async function push(plan: readonly PlannedHost[], settings: PushSettings, deps: PushDependencies, onEvent: (event: PushEvent) => void = () => undefined): Promise<PushReport> {
-  let closeBuilders = async (): Promise<unknown> => undefined;
+  // build hosts stay connected while hosts copy from their stores, and are let go however the push ends
+  const builders = new Map<string, BuiltOnHost>();
   try {
-    return await pushWithBuilders(plan, settings, deps, onEvent, (close) => (closeBuilders = close));
+    return await pushWithBuilders(plan, settings, deps, onEvent, builders);
   } finally {
-    await closeBuilders();
+    await Promise.all([...builders.values()].map((b) => b.close()));
   }
 }
 
@@ -193,7 +194,7 @@ async function pushWithBuilders(
   settings: PushSettings,
   deps: PushDependencies,
   onEvent: (event: PushEvent) => void,
-  onBuilders: (close: () => Promise<unknown>) => void,
+  builders: Map<string, BuiltOnHost>,
 ): Promise<PushReport> {
   const started = Date.now();
   const waves = settings.waves ?? NO_WAVES;
@@ -214,15 +215,14 @@ async function pushWithBuilders(
       else finish({ name: host.name, status: "failed", error: result.error, durationMs: Date.now() - started, exitCode: exitCodeOf(result.error) });
     }
     deployable.sort((a, b) => byName(a.host.name, b.host.name));
-    const builders = settings.dryRun ? { built: new Map<string, BuiltOnHost>(), failed: [] } : await buildOnBuildHosts(deployable, deps, onEvent);
-    onBuilders(() => Promise.all([...builders.built.values()].map((b) => b.close())));
-    for (const failed of builders.failed) {
+    const failedBuilds = settings.dryRun ? [] : await buildOnBuildHosts(deployable, deps, onEvent, builders);
+    for (const failed of failedBuilds) {
       finish({ name: failed.host.host.name, status: "failed", error: failed.error, durationMs: Date.now() - started, exitCode: exitCodeOf(failed.error) });
       deployable.splice(deployable.indexOf(failed.host), 1);
     }
     /** A host's dependencies: its closure comes from its build host's store, when it has one. */
     const depsOf = (host: ReadyHost): PushDependencies => {
-      const builder = host.request.buildHost === undefined ? undefined : builders.built.get(buildHostKey(host.request.buildHost));
+      const builder = host.request.buildHost === undefined ? undefined : builders.get(buildHostKey(host.request.buildHost));
       return builder === undefined ? deps : { ...deps, openStore: builder.openStore };
     };
     const uploads = await uploadToCaches(deployable, settings.dryRun, depsOf, onEvent);
@@ -440,16 +440,16 @@ function buildHostKey(target: TargetSpec): string {
 
 /**
  * Builds every host that has a build host there, once per build host (all its hosts' derivations in one build), before
- * anything is uploaded or deployed. A failed build fails that build host's hosts only.
+ * anything is uploaded or deployed, each into `built` (the caller closes them). A failed build fails that build host's
+ * hosts only; returns them.
  */
-async function buildOnBuildHosts(deployable: readonly Deployable[], deps: PushDependencies, onEvent: (event: PushEvent) => void) {
+async function buildOnBuildHosts(deployable: readonly Deployable[], deps: PushDependencies, onEvent: (event: PushEvent) => void, built: Map<string, BuiltOnHost>) {
   const groups = new Map<string, Deployable[]>();
   for (const item of deployable) {
     const target = item.host.request.buildHost;
     if (target === undefined) continue;
     groups.set(buildHostKey(target), [...(groups.get(buildHostKey(target)) ?? []), item]);
   }
-  const built = new Map<string, BuiltOnHost>();
   const failed: { host: Deployable; error: DeployError }[] = [];
   await Promise.all([...groups].map(async ([key, members]) => {
     const request = members[0]!.host.request;
@@ -465,5 +465,5 @@ async function buildOnBuildHosts(deployable: readonly Deployable[], deps: PushDe
       for (const host of members) failed.push({ host, error });
     }
   }));
-  return { built, failed };
+  return failed;
 }

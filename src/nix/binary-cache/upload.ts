@@ -15,7 +15,7 @@ import type { SigningKey } from "./signing-key";
 /** narinfo lookups at once: each is one small request. */
 const LOOKUPS_AT_ONCE = 16;
 /** Paths compressed and uploaded at once: each runs a compressor on a core and holds one upload. */
-export const UPLOADS_AT_ONCE = 4;
+const UPLOADS_AT_ONCE = 4;
 const MAX_CACHE_INFO_BYTES = 64 * 1024;
 
 export class CacheUploadError extends Error {}
