@@ -30,6 +30,10 @@ command -v zstd >/dev/null || missing+=(zstd)
 [ -x /usr/bin/time ] || missing+=(time)
 command -v debootstrap >/dev/null || missing+=(debootstrap)
 command -v systemd-nspawn >/dev/null || missing+=(systemd-container)
+# nixpkgs-lite's images: ext4 by mke2fs -d, VHD by qemu-img (as nixpkgs' make-disk-image), ISO by xorriso
+command -v mke2fs >/dev/null || missing+=(e2fsprogs)
+command -v qemu-img >/dev/null || missing+=(qemu-utils)
+command -v xorriso >/dev/null || missing+=(xorriso)
 if [ ${#missing[@]} -gt 0 ]; then
   say "apt-get install ${missing[*]}"
   apt-get update -qq

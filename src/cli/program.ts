@@ -7,6 +7,7 @@ import { registerAmiCommand } from "./commands/ami";
 import { registerDeployCommand, type DependencyFactory } from "./commands/deploy";
 import { registerForgetHostKeysCommand } from "./commands/forget-host-keys";
 import { registerTestCommand } from "./commands/test";
+import { registerImageCommand } from "./commands/image";
 import { registerVmCommand } from "./commands/vm";
 import { ForegroundExit } from "./foreground";
 import { Interrupted } from "./interruptible";
@@ -50,6 +51,7 @@ export function buildProgram(
   registerPushCommand(program, output, pushDependencies);
   registerFleetCommands(program, output, pushDependencies);
   registerVmCommand(program, output);
+  registerImageCommand(program, output);
   registerTestCommand(program, output);
   registerAmiCommand(program, output);
   registerForgetHostKeysCommand(program, output);

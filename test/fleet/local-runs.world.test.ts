@@ -1,11 +1,12 @@
 import { execFileSync, spawn } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { EXIT_CODES } from "../../src/errors";
 import { CLI, cdktfNixos, startCdktfNixos, type CliResult } from "../harness/cli";
 import { NIXPKGS_LITE } from "../harness/fixture";
+import { extractImage, resolveInTree, type ImageKind } from "../harness/images";
 import { missing } from "../harness/requirements";
 import { run, startTargets, type TargetWorld } from "../harness/target-hosts";
 import { terraform } from "../harness/terraform";
@@ -49,7 +50,7 @@ print(app.succeed("cat /etc/motd"))
  * `cdktf-nixos vm` and `cdktf-nixos test` on a three-host stack deployed with real terraform to namespaced target
  * hosts: the VM and the test's nodes are built from the deployments' own configurations and module arguments.
  */
-describe.skipIf(missing("root", "nix", "sshd", "netns", "terraform", "python3"))("cdktf-nixos vm and test", () => {
+describe.skipIf(missing("root", "nix", "sshd", "netns", "terraform", "python3", "image-tools"))("cdktf-nixos vm and test", () => {
   let work: string;
   let world: TargetWorld;
   const stackDir = () => join(work, "cdktf.out", "stacks", "fleet");
@@ -184,6 +185,83 @@ app.synth();
       expect(existsSync("/root/was-here")).toBe(false);
       expect(execFileSync("sh", ["-c", "pgrep -f '[b]ooted-system-ready' || true"], { encoding: "utf8" }).trim()).toBe("");
       rmSync(join(work, "web.qcow2"), { recursive: true, force: true });
+    });
+
+    it("image HOST --format amazon|iso|raw: image files holding the deployed system, read back from the image; --out never replaces", async () => {
+      const images = mkdtempSync(join(tmpdir(), "images-"));
+      try {
+        const amazon = await cli(["image", "web", "--format", "amazon"]);
+        expect(amazon.code, amazon.stderr).toBe(0);
+        const vhd = amazon.stdout.trim();
+        expect(vhd).toMatch(/^\/nix\/store\/[a-z0-9]{32}-nixos-amazon-image-[^/]+-x86_64-linux\/nixos-amazon-image-[^/]+-x86_64-linux\.vhd$/);
+        expect(amazon.stderr).toContain("building the amazon image of web (module arguments: upstream from state, greeting from state)");
+        expect(amazon.stderr).toMatch(new RegExp(`web: amazon image, [0-9.]+ (KiB|MiB) \\(${statSync(vhd).size} bytes\\)`));
+        const info = JSON.parse(readFileSync(join(vhd, "..", "nix-support", "image-info.json"), "utf8")) as { disks: { root: { file: string } }; boot_mode: string };
+        expect(info.disks.root.file).toBe(vhd);
+        expect(execFileSync("qemu-img", ["info", "--output", "json", vhd], { encoding: "utf8" })).toContain('"format": "vpc"');
+        const web = await deployed("web");
+        const readBack = async (file: string, kind: ImageKind) => {
+          const tree = mkdtempSync(join(images, "tree-"));
+          await extractImage(file, kind, tree);
+          return {
+            bootDefault: readFileSync(join(tree, "nix", "var", "nixos-lite", "boot-default"), "utf8").trim(),
+            profile: readlinkSync(join(tree, "nix", "var", "nix", "profiles", "system-1-link")),
+            motd: readFileSync(await resolveInTree(tree, `${web}/etc/motd`), "utf8"),
+            registration: readFileSync(join(tree, "nix-path-registration"), "utf8"),
+          };
+        };
+        for (const [file, kind] of [[vhd, "vhd"]] as const) {
+          const image = await readBack(file, kind);
+          expect(image).toMatchObject({ bootDefault: web, profile: web, motd: "hi from state from web\n" });
+          expect(image.registration.split("\n")).toContain(web);
+        }
+
+        // --out: the ISO copied into the directory; a second run refuses to replace it
+        const iso = await cli(["image", "web", "--format", "iso", "--out", images]);
+        expect(iso.code, iso.stderr).toBe(0);
+        const copied = iso.stdout.trim();
+        expect(copied).toMatch(new RegExp(`^${images}/nixos-minimal-[^/]+-x86_64-linux\\.iso$`));
+        expect(statSync(copied).mode & 0o777).toBe(0o644);
+        expect(await readBack(copied, "iso")).toMatchObject({ bootDefault: web, profile: web, motd: "hi from state from web\n" });
+        writeFileSync(copied, "the user's own file now\n");
+        const again = await cli(["image", "web", "--format", "iso", "--out", images]);
+        expect(again.code).toBe(EXIT_CODES.usage);
+        expect(again.stderr).toContain(`cdktf-nixos: ${copied} already exists; cdktf-nixos does not replace it: remove it or choose another --out`);
+        expect(readFileSync(copied, "utf8")).toBe("the user's own file now\n");
+        expect(readdirSync(images).filter((f) => f.includes("partial"))).toEqual([]);
+
+        const raw = await cli(["image", "app", "--format", "raw"]);
+        expect(raw.code, raw.stderr).toBe(0);
+        expect(raw.stdout.trim()).toMatch(/\.img$/);
+        const appImage = mkdtempSync(join(images, "tree-"));
+        await extractImage(raw.stdout.trim(), "raw", appImage);
+        expect(readFileSync(join(appImage, "nix", "var", "nixos-lite", "boot-default"), "utf8").trim()).toBe(await deployed("app"));
+
+        // bad input: one message, exit 2, nothing built (no "building" line)
+        const readOnly = mkdtempSync(join(tmpdir(), "images-ro-"));
+        execFileSync("mount", ["--bind", readOnly, readOnly]);
+        try {
+          execFileSync("mount", ["-o", "remount,ro,bind", readOnly]);
+          const cases: Array<[string[], string]> = [
+            [["image", "web"], "cdktf-nixos: image needs --format: one of amazon, iso, raw (e.g. --format amazon)"],
+            [["image", "web", "--format", "qcow2"], "cdktf-nixos: --format qcow2 is not an image format cdktf-nixos builds; use one of amazon, iso, raw"],
+            [["image", "--format", "amazon"], "cdktf-nixos: image needs the host to build: cdktf-nixos image [stack] <host> --format amazon|iso|raw (e.g. cdktf-nixos image web --format amazon)"],
+            [["image", "web", "--format", "iso", "--out", join(images, "nope")], `cdktf-nixos: --out ${join(images, "nope")} does not exist; create the directory first`],
+            [["image", "web", "--format", "iso", "--out", readOnly], `cdktf-nixos: --out ${readOnly} is not writable (EROFS); choose a directory you can write to`],
+            [["image", "mail", "--format", "iso"], "cdktf-nixos: the stack has no host 'mail' (hosts: db, app, web)"],
+          ];
+          for (const [args, message] of cases) {
+            const result = await cli(args);
+            expect(result.code, result.stderr).toBe(EXIT_CODES.usage);
+            expect(result.stderr.trim()).toBe(message);
+          }
+        } finally {
+          execFileSync("umount", [readOnly]);
+          rmSync(readOnly, { recursive: true });
+        }
+      } finally {
+        rmSync(images, { recursive: true, force: true });
+      }
     });
 
     it("test --write: nodes are the deployments' configurations and values, other hosts' addresses replaced by node names", async () => {

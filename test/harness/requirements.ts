@@ -2,7 +2,7 @@ import { execFileSync } from "node:child_process";
 import { existsSync } from "node:fs";
 
 /** What a world test can need from the machine. */
-export type Requirement = "root" | "nix" | "sshd" | "netns" | "terraform" | "aws-provider-mirror" | "zstd" | "python3" | "time" | "systemd-targets";
+export type Requirement = "root" | "nix" | "sshd" | "netns" | "terraform" | "aws-provider-mirror" | "zstd" | "python3" | "time" | "systemd-targets" | "image-tools";
 
 const checks: Record<Requirement, () => string | undefined> = {
   root: () => (process.getuid?.() === 0 ? undefined : "must run as root (namespaces, mounts, target stores)"),
@@ -17,6 +17,10 @@ const checks: Record<Requirement, () => string | undefined> = {
     onPath("debootstrap") && onPath("systemd-nspawn")
       ? undefined
       : "debootstrap/systemd-nspawn missing (apt-get install debootstrap systemd-container): systemd target hosts",
+  "image-tools": () =>
+    onPath("mke2fs") && onPath("debugfs") && onPath("qemu-img") && onPath("xorriso")
+      ? undefined
+      : "mke2fs/debugfs/qemu-img/xorriso missing (apt-get install e2fsprogs qemu-utils xorriso): nixpkgs-lite's disk and ISO images",
   terraform: () => (onPath("terraform") ? undefined : "terraform not on PATH"),
   "aws-provider-mirror": () =>
     existsSync("/opt/tf-plugins/registry.terraform.io/hashicorp/aws")

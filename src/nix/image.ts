@@ -1,0 +1,84 @@
+import { readdir, readFile, lstat } from "node:fs/promises";
+import { join } from "node:path";
+import { flakeConfigurationExpression, nixString } from "./system";
+
+/**
+ * Images of a NixOS configuration, as nixpkgs builds them: the module nixos-generators (and `nixos-rebuild
+ * build-image`) add for each format, and the `config.system.build` attribute that holds the result.
+ */
+export type ImageFormat = "amazon" | "iso" | "raw";
+
+interface ImageFormatDefinition {
+  /** The module that defines the image, relative to nixpkgs' `nixos/` directory. */
+  readonly module: string;
+  /** Settings the format needs besides the module, as a Nix attribute set. */
+  readonly settings?: string;
+  /** `config.system.build.<attribute>`. */
+  readonly attribute: string;
+  readonly describe: string;
+}
+
+export const IMAGE_FORMATS: { readonly [format in ImageFormat]: ImageFormatDefinition } = {
+  amazon: { module: "maintainers/scripts/ec2/amazon-image.nix", attribute: "amazonImage", describe: "an EC2 disk image (VHD) with nix-support/image-info.json" },
+  iso: { module: "modules/installer/cd-dvd/installation-cd-minimal.nix", attribute: "isoImage", describe: "a bootable ISO (the minimal installation CD with the host's configuration)" },
+  raw: { module: "modules/virtualisation/disk-image.nix", settings: `{ image.format = "raw"; }`, attribute: "image", describe: "a raw disk image" },
+};
+
+export function isImageFormat(value: string): value is ImageFormat {
+  return Object.prototype.hasOwnProperty.call(IMAGE_FORMATS, value);
+}
+
+/**
+ * The image of a configuration file with module arguments: the same `<nixpkgs/nixos>` evaluation as the deployed
+ * system (configurationSystemExpression), with the format's module added. `attribute` picks what to evaluate:
+ * the image, or the toplevel the image holds (which the format's module may change).
+ */
+export function configurationImageExpression(configuration: string, moduleArgs: string, format: ImageFormat, of: "image" | "toplevel" = "image"): string {
+  const definition = IMAGE_FORMATS[format];
+  const modules = [nixString(configuration), `<nixpkgs/nixos/${definition.module}>`, ...(definition.settings ? [definition.settings] : [])];
+  return `(import <nixpkgs/nixos> { configuration = { imports = [ ${modules.join(" ")} ]; _module.args = ${moduleArgs}; }; })` +
+    `.config.system.build.${of === "image" ? definition.attribute : "toplevel"}`;
+}
+
+/**
+ * The image of a flake's nixosConfigurations.NAME: the configuration extended (`extendModules`, as `nixos-rebuild
+ * build-image` does) with the format's module from the nixpkgs the configuration was built with.
+ */
+export function flakeImageExpression(flake: string, format: ImageFormat, of: "image" | "toplevel" = "image"): string {
+  const definition = IMAGE_FORMATS[format];
+  const modules = [`(c._module.specialArgs.modulesPath + ${nixString(`/../${definition.module}`)})`, ...(definition.settings ? [definition.settings] : [])];
+  return `(let c = ${flakeConfigurationExpression(flake)}; in (c.extendModules { modules = [ ${modules.join(" ")} ]; }))` +
+    `.config.system.build.${of === "image" ? definition.attribute : "toplevel"}`;
+}
+
+const MAX_METADATA_BYTES = 64 * 1024;
+
+/**
+ * The image file in a built image's output: an amazon image names it in nix-support/image-info.json, an ISO in
+ * nix-support/hydra-build-products, a raw image is the output's one `.img`. Only a regular file inside the output is
+ * accepted.
+ */
+export async function imageFileOf(outPath: string, format: ImageFormat): Promise<string> {
+  let file: string | undefined;
+  if (format === "amazon") {
+    const info = JSON.parse(await readBounded(join(outPath, "nix-support", "image-info.json"))) as { file?: unknown; disks?: { root?: { file?: unknown } } };
+    const named = info.disks?.root?.file ?? info.file;
+    if (typeof named === "string") file = named;
+  } else if (format === "iso") {
+    const products = await readBounded(join(outPath, "nix-support", "hydra-build-products"));
+    file = /^file iso (\S+)$/m.exec(products)?.[1];
+  } else {
+    const images = (await readdir(outPath)).filter((name) => name.endsWith(".img"));
+    if (images.length === 1) file = join(outPath, images[0]);
+  }
+  if (file === undefined || !file.startsWith(`${outPath}/`)) throw new Error(`${outPath} does not name its ${format} image file where nixpkgs puts it`);
+  const stat = await lstat(file);
+  if (!stat.isFile()) throw new Error(`${file} is not a regular file`);
+  return file;
+}
+
+async function readBounded(path: string): Promise<string> {
+  const text = await readFile(path, "utf8");
+  if (text.length > MAX_METADATA_BYTES) throw new Error(`${path} is larger than ${MAX_METADATA_BYTES} bytes`);
+  return text;
+}
