@@ -1,4 +1,5 @@
 export * from "./nixos-binary-cache";
+export * from "./nixos-configuration-image";
 export * from "./nixos-deployment";
 export * from "./nixos-image";
 export * from "./nixos-instance";

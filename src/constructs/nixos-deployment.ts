@@ -408,9 +408,11 @@ let synthesis: SynthesisRecord | undefined;
  * The deployments of one stack: one Nix evaluation for all of them, run the first time any derivation is needed,
  * and the deployment manifest, written next to the stack's cdk.tf.json when it is synthesized.
  */
-class StackDeployments {
+export class StackDeployments {
   private static readonly byStack = new WeakMap<TerraformStack, StackDeployments>();
   private readonly members: FleetMember[] = [];
+  /** What constructs check of the evaluated systems (an image's architecture), before any token resolves. */
+  private readonly checks: Array<() => void> = [];
   private readonly sensitive: Record<string, unknown> = {};
   private readonly specs: Array<() => DeploymentSpec> = [];
   private results?: Map<string, EvaluatedSystem>;
@@ -421,6 +423,7 @@ class StackDeployments {
       // in "Resolution error" and a long creation stack
       beforePrepare: () => {
         this.results ??= this.evaluate();
+        for (const check of this.checks) check();
       },
       afterSynthesize: (stackName, stackDir) => {
         // the app's process knows what it loaded: its modules are the sources a later push compares
@@ -467,6 +470,11 @@ class StackDeployments {
       if (!showTrace) error.stack = `Error: ${error.message}`;
       throw error;
     }
+  }
+
+  /** Runs `check` once the stack's systems are evaluated, before cdktf resolves any token of the stack. */
+  afterEvaluation(check: () => void): void {
+    this.checks.push(check);
   }
 
   private readonly hosts = new Map<string, string>();
@@ -586,7 +594,7 @@ function validateDeploymentProps(scope: NixosDeployment, props: NixosDeploymentP
 }
 
 /** The CLI of this installation, by absolute path, so Terraform finds it from cdktf.out/stacks/<stack>. */
-function cliPath(): string {
+export function cliPath(): string {
   for (let dir = __dirname; dir !== dirname(dir); dir = dirname(dir)) {
     const manifest = join(dir, "package.json");
     if (existsSync(manifest) && (JSON.parse(readFileSync(manifest, "utf8")) as { name?: string }).name === "cdktf-nixos") {

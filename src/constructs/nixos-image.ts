@@ -1,6 +1,7 @@
 import { ValidationError } from "./validation-error";
 import { DataAwsAmi } from "@cdktf/provider-aws/lib/data-aws-ami";
 import { Construct } from "constructs";
+import { NixosConfigurationImage, type NixosConfigurationImageProps } from "./nixos-configuration-image";
 import { checkProps, describeValue, latestImageProps } from "./prop-types";
 import {
   DEFAULT_NIXOS_RELEASE,
@@ -58,6 +59,15 @@ export abstract class NixosImage {
       throw new ValidationError((err as Error).message, "NixosImage.latest");
     }
     return new LatestNixosImage(release, props.architecture ?? NixosArchitecture.X86_64, props.owner ?? NIXOS_AMI_OWNER);
+  }
+
+  /**
+   * An AMI of your own NixOS configuration: nixpkgs' amazonImage, built and uploaded to S3 at apply, imported as an
+   * EBS snapshot and registered (NixosConfigurationImage). Instances launched from it run the configuration from
+   * their first boot.
+   */
+  static fromConfiguration(scope: Construct, id: string, props: NixosConfigurationImageProps): NixosConfigurationImage {
+    return new NixosConfigurationImage(scope, id, props);
   }
 
   /** A pinned AMI, e.g. one you built with nixos-generators or copied into your account. */

@@ -136,6 +136,21 @@ export const generateKeyPairProps = z.strictObject({
   privateKeyFile: z.string().min(1),
 });
 
+export const configurationImageProps = z.strictObject({
+  configuration: z.string().optional(),
+  flake: z.string().optional(),
+  nixPath: z.record(z.string(), z.string()).optional(),
+  nixosArgs: z.record(z.string(), z.unknown()).optional(),
+  architecture: z.enum(["x86_64", "aarch64"]).optional(),
+  bucket: z.string(),
+  keyPrefix: z.string().optional(),
+  region: z.string().optional(),
+  s3Endpoint: z.string().optional(),
+  importRoleName: z.string().optional(),
+  namePrefix: z.string().optional(),
+  tags: z.record(z.string(), z.string()).optional(),
+});
+
 export const latestImageProps = z.strictObject({
   release: z.string().optional(),
   architecture: z.enum(["x86_64", "aarch64"]).optional(),

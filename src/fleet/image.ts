@@ -3,7 +3,7 @@ import { access, chmod, copyFile, lstat, rename, rm, stat } from "node:fs/promis
 import { basename, join } from "node:path";
 import { randomBytes } from "node:crypto";
 import type { ExpressionBuild } from "../nix/build";
-import { IMAGE_FORMATS, configurationImageExpression, flakeImageExpression, isImageFormat, type ImageFormat } from "../nix/image";
+import { IMAGE_FORMATS, configurationImageEvaluation, flakeImageEvaluation, imageAttribute, isImageFormat, type ImageFormat } from "../nix/image";
 import { moduleArgsExpression } from "../nix/system";
 import type { Redact } from "../redact";
 import { LocalArgsError, localRedactor, resolveLocalArgs, unknownOverrides, type LocalArgs, type LocalHost } from "./local-args";
@@ -35,7 +35,7 @@ export function planImage(host: LocalHost, format: ImageFormat, overrides: Reado
   const source = host.spec.source;
   const what = `the ${format} image of ${host.name}`;
   if (source.flake !== undefined) {
-    return { host: host.name, format, args, redact, build: { expression: flakeImageExpression(source.flake, format), includes: [], flakes: true, what } };
+    return { host: host.name, format, args, redact, build: { expression: imageAttribute(flakeImageEvaluation(source.flake, format), format), includes: [], flakes: true, what } };
   }
   const configuration = source.configuration!;
   return {
@@ -44,7 +44,7 @@ export function planImage(host: LocalHost, format: ImageFormat, overrides: Reado
     args,
     redact,
     build: {
-      expression: configurationImageExpression(configuration, moduleArgsExpression(args.args), format),
+      expression: imageAttribute(configurationImageEvaluation(configuration, moduleArgsExpression(args.args), format), format),
       includes: [...Object.entries(source.nixPath ?? {}).map(([k, v]) => `${k}=${v}`), `nixos-config=${configuration}`],
       what,
     },

@@ -3,6 +3,7 @@ import { buildHint } from "./build";
 import { execFileSync } from "node:child_process";
 import { EvaluateError } from "../errors";
 import { NO_REDACTION, type Redact } from "../redact";
+import { configurationImageEvaluation, flakeImageEvaluation, imageAttribute, type ImageFormat } from "./image";
 import { configurationSystemExpression, flakeSystemExpression, moduleArgsExpression, nixAttrName } from "./system";
 
 /** One system to evaluate at synth. */
@@ -17,6 +18,8 @@ export interface FleetMember {
   readonly nixPath: Readonly<Record<string, string>>;
   /** Module arguments (JSON-able; apply-time values replaced by stable placeholders). */
   readonly moduleArgs: Readonly<Record<string, unknown>>;
+  /** An image of the configuration (NixosImage.fromConfiguration): its derivation too, and the toplevel it boots. */
+  readonly image?: ImageFormat;
 }
 
 export interface EvaluatedSystem {
@@ -24,6 +27,15 @@ export interface EvaluatedSystem {
   /** The toplevel a build of drvPath makes. */
   readonly outPath: string;
   readonly system: string;
+  /** For a member with `image`: the image's derivation and output, and how EC2 boots it. */
+  readonly image?: EvaluatedImage;
+}
+
+export interface EvaluatedImage {
+  readonly drvPath: string;
+  readonly outPath: string;
+  /** `uefi` or `legacy-bios`, as nixpkgs' amazon image module says (config.ec2.efi). */
+  readonly bootMode: string;
 }
 
 /**
@@ -33,6 +45,14 @@ export interface EvaluatedSystem {
  */
 export function fleetExpression(members: readonly FleetMember[]): string {
   const entries = members.map((member) => {
+    if (member.image !== undefined) {
+      const evaluation = member.flake !== undefined
+        ? flakeImageEvaluation(member.flake, member.image)
+        : configurationImageEvaluation(member.configuration as string, `args.${nixAttrName(member.name)}`, member.image);
+      return `  ${nixAttrName(member.name)} = let e = ${evaluation}; t = e.config.system.build.toplevel; i = ${imageAttribute("e", member.image)}; in ` +
+        `{ drv = t.drvPath; out = t.outPath; inherit (t) system; image = { drv = i.drvPath; out = i.outPath; ` +
+        `bootMode = if e.config.ec2.efi or false then "uefi" else "legacy-bios"; }; };`;
+    }
     const toplevel = member.flake !== undefined
       ? flakeSystemExpression(member.flake)
       : configurationSystemExpression(member.configuration as string, `args.${nixAttrName(member.name)}`);
@@ -48,6 +68,7 @@ export interface FleetSystem {
   readonly drv: string;
   readonly out: string;
   readonly system: string;
+  readonly image?: { readonly drv: string; readonly out: string; readonly bootMode: string };
 }
 
 /** Members that share a NIX_PATH, so one Nix process can evaluate them together (usually one group per stack). */
@@ -106,7 +127,10 @@ export function evaluateFleet(members: readonly FleetMember[], options: FleetEva
         hint: notInstalled ? "is Nix installed and nix-instantiate on PATH?" : buildHint(stderr),
       });
     }
-    for (const [name, value] of Object.entries(JSON.parse(stdout) as Record<string, FleetSystem>)) results.set(name, { drvPath: value.drv, outPath: value.out, system: value.system });
+    for (const [name, value] of Object.entries(JSON.parse(stdout) as Record<string, FleetSystem>)) results.set(name, {
+      drvPath: value.drv, outPath: value.out, system: value.system,
+      ...(value.image === undefined ? {} : { image: { drvPath: value.image.drv, outPath: value.image.out, bootMode: value.image.bootMode } }),
+    });
   }
   return results;
 }

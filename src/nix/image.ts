@@ -29,26 +29,29 @@ export function isImageFormat(value: string): value is ImageFormat {
 }
 
 /**
- * The image of a configuration file with module arguments: the same `<nixpkgs/nixos>` evaluation as the deployed
- * system (configurationSystemExpression), with the format's module added. `attribute` picks what to evaluate:
- * the image, or the toplevel the image holds (which the format's module may change).
+ * The NixOS evaluation of a configuration file with module arguments plus the format's module: the same
+ * `<nixpkgs/nixos>` evaluation as the deployed system (configurationSystemExpression) with one module more. Its
+ * `.config.system.build` holds the image and the toplevel the image boots (which the format's module may change).
  */
-export function configurationImageExpression(configuration: string, moduleArgs: string, format: ImageFormat, of: "image" | "toplevel" = "image"): string {
+export function configurationImageEvaluation(configuration: string, moduleArgs: string, format: ImageFormat): string {
   const definition = IMAGE_FORMATS[format];
   const modules = [nixString(configuration), `<nixpkgs/nixos/${definition.module}>`, ...(definition.settings ? [definition.settings] : [])];
-  return `(import <nixpkgs/nixos> { configuration = { imports = [ ${modules.join(" ")} ]; _module.args = ${moduleArgs}; }; })` +
-    `.config.system.build.${of === "image" ? definition.attribute : "toplevel"}`;
+  return `(import <nixpkgs/nixos> { configuration = { imports = [ ${modules.join(" ")} ]; _module.args = ${moduleArgs}; }; })`;
 }
 
 /**
- * The image of a flake's nixosConfigurations.NAME: the configuration extended (`extendModules`, as `nixos-rebuild
- * build-image` does) with the format's module from the nixpkgs the configuration was built with.
+ * The evaluation of a flake's nixosConfigurations.NAME extended (`extendModules`, as `nixos-rebuild build-image`
+ * does) with the format's module from the nixpkgs the configuration was built with.
  */
-export function flakeImageExpression(flake: string, format: ImageFormat, of: "image" | "toplevel" = "image"): string {
+export function flakeImageEvaluation(flake: string, format: ImageFormat): string {
   const definition = IMAGE_FORMATS[format];
   const modules = [`(c._module.specialArgs.modulesPath + ${nixString(`/../${definition.module}`)})`, ...(definition.settings ? [definition.settings] : [])];
-  return `(let c = ${flakeConfigurationExpression(flake)}; in (c.extendModules { modules = [ ${modules.join(" ")} ]; }))` +
-    `.config.system.build.${of === "image" ? definition.attribute : "toplevel"}`;
+  return `(let c = ${flakeConfigurationExpression(flake)}; in c.extendModules { modules = [ ${modules.join(" ")} ]; })`;
+}
+
+/** The image derivation of an evaluation (configurationImageEvaluation, flakeImageEvaluation). */
+export function imageAttribute(evaluation: string, format: ImageFormat): string {
+  return `${evaluation}.config.system.build.${IMAGE_FORMATS[format].attribute}`;
 }
 
 const MAX_METADATA_BYTES = 64 * 1024;

@@ -1,6 +1,8 @@
-import { lstat, mkdir, readlink } from "node:fs/promises";
+import { copyFile, lstat, mkdir, mkdtemp, readlink, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { run } from "./host-util";
+import type { TargetHost } from "./target-hosts";
 
 /**
  * Reading nixpkgs-lite's images back, as a machine booting one would see them: a VHD or raw disk is one ext4
@@ -56,4 +58,25 @@ export async function resolveInTree(dest: string, path: string): Promise<string>
     }
   }
   return join(dest, current);
+}
+
+/**
+ * A target host that boots from a disk image, as an EC2 instance launched from an AMI does: the image's store,
+ * profile and boot default put in the host's (empty) /nix, the store paths registered as NixOS images register them
+ * at first boot (`nix-store --register-validity < /nix-path-registration`), then a reboot into the boot default.
+ */
+export async function bootFromImage(host: TargetHost, rawDisk: string): Promise<void> {
+  const tree = await mkdtemp(join(tmpdir(), "cdktf-nixos-image-boot-"));
+  try {
+    await extractImage(rawDisk, "raw", tree);
+    await run("cp", ["-a", `${tree}/nix/store/.`, `${host.storeDir}/store/`]);
+    await run("cp", ["-a", `${tree}/nix/var/nix/profiles/.`, `${host.storeDir}/var/nix/profiles/`]);
+    await run("cp", ["-a", `${tree}/nix/var/nixos-lite`, `${host.storeDir}/var/`]);
+    await copyFile(join(tree, "nix-path-registration"), `${host.storeDir}/nix-path-registration`);
+  } finally {
+    await rm(tree, { recursive: true, force: true });
+  }
+  const registered = await host.exec("nix-store --register-validity < /nix/nix-path-registration && rm /nix/nix-path-registration");
+  if (registered.exitCode !== 0) throw new Error(`${host.name}: registering the image's store paths failed: ${registered.stderr}`);
+  await host.restart({ bootDefault: true });
 }

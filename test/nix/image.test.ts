@@ -1,19 +1,18 @@
 import { describe, expect, it } from "vitest";
-import { configurationImageExpression, flakeImageExpression } from "../../src/nix/image";
+import { configurationImageEvaluation, flakeImageEvaluation, imageAttribute } from "../../src/nix/image";
 
 describe("image expressions", () => {
   it("a configuration's image: its own module arguments, the format's module from <nixpkgs/nixos>", () => {
-    expect(configurationImageExpression("/p/web.nix", "ARGS", "amazon")).toBe(
+    expect(imageAttribute(configurationImageEvaluation("/p/web.nix", "ARGS", "amazon"), "amazon")).toBe(
       '(import <nixpkgs/nixos> { configuration = { imports = [ "/p/web.nix" <nixpkgs/nixos/maintainers/scripts/ec2/amazon-image.nix> ]; _module.args = ARGS; }; })' +
         ".config.system.build.amazonImage");
-    expect(configurationImageExpression("/p/web.nix", "ARGS", "raw", "toplevel")).toBe(
-      '(import <nixpkgs/nixos> { configuration = { imports = [ "/p/web.nix" <nixpkgs/nixos/modules/virtualisation/disk-image.nix> { image.format = "raw"; } ]; _module.args = ARGS; }; })' +
-        ".config.system.build.toplevel");
+    expect(configurationImageEvaluation("/p/web.nix", "ARGS", "raw")).toBe(
+      '(import <nixpkgs/nixos> { configuration = { imports = [ "/p/web.nix" <nixpkgs/nixos/modules/virtualisation/disk-image.nix> { image.format = "raw"; } ]; _module.args = ARGS; }; })');
   });
 
   it("a flake's image: the configuration extended with the module of the nixpkgs it was built with", () => {
-    expect(flakeImageExpression("path:/p#web", "iso")).toBe(
-      '(let c = (builtins.getFlake "path:/p").nixosConfigurations.web; in (c.extendModules { modules = [ ' +
-        '(c._module.specialArgs.modulesPath + "/../modules/installer/cd-dvd/installation-cd-minimal.nix") ]; })).config.system.build.isoImage');
+    expect(imageAttribute(flakeImageEvaluation("path:/p#web", "iso"), "iso")).toBe(
+      '(let c = (builtins.getFlake "path:/p").nixosConfigurations.web; in c.extendModules { modules = [ ' +
+        '(c._module.specialArgs.modulesPath + "/../modules/installer/cd-dvd/installation-cd-minimal.nix") ]; }).config.system.build.isoImage');
   });
 });

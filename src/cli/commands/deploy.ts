@@ -279,7 +279,7 @@ function systemSource(flags: DeployFlags): SystemSource {
 }
 
 /** Module arguments from --nixos-args-file or CDKTF_NIXOS_ARGS_JSON (how Terraform passes apply-time values). */
-async function moduleArgs(flags: DeployFlags): Promise<string | undefined> {
+export async function moduleArgs(flags: { readonly nixosArgsFile?: string }): Promise<string | undefined> {
   const text = flags.nixosArgsFile !== undefined
     ? await readFile(flags.nixosArgsFile, "utf8").catch((err: Error) => {
       throw new UsageError(`cannot read --nixos-args-file: ${err.message}`);

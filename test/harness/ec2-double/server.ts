@@ -1,4 +1,11 @@
+import { execFile } from "node:child_process";
 import { createHash, randomUUID } from "node:crypto";
+import { createWriteStream } from "node:fs";
+import { rename, rm, stat } from "node:fs/promises";
+import { join } from "node:path";
+import { Readable } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import { promisify } from "node:util";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { errorResponse, filters, globMatch, list, parseParams, response, type Params, type XmlValue } from "./query";
@@ -17,6 +24,28 @@ export interface Image {
   architecture: "x86_64" | "arm64";
   creationDate: string;
   state?: "available" | "pending";
+  /** Registered here (RegisterImage): its root volume comes from this snapshot. */
+  rootSnapshotId?: string;
+  description?: string;
+  bootMode?: string;
+  imdsSupport?: string;
+  rootVolume?: { size: number; type: string; deleteOnTermination: boolean };
+}
+
+/** An EBS snapshot made by ImportSnapshot: the imported disk, converted to a raw disk file on this machine. */
+export interface Snapshot {
+  snapshotId: string;
+  importTaskId: string;
+  description: string;
+  /** The raw disk. */
+  file: string;
+  /** Size in GiB, as EBS counts it. */
+  volumeSize: number;
+  /** Bytes of the object read from S3 (what was uploaded). */
+  objectBytes: number;
+  userBucket: { bucket: string; key: string };
+  format: string;
+  startTime: string;
 }
 
 export interface Tag {
@@ -87,8 +116,15 @@ export interface Ec2Model {
   tags: Record<string, Tag[]>;
   /** What each instance printed on its serial console, for instances without a machine. */
   consoleOutputs: Record<string, string>;
-  /** Starts the machine behind a new instance, given the key pair's public key. */
-  launch?: (publicKey: string | undefined) => Promise<LaunchedMachine>;
+  /**
+   * Starts the machine behind a new instance, given the key pair's public key and, for an AMI registered here, the
+   * raw disk of its root snapshot (the machine boots what is on it).
+   */
+  launch?: (publicKey: string | undefined, boot?: { rootDisk: string }) => Promise<LaunchedMachine>;
+  snapshots: Snapshot[];
+  /** Where ImportSnapshot reads `s3://BUCKET/KEY` (`<s3Endpoint>/BUCKET/KEY`) and where it keeps snapshot disks. */
+  s3Endpoint?: string;
+  snapshotDir?: string;
   /** Every action called, in order. */
   calls: string[];
 }
@@ -99,7 +135,16 @@ export class Ec2Error extends Error {
   }
 }
 
+const execFileAsync = promisify(execFile);
+
 type Handler = (params: Params, model: Ec2Model) => Record<string, XmlValue> | Promise<Record<string, XmlValue>>;
+
+function importTaskDetail(x: Snapshot): XmlValue {
+  return {
+    description: x.description, diskImageSize: x.objectBytes, format: x.format, progress: "100", snapshotId: x.snapshotId, status: "completed",
+    statusMessage: "", userBucket: { s3Bucket: x.userBucket.bucket, s3Key: x.userBucket.key },
+  };
+}
 
 const id = (prefix: string) => `${prefix}-${randomUUID().replace(/-/g, "").slice(0, 17)}`;
 const STATE_CODES = { pending: 0, running: 16, "shutting-down": 32, terminated: 48 } as const;
@@ -254,9 +299,10 @@ const imageFilters: Record<string, (image: Image) => string> = {
 
 const handlers: Record<string, Handler> = {
   DescribeImages(params, model) {
-    const owners = list(params, "Owner");
+    const owners = list(params, "Owner").map((o) => (o === "self" ? model.ownerId : o));
     const ids = list(params, "ImageId");
     let images = model.images.filter((i) => (owners.length === 0 || owners.includes(i.ownerId)) && (ids.length === 0 || ids.includes(i.imageId)));
+    if (ids.length > 0 && images.length === 0) throw new Ec2Error("InvalidAMIID.NotFound", `The image id '[${ids.join(", ")}]' does not exist`);
     for (const [name, values] of filters(params)) {
       const field = imageFilters[name];
       if (field === undefined) throw new Ec2Error("InvalidParameterValue", `The filter '${name}' is invalid`);
@@ -269,20 +315,124 @@ const handlers: Record<string, Handler> = {
         imageState: i.state ?? "available",
         imageOwnerId: i.ownerId,
         creationDate: i.creationDate,
-        isPublic: true,
+        isPublic: i.ownerId !== model.ownerId,
         architecture: i.architecture,
         imageType: "machine",
         name: i.name,
+        description: i.description,
         rootDeviceType: "ebs",
         rootDeviceName: "/dev/xvda",
         virtualizationType: "hvm",
         hypervisor: "xen",
         enaSupport: true,
         sriovNetSupport: "simple",
-        bootMode: "uefi-preferred",
-        blockDeviceMapping: [{ deviceName: "/dev/xvda", ebs: { volumeSize: 20, volumeType: "gp3", deleteOnTermination: true, encrypted: false } }],
+        bootMode: i.bootMode ?? "uefi-preferred",
+        imdsSupport: i.imdsSupport,
+        blockDeviceMapping: [{
+          deviceName: "/dev/xvda",
+          ebs: {
+            snapshotId: i.rootSnapshotId, volumeSize: i.rootVolume?.size ?? 20, volumeType: i.rootVolume?.type ?? "gp3",
+            deleteOnTermination: i.rootVolume?.deleteOnTermination ?? true, encrypted: false,
+          },
+        }],
+        tagSet: tagSet(model, i.imageId),
       })),
     };
+  },
+  async ImportSnapshot(params, model) {
+    const format = params.get("DiskContainer.Format") ?? "";
+    const bucket = params.get("DiskContainer.UserBucket.S3Bucket");
+    const key = params.get("DiskContainer.UserBucket.S3Key");
+    if (!["VHD", "VMDK", "RAW"].includes(format.toUpperCase())) throw new Ec2Error("InvalidParameter", `Unsupported disk format '${format}'`);
+    if (bucket === undefined || key === undefined) throw new Ec2Error("InvalidParameter", "DiskContainer.UserBucket is required (the double imports from S3 only)");
+    if (model.s3Endpoint === undefined || model.snapshotDir === undefined) throw new Ec2Error("InvalidParameter", "this EC2 double was started without an S3 server to import from");
+    // VM Import reads the object with the role's rights; the test S3 server serves it without them
+    const object = await fetch(`${model.s3Endpoint}/${bucket}/${encodeURI(key)}`);
+    if (!object.ok) throw new Ec2Error("InvalidParameter", `ClientError: Unable to read s3://${bucket}/${key} (${object.status})`);
+    const importTaskId = id("import-snap");
+    const snapshotId = id("snap");
+    const uploaded = join(model.snapshotDir, `${snapshotId}.${format.toLowerCase()}`);
+    await pipeline(Readable.fromWeb(object.body as import("node:stream/web").ReadableStream), createWriteStream(uploaded));
+    const objectBytes = (await stat(uploaded)).size;
+    const file = join(model.snapshotDir, `${snapshotId}.raw`);
+    if (format.toUpperCase() === "RAW") await rename(uploaded, file);
+    else {
+      await execFileAsync("qemu-img", ["convert", "-f", format.toUpperCase() === "VHD" ? "vpc" : "vmdk", "-O", "raw", uploaded, file]);
+      await rm(uploaded);
+    }
+    const volumeSize = Math.max(1, Math.ceil((await stat(file)).size / 2 ** 30));
+    model.snapshots.push({
+      snapshotId, importTaskId, description: params.get("Description") ?? "", file, volumeSize, objectBytes, userBucket: { bucket, key }, format: format.toUpperCase(),
+      startTime: new Date().toISOString().replace(/\.\d+Z$/, ".000Z"),
+    });
+    model.tags[snapshotId] = tagSpecifications(params, "snapshot");
+    model.tags[importTaskId] = tagSpecifications(params, "import-snapshot-task");
+    return { importTaskId, description: params.get("Description"), snapshotTaskDetail: importTaskDetail(model.snapshots.at(-1)!) };
+  },
+  DescribeImportSnapshotTasks(params, model) {
+    const ids = list(params, "ImportTaskId");
+    const tasks = model.snapshots.filter((x) => ids.length === 0 || ids.includes(x.importTaskId));
+    return { importSnapshotTaskSet: tasks.map((x) => ({ importTaskId: x.importTaskId, description: x.description, snapshotTaskDetail: importTaskDetail(x), tagSet: tagSet(model, x.importTaskId) })) };
+  },
+  DescribeSnapshots(params, model) {
+    const ids = list(params, "SnapshotId");
+    const snapshots = model.snapshots.filter((x) => ids.length === 0 || ids.includes(x.snapshotId));
+    if (ids.length > 0 && snapshots.length < ids.length) {
+      throw new Ec2Error("InvalidSnapshot.NotFound", `The snapshot '${ids.find((i) => !snapshots.some((x) => x.snapshotId === i))}' does not exist.`);
+    }
+    return {
+      snapshotSet: snapshots.map((x) => ({
+        snapshotId: x.snapshotId, volumeId: "vol-ffffffff", status: "completed", startTime: x.startTime, progress: "100%", ownerId: model.ownerId,
+        volumeSize: x.volumeSize, description: x.description, encrypted: false, storageTier: "standard", tagSet: tagSet(model, x.snapshotId),
+      })),
+    };
+  },
+  DeleteSnapshot(params, model) {
+    const snapshotId = params.get("SnapshotId");
+    const snapshot = model.snapshots.find((x) => x.snapshotId === snapshotId);
+    if (snapshot === undefined) throw new Ec2Error("InvalidSnapshot.NotFound", `The snapshot '${snapshotId}' does not exist.`);
+    const user = model.images.find((i) => i.rootSnapshotId === snapshotId);
+    if (user !== undefined) throw new Ec2Error("InvalidSnapshot.InUse", `The snapshot ${snapshotId} is currently in use by ${user.imageId}`);
+    model.snapshots = model.snapshots.filter((x) => x !== snapshot);
+    delete model.tags[snapshot.snapshotId];
+    return rm(snapshot.file, { force: true }).then(() => ({ return: true }));
+  },
+  RegisterImage(params, model) {
+    const name = params.get("Name") ?? "";
+    if (model.images.some((i) => i.name === name && i.ownerId === model.ownerId)) {
+      throw new Ec2Error("InvalidAMIName.Duplicate", `AMI name ${name} is already in use by AMI ${model.images.find((i) => i.name === name)!.imageId}`);
+    }
+    const rootDevice = params.get("RootDeviceName") ?? "/dev/xvda";
+    let rootSnapshotId: string | undefined;
+    let rootVolume: Image["rootVolume"];
+    for (let n = 1; params.has(`BlockDeviceMapping.${n}.DeviceName`); n++) {
+      if (params.get(`BlockDeviceMapping.${n}.DeviceName`) !== rootDevice) continue;
+      rootSnapshotId = params.get(`BlockDeviceMapping.${n}.Ebs.SnapshotId`);
+      const snapshot = model.snapshots.find((x) => x.snapshotId === rootSnapshotId);
+      if (snapshot === undefined) throw new Ec2Error("InvalidSnapshot.NotFound", `The snapshot '${rootSnapshotId}' does not exist.`);
+      rootVolume = {
+        size: Number(params.get(`BlockDeviceMapping.${n}.Ebs.VolumeSize`) ?? snapshot.volumeSize) || snapshot.volumeSize,
+        type: params.get(`BlockDeviceMapping.${n}.Ebs.VolumeType`) ?? "gp3",
+        deleteOnTermination: params.get(`BlockDeviceMapping.${n}.Ebs.DeleteOnTermination`) !== "false",
+      };
+    }
+    if (rootSnapshotId === undefined) throw new Ec2Error("InvalidBlockDeviceMapping", `no snapshot for the root device ${rootDevice}`);
+    const image: Image = {
+      imageId: id("ami"), name, ownerId: model.ownerId, architecture: params.get("Architecture") === "arm64" ? "arm64" : "x86_64",
+      creationDate: new Date().toISOString().replace(/\.\d+Z$/, ".000Z"), state: "available", rootSnapshotId, rootVolume,
+      description: params.get("Description"), bootMode: params.get("BootMode"), imdsSupport: params.get("ImdsSupport"),
+    };
+    model.images.push(image);
+    model.tags[image.imageId] = tagSpecifications(params, "image");
+    return { imageId: image.imageId };
+  },
+  DeregisterImage(params, model) {
+    const imageId = params.get("ImageId");
+    const image = model.images.find((i) => i.imageId === imageId && i.ownerId === model.ownerId);
+    if (image === undefined) throw new Ec2Error("InvalidAMIID.NotFound", `The image id '[${imageId}]' does not exist`);
+    model.images = model.images.filter((i) => i !== image);
+    delete model.tags[image.imageId];
+    return { return: true };
   },
   GetInstanceUefiData(params) {
     return { instanceId: params.get("InstanceId"), uefiData: "" };
@@ -401,7 +551,11 @@ const handlers: Record<string, Handler> = {
     if (keyName !== undefined && !key) throw new Ec2Error("InvalidKeyPair.NotFound", `The key pair '${keyName}' does not exist`);
     const groupIds = list(params, "SecurityGroupId");
     groupIds.forEach((g) => findGroup(model, g));
-    const machine = model.launch ? await model.launch(key?.publicKey) : undefined;
+    const rootSnapshot = image.rootSnapshotId === undefined ? undefined : model.snapshots.find((x) => x.snapshotId === image.rootSnapshotId);
+    if (image.rootSnapshotId !== undefined && rootSnapshot === undefined) {
+      throw new Ec2Error("InvalidSnapshot.NotFound", `The snapshot '${image.rootSnapshotId}' of image '${image.imageId}' does not exist`);
+    }
+    const machine = model.launch ? await model.launch(key?.publicKey, rootSnapshot === undefined ? undefined : { rootDisk: rootSnapshot.file }) : undefined;
     const instance: Instance = {
       instanceId: id("i"),
       imageId: image.imageId,
@@ -561,6 +715,7 @@ export async function startEc2Double(model: Partial<Ec2Model> = {}): Promise<Ec2
     tags: {},
     consoleOutputs: {},
     calls: [],
+    snapshots: [],
     ...model,
   };
   const server: Server = createServer((req, res) => {
@@ -590,6 +745,7 @@ export async function startEc2Double(model: Partial<Ec2Model> = {}): Promise<Ec2
     model: state,
     close: async () => {
       for (const instance of state.instances) await instance.machine?.stop();
+      for (const snapshot of state.snapshots) await rm(snapshot.file, { force: true });
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },
   };
