@@ -168,7 +168,7 @@ function validate(scope: NixosConfigurationImage, props: NixosConfigurationImage
     throw new ValidationError(message, scope);
   };
   if (props === undefined || props === null) fail("props are required: bucket, and configuration or flake");
-  checkProps(`${scope.node.path} (NixosImage.fromConfiguration)`, configurationImageProps, props);
+  checkProps(`${scope.node.path} (NixosConfigurationImage)`, configurationImageProps, props);
   if ((props.configuration === undefined) === (props.flake === undefined)) fail("give exactly one of configuration and flake");
   if (props.flake !== undefined && parseFlakeRef(props.flake) === undefined) fail(`flake "${props.flake}" is not REF#NAME (e.g. "./infra#web")`);
   if (props.flake !== undefined && props.nixosArgs !== undefined) fail("nixosArgs works with configuration; a flake takes values through specialArgs in flake.nix");

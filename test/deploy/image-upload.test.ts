@@ -1,0 +1,105 @@
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { imageUploadExpression, uploadImage, type ImageUploadDependencies, type ImageUploadRequest } from "../../src/deploy/image-upload";
+import { CopyError, EvaluateError } from "../../src/errors";
+import type { CacheBody, CacheStore } from "../../src/nix/binary-cache/cache-store";
+
+const dir = mkdtempSync(join(tmpdir(), "image-upload-"));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+/** A built amazon image as nixpkgs lays it out: the VHD and nix-support/image-info.json naming it. */
+function builtImage(bytes: number): string {
+  const out = mkdtempSync(join(dir, "out-"));
+  mkdirSync(join(out, "nix-support"));
+  const file = join(out, "nixos-amazon-image-25.05-x86_64-linux.vhd");
+  writeFileSync(file, Buffer.alloc(bytes, 7));
+  writeFileSync(join(out, "nix-support", "image-info.json"), JSON.stringify({ label: "25.05", boot_mode: "uefi", system: "x86_64-linux", disks: { root: { logical_bytes: String(bytes), file } } }));
+  return out;
+}
+
+class RecordingStore implements CacheStore {
+  readonly url = "s3://acme-images";
+  readonly puts: Array<{ key: string; body: CacheBody; contentType: string }> = [];
+  constructor(private readonly existing: readonly string[] = [], private readonly failure?: Error) {}
+  async exists(key: string) {
+    return this.existing.includes(key);
+  }
+  async get() {
+    return undefined;
+  }
+  async put(key: string, body: CacheBody, contentType: string) {
+    if (this.failure) throw this.failure;
+    this.puts.push({ key, body, contentType });
+  }
+  async close() {}
+}
+
+const request: ImageUploadRequest = {
+  source: { configuration: "/p/web.nix", nixPath: { nixpkgs: "/p/nixpkgs" } },
+  moduleArgs: { greeting: "hi" },
+  format: "amazon",
+  drvPath: "/nix/store/aaaa-nixos-amazon-image.drv",
+  key: "nixos-images/bbbb-nixos-amazon-image.vhd",
+};
+
+function deps(store: CacheStore, out: string, evaluates = request.drvPath) {
+  const calls: string[] = [];
+  const lines: string[] = [];
+  const dependencies: ImageUploadDependencies = {
+    instantiate: async (_expression, args) => {
+      calls.push(`instantiate ${args.join(" ")}`);
+      return evaluates;
+    },
+    realise: async (drvPath) => {
+      calls.push(`realise ${drvPath}`);
+      return out;
+    },
+    store,
+    log: (line) => lines.push(line),
+  };
+  return { dependencies, calls, lines };
+}
+
+describe("uploadImage", () => {
+  it("evaluates the image again, builds it, and streams its file to the key synth chose", async () => {
+    const out = builtImage(3000);
+    const store = new RecordingStore();
+    const { dependencies, calls, lines } = deps(store, out);
+    const result = await uploadImage(request, dependencies);
+    expect(calls).toEqual(["instantiate -I nixpkgs=/p/nixpkgs", `realise ${request.drvPath}`]);
+    expect(store.puts).toEqual([{ key: request.key, body: { file: join(out, "nixos-amazon-image-25.05-x86_64-linux.vhd"), size: 3000 }, contentType: "application/octet-stream" }]);
+    expect(result).toEqual({ file: join(out, "nixos-amazon-image-25.05-x86_64-linux.vhd"), bytes: 3000, key: request.key, uploaded: true });
+    expect(lines.at(-1)).toBe(`uploaded 3000 bytes to s3://acme-images/${request.key}`);
+  });
+
+  it("an object already under the key is this image (the key names its store path): not sent again", async () => {
+    const store = new RecordingStore([request.key]);
+    const { dependencies, lines } = deps(store, builtImage(10));
+    expect((await uploadImage(request, dependencies)).uploaded).toBe(false);
+    expect(store.puts).toEqual([]);
+    expect(lines.at(-1)).toBe(`s3://acme-images/${request.key} is already there (10 bytes): not sent again`);
+  });
+
+  it("a configuration changed since synth is refused before anything is built or sent", async () => {
+    const store = new RecordingStore();
+    const { dependencies, calls } = deps(store, builtImage(10), "/nix/store/cccc-nixos-amazon-image.drv");
+    const failed = uploadImage(request, dependencies);
+    await expect(failed).rejects.toBeInstanceOf(EvaluateError);
+    await expect(failed).rejects.toThrow("the image evaluates to /nix/store/cccc-nixos-amazon-image.drv now, but the stack was synthesized for " +
+      "/nix/store/aaaa-nixos-amazon-image.drv: its configuration changed since cdktf synth; synthesize and plan again (cdktf deploy does both)");
+    expect(calls).toEqual(["instantiate -I nixpkgs=/p/nixpkgs"]);
+    expect(store.puts).toEqual([]);
+  });
+
+  it("a failed upload is the copy phase's error, naming the object", async () => {
+    const { dependencies } = deps(new RecordingStore([], new Error("AccessDenied")), builtImage(10));
+    await expect(uploadImage(request, dependencies)).rejects.toThrow(new CopyError(`uploading the image to s3://acme-images/${request.key} failed: AccessDenied`));
+  });
+
+  it("the expression holds the module arguments (it goes to Nix on stdin); a flake's needs the flakes feature", () => {
+    expect(imageUploadExpression(request).expression).toContain('builtins.fromJSON "{\\"greeting\\":\\"hi\\"}"');
+    expect(imageUploadExpression({ ...request, source: { flake: "path:/p#web" } }).args).toEqual(["--extra-experimental-features", "nix-command flakes"]);
+  });
+});
