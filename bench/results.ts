@@ -9,7 +9,7 @@ import { cpus } from "node:os";
 import { join } from "node:path";
 
 export const RESULTS_DIR = join(__dirname, "results");
-export const BENCHMARKS = ["copy", "push", "synth", "fleet-eval", "status", "cache"] as const;
+export const BENCHMARKS = ["copy", "push", "synth", "fleet-eval", "status", "cache", "image"] as const;
 export type BenchmarkName = (typeof BENCHMARKS)[number];
 
 export interface BenchTable {

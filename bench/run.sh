@@ -16,4 +16,5 @@ npx tsx bench/copy.ts
 npx tsx bench/push.ts
 npx tsx bench/status.ts
 npx tsx bench/cache.ts
+npx tsx bench/image-upload.ts
 npx tsx bench/readme-tables.ts "$BENCH_RESULTS_FILE"

@@ -1,6 +1,11 @@
-import { GetObjectCommand, HeadObjectCommand, PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
-import { Upload } from "@aws-sdk/lib-storage";
+import {
+  AbortMultipartUploadCommand, CompleteMultipartUploadCommand, CreateMultipartUploadCommand, GetObjectCommand, HeadObjectCommand, PutObjectCommand, S3Client,
+  UploadPartCommand, type S3ClientConfig,
+} from "@aws-sdk/client-s3";
+import { createReadStream } from "node:fs";
+import { setTimeout as sleep } from "node:timers/promises";
 import { bodyStream, type CacheBody, type CacheStore } from "../nix/binary-cache/cache-store";
+import { eachAtMost } from "../pool";
 import { explainAwsError } from "./ec2-client";
 
 /** Above this a NAR goes up in parts (and each part is retried alone). */
@@ -26,10 +31,12 @@ export interface S3CacheLocation {
 export class S3CacheStore implements CacheStore {
   readonly url: string;
   private readonly client: S3Client;
+  /** For parts streamed from a file: the SDK cannot resend a stream it consumed, so each part is retried here. */
+  private readonly partClient: S3Client;
 
   constructor(private readonly location: S3CacheLocation) {
     this.url = location.url;
-    this.client = new S3Client({
+    const config: S3ClientConfig = {
       region: location.region ?? process.env.AWS_REGION ?? "us-east-1",
       // An S3-compatible server (MinIO, Ceph, R2, a test server) may not take the SDK's newer default of checksums in
       // aws-chunked trailers on every upload (s3rver stores such a body as nothing): there, checksums only where S3
@@ -40,7 +47,9 @@ export class S3CacheStore implements CacheStore {
       ...(location.profile !== undefined ? { profile: location.profile } : {}),
       maxAttempts: MAX_ATTEMPTS,
       requestHandler: { connectionTimeout: CONNECT_TIMEOUT_MS, requestTimeout: REQUEST_TIMEOUT_MS },
-    });
+    };
+    this.client = new S3Client(config);
+    this.partClient = new S3Client({ ...config, maxAttempts: 1 });
   }
 
   async exists(key: string): Promise<boolean> {
@@ -69,13 +78,7 @@ export class S3CacheStore implements CacheStore {
   async put(key: string, body: CacheBody, contentType: string): Promise<void> {
     try {
       if ("file" in body && body.size > PART_BYTES) {
-        await new Upload({
-          client: this.client,
-          params: { Bucket: this.location.bucket, Key: key, Body: bodyStream(body), ContentType: contentType },
-          partSize: PART_BYTES,
-          queueSize: PARTS_AT_ONCE,
-          leavePartsOnError: false,
-        }).done();
+        await this.putInParts(key, body.file, body.size, contentType);
       } else {
         await this.client.send(new PutObjectCommand({
           Bucket: this.location.bucket,
@@ -90,8 +93,49 @@ export class S3CacheStore implements CacheStore {
     }
   }
 
+  /**
+   * A multipart upload whose parts are read from the file as they are sent (a ranged stream each, never buffered):
+   * memory stays the same whatever the file's size. Each part is retried from the file on its own; on failure the
+   * upload is aborted, so no parts are left behind.
+   */
+  private async putInParts(key: string, file: string, size: number, contentType: string): Promise<void> {
+    const Bucket = this.location.bucket;
+    const { UploadId } = await this.client.send(new CreateMultipartUploadCommand({ Bucket, Key: key, ContentType: contentType }));
+    const parts: Array<{ ETag: string | undefined; PartNumber: number }> = [];
+    let failure: unknown;
+    try {
+      const numbers = Array.from({ length: Math.ceil(size / PART_BYTES) }, (_, i) => i + 1);
+      await eachAtMost(PARTS_AT_ONCE, numbers, async (PartNumber) => {
+        const start = (PartNumber - 1) * PART_BYTES;
+        const length = Math.min(PART_BYTES, size - start);
+        for (let attempt = 1; ; attempt++) {
+          try {
+            const reply = await this.partClient.send(new UploadPartCommand({
+              Bucket, Key: key, UploadId, PartNumber, ContentLength: length, Body: createReadStream(file, { start, end: start + length - 1 }),
+            }));
+            parts[PartNumber - 1] = { ETag: reply.ETag, PartNumber };
+            return;
+          } catch (err) {
+            // the other parts finish or stop before the upload is aborted
+            if (attempt >= MAX_ATTEMPTS || failure !== undefined) {
+              failure ??= err;
+              return;
+            }
+            await sleep(Math.min(20_000, 500 * 2 ** attempt));
+          }
+        }
+      }, { stop: () => failure !== undefined });
+      if (failure !== undefined) throw failure;
+      await this.client.send(new CompleteMultipartUploadCommand({ Bucket, Key: key, UploadId, MultipartUpload: { Parts: parts } }));
+    } catch (err) {
+      await this.client.send(new AbortMultipartUploadCommand({ Bucket, Key: key, UploadId })).catch(() => undefined);
+      throw err;
+    }
+  }
+
   async close(): Promise<void> {
     this.client.destroy();
+    this.partClient.destroy();
   }
 
   private explain(err: unknown, doing: string): Error {
