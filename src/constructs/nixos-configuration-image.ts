@@ -102,17 +102,19 @@ export class NixosConfigurationImage extends Construct implements INixosImage {
     this.architecture = props.architecture ?? NixosArchitecture.X86_64;
     const fleet = StackDeployments.of(TerraformStack.of(this));
     const evaluated = fleet.evaluation({ name: this.node.path, configuration, flake, nixPath, moduleArgs: args, image: "amazon" }, {});
-    fleet.afterEvaluation(() => {
-      const system = evaluated().system;
-      const expected = `${this.architecture}-linux`;
-      if (system !== expected) {
-        throw new ValidationError(`the configuration is for ${system}, but architecture is ${this.architecture}: set architecture to ` +
-          `NixosArchitecture.${system.startsWith("aarch64") ? "AARCH64" : "X86_64"} (or nixpkgs.hostPlatform in the configuration)`, this);
+    const checked = () => {
+      const system = evaluated();
+      if (system.system !== `${this.architecture}-linux`) {
+        throw new ValidationError(`the configuration is for ${system.system}, but architecture is ${this.architecture}: set architecture to ` +
+          `NixosArchitecture.${system.system.startsWith("aarch64") ? "AARCH64" : "X86_64"} (or nixpkgs.hostPlatform in the configuration)`, this);
       }
-    });
-    const image = () => evaluated().image!;
+      return system;
+    };
+    // before any token resolves (a clean message), and again wherever a value is produced (Testing.synth prepares no stack)
+    fleet.afterEvaluation(checked);
+    const image = () => checked().image!;
     this.drvPath = Lazy.stringValue({ produce: () => image().drvPath });
-    this.systemPath = Lazy.stringValue({ produce: () => evaluated().outPath });
+    this.systemPath = Lazy.stringValue({ produce: () => checked().outPath });
     this.objectKey = Lazy.stringValue({ produce: () => `${props.keyPrefix ?? "nixos-images/"}${basename(image().outPath)}.vhd` });
     const command = renderCommand([process.execPath, cliPath(), "upload-image", "--format", "amazon",
       ...(configuration !== undefined ? ["--config", configuration, ...Object.entries(nixPath).flatMap(([n, p]) => ["-I", `${n}=${p}`])] : ["--flake", flake!]),
@@ -134,7 +136,7 @@ export class NixosConfigurationImage extends Construct implements INixosImage {
         },
       },
     }]);
-    const systemName = Lazy.stringValue({ produce: () => basename(evaluated().outPath) });
+    const systemName = Lazy.stringValue({ produce: () => basename(checked().outPath) });
     const tags = { ...(props.tags ?? {}), "nixos:system": this.systemPath, "nixos:image": Lazy.stringValue({ produce: () => image().outPath }) };
     const name = `${props.namePrefix ?? "cdktf-nixos"}/${systemName}`;
     this.snapshot = new EbsSnapshotImport(this, "Snapshot", {

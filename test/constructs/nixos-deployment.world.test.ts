@@ -4,7 +4,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { App, Testing, TerraformStack, TerraformVariable } from "cdktf";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { NixosAction, NixosDeployment } from "../../src";
+import { NixosAction, NixosDeployment, NixosImage } from "../../src";
+import { imageUploadExpression } from "../../src/deploy/image-upload";
 import { instantiateSystem } from "../../src/nix/build";
 import { NIXPKGS_LITE } from "../harness/fixture";
 import { missing } from "../harness/requirements";
@@ -121,6 +122,34 @@ describe.skipIf(missing("nix"))("NixosDeployment at synth: one evaluation for th
     });
     expect(data(synthesized, "app").provisioner[0]["local-exec"].command).toContain(`--action test --ssh-key ${join(dir, "ops")} --known-hosts`);
     expect(JSON.stringify(synthesized)).not.toMatch(/PRIVATE KEY/);
+  });
+
+  it("NixosImage.fromConfiguration is evaluated with the deployments (one Nix process), to the image upload-image builds", () => {
+    const stack = new TerraformStack(Testing.app(), "baked");
+    const nixPath = { nixpkgs: NIXPKGS_LITE };
+    const configuration = config("baked", `environment.etc.motd.text = "baked";`);
+    NixosImage.fromConfiguration(stack, "image", { configuration, nixPath, bucket: "acme-images", nixosArgs: { greeting: "hi" } });
+    new NixosDeployment(stack, "web", { host: "10.0.0.1", configuration: config("web", ""), nixPath });
+    const before = calls();
+    const synthesized = JSON.parse(Testing.synth(stack)) as Synthesized & { resource: { aws_ami: Record<string, { tags: Record<string, string>; name: string }> } };
+    expect(calls() - before).toBe(1);
+    const upload = data(synthesized, "image");
+    const expected = execFileSync("nix-instantiate", [...imageUploadExpression({
+      source: { configuration, nixPath }, moduleArgs: { greeting: "hi" }, format: "amazon", drvPath: "", key: "",
+    }).args, "-"], { input: imageUploadExpression({ source: { configuration, nixPath }, moduleArgs: { greeting: "hi" }, format: "amazon", drvPath: "", key: "" }).expression, encoding: "utf8" }).trim();
+    expect(upload.triggers_replace.drv_path).toBe(expected);
+    expect(upload.provisioner[0]!["local-exec"].command).toContain(" upload-image --format amazon --config ");
+    expect(upload.provisioner[0]!["local-exec"].environment).toMatchObject({ CDKTF_NIXOS_IMAGE_DRV: "${self.input.drv_path}", CDKTF_NIXOS_ARGS_JSON: "${jsonencode(self.input.nixos_args)}" });
+    const ami = Object.values(synthesized.resource.aws_ami)[0]!;
+    expect(ami.name).toBe(`cdktf-nixos/${ami.tags["nixos:system"]!.slice("/nix/store/".length)}`);
+  });
+
+  it("refuses an image whose configuration is for another architecture, naming both", () => {
+    const stack = new TerraformStack(Testing.app(), "arm");
+    const configuration = config("arm", `nixpkgs.hostPlatform = "aarch64-linux";`);
+    NixosImage.fromConfiguration(stack, "image", { configuration, nixPath: { nixpkgs: NIXPKGS_LITE }, bucket: "acme-images" });
+    expect(() => Testing.synth(stack)).toThrow("arm/image (NixosConfigurationImage): the configuration is for aarch64-linux, but architecture is x86_64: " +
+      "set architecture to NixosArchitecture.AARCH64 (or nixpkgs.hostPlatform in the configuration)");
   });
 
   it("names the configuration and shows Nix's message when evaluation fails", () => {
