@@ -1,6 +1,7 @@
 import { ValidationError } from "./validation-error";
 import { DataAwsAmi } from "@cdktf/provider-aws/lib/data-aws-ami";
-import { Construct } from "constructs";
+import type { Construct } from "constructs";
+import type { INixosImage, NixosImageConfig } from "./image-config";
 import { NixosConfigurationImage, type NixosConfigurationImageProps } from "./nixos-configuration-image";
 import { checkProps, describeValue, latestImageProps } from "./prop-types";
 import {
@@ -14,18 +15,7 @@ import {
 
 export { NixosArchitecture };
 
-/** What an image resolves to inside a stack. */
-export interface NixosImageConfig {
-  /** The AMI ID (a token for looked-up images). */
-  readonly imageId: string;
-  /** The image's architecture, when known at synth time. */
-  readonly architecture?: NixosArchitecture;
-}
-
-/** A NixOS machine image. Bound lazily to the scope that uses it, like aws-cdk-lib's IMachineImage. */
-export interface INixosImage {
-  bind(scope: Construct): NixosImageConfig;
-}
+export type { INixosImage, NixosImageConfig } from "./image-config";
 
 export interface LatestNixosImageProps {
   /**
