@@ -1,10 +1,9 @@
 import {
-  AbortMultipartUploadCommand, CompleteMultipartUploadCommand, CreateMultipartUploadCommand, GetObjectCommand, HeadObjectCommand, PutObjectCommand, S3Client,
+  AbortMultipartUploadCommand, CompleteMultipartUploadCommand, CreateMultipartUploadCommand, DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, PutObjectCommand, S3Client,
   UploadPartCommand, type S3ClientConfig,
 } from "@aws-sdk/client-s3";
-import { createReadStream } from "node:fs";
 import { setTimeout as sleep } from "node:timers/promises";
-import { bodyStream, type CacheBody, type CacheStore } from "../nix/binary-cache/cache-store";
+import { bodyRange, bodyStream, type CacheBody, type CacheStore } from "../nix/binary-cache/cache-store";
 import { eachAtMost } from "../pool";
 import { explainAwsError } from "./ec2-client";
 
@@ -75,16 +74,18 @@ export class S3CacheStore implements CacheStore {
     }
   }
 
-  async put(key: string, body: CacheBody, contentType: string): Promise<void> {
+  async put(key: string, body: CacheBody, contentType: string, metadata?: Readonly<Record<string, string>>): Promise<void> {
     try {
-      if ("file" in body && body.size > PART_BYTES) {
-        await this.putInParts(key, body.file, body.size, contentType);
+      // a body read in ranges goes in parts whatever its size: each part is retried by reading its range again
+      if (!("text" in body) && (body.size > PART_BYTES || "readRange" in body)) {
+        await this.putInParts(key, body, contentType, metadata);
       } else {
         await this.client.send(new PutObjectCommand({
           Bucket: this.location.bucket,
           Key: key,
-          Body: bodyStream(body),
+          Body: await bodyStream(body),
           ContentType: contentType,
+          ...(metadata !== undefined ? { Metadata: { ...metadata } } : {}),
           ...("file" in body ? { ContentLength: body.size } : {}),
         }));
       }
@@ -94,13 +95,16 @@ export class S3CacheStore implements CacheStore {
   }
 
   /**
-   * A multipart upload whose parts are read from the file as they are sent (a ranged stream each, never buffered):
-   * memory stays the same whatever the file's size. Each part is retried from the file on its own; on failure the
+   * A multipart upload whose parts are read from the body as they are sent (a ranged stream each, never buffered):
+   * memory stays the same whatever the body's size. Each part is retried from its range on its own; on failure the
    * upload is aborted, so no parts are left behind.
    */
-  private async putInParts(key: string, file: string, size: number, contentType: string): Promise<void> {
+  private async putInParts(key: string, body: Exclude<CacheBody, { readonly text: string }>, contentType: string, metadata?: Readonly<Record<string, string>>): Promise<void> {
+    const size = body.size;
     const Bucket = this.location.bucket;
-    const { UploadId } = await this.client.send(new CreateMultipartUploadCommand({ Bucket, Key: key, ContentType: contentType }));
+    const { UploadId } = await this.client.send(new CreateMultipartUploadCommand({
+      Bucket, Key: key, ContentType: contentType, ...(metadata !== undefined ? { Metadata: { ...metadata } } : {}),
+    }));
     const parts: Array<{ ETag: string | undefined; PartNumber: number }> = [];
     let failure: unknown;
     try {
@@ -111,7 +115,7 @@ export class S3CacheStore implements CacheStore {
         for (let attempt = 1; ; attempt++) {
           try {
             const reply = await this.partClient.send(new UploadPartCommand({
-              Bucket, Key: key, UploadId, PartNumber, ContentLength: length, Body: createReadStream(file, { start, end: start + length - 1 }),
+              Bucket, Key: key, UploadId, PartNumber, ContentLength: length, Body: await bodyRange(body, start, length),
             }));
             parts[PartNumber - 1] = { ETag: reply.ETag, PartNumber };
             return;
@@ -130,6 +134,24 @@ export class S3CacheStore implements CacheStore {
     } catch (err) {
       await this.client.send(new AbortMultipartUploadCommand({ Bucket, Key: key, UploadId })).catch(() => undefined);
       throw err;
+    }
+  }
+
+  /** The object's user metadata (x-amz-meta-*, names in lower case), or undefined when there is no object. */
+  async metadata(key: string): Promise<Record<string, string> | undefined> {
+    try {
+      return (await this.client.send(new HeadObjectCommand({ Bucket: this.location.bucket, Key: key }))).Metadata ?? {};
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw this.explain(err, `looking up ${key}`);
+    }
+  }
+
+  async delete(key: string): Promise<void> {
+    try {
+      await this.client.send(new DeleteObjectCommand({ Bucket: this.location.bucket, Key: key }));
+    } catch (err) {
+      throw this.explain(err, `deleting ${key}`);
     }
   }
 

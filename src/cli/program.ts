@@ -8,7 +8,7 @@ import { registerDeployCommand, type DependencyFactory } from "./commands/deploy
 import { registerForgetHostKeysCommand } from "./commands/forget-host-keys";
 import { registerTestCommand } from "./commands/test";
 import { registerImageCommand } from "./commands/image";
-import { registerUploadImageCommand } from "./commands/upload-image";
+import { registerRemoveImageUploadCommand, registerUploadImageCommand } from "./commands/upload-image";
 import { registerVmCommand } from "./commands/vm";
 import { ForegroundExit } from "./foreground";
 import { Interrupted } from "./interruptible";
@@ -54,6 +54,7 @@ export function buildProgram(
   registerVmCommand(program, output);
   registerImageCommand(program, output);
   registerUploadImageCommand(program, output);
+  registerRemoveImageUploadCommand(program, output);
   registerTestCommand(program, output);
   registerAmiCommand(program, output);
   registerForgetHostKeysCommand(program, output);

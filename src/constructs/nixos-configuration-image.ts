@@ -11,12 +11,15 @@ import { regionProblem } from "../aws/regions";
 import { absoluteFlakeRef, parseFlakeRef, reservedModuleArgsProblem } from "../nix/system";
 import { DEPLOY_ENV } from "../spec/manifest";
 import { renderCommand } from "../spec/command-line";
+import { privateKeyFileProblem } from "../spec/private-key-file";
+import { CONSTRUCT_DEFAULTS } from "../spec/settings";
+import { parseJumpHost } from "../spec/target";
 import { StackDeployments, cliPath } from "./nixos-deployment";
-import type { INixosImage, NixosImageConfig } from "./nixos-image";
+import type { INixosImage, NixosImageConfig } from "./image-config";
 import { checkProps, configurationImageProps, jsonValueProblem } from "./prop-types";
 
 /** How Terraform hands the upload command what it learns or keeps in state (never on the command line). */
-const IMAGE_ENV = { drvPath: "CDKTF_NIXOS_IMAGE_DRV", bucket: "CDKTF_NIXOS_IMAGE_BUCKET", key: "CDKTF_NIXOS_IMAGE_KEY" } as const;
+const IMAGE_ENV = { drvPath: "CDKTF_NIXOS_IMAGE_DRV", bucket: "CDKTF_NIXOS_IMAGE_BUCKET", key: "CDKTF_NIXOS_IMAGE_KEY", imagePath: "CDKTF_NIXOS_IMAGE_PATH" } as const;
 
 export interface NixosConfigurationImageProps {
   /** The NixOS configuration file (give this or `flake`). */
@@ -67,6 +70,23 @@ export interface NixosConfigurationImageProps {
    */
   readonly namePrefix?: string;
   /**
+   * Build the image on this machine instead of here (nixos-rebuild's --build-host, `[user@]host[:port]`): the
+   * derivations go there, and the image file is read from its store as it is uploaded (it never enters this
+   * machine's store).
+   * @default - built on the machine that runs terraform apply
+   */
+  readonly buildHost?: string;
+  /**
+   * The private key to log in to the build host with.
+   * @default - ssh-agent
+   */
+  readonly sshPrivateKeyFile?: string;
+  /**
+   * The known_hosts file the build host's key is checked against.
+   * @default ".cdktf-nixos/known_hosts" - as deployments
+   */
+  readonly knownHostsFile?: string;
+  /**
    * Tags of the snapshot and the AMI (besides Name and the store paths).
    * @default - none
    */
@@ -116,13 +136,18 @@ export class NixosConfigurationImage extends Construct implements INixosImage {
     this.drvPath = Lazy.stringValue({ produce: () => image().drvPath });
     this.systemPath = Lazy.stringValue({ produce: () => checked().outPath });
     this.objectKey = Lazy.stringValue({ produce: () => `${props.keyPrefix ?? "nixos-images/"}${basename(image().outPath)}.vhd` });
+    const s3Location = [...(props.region !== undefined ? ["--region", props.region] : []), ...(props.s3Endpoint !== undefined ? ["--s3-endpoint", props.s3Endpoint] : [])];
     const command = renderCommand([process.execPath, cliPath(), "upload-image", "--format", "amazon",
       ...(configuration !== undefined ? ["--config", configuration, ...Object.entries(nixPath).flatMap(([n, p]) => ["-I", `${n}=${p}`])] : ["--flake", flake!]),
       "--drv-path", { env: IMAGE_ENV.drvPath }, "--bucket", { env: IMAGE_ENV.bucket }, "--key", { env: IMAGE_ENV.key },
-      ...(props.region !== undefined ? ["--region", props.region] : []),
-      ...(props.s3Endpoint !== undefined ? ["--s3-endpoint", props.s3Endpoint] : [])]);
+      ...s3Location,
+      ...(props.buildHost !== undefined ? ["--build-host", props.buildHost, "--known-hosts", resolve(props.knownHostsFile ?? CONSTRUCT_DEFAULTS.knownHostsFile)] : []),
+      ...(props.buildHost !== undefined && props.sshPrivateKeyFile !== undefined ? ["--ssh-key", resolve(props.sshPrivateKeyFile)] : [])]);
+    const imagePath = Lazy.stringValue({ produce: () => image().outPath });
+    const remove = renderCommand([process.execPath, cliPath(), "remove-image-upload", "--bucket", { env: IMAGE_ENV.bucket }, "--key", { env: IMAGE_ENV.key },
+      "--image-path", { env: IMAGE_ENV.imagePath }, ...s3Location]);
     this.upload = new DataResource(this, "Upload", {
-      input: { drv_path: this.drvPath, bucket: props.bucket, key: this.objectKey, nixos_args: args },
+      input: { drv_path: this.drvPath, bucket: props.bucket, key: this.objectKey, image_path: imagePath, nixos_args: args },
       triggersReplace: { drv_path: this.drvPath, bucket: props.bucket, key: this.objectKey },
     });
     this.upload.addOverride("provisioner", [{
@@ -135,9 +160,16 @@ export class NixosConfigurationImage extends Construct implements INixosImage {
           [DEPLOY_ENV.moduleArgsJson]: "${jsonencode(self.input.nixos_args)}",
         },
       },
+    }, {
+      // the object goes with its resource (a replaced image, a destroyed stack), if it is still the one uploaded for it
+      "local-exec": {
+        when: "destroy",
+        command: remove,
+        environment: { [IMAGE_ENV.bucket]: "${self.input.bucket}", [IMAGE_ENV.key]: "${self.input.key}", [IMAGE_ENV.imagePath]: "${self.input.image_path}" },
+      },
     }]);
     const systemName = Lazy.stringValue({ produce: () => basename(checked().outPath) });
-    const tags = { ...(props.tags ?? {}), "nixos:system": this.systemPath, "nixos:image": Lazy.stringValue({ produce: () => image().outPath }) };
+    const tags = { ...(props.tags ?? {}), "nixos:system": this.systemPath, "nixos:image": imagePath };
     const name = `${props.namePrefix ?? "cdktf-nixos"}/${systemName}`;
     this.snapshot = new EbsSnapshotImport(this, "Snapshot", {
       diskContainer: { format: "VHD", userBucket: { s3Bucket: props.bucket, s3Key: this.objectKey } },
@@ -200,6 +232,20 @@ function validate(scope: NixosConfigurationImage, props: NixosConfigurationImage
   if (region !== undefined) fail(`region ${region}`);
   const endpoint = props.s3Endpoint === undefined ? undefined : endpointProblem(props.s3Endpoint);
   if (endpoint !== undefined) fail(`s3Endpoint ${endpoint}`);
+  if (props.buildHost !== undefined && !Token.isUnresolved(props.buildHost)) {
+    try {
+      parseJumpHost(props.buildHost, "buildHost");
+    } catch (err) {
+      fail((err as Error).message);
+    }
+  }
+  if ((props.sshPrivateKeyFile !== undefined || props.knownHostsFile !== undefined) && props.buildHost === undefined) {
+    fail("sshPrivateKeyFile and knownHostsFile are how the build host is reached: give buildHost too, or leave them out");
+  }
+  if (props.sshPrivateKeyFile !== undefined) {
+    const problem = privateKeyFileProblem(resolve(props.sshPrivateKeyFile));
+    if (problem !== undefined) fail(`sshPrivateKeyFile "${props.sshPrivateKeyFile}" ${problem}`);
+  }
   if (props.namePrefix !== undefined && !/^[A-Za-z0-9()[\]./\-'@_]{1,40}$/.test(props.namePrefix)) {
     fail(`namePrefix "${props.namePrefix}" may hold only letters, digits and ( ) [ ] . / - ' @ _ (AMI names), at most 40 of them`);
   }

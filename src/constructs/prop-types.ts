@@ -148,6 +148,9 @@ export const configurationImageProps = z.strictObject({
   s3Endpoint: z.string().optional(),
   importRoleName: z.string().optional(),
   namePrefix: z.string().optional(),
+  buildHost: z.string().optional(),
+  sshPrivateKeyFile: z.string().optional(),
+  knownHostsFile: z.string().optional(),
   tags: z.record(z.string(), z.string()).optional(),
 });
 

@@ -13,6 +13,8 @@ import type { HostDependencies } from "./request";
 /** A build host after its build: its store, opened as often as a copy or an upload needs it. */
 export interface BuiltOnHost {
   readonly name: string;
+  /** The connection to the build host, for reading its outputs (an image file). */
+  readonly host: Host;
   openStore(): Promise<StoreSource>;
   close(): Promise<void>;
 }
@@ -59,7 +61,7 @@ export async function buildOnBuildHost(
     const built = new Set(result.stdout.split("\n").map((line) => line.trim()));
     const missing = systems.filter((s) => !built.has(s.outPath)).map((s) => s.outPath);
     if (missing.length > 0) throw new BuildError(`the build host ${host.name} did not build ${missing.join(", ")}`, { command });
-    return { name: host.name, openStore: () => host.openStore({ replyTimeoutMs: options.replyTimeoutMs }), close: () => host.close() };
+    return { name: host.name, host, openStore: () => host.openStore({ replyTimeoutMs: options.replyTimeoutMs }), close: () => host.close() };
   } catch (err) {
     await host.close();
     throw err instanceof DeployError ? err : new BuildError(`the build host ${host.name}: ${(err as Error).message}`, { cause: err });

@@ -1,4 +1,4 @@
-import type { Duplex } from "node:stream";
+import type { Duplex, Readable } from "node:stream";
 import type { CopyPlan, CopyProgress, CopyReport } from "../nix/serve/copy";
 import type { CompressMode } from "../nix/serve/copy-policy";
 import type { StoreSource } from "../nix/store-source";
@@ -50,6 +50,11 @@ export interface Host {
   copyClosure(source: StoreSource, paths: readonly string[], options?: CopyOptions): Promise<CopyReport>;
   /** What `copyClosure` would send, read from the host's store without writing to it. */
   planCopy(source: StoreSource, paths: readonly string[], options?: Pick<CopyOptions, "replyTimeoutMs">): Promise<CopyPlan>;
+  /**
+   * `length` bytes of a file on the host from `start`, as a stream that fails unless exactly that many arrive (an image
+   * file in a build host's store, read part by part for an upload).
+   */
+  readFile(path: string, range: { readonly start: number; readonly length: number }): Promise<Readable>;
   /** The host's own store as the source of a copy (a build host's outputs), read-only. */
   openStore(options?: Pick<CopyOptions, "replyTimeoutMs">): Promise<StoreSource>;
   /**

@@ -1,8 +1,12 @@
-import { stat } from "node:fs/promises";
 import { CopyError, EvaluateError } from "../errors";
 import { runNix } from "../nix/build";
-import type { CacheStore } from "../nix/binary-cache/cache-store";
-import { configurationImageEvaluation, flakeImageEvaluation, imageAttribute, imageFileOf, type ImageFormat } from "../nix/image";
+import type { CacheBody, CacheStore } from "../nix/binary-cache/cache-store";
+import { LOCAL_OUTPUTS, configurationImageEvaluation, flakeImageEvaluation, imageAttribute, imageFileIn, type ImageFormat, type OutputReader } from "../nix/image";
+import { shellQuote } from "../shell";
+import type { TargetSpec } from "../spec/target";
+import { buildOnBuildHost } from "./build-host";
+import type { Host } from "./host";
+import type { HostDependencies } from "./request";
 import { moduleArgsExpression } from "../nix/system";
 import type { Redact } from "../redact";
 
@@ -21,13 +25,31 @@ export interface ImageUploadRequest {
   readonly key: string;
 }
 
+/** Where images go: a cache store that also keeps objects' metadata and deletes (S3CacheStore). */
+export interface ImageStore extends CacheStore {
+  metadata(key: string): Promise<Readonly<Record<string, string>> | undefined>;
+  delete(key: string): Promise<void>;
+}
+
+/** The user metadata that marks an object as the upload of one image: its store path. */
+export const IMAGE_METADATA = "cdktf-nixos-image";
+
 export interface ImageUploadDependencies {
   /** Evaluates an expression (on stdin) and returns the derivation path. */
   readonly instantiate: (expression: string, args: readonly string[]) => Promise<string>;
-  /** Builds a derivation and returns its output path. */
-  readonly realise: (drvPath: string) => Promise<string>;
+  /** Builds a derivation: here, or on a build host (whose store the file is then read from). */
+  readonly realise: (drvPath: string) => Promise<BuiltOutput>;
   readonly store: CacheStore;
   readonly log: (line: string) => void;
+}
+
+/** A built image output and how its file is read where it was built. */
+export interface BuiltOutput {
+  readonly outPath: string;
+  readonly reader: OutputReader;
+  /** The upload's body for a file of the output. */
+  body(file: string, size: number): CacheBody;
+  close(): Promise<void>;
 }
 
 export interface ImageUploadResult {
@@ -56,28 +78,100 @@ export async function uploadImage(request: ImageUploadRequest, deps: ImageUpload
       "its configuration changed since cdktf synth; synthesize and plan again (cdktf deploy does both)");
   }
   deps.log(`building ${drvPath}`);
-  const outPath = await deps.realise(drvPath);
-  const file = await imageFileOf(outPath, request.format);
-  const bytes = (await stat(file)).size;
-  if (await deps.store.exists(request.key)) {
-    deps.log(`${deps.store.url}/${request.key} is already there (${bytes} bytes): not sent again`);
-    return { file, bytes, key: request.key, uploaded: false };
-  }
-  deps.log(`uploading ${file} (${bytes} bytes) to ${deps.store.url}/${request.key}`);
+  const built = await deps.realise(drvPath);
   try {
-    await deps.store.put(request.key, { file, size: bytes }, "application/octet-stream");
-  } catch (err) {
-    throw new CopyError(`uploading the image to ${deps.store.url}/${request.key} failed: ${(err as Error).message}`);
+    const { path: file, size: bytes } = await imageFileIn(built.outPath, request.format, built.reader);
+    if (await deps.store.exists(request.key)) {
+      deps.log(`${deps.store.url}/${request.key} is already there (${bytes} bytes): not sent again`);
+      return { file, bytes, key: request.key, uploaded: false };
+    }
+    deps.log(`uploading ${file} (${bytes} bytes) to ${deps.store.url}/${request.key}`);
+    try {
+      await deps.store.put(request.key, built.body(file, bytes), "application/octet-stream", { [IMAGE_METADATA]: built.outPath });
+    } catch (err) {
+      throw new CopyError(`uploading the image to ${deps.store.url}/${request.key} failed: ${(err as Error).message}`);
+    }
+    deps.log(`uploaded ${bytes} bytes to ${deps.store.url}/${request.key}`);
+    return { file, bytes, key: request.key, uploaded: true };
+  } finally {
+    await built.close();
   }
-  deps.log(`uploaded ${bytes} bytes to ${deps.store.url}/${request.key}`);
-  return { file, bytes, key: request.key, uploaded: true };
 }
 
-/** Nix on this machine: the expression on stdin (it holds the module arguments), the build's log to `log`. */
-export function localImageNix(redact: Redact, log: (line: string) => void): Pick<ImageUploadDependencies, "instantiate" | "realise"> {
-  const lastLine = (text: string) => text.trim().split("\n").at(-1) ?? "";
+/**
+ * What `terraform destroy` runs for an image's upload: its object goes, when it is the one uploaded for this image
+ * (its metadata names the image's store path). Anything else under the key — an object of the same name uploaded by
+ * someone else — is left alone and said so; an object already gone is fine.
+ */
+export async function removeImageUpload(key: string, imagePath: string, store: ImageStore, log: (line: string) => void): Promise<"removed" | "gone" | "not ours"> {
+  const metadata = await store.metadata(key);
+  if (metadata === undefined) {
+    log(`${store.url}/${key} is already gone`);
+    return "gone";
+  }
+  if (metadata[IMAGE_METADATA] !== imagePath) {
+    log(`${store.url}/${key} was not uploaded by cdktf-nixos for ${imagePath} (its ${IMAGE_METADATA} metadata is ` +
+      `${metadata[IMAGE_METADATA] === undefined ? "missing" : `"${metadata[IMAGE_METADATA]}"`}): left alone`);
+    return "not ours";
+  }
+  await store.delete(key);
+  log(`removed ${store.url}/${key}`);
+  return "removed";
+}
+
+const lastLine = (text: string) => text.trim().split("\n").at(-1) ?? "";
+
+/**
+ * Nix on this machine: the expression on stdin (it holds the module arguments), the build's log to `log`. With a
+ * build host, the derivations go there and are built there; the image file is then read from its store in ranges, as
+ * the upload sends them, and never enters this machine's store.
+ */
+export function imageNix(
+  redact: Redact,
+  log: (line: string) => void,
+  buildHost?: { readonly target: TargetSpec; readonly deps: HostDependencies },
+): Pick<ImageUploadDependencies, "instantiate" | "realise"> {
   return {
     instantiate: async (expression, args) => lastLine(await runNix("nix-instantiate", [...args, "-"], "evaluate", { stdin: expression, redact })),
-    realise: async (drvPath) => lastLine(await runNix("nix-store", ["--realise", drvPath], "build", { onLog: log, redact })),
+    realise: async (drvPath) => {
+      if (buildHost === undefined) {
+        const outPath = lastLine(await runNix("nix-store", ["--realise", drvPath], "build", { onLog: log, redact }));
+        return { outPath, reader: LOCAL_OUTPUTS, body: (file, size) => ({ file, size }), close: async () => undefined };
+      }
+      const outPath = lastLine(await runNix("nix-store", ["--query", "--outputs", drvPath], "evaluate", { redact }));
+      log(`building on the build host ${buildHost.target.host}`);
+      const builder = await buildOnBuildHost(buildHost.target, [{ drvPath, outPath, system: "" }], buildHost.deps, { replyTimeoutMs: BUILD_HOST_REPLY_MS, onNotice: log });
+      return {
+        outPath,
+        reader: hostOutputs(builder.host),
+        body: (file, size) => ({ size, readRange: (start, length) => builder.host.readFile(file, { start, length }) }),
+        close: () => builder.close(),
+      };
+    },
+  };
+}
+
+/** How long the build host's store may keep the copy of the derivations waiting with nothing moving. */
+const BUILD_HOST_REPLY_MS = 60_000;
+const LIST_BYTES = 1024 * 1024;
+
+/** A build host's outputs, read through its shell: bounded, and only regular files count as image files. */
+export function hostOutputs(host: Host): OutputReader {
+  const run = async (command: string, maxOutputBytes: number) => {
+    const result = await host.run(command, { maxOutputBytes });
+    if (result.exitCode !== 0) throw new Error(`${command} on ${host.name} failed (exit ${result.exitCode}): ${result.stderr.trim()}`);
+    return result.stdout;
+  };
+  return {
+    readText: async (path, maxBytes) => {
+      const text = await run(`head -c ${maxBytes + 1} -- ${shellQuote(path)}`, maxBytes + 1);
+      if (Buffer.byteLength(text) > maxBytes) throw new Error(`${path} on ${host.name} is larger than ${maxBytes} bytes`);
+      return text;
+    },
+    list: async (dir) => (await run(`ls -1A -- ${shellQuote(dir)}`, LIST_BYTES)).split("\n").filter(Boolean),
+    regularFileSize: async (path) => {
+      const match = /^regular (?:empty )?file (\d+)$/.exec((await run(`stat -c '%F %s' -- ${shellQuote(path)}`, 1024)).trim());
+      return match === null ? undefined : Number(match[1]);
+    },
   };
 }

@@ -1,4 +1,4 @@
-import { readdir, readFile, lstat } from "node:fs/promises";
+import { lstat, readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { flakeConfigurationExpression, nixString } from "./system";
 
@@ -35,7 +35,10 @@ export function isImageFormat(value: string): value is ImageFormat {
  */
 export function configurationImageEvaluation(configuration: string, moduleArgs: string, format: ImageFormat): string {
   const definition = IMAGE_FORMATS[format];
-  const modules = [nixString(configuration), `<nixpkgs/nixos/${definition.module}>`, ...(definition.settings ? [definition.settings] : [])];
+  // named through modulesPath as a configuration names it ("${modulesPath}/../maintainers/…"), so a configuration
+  // that imports the module itself imports the same one (the module system keeps one import per name)
+  const modules = [nixString(configuration), `({ modulesPath, ... }: { imports = [ (modulesPath + ${nixString(`/../${definition.module}`)}) ]; })`,
+    ...(definition.settings ? [definition.settings] : [])];
   return `(import <nixpkgs/nixos> { configuration = { imports = [ ${modules.join(" ")} ]; _module.args = ${moduleArgs}; }; })`;
 }
 
@@ -56,32 +59,56 @@ export function imageAttribute(evaluation: string, format: ImageFormat): string 
 
 const MAX_METADATA_BYTES = 64 * 1024;
 
+/** How an image's output is read: this machine's store, or a build host's (through its shell). */
+export interface OutputReader {
+  /** A small file's text; more than `maxBytes` is an error. */
+  readText(path: string, maxBytes: number): Promise<string>;
+  /** The names in a directory. */
+  list(dir: string): Promise<string[]>;
+  /** The size of a regular file; undefined when it is anything else. */
+  regularFileSize(path: string): Promise<number | undefined>;
+}
+
+export const LOCAL_OUTPUTS: OutputReader = {
+  readText: async (path, maxBytes) => {
+    const text = await readFile(path, "utf8");
+    if (Buffer.byteLength(text) > maxBytes) throw new Error(`${path} is larger than ${maxBytes} bytes`);
+    return text;
+  },
+  list: (dir) => readdir(dir),
+  regularFileSize: async (path) => {
+    const stat = await lstat(path);
+    return stat.isFile() ? stat.size : undefined;
+  },
+};
+
 /**
  * The image file in a built image's output: an amazon image names it in nix-support/image-info.json, an ISO in
  * nix-support/hydra-build-products, a raw image is the output's one `.img`. Only a regular file inside the output is
  * accepted.
  */
-export async function imageFileOf(outPath: string, format: ImageFormat): Promise<string> {
+export async function imageFileIn(outPath: string, format: ImageFormat, reader: OutputReader = LOCAL_OUTPUTS): Promise<{ readonly path: string; readonly size: number }> {
   let file: string | undefined;
   if (format === "amazon") {
-    const info = JSON.parse(await readBounded(join(outPath, "nix-support", "image-info.json"))) as { file?: unknown; disks?: { root?: { file?: unknown } } };
+    const info = JSON.parse(await reader.readText(join(outPath, "nix-support", "image-info.json"), MAX_METADATA_BYTES)) as { file?: unknown; disks?: { root?: { file?: unknown } } };
     const named = info.disks?.root?.file ?? info.file;
     if (typeof named === "string") file = named;
   } else if (format === "iso") {
-    const products = await readBounded(join(outPath, "nix-support", "hydra-build-products"));
+    const products = await reader.readText(join(outPath, "nix-support", "hydra-build-products"), MAX_METADATA_BYTES);
     file = /^file iso (\S+)$/m.exec(products)?.[1];
   } else {
-    const images = (await readdir(outPath)).filter((name) => name.endsWith(".img"));
+    const images = (await reader.list(outPath)).filter((name) => name.endsWith(".img"));
     if (images.length === 1) file = join(outPath, images[0]);
   }
-  if (file === undefined || !file.startsWith(`${outPath}/`)) throw new Error(`${outPath} does not name its ${format} image file where nixpkgs puts it`);
-  const stat = await lstat(file);
-  if (!stat.isFile()) throw new Error(`${file} is not a regular file`);
-  return file;
+  if (file === undefined || !file.startsWith(`${outPath}/`) || file.split("/").includes("..")) {
+    throw new Error(`${outPath} does not name its ${format} image file where nixpkgs puts it`);
+  }
+  const size = await reader.regularFileSize(file);
+  if (size === undefined) throw new Error(`${file} is not a regular file`);
+  return { path: file, size };
 }
 
-async function readBounded(path: string): Promise<string> {
-  const text = await readFile(path, "utf8");
-  if (text.length > MAX_METADATA_BYTES) throw new Error(`${path} is larger than ${MAX_METADATA_BYTES} bytes`);
-  return text;
+/** The image file of a build on this machine. */
+export async function imageFileOf(outPath: string, format: ImageFormat): Promise<string> {
+  return (await imageFileIn(outPath, format)).path;
 }

@@ -1,4 +1,4 @@
-import type { Duplex } from "node:stream";
+import { Readable, type Duplex } from "node:stream";
 import { TransportError } from "../../src/errors";
 import { arrivedCommand, type DeployDependencies } from "../../src/deploy/deploy";
 import type { Host, RunOptions, RunResult } from "../../src/deploy/host";
@@ -77,6 +77,16 @@ export class FakeHost implements Host {
   async planCopy(source: StoreSource, paths: readonly string[]): Promise<CopyPlan> {
     this.log.push(`plan-copy ${paths.join(" ")}`);
     return planCopy(await source.closure(paths), this.validPaths);
+  }
+
+  /** Files the fake host has, for readFile. */
+  files = new Map<string, Buffer>();
+
+  async readFile(path: string, range: { readonly start: number; readonly length: number }): Promise<Readable> {
+    this.log.push(`read ${path} ${range.start}+${range.length}`);
+    const content = this.files.get(path);
+    if (content === undefined || content.length < range.start + range.length) throw new Error(`${this.name}: no ${path} of that length`);
+    return Readable.from([content.subarray(range.start, range.start + range.length)]);
   }
 
   /** The fake host's own store as a source (a build host's): its closures are what `storePaths` lists. */

@@ -2,9 +2,11 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { imageUploadExpression, uploadImage, type ImageUploadDependencies, type ImageUploadRequest } from "../../src/deploy/image-upload";
+import { hostOutputs, imageUploadExpression, removeImageUpload, uploadImage, type ImageUploadDependencies, type ImageUploadRequest } from "../../src/deploy/image-upload";
+import { FakeHost } from "./fake-host";
 import { CopyError, EvaluateError } from "../../src/errors";
 import type { CacheBody, CacheStore } from "../../src/nix/binary-cache/cache-store";
+import { LOCAL_OUTPUTS } from "../../src/nix/image";
 
 const dir = mkdtempSync(join(tmpdir(), "image-upload-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -21,7 +23,9 @@ function builtImage(bytes: number): string {
 
 class RecordingStore implements CacheStore {
   readonly url = "s3://acme-images";
-  readonly puts: Array<{ key: string; body: CacheBody; contentType: string }> = [];
+  readonly puts: Array<{ key: string; body: CacheBody; contentType: string; metadata?: Readonly<Record<string, string>> }> = [];
+  readonly deleted: string[] = [];
+  objectMetadata = new Map<string, Record<string, string>>();
   constructor(private readonly existing: readonly string[] = [], private readonly failure?: Error) {}
   async exists(key: string) {
     return this.existing.includes(key);
@@ -29,9 +33,15 @@ class RecordingStore implements CacheStore {
   async get() {
     return undefined;
   }
-  async put(key: string, body: CacheBody, contentType: string) {
+  async put(key: string, body: CacheBody, contentType: string, metadata?: Readonly<Record<string, string>>) {
     if (this.failure) throw this.failure;
-    this.puts.push({ key, body, contentType });
+    this.puts.push({ key, body, contentType, metadata });
+  }
+  async metadata(key: string) {
+    return this.objectMetadata.get(key);
+  }
+  async delete(key: string) {
+    this.deleted.push(key);
   }
   async close() {}
 }
@@ -54,7 +64,7 @@ function deps(store: CacheStore, out: string, evaluates = request.drvPath) {
     },
     realise: async (drvPath) => {
       calls.push(`realise ${drvPath}`);
-      return out;
+      return { outPath: out, reader: LOCAL_OUTPUTS, body: (file, size) => ({ file, size }), close: async () => void calls.push("close") };
     },
     store,
     log: (line) => lines.push(line),
@@ -68,8 +78,11 @@ describe("uploadImage", () => {
     const store = new RecordingStore();
     const { dependencies, calls, lines } = deps(store, out);
     const result = await uploadImage(request, dependencies);
-    expect(calls).toEqual(["instantiate -I nixpkgs=/p/nixpkgs", `realise ${request.drvPath}`]);
-    expect(store.puts).toEqual([{ key: request.key, body: { file: join(out, "nixos-amazon-image-25.05-x86_64-linux.vhd"), size: 3000 }, contentType: "application/octet-stream" }]);
+    expect(calls).toEqual(["instantiate -I nixpkgs=/p/nixpkgs", `realise ${request.drvPath}`, "close"]);
+    expect(store.puts).toEqual([{
+      key: request.key, body: { file: join(out, "nixos-amazon-image-25.05-x86_64-linux.vhd"), size: 3000 }, contentType: "application/octet-stream",
+      metadata: { "cdktf-nixos-image": out },
+    }]);
     expect(result).toEqual({ file: join(out, "nixos-amazon-image-25.05-x86_64-linux.vhd"), bytes: 3000, key: request.key, uploaded: true });
     expect(lines.at(-1)).toBe(`uploaded 3000 bytes to s3://acme-images/${request.key}`);
   });
@@ -101,5 +114,69 @@ describe("uploadImage", () => {
   it("the expression holds the module arguments (it goes to Nix on stdin); a flake's needs the flakes feature", () => {
     expect(imageUploadExpression(request).expression).toContain('builtins.fromJSON "{\\"greeting\\":\\"hi\\"}"');
     expect(imageUploadExpression({ ...request, source: { flake: "path:/p#web" } }).args).toEqual(["--extra-experimental-features", "nix-command flakes"]);
+  });
+
+  it("from a build host: the output read through its shell (bounded, a regular file only), the file sent in ranges from its store", async () => {
+    const out = "/nix/store/bbbb-nixos-amazon-image";
+    const file = `${out}/nixos-amazon-image.vhd`;
+    const content = Buffer.from("a VHD from the build host");
+    const builder = new FakeHost([
+      [`head -c 65537 -- ${out}/nix-support/image-info.json`, { stdout: JSON.stringify({ disks: { root: { file } } }) }],
+      [`stat -c '%F %s' -- ${file}`, { stdout: `regular file ${content.length}\n` }],
+    ]);
+    builder.files.set(file, content);
+    const store = new RecordingStore();
+    const { dependencies } = deps(store, out);
+    const result = await uploadImage(request, {
+      ...dependencies,
+      realise: async () => ({
+        outPath: out, reader: hostOutputs(builder),
+        body: (path, size) => ({ size, readRange: (start, length) => builder.readFile(path, { start, length }) }),
+        close: () => builder.close(),
+      }),
+    });
+    expect(result).toEqual({ file, bytes: content.length, key: request.key, uploaded: true });
+    const body = store.puts[0]!.body as { size: number; readRange: (start: number, length: number) => Promise<NodeJS.ReadableStream> };
+    const chunks: Buffer[] = [];
+    for await (const chunk of await body.readRange(2, 3)) chunks.push(chunk as Buffer);
+    expect(Buffer.concat(chunks).toString()).toBe("VHD");
+    expect(builder.log).toEqual([`head -c 65537 -- ${out}/nix-support/image-info.json`, `stat -c '%F %s' -- ${file}`, `read ${file} 2+3`]);
+    expect(builder.closed).toBe(1);
+  });
+
+  it("a build host's output whose image is a link or names a file outside it is refused", async () => {
+    const out = "/nix/store/bbbb-nixos-amazon-image";
+    for (const [info, stat, message] of [
+      [{ disks: { root: { file: `${out}/x.vhd` } } }, "symbolic link 20", `${out}/x.vhd is not a regular file`],
+      [{ disks: { root: { file: "/etc/shadow" } } }, "regular file 20", `${out} does not name its amazon image file where nixpkgs puts it`],
+      [{ disks: { root: { file: `${out}/../cccc/x.vhd` } } }, "regular file 20", `${out} does not name its amazon image file where nixpkgs puts it`],
+    ] as const) {
+      const builder = new FakeHost([[/^head -c/, { stdout: JSON.stringify(info) }], [/^stat/, { stdout: stat }]]);
+      const store = new RecordingStore();
+      const { dependencies } = deps(store, out);
+      await expect(uploadImage(request, { ...dependencies, realise: async () => ({ outPath: out, reader: hostOutputs(builder), body: () => ({ text: "" }), close: async () => undefined }) }))
+        .rejects.toThrow(message);
+      expect(store.puts).toEqual([]);
+    }
+  });
+
+  it("at destroy, removes only the object uploaded for this image: another's object under the key is left alone and said so", async () => {
+    const image = "/nix/store/bbbb-nixos-amazon-image";
+    const store = new RecordingStore();
+    const lines: string[] = [];
+    store.objectMetadata.set("ours.vhd", { "cdktf-nixos-image": image });
+    store.objectMetadata.set("theirs.vhd", { owner: "ops" });
+    store.objectMetadata.set("older.vhd", { "cdktf-nixos-image": "/nix/store/aaaa-nixos-amazon-image" });
+    expect(await removeImageUpload("ours.vhd", image, store, (l) => lines.push(l))).toBe("removed");
+    expect(await removeImageUpload("theirs.vhd", image, store, (l) => lines.push(l))).toBe("not ours");
+    expect(await removeImageUpload("older.vhd", image, store, (l) => lines.push(l))).toBe("not ours");
+    expect(await removeImageUpload("gone.vhd", image, store, (l) => lines.push(l))).toBe("gone");
+    expect(store.deleted).toEqual(["ours.vhd"]);
+    expect(lines).toEqual([
+      "removed s3://acme-images/ours.vhd",
+      `s3://acme-images/theirs.vhd was not uploaded by cdktf-nixos for ${image} (its cdktf-nixos-image metadata is missing): left alone`,
+      `s3://acme-images/older.vhd was not uploaded by cdktf-nixos for ${image} (its cdktf-nixos-image metadata is "/nix/store/aaaa-nixos-amazon-image"): left alone`,
+      "s3://acme-images/gone.vhd is already gone",
+    ]);
   });
 });

@@ -1,8 +1,10 @@
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawnSync } from "node:child_process";
+import { createHash, randomBytes } from "node:crypto";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { imageUploadExpression } from "../../src/deploy/image-upload";
 import { imageFileOf } from "../../src/nix/image";
 import { cdktfNixos } from "../harness/cli";
 import { hostBootLog } from "../harness/ec2-double/boot-log";
@@ -88,6 +90,7 @@ app.synth();
   });
 
   let firstAmi: { imageId: string; snapshotId: string };
+  let firstObject: string;
 
   it("cdktf deploy: the image is built and uploaded, imported, registered; an instance from it runs the configuration with no deployment", async () => {
     const deployed = await cdktf("deploy", "images", "--auto-approve", "--skip-provider-lock");
@@ -106,6 +109,7 @@ app.synth();
     expect(s3.requests.filter((r) => r.method === "PUT" && r.path.endsWith(".vhd")).length).toBeGreaterThanOrEqual(1);
     expect(deployed.stdout).toContain(`uploaded ${statSync(file).size} bytes to s3://${BUCKET}/${snapshot.userBucket.key}`);
     firstAmi = { imageId: String(ami.values.id), snapshotId: snapshot.snapshotId };
+    firstObject = snapshot.userBucket.key;
 
     // web has no deployment: what runs is what the image booted
     const web = await instanceHost("web");
@@ -137,13 +141,49 @@ app.synth();
     expect(ec2.model.snapshots.map((s) => s.snapshotId)).not.toContain(firstAmi.snapshotId);
     expect(ec2.model.snapshots).toHaveLength(1);
     expect((await (await instanceHost("web")).exec("cat /run/current-system/etc/motd")).stdout).toBe("baked v2\n");
+    // the old image's object went with its upload resource; the new one is there
+    expect((await fetch(`${s3.endpoint}/${BUCKET}/${firstObject}`, { method: "HEAD" })).status).toBe(404);
+    expect((await fetch(`${s3.endpoint}/${BUCKET}/${ec2.model.snapshots[0]!.userBucket.key}`, { method: "HEAD" })).status).toBe(200);
   });
 
-  it("cdktf destroy deregisters the AMI and deletes its snapshot", async () => {
-    await cdktf("destroy", "images", "--auto-approve", "--skip-provider-lock");
+  it("cdktf destroy deregisters the AMI and deletes its snapshot; an object someone else put under the image's key stays", async () => {
+    // someone replaced the object under the key with their own: it is not the upload cdktf-nixos made, so it stays
+    const key = ec2.model.snapshots[0]!.userBucket.key;
+    const put = await fetch(`${s3.endpoint}/${BUCKET}/${key}`, { method: "PUT", body: "the user's own object\n" });
+    expect(put.status).toBe(200);
+    const destroyed = await cdktf("destroy", "images", "--auto-approve", "--skip-provider-lock");
+    expect(destroyed.stdout).toContain(`s3://${BUCKET}/${key} was not uploaded by cdktf-nixos for`);
+    expect(await (await fetch(`${s3.endpoint}/${BUCKET}/${key}`)).text()).toBe("the user's own object\n");
     expect(selfImages()).toEqual([]);
     expect(ec2.model.snapshots).toEqual([]);
     expect(ec2.model.calls).toEqual(expect.arrayContaining(["DeregisterImage", "DeleteSnapshot"]));
     expect(readFileSync(join(work, "terraform.images.tfstate"), "utf8")).not.toContain("aws_ami");
+  });
+
+  it("upload-image --build-host: the image is built there and streamed from its store to S3; it never enters this machine's store", async () => {
+    const builders = await startTargets(1);
+    try {
+      const builder = builders.hosts[0]!;
+      const configuration = join(work, "nixos", "built-elsewhere.nix");
+      writeFileSync(configuration, `{ ... }: { networking.hostName = "elsewhere"; environment.etc."motd".text = "${randomBytes(8).toString("hex")}\n"; }\n`);
+      const { expression, args } = imageUploadExpression({ source: { configuration, nixPath: { nixpkgs: NIXPKGS_LITE } }, moduleArgs: {}, format: "amazon", drvPath: "", key: "" });
+      const drvPath = execFileSync("nix-instantiate", [...args, "-"], { input: expression, encoding: "utf8", env: { ...process.env, ...env() } }).trim();
+      const outPath = execFileSync("nix-store", ["--query", "--outputs", drvPath], { encoding: "utf8" }).trim();
+      const key = "nixos-images/built-elsewhere.vhd";
+      const result = await cdktfNixos(["upload-image", "--format", "amazon", "--config", configuration, "-I", `nixpkgs=${NIXPKGS_LITE}`, "--drv-path", drvPath,
+        "--bucket", BUCKET, "--key", key, "--region", "us-east-1", "--s3-endpoint", s3.endpoint,
+        "--build-host", `root@${builder.address}:${builder.port}`, "--ssh-key", builders.clientKeyFile, "--known-hosts", builders.knownHostsFile], env());
+      expect(result.code, result.stderr).toBe(0);
+      expect(result.stderr).toContain(`building on the build host ${builder.address}`);
+      // built there, not here
+      expect(spawnSync("nix-store", ["--check-validity", outPath]).status).not.toBe(0);
+      const file = JSON.parse((await builder.exec(`cat ${outPath}/nix-support/image-info.json`)).stdout).disks.root.file as string;
+      const there = (await builder.exec(`sha256sum ${file}`)).stdout.split(" ")[0];
+      const stored = Buffer.from(await (await fetch(`${s3.endpoint}/${BUCKET}/${key}`)).arrayBuffer());
+      expect(createHash("sha256").update(stored).digest("hex")).toBe(there);
+      expect(result.json ?? JSON.parse(result.stdout.trim().split("\n").at(-1)!)).toMatchObject({ file, bytes: stored.length, key, uploaded: true });
+    } finally {
+      await builders.stop();
+    }
   });
 });

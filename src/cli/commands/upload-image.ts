@@ -2,7 +2,10 @@ import { Command } from "commander";
 import { resolve } from "node:path";
 import { endpointProblem } from "../../aws/endpoint";
 import { regionProblem } from "../../aws/regions";
-import { localImageNix, uploadImage } from "../../deploy/image-upload";
+import { defaultDependencies } from "../../deploy/default-dependencies";
+import { imageNix, removeImageUpload, uploadImage } from "../../deploy/image-upload";
+import { DEFAULT_SETTINGS } from "../../spec/settings";
+import { parseJumpHost } from "../../spec/target";
 import { isImageFormat, IMAGE_FORMATS } from "../../nix/image";
 import { parseFlakeRef } from "../../nix/system";
 import { redactor } from "../../redact";
@@ -23,6 +26,9 @@ interface UploadImageFlags {
   key: string;
   region?: string;
   s3Endpoint?: string;
+  buildHost?: string;
+  sshKey?: string;
+  knownHosts?: string;
 }
 
 /**
@@ -42,6 +48,9 @@ export function registerUploadImageCommand(program: Command, output: Output): vo
     .requiredOption("--key <key>", "the object's key")
     .option("--region <region>", "the bucket's region (default: $AWS_REGION)")
     .option("--s3-endpoint <url>", "an S3-compatible endpoint instead of AWS's (path-style addressing)")
+    .option("--build-host <[user@]host[:port]>", "build the image there (nixos-rebuild's --build-host); its file is read from that store as it is uploaded")
+    .option("--ssh-key <file>", "the private key to log in to the build host with (default: ssh-agent)")
+    .option("--known-hosts <file>", `the known_hosts file the build host's key is checked against (default: ${DEFAULT_SETTINGS.knownHostsFile})`)
     .action(async (flags: UploadImageFlags) => {
       if (!isImageFormat(flags.format)) throw new UsageError(`--format ${flags.format} is not one of ${Object.keys(IMAGE_FORMATS).join(", ")}`);
       if ((flags.config === undefined) === (flags.flake === undefined)) throw new UsageError("give exactly one of --config and --flake");
@@ -57,6 +66,13 @@ export function registerUploadImageCommand(program: Command, output: Output): vo
         if (at < 1) throw new UsageError(`-I ${entry} is not name=path`);
         return [entry.slice(0, at), entry.slice(at + 1)];
       }));
+      const buildHost = flags.buildHost === undefined ? undefined : (() => {
+        try {
+          return parseJumpHost(flags.buildHost, "--build-host");
+        } catch (err) {
+          throw new UsageError((err as Error).message);
+        }
+      })();
       const log = (line: string) => output.stderr.write(`${line}\n`);
       const { S3CacheStore } = await import("../../aws/s3-cache-store.js");
       const store = new S3CacheStore({ url: `s3://${flags.bucket}`, bucket: flags.bucket, region: flags.region, endpoint: flags.s3Endpoint, profile: undefined });
@@ -67,8 +83,44 @@ export function registerUploadImageCommand(program: Command, output: Output): vo
           format: flags.format,
           drvPath: flags.drvPath,
           key: flags.key,
-        }, { ...localImageNix(redactor({}), log), store, log });
+        }, {
+          ...imageNix(redactor({}), log, buildHost === undefined ? undefined : {
+            target: {
+              host: buildHost.host, port: buildHost.port, user: buildHost.user ?? DEFAULT_SETTINGS.user,
+              privateKeyFile: flags.sshKey === undefined ? undefined : resolve(flags.sshKey),
+              knownHostsFile: resolve(flags.knownHosts ?? DEFAULT_SETTINGS.knownHostsFile),
+            },
+            deps: defaultDependencies(),
+          }),
+          store,
+          log,
+        });
         output.stdout.write(`${JSON.stringify(result)}\n`);
+      } finally {
+        await store.close();
+      }
+    });
+}
+
+/**
+ * `remove-image-upload`: what an image's upload resource runs when Terraform destroys it (the image was replaced, or
+ * the stack destroyed): the object goes only when its metadata names this image.
+ */
+export function registerRemoveImageUploadCommand(program: Command, output: Output): void {
+  program.command("remove-image-upload")
+    .description("delete an image's object from S3 if cdktf-nixos uploaded it for that image (what NixosImage.fromConfiguration's resource runs at destroy)")
+    .requiredOption("--bucket <name>", "the S3 bucket")
+    .requiredOption("--key <key>", "the object's key")
+    .requiredOption("--image-path <store path>", "the image's store path, which the object's metadata must name")
+    .option("--region <region>", "the bucket's region (default: $AWS_REGION)")
+    .option("--s3-endpoint <url>", "an S3-compatible endpoint instead of AWS's (path-style addressing)")
+    .action(async (flags: { bucket: string; key: string; imagePath: string; region?: string; s3Endpoint?: string }) => {
+      const endpoint = flags.s3Endpoint === undefined ? undefined : endpointProblem(flags.s3Endpoint);
+      if (endpoint !== undefined) throw new UsageError(`--s3-endpoint ${endpoint}`);
+      const { S3CacheStore } = await import("../../aws/s3-cache-store.js");
+      const store = new S3CacheStore({ url: `s3://${flags.bucket}`, bucket: flags.bucket, region: flags.region, endpoint: flags.s3Endpoint, profile: undefined });
+      try {
+        await removeImageUpload(flags.key, flags.imagePath, store, (line) => output.stderr.write(`${line}\n`));
       } finally {
         await store.close();
       }

@@ -15,15 +15,28 @@ export interface CacheStore {
   exists(key: string): Promise<boolean>;
   /** The object's bytes, or undefined when there is none; more than `maxBytes` is an error. */
   get(key: string, maxBytes: number): Promise<Buffer | undefined>;
-  put(key: string, body: CacheBody, contentType: string): Promise<void>;
+  /** `metadata`: the object's user metadata, where the store keeps any (S3's x-amz-meta-*). */
+  put(key: string, body: CacheBody, contentType: string, metadata?: Readonly<Record<string, string>>): Promise<void>;
   close(): Promise<void>;
 }
 
-/** What is uploaded: small text, or a spooled file (read as often as a retry needs). */
-export type CacheBody = { readonly text: string } | { readonly file: string; readonly size: number };
+/**
+ * What is uploaded: small text, a spooled file (read as often as a retry needs), or `size` bytes read in ranges from
+ * elsewhere (an image file in a build host's store), each range as often as a retry needs.
+ */
+export type CacheBody =
+  | { readonly text: string }
+  | { readonly file: string; readonly size: number }
+  | { readonly size: number; readonly readRange: (start: number, length: number) => Promise<Readable> };
 
-export function bodyStream(body: CacheBody): Readable | Buffer {
-  return "text" in body ? Buffer.from(body.text, "utf8") : createReadStream(body.file);
+export async function bodyStream(body: CacheBody): Promise<Readable | Buffer> {
+  if ("text" in body) return Buffer.from(body.text, "utf8");
+  return "file" in body ? createReadStream(body.file) : body.readRange(0, body.size);
+}
+
+/** A range of a body that has a size: what one part of a multipart upload sends. */
+export function bodyRange(body: Exclude<CacheBody, { readonly text: string }>, start: number, length: number): Promise<Readable> {
+  return "file" in body ? Promise.resolve(createReadStream(body.file, { start, end: start + length - 1 })) : body.readRange(start, length);
 }
 
 /**
@@ -73,9 +86,11 @@ export class FileCacheStore implements CacheStore {
         } finally {
           await handle.close();
         }
-      } else {
+      } else if ("file" in body) {
         // the spool file stays the uploader's (it removes it); the cache gets its own copy
         await copyInto(body.file, temporary);
+      } else {
+        await pipeline(await body.readRange(0, body.size), createWriteStream(temporary, { flags: "wx", mode: 0o644 }));
       }
       await rename(temporary, target);
     } catch (err) {
