@@ -1,4 +1,5 @@
 import { App } from "cdktf";
+import { BakedAmiStack } from "./baked-ami/main";
 import { CachedFleetStack } from "./cached-fleet/main";
 import { FleetStack } from "./fleet/main";
 import { SingleHostStack } from "./single-host/main";
@@ -8,4 +9,5 @@ const app = new App();
 new SingleHostStack(app, "single-host");
 new FleetStack(app, "fleet");
 new CachedFleetStack(app, "cached-fleet");
+new BakedAmiStack(app, "baked-ami");
 app.synth();

@@ -95,6 +95,24 @@ describe.skipIf(missing("terraform", "aws-provider-mirror", "nix"))("example sta
     expect(synthesized).not.toContain(secret);
   });
 
+  it("baked-ami plans an image bucket, the configuration's image uploaded, imported and registered, and instances launched from it", async () => {
+    const planned = await plan("baked-ami");
+    const created = planned.resource_changes.filter((r) => r.change.actions.includes("create"));
+    const types = created.map((r) => r.type);
+    for (const type of ["aws_s3_bucket", "aws_s3_bucket_public_access_block", "terraform_data", "aws_ebs_snapshot_import", "aws_ami"]) expect(types).toContain(type);
+    expect(types.filter((t) => t === "aws_instance")).toHaveLength(2);
+    const ami = created.find((r) => r.type === "aws_ami")!.change.after;
+    const tags = ami.tags as Record<string, string>;
+    expect(ami).toMatchObject({ architecture: "x86_64", ena_support: true, imds_support: "v2.0", root_device_name: "/dev/xvda", virtualization_type: "hvm" });
+    expect(ami.name).toBe(`cdktf-nixos/${tags["nixos:system"]!.slice("/nix/store/".length)}`);
+    const snapshot = created.find((r) => r.type === "aws_ebs_snapshot_import")!.change.after;
+    expect(snapshot).toMatchObject({ role_name: "vmimport", disk_container: [{ format: "VHD", user_bucket: [{ s3_bucket: "example-baked-ami-images", s3_key: `nixos-images/${tags["nixos:image"]!.slice("/nix/store/".length)}.vhd` }] }] });
+    // the image boots the toplevel a deployment of the same file would put on a host (the file imports the image's module)
+    const alone = await run("nix-instantiate", ["--eval", "-E", `(import <nixpkgs/nixos> { configuration = { imports = [ ${join(ROOT, "examples", "baked-ami", "nixos", "web.nix")} ]; _module.args.greeting = "baked into the AMI"; }; }).system.outPath`,
+      "-I", `nixpkgs=${NIXPKGS_LITE}`], { env: { ...process.env, NIX_CONFIG: "substituters =" } as Record<string, string> });
+    expect(JSON.parse(alone.stdout)).toBe(tags["nixos:system"]);
+  });
+
   it("fleet's synth writes the deployment manifest: every host, its source, its apply-time values as Terraform expressions", async () => {
     const stackDir = join(out, "stacks", "fleet");
     const manifest = JSON.parse(await readFile(join(stackDir, "cdktf-nixos.manifest.json"), "utf8")) as DeploymentManifest;
