@@ -181,7 +181,18 @@ app.synth();
     leaks.push(...grep(["/nix/store"]));
     const recent = execFileSync("find", ["/tmp", "-xdev", "-type", "f", "-size", "-64M", "-newermt", started.toISOString(), "!", "-path", `${join(work, "secrets")}/*`], { encoding: "utf8" })
       .trim().split("\n").filter(Boolean);
-    for (const file of recent) look(file, readFileSync(file, "latin1"));
+    for (const file of recent) {
+      // other processes' temp files may go between find and the read: what is gone held nothing of this run's
+      const content = (() => {
+        try {
+          return readFileSync(file, "latin1");
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code === "ENOENT") return "";
+          throw err;
+        }
+      })();
+      look(file, content);
+    }
     // every host's store, its /run (but the key files) and its temp dirs
     for (const name of HOSTS) {
       for (const canary of Object.values(canaries)) {
