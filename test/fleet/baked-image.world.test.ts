@@ -1,6 +1,6 @@
 import { execFileSync, spawnSync } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { appendFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -94,6 +94,9 @@ app.synth();
 
   it("cdktf deploy: the image is built and uploaded, imported, registered; an instance from it runs the configuration with no deployment", async () => {
     const deployed = await cdktf("deploy", "images", "--auto-approve", "--skip-provider-lock");
+    // IMAGE_TRANSCRIPT=FILE keeps what cdktf deploy and status printed (the README's transcript comes from there)
+    const transcript = (text: string) => process.env.IMAGE_TRANSCRIPT && appendFileSync(process.env.IMAGE_TRANSCRIPT, text);
+    transcript(`$ cdktf deploy images --auto-approve\n${deployed.stdout}\n`);
     const ami = await resource("aws_ami", "image_Ami");
     const system = (ami.values.tags as Record<string, string>)["nixos:system"]!;
     const imageOut = (ami.values.tags as Record<string, string>)["nixos:image"]!;
@@ -119,6 +122,7 @@ app.synth();
     // app's deployment found the system there: nothing to copy, and status says it is up to date
     const app = await instanceHost("app");
     expect((await app.exec("readlink /run/current-system")).stdout.trim()).toBe(system);
+    transcript(`$ cdktf-nixos status\n${(await cdktfNixos(["status", "--project", work], env())).stdout}\n`);
     const status = await cdktfNixos(["status", "--project", work, "--json"], env());
     expect(status.code, status.stderr).toBe(0);
     expect(status.json?.hosts).toEqual([expect.objectContaining({ name: "app", state: "up-to-date" })]);
@@ -172,7 +176,7 @@ app.synth();
       const key = "nixos-images/built-elsewhere.vhd";
       const result = await cdktfNixos(["upload-image", "--format", "amazon", "--config", configuration, "-I", `nixpkgs=${NIXPKGS_LITE}`, "--drv-path", drvPath,
         "--bucket", BUCKET, "--key", key, "--region", "us-east-1", "--s3-endpoint", s3.endpoint,
-        "--build-host", `root@${builder.address}:${builder.port}`, "--ssh-key", builders.clientKeyFile, "--known-hosts", builders.knownHostsFile], env());
+        "--build-host", `root@${builder.address}:${builder.port}`, "--ssh-key", builders.clientKeyFile, "--known-hosts", builders.knownHostsFile, "--json"], env());
       expect(result.code, result.stderr).toBe(0);
       expect(result.stderr).toContain(`building on the build host ${builder.address}`);
       // built there, not here
@@ -181,7 +185,7 @@ app.synth();
       const there = (await builder.exec(`sha256sum ${file}`)).stdout.split(" ")[0];
       const stored = Buffer.from(await (await fetch(`${s3.endpoint}/${BUCKET}/${key}`)).arrayBuffer());
       expect(createHash("sha256").update(stored).digest("hex")).toBe(there);
-      expect(result.json ?? JSON.parse(result.stdout.trim().split("\n").at(-1)!)).toMatchObject({ file, bytes: stored.length, key, uploaded: true });
+      expect(result.json).toMatchObject({ file, bytes: stored.length, key, uploaded: true });
     } finally {
       await builders.stop();
     }

@@ -76,6 +76,8 @@ export interface TargetWorld {
 }
 
 export const STATE_DIR = "/tmp/cdktf-nixos-targets";
+/** Where the deploy engine keeps a host's records (LAST_ACTIVATION_DIR): a mount point on this machine, per target. */
+const TARGET_STATE_DIR = "/var/lib/cdktf-nixos";
 const SLOTS_DIR = `${STATE_DIR}/slots`;
 const WORLDS_DIR = `${STATE_DIR}/worlds`;
 const MAX_SLOTS = 64;
@@ -208,12 +210,17 @@ class NamespaceTarget implements TargetHost {
     // nixpkgs-lite activations refuse to touch anything unless this marker says they run inside a test target.
     await writeFile(`${d}/etc-nix/nixos-lite-target`, `${this.name}\n`);
     await writeFile(`${d}/etc/hosts`, `127.0.0.1 localhost\n127.0.1.1 ${this.name}\n${this.address} ${this.name}\n`);
+    // what a deployment records and keeps outside /run (the last activation, keys that survive reboots) is the
+    // target's own: without it every namespace target wrote the machine's /var/lib/cdktf-nixos, and read the others'
+    await mkdir(`${d}/var-lib-cdktf-nixos`, { recursive: true, mode: 0o755 });
+    await mkdir(TARGET_STATE_DIR, { recursive: true, mode: 0o755 });
     const binds: [string, string][] = [
       [`${d}/nix`, "/nix"],
       [`${d}/root`, "/root"],
       [`${d}/etc-nix`, "/etc/nix"],
       [`${d}/etc/hosts`, "/etc/hosts"],
       [`${d}/home`, "/home"],
+      [`${d}/var-lib-cdktf-nixos`, TARGET_STATE_DIR],
     ];
     if (options.users?.length) binds.push(...(await this.writeUsers(clientPublicKey, options.users)));
     await writeFile(

@@ -26,6 +26,7 @@ interface UploadImageFlags {
   key: string;
   region?: string;
   s3Endpoint?: string;
+  json?: boolean;
   buildHost?: string;
   sshKey?: string;
   knownHosts?: string;
@@ -48,6 +49,7 @@ export function registerUploadImageCommand(program: Command, output: Output): vo
     .requiredOption("--key <key>", "the object's key")
     .option("--region <region>", "the bucket's region (default: $AWS_REGION)")
     .option("--s3-endpoint <url>", "an S3-compatible endpoint instead of AWS's (path-style addressing)")
+    .option("--json", "print the result as one JSON line on stdout (file, bytes, key, uploaded)")
     .option("--build-host <[user@]host[:port]>", "build the image there (nixos-rebuild's --build-host); its file is read from that store as it is uploaded")
     .option("--ssh-key <file>", "the private key to log in to the build host with (default: ssh-agent)")
     .option("--known-hosts <file>", `the known_hosts file the build host's key is checked against (default: ${DEFAULT_SETTINGS.knownHostsFile})`)
@@ -95,7 +97,7 @@ export function registerUploadImageCommand(program: Command, output: Output): vo
           store,
           log,
         });
-        output.stdout.write(`${JSON.stringify(result)}\n`);
+        if (flags.json === true) output.stdout.write(`${JSON.stringify(result)}\n`);
       } finally {
         await store.close();
       }
