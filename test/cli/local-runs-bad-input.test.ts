@@ -6,8 +6,8 @@ import { main } from "../../src/cli/program";
 import { EXIT_CODES } from "../../src/errors";
 import { capturedOutput } from "../harness/cli";
 
-/** `vm`, `test` and `push` refuse a bad command line with one message (exit 2) before reading the project or building. */
-describe("vm, test and push: bad input is refused with one clear message", () => {
+/** `vm`, `image`, `test` and `push` refuse a bad command line with one message (exit 2) before reading the project or building. */
+describe("vm, image, test and push: bad input is refused with one clear message", () => {
   const dir = mkdtempSync(join(tmpdir(), "local-runs-bad-input-"));
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
   const script = join(dir, "fleet.py");
@@ -80,6 +80,21 @@ describe("vm, test and push: bad input is refused with one clear message", () =>
     ["status --parallel 0", ["status", "--parallel", "0", ...project], "cdktf-nixos: --parallel '0' is not a whole number of at least 1"],
     ["vm --fresh given twice, before QEMU's arguments", ["vm", "web", "--fresh", "--fresh", ...project, "--", "--fresh"],
       "cdktf-nixos: --fresh is given 2 times: give it once (only repeatable options may come more than once)"],
+    ["image without a host", ["image", "--format", "amazon", ...project],
+      "cdktf-nixos: image needs the host to build: cdktf-nixos image [stack] <host> --format amazon|iso|raw (e.g. cdktf-nixos image web --format amazon)"],
+    ["image without --format", ["image", "web", ...project], "cdktf-nixos: image needs --format: one of amazon, iso, raw (e.g. --format amazon)"],
+    ["image --format qcow2", ["image", "web", "--format", "qcow2", ...project], "cdktf-nixos: --format qcow2 is not an image format cdktf-nixos builds; use one of amazon, iso, raw"],
+    ["image --out that does not exist", ["image", "web", "--format", "iso", "--out", join(dir, "nodir"), ...project],
+      `cdktf-nixos: --out ${join(dir, "nodir")} does not exist; create the directory first`],
+    ["image --out that is a file", ["image", "web", "--format", "iso", "--out", mainTs, ...project], `cdktf-nixos: --out ${mainTs} is not a directory`],
+    ["image --format given twice", ["image", "web", "--format", "iso", "--format", "raw", ...project],
+      "cdktf-nixos: --format is given 2 times: give it once (only repeatable options may come more than once)"],
+    ["upload-image with both --config and --flake", ["upload-image", "--format", "amazon", "--config", mainTs, "--flake", ".#web", "--drv-path", "/nix/store/x.drv", "--bucket", "b", "--key", "k"],
+      "cdktf-nixos: give exactly one of --config and --flake"],
+    ["upload-image --s3-endpoint without a scheme", ["upload-image", "--format", "amazon", "--config", mainTs, "--drv-path", "/nix/store/x.drv", "--bucket", "b", "--key", "k", "--s3-endpoint", "localhost:9000"],
+      "cdktf-nixos: --s3-endpoint 'localhost:9000' is not an http(s) URL; give one such as https://ec2.eu-central-1.amazonaws.com or http://127.0.0.1:4566"],
+    ["upload-image --build-host with a scheme", ["upload-image", "--format", "amazon", "--config", mainTs, "--drv-path", "/nix/store/x.drv", "--bucket", "b", "--key", "k", "--build-host", "ssh://builder"],
+      "cdktf-nixos: --build-host 'ssh://builder' is not [user@]host[:port] (for example admin@builder.example.com:22)"],
     ["a test --arg given twice", ["test", "--script", script, "--arg", "a=1", "--arg", "a=2", ...project], "cdktf-nixos: --arg a is given twice"],
   ])("%s", async (_what, args, message) => {
     const result = await cli(args);
