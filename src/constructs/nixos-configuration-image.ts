@@ -70,9 +70,9 @@ export interface NixosConfigurationImageProps {
    */
   readonly namePrefix?: string;
   /**
-   * Build the image on this machine instead of here (nixos-rebuild's --build-host, `[user@]host[:port]`): the
-   * derivations go there, and the image file is read from its store as it is uploaded (it never enters this
-   * machine's store).
+   * Build the image on another machine (nixos-rebuild's --build-host, `[user@]host[:port]`): the derivations go
+   * there, and the image file is read from its store as it is uploaded (it never enters the store of the machine that
+   * runs terraform apply).
    * @default - built on the machine that runs terraform apply
    */
   readonly buildHost?: string;
@@ -98,7 +98,8 @@ export interface NixosConfigurationImageProps {
  * evaluated at synth (with the stack's deployments: one evaluation), built and uploaded to S3 at apply by
  * `cdktf-nixos upload-image`, imported as an EBS snapshot and registered as an AMI. A changed configuration is a new
  * image, so a new key, snapshot and AMI (and the instances launched from it are replaced); Terraform deregisters the
- * old AMI and deletes its snapshot.
+ * old AMI and deletes its snapshot, and the old object goes with its upload resource when it is still the one
+ * uploaded for that image (`remove-image-upload`).
  */
 export class NixosConfigurationImage extends Construct implements INixosImage {
   readonly upload: DataResource;

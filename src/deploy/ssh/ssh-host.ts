@@ -96,7 +96,11 @@ function exactBytes(remote: RemoteProcess, length: number, what: string): Readab
     }
   });
   void (async () => {
-    await new Promise<void>((resolve) => remote.stdout.once("end", resolve));
+    // "close" too: a channel the connection loses may close without ending its stream
+    await new Promise<void>((resolve) => {
+      remote.stdout.once("end", resolve);
+      remote.stdout.once("close", resolve);
+    });
     const code = await remote.exited;
     if (code !== 0 || received !== length) {
       out.destroy(new Error(`${what}: ${received} of ${length} bytes arrived, exit ${code ?? "(connection lost)"}${stderr.trim() ? `: ${stderr.trim()}` : ""}`));

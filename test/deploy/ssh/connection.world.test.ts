@@ -1,5 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { sharedLink, startLatencyProxy, type LatencyProxy } from "../../harness/latency-proxy";
 import { SshConnection } from "../../../src/deploy/ssh/connection";
@@ -72,6 +73,29 @@ describe.skipIf(missing("root", "sshd", "netns"))("SshHost: the transport seam o
       expect(result.exitCode, result.stderr).toBe(0);
       expect(result.stdout).not.toContain("canary");
       expect((await world.hosts[0].exec("cat /run/stdin-test; rm /run/stdin-test")).stdout).toBe(secret);
+    } finally {
+      await host.close();
+    }
+  });
+
+  it("readFile streams exactly a range of a file (a name with a space and a quote too); a short file or a missing one fails, naming it", async () => {
+    const host = await SshHost.connect(options());
+    const read = async (stream: NodeJS.ReadableStream) => {
+      const chunks: Buffer[] = [];
+      for await (const chunk of stream) chunks.push(chunk as Buffer);
+      return Buffer.concat(chunks);
+    };
+    try {
+      const content = randomBytes(3 * 1024 * 1024 + 17);
+      const path = "/root/an image's file.vhd";
+      writeFileSync(join(world.hosts[0].storeDir, "..", "root", "an image's file.vhd"), content);
+      expect((await read(await host.readFile(path, { start: 0, length: content.length }))).equals(content)).toBe(true);
+      expect((await read(await host.readFile(path, { start: 1_000_003, length: 65_536 }))).equals(content.subarray(1_000_003, 1_000_003 + 65_536))).toBe(true);
+      await expect(read(await host.readFile(path, { start: content.length - 10, length: 20 })))
+        .rejects.toThrow(`reading ${path} (bytes ${content.length - 10}-${content.length + 9}) on ${host.name}: 10 of 20 bytes arrived, exit 0`);
+      await expect(read(await host.readFile("/root/missing.vhd", { start: 0, length: 5 }))).rejects.toThrow(/0 of 5 bytes arrived, exit 0: tail: cannot open/);
+      // the connection serves on after a failed read
+      expect((await host.run("echo still")).stdout).toBe("still\n");
     } finally {
       await host.close();
     }
