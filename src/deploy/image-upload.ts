@@ -1,3 +1,6 @@
+import { mkdtemp, readlink, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { CopyError, EvaluateError } from "../errors";
 import { runNix } from "../nix/build";
 import type { CacheBody, CacheStore } from "../nix/binary-cache/cache-store";
@@ -135,8 +138,18 @@ export function imageNix(
     instantiate: async (expression, args) => lastLine(await runNix("nix-instantiate", [...args, "-"], "evaluate", { stdin: expression, redact })),
     realise: async (drvPath) => {
       if (buildHost === undefined) {
-        const outPath = lastLine(await runNix("nix-store", ["--realise", drvPath], "build", { onLog: log, redact }));
-        return { outPath, reader: LOCAL_OUTPUTS, body: (file, size) => ({ file, size }), close: async () => undefined };
+        // a garbage collection while a large image uploads must not take it: a root of our own in a directory of our
+        // own, for as long as the upload runs (nix-store then prints the root, a link to the output)
+        const rootDir = await mkdtemp(join(tmpdir(), "cdktf-nixos-image-"));
+        try {
+          const root = join(rootDir, "image");
+          await runNix("nix-store", ["--realise", drvPath, "--add-root", root, "--indirect"], "build", { onLog: log, redact });
+          const outPath = await readlink(root);
+          return { outPath, reader: LOCAL_OUTPUTS, body: (file, size) => ({ file, size }), close: () => rm(rootDir, { recursive: true, force: true }) };
+        } catch (err) {
+          await rm(rootDir, { recursive: true, force: true });
+          throw err;
+        }
       }
       const outPath = lastLine(await runNix("nix-store", ["--query", "--outputs", drvPath], "evaluate", { redact }));
       log(`building on the build host ${buildHost.target.host}`);

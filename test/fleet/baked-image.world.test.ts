@@ -1,6 +1,6 @@
 import { execFileSync, spawnSync } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
-import { appendFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readlinkSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -111,6 +111,13 @@ app.synth();
     expect(snapshot.objectBytes).toBe(statSync(file).size);
     expect(s3.requests.filter((r) => r.method === "PUT" && r.path.endsWith(".vhd")).length).toBeGreaterThanOrEqual(1);
     expect(deployed.stdout).toContain(`uploaded ${statSync(file).size} bytes to s3://${BUCKET}/${snapshot.userBucket.key}`);
+    // the image was held by a root of the upload's own while it went up (no "did not specify '--add-root'"), and let go
+    expect(deployed.stdout).not.toContain("--add-root");
+    // (read, not `nix-store --query --roots`, which deletes every stale root it meets)
+    const autoRoots = readdirSync("/nix/var/nix/gcroots/auto").map((name) => readlinkSync(join("/nix/var/nix/gcroots/auto", name)));
+    const ours = autoRoots.filter((target) => target.includes("/cdktf-nixos-image-"));
+    expect(ours.length).toBeGreaterThan(0);
+    for (const root of ours) expect(existsSync(root), root).toBe(false);
     firstAmi = { imageId: String(ami.values.id), snapshotId: snapshot.snapshotId };
     firstObject = snapshot.userBucket.key;
 
