@@ -18,6 +18,12 @@ import { StackDeployments, cliPath } from "./nixos-deployment";
 import type { INixosImage, NixosImageConfig } from "./image-config";
 import { checkProps, configurationImageProps, jsonValueProblem } from "./prop-types";
 
+/** nixpkgs' amazonImage.format → what EC2's snapshot import calls it, and the object's extension. */
+const IMPORT_FORMATS: { readonly [nixpkgsFormat: string]: { readonly format: string; readonly extension: string } | undefined } = {
+  vpc: { format: "VHD", extension: "vhd" },
+  raw: { format: "RAW", extension: "img" },
+};
+
 /** How Terraform hands the upload command what it learns or keeps in state (never on the command line). */
 const IMAGE_ENV = { drvPath: "CDKTF_NIXOS_IMAGE_DRV", bucket: "CDKTF_NIXOS_IMAGE_BUCKET", key: "CDKTF_NIXOS_IMAGE_KEY", imagePath: "CDKTF_NIXOS_IMAGE_PATH" } as const;
 
@@ -45,7 +51,7 @@ export interface NixosConfigurationImageProps {
   /** An existing S3 bucket the image file is uploaded to, for EC2's snapshot import to read. */
   readonly bucket: string;
   /**
-   * Where in the bucket: the key is `<keyPrefix><image store path name>.vhd`.
+   * Where in the bucket: the key is `<keyPrefix><image store path name>.vhd` (`.img` for amazonImage.format = "raw").
    * @default "nixos-images/"
    */
   readonly keyPrefix?: string;
@@ -129,6 +135,11 @@ export class NixosConfigurationImage extends Construct implements INixosImage {
         throw new ValidationError(`the configuration is for ${system.system}, but architecture is ${this.architecture}: set architecture to ` +
           `NixosArchitecture.${system.system.startsWith("aarch64") ? "AARCH64" : "X86_64"} (or nixpkgs.hostPlatform in the configuration)`, this);
       }
+      const format = system.image!.diskFormat;
+      if (!Object.hasOwn(IMPORT_FORMATS, format)) {
+        throw new ValidationError(`the configuration sets amazonImage.format = "${format}", which EC2's snapshot import does not read: ` +
+          `use "vpc" (nixpkgs' default, a VHD) or "raw"`, this);
+      }
       return system;
     };
     // before any token resolves (a clean message), and again wherever a value is produced (Testing.synth prepares no stack)
@@ -136,7 +147,8 @@ export class NixosConfigurationImage extends Construct implements INixosImage {
     const image = () => checked().image!;
     this.drvPath = Lazy.stringValue({ produce: () => image().drvPath });
     this.systemPath = Lazy.stringValue({ produce: () => checked().outPath });
-    this.objectKey = Lazy.stringValue({ produce: () => `${props.keyPrefix ?? "nixos-images/"}${basename(image().outPath)}.vhd` });
+    const importFormat = () => IMPORT_FORMATS[image().diskFormat]!;
+    this.objectKey = Lazy.stringValue({ produce: () => `${props.keyPrefix ?? "nixos-images/"}${basename(image().outPath)}.${importFormat().extension}` });
     const s3Location = [...(props.region !== undefined ? ["--region", props.region] : []), ...(props.s3Endpoint !== undefined ? ["--s3-endpoint", props.s3Endpoint] : [])];
     const command = renderCommand([process.execPath, cliPath(), "upload-image", "--format", "amazon",
       ...(configuration !== undefined ? ["--config", configuration, ...Object.entries(nixPath).flatMap(([n, p]) => ["-I", `${n}=${p}`])] : ["--flake", flake!]),
@@ -173,7 +185,7 @@ export class NixosConfigurationImage extends Construct implements INixosImage {
     const tags = { ...(props.tags ?? {}), "nixos:system": this.systemPath, "nixos:image": imagePath };
     const name = `${props.namePrefix ?? "cdktf-nixos"}/${systemName}`;
     this.snapshot = new EbsSnapshotImport(this, "Snapshot", {
-      diskContainer: { format: "VHD", userBucket: { s3Bucket: props.bucket, s3Key: this.objectKey } },
+      diskContainer: { format: Lazy.stringValue({ produce: () => importFormat().format }), userBucket: { s3Bucket: props.bucket, s3Key: this.objectKey } },
       roleName: props.importRoleName ?? "vmimport",
       description: `NixOS ${this.systemPath}`,
       tags: { ...tags, Name: name },

@@ -36,6 +36,8 @@ export interface EvaluatedImage {
   readonly outPath: string;
   /** `uefi` or `legacy-bios`, as nixpkgs' amazon image module says (config.ec2.efi). */
   readonly bootMode: string;
+  /** The disk format nixpkgs writes it in (`amazonImage.format`: vpc, raw, qcow2). */
+  readonly diskFormat: string;
 }
 
 /**
@@ -51,7 +53,7 @@ export function fleetExpression(members: readonly FleetMember[]): string {
         : configurationImageEvaluation(member.configuration as string, `args.${nixAttrName(member.name)}`, member.image);
       return `  ${nixAttrName(member.name)} = let e = ${evaluation}; t = e.config.system.build.toplevel; i = ${imageAttribute("e", member.image)}; in ` +
         `{ drv = t.drvPath; out = t.outPath; inherit (t) system; image = { drv = i.drvPath; out = i.outPath; ` +
-        `bootMode = if e.config.ec2.efi or false then "uefi" else "legacy-bios"; }; };`;
+        `bootMode = if e.config.ec2.efi or false then "uefi" else "legacy-bios"; diskFormat = e.config.amazonImage.format or "vpc"; }; };`;
     }
     const toplevel = member.flake !== undefined
       ? flakeSystemExpression(member.flake)
@@ -68,7 +70,7 @@ export interface FleetSystem {
   readonly drv: string;
   readonly out: string;
   readonly system: string;
-  readonly image?: { readonly drv: string; readonly out: string; readonly bootMode: string };
+  readonly image?: { readonly drv: string; readonly out: string; readonly bootMode: string; readonly diskFormat: string };
 }
 
 /** Members that share a NIX_PATH, so one Nix process can evaluate them together (usually one group per stack). */
@@ -129,7 +131,7 @@ export function evaluateFleet(members: readonly FleetMember[], options: FleetEva
     }
     for (const [name, value] of Object.entries(JSON.parse(stdout) as Record<string, FleetSystem>)) results.set(name, {
       drvPath: value.drv, outPath: value.out, system: value.system,
-      ...(value.image === undefined ? {} : { image: { drvPath: value.image.drv, outPath: value.image.out, bootMode: value.image.bootMode } }),
+      ...(value.image === undefined ? {} : { image: { drvPath: value.image.drv, outPath: value.image.out, bootMode: value.image.bootMode, diskFormat: value.image.diskFormat } }),
     });
   }
   return results;

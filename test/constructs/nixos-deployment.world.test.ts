@@ -152,6 +152,18 @@ describe.skipIf(missing("nix"))("NixosDeployment at synth: one evaluation for th
       "set architecture to NixosArchitecture.AARCH64 (or nixpkgs.hostPlatform in the configuration)");
   });
 
+  it("an image in raw format is imported as RAW from a .img object; a format EC2 cannot import is refused, naming it", () => {
+    const raw = new TerraformStack(Testing.app(), "raw");
+    NixosImage.fromConfiguration(raw, "image", { configuration: config("raw", `amazonImage.format = "raw";`), nixPath: { nixpkgs: NIXPKGS_LITE }, bucket: "acme-images" });
+    const synthesized = JSON.parse(Testing.synth(raw)) as { resource: { aws_ebs_snapshot_import: Record<string, { disk_container: { format: string; user_bucket: { s3_key: string } } }> } };
+    const container = Object.values(synthesized.resource.aws_ebs_snapshot_import)[0]!.disk_container;
+    expect(container.format).toBe("RAW");
+    expect(container.user_bucket.s3_key).toMatch(/^nixos-images\/[a-z0-9]{32}-nixos-amazon-image-[^/]+\.img$/);
+    const qcow = new TerraformStack(Testing.app(), "qcow");
+    NixosImage.fromConfiguration(qcow, "image", { configuration: config("qcow", `amazonImage.format = "qcow2";`), nixPath: { nixpkgs: NIXPKGS_LITE }, bucket: "acme-images" });
+    expect(() => Testing.synth(qcow)).toThrow('qcow/image (NixosConfigurationImage): the configuration sets amazonImage.format = "qcow2", which EC2\'s snapshot import does not read: use "vpc" (nixpkgs\' default, a VHD) or "raw"');
+  });
+
   it("names the configuration and shows Nix's message when evaluation fails", () => {
     const app = new App({ outdir: join(dir, "broken.out") });
     const stack = new TerraformStack(app, "broken");
