@@ -11,11 +11,11 @@
  * Env: BENCH_IMAGE_MIB (64,1024).
  */
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { imageUploadExpression } from "../src/deploy/image-upload";
-import { imageFileOf } from "../src/nix/image";
+import { imageFileIn } from "../src/nix/image";
 import { NIXPKGS_LITE } from "../test/harness/fixture";
 import { startS3Server } from "../test/harness/s3-server";
 import { run } from "../test/harness/target-hosts";
@@ -38,7 +38,7 @@ async function main(): Promise<void> {
       const { expression, args } = imageUploadExpression(request);
       const drvPath = execFileSync("nix-instantiate", [...args, "-"], { input: expression, encoding: "utf8" }).trim();
       const outPath = execFileSync("nix-store", ["--realise", drvPath], { encoding: "utf8" }).trim();
-      const bytes = statSync(await imageFileOf(outPath, "amazon")).size;
+      const bytes = (await imageFileIn(outPath, "amazon")).size;
       const timed = await run("/usr/bin/time", ["-f", "peak %M KiB %e s", process.execPath, CLI, "upload-image", "--format", "amazon", "--config", configuration,
         "-I", `nixpkgs=${NIXPKGS_LITE}`, "--drv-path", drvPath, "--bucket", BUCKET, "--key", request.key, "--region", "us-east-1", "--s3-endpoint", s3.endpoint],
       { env: { ...process.env, ...s3.env } as Record<string, string> });

@@ -107,8 +107,3 @@ export async function imageFileIn(outPath: string, format: ImageFormat, reader: 
   if (size === undefined) throw new Error(`${file} is not a regular file`);
   return { path: file, size };
 }
-
-/** The image file of a build on this machine. */
-export async function imageFileOf(outPath: string, format: ImageFormat): Promise<string> {
-  return (await imageFileIn(outPath, format)).path;
-}

@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { imageUploadExpression } from "../../src/deploy/image-upload";
-import { imageFileOf } from "../../src/nix/image";
+import { imageFileIn } from "../../src/nix/image";
 import { cdktfNixos } from "../harness/cli";
 import { hostBootLog } from "../harness/ec2-double/boot-log";
 import { startEc2Double, type Ec2Double } from "../harness/ec2-double/server";
@@ -104,7 +104,7 @@ app.synth();
     expect(ami.values.name).toBe(`cdktf-nixos/${system.slice("/nix/store/".length)}`);
     expect(ami.values.tags).toMatchObject({ team: "infra" });
     // the object is the built image, byte for byte in size, uploaded once
-    const file = await imageFileOf(imageOut, "amazon");
+    const file = (await imageFileIn(imageOut, "amazon")).path;
     const snapshot = ec2.model.snapshots[0]!;
     expect(ec2.model.snapshots).toHaveLength(1);
     expect(snapshot.userBucket).toEqual({ bucket: BUCKET, key: `nixos-images/${imageOut.slice("/nix/store/".length)}.vhd` });

@@ -1,12 +1,11 @@
 import { Command } from "commander";
-import { stat } from "node:fs/promises";
 import { resolve } from "node:path";
 import { checkOutDir, copyImageTo, parseImageFormat, planImage } from "../../fleet/image";
 import { parseArgAssignments } from "../../fleet/local-args";
 import { loadLocalHosts } from "../../fleet/local-run";
 import { findHost } from "../../fleet/vm";
 import { buildExpression } from "../../nix/build";
-import { imageFileOf } from "../../nix/image";
+import { imageFileIn } from "../../nix/image";
 import { collect } from "../interruptible";
 import { sizeText, type Output } from "../progress";
 import { UsageError } from "../usage-error";
@@ -43,9 +42,8 @@ export function registerImageCommand(program: Command, output: Output): void {
       const origins = Object.entries(plan.args.origins).map(([name, origin]) => `${name} from ${origin}`);
       output.stderr.write(`building the ${format} image of ${plan.host}${origins.length > 0 ? ` (module arguments: ${origins.join(", ")})` : ""}\n`);
       const built = await buildExpression(plan.build, { extraArgs: nixTraceArgs(flags), redact: plan.redact });
-      const file = await imageFileOf(built, format);
+      const { path: file, size: bytes } = await imageFileIn(built, format);
       const written = outDir === undefined ? file : await copyImageTo(file, outDir);
-      const bytes = (await stat(written)).size;
       output.stderr.write(`${plan.host}: ${format} image, ${sizeText(bytes)} (${bytes} bytes)${outDir === undefined ? "" : `, copied from ${file}`}\n`);
       output.stdout.write(`${written}\n`);
     });
