@@ -1,11 +1,4 @@
-import { IamInstanceProfile } from "@cdktf/provider-aws/lib/iam-instance-profile";
-import { IamRole } from "@cdktf/provider-aws/lib/iam-role";
-import { IamRolePolicy } from "@cdktf/provider-aws/lib/iam-role-policy";
-import { S3Bucket } from "@cdktf/provider-aws/lib/s3-bucket";
-import { S3BucketLifecycleConfiguration } from "@cdktf/provider-aws/lib/s3-bucket-lifecycle-configuration";
-import { S3BucketOwnershipControls } from "@cdktf/provider-aws/lib/s3-bucket-ownership-controls";
-import { S3BucketPublicAccessBlock } from "@cdktf/provider-aws/lib/s3-bucket-public-access-block";
-import { Annotations } from "cdktf";
+import { Annotations, IamInstanceProfile, IamRole, IamRolePolicy, S3Bucket, S3BucketLifecycleConfiguration, S3BucketOwnershipControls, S3BucketPublicAccessBlock } from "./core";
 import { Construct } from "constructs";
 import { existsSync, mkdirSync, statSync } from "node:fs";
 import { dirname } from "node:path";

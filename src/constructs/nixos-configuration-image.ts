@@ -1,9 +1,7 @@
 import { ValidationError } from "./validation-error";
 import { existsSync } from "node:fs";
 import { basename, resolve } from "node:path";
-import { Ami } from "@cdktf/provider-aws/lib/ami";
-import { EbsSnapshotImport } from "@cdktf/provider-aws/lib/ebs-snapshot-import";
-import { DataResource, Lazy, TerraformStack, Token } from "cdktf";
+import { Ami, DataResource, EbsSnapshotImport, Lazy, TerraformStack, Token } from "./core";
 import { Construct } from "constructs";
 import { endpointProblem } from "../aws/endpoint";
 import { NixosArchitecture, ec2Architecture } from "../aws/nixos-ami-names";

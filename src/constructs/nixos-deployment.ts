@@ -1,9 +1,8 @@
 import { ValidationError } from "./validation-error";
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
-import { dirname, join, resolve } from "node:path";
-import { Annotations, DataResource, DefaultTokenResolver, Lazy, StringConcat, TerraformStack, Token, Tokenization } from "cdktf";
+import { existsSync, writeFileSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { Annotations, AwsProvider, DataResource, DefaultTokenResolver, Lazy, StringConcat, TerraformStack, Token, Tokenization } from "./core";
 import { hookStack } from "./stack-hooks";
-import { AwsProvider } from "@cdktf/provider-aws/lib/provider";
 import { Construct } from "constructs";
 import { endpointProblem } from "../aws/endpoint";
 import { ACTIONS } from "../spec/goal";
@@ -22,6 +21,7 @@ import { regionProblem } from "../aws/regions";
 import { checkProps, deploymentProps, jsonValueProblem } from "./prop-types";
 import { evaluateFleet, type EvaluatedSystem, type FleetMember } from "../nix/fleet-evaluation";
 import { redactor } from "../redact";
+import { cdkCli, flavour } from "../flavour";
 import { absoluteFlakeRef, parseFlakeRef, reservedModuleArgsProblem } from "../nix/system";
 import { withPlaceholders } from "./placeholders";
 
@@ -466,7 +466,7 @@ export class StackDeployments {
       const hint = err.hint === undefined ? "" : `\n  hint: ${err.hint}`;
       const error = new Error(showTrace
         ? `${err.message}${hint}\n${err.stderr ?? ""}`
-        : `${err.message}${hint}\n  (Nix's full trace: CDKTF_NIXOS_SHOW_TRACE=1 cdktf synth)`);
+        : `${err.message}${hint}\n  (Nix's full trace: CDKTF_NIXOS_SHOW_TRACE=1 ${cdkCli()} synth)`);
       if (!showTrace) error.stack = `Error: ${error.message}`;
       throw error;
     }
@@ -595,15 +595,10 @@ function validateDeploymentProps(scope: NixosDeployment, props: NixosDeploymentP
 
 /** The CLI of this installation, by absolute path, so Terraform finds it from cdktf.out/stacks/<stack>. */
 export function cliPath(): string {
-  for (let dir = __dirname; dir !== dirname(dir); dir = dirname(dir)) {
-    const manifest = join(dir, "package.json");
-    if (existsSync(manifest) && (JSON.parse(readFileSync(manifest, "utf8")) as { name?: string }).name === "cdktf-nixos") {
-      const bin = join(dir, "lib", "cli", "bin.js");
-      if (!existsSync(bin)) throw new Error(`${bin} is missing: build cdktf-nixos first (npm run build)`);
-      return bin;
-    }
-  }
-  throw new Error(`cannot find the cdktf-nixos package above ${__dirname}`);
+  const { packageDir, packageName } = flavour();
+  const bin = join(packageDir, "lib", "cli", "bin.js");
+  if (!existsSync(bin)) throw new Error(`${bin} is missing: build ${packageName} first (npm run build)`);
+  return bin;
 }
 
 function resolvePathEntry(path: string): string {

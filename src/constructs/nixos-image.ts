@@ -1,5 +1,5 @@
 import { ValidationError } from "./validation-error";
-import { DataAwsAmi } from "@cdktf/provider-aws/lib/data-aws-ami";
+import { DataAwsAmi } from "./core";
 import type { Construct } from "constructs";
 import type { INixosImage, NixosImageConfig } from "./image-config";
 import { NixosConfigurationImage, type NixosConfigurationImageProps } from "./nixos-configuration-image";

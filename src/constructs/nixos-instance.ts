@@ -1,9 +1,7 @@
 import { ValidationError } from "./validation-error";
-import { Instance } from "@cdktf/provider-aws/lib/instance";
-import { Annotations, Token } from "cdktf";
+import { Annotations, DataAwsRegion, Instance, Token } from "./core";
 import { Construct } from "constructs";
 import { DEFAULT_NIXOS_RELEASE, NixosArchitecture, validateRelease } from "../aws/nixos-ami-names";
-import { DataAwsRegion } from "@cdktf/provider-aws/lib/data-aws-region";
 import { architectureOfInstanceType } from "./instance-architecture";
 import { NixosDeployment, type NixosDeploymentOptions } from "./nixos-deployment";
 import type { INixosBinaryCache } from "./nixos-binary-cache";

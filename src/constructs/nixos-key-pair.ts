@@ -2,7 +2,7 @@ import { ValidationError } from "./validation-error";
 import { execFileSync } from "node:child_process";
 import { existsSync, mkdirSync, statSync } from "node:fs";
 import { dirname } from "node:path";
-import { KeyPair } from "@cdktf/provider-aws/lib/key-pair";
+import { KeyPair } from "./core";
 import { Construct } from "constructs";
 import { keyFilePath } from "../spec/key-spec";
 import { privateKeyFileProblem, readSmallFileSync } from "../spec/private-key-file";

@@ -1,6 +1,5 @@
 import { ValidationError } from "./validation-error";
-import { SecurityGroup, type SecurityGroupIngress } from "@cdktf/provider-aws/lib/security-group";
-import { Annotations, Token } from "cdktf";
+import { Annotations, SecurityGroup, Token, type SecurityGroupIngress } from "./core";
 import { Construct } from "constructs";
 import { checkProps, securityGroupProps } from "./prop-types";
 import { validateCidr, validatePort } from "./validation";

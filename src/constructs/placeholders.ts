@@ -1,4 +1,4 @@
-import { Token } from "cdktf";
+import { Token } from "./core";
 
 /** Apply-time values become stable placeholder strings for the synth-time evaluation. */
 export function withPlaceholders(args: { [name: string]: unknown }): Record<string, unknown> {

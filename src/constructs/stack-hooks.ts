@@ -1,9 +1,8 @@
 import { join } from "node:path";
-import type { TerraformStack } from "cdktf";
-import type { ISynthesisSession } from "cdktf/lib/synthesize/types";
+import type { ISynthesisSession, TerraformStack } from "./core";
 
 /**
- * The one place cdktf-nixos reaches into cdktf's internals (a CDK Terrain build swaps this file's imports only).
+ * The one place cdktf-nixos reaches into the CDK core's internals (members cdktf 0.21 and cdktn 0.24 both have).
  * cdktf has no public hook for "before tokens resolve" or "next to the stack's cdk.tf.json", and a deployment needs
  * both: its Nix evaluation must run before cdktf resolves the derivation token (an error thrown while resolving comes
  * wrapped in "Resolution error" and a long stack), and its manifest belongs beside the stack it deploys.

@@ -1,6 +1,6 @@
 import { ValidationError } from "./validation-error";
 import { isIPv4, isIPv6 } from "node:net";
-import { Token } from "cdktf";
+import { Token } from "./core";
 import { isPort } from "../spec/target";
 
 /** Throws unless `cidr` is an IPv4 or IPv6 CIDR block; tokens (values known at apply) pass. */
