@@ -1,8 +1,7 @@
 import { Command, CommanderError } from "commander";
-import { readFileSync } from "node:fs";
-import { join } from "node:path";
 import { defaultDependencies } from "../deploy/default-dependencies";
 import { DeployError, EXIT_CODES, UserInputError, exitCodeOf } from "../errors";
+import { flavour } from "../flavour";
 import { registerAmiCommand } from "./commands/ami";
 import { registerDeployCommand, type DependencyFactory } from "./commands/deploy";
 import { registerForgetHostKeysCommand } from "./commands/forget-host-keys";
@@ -20,11 +19,6 @@ import { refuseRepeatedOptions } from "./repeated-options";
 
 export { EXIT_CODES };
 
-function packageVersion(): string {
-  const pkg = JSON.parse(readFileSync(join(__dirname, "..", "..", "package.json"), "utf8")) as { version: string };
-  return pkg.version;
-}
-
 /** push: the deploy dependencies plus one evaluation and build for the whole fleet. */
 const defaultPushDependencies: PushDependencyFactory = (options) => ({
   ...defaultDependencies(options),
@@ -39,7 +33,7 @@ export function buildProgram(
 ): Command {
   const program = new Command("cdktf-nixos")
     .description("Deploy NixOS to AWS: look up NixOS AMIs, push NixOS configurations to hosts over SSH, run a host as a local VM and test the fleet")
-    .version(packageVersion())
+    .version(flavour().version)
     .exitOverride()
     .configureOutput({
       writeOut: (s) => output.stdout.write(s),

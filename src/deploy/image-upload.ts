@@ -12,6 +12,7 @@ import type { Host } from "./host";
 import type { HostDependencies } from "./request";
 import { moduleArgsExpression } from "../nix/system";
 import type { Redact } from "../redact";
+import { cdkCli } from "../flavour";
 
 /**
  * What `terraform apply` runs for NixosImage.fromConfiguration: the image evaluated again from its source (the
@@ -78,7 +79,7 @@ export async function uploadImage(request: ImageUploadRequest, deps: ImageUpload
   const drvPath = await deps.instantiate(expression, args);
   if (drvPath !== request.drvPath) {
     throw new EvaluateError(`the image evaluates to ${drvPath} now, but the stack was synthesized for ${request.drvPath}: ` +
-      "its configuration changed since cdktf synth; synthesize and plan again (cdktf deploy does both)");
+      `its configuration changed since ${cdkCli()} synth; synthesize and plan again (${cdkCli()} deploy does both)`);
   }
   deps.log(`building ${drvPath}`);
   const built = await deps.realise(drvPath);

@@ -1,4 +1,5 @@
 import type { DeploymentManifest, DeploymentSpec } from "../spec/manifest";
+import { cdkCli } from "../flavour";
 
 /**
  * The hosts of one synthesized stack, each with the values Terraform applied to it. Pure: the manifest and the
@@ -93,7 +94,7 @@ export function resolveInventory(manifest: DeploymentManifest, state: TerraformS
     const base = { name, spec, tags: spec.tags };
     const input = applied.get(spec.resource);
     if (!applied.has(spec.resource) || input === undefined) {
-      return { ...base, applied: { created: false, reason: "not created — run cdktf deploy" } };
+      return { ...base, applied: { created: false, reason: `not created — run ${cdkCli()} deploy` } };
     }
     const missing: string[] = [];
     const fromState = <T>(value: T, stateValue: unknown, what: string, field: Parameters<typeof isApplied>[1]): T => {
@@ -108,7 +109,7 @@ export function resolveInventory(manifest: DeploymentManifest, state: TerraformS
     const instanceId = spec.instanceId === undefined ? undefined : fromState(spec.instanceId, input.instance_id, "instanceId", "deployment-field");
     const region = spec.region === undefined ? undefined : fromState(spec.region, input.region, "region", "deployment-field") || undefined;
     if (missing.length > 0) {
-      return { ...base, applied: { created: false, reason: `${missing.join(", ")} not applied yet — run cdktf deploy` } };
+      return { ...base, applied: { created: false, reason: `${missing.join(", ")} not applied yet — run ${cdkCli()} deploy` } };
     }
     return { ...base, applied: { created: true, host, moduleArgs, instanceId, region } };
   });

@@ -3,9 +3,10 @@ import { UserInputError } from "../errors";
 import { spawn } from "node:child_process";
 import { accessSync, constants, existsSync, readFileSync, realpathSync, statSync } from "node:fs";
 import { readFile } from "node:fs/promises";
-import { join, relative, resolve as resolvePath } from "node:path";
+import { basename, join, relative, resolve as resolvePath } from "node:path";
 import { MANIFEST_FILE, MANIFEST_VERSION, type DeploymentManifest } from "../spec/manifest";
 import { changedSource } from "../spec/synthesis";
+import { cdkCli, flavour } from "../flavour";
 import type { TerraformShowState } from "./inventory";
 
 /** The user's cdktf project cannot be read as asked (no cdktf.json, no such stack, synth failed, …). */
@@ -27,9 +28,16 @@ interface CdktfJson {
   readonly output?: string;
 }
 
-function cdktfCommand(projectDir: string): string {
-  const local = join(projectDir, "node_modules", ".bin", "cdktf");
-  return existsSync(local) ? local : "cdktf";
+/**
+ * The CDK CLI that synthesizes the project: the project's own (cdktn's or cdktf's, this package's kind first), else
+ * this package's kind from PATH.
+ */
+export function cdkCommand(projectDir: string, own: "cdktf" | "cdktn" = cdkCli()): string {
+  for (const cli of [own, own === "cdktf" ? "cdktn" : "cdktf"]) {
+    const local = join(projectDir, "node_modules", ".bin", cli);
+    if (existsSync(local)) return local;
+  }
+  return own;
 }
 
 /** Lines that are noise around the app's error: spinner frames, stack frames, Node's crash banner. */
@@ -59,15 +67,16 @@ export function synthError(output: string): string {
 /** Runs `cdktf synth` in the project; its output comes back only when it fails. */
 function synthesize(projectDir: string): Promise<void> {
   return new Promise((resolve, reject) => {
-    const command = cdktfCommand(projectDir);
+    const command = cdkCommand(projectDir);
+    const cli = basename(command);
     const child = spawn(command, ["synth"], { cwd: projectDir, env: { ...process.env, CHECKPOINT_DISABLE: "1" }, stdio: ["ignore", "pipe", "pipe"] });
     let output = "";
     child.stdout.on("data", (c: Buffer) => (output = (output + c.toString()).slice(-65_536)));
     child.stderr.on("data", (c: Buffer) => (output = (output + c.toString()).slice(-65_536)));
-    child.on("error", (err) => reject(new ProjectError(`cannot run ${command} synth: ${err.message} (install cdktf-cli, or synthesize first and pass --no-synth)`)));
+    child.on("error", (err) => reject(new ProjectError(`cannot run ${command} synth: ${err.message} (install ${flavour().cdkCliPackage}, or synthesize first and pass --no-synth)`)));
     child.on("close", (code) => {
       if (code === 0) resolve();
-      else reject(new ProjectError(`cdktf synth failed (exit ${code}):\n${synthError(output)}\n(cdktf synth in ${projectDir} shows all it said)`));
+      else reject(new ProjectError(`${cli} synth failed (exit ${code}):\n${synthError(output)}\n(${cli} synth in ${projectDir} shows all it said)`));
     });
   });
 }
@@ -143,17 +152,17 @@ export async function loadStack(
   const stale = mode === "always" ? undefined : await staleSynthesis(projectDir, output, ignored);
   let synth: string;
   if (mode === "never") {
-    if (stale?.kind === "missing") throw new ProjectError(`${shown} is missing: run cdktf synth (or leave out --no-synth)`);
+    if (stale?.kind === "missing") throw new ProjectError(`${shown} is missing: run ${cdkCli()} synth (or leave out --no-synth)`);
     if (stale?.kind === "version") throw new ProjectError(`${stale.why}: synthesize again (--synth)`);
     if (stale?.kind === "elsewhere") throw new ProjectError(`${stale.why}: its configurations, keys and state are that directory's; synthesize here (leave out --no-synth)`);
     synth = "using the existing synthesis (--no-synth)";
   } else if (mode === "always" || stale !== undefined) {
     synth = mode === "always" ? "synthesized (--synth)" : `synthesized: ${stale!.why}`;
-    onSynthesizing(synth.replace(/^synthesized/, "synthesizing (cdktf synth)"));
+    onSynthesizing(synth.replace(/^synthesized/, `synthesizing (${basename(cdkCommand(projectDir))} synth)`));
     await runSynth(projectDir);
     const after = await staleSynthesis(projectDir, output, ignored, false);
     if (after?.kind === "elsewhere" || after?.kind === "version" || after?.kind === "missing") {
-      throw new ProjectError(`cdktf synth in ${projectDir} ran, but ${after.why}: check the app's output directory (cdktf.json "output")`);
+      throw new ProjectError(`${basename(cdkCommand(projectDir))} synth in ${projectDir} ran, but ${after.why}: check the app's output directory (cdktf.json "output")`);
     }
   } else {
     synth = `using ${shown} (up to date with the sources)`;
@@ -264,10 +273,10 @@ export function readTerraformState(stackDir: string): Promise<TerraformShowState
         if (/Backend initialization required|Backend configuration changed/.test(stderr) &&
           (existsSync(join(stackDir, ".terraform")) || localStateExists(stackDir))) {
           reject(new BackendMovedError(`terraform show -json in ${stackDir} failed: ${reason}. The stack is not initialized for its backend here ` +
-            `(a copied or moved project, a changed backend, or .terraform removed): run terraform init in ${stackDir} (cdktf diff does it), then try again`));
+            `(a copied or moved project, a changed backend, or .terraform removed): run terraform init in ${stackDir} (${cdkCli()} diff does it), then try again`));
           return;
         }
-        const hint = tmpdirProblem() ?? "Has the stack been deployed (cdktf deploy) from here?";
+        const hint = tmpdirProblem() ?? `Has the stack been deployed (${cdkCli()} deploy) from here?`;
         reject(new ProjectError(`terraform show -json in ${stackDir} failed: ${reason}. ${hint}`));
         return;
       }

@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { MANIFEST_FILE, MANIFEST_VERSION } from "../../src/spec/manifest";
 import { synthesisRecord } from "../../src/spec/synthesis";
-import { loadStack, synthError, tmpdirProblem } from "../../src/fleet/project";
+import { cdkCommand, loadStack, synthError, tmpdirProblem } from "../../src/fleet/project";
 
 const dirs: string[] = [];
 afterEach(() => {
@@ -146,6 +146,31 @@ describe("loadStack", () => {
     const dir = project(["fleet"]);
     writeFileSync(join(dir, "cdktf.out", "stacks", "fleet", MANIFEST_FILE), '{"version": 3, "stack": "fl');
     await expect(loadStack(dir, "fleet", "never")).rejects.toThrow(new RegExp(`^${join(dir, "cdktf.out", "stacks", "fleet", MANIFEST_FILE)} cannot be read \\(.*\\): synthesize again \\(--synth\\)$`));
+  });
+});
+
+describe("cdkCommand", () => {
+  const project = (...clis: string[]) => {
+    const dir = mkdtempSync(join(tmpdir(), "cdk-cli-"));
+    dirs.push(dir);
+    mkdirSync(join(dir, "node_modules", ".bin"), { recursive: true });
+    for (const cli of clis) writeFileSync(join(dir, "node_modules", ".bin", cli), "#!/bin/sh\n", { mode: 0o755 });
+    return dir;
+  };
+
+  it("takes the project's own CLI, this package's kind first, else this package's kind from PATH", () => {
+    const both = project("cdktf", "cdktn");
+    expect(cdkCommand(both, "cdktn")).toBe(join(both, "node_modules", ".bin", "cdktn"));
+    expect(cdkCommand(both, "cdktf")).toBe(join(both, "node_modules", ".bin", "cdktf"));
+    // a cdktf project with cdktn-nixos installed (mid-migration) still synthesizes with the CLI it has
+    const cdktfOnly = project("cdktf");
+    expect(cdkCommand(cdktfOnly, "cdktn")).toBe(join(cdktfOnly, "node_modules", ".bin", "cdktf"));
+    expect(cdkCommand(project(), "cdktn")).toBe("cdktn");
+    expect(cdkCommand(project(), "cdktf")).toBe("cdktf");
+  });
+
+  it("is cdktf's in this repository, whose package is cdktf-nixos", () => {
+    expect(cdkCommand(project())).toBe("cdktf");
   });
 });
 
