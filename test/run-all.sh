@@ -55,6 +55,8 @@ npm ci --no-audit --no-fund --loglevel=error
 say "lint + typecheck + build"
 npx eslint .
 npx tsc -p tsconfig.json --noEmit
+# the CDK Terrain package (cdktn-nixos) is built from the same sources: they must typecheck against cdktn too
+npx tsc -p tsconfig.build-cdktn.json --noEmit
 npm run --silent build
 
 # The systemd targets' root filesystem: built once per machine (debootstrap from Debian's mirror), then reused.
