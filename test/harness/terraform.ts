@@ -49,3 +49,13 @@ export async function useEc2Endpoint(stackDir: string, endpoint: string): Promis
     },
   }, null, 2));
 }
+
+/**
+ * Requires another version of a provider than the synthesized stack does (a Terraform override file): cdktn's AWS
+ * bindings target hashicorp/aws 6.x, this machine's offline mirror has 5.100.0 only.
+ */
+export async function pinProviderVersion(stackDir: string, provider: string, version: string): Promise<void> {
+  await writeFile(join(stackDir, "zz_provider_version_override.tf.json"), JSON.stringify({
+    terraform: { required_providers: { [provider]: { source: `hashicorp/${provider}`, version } } },
+  }, null, 2));
+}
