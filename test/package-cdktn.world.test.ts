@@ -218,6 +218,18 @@ try {
     // never deployed: the state is not there, and the hint names the CLI this project has
     expect(status.exitCode).toBe(2);
     expect(status.stderr).toContain("Has the stack been deployed (cdktn deploy) from here?");
+
+    // a failing app: cdktn's error, alone, named as cdktn's
+    const main = await readFile(join(apps.cdktn, "main.js"), "utf8");
+    await writeFile(join(apps.cdktn, "main.js"), `throw new Error("the app broke here");\n${main}`);
+    try {
+      const broken = await run(join(apps.cdktn, "node_modules", ".bin", "cdktf-nixos"), ["status", "fleet"], { cwd: apps.cdktn, env: env("cdktn"), check: false });
+      expect(broken.exitCode).toBe(2);
+      expect(broken.stderr).toContain("synthesizing (cdktn synth): main.js changed since the last synth");
+      expect(broken.stderr).toContain(`cdktf-nixos: cdktn synth failed (exit 1):\n${apps.cdktn}/main.js:1\nthrow new Error("the app broke here");\nError: the app broke here\n(cdktn synth in ${apps.cdktn} shows all it said)`);
+    } finally {
+      await writeFile(join(apps.cdktn, "main.js"), main);
+    }
   });
 
   // last: it turns the cdktf app into a cdktn app
