@@ -87,14 +87,19 @@ export function recordedInputs(state: TerraformShowState): Map<string, Deploymen
  * uses what the code says now), Terraform values (addresses, instance ids, injected values) from what was applied.
  * A deployment Terraform has not applied yet is "not created", never guessed.
  */
-export function resolveInventory(manifest: DeploymentManifest, state: TerraformShowState): FleetHost[] {
+export function resolveInventory(
+  manifest: DeploymentManifest,
+  state: TerraformShowState,
+  /** The CDK CLI a "not created" host's reason tells the user to deploy with (this package's kind). */
+  cdk: "cdktf" | "cdktn" = cdkCli(),
+): FleetHost[] {
   const applied = recordedInputs(state);
   return manifest.deployments.map((spec): FleetHost => {
     const name = hostName(manifest.stack, spec.id);
     const base = { name, spec, tags: spec.tags };
     const input = applied.get(spec.resource);
     if (!applied.has(spec.resource) || input === undefined) {
-      return { ...base, applied: { created: false, reason: `not created — run ${cdkCli()} deploy` } };
+      return { ...base, applied: { created: false, reason: `not created — run ${cdk} deploy` } };
     }
     const missing: string[] = [];
     const fromState = <T>(value: T, stateValue: unknown, what: string, field: Parameters<typeof isApplied>[1]): T => {
@@ -109,7 +114,7 @@ export function resolveInventory(manifest: DeploymentManifest, state: TerraformS
     const instanceId = spec.instanceId === undefined ? undefined : fromState(spec.instanceId, input.instance_id, "instanceId", "deployment-field");
     const region = spec.region === undefined ? undefined : fromState(spec.region, input.region, "region", "deployment-field") || undefined;
     if (missing.length > 0) {
-      return { ...base, applied: { created: false, reason: `${missing.join(", ")} not applied yet — run ${cdkCli()} deploy` } };
+      return { ...base, applied: { created: false, reason: `${missing.join(", ")} not applied yet — run ${cdk} deploy` } };
     }
     return { ...base, applied: { created: true, host, moduleArgs, instanceId, region } };
   });

@@ -64,6 +64,10 @@ describe("resolveInventory", () => {
   it("reads an empty state (nothing applied) as nothing created", () => {
     expect(resolveInventory(manifest, {}).map((h) => h.applied.created)).toEqual([false, false, false]);
   });
+
+  it("tells a cdktn-nixos user to run cdktn deploy", () => {
+    expect(resolveInventory(manifest, {}, "cdktn")[0].applied).toEqual({ created: false, reason: "not created — run cdktn deploy" });
+  });
 });
 
 function readyHost(name: string, overrides: Partial<DeploymentSpec> = {}): FleetHost {
