@@ -158,11 +158,12 @@ export async function loadStack(
     synth = "using the existing synthesis (--no-synth)";
   } else if (mode === "always" || stale !== undefined) {
     synth = mode === "always" ? "synthesized (--synth)" : `synthesized: ${stale!.why}`;
-    onSynthesizing(synth.replace(/^synthesized/, `synthesizing (${basename(cdkCommand(projectDir))} synth)`));
+    const cli = basename(cdkCommand(projectDir));
+    onSynthesizing(synth.replace(/^synthesized/, `synthesizing (${cli} synth)`));
     await runSynth(projectDir);
     const after = await staleSynthesis(projectDir, output, ignored, false);
     if (after?.kind === "elsewhere" || after?.kind === "version" || after?.kind === "missing") {
-      throw new ProjectError(`${basename(cdkCommand(projectDir))} synth in ${projectDir} ran, but ${after.why}: check the app's output directory (cdktf.json "output")`);
+      throw new ProjectError(`${cli} synth in ${projectDir} ran, but ${after.why}: check the app's output directory (cdktf.json "output")`);
     }
   } else {
     synth = `using ${shown} (up to date with the sources)`;
